@@ -1,0 +1,314 @@
+"""The one settings module: every value comes from the environment.
+
+The defaults run on a laptop with nothing installed (SQLite, in-process Celery,
+emails printed to the console). Production differs only by environment
+variables; the README lists each of them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DJANGO_DEBUG", True)
+
+
+def secret(name: str, default: str, how: str) -> str:
+    """Read a secret; outside DEBUG a missing one stops the process with its name."""
+    value = env(name)
+    if value:
+        return value
+    if DEBUG:
+        return default
+    raise ImproperlyConfigured(f"{name} is not set. {how}")
+
+
+# --- core -------------------------------------------------------------------
+
+SECRET_KEY = secret(
+    "DJANGO_SECRET_KEY",
+    "insecure-laptop-only-key-change-me-0123456789abcdefghijklmnopqrstuvwxyz",
+    "Set it to a long random string, e.g. "
+    "`python -c 'import secrets; print(secrets.token_urlsafe(64))'`.",
+)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+SITE_URL = env("SITE_URL", "http://localhost:8000").rstrip("/")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", SITE_URL)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django.contrib.sitemaps",
+    "django.contrib.postgres",
+    "anymail",
+    "newsroom",
+    "donations",
+    "subscriptions",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.http.ConditionalGetMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "newsroom.urls"
+WSGI_APPLICATION = "newsroom.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+                "newsroom.context_processors.site",
+            ],
+        },
+    },
+]
+
+# --- data -------------------------------------------------------------------
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USING_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+REDIS_URL = env("REDIS_URL")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env("CACHE_KEY_PREFIX", "newsroom"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Anonymous pages are cached whole for this many seconds, server-side and by a CDN
+# (`s-maxage`); publishing or editing an article makes them fresh at once.
+PAGE_CACHE_SECONDS = env_int("PAGE_CACHE_SECONDS", 300)
+
+# --- celery -----------------------------------------------------------------
+
+CELERY_BROKER_URL = env("CELERY_BROKER_URL")
+# Without a broker every task runs in-process, at the moment it is enqueued.
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = False
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TIMEZONE = "UTC"
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # A task taken by a worker that dies is redelivered after this many seconds.
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+}
+CELERY_TASK_ROUTES = {
+    "subscriptions.digest_send_batch": {"queue": "digests"},
+}
+CELERY_BEAT_SCHEDULE = {
+    "flush-appeal-counters": {
+        "task": "donations.appeal_counters_flush",
+        "schedule": 60.0,
+    },
+    "reconcile-stripe": {
+        "task": "donations.reconcile_stripe",
+        "schedule": crontab(hour=3, minute=15),
+    },
+    "giving-statements": {
+        "task": "donations.giving_statements_send",
+        "schedule": crontab(month_of_year=1, day_of_month=5, hour=9, minute=0),
+    },
+    "confirmation-reminders": {
+        "task": "subscriptions.confirmation_reminders_send",
+        "schedule": crontab(minute="*/15"),
+    },
+    "plan-digests": {
+        "task": "subscriptions.digest_plan",
+        "schedule": crontab(minute="*/5"),
+    },
+}
+
+# --- email ------------------------------------------------------------------
+
+EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "emails"))
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Mideast Daily <daily@newsroom.example>")
+SERVER_EMAIL = env("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
+# The mailbox that receives `mailto:` unsubscribe requests (RFC 2369 List-Unsubscribe).
+UNSUBSCRIBE_MAILTO = env("UNSUBSCRIBE_MAILTO", "unsubscribe@newsroom.example")
+
+# Every ANYMAIL_* variable is handed to django-anymail as it is, e.g.
+# ANYMAIL_MAILGUN_API_KEY, ANYMAIL_POSTMARK_SERVER_TOKEN, ANYMAIL_WEBHOOK_SECRET.
+ANYMAIL = {
+    key.removeprefix("ANYMAIL_"): value
+    for key, value in os.environ.items()
+    if key.startswith("ANYMAIL_") and value
+}
+ANYMAIL.setdefault("WEBHOOK_SECRET", secret(
+    "ANYMAIL_WEBHOOK_SECRET",
+    "laptop:webhook",
+    "Set it to `user:password`, the basic-auth credentials your ESP's tracking "
+    "webhook is configured to send.",
+))
+# How many recipients the ESP takes in one batch call (Postmark 500, Mailgun and
+# SendGrid 1000, Amazon SES 50).
+ESP_BATCH_SIZE = env_int("ESP_BATCH_SIZE", 500)
+
+# --- stripe -----------------------------------------------------------------
+
+STRIPE_SECRET_KEY = secret(
+    "STRIPE_SECRET_KEY",
+    "",
+    "Set it to the secret key (sk_live_... or sk_test_...) from the Stripe dashboard.",
+)
+STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY")
+STRIPE_WEBHOOK_SECRET = secret(
+    "STRIPE_WEBHOOK_SECRET",
+    "whsec_laptop_only",
+    "Set it to the signing secret (whsec_...) of the webhook endpoint in Stripe.",
+)
+# Point the SDK at another API host (a local mock); empty means Stripe itself.
+STRIPE_API_BASE = env("STRIPE_API_BASE")
+
+# --- the organisation ---------------------------------------------------------
+
+NEWSROOM_NAME = env("NEWSROOM_NAME", "The Levant Ledger")
+ORG_LEGAL_NAME = env("ORG_LEGAL_NAME", "Levant Ledger Media Foundation, Inc.")
+ORG_ADDRESS = env("ORG_ADDRESS", "1200 Harbour Street, Suite 4, Portland, ME 04101, USA")
+ORG_TAX_ID = env("ORG_TAX_ID", "EIN 00-0000000")
+THANK_YOU_SIGNER_NAME = env("THANK_YOU_SIGNER_NAME", "Miriam Haddad")
+THANK_YOU_SIGNER_TITLE = env("THANK_YOU_SIGNER_TITLE", "Founder and President")
+
+# --- donations --------------------------------------------------------------
+
+DONATION_CURRENCY = env("DONATION_CURRENCY", "usd")
+DONATION_MIN_CENTS = env_int("DONATION_MIN_CENTS", 500)
+DONATION_MAX_CENTS = env_int("DONATION_MAX_CENTS", 2_500_000)
+# What Stripe charges, so a donor can cover it: percent in basis points + fixed cents.
+DONATION_FEE_BASIS_POINTS = env_int("DONATION_FEE_BASIS_POINTS", 290)
+DONATION_FEE_FIXED_CENTS = env_int("DONATION_FEE_FIXED_CENTS", 30)
+APPEAL_DISMISS_DAYS = env_int("APPEAL_DISMISS_DAYS", 7)
+CHECKOUT_RATE_LIMIT_PER_IP = env("CHECKOUT_RATE_LIMIT_PER_IP", "10/10m")
+CHECKOUT_RATE_LIMIT_PER_EMAIL = env("CHECKOUT_RATE_LIMIT_PER_EMAIL", "5/10m")
+# Dotted path to a callable(request) -> bool that checks a CAPTCHA; empty is off.
+CHECKOUT_CAPTCHA_CHECK = env("CHECKOUT_CAPTCHA_CHECK")
+
+# --- subscriptions ----------------------------------------------------------
+
+SUBSCRIPTIONS_CONFIRM_MAX_AGE_DAYS = env_int("SUBSCRIPTIONS_CONFIRM_MAX_AGE_DAYS", 7)
+
+# --- web --------------------------------------------------------------------
+
+# The site's language; with "ar" or "he" every page is laid out right-to-left.
+# Articles and newsletters also carry their own language.
+LANGUAGE_CODE = env("LANGUAGE_CODE", "en")
+LANGUAGES = [("en", "English"), ("ar", "العربية"), ("he", "עברית")]
+TIME_ZONE = env("TIME_ZONE", "Asia/Jerusalem")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "media")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+# A 10 MB form field is refused before it is read whole.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
+LOGIN_URL = "admin:login"
+
+# --- security (production is everything with DJANGO_DEBUG off) ----------------
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
+X_FRAME_OPTIONS = "DENY"
+if env("SECURE_PROXY_SSL_HEADER"):
+    # e.g. "HTTP_X_FORWARDED_PROTO,https" behind a proxy that terminates TLS.
+    SECURE_PROXY_SSL_HEADER = tuple(env_list("SECURE_PROXY_SSL_HEADER"))
+if not DEBUG:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

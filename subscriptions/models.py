@@ -1,0 +1,316 @@
+"""Readers known by email: newsletters, subscriptions, follows, consent, suppression, digests."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+
+def email_hash(email: str) -> str:
+    """The SHA-256 of a normalised address: what the suppression list keeps."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+class Newsletter(models.Model):
+    class Cadence(models.TextChoices):
+        DAILY = "daily", "Every day"
+        WEEKDAYS = "weekdays", "Monday to Friday"
+        WEEKLY = "weekly", "Once a week"
+
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=80, unique=True)
+    description = models.TextField(blank=True)
+    cadence = models.CharField(max_length=10, choices=Cadence.choices, default=Cadence.DAILY)
+    send_hour = models.PositiveSmallIntegerField(
+        default=6, help_text="The local hour (0-23) at which each subscriber receives it."
+    )
+    language = models.CharField(
+        max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
+    )
+    active = models.BooleanField(default=True)
+    top_stories_count = models.PositiveSmallIntegerField(default=3)
+    section_cap = models.PositiveSmallIntegerField(
+        default=3, help_text="At most this many articles per category or topic section."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(send_hour__lte=23), name="newsletter_send_hour_0_23"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Subscriber(models.Model):
+    email = models.EmailField(max_length=254, unique=True)
+    name = models.CharField(max_length=120, blank=True)
+    time_zone = models.CharField(max_length=64, default=settings.TIME_ZONE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    paused_until = models.DateTimeField(null=True, blank=True)
+    confirmation_sent_at = models.DateTimeField(null=True, blank=True)
+    reminder_sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class Subscription(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for confirmation"
+        ACTIVE = "active", "Active"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.CASCADE, related_name="subscriptions"
+    )
+    newsletter = models.ForeignKey(
+        Newsletter, on_delete=models.CASCADE, related_name="subscriptions"
+    )
+    status = models.CharField(max_length=14, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscriber", "newsletter"], name="subscription_once_per_newsletter"
+            ),
+        ]
+        indexes = [models.Index(fields=["newsletter", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber} → {self.newsletter}"
+
+
+class Follow(models.Model):
+    """A category or a topic a subscriber follows, in the order they chose it."""
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="follows")
+    category = models.ForeignKey(
+        "newsroom.Category", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    topic = models.ForeignKey(
+        "newsroom.Topic", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(category__isnull=False, topic__isnull=True))
+                | (Q(category__isnull=True, topic__isnull=False)),
+                name="follow_category_xor_topic",
+            ),
+            models.UniqueConstraint(
+                fields=["subscriber", "category"],
+                condition=Q(category__isnull=False),
+                name="follow_category_once",
+            ),
+            models.UniqueConstraint(
+                fields=["subscriber", "topic"],
+                condition=Q(topic__isnull=False),
+                name="follow_topic_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber} follows {self.category or self.topic}"
+
+
+class ConsentText(models.Model):
+    """One version of the consent wording shown on a form, stored once by its hash."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.sha256[:12]} ({self.created_at:%Y-%m-%d})"
+
+
+class ConsentRecord(models.Model):
+    """An append-only line of what a reader agreed to, when, and from where."""
+
+    class Action(models.TextChoices):
+        SUBSCRIBE = "subscribe", "Subscribed"
+        CONFIRM = "confirm", "Confirmed"
+        UNSUBSCRIBE = "unsubscribe", "Unsubscribed"
+        PREFERENCE_CHANGE = "preference_change", "Changed preferences"
+
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.CASCADE, related_name="consent_records"
+    )
+    newsletter = models.ForeignKey(
+        Newsletter, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=20, choices=Action.choices)
+    at = models.DateTimeField(auto_now_add=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+    source = models.CharField(max_length=100, blank=True, help_text="The form or link used.")
+    consent_text = models.ForeignKey(
+        ConsentText, null=True, blank=True, on_delete=models.PROTECT, related_name="records"
+    )
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber} {self.action} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class Suppression(models.Model):
+    """An address that must never be emailed again; only its hash is kept."""
+
+    class Reason(models.TextChoices):
+        HARD_BOUNCE = "hard_bounce", "Hard bounce"
+        SOFT_BOUNCES = "soft_bounces", "Repeated soft bounces"
+        COMPLAINT = "complaint", "Spam complaint"
+        DELETED = "deleted", "Reader deleted their data"
+        MANUAL = "manual", "Added by staff"
+
+    email_sha256 = models.CharField(max_length=64, unique=True)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email_sha256[:12]}… ({self.get_reason_display()})"
+
+
+class TrackingEvent(models.Model):
+    """An ESP's report about a message (delivered, opened, bounced, ...), stored once."""
+
+    esp_event_id = models.CharField(max_length=200, unique=True)
+    event_type = models.CharField(max_length=30, db_index=True)
+    esp_name = models.CharField(max_length=40, blank=True)
+    recipient = models.EmailField(max_length=254, blank=True, db_index=True)
+    message_id = models.CharField(max_length=200, blank=True, db_index=True)
+    edition = models.ForeignKey(
+        "Edition", null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    reject_reason = models.CharField(max_length=40, blank=True)
+    description = models.TextField(blank=True)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    payload = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.recipient}"
+
+
+class Edition(models.Model):
+    """One issue of a newsletter for one date, its contents frozen when composed."""
+
+    class State(models.TextChoices):
+        COMPOSED = "composed", "Composed"
+        SENDING = "sending", "Sending"
+        PAUSED = "paused", "Paused"
+        SENT = "sent", "Sent"
+        SKIPPED = "skipped", "Skipped: nothing new"
+
+    newsletter = models.ForeignKey(Newsletter, on_delete=models.CASCADE, related_name="editions")
+    date = models.DateField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.COMPOSED)
+    composed_at = models.DateTimeField(auto_now_add=True)
+    cutoff_start = models.DateTimeField(
+        null=True, blank=True, help_text="Articles published after this time are new."
+    )
+    cutoff_end = models.DateTimeField()
+    # {"top": [article ids], "categories": {id: [ids]}, "topics": {id: [ids]}}
+    contents = models.JSONField(default=dict)
+    skip_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-date"]
+        constraints = [
+            models.UniqueConstraint(fields=["newsletter", "date"], name="edition_once_per_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.newsletter} — {self.date:%Y-%m-%d}"
+
+    def get_absolute_url(self) -> str:
+        return reverse(
+            "subscriptions:edition",
+            kwargs={"slug": self.newsletter.slug, "date": self.date.isoformat()},
+        )
+
+
+class DeliveryBatch(models.Model):
+    """Up to one ESP call's worth of deliveries sharing the same content."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        IN_DOUBT = "in_doubt", "In doubt"
+
+    edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="batches")
+    group_key = models.CharField(max_length=64, help_text="The followed set this batch renders.")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"batch {self.pk} of {self.edition} ({self.state})"
+
+
+class Delivery(models.Model):
+    """One subscriber's copy of one edition: the exactly-once record."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        CLAIMED = "claimed", "Being sent"
+        SENT = "sent", "Sent"
+        SUPPRESSED = "suppressed", "Suppressed"
+        FAILED = "failed", "Failed"
+        IN_DOUBT = "in_doubt", "In doubt"
+
+    edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="deliveries")
+    subscriber = models.ForeignKey(
+        Subscriber, null=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    batch = models.ForeignKey(
+        DeliveryBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    esp_message_id = models.CharField(max_length=200, blank=True, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["edition", "subscriber"], name="delivery_once_per_edition"
+            ),
+        ]
+        indexes = [models.Index(fields=["edition", "state"])]
+
+    def __str__(self) -> str:
+        return f"{self.edition} → {self.subscriber_id} ({self.state})"

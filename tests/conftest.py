@@ -1,0 +1,185 @@
+"""Fixtures every test shares: a clean cache, in-process tasks, a real worker, a real browser.
+
+`REQUIRE_SERVICES=1` (set by .ci/run) turns a missing broker, database server or
+browser into a failure instead of a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+
+from newsroom.celery import app as celery_app
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def skip_or_fail(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (REQUIRE_SERVICES=1: this must run here)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache() -> Iterator[None]:
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _tasks_in_process() -> Iterator[None]:
+    """Run tasks eagerly unless a test asks for the real worker."""
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager = True
+
+
+@pytest.fixture(autouse=True)
+def _media_root(tmp_path, settings) -> None:
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def site_url(settings) -> str:
+    settings.SITE_URL = "https://news.example"
+    return settings.SITE_URL
+
+
+def _worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        skip_or_fail("a real worker needs a database server shared between processes")
+    if not settings.CELERY_BROKER_URL:
+        skip_or_fail("a real worker needs CELERY_BROKER_URL")
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    env = {
+        **os.environ,
+        # The worker talks to the test database pytest-django created.
+        "DATABASE_URL": f"postgres://{auth}{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
+        "DJANGO_SETTINGS_MODULE": "newsroom.settings",
+        "PYTHONPATH": str(ROOT),
+    }
+    env.update(extra or {})
+    return env
+
+
+class WorkerProcess:
+    """A `celery worker` process on the configured broker, which a test may kill."""
+
+    def __init__(self, extra_env: dict[str, str] | None = None, queues: str = "celery,digests"):
+        self.extra_env = extra_env or {}
+        self.queues = queues
+        self.process: subprocess.Popen | None = None
+        self.log = ARTIFACTS / f"worker-{os.getpid()}-{time.monotonic_ns()}.log"
+
+    def start(self) -> WorkerProcess:
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "newsroom", "worker",
+                "-Q", self.queues, "--pool", "solo", "--loglevel", "INFO",
+                "--without-gossip", "--without-mingle", "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=_worker_env(self.extra_env),
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.log.read_text()[-3000:]}")
+            if "ready." in self.log.read_text(errors="replace"):
+                return self
+            time.sleep(0.2)
+        raise RuntimeError(f"worker did not start: {self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL: the worker dies at once, as when a machine is lost."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def celery_worker_factory(transactional_db) -> Iterator:
+    """Start real worker processes; tasks enqueued by the test go through the broker."""
+    _worker_env()  # skip or fail early when the services are missing
+    celery_app.conf.task_always_eager = False
+    celery_app.control.purge()
+    workers: list[WorkerProcess] = []
+
+    def start(extra_env: dict[str, str] | None = None) -> WorkerProcess:
+        worker = WorkerProcess(extra_env).start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+    celery_app.control.purge()
+
+
+@pytest.fixture
+def celery_worker(celery_worker_factory) -> WorkerProcess:
+    return celery_worker_factory()
+
+
+@pytest.fixture
+def browser_page(live_server) -> Iterator:
+    """A Playwright page in Debian's chromium, headless, pointed at the live server."""
+    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+        skip_or_fail(f"no chromium at {CHROMIUM}")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test
+    # makes between page actions are still synchronous and safe.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        context = browser.new_context(base_url=live_server.url)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
