@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+from subscriptions import digest_urls
+
 app_name = "subscriptions"
 
-urlpatterns: list = []
+urlpatterns: list = [
+    *digest_urls.urlpatterns,
+]

@@ -1,0 +1,3 @@
+"""Admin for editions and their sending."""
+
+from __future__ import annotations
