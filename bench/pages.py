@@ -51,13 +51,10 @@ def production_env(*, database_url: str, redis_url: str, page_cache_seconds: int
 
 def ensure_database(database_url: str) -> None:
     name = database_url.rsplit("/", 1)[1]
-    base = database_url.rsplit("/", 1)[0] + "/postgres"
-    exists = subprocess.run(
-        ["psql", base, "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{name}'"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()
-    if not exists:
-        subprocess.run(["psql", base, "-qc", f'CREATE DATABASE "{name}"'], check=True)
+    server = database_url.rsplit("/", 1)[0] + "/postgres"
+    result = subprocess.run(["createdb", "--maintenance-db", server, name], capture_output=True, text=True)
+    if result.returncode and "already exists" not in result.stderr:
+        sys.exit(result.stderr)
 
 
 def prepare_data(env: dict[str, str], scale: int) -> dict[str, str]:
@@ -105,7 +102,7 @@ def start_gunicorn(env: dict[str, str], app: str, port: int, workers: int) -> su
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)  # noqa: S310
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
             return process
         except Exception:
             time.sleep(0.3)
