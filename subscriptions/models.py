@@ -210,6 +210,10 @@ class TrackingEvent(models.Model):
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField(auto_now_add=True)
     payload = models.JSONField(default=dict, blank=True)
+    # What the receiver did with the event (STYLE.md 6: record outcome and error).
+    processed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-occurred_at"]
