@@ -272,8 +272,14 @@ class DeliveryBatch(models.Model):
 
     edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="batches")
     group_key = models.CharField(max_length=64, help_text="The followed set this batch renders.")
+    # [["c", category id] | ["t", topic id], ...] in the readers' follow order: what
+    # the batch renders, frozen when planned so later follow changes cannot split it.
+    followed = models.JSONField(default=list, blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # The Celery task id that moved the batch to "sending". The same id seen again on
+    # a batch still "sending" is the broker redelivering it after its worker died.
+    task_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -307,6 +313,7 @@ class Delivery(models.Model):
     state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
     esp_message_id = models.CharField(max_length=200, blank=True, db_index=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
 
     class Meta:
         constraints = [
