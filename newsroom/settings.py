@@ -211,7 +211,7 @@ ANYMAIL.setdefault("WEBHOOK_SECRET", secret(
 # SendGrid 1000, Amazon SES 50).
 ESP_BATCH_SIZE = env_int("ESP_BATCH_SIZE", 500)
 # How the ESP writes a per-recipient merge field in a batch send's body; FIELD is
-# replaced by the field's name. Postmark, Amazon SES and Brevo-style "{{FIELD}}",
+# replaced by the field's name. Postmark and Amazon SES "{{FIELD}}", Brevo "{{params.FIELD}}",
 # Mailgun "%recipient.FIELD%", Mailjet "[[var:FIELD]]", Mandrill "*|FIELD|*"
 # (anymail docs, "Batch sending/merge and ESP templates").
 ESP_MERGE_FIELD_FORMAT = env("ESP_MERGE_FIELD_FORMAT", "{{FIELD}}")
