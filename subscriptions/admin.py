@@ -1,3 +1,288 @@
+"""Staff views of the audience: subscribers, consent, suppression, ESP events, newsletters."""
+
 from __future__ import annotations
 
-from subscriptions import digest_admin  # noqa: F401  (registers the editions' admin)
+import csv
+from collections.abc import Iterator
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest, StreamingHttpResponse
+from django.urls import path
+from django.utils import timezone
+
+from newsroom.models import Category
+from subscriptions import (
+    digest_admin,  # noqa: F401  (registers the editions' admin)
+    selectors,
+    services,
+)
+from subscriptions.models import (
+    ConsentRecord,
+    ConsentText,
+    Follow,
+    Newsletter,
+    Subscriber,
+    Subscription,
+    Suppression,
+    TrackingEvent,
+    email_hash,
+)
+
+
+class ReadOnlyMixin:
+    """Append-only records: staff read them, nobody edits or deletes them here."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class StatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return selectors.STATUSES
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return selectors.subscribers_by_status(self.value(), queryset)
+        return queryset
+
+
+class NewsletterFilter(admin.SimpleListFilter):
+    title = "newsletter (active)"
+    parameter_name = "newsletter"
+
+    def lookups(self, request, model_admin):
+        return [(str(n.pk), n.name) for n in Newsletter.objects.all()]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(
+                subscriptions__newsletter_id=self.value(),
+                subscriptions__status=Subscription.Status.ACTIVE,
+            ).distinct()
+        return queryset
+
+
+class FollowedCategoryFilter(admin.SimpleListFilter):
+    title = "followed category"
+    parameter_name = "follows_category"
+
+    def lookups(self, request, model_admin):
+        return [(str(c.pk), c.name) for c in Category.objects.all()]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(follows__category_id=self.value()).distinct()
+        return queryset
+
+
+class SubscriptionInline(admin.TabularInline):
+    model = Subscription
+    extra = 0
+    fields = ["newsletter", "status", "created_at", "confirmed_at", "unsubscribed_at"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        # Subscribing is the reader's act (double opt-in), not staff's.
+        return False
+
+
+class FollowInline(admin.TabularInline):
+    model = Follow
+    extra = 0
+    fields = ["category", "topic", "position", "created_at"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ConsentRecordInline(ReadOnlyMixin, admin.TabularInline):
+    model = ConsentRecord
+    extra = 0
+    fields = ["at", "action", "newsletter", "source", "ip_address", "user_agent", "consent_text"]
+    readonly_fields = fields
+    ordering = ["at", "id"]
+    verbose_name_plural = "consent history (read-only)"
+
+
+@admin.register(Subscriber)
+class SubscriberAdmin(admin.ModelAdmin):
+    list_display = ["email", "status", "confirmed_at", "time_zone", "paused_until", "created_at"]
+    search_fields = ["email", "name"]
+    list_filter = [StatusFilter, NewsletterFilter, FollowedCategoryFilter]
+    readonly_fields = [
+        "email",
+        "created_at",
+        "confirmed_at",
+        "confirmation_sent_at",
+        "reminder_sent_at",
+        "suppression",
+    ]
+    fields = [
+        "email",
+        "name",
+        "time_zone",
+        "paused_until",
+        "suppression",
+        "created_at",
+        "confirmed_at",
+        "confirmation_sent_at",
+        "reminder_sent_at",
+    ]
+    inlines = [SubscriptionInline, FollowInline, ConsentRecordInline]
+    change_list_template = "subscriptions/admin/subscriber_change_list.html"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="status")
+    def status(self, obj: Subscriber) -> str:
+        states = {s.status for s in obj.subscriptions.all()}
+        if Subscription.Status.ACTIVE in states:
+            return "active"
+        if Subscription.Status.PENDING in states:
+            return "pending"
+        return "unsubscribed"
+
+    @admin.display(description="suppressed")
+    def suppression(self, obj: Subscriber) -> str:
+        found = Suppression.objects.filter(email_sha256=email_hash(obj.email)).first()
+        return found.get_reason_display() if found else "no"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("subscriptions")
+
+    def delete_model(self, request, obj: Subscriber) -> None:
+        # Deleting a subscriber is what "delete my data" does: the address stays suppressed.
+        services.subscriber_delete(subscriber=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for subscriber in queryset:
+            services.subscriber_delete(subscriber=subscriber)
+
+    def get_urls(self):
+        return [
+            path(
+                "export-confirmed.csv",
+                self.admin_site.admin_view(self.export_confirmed),
+                name="subscriptions_subscriber_export",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        counts = selectors.status_counts()
+        extra_context = {
+            **(extra_context or {}),
+            "status_counts": [(label, counts[key], key) for key, label in selectors.STATUSES],
+        }
+        return super().changelist_view(request, extra_context=extra_context)
+
+    def export_confirmed(self, request: HttpRequest) -> StreamingHttpResponse:
+        """Stream a CSV of confirmed subscribers: rows are written as they are read."""
+
+        class Echo:
+            def write(self, value: str) -> str:
+                return value
+
+        writer = csv.writer(Echo())
+
+        def rows() -> Iterator[str]:
+            yield writer.writerow(
+                ["email", "name", "time_zone", "confirmed_at", "newsletters", "follows"]
+            )
+            for subscriber in selectors.confirmed_subscribers_for_export().iterator(chunk_size=500):
+                yield writer.writerow(
+                    [
+                        subscriber.email,
+                        subscriber.name,
+                        subscriber.time_zone,
+                        subscriber.confirmed_at.isoformat(),
+                        "; ".join(
+                            s.newsletter.name
+                            for s in subscriber.subscriptions.all()
+                            if s.status == Subscription.Status.ACTIVE
+                        ),
+                        "; ".join(str(f.category or f.topic) for f in subscriber.follows.all()),
+                    ]
+                )
+
+        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+        stamp = timezone.now().strftime("%Y-%m-%d")
+        response["Content-Disposition"] = f'attachment; filename="confirmed-subscribers-{stamp}.csv"'
+        return response
+
+
+@admin.register(Newsletter)
+class NewsletterAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "cadence", "send_hour", "language", "active", "active_count"]
+    list_filter = ["active", "cadence"]
+    prepopulated_fields = {"slug": ["name"]}
+
+    @admin.display(description="active subscribers")
+    def active_count(self, obj: Newsletter) -> int:
+        return obj.subscriptions.filter(status=Subscription.Status.ACTIVE).count()
+
+
+@admin.register(ConsentText)
+class ConsentTextAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["sha256", "created_at"]
+    readonly_fields = ["sha256", "text", "created_at"]
+
+
+@admin.register(ConsentRecord)
+class ConsentRecordAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["subscriber", "action", "newsletter", "at", "source", "ip_address"]
+    list_filter = ["action", "newsletter", "source"]
+    search_fields = ["subscriber__email"]
+    list_select_related = ["subscriber", "newsletter"]
+
+
+class SuppressionForm(forms.ModelForm):
+    email = forms.EmailField(help_text="Only its SHA-256 is stored; the address itself is not kept.")
+
+    class Meta:
+        model = Suppression
+        fields = ["reason"]
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(admin.ModelAdmin):
+    list_display = ["email_sha256", "reason", "created_at"]
+    list_filter = ["reason"]
+    search_fields = ["email_sha256"]
+    form = SuppressionForm
+
+    def get_search_results(self, request, queryset, search_term):
+        # Staff search by address; the list holds only hashes, so search by the hash of it.
+        if "@" in search_term:
+            return queryset.filter(email_sha256=email_hash(search_term)), False
+        return super().get_search_results(request, queryset, search_term)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        found = services.suppression_add(email=form.cleaned_data["email"], reason=obj.reason)
+        obj.pk = found.pk
+        obj.email_sha256 = found.email_sha256
+
+
+@admin.register(TrackingEvent)
+class TrackingEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["occurred_at", "event_type", "recipient", "esp_name", "outcome", "edition"]
+    list_filter = ["event_type", "esp_name"]
+    search_fields = ["recipient", "message_id", "esp_event_id"]
+    date_hierarchy = "occurred_at"

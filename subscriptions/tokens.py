@@ -1,10 +1,19 @@
-"""Signed, per-subscriber tokens for links in emails (no login needed)."""
+"""Signed, per-subscriber tokens for links in emails (no login needed).
+
+Each token is `django.core.signing` output: HMAC-SHA256 under SECRET_KEY with a salt per
+purpose, so a token made for one purpose (confirm) is refused for another (unsubscribe),
+and nobody without the key can make one. The payload carries the subscriber's id and a
+fingerprint of the address, so a token cannot be turned against another address, even one
+that later gets the same row id.
+"""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.core import signing
 from django.urls import reverse
+
+from subscriptions.models import email_hash
 
 UNSUBSCRIBE = "subscriptions.unsubscribe"
 PREFERENCES = "subscriptions.preferences"
@@ -13,18 +22,43 @@ CONFIRM = "subscriptions.confirm"
 # RFC 8058 links must keep working long after the email was sent.
 UNSUBSCRIBE_MAX_AGE = 60 * 60 * 24 * 90
 PREFERENCES_MAX_AGE = 60 * 60 * 24 * 90
+# Double opt-in links expire after a week (settings.SUBSCRIPTIONS_CONFIRM_MAX_AGE_DAYS).
+CONFIRM_MAX_AGE = 60 * 60 * 24 * settings.SUBSCRIPTIONS_CONFIRM_MAX_AGE_DAYS
+
+# 64 bits of the address's SHA-256: enough to tell addresses apart, short in a URL.
+FINGERPRINT_LENGTH = 16
 
 
-def make_token(purpose: str, *, subscriber_id: int, newsletter_id: int | None = None) -> str:
-    payload = {"s": subscriber_id}
+def fingerprint(email: str) -> str:
+    return email_hash(email)[:FINGERPRINT_LENGTH]
+
+
+def make_token(
+    purpose: str,
+    *,
+    subscriber_id: int,
+    newsletter_id: int | None = None,
+    email: str | None = None,
+) -> str:
+    payload: dict[str, int | str] = {"s": subscriber_id}
     if newsletter_id is not None:
         payload["n"] = newsletter_id
+    if email is not None:
+        payload["e"] = fingerprint(email)
     return signing.dumps(payload, salt=purpose, compress=True)
 
 
 def read_token(purpose: str, token: str, *, max_age: int) -> dict:
     """Return the payload; raise signing.BadSignature (or SignatureExpired) otherwise."""
-    return signing.loads(token, salt=purpose, max_age=max_age)
+    payload = signing.loads(token, salt=purpose, max_age=max_age)
+    if not isinstance(payload, dict) or not isinstance(payload.get("s"), int):
+        raise signing.BadSignature("token payload has no subscriber")
+    return payload
+
+
+def confirm_url(*, subscriber) -> str:
+    token = make_token(CONFIRM, subscriber_id=subscriber.pk, email=subscriber.email)
+    return settings.SITE_URL + reverse("subscriptions:confirm", kwargs={"token": token})
 
 
 def unsubscribe_url(*, subscriber, newsletter=None) -> str:
@@ -32,12 +66,13 @@ def unsubscribe_url(*, subscriber, newsletter=None) -> str:
         UNSUBSCRIBE,
         subscriber_id=subscriber.pk,
         newsletter_id=newsletter.pk if newsletter else None,
+        email=subscriber.email,
     )
     return settings.SITE_URL + reverse("subscriptions:unsubscribe", kwargs={"token": token})
 
 
 def preferences_url(*, subscriber) -> str:
-    token = make_token(PREFERENCES, subscriber_id=subscriber.pk)
+    token = make_token(PREFERENCES, subscriber_id=subscriber.pk, email=subscriber.email)
     return settings.SITE_URL + reverse("subscriptions:preferences", kwargs={"token": token})
 
 

@@ -1,0 +1,1076 @@
+"""The daily digest: compose an edition, plan who is due, send each batch exactly once.
+
+The flow, and where each guarantee comes from:
+
+* `edition_compose` freezes an edition's article ids once per newsletter and date
+  (UniqueConstraint "edition_once_per_day").
+* `digest_plan` (the beat task, every five minutes) finds the subscribers whose local
+  clock has reached the newsletter's send hour, streams them, groups them by the set of
+  categories and topics they follow, and writes one `Delivery` per (edition, subscriber)
+  under the UniqueConstraint "delivery_once_per_edition" into ESP-sized `DeliveryBatch`es.
+  A row already written by an earlier or a concurrent planner is never claimed twice.
+* `edition_send_batch` (one Celery task per batch) locks the batch, runs the suppression
+  check, marks the batch "sending" and COMMITS before calling the ESP, then records the
+  ESP's message ids. A task redelivered after its worker died during the ESP call finds
+  the batch still "sending" and marks it "in doubt" for staff instead of sending again.
+* Rendering happens once per (edition, followed set, appeal); what differs per reader
+  (greeting, preference and unsubscribe links) travels as merge fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import smtplib
+import uuid
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date as Date
+from datetime import datetime, timedelta
+from email.utils import make_msgid
+from functools import partial
+from itertools import islice
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import css_inline
+from anymail.backends.base import AnymailBaseBackend
+from anymail.exceptions import (
+    AnymailError,
+    AnymailInvalidAddress,
+    AnymailRecipientsRefused,
+    AnymailUnsupportedFeature,
+)
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import connection as db_connection
+from django.db import transaction
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+from django.utils.html import escape
+
+from newsroom.models import Article, Category, Topic
+from subscriptions import tokens
+from subscriptions.models import (
+    Delivery,
+    DeliveryBatch,
+    Edition,
+    Follow,
+    Newsletter,
+    Subscriber,
+    Subscription,
+)
+from subscriptions.selectors import suppressed_among
+
+logger = logging.getLogger(__name__)
+
+RTL_LANGUAGES = {"ar", "he", "fa", "ur"}
+# Subscribers are read from the database this many at a time (memory stays flat).
+STREAM_CHUNK = 2000
+# A batch found "sending" for longer than this belongs to a dead worker: the task's
+# hard time limit (digest_tasks.SEND_TIME_LIMIT) has long killed any live one.
+SENDING_STALE_AFTER = timedelta(minutes=15)
+# Per-recipient values; every other byte of an email is shared by its whole group.
+MERGE_FIELDS = ("greeting", "greeting_html", "preferences_url", "unsubscribe_url")
+# anymail's per-recipient statuses that mean "the ESP will not deliver this one".
+REFUSED_STATUSES = {"rejected", "invalid", "failed"}
+
+
+class BatchSendError(Exception):
+    """The ESP (or SMTP server) failed for a batch; the batch is queued again for a retry."""
+
+
+# --- composing ----------------------------------------------------------------
+
+
+def compose_contents(
+    *, newsletter: Newsletter, cutoff_start: datetime | None, cutoff_end: datetime
+) -> dict:
+    """The article ids an edition freezes: top stories, then per category and per topic.
+
+    Only articles published in (cutoff_start, cutoff_end] are new. Top stories are
+    ranked by `top_story_rank` (1 first), then recency; sections never repeat them.
+    """
+    new = Article.objects.published(now=cutoff_end)
+    if cutoff_start is not None:
+        new = new.filter(published_at__gt=cutoff_start)
+    top = list(
+        new.order_by(F("top_story_rank").asc(nulls_last=True), "-published_at", "-id")
+        .values_list("id", flat=True)[: newsletter.top_stories_count]
+    )
+    rest = list(
+        new.exclude(pk__in=top).order_by("-published_at", "-id").values_list("id", "category_id")
+    )
+    cap = newsletter.section_cap
+    categories: dict[str, list[int]] = {}
+    for article_id, category_id in rest:
+        section = categories.setdefault(str(category_id), [])
+        if len(section) < cap:
+            section.append(article_id)
+    recency = {article_id: index for index, (article_id, _) in enumerate(rest)}
+    topic_rows = sorted(
+        Article.topics.through.objects.filter(article_id__in=list(recency)).values_list(
+            "article_id", "topic_id"
+        ),
+        key=lambda row: recency[row[0]],
+    )
+    topics: dict[str, list[int]] = {}
+    for article_id, topic_id in topic_rows:
+        section = topics.setdefault(str(topic_id), [])
+        if len(section) < cap:
+            section.append(article_id)
+    return {"top": top, "categories": categories, "topics": topics}
+
+
+def _lookback(newsletter: Newsletter) -> timedelta:
+    return timedelta(days=7) if newsletter.cadence == Newsletter.Cadence.WEEKLY else timedelta(days=1)
+
+
+def publishes_on(newsletter: Newsletter, day: Date) -> bool:
+    """Whether the newsletter's cadence has an edition on this (local) date."""
+    if newsletter.cadence == Newsletter.Cadence.WEEKDAYS:
+        return day.weekday() < 5
+    if newsletter.cadence == Newsletter.Cadence.WEEKLY:
+        return day.weekday() == 0  # Mondays: the week's reporting, read at the desk.
+    return True
+
+
+def edition_compose(*, newsletter: Newsletter, date: Date, now: datetime | None = None) -> Edition:
+    """Return the newsletter's edition for `date`, composing and freezing it the first time.
+
+    Articles are new when published after the previous edition's cutoff. With nothing
+    new the edition is stored as skipped, with the reason staff see in the admin.
+    """
+    existing = Edition.objects.filter(newsletter=newsletter, date=date).first()
+    if existing is not None:
+        return existing
+    now = now or timezone.now()
+    previous = (
+        Edition.objects.filter(newsletter=newsletter, date__lt=date).order_by("-date").first()
+    )
+    cutoff_start = previous.cutoff_end if previous else now - _lookback(newsletter)
+    contents = compose_contents(newsletter=newsletter, cutoff_start=cutoff_start, cutoff_end=now)
+    defaults: dict = {"cutoff_start": cutoff_start, "cutoff_end": now, "contents": contents}
+    if not contents["top"]:
+        defaults["state"] = Edition.State.SKIPPED
+        defaults["skip_reason"] = (
+            f"Nothing was published between {timezone.localtime(cutoff_start):%Y-%m-%d %H:%M} "
+            f"and {timezone.localtime(now):%Y-%m-%d %H:%M} ({settings.TIME_ZONE}), "
+            "so this edition was not sent."
+        )
+    # A concurrent planner composing the same day loses the race on the unique
+    # constraint; get_or_create then returns the winner's edition.
+    edition, _ = Edition.objects.get_or_create(newsletter=newsletter, date=date, defaults=defaults)
+    return edition
+
+
+# --- reading an edition -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    url: str
+    articles: list[Article]
+
+
+@dataclass(frozen=True)
+class EditionView:
+    edition: Edition
+    top: list[Article]
+    sections: list[Section]
+
+
+def followed_set(follows: Iterable[Follow]) -> list[list]:
+    """A reader's follows as [["c", id] | ["t", id], ...] in the order they chose them."""
+    return [["c", f.category_id] if f.category_id else ["t", f.topic_id] for f in follows]
+
+
+def group_key(followed: list[list]) -> str:
+    return hashlib.sha256(json.dumps(followed, separators=(",", ":")).encode()).hexdigest()
+
+
+def edition_view(*, edition: Edition, followed: list[list] | None) -> EditionView:
+    """Top stories and the sections a reader with `followed` gets (None: every section).
+
+    A reader who follows nothing gets the latest per category. An article shown once is
+    not shown again further down (a story can be in a category and a topic both), and
+    an article unpublished since composing is left out.
+    """
+    contents = edition.contents or {}
+    by_category = contents.get("categories", {})
+    by_topic = contents.get("topics", {})
+    ids = set(contents.get("top", []))
+    for section_ids in [*by_category.values(), *by_topic.values()]:
+        ids.update(section_ids)
+    articles = Article.objects.published().select_related("category").in_bulk(list(ids))
+
+    if followed:
+        wanted = [(kind, str(pk)) for kind, pk in followed]
+    else:
+        wanted = [("c", key) for key in by_category]
+        if followed is None:
+            wanted += [("t", key) for key in by_topic]
+    categories = Category.objects.in_bulk([int(k) for kind, k in wanted if kind == "c"])
+    topics = Topic.objects.in_bulk([int(k) for kind, k in wanted if kind == "t"])
+    if not followed:
+        # The categories' own order (Category.order), then topics by name.
+        wanted.sort(
+            key=lambda item: (
+                (0, categories[int(item[1])].order, categories[int(item[1])].name)
+                if item[0] == "c" and int(item[1]) in categories
+                else (1, 0, topics[int(item[1])].name if int(item[1]) in topics else "")
+            )
+        )
+
+    for article in articles.values():
+        # Emails need absolute links; the templates read these two.
+        article.absolute_url = _absolute(article.get_absolute_url())
+        article.image_url = _absolute(article.lead_photo.url) if article.lead_photo else ""
+
+    shown: set[int] = set()
+    top = [articles[pk] for pk in contents.get("top", []) if pk in articles]
+    shown.update(a.pk for a in top)
+    sections: list[Section] = []
+    for kind, key in wanted:
+        owner = categories.get(int(key)) if kind == "c" else topics.get(int(key))
+        source = by_category if kind == "c" else by_topic
+        if owner is None or key not in source:
+            continue
+        picked = [articles[pk] for pk in source[key] if pk in articles and pk not in shown]
+        if not picked:
+            continue
+        shown.update(a.pk for a in picked)
+        sections.append(
+            Section(title=owner.name, url=_absolute(owner.get_absolute_url()), articles=picked)
+        )
+    return EditionView(edition=edition, top=top, sections=sections)
+
+
+# --- rendering ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+def merge_field(name: str) -> str:
+    """How the ESP spells merge field `name` (settings.ESP_MERGE_FIELD_FORMAT)."""
+    return settings.ESP_MERGE_FIELD_FORMAT.replace("FIELD", name)
+
+
+def _absolute(url: str) -> str:
+    return url if url.startswith(("http://", "https://")) else settings.SITE_URL + url
+
+
+def web_version_url(edition: Edition) -> str:
+    return _absolute(edition.get_absolute_url())
+
+
+def edition_subject(view: EditionView) -> str:
+    edition = view.edition
+    lead = view.top[0].headline if view.top else ""
+    day = f"{edition.date.day} {edition.date:%B %Y}"
+    return f"{edition.newsletter.name}, {day}: {lead}" if lead else f"{edition.newsletter.name}, {day}"
+
+
+# Rendered emails by (edition, its compose time, followed set, appeal, settings that
+# change the bytes). A worker keeps the last few hundred: one per distinct content.
+_RENDERS: OrderedDict[tuple, RenderedEmail] = OrderedDict()
+_RENDERS_MAX = 256
+_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False)
+
+
+def render_edition_email(
+    *, edition: Edition, followed: list[list], appeal=None
+) -> RenderedEmail:
+    """Render the email a group gets, with merge fields where each reader differs."""
+    key = (
+        edition.pk,
+        edition.composed_at.isoformat() if edition.composed_at else "",
+        json.dumps(followed),
+        getattr(appeal, "pk", None) if appeal is not None else None,
+        settings.ESP_MERGE_FIELD_FORMAT,
+        settings.SITE_URL,
+    )
+    if appeal is None or getattr(appeal, "pk", None) is not None:
+        cached = _RENDERS.get(key)
+        if cached is not None:
+            _RENDERS.move_to_end(key)
+            return cached
+    rendered = _render(edition=edition, followed=followed, appeal=appeal)
+    _RENDERS[key] = rendered
+    while len(_RENDERS) > _RENDERS_MAX:
+        _RENDERS.popitem(last=False)
+    return rendered
+
+
+def _render(*, edition: Edition, followed: list[list], appeal) -> RenderedEmail:
+    newsletter = edition.newsletter
+    view = edition_view(edition=edition, followed=followed)
+    appeal_html = ""
+    if appeal is not None:
+        appeal_html = render_to_string(
+            "donations/emails/newsletter_appeal.html", {"appeal": appeal}
+        )
+    context = {
+        "newsletter": newsletter,
+        "edition": edition,
+        "view": view,
+        "top": view.top,
+        "sections": view.sections,
+        "follows_nothing": not followed,
+        "merge": {name: merge_field(name) for name in MERGE_FIELDS},
+        "appeal_html": appeal_html,
+        "appeal": appeal,
+        "web_url": web_version_url(edition),
+        "SITE_URL": settings.SITE_URL,
+        "NEWSROOM_NAME": settings.NEWSROOM_NAME,
+        "ORG_ADDRESS": settings.ORG_ADDRESS,
+        "lang": newsletter.language,
+        "dir": "rtl" if newsletter.language in RTL_LANGUAGES else "ltr",
+        "subject": edition_subject(view),
+    }
+    with translation.override(newsletter.language):
+        html = render_to_string("subscriptions/digest/email.html", context)
+        text = render_to_string("subscriptions/digest/email.txt", context)
+    # Mail clients (Gmail, Outlook) drop <style>; every rule must sit on its element.
+    html = _INLINER.inline(html)
+    return RenderedEmail(subject=context["subject"], text=text, html=html)
+
+
+def recipient_values(*, subscriber: Subscriber, newsletter: Newsletter) -> dict[str, str]:
+    """The merge values of one reader: everything in the email that is theirs alone."""
+    greeting = f"Good morning, {subscriber.name}" if subscriber.name else "Good morning"
+    return {
+        "greeting": greeting,
+        "greeting_html": escape(greeting),
+        "preferences_url": tokens.preferences_url(subscriber=subscriber),
+        "unsubscribe_url": tokens.unsubscribe_url(subscriber=subscriber, newsletter=newsletter),
+    }
+
+
+def substitute(content: str, values: dict[str, str]) -> str:
+    """Fill merge fields ourselves, for backends that send one message per recipient."""
+    for name, value in values.items():
+        content = content.replace(merge_field(name), value)
+    return content
+
+
+def personal_copy(
+    *, rendered: RenderedEmail, values: dict[str, str]
+) -> RenderedEmail:
+    return RenderedEmail(
+        subject=substitute(rendered.subject, values),
+        text=substitute(rendered.text, {k: v for k, v in values.items() if k != "greeting_html"}),
+        html=substitute(rendered.html, values),
+    )
+
+
+def _appeal_for(email: str):
+    from donations.selectors import appeal_for_newsletter
+
+    return appeal_for_newsletter(email=email)
+
+
+# --- planning -------------------------------------------------------------------
+
+
+@dataclass
+class PlanResult:
+    edition: Edition
+    queued: int = 0
+    suppressed: int = 0
+    groups: set[str] = field(default_factory=set)
+    batch_ids: list[int] = field(default_factory=list)
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(settings.TIME_ZONE)
+
+
+def _subscribers_of(newsletter: Newsletter):
+    return Subscriber.objects.filter(
+        subscriptions__newsletter=newsletter,
+        subscriptions__status=Subscription.Status.ACTIVE,
+        confirmed_at__isnull=False,
+    )
+
+
+def due_dates(*, newsletter: Newsletter, now: datetime) -> dict[Date, list[str]]:
+    """Local dates whose send hour has come, each with the time zones living it now."""
+    zones = (
+        _subscribers_of(newsletter).order_by().values_list("time_zone", flat=True).distinct()
+    )
+    dates: dict[Date, list[str]] = defaultdict(list)
+    for name in zones:
+        local = now.astimezone(_zone(name))
+        if local.hour >= newsletter.send_hour and publishes_on(newsletter, local.date()):
+            dates[local.date()].append(name)
+    return dict(dates)
+
+
+@contextmanager
+def _planner_lock(newsletter_id: int) -> Iterator[bool]:
+    """One planner per newsletter at a time; another one skips it instead of waiting.
+
+    On PostgreSQL a session advisory lock (released if the process dies with its
+    connection). Correctness never rests on it: the unique delivery constraint does.
+    """
+    if db_connection.vendor != "postgresql":
+        yield True
+        return
+    with db_connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [0x64696765, newsletter_id])
+        got = cursor.fetchone()[0]
+    try:
+        yield got
+    finally:
+        if got:
+            with db_connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [0x64696765, newsletter_id])
+
+
+def digest_plan(
+    *,
+    now: datetime | None = None,
+    newsletter_slug: str | None = None,
+    send_now: bool = False,
+    enqueue: bool = True,
+    batch_size: int | None = None,
+) -> list[PlanResult]:
+    """Queue every due subscriber of every active newsletter, once per edition.
+
+    `send_now` ignores the send hour: everyone gets the edition of today's date in
+    the newsroom's time zone (what `send_digest --now` does).
+    """
+    now = now or timezone.now()
+    newsletters = Newsletter.objects.filter(active=True)
+    if newsletter_slug:
+        newsletters = newsletters.filter(slug=newsletter_slug)
+    results: list[PlanResult] = []
+    for newsletter in newsletters:
+        with _planner_lock(newsletter.pk) as got:
+            if not got:
+                logger.info("digest: another planner is on %s, skipping", newsletter.slug)
+                continue
+            if send_now:
+                plan: dict[Date | None, list[str] | None] = {timezone.localdate(now): None}
+            else:
+                plan = dict(due_dates(newsletter=newsletter, now=now))
+            for day, zones in sorted(plan.items()):
+                edition = edition_compose(newsletter=newsletter, date=day, now=now)
+                result = PlanResult(edition=edition)
+                results.append(result)
+                if edition.state in (Edition.State.SKIPPED, Edition.State.PAUSED):
+                    continue
+                edition_plan(
+                    edition=edition,
+                    zones=zones,
+                    now=now,
+                    enqueue=enqueue,
+                    batch_size=batch_size or settings.ESP_BATCH_SIZE,
+                    result=result,
+                )
+    return results
+
+
+def due_subscribers(*, edition: Edition, zones: list[str] | None, now: datetime):
+    """The subscribers owed this edition: subscribed, confirmed, not paused, not yet queued."""
+    subscribers = (
+        _subscribers_of(edition.newsletter)
+        .filter(Q(paused_until__isnull=True) | Q(paused_until__lte=now))
+        .exclude(Exists(Delivery.objects.filter(edition=edition, subscriber=OuterRef("pk"))))
+    )
+    if zones is not None:
+        subscribers = subscribers.filter(time_zone__in=zones)
+    return subscribers
+
+
+def _chunks(iterable: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(iterable)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def edition_plan(
+    *,
+    edition: Edition,
+    zones: list[str] | None,
+    now: datetime,
+    enqueue: bool,
+    batch_size: int,
+    result: PlanResult,
+) -> PlanResult:
+    """Write deliveries for the due subscribers, grouped by followed set, in batches."""
+    subscribers = (
+        due_subscribers(edition=edition, zones=zones, now=now)
+        .order_by("pk")
+        .only("pk", "email")
+        .prefetch_related(
+            Prefetch(
+                "follows",
+                queryset=Follow.objects.order_by("position", "id").only(
+                    "subscriber_id", "category_id", "topic_id", "position"
+                ),
+            )
+        )
+    )
+    pending: dict[str, tuple[list[list], list[int]]] = {}
+    for chunk in _chunks(subscribers.iterator(chunk_size=STREAM_CHUNK), STREAM_CHUNK):
+        suppressed = suppressed_among([s.email for s in chunk])
+        if suppressed:
+            result.suppressed += _record_suppressed(
+                edition=edition, subscriber_ids=[s.pk for s in chunk if s.email in suppressed]
+            )
+        for subscriber in chunk:
+            if subscriber.email in suppressed:
+                continue
+            followed = followed_set(subscriber.follows.all())
+            key = group_key(followed)
+            _, ids = pending.setdefault(key, (followed, []))
+            ids.append(subscriber.pk)
+            if len(ids) >= batch_size:
+                _flush(edition=edition, key=key, followed=followed, ids=ids, enqueue=enqueue, result=result)
+                del pending[key]
+    for key, (followed, ids) in pending.items():
+        _flush(edition=edition, key=key, followed=followed, ids=ids, enqueue=enqueue, result=result)
+    return result
+
+
+def _record_suppressed(*, edition: Edition, subscriber_ids: list[int]) -> int:
+    before = Delivery.objects.filter(edition=edition, subscriber_id__in=subscriber_ids).count()
+    Delivery.objects.bulk_create(
+        [
+            Delivery(
+                edition=edition,
+                subscriber_id=pk,
+                state=Delivery.State.SUPPRESSED,
+                error="On the suppression list.",
+            )
+            for pk in subscriber_ids
+        ],
+        ignore_conflicts=True,
+    )
+    return Delivery.objects.filter(edition=edition, subscriber_id__in=subscriber_ids).count() - before
+
+
+def _flush(
+    *,
+    edition: Edition,
+    key: str,
+    followed: list[list],
+    ids: list[int],
+    enqueue: bool,
+    result: PlanResult,
+) -> None:
+    with transaction.atomic():
+        batch = DeliveryBatch.objects.create(edition=edition, group_key=key, followed=followed)
+        # ON CONFLICT DO NOTHING: a subscriber another planner already queued for this
+        # edition keeps that row (and its batch); the rows carrying our batch are ours.
+        Delivery.objects.bulk_create(
+            [Delivery(edition=edition, subscriber_id=pk, batch=batch) for pk in ids],
+            ignore_conflicts=True,
+        )
+        claimed = Delivery.objects.filter(batch=batch).count()
+        if not claimed:
+            batch.delete()
+            return
+        Edition.objects.filter(
+            pk=edition.pk, state__in=[Edition.State.COMPOSED, Edition.State.SENT]
+        ).update(state=Edition.State.SENDING)
+        if enqueue:
+            transaction.on_commit(partial(enqueue_batch, batch.pk))
+    result.queued += claimed
+    result.groups.add(key)
+    result.batch_ids.append(batch.pk)
+
+
+def enqueue_batch(batch_id: int) -> None:
+    from subscriptions.digest_tasks import digest_send_batch_task
+
+    digest_send_batch_task.delay(batch_id)
+
+
+# --- sending --------------------------------------------------------------------
+
+
+@dataclass
+class BatchOutcome:
+    state: str
+    sent: int = 0
+    suppressed: int = 0
+    failed: int = 0
+
+
+@dataclass
+class _Recipient:
+    delivery_id: int
+    subscriber: Subscriber
+
+
+@dataclass
+class _Result:
+    ok: bool
+    message_id: str = ""
+    error: str = ""
+
+
+def edition_send_batch(*, batch_id: int, task_id: str) -> BatchOutcome:
+    """Send one batch exactly once; raise BatchSendError (batch queued again) on ESP errors."""
+    claim = _claim(batch_id=batch_id, task_id=task_id)
+    if isinstance(claim, BatchOutcome):
+        return claim
+    batch, recipients, suppressed = claim
+    if not recipients:
+        _finish(batch=batch, results={}, error="")
+        return BatchOutcome(state=DeliveryBatch.State.SENT, suppressed=suppressed)
+
+    results, error = send_messages(
+        edition=batch.edition, followed=batch.followed, recipients=recipients
+    )
+    _finish(batch=batch, results=results, error=error)
+    if error:
+        raise BatchSendError(error)
+    failed = sum(1 for r in results.values() if not r.ok)
+    return BatchOutcome(
+        state=DeliveryBatch.State.SENT,
+        sent=len(results) - failed,
+        suppressed=suppressed,
+        failed=failed,
+    )
+
+
+def _claim(*, batch_id: int, task_id: str):
+    """Lock the batch, drop who may no longer be emailed, claim the rest, commit."""
+    now = timezone.now()
+    with transaction.atomic():
+        batch = (
+            DeliveryBatch.objects.select_for_update()
+            .select_related("edition__newsletter")
+            .filter(pk=batch_id)
+            .first()
+        )
+        if batch is None:
+            return BatchOutcome(state="missing")
+        if batch.state == DeliveryBatch.State.SENDING:
+            redelivered = bool(task_id) and batch.task_id == task_id
+            stale = batch.started_at is not None and batch.started_at < now - SENDING_STALE_AFTER
+            if redelivered or stale:
+                # The worker that called the ESP died before recording the answer: some
+                # or all of these emails may have gone. Staff decide; we never resend.
+                batch.deliveries.filter(state=Delivery.State.CLAIMED).update(
+                    state=Delivery.State.IN_DOUBT
+                )
+                batch.state = DeliveryBatch.State.IN_DOUBT
+                batch.error = "The worker stopped during the ESP call; the outcome is unknown."
+                batch.save(update_fields=["state", "error"])
+                logger.warning("digest: batch %s is in doubt", batch.pk)
+                return BatchOutcome(state=DeliveryBatch.State.IN_DOUBT)
+            return BatchOutcome(state="busy")
+        if batch.state != DeliveryBatch.State.QUEUED:
+            return BatchOutcome(state=batch.state)
+        if batch.edition.state == Edition.State.PAUSED:
+            return BatchOutcome(state="paused")
+
+        rows = list(
+            batch.deliveries.select_for_update(skip_locked=True)
+            .filter(state=Delivery.State.QUEUED)
+            .values_list("pk", "subscriber_id")
+        )
+        subscribers = Subscriber.objects.only("pk", "email", "name").in_bulk(
+            [sid for _, sid in rows if sid is not None]
+        )
+        still_subscribed = set(
+            Subscription.objects.filter(
+                newsletter=batch.edition.newsletter_id,
+                status=Subscription.Status.ACTIVE,
+                subscriber_id__in=list(subscribers),
+            ).values_list("subscriber_id", flat=True)
+        )
+        # The one suppression check, right before the ESP call (seams.md).
+        suppressed = suppressed_among([s.email for s in subscribers.values()])
+        dropped: dict[str, list[int]] = defaultdict(list)
+        recipients: list[_Recipient] = []
+        for delivery_id, subscriber_id in rows:
+            subscriber = subscribers.get(subscriber_id)
+            if subscriber is None:
+                dropped["The subscriber was deleted before sending."].append(delivery_id)
+            elif subscriber.email in suppressed:
+                dropped["On the suppression list."].append(delivery_id)
+            elif subscriber_id not in still_subscribed:
+                dropped["Unsubscribed before sending."].append(delivery_id)
+            else:
+                recipients.append(_Recipient(delivery_id, subscriber))
+        for reason, ids in dropped.items():
+            Delivery.objects.filter(pk__in=ids).update(state=Delivery.State.SUPPRESSED, error=reason)
+        Delivery.objects.filter(pk__in=[r.delivery_id for r in recipients]).update(
+            state=Delivery.State.CLAIMED
+        )
+        batch.state = DeliveryBatch.State.SENDING
+        batch.task_id = task_id
+        batch.started_at = now
+        batch.attempts += 1
+        batch.save(update_fields=["state", "task_id", "started_at", "attempts"])
+    # Committed: from here on a crash leaves the batch "sending", which is what lets a
+    # redelivered task tell "maybe sent" from "never tried".
+    return batch, recipients, sum(len(ids) for ids in dropped.values())
+
+
+def _finish(*, batch: DeliveryBatch, results: dict[int, _Result], error: str) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        sent = [
+            Delivery(pk=pk, state=Delivery.State.SENT, esp_message_id=r.message_id[:200], sent_at=now, error="")
+            for pk, r in results.items()
+            if r.ok
+        ]
+        refused = [
+            Delivery(pk=pk, state=Delivery.State.FAILED, error=r.error[:300])
+            for pk, r in results.items()
+            if not r.ok
+        ]
+        Delivery.objects.bulk_update(sent, ["state", "esp_message_id", "sent_at", "error"], batch_size=500)
+        Delivery.objects.bulk_update(refused, ["state", "error"], batch_size=500)
+        # Whoever was claimed but not attempted (the ESP failed first) waits for the retry.
+        Delivery.objects.filter(batch=batch, state=Delivery.State.CLAIMED).update(
+            state=Delivery.State.QUEUED
+        )
+        batch.state = DeliveryBatch.State.QUEUED if error else DeliveryBatch.State.SENT
+        batch.error = error[:2000]
+        batch.finished_at = None if error else now
+        batch.save(update_fields=["state", "error", "finished_at"])
+    if not error:
+        _mark_edition_sent_if_done(batch.edition_id)
+
+
+def _mark_edition_sent_if_done(edition_id: int) -> None:
+    # One UPDATE after our commit: of two batches finishing together, the later one
+    # sees both committed (READ COMMITTED), so the edition cannot stay "sending".
+    outstanding = DeliveryBatch.objects.filter(
+        edition=OuterRef("pk"),
+        state__in=[DeliveryBatch.State.QUEUED, DeliveryBatch.State.SENDING],
+    )
+    Edition.objects.filter(pk=edition_id, state=Edition.State.SENDING).exclude(
+        Exists(outstanding)
+    ).update(state=Edition.State.SENT)
+
+
+def batch_fail(*, batch_id: int, error: str) -> None:
+    """Give up on a batch after its last retry: its waiting deliveries are failed."""
+    with transaction.atomic():
+        batch = DeliveryBatch.objects.select_for_update().get(pk=batch_id)
+        if batch.state != DeliveryBatch.State.QUEUED:
+            return
+        batch.deliveries.filter(state=Delivery.State.QUEUED).update(
+            state=Delivery.State.FAILED, error=error[:300]
+        )
+        batch.state = DeliveryBatch.State.FAILED
+        batch.error = error[:2000]
+        batch.finished_at = timezone.now()
+        batch.save(update_fields=["state", "error", "finished_at"])
+    _mark_edition_sent_if_done(batch.edition_id)
+
+
+# Errors after which a retry may succeed (API down, rate limit, network, SMTP).
+RETRYABLE = (AnymailError, smtplib.SMTPException, OSError)
+
+
+def esp_supports_batch(connection) -> bool:
+    """django-anymail backends send one API call with per-recipient merge data."""
+    return isinstance(connection, AnymailBaseBackend)
+
+
+def send_messages(
+    *, edition: Edition, followed: list[list], recipients: list[_Recipient]
+) -> tuple[dict[int, _Result], str]:
+    """Send the edition to `recipients`; return per-delivery results and an ESP error.
+
+    Recipients are grouped by the appeal the donations app picks for each (a reader
+    who gave recently sees none), so each group is rendered once.
+    """
+    by_appeal: dict[object, tuple[object, list[_Recipient]]] = {}
+    for recipient in recipients:
+        appeal = _appeal_for(recipient.subscriber.email)
+        appeal_key = getattr(appeal, "pk", id(appeal)) if appeal is not None else None
+        by_appeal.setdefault(appeal_key, (appeal, []))[1].append(recipient)
+
+    results: dict[int, _Result] = {}
+    connection = get_connection()
+    try:
+        connection.open()
+        for appeal, group in by_appeal.values():
+            rendered = render_edition_email(edition=edition, followed=followed, appeal=appeal)
+            error = ""
+            if esp_supports_batch(connection):
+                try:
+                    results.update(_send_batch_call(connection, edition, rendered, group))
+                    continue
+                except (AnymailUnsupportedFeature, AnymailInvalidAddress) as exc:
+                    # This ESP cannot take per-recipient headers in a batch, or one
+                    # address broke the whole call: fall back to one message each.
+                    logger.warning("digest: batch call refused (%s); sending one by one", exc)
+                except AnymailRecipientsRefused as exc:
+                    results.update({r.delivery_id: _Result(False, error=str(exc)) for r in group})
+                    continue
+                except RETRYABLE as exc:
+                    return results, f"{type(exc).__name__}: {exc}"
+            error = _send_one_by_one(connection, edition, rendered, group, results)
+            if error:
+                return results, error
+    finally:
+        try:
+            connection.close()
+        except RETRYABLE:
+            logger.warning("digest: closing the email connection failed", exc_info=True)
+    return results, ""
+
+
+def _message(
+    *, edition: Edition, rendered: RenderedEmail, to: list[str], headers: dict[str, str]
+) -> EmailMultiAlternatives:
+    newsletter = edition.newsletter
+    message = EmailMultiAlternatives(
+        subject=rendered.subject,
+        body=rendered.text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=to,
+        headers=headers,
+    )
+    message.attach_alternative(rendered.html, "text/html")
+    # anymail hands these to the ESP; its tracking webhooks bring them back, so each
+    # delivered/opened/clicked/bounced event attaches to this edition.
+    message.metadata = {"edition_id": str(edition.pk), "newsletter": newsletter.slug}
+    message.tags = ["digest", newsletter.slug]
+    return message
+
+
+def _send_batch_call(connection, edition: Edition, rendered: RenderedEmail, group: list[_Recipient]) -> dict[int, _Result]:
+    newsletter = edition.newsletter
+    merge_data, merge_headers, merge_metadata = {}, {}, {}
+    for recipient in group:
+        subscriber = recipient.subscriber
+        merge_data[subscriber.email] = recipient_values(subscriber=subscriber, newsletter=newsletter)
+        merge_headers[subscriber.email] = tokens.list_unsubscribe_headers(
+            subscriber=subscriber, newsletter=newsletter
+        )
+        merge_metadata[subscriber.email] = {"delivery_id": str(recipient.delivery_id)}
+    message = _message(
+        edition=edition, rendered=rendered, to=[r.subscriber.email for r in group], headers={}
+    )
+    # merge_data makes anymail send one message per "to" address (batch send), with
+    # merge_headers carrying each reader's own RFC 8058 List-Unsubscribe.
+    message.merge_data = merge_data
+    message.merge_headers = merge_headers
+    message.merge_metadata = merge_metadata
+    connection.send_messages([message])
+    statuses = message.anymail_status.recipients
+    results: dict[int, _Result] = {}
+    for recipient in group:
+        status = statuses.get(recipient.subscriber.email)
+        if status is not None and status.status in REFUSED_STATUSES:
+            results[recipient.delivery_id] = _Result(False, error=f"ESP status: {status.status}")
+        else:
+            message_id = status.message_id if status is not None else None
+            results[recipient.delivery_id] = _Result(True, message_id=str(message_id or ""))
+    return results
+
+
+def _send_one_by_one(
+    connection, edition: Edition, rendered: RenderedEmail, group: list[_Recipient], results: dict[int, _Result]
+) -> str:
+    newsletter = edition.newsletter
+    domain = urlsplit(settings.SITE_URL).hostname or "localhost"
+    for recipient in group:
+        subscriber = recipient.subscriber
+        own = personal_copy(
+            rendered=rendered, values=recipient_values(subscriber=subscriber, newsletter=newsletter)
+        )
+        message_id = make_msgid(idstring="digest", domain=domain)
+        headers = {
+            **tokens.list_unsubscribe_headers(subscriber=subscriber, newsletter=newsletter),
+            "Message-ID": message_id,
+        }
+        message = _message(edition=edition, rendered=own, to=[subscriber.email], headers=headers)
+        try:
+            connection.send_messages([message])
+        except (AnymailInvalidAddress, AnymailRecipientsRefused, smtplib.SMTPRecipientsRefused) as exc:
+            results[recipient.delivery_id] = _Result(False, error=str(exc))
+            continue
+        except RETRYABLE as exc:
+            return f"{type(exc).__name__}: {exc}"
+        status = getattr(message, "anymail_status", None)
+        esp_id = getattr(status, "message_id", None) if status is not None else None
+        results[recipient.delivery_id] = _Result(True, message_id=str(esp_id or message_id))
+    return ""
+
+
+# --- staff actions ----------------------------------------------------------------
+
+
+def edition_pause(*, edition: Edition) -> bool:
+    """Stop sending an edition: batches not yet started wait until it is resumed."""
+    return bool(
+        Edition.objects.filter(
+            pk=edition.pk, state__in=[Edition.State.COMPOSED, Edition.State.SENDING]
+        ).update(state=Edition.State.PAUSED)
+    )
+
+
+def edition_resume(*, edition: Edition) -> int:
+    """Resume a paused edition and queue its waiting batches again; return how many."""
+    with transaction.atomic():
+        if not Edition.objects.filter(pk=edition.pk, state=Edition.State.PAUSED).update(
+            state=Edition.State.SENDING
+        ):
+            return 0
+        batch_ids = list(
+            edition.batches.filter(state=DeliveryBatch.State.QUEUED).values_list("pk", flat=True)
+        )
+        for batch_id in batch_ids:
+            transaction.on_commit(partial(enqueue_batch, batch_id))
+    if not batch_ids:
+        _mark_edition_sent_if_done(edition.pk)
+    return len(batch_ids)
+
+
+def batch_resend(*, batch: DeliveryBatch) -> int:
+    """Staff decided an in-doubt batch did not go out: queue its readers again."""
+    with transaction.atomic():
+        locked = DeliveryBatch.objects.select_for_update().get(pk=batch.pk)
+        if locked.state != DeliveryBatch.State.IN_DOUBT:
+            return 0
+        count = locked.deliveries.filter(state=Delivery.State.IN_DOUBT).update(
+            state=Delivery.State.QUEUED
+        )
+        locked.state = DeliveryBatch.State.QUEUED
+        locked.task_id = ""
+        locked.error = ""
+        locked.save(update_fields=["state", "task_id", "error"])
+        Edition.objects.filter(pk=locked.edition_id, state=Edition.State.SENT).update(
+            state=Edition.State.SENDING
+        )
+        transaction.on_commit(partial(enqueue_batch, locked.pk))
+    return count
+
+
+def batch_mark_sent(*, batch: DeliveryBatch) -> int:
+    """Staff confirmed (e.g. in the ESP's log) that an in-doubt batch went out."""
+    with transaction.atomic():
+        locked = DeliveryBatch.objects.select_for_update().get(pk=batch.pk)
+        if locked.state != DeliveryBatch.State.IN_DOUBT:
+            return 0
+        count = locked.deliveries.filter(state=Delivery.State.IN_DOUBT).update(
+            state=Delivery.State.SENT, sent_at=timezone.now()
+        )
+        locked.state = DeliveryBatch.State.SENT
+        locked.finished_at = timezone.now()
+        locked.save(update_fields=["state", "finished_at"])
+    return count
+
+
+def edition_send_test(
+    *, edition: Edition, to: str, subscriber: Subscriber | None = None, followed: list[list] | None = None
+) -> None:
+    """Send one copy to a staff address, as `subscriber` (or `followed`) would get it.
+
+    Nothing is recorded as a delivery: a test never counts as anyone's edition.
+    """
+    if subscriber is not None:
+        followed = followed_set(subscriber.follows.all())
+        values = recipient_values(subscriber=subscriber, newsletter=edition.newsletter)
+        appeal = _appeal_for(subscriber.email)
+    else:
+        values = sample_values(newsletter=edition.newsletter)
+        appeal = _appeal_for(to)
+    rendered = render_edition_email(edition=edition, followed=followed or [], appeal=appeal)
+    own = personal_copy(rendered=rendered, values=values)
+    message = _message(
+        edition=edition,
+        rendered=RenderedEmail(subject=f"[Test] {own.subject}", text=own.text, html=own.html),
+        to=[to],
+        headers={},
+    )
+    message.send()
+
+
+def sample_values(*, newsletter: Newsletter) -> dict[str, str]:
+    """Merge values for previews that are nobody's: links lead to the newsletters page."""
+    from django.urls import reverse
+
+    page = _absolute(reverse("subscriptions:newsletters"))
+    return {
+        "greeting": "Good morning",
+        "greeting_html": "Good morning",
+        "preferences_url": page,
+        "unsubscribe_url": page,
+    }
+
+
+def preview_html(
+    *, edition: Edition, subscriber: Subscriber | None = None, followed: list[list] | None = None
+) -> str:
+    """The HTML `subscriber` (or a reader following `followed`) gets, links filled in."""
+    if subscriber is not None:
+        followed = followed_set(subscriber.follows.all())
+        values = recipient_values(subscriber=subscriber, newsletter=edition.newsletter)
+        appeal = _appeal_for(subscriber.email)
+    else:
+        values = sample_values(newsletter=edition.newsletter)
+        appeal = None
+    rendered = render_edition_email(edition=edition, followed=followed or [], appeal=appeal)
+    return substitute(rendered.html, values)
+
+
+# --- progress -------------------------------------------------------------------
+
+PROGRESS_STATES = [
+    Delivery.State.QUEUED,
+    Delivery.State.CLAIMED,
+    Delivery.State.SENT,
+    Delivery.State.FAILED,
+    Delivery.State.SUPPRESSED,
+    Delivery.State.IN_DOUBT,
+]
+# anymail's normalized tracking event types (anymail docs, "Tracking: event types").
+TRACKED_EVENTS = ["opened", "clicked", "bounced", "unsubscribed"]
+
+
+def edition_progress(edition: Edition) -> dict[str, int]:
+    """Counts staff watch during a send: deliveries by state, readers by tracked event."""
+    counts = {state.value: 0 for state in PROGRESS_STATES}
+    counts.update(
+        dict(
+            edition.deliveries.order_by()
+            .values_list("state")
+            .annotate(n=Count("id"))
+            .values_list("state", "n")
+        )
+    )
+    events = dict(
+        edition.events.filter(event_type__in=TRACKED_EVENTS)
+        .order_by()
+        .values_list("event_type")
+        .annotate(n=Count("recipient", distinct=True))
+        .values_list("event_type", "n")
+    )
+    counts.update({event: events.get(event, 0) for event in TRACKED_EVENTS})
+    counts["total"] = sum(counts[state.value] for state in PROGRESS_STATES)
+    done = counts["sent"] + counts["failed"] + counts["suppressed"] + counts["in_doubt"]
+    counts["done"] = done
+    counts["percent"] = round(100 * done / counts["total"]) if counts["total"] else 0
+    return counts
+
+
+def new_task_id() -> str:
+    return f"inline-{uuid.uuid4()}"

@@ -1,0 +1,91 @@
+"""Forms of the subscriptions pages: they validate, the services decide."""
+
+from __future__ import annotations
+
+from django import forms
+
+from newsroom.models import Category, Topic
+from subscriptions.models import Newsletter
+from subscriptions.services import time_zones
+
+SOURCES = ("footer", "newsletters-page")
+
+
+class SignupForm(forms.Form):
+    email = forms.EmailField(
+        label="Email address",
+        max_length=254,
+        error_messages={"required": "Enter your email address.", "invalid": "Enter a valid email address, like name@example.com."},
+    )
+    newsletters = forms.ModelMultipleChoiceField(
+        queryset=Newsletter.objects.filter(active=True),
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={
+            "required": "Choose at least one newsletter.",
+            "invalid_choice": "That newsletter is not available.",
+            "invalid_pk_value": "That newsletter is not available.",
+        },
+    )
+    time_zone = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+    consent_version = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+    source = forms.CharField(required=False, max_length=40, widget=forms.HiddenInput)
+    # A field people never see: bots that fill every input give themselves away.
+    website = forms.CharField(required=False, max_length=200)
+
+    def clean_source(self) -> str:
+        source = self.cleaned_data.get("source") or ""
+        return source if source in SOURCES else "footer"
+
+
+def time_zone_choices() -> list[tuple[str, str]]:
+    return [(name, name.replace("_", " ")) for name in sorted(time_zones())]
+
+
+class PreferencesForm(forms.Form):
+    newsletters = forms.ModelMultipleChoiceField(
+        queryset=Newsletter.objects.filter(active=True),
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        label="Newsletters",
+    )
+    categories = forms.ModelMultipleChoiceField(
+        queryset=Category.objects.all(),
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        label="Categories you follow",
+    )
+    topics = forms.ModelMultipleChoiceField(
+        queryset=Topic.objects.all(),
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        label="Topics you follow",
+    )
+    time_zone = forms.ChoiceField(
+        label="Your time zone",
+        help_text="Newsletters arrive at their morning hour in this time zone.",
+        error_messages={"invalid_choice": "Choose a time zone from the list."},
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = time_zone_choices()
+
+
+class FollowForm(forms.Form):
+    kind = forms.ChoiceField(
+        choices=[("category", "category"), ("topic", "topic")],
+        error_messages={"required": "Say whether this is a category or a topic.", "invalid_choice": "Only categories and topics can be followed."},
+    )
+    slug = forms.CharField(max_length=200, error_messages={"required": "Say which category or topic to follow."})
+    action = forms.ChoiceField(
+        choices=[("toggle", "toggle"), ("follow", "follow"), ("unfollow", "unfollow")],
+        required=False,
+    )
+    next = forms.CharField(required=False, max_length=2000)
+
+
+class DeleteForm(forms.Form):
+    confirm = forms.BooleanField(
+        label="Yes, delete everything you hold about this address.",
+        error_messages={"required": "Tick the box to confirm that you want your data deleted."},
+    )
