@@ -51,7 +51,7 @@ from django.db import transaction
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
-from django.utils.html import escape
+from django.utils.html import escape, strip_tags
 
 from newsroom.models import Article, Category, Topic
 from subscriptions import tokens
@@ -329,7 +329,7 @@ def _render(*, edition: Edition, followed: list[list], appeal) -> RenderedEmail:
         "follows_nothing": not followed,
         "merge": {name: merge_field(name) for name in MERGE_FIELDS},
         "appeal_html": appeal_html,
-        "appeal": appeal,
+        "appeal_text": " ".join(strip_tags(appeal_html).split()),
         "web_url": web_version_url(edition),
         "SITE_URL": settings.SITE_URL,
         "NEWSROOM_NAME": settings.NEWSROOM_NAME,

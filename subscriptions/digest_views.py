@@ -1,0 +1,77 @@
+"""The digest's public pages: each edition's web version and each newsletter's archive.
+
+Both are anonymous and cacheable: no session, no CSRF token, no cookie set; the same
+bytes for every reader (the personal parts of an email never reach these pages).
+"""
+
+from __future__ import annotations
+
+from datetime import date as Date
+
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_safe
+from django.views.decorators.vary import vary_on_cookie
+
+from subscriptions import digest
+from subscriptions.models import Edition, Newsletter
+
+ARCHIVE_PAGE_SIZE = 30
+
+
+def _public_editions(newsletter: Newsletter):
+    return newsletter.editions.exclude(state=Edition.State.SKIPPED).order_by("-date")
+
+
+# The banner slot in base.html varies with the reader's signed state cookie
+# (seams.md: donations' reader_state_key), hence Vary: Cookie for shared caches.
+@require_safe
+@cache_control(public=True, max_age=300)
+@vary_on_cookie
+def edition_detail(request: HttpRequest, slug: str, date: str) -> HttpResponse:
+    """The web version of an edition: top stories and every section, nobody's personal copy."""
+    try:
+        day = Date.fromisoformat(date)
+    except ValueError as exc:
+        raise Http404("Not a date") from exc
+    newsletter = get_object_or_404(Newsletter, slug=slug)
+    edition = get_object_or_404(_public_editions(newsletter), date=day)
+    view = digest.edition_view(edition=edition, followed=None)
+    newer = _public_editions(newsletter).filter(date__gt=day).order_by("date").first()
+    older = _public_editions(newsletter).filter(date__lt=day).first()
+    return render(
+        request,
+        "subscriptions/digest/edition_detail.html",
+        {
+            "newsletter": newsletter,
+            "edition": edition,
+            "view": view,
+            "newer": newer,
+            "older": older,
+            "rtl": newsletter.language in digest.RTL_LANGUAGES,
+            "SITE_URL": settings.SITE_URL,
+        },
+    )
+
+
+@require_safe
+@cache_control(public=True, max_age=300)
+@vary_on_cookie
+def edition_archive(request: HttpRequest, slug: str) -> HttpResponse:
+    """Every edition a newsletter has sent, newest first."""
+    newsletter = get_object_or_404(Newsletter, slug=slug)
+    page = Paginator(_public_editions(newsletter), ARCHIVE_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    return render(
+        request,
+        "subscriptions/digest/edition_archive.html",
+        {
+            "newsletter": newsletter,
+            "page": page,
+            "rtl": newsletter.language in digest.RTL_LANGUAGES,
+        },
+    )
