@@ -18,3 +18,20 @@ def signup_form(source: str = "footer", form=None) -> dict:
         "consent_version": services.consent_text_current().sha256,
         "form": form,
     }
+
+
+@register.simple_tag(takes_context=True)
+def follow_target(context) -> dict:
+    """What a follow button is for: the `category` or `topic` its include was given.
+
+    `{% include ... with category=c %}` pushes its values as the top context dict, and the
+    page's own `topic` (or `category`) sits below it; the explicit one must win.
+    """
+    for scope in (context.dicts[-1], context):
+        topic = scope.get("topic")
+        category = scope.get("category")
+        if topic:
+            return {"kind": "topic", "item": topic}
+        if category:
+            return {"kind": "category", "item": category}
+    return {}

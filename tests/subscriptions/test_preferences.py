@@ -1,0 +1,161 @@
+"""The preferences page, reached by a signed link: choose, pause, leave, download, delete."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit
+
+import pytest
+from django.utils import timezone
+
+from subscriptions import tokens
+from subscriptions.models import (
+    ConsentRecord,
+    ConsentText,
+    Follow,
+    Subscriber,
+    Subscription,
+    Suppression,
+    TrackingEvent,
+    email_hash,
+)
+from subscriptions.selectors import suppressed_among
+from tests.factories import CategoryFactory, NewsletterFactory, SubscriptionFactory, TopicFactory
+from tests.subscriptions.conftest import confirm_path, signup
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def member(daily):
+    return SubscriptionFactory(newsletter=daily, subscriber__email="prefs@mail.example").subscriber
+
+
+def prefs(subscriber) -> str:
+    return urlsplit(tokens.preferences_url(subscriber=subscriber)).path
+
+
+def test_the_page_shows_the_readers_choices(client, member):
+    CategoryFactory(name="Politics")
+
+    response = client.get(prefs(member))
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "prefs@mail.example" in body
+    assert "Mideast Daily" in body and "Politics" in body
+    assert "Download my data" in body and "Delete my data" in body
+
+
+def test_a_forged_preferences_link_is_refused(client, member):
+    response = client.get(prefs(member)[:-4] + "xyz/")
+
+    assert response.status_code == 400
+
+
+def test_saving_changes_newsletters_follows_and_time_zone(client, member, daily):
+    weekly = NewsletterFactory(name="Weekly", slug="weekly")
+    politics, economy = CategoryFactory(), CategoryFactory()
+    water = TopicFactory()
+    Follow.objects.create(subscriber=member, category=economy)
+
+    response = client.post(
+        prefs(member),
+        {
+            "action": "save",
+            "newsletters": [weekly.pk],
+            "categories": [politics.pk],
+            "topics": [water.pk],
+            "time_zone": "America/New_York",
+        },
+    )
+
+    assert response.status_code == 303
+    member.refresh_from_db()
+    assert member.time_zone == "America/New_York"
+    statuses = dict(member.subscriptions.values_list("newsletter__slug", "status"))
+    assert statuses == {"mideast-daily": "unsubscribed", "weekly": "active"}
+    assert {(f.category, f.topic) for f in member.follows.all()} == {(politics, None), (None, water)}
+    actions = list(ConsentRecord.objects.values_list("action", flat=True))
+    assert sorted(actions) == ["preference_change", "subscribe", "unsubscribe"]
+    assert b"Your preferences are saved" in client.get(response["Location"]).content
+
+
+def test_an_unknown_time_zone_is_refused_and_nothing_changes(client, member):
+    response = client.post(prefs(member), {"action": "save", "newsletters": [], "time_zone": "Mars/Base"})
+
+    assert response.status_code == 400
+    assert b"Choose a time zone from the list" in response.content
+    assert Subscription.objects.get().status == Subscription.Status.ACTIVE
+
+
+def test_pause_for_a_week(client, member):
+    client.post(prefs(member), {"action": "pause"})
+
+    member.refresh_from_db()
+    days = (member.paused_until - timezone.now()).days
+    assert days == 6  # seven days less the seconds the test took
+    page = client.get(prefs(member)).content.decode()
+    assert "paused until" in page
+
+
+def test_unsubscribe_from_everything(client, member):
+    client.post(prefs(member), {"action": "unsubscribe"})
+
+    assert Subscription.objects.get().status == Subscription.Status.UNSUBSCRIBED
+
+
+def test_download_my_data_holds_everything(client, member, daily, mailoutbox):
+    signup(client, "prefs@mail.example", NewsletterFactory(name="Weekly", slug="weekly"))
+    client.get(confirm_path(mailoutbox[0]))
+    Follow.objects.create(subscriber=member, category=CategoryFactory(name="Economy"))
+    TrackingEvent.objects.create(
+        esp_event_id="e1", event_type="delivered", recipient=member.email, occurred_at=timezone.now()
+    )
+
+    response = client.get(prefs(member) + "my-data.json")
+
+    assert response.status_code == 200
+    assert "attachment" in response["Content-Disposition"]
+    data = json.loads(response.content)
+    assert data["email"] == "prefs@mail.example"
+    assert {s["newsletter"] for s in data["subscriptions"]} == {"Mideast Daily", "Weekly"}
+    assert data["follows"][0]["name"] == "Economy"
+    assert [r["action"] for r in data["consent_history"]] == ["subscribe", "confirm"]
+    assert data["consent_history"][0]["consent_text"] == ConsentText.objects.get().text
+    assert data["consent_history"][0]["ip_address"] == "203.0.113.7"
+    assert data["email_events"][0]["type"] == "delivered"
+
+
+def test_delete_needs_the_box_ticked(client, member):
+    response = client.post(prefs(member), {"action": "delete"})
+
+    assert response.status_code == 400
+    assert b"Tick the box" in response.content
+    assert Subscriber.objects.exists()
+
+
+def test_delete_my_data_leaves_only_the_hash(client, member, daily, mailoutbox):
+    Follow.objects.create(subscriber=member, category=CategoryFactory())
+    TrackingEvent.objects.create(
+        esp_event_id="e2", event_type="opened", recipient=member.email, occurred_at=timezone.now()
+    )
+    url = prefs(member)
+
+    response = client.post(url, {"action": "delete", "confirm": "on"})
+
+    assert response.status_code == 200
+    assert b"Your data is deleted" in response.content
+    assert not Subscriber.objects.exists()
+    assert not Subscription.objects.exists()
+    assert not Follow.objects.exists()
+    assert not ConsentRecord.objects.exists()
+    assert not TrackingEvent.objects.exists()
+    suppression = Suppression.objects.get()
+    assert suppression.email_sha256 == email_hash("prefs@mail.example")
+    assert suppression.reason == Suppression.Reason.DELETED
+    assert suppressed_among(["prefs@mail.example"]) == {"prefs@mail.example"}
+    # The old link is dead, and signing up again sends nothing.
+    assert client.get(url).status_code == 400
+    signup(client, "prefs@mail.example", daily)
+    assert mailoutbox == []
