@@ -254,6 +254,10 @@ CHECKOUT_RATE_LIMIT_PER_IP = env("CHECKOUT_RATE_LIMIT_PER_IP", "10/10m")
 CHECKOUT_RATE_LIMIT_PER_EMAIL = env("CHECKOUT_RATE_LIMIT_PER_EMAIL", "5/10m")
 # Dotted path to a callable(request) -> bool that checks a CAPTCHA; empty is off.
 CHECKOUT_CAPTCHA_CHECK = env("CHECKOUT_CAPTCHA_CHECK")
+# Receipts, statements and "manage my giving" links come from this address.
+DONATION_FROM_EMAIL = env("DONATION_FROM_EMAIL", f"{NEWSROOM_NAME} <giving@newsroom.example>")
+# How long a "manage my giving" link works (it works once).
+DONATION_MANAGE_LINK_MINUTES = env_int("DONATION_MANAGE_LINK_MINUTES", 60)
 
 # --- subscriptions ----------------------------------------------------------
 
