@@ -1,0 +1,138 @@
+"""Staff pages: subscribers with filters and counts, read-only consent, suppression, CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.urls import reverse
+
+from subscriptions.models import ConsentRecord, Follow, Subscription, Suppression, email_hash
+from subscriptions.services import suppression_add
+from tests.factories import CategoryFactory, StaffFactory, SubscriptionFactory
+from tests.subscriptions.conftest import signup
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(client):
+    client.force_login(StaffFactory())
+    return client
+
+
+@pytest.fixture
+def audience(daily):
+    active = SubscriptionFactory(newsletter=daily, subscriber__email="active@mail.example").subscriber
+    pending = SubscriptionFactory(
+        newsletter=daily, status=Subscription.Status.PENDING, confirmed_at=None,
+        subscriber__email="pending@mail.example", subscriber__confirmed_at=None,
+    ).subscriber
+    left = SubscriptionFactory(
+        newsletter=daily, status=Subscription.Status.UNSUBSCRIBED, subscriber__email="left@mail.example"
+    ).subscriber
+    bounced = SubscriptionFactory(newsletter=daily, subscriber__email="bounced@mail.example").subscriber
+    suppression_add(email=bounced.email, reason=Suppression.Reason.HARD_BOUNCE)
+    return {"active": active, "pending": pending, "left": left, "bounced": bounced}
+
+
+def test_changelist_counts_each_status(staff_client, audience):
+    response = staff_client.get(reverse("admin:subscriptions_subscriber_changelist"))
+
+    assert response.status_code == 200
+    counts = {label: count for label, count, _ in response.context["status_counts"]}
+    assert counts == {
+        "Active": 1,
+        "Waiting for confirmation": 1,
+        "Unsubscribed from everything": 1,
+        "Suppressed": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [("active", "active"), ("pending", "pending"), ("unsubscribed", "left"), ("suppressed", "bounced")],
+)
+def test_filter_by_status(staff_client, audience, status, expected):
+    response = staff_client.get(reverse("admin:subscriptions_subscriber_changelist"), {"status": status})
+
+    assert [s.email for s in response.context["cl"].result_list] == [audience[expected].email]
+
+
+def test_filter_by_followed_category_and_search(staff_client, audience):
+    politics = CategoryFactory()
+    Follow.objects.create(subscriber=audience["left"], category=politics)
+    url = reverse("admin:subscriptions_subscriber_changelist")
+
+    by_category = staff_client.get(url, {"follows_category": politics.pk})
+    by_search = staff_client.get(url, {"q": "pending@"})
+
+    assert [s.email for s in by_category.context["cl"].result_list] == ["left@mail.example"]
+    assert [s.email for s in by_search.context["cl"].result_list] == ["pending@mail.example"]
+
+
+def test_consent_history_is_read_only(staff_client, client, daily):
+    signup(client, "history@mail.example", daily)
+    record = ConsentRecord.objects.get()
+
+    page = staff_client.get(reverse("admin:subscriptions_subscriber_change", args=[record.subscriber_id]))
+    change = staff_client.post(reverse("admin:subscriptions_consentrecord_change", args=[record.pk]), {"source": "edited"})
+    delete = staff_client.post(reverse("admin:subscriptions_consentrecord_delete", args=[record.pk]), {"post": "yes"})
+
+    assert page.status_code == 200
+    assert "consent history" in page.content.decode().lower()
+    assert "203.0.113.7" in page.content.decode()
+    assert change.status_code == 403
+    assert delete.status_code == 403
+    record.refresh_from_db()
+    assert record.source == "footer"
+
+
+def test_csv_export_streams_confirmed_subscribers(staff_client, audience):
+    Follow.objects.create(subscriber=audience["active"], category=CategoryFactory(name="Economy"))
+
+    response = staff_client.get(reverse("admin:subscriptions_subscriber_export"))
+
+    assert response.status_code == 200
+    assert response.streaming
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0] == ["email", "name", "time_zone", "confirmed_at", "newsletters", "follows"]
+    assert [row[0] for row in rows[1:]] == ["active@mail.example"]
+    assert rows[1][4] == "Mideast Daily" and rows[1][5] == "Economy"
+
+
+def test_csv_export_is_for_staff_only(client, audience):
+    response = client.get(reverse("admin:subscriptions_subscriber_export"))
+
+    assert response.status_code == 302
+
+
+def test_staff_add_a_suppression_by_address_and_only_the_hash_is_kept(staff_client):
+    response = staff_client.post(
+        reverse("admin:subscriptions_suppression_add"), {"email": "Nope@Mail.Example", "reason": "manual"}
+    )
+
+    assert response.status_code == 302
+    assert Suppression.objects.get().email_sha256 == email_hash("nope@mail.example")
+    found = staff_client.get(reverse("admin:subscriptions_suppression_changelist"), {"q": "nope@mail.example"})
+    assert len(found.context["cl"].result_list) == 1
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["newsletter", "trackingevent", "suppression", "consenttext", "consentrecord"],
+)
+def test_other_admin_lists_load(staff_client, audience, name):
+    assert staff_client.get(reverse(f"admin:subscriptions_{name}_changelist")).status_code == 200
+
+
+def test_deleting_a_subscriber_in_the_admin_keeps_the_address_suppressed(staff_client, audience):
+    subscriber = audience["active"]
+
+    staff_client.post(reverse("admin:subscriptions_subscriber_delete", args=[subscriber.pk]), {"post": "yes"})
+
+    assert not type(subscriber).objects.filter(pk=subscriber.pk).exists()
+    assert Suppression.objects.filter(email_sha256=email_hash("active@mail.example"), reason="deleted").exists()
+
+

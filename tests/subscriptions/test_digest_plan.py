@@ -1,0 +1,171 @@
+"""The planner: each reader at their own local send hour, once, in ESP-sized batches."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.core import mail
+from django.utils import timezone
+
+from subscriptions import digest
+from subscriptions.models import Delivery, DeliveryBatch, Edition, Subscription, Suppression, email_hash
+from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
+    CategoryFactory,
+    TopicFactory,
+    _content_urls,
+    _digest_settings,
+    at,
+    news,
+    newsletter_fixture,
+    plan_and_send,
+    plan_only,
+    subscribe,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("first_day", "change"),
+    [
+        ("2026-03-07", "New York moves to daylight time on Sunday 8 March"),
+        ("2026-03-26", "Jerusalem moves to daylight time on Friday 27 March"),
+    ],
+)
+def test_new_york_and_jerusalem_each_get_it_at_their_own_six_once_a_day(
+    newsletter, first_day, change, django_capture_on_commit_callbacks
+):
+    start = at(f"{first_day}T00:00")
+    with time_machine.travel(start, tick=False) as clock:
+        new_york = subscribe(newsletter, time_zone="America/New_York", email="ny@mail.example")
+        jerusalem = subscribe(newsletter, time_zone="Asia/Jerusalem", email="jlm@mail.example")
+        # Beat runs the planner every few minutes; a story is published every two hours.
+        for step in range(3 * 24 * 4):
+            now = start + timedelta(minutes=15 * step)
+            clock.move_to(now)
+            if now.minute == 0 and now.hour % 2 == 0:
+                news(published_at=now - timedelta(minutes=1))
+            plan_and_send(django_capture_on_commit_callbacks)
+
+    for reader in (new_york, jerusalem):
+        deliveries = Delivery.objects.filter(subscriber=reader).select_related("edition").order_by("edition__date")
+        local_times = [timezone.localtime(d.sent_at, reader_zone(reader)) for d in deliveries]
+        assert [t.strftime("%H:%M") for t in local_times] == ["06:00"] * 3, change
+        assert [d.edition.date for d in deliveries] == [t.date() for t in local_times]
+        assert len([m for m in mail.outbox if m.to == [reader.email]]) == 3
+
+
+def reader_zone(reader):
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(reader.time_zone)
+
+
+def test_before_the_send_hour_nobody_is_queued(newsletter):
+    news()
+    subscribe(newsletter, time_zone="America/New_York")
+    with time_machine.travel(at("2026-06-01T05:59", "America/New_York"), tick=False):
+        assert plan_only() == []
+    assert not Delivery.objects.exists()
+
+
+def test_running_the_planner_twice_queues_nobody_twice(newsletter):
+    with time_machine.travel(at("2026-06-01T05:00", "Asia/Jerusalem"), tick=False) as clock:
+        news()
+        for _ in range(5):
+            subscribe(newsletter)
+        clock.move_to(at("2026-06-01T06:00", "Asia/Jerusalem"))
+        first = plan_only()
+        second = plan_only()
+
+    assert first[0].queued == 5
+    assert second[0].queued == 0
+    assert Delivery.objects.count() == 5
+    assert DeliveryBatch.objects.count() == 1
+
+
+def test_the_planner_enqueues_each_batch_once_after_commit(newsletter, monkeypatch, django_capture_on_commit_callbacks):
+    news()
+    for _ in range(4):
+        subscribe(newsletter)
+    enqueued: list[int] = []
+    monkeypatch.setattr(digest, "enqueue_batch", enqueued.append)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        digest.digest_plan(send_now=True)
+        digest.digest_plan(send_now=True)
+
+    assert enqueued == list(DeliveryBatch.objects.values_list("pk", flat=True))
+    assert len(enqueued) == 1
+
+
+def test_paused_unconfirmed_and_unsubscribed_readers_are_not_queued(newsletter):
+    news()
+    active = subscribe(newsletter)
+    subscribe(newsletter, paused_until=timezone.now() + timedelta(days=3))
+    subscribe(newsletter, confirmed_at=None)
+    gone = subscribe(newsletter)
+    Subscription.objects.filter(subscriber=gone).update(status=Subscription.Status.UNSUBSCRIBED)
+    back = subscribe(newsletter, paused_until=timezone.now() - timedelta(days=1))
+
+    plan_only(send_now=True)
+
+    assert set(Delivery.objects.values_list("subscriber_id", flat=True)) == {active.pk, back.pk}
+
+
+def test_a_suppressed_address_is_recorded_and_never_batched(newsletter):
+    news()
+    subscribe(newsletter)
+    bounced = subscribe(newsletter, email="bounced@mail.example")
+    Suppression.objects.create(email_sha256=email_hash(bounced.email), reason="hard_bounce")
+
+    [result] = plan_only(send_now=True)
+
+    assert result.suppressed == 1
+    delivery = Delivery.objects.get(subscriber=bounced)
+    assert delivery.state == Delivery.State.SUPPRESSED and delivery.batch is None
+
+
+def test_batches_hold_one_followed_set_and_at_most_the_esp_batch_size(newsletter, settings):
+    settings.ESP_BATCH_SIZE = 3
+    politics, culture = CategoryFactory(), CategoryFactory()
+    water = TopicFactory()
+    news()
+    for _ in range(7):
+        subscribe(newsletter, follows=[politics, water])
+    for _ in range(2):
+        subscribe(newsletter, follows=[water, politics])  # same follows, another order
+    subscribe(newsletter, follows=[culture])
+
+    [result] = plan_only(send_now=True)
+
+    sizes = sorted(
+        (tuple(batch.followed[0]), batch.deliveries.count()) for batch in DeliveryBatch.objects.all()
+    )
+    assert sizes == sorted(
+        [(("c", politics.pk), 3), (("c", politics.pk), 3), (("c", politics.pk), 1), (("t", water.pk), 2), (("c", culture.pk), 1)]
+    )
+    assert result.queued == 10 and len(result.groups) == 3
+
+
+def test_a_paused_edition_gets_no_new_batches(newsletter):
+    news()
+    subscribe(newsletter)
+    edition = digest.edition_compose(newsletter=newsletter, date=timezone.localdate())
+    digest.edition_pause(edition=edition)
+
+    plan_only(send_now=True)
+
+    assert Edition.objects.get().state == Edition.State.PAUSED
+    assert not Delivery.objects.exists()
+
+
+def test_a_weekday_newsletter_skips_the_weekend(newsletter):
+    newsletter.cadence = newsletter.Cadence.WEEKDAYS
+    newsletter.save()
+    subscribe(newsletter)
+    with time_machine.travel(at("2026-06-06T08:00", "Asia/Jerusalem"), tick=False):  # a Saturday
+        news()
+        assert plan_only() == []

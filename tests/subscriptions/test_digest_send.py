@@ -1,0 +1,330 @@
+"""Sending batches: one ESP call per batch, merge data, suppression, retries, exactly once."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from anymail.backends.test import EmailBackend as AnymailTestBackend
+from anymail.exceptions import AnymailAPIError
+from django.core import mail
+from django.test.signals import template_rendered
+
+from subscriptions import digest, digest_tasks
+from subscriptions.models import Delivery, DeliveryBatch, Edition, Subscription, Suppression, email_hash
+from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
+    CategoryFactory,
+    _content_urls,
+    _digest_settings,
+    news,
+    newsletter_fixture,
+    plan_and_send,
+    plan_only,
+    send_all,
+    subscribe,
+)
+
+pytestmark = pytest.mark.django_db
+ANYMAIL_TEST = "anymail.backends.test.EmailBackend"
+
+
+class FlakyEsp(AnymailTestBackend):
+    """anymail's test ESP that answers 503 to the first `failures` calls."""
+
+    failures = 0
+
+    def post_to_esp(self, payload, message):
+        if FlakyEsp.failures:
+            FlakyEsp.failures -= 1
+            raise AnymailAPIError("503 Service Unavailable", backend=self)
+        return super().post_to_esp(payload, message)
+
+
+class WorkerLost(BaseException):
+    """What the process sees of a SIGKILL: nothing after this line runs."""
+
+
+class DyingEsp(AnymailTestBackend):
+    def post_to_esp(self, payload, message):
+        super().post_to_esp(payload, message)
+        raise WorkerLost
+
+
+@pytest.fixture
+def esp(settings):
+    settings.EMAIL_BACKEND = ANYMAIL_TEST
+    settings.ESP_BATCH_SIZE = 3
+
+
+@pytest.fixture
+def headlines(db):
+    news(headline="Lead story of the morning", top_story_rank=1)
+
+
+def test_an_esp_batch_is_one_call_with_each_readers_merge_data_and_headers(newsletter, esp, headlines, django_capture_on_commit_callbacks):
+    readers = [subscribe(newsletter, name=f"Reader {n}") for n in range(4)]
+
+    [result] = plan_and_send(django_capture_on_commit_callbacks, send_now=True)
+
+    assert [len(m.to) for m in mail.outbox] == [3, 1]
+    first = mail.outbox[0]
+    params = first.anymail_test_params
+    assert params["is_batch_send"] is True
+    assert set(params["merge_data"]) == set(first.to)
+    reader = next(r for r in readers if r.email == first.to[0])
+    values = params["merge_data"][reader.email]
+    assert values["greeting"] == f"Good morning, {reader.name}"
+    assert values["unsubscribe_url"].startswith("https://news.example/unsubscribe/")
+    headers = params["merge_headers"][reader.email]
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert values["unsubscribe_url"] in headers["List-Unsubscribe"]
+    assert params["metadata"] == {"edition_id": str(result.edition.pk), "newsletter": newsletter.slug}
+    assert params["tags"] == ["digest", newsletter.slug]
+    html = params["html_body"]
+    assert "{{greeting_html}}" in html and "{{unsubscribe_url}}" in html
+    assert reader.name not in html  # shared by the group: personal values are merged by the ESP
+    assert set(Delivery.objects.values_list("state", flat=True)) == {Delivery.State.SENT}
+    assert all(Delivery.objects.values_list("esp_message_id", flat=True))
+
+
+def test_the_merge_field_syntax_follows_the_esp(newsletter, esp, headlines, settings, django_capture_on_commit_callbacks):
+    settings.ESP_MERGE_FIELD_FORMAT = "%recipient.FIELD%"  # Mailgun
+    subscribe(newsletter)
+
+    plan_and_send(django_capture_on_commit_callbacks, send_now=True)
+
+    assert "%recipient.unsubscribe_url%" in mail.outbox[0].anymail_test_params["text_body"]
+
+
+def test_an_edition_is_rendered_once_per_followed_set_not_per_reader(newsletter, esp, headlines, django_capture_on_commit_callbacks):
+    politics, culture = CategoryFactory(), CategoryFactory()
+    news(category=politics)
+    news(category=culture)
+    for _ in range(8):
+        subscribe(newsletter, follows=[politics])
+    for _ in range(5):
+        subscribe(newsletter, follows=[culture])
+    renders: list[str] = []
+
+    def count(sender, template, **kwargs):
+        if template.name == "subscriptions/digest/email.html":
+            renders.append(template.name)
+
+    template_rendered.connect(count)
+    try:
+        plan_and_send(django_capture_on_commit_callbacks, send_now=True)
+    finally:
+        template_rendered.disconnect(count)
+
+    assert sum(len(m.to) for m in mail.outbox) == 13
+    assert len(mail.outbox) == 5  # 3+3+2 and 3+2
+    assert len(renders) == 2
+
+
+def test_other_backends_get_one_message_per_reader_with_their_own_links(newsletter, headlines, django_capture_on_commit_callbacks):
+    dana = subscribe(newsletter, name="Dana")
+    omar = subscribe(newsletter, name="Omar")
+
+    plan_and_send(django_capture_on_commit_callbacks, send_now=True)
+
+    assert sorted(m.to[0] for m in mail.outbox) == sorted([dana.email, omar.email])
+    for message in mail.outbox:
+        reader = dana if message.to == [dana.email] else omar
+        html = message.alternatives[0][0]
+        assert f"Good morning, {reader.name}" in message.body and f"Good morning, {reader.name}" in html
+        assert "{{" not in message.body + html
+        unsubscribe = re.search(r"https://news.example/unsubscribe/[^\s<>\"]+", message.body).group(0)
+        assert unsubscribe in message.extra_headers["List-Unsubscribe"]
+        assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    links = {re.search(r"unsubscribe/([^/]+)/", m.body).group(1) for m in mail.outbox}
+    assert len(links) == 2
+    delivery = Delivery.objects.get(subscriber=dana)
+    assert delivery.esp_message_id == mail.outbox[[m.to for m in mail.outbox].index([dana.email])].extra_headers["Message-ID"]
+
+
+def test_the_suppression_check_runs_right_before_sending(newsletter, esp, headlines):
+    kept = subscribe(newsletter)
+    bounced = subscribe(newsletter)
+    [result] = plan_only(send_now=True)
+    # The address bounced on another email between planning and sending.
+    Suppression.objects.create(email_sha256=email_hash(bounced.email), reason="hard_bounce")
+
+    send_all(result.edition)
+
+    assert [m.to for m in mail.outbox] == [[kept.email]]
+    assert Delivery.objects.get(subscriber=bounced).state == Delivery.State.SUPPRESSED
+
+
+def test_a_reader_who_unsubscribed_after_planning_is_not_sent(newsletter, headlines):
+    gone = subscribe(newsletter)
+    [result] = plan_only(send_now=True)
+    Subscription.objects.filter(subscriber=gone).update(status=Subscription.Status.UNSUBSCRIBED)
+
+    send_all(result.edition)
+
+    assert mail.outbox == []
+    assert Delivery.objects.get().state == Delivery.State.SUPPRESSED
+
+
+def test_an_esp_error_is_retried_and_each_reader_still_gets_one_email(newsletter, esp, headlines, settings, django_capture_on_commit_callbacks):
+    settings.EMAIL_BACKEND = f"{__name__}.FlakyEsp"
+    FlakyEsp.failures = 2
+    readers = [subscribe(newsletter) for _ in range(3)]
+
+    plan_and_send(django_capture_on_commit_callbacks, send_now=True)
+
+    assert sorted(e for m in mail.outbox for e in m.to) == sorted(r.email for r in readers)
+    batch = DeliveryBatch.objects.get()
+    assert batch.state == DeliveryBatch.State.SENT and batch.attempts == 3
+    assert Edition.objects.get().state == Edition.State.SENT
+
+
+def test_retries_back_off_exponentially():
+    waits = [digest_tasks.backoff(n) for n in range(5)]
+    assert all(later >= 2 * earlier - 15 for earlier, later in zip(waits, waits[1:], strict=False))
+    assert 30 <= waits[0] < 60
+
+
+def test_a_batch_that_keeps_failing_ends_failed_after_the_last_retry(newsletter, esp, headlines, settings, django_capture_on_commit_callbacks):
+    settings.EMAIL_BACKEND = f"{__name__}.FlakyEsp"
+    FlakyEsp.failures = 100
+    subscribe(newsletter)
+
+    plan_and_send(django_capture_on_commit_callbacks, send_now=True)
+    FlakyEsp.failures = 0
+
+    batch = DeliveryBatch.objects.get()
+    assert batch.state == DeliveryBatch.State.FAILED
+    assert batch.attempts == digest_tasks.SEND_MAX_RETRIES + 1
+    assert "503" in batch.error
+    assert Delivery.objects.get().state == Delivery.State.FAILED
+
+
+def test_a_task_redelivered_after_its_worker_died_mid_call_marks_the_batch_in_doubt(newsletter, esp, headlines, settings):
+    settings.EMAIL_BACKEND = f"{__name__}.DyingEsp"
+    subscribe(newsletter)
+    subscribe(newsletter)
+    [result] = plan_only(send_now=True)
+    batch = result.edition.batches.get()
+
+    with pytest.raises(WorkerLost):
+        digest.edition_send_batch(batch_id=batch.pk, task_id="task-7")
+    settings.EMAIL_BACKEND = ANYMAIL_TEST
+    outcome = digest.edition_send_batch(batch_id=batch.pk, task_id="task-7")  # the broker redelivers
+
+    assert outcome.state == DeliveryBatch.State.IN_DOUBT
+    assert len(mail.outbox) == 1  # the call that was in flight; nothing resent
+    batch.refresh_from_db()
+    assert batch.state == DeliveryBatch.State.IN_DOUBT
+    assert set(batch.deliveries.values_list("state", flat=True)) == {Delivery.State.IN_DOUBT}
+
+
+def test_another_task_finding_a_batch_being_sent_leaves_it_alone(newsletter, esp, headlines):
+    subscribe(newsletter)
+    [result] = plan_only(send_now=True)
+    batch = result.edition.batches.get()
+    DeliveryBatch.objects.filter(pk=batch.pk).update(state=DeliveryBatch.State.SENDING, task_id="task-1")
+
+    outcome = digest.edition_send_batch(batch_id=batch.pk, task_id="task-2")
+
+    assert outcome.state == "busy"
+    assert DeliveryBatch.objects.get().state == DeliveryBatch.State.SENDING
+    assert mail.outbox == []
+
+
+def test_a_task_redelivered_after_the_batch_was_sent_does_nothing(newsletter, esp, headlines):
+    subscribe(newsletter)
+    [result] = plan_only(send_now=True)
+    batch = result.edition.batches.get()
+    digest.edition_send_batch(batch_id=batch.pk, task_id="task-1")
+
+    outcome = digest.edition_send_batch(batch_id=batch.pk, task_id="task-1")
+
+    assert outcome.state == DeliveryBatch.State.SENT
+    assert len(mail.outbox) == 1
+
+
+def test_staff_resend_an_in_doubt_batch_once(newsletter, esp, headlines, django_capture_on_commit_callbacks):
+    reader = subscribe(newsletter)
+    [result] = plan_only(send_now=True)
+    batch = result.edition.batches.get()
+    DeliveryBatch.objects.filter(pk=batch.pk).update(state=DeliveryBatch.State.IN_DOUBT)
+    batch.deliveries.update(state=Delivery.State.IN_DOUBT)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert digest.batch_resend(batch=batch) == 1
+        assert digest.batch_resend(batch=batch) == 0
+
+    assert [m.to for m in mail.outbox] == [[reader.email]]
+    assert Delivery.objects.get().state == Delivery.State.SENT
+
+
+def test_a_paused_edition_holds_its_batches_until_resumed(newsletter, esp, headlines, django_capture_on_commit_callbacks):
+    subscribe(newsletter)
+    [result] = plan_only(send_now=True)
+    edition = result.edition
+    digest.edition_pause(edition=edition)
+
+    assert send_all(edition)[0].state == "paused"
+    assert mail.outbox == []
+    with django_capture_on_commit_callbacks(execute=True):
+        assert digest.edition_resume(edition=edition) == 1
+
+    assert len(mail.outbox) == 1
+    assert Edition.objects.get().state == Edition.State.SENT
+
+
+def test_a_recipient_the_esp_refuses_is_failed_and_the_rest_are_sent(newsletter, esp, headlines, monkeypatch):
+    from anymail.message import AnymailRecipientStatus
+
+    kept = subscribe(newsletter)
+    refused = subscribe(newsletter)
+    [result] = plan_only(send_now=True)
+
+    def answer(self, payload, message):
+        message.anymail_test_params = payload.get_params()
+        mail.outbox.append(message)
+        return {
+            "recipient_status": {
+                kept.email: AnymailRecipientStatus(message_id="m-1", status="queued"),
+                refused.email: AnymailRecipientStatus(message_id=None, status="rejected"),
+            }
+        }
+
+    monkeypatch.setattr(AnymailTestBackend, "post_to_esp", answer)
+    send_all(result.edition)
+
+    assert Delivery.objects.get(subscriber=kept).state == Delivery.State.SENT
+    assert Delivery.objects.get(subscriber=kept).esp_message_id == "m-1"
+    assert Delivery.objects.get(subscriber=refused).state == Delivery.State.FAILED
+
+
+def test_a_reader_with_an_active_appeal_sees_it_and_a_recent_donor_does_not(newsletter, esp, headlines, monkeypatch, django_capture_on_commit_callbacks):
+    class Appeal:
+        pk = 41
+        headline = "Keep the desk open through winter"
+
+    giver = subscribe(newsletter)
+    reader = subscribe(newsletter)
+    monkeypatch.setattr(digest, "_appeal_for", lambda email: None if email == giver.email else Appeal())
+    monkeypatch.setattr(
+        "subscriptions.digest.render_to_string",
+        _with_appeal_template(digest.render_to_string),
+    )
+
+    plan_and_send(django_capture_on_commit_callbacks, send_now=True)
+
+    by_reader = {m.to[0]: m for m in mail.outbox}
+    assert "Keep the desk open" in by_reader[reader.email].alternatives[0][0]
+    assert "Keep the desk open" not in by_reader[giver.email].alternatives[0][0]
+
+
+def _with_appeal_template(render):
+    """The donations app fills newsletter_appeal.html; stand in with the appeal's headline."""
+
+    def rendered(name, context=None, *args, **kwargs):
+        if name == "donations/emails/newsletter_appeal.html":
+            return f"<p>{context['appeal'].headline}</p>"
+        return render(name, context, *args, **kwargs)
+
+    return rendered
