@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import date, datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from anymail.signals import AnymailTrackingEvent, tracking
@@ -109,7 +108,7 @@ def test_the_same_event_is_stored_once(member):
 
 
 def test_an_event_without_id_gets_a_stable_one(member):
-    when = datetime(2026, 3, 1, 6, 0, tzinfo=dt_timezone.utc)
+    when = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
     send("delivered", event_id=None, when=when)
     send("delivered", event_id=None, when=when)
     send("delivered", event_id=None, when=when + timedelta(seconds=1))
