@@ -1,0 +1,65 @@
+"""The same paths through a real Celery worker on the broker (skipped without PostgreSQL and Redis)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from anymail.signals import AnymailTrackingEvent, tracking
+from django.utils import timezone
+
+from subscriptions.models import Suppression, TrackingEvent
+from subscriptions.selectors import suppressed_among
+from tests.factories import NewsletterFactory, SubscriptionFactory
+from tests.subscriptions.conftest import signup
+
+pytestmark = pytest.mark.worker
+
+
+def wait_for(check, seconds: float = 30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.2)
+    raise AssertionError("the worker did not get there in time")
+
+
+def test_a_bounce_is_processed_by_the_worker(celery_worker):
+    SubscriptionFactory(subscriber__email="far@mail.example")
+
+    tracking.send(
+        sender=object,
+        event=AnymailTrackingEvent(
+            event_type="bounced",
+            timestamp=timezone.now(),
+            event_id="worker-bounce-1",
+            recipient="far@mail.example",
+            esp_event={},
+        ),
+        esp_name="TestESP",
+    )
+
+    wait_for(lambda: suppressed_among(["far@mail.example"]))
+    assert Suppression.objects.get().reason == Suppression.Reason.HARD_BOUNCE
+    assert TrackingEvent.objects.get().processed_at is not None
+
+
+def test_the_worker_sends_the_confirmation_email(celery_worker_factory, client, tmp_path):
+    outbox = tmp_path / "emails"
+    celery_worker_factory(
+        {
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": str(outbox),
+        }
+    )
+    daily = NewsletterFactory()
+
+    signup(client, "queued@mail.example", daily)
+
+    files = wait_for(lambda: list(Path(outbox).glob("*.log")) if outbox.exists() else [])
+    text = files[0].read_text()
+    assert "To: queued@mail.example" in text
+    assert "/newsletters/confirm/" in text
