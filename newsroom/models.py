@@ -84,7 +84,15 @@ class Article(models.Model):
     language = models.CharField(
         max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
     )
-    lead_photo = models.ImageField(upload_to="photos/%Y/%m/", blank=True)
+    lead_photo = models.ImageField(
+        upload_to="photos/%Y/%m/",
+        blank=True,
+        width_field="lead_photo_width",
+        height_field="lead_photo_height",
+    )
+    # Stored on upload so pages give the <img> its size and the text does not jump.
+    lead_photo_width = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    lead_photo_height = models.PositiveIntegerField(null=True, blank=True, editable=False)
     lead_photo_alt = models.CharField(max_length=300, blank=True)
     lead_photo_caption = models.CharField(max_length=400, blank=True)
     lead_photo_credit = models.CharField(max_length=200, blank=True)

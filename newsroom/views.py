@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.paginator import Paginator
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils.safestring import mark_safe
+from django.utils.translation import get_language_info
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+
+from newsroom import selectors
+from newsroom.caching import is_signed_in, public_page
+from newsroom.models import Article, Author, Category, Topic
+from newsroom.richtext import body_blocks
 
 
 def _check(probe) -> str:
@@ -51,3 +61,223 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {"status": "ok" if healthy else "down", **state}, status=200 if healthy else 503
     )
+
+
+# --- the public pages ---------------------------------------------------------
+
+PAGE_SIZE = 20
+SEARCH_MAX_LENGTH = 200
+
+
+def absolute(path: str) -> str:
+    """The public URL of `path` (canonical links, OpenGraph, JSON-LD, sitemaps)."""
+    return f"{settings.SITE_URL}{path}"
+
+
+def _meta(*, title: str, description: str, path: str, image: str = "", kind: str = "website") -> dict:
+    return {
+        "title": title,
+        "description": description,
+        "url": absolute(path),
+        "image": absolute(image) if image.startswith("/") else image,
+        "type": kind,
+    }
+
+
+def _page(request: HttpRequest, queryset):
+    return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+@require_GET
+@public_page
+def home(request: HttpRequest) -> HttpResponse:
+    top = selectors.top_stories()
+    sections = selectors.latest_per_category(exclude_ids=[a.id for a in top])
+    return render(
+        request,
+        "newsroom/home.html",
+        {
+            "top_stories": top,
+            "sections": sections,
+            "meta": _meta(
+                title=settings.NEWSROOM_NAME,
+                description="Independent, reader-funded reporting from the Middle East.",
+                path=reverse("home"),
+            ),
+        },
+    )
+
+
+def _place_pull_quotes(blocks: list[str], quotes: list[str]) -> list[dict]:
+    """Spread the pull quotes evenly between the body's blocks, never before the first."""
+    placed: list[dict] = [{"html": mark_safe(block), "quotes": []} for block in blocks]  # sanitised on save
+    if not placed:
+        return placed
+    for index, quote in enumerate(quotes):
+        after = round((index + 1) * len(placed) / (len(quotes) + 1))
+        placed[min(max(after, 1), len(placed)) - 1]["quotes"].append(quote)
+    return placed
+
+
+def _news_article_jsonld(article: Article) -> dict:
+    """schema.org NewsArticle, as search engines read it (schema.org/NewsArticle)."""
+    data = {
+        "@context": "https://schema.org",
+        "@type": "NewsArticle",
+        "headline": article.headline[:110],
+        "description": article.dek,
+        "inLanguage": article.language,
+        "mainEntityOfPage": absolute(article.get_absolute_url()),
+        "url": absolute(article.get_absolute_url()),
+        "datePublished": article.published_at.isoformat() if article.published_at else None,
+        "dateModified": article.updated_at.isoformat(),
+        "articleSection": article.category.name,
+        "keywords": [topic.name for topic in article.topics.all()],
+        "isAccessibleForFree": True,
+        "author": [
+            {"@type": "Person", "name": author.name, "url": absolute(author.get_absolute_url())}
+            for author in article.authors.all()
+        ],
+        "publisher": {"@type": "NewsMediaOrganization", "name": settings.NEWSROOM_NAME, "url": absolute("/")},
+    }
+    if article.lead_photo:
+        data["image"] = [absolute(article.lead_photo.url)]
+    return data
+
+
+@require_GET
+@public_page
+def article(request: HttpRequest, slug: str) -> HttpResponse:
+    item = selectors.article_for_page(slug=slug)
+    if item is None:
+        raise Http404("No such article.")
+    preview = not item.is_public
+    if preview and not (is_signed_in(request) and request.user.is_staff):
+        # Drafts and articles whose time has not come do not exist for readers.
+        raise Http404("No such article.")
+    bidi = get_language_info(item.language)["bidi"] if item.language else False
+    return render(
+        request,
+        "newsroom/article.html",
+        {
+            "article": item,
+            "preview": preview,
+            "article_dir": "rtl" if bidi else "ltr",
+            "blocks": _place_pull_quotes(body_blocks(item.body), item.pull_quotes or []),
+            "jsonld": _news_article_jsonld(item),
+            "meta": _meta(
+                title=item.headline,
+                description=item.dek,
+                path=item.get_absolute_url(),
+                image=item.lead_photo.url if item.lead_photo else "",
+                kind="article",
+            ),
+        },
+    )
+
+
+@require_GET
+@public_page
+def category(request: HttpRequest, slug: str) -> HttpResponse:
+    item = get_object_or_404(Category, slug=slug)
+    return render(
+        request,
+        "newsroom/category.html",
+        {
+            "category": item,
+            "page": _page(request, selectors.articles_in_category(category=item)),
+            "feed_url": reverse("category_feed", kwargs={"slug": item.slug}),
+            "meta": _meta(title=item.name, description=item.description, path=item.get_absolute_url()),
+        },
+    )
+
+
+@require_GET
+@public_page
+def topic(request: HttpRequest, slug: str) -> HttpResponse:
+    item = get_object_or_404(Topic, slug=slug)
+    return render(
+        request,
+        "newsroom/topic.html",
+        {
+            "topic": item,
+            "page": _page(request, selectors.articles_on_topic(topic=item)),
+            "feed_url": reverse("topic_feed", kwargs={"slug": item.slug}),
+            "meta": _meta(title=item.name, description=item.description, path=item.get_absolute_url()),
+        },
+    )
+
+
+@require_GET
+@public_page
+def author(request: HttpRequest, slug: str) -> HttpResponse:
+    item = get_object_or_404(Author, slug=slug)
+    return render(
+        request,
+        "newsroom/author.html",
+        {
+            "author": item,
+            "page": _page(request, selectors.articles_by_author(author=item)),
+            "meta": _meta(
+                title=item.name,
+                description=item.bio,
+                path=item.get_absolute_url(),
+                image=item.photo.url if item.photo else "",
+                kind="profile",
+            ),
+        },
+    )
+
+
+@require_GET
+@public_page
+def search(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()[:SEARCH_MAX_LENGTH]
+    page = _page(request, selectors.search_articles(query=query)) if query else None
+    return render(
+        request,
+        "newsroom/search.html",
+        {
+            "query": query,
+            "page": page,
+            "meta": _meta(
+                title=f"Search: {query}" if query else "Search",
+                description=f"Search the reporting of {settings.NEWSROOM_NAME}.",
+                path=reverse("search"),
+            ),
+        },
+    )
+
+
+@require_GET
+@public_page
+def browse(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "newsroom/browse.html",
+        {
+            "categories": selectors.categories_with_counts(),
+            "topics": selectors.topics_with_counts(),
+            "meta": _meta(
+                title="Browse categories and topics",
+                description="Every section and subject we cover. Follow the ones that matter to you.",
+                path=reverse("browse"),
+            ),
+        },
+    )
+
+
+@require_GET
+def robots_txt(request: HttpRequest) -> HttpResponse:
+    lines = [
+        "User-agent: *",
+        "Disallow: /admin/",
+        "Disallow: /search/",
+        "",
+        f"Sitemap: {absolute(reverse('sitemap'))}",
+        f"Sitemap: {absolute(reverse('news_sitemap'))}",
+        "",
+    ]
+    response = HttpResponse("\n".join(lines), content_type="text/plain; charset=utf-8")
+    response["Cache-Control"] = "public, max-age=3600"
+    return response

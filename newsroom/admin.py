@@ -1,0 +1,142 @@
+"""The editors' admin: articles with scheduling, preview and sanitising; sections and authors."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.utils import timezone
+from django.utils.html import format_html
+
+from newsroom import services
+from newsroom.models import Article, Author, Category, Topic
+
+
+class PullQuotesField(forms.CharField):
+    """Pull quotes edited as one quote per line, stored as a list."""
+
+    widget = forms.Textarea(attrs={"rows": 3})
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return "\n".join(value)
+        return value
+
+    def to_python(self, value) -> list[str]:
+        text = super().to_python(value) or ""
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+class ArticleForm(forms.ModelForm):
+    pull_quotes = PullQuotesField(
+        required=False,
+        help_text="One quote per line; they are placed between the body's paragraphs.",
+    )
+
+    class Meta:
+        model = Article
+        fields = (
+            "headline", "slug", "dek", "language", "body", "pull_quotes",
+            "lead_photo", "lead_photo_alt", "lead_photo_caption", "lead_photo_credit",
+            "category", "topics", "authors", "top_story_rank", "status", "published_at",
+        )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        status, published_at = data.get("status"), data.get("published_at")
+        if status == Article.Status.SCHEDULED and not published_at:
+            self.add_error("published_at", "Choose when the article should appear.")
+        elif status == Article.Status.PUBLISHED and not published_at:
+            # "Publish" with no time means now; the model requires a time for it.
+            data["published_at"] = timezone.now()
+        return data
+
+
+@admin.register(Article)
+class ArticleAdmin(admin.ModelAdmin):
+    form = ArticleForm
+    list_display = ("headline", "status_now", "published_at", "category", "top_story_rank", "language", "preview_link")
+    list_filter = ("status", "category", "authors", "language", "published_at")
+    list_select_related = ("category",)
+    search_fields = ("headline", "dek", "body", "slug")
+    date_hierarchy = "published_at"
+    autocomplete_fields = ("authors", "topics")
+    prepopulated_fields = {"slug": ("headline",)}
+    readonly_fields = ("created_at", "updated_at", "preview_link")
+    fieldsets = (
+        (None, {"fields": ("headline", "slug", "dek", "language", "body", "pull_quotes")}),
+        ("Lead photo", {"fields": ("lead_photo", "lead_photo_alt", "lead_photo_caption", "lead_photo_credit")}),
+        ("Placement", {"fields": ("category", "topics", "authors", "top_story_rank")}),
+        (
+            "Publishing",
+            {
+                "fields": ("status", "published_at", "preview_link", "created_at", "updated_at"),
+                "description": "Scheduled: the article appears by itself at its publication time.",
+            },
+        ),
+    )
+
+    @admin.display(description="status")
+    def status_now(self, obj: Article) -> str:
+        if obj.status != Article.Status.DRAFT and not obj.is_public:
+            return "Scheduled (waiting)"
+        return obj.get_status_display()
+
+    @admin.display(description="page")
+    def preview_link(self, obj: Article) -> str:
+        if not obj.pk:
+            return "-"
+        label = "View on site" if obj.is_public else "Preview"
+        return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', obj.get_absolute_url(), label)
+
+    def save_model(self, request, obj: Article, form, change: bool) -> None:
+        # The service sanitises the body, saves authors and topics, and refreshes pages.
+        services.article_save(
+            article=obj,
+            authors=form.cleaned_data.get("authors"),
+            topics=form.cleaned_data.get("topics"),
+        )
+
+    def save_related(self, request, form, formsets, change: bool) -> None:
+        # Authors and topics were saved by article_save; only inlines (none today) remain.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def delete_model(self, request, obj: Article) -> None:
+        services.article_delete(article=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for article in queryset:
+            services.article_delete(article=article)
+
+
+class _SectionAdmin(admin.ModelAdmin):
+    """Categories, topics and authors appear on many pages: saving refreshes them."""
+
+    search_fields = ("name",)
+    prepopulated_fields = {"slug": ("name",)}
+
+    def save_model(self, request, obj, form, change: bool) -> None:
+        services.section_save(obj=obj)
+
+    def delete_model(self, request, obj) -> None:
+        services.section_delete(obj=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for obj in queryset:
+            services.section_delete(obj=obj)
+
+
+@admin.register(Category)
+class CategoryAdmin(_SectionAdmin):
+    list_display = ("name", "slug", "order")
+    list_editable = ("order",)
+
+
+@admin.register(Topic)
+class TopicAdmin(_SectionAdmin):
+    list_display = ("name", "slug")
+
+
+@admin.register(Author)
+class AuthorAdmin(_SectionAdmin):
+    list_display = ("name", "slug")

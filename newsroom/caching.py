@@ -1,0 +1,141 @@
+"""The server-side page cache for anonymous readers, and the content version that keys it.
+
+A page is stored under its path, query, the content version and the reader's
+appeal state (`donations.selectors.reader_state_key`). Publishing or editing
+anything bumps the version, so every page is fresh at once; and the version also
+moves by itself when the next scheduled article's time comes, so a scheduled
+article appears on cached pages with nothing to run.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import uuid
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Min
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.cache import get_conditional_response, patch_vary_headers
+from django.utils.http import http_date, parse_http_date_safe
+
+STATE_KEY = "newsroom:content-state"
+# Headers a stored page keeps; everything else (cookies above all) is never stored.
+STORED_HEADERS = ("Content-Type", "Content-Language", "ETag", "Last-Modified", "X-Robots-Tag")
+
+
+def _new_state() -> dict:
+    from newsroom.models import Article
+
+    now = timezone.now()
+    next_due = (
+        Article.objects.exclude(status=Article.Status.DRAFT)
+        .filter(published_at__gt=now)
+        .aggregate(next_due=Min("published_at"))["next_due"]
+    )
+    return {
+        "version": uuid.uuid4().hex[:16],
+        "changed_at": now.timestamp(),
+        "next_due": next_due.timestamp() if next_due else None,
+    }
+
+
+def content_state() -> dict:
+    """The current content version, when it last changed, and when it next changes by itself."""
+    state = cache.get(STATE_KEY)
+    now = timezone.now().timestamp()
+    if state is None or (state["next_due"] is not None and state["next_due"] <= now):
+        # Lost from the cache, or a scheduled article's time has come: a new version.
+        state = _new_state()
+        cache.set(STATE_KEY, state, timeout=None)
+    return state
+
+
+def content_changed() -> None:
+    """Make every cached page stale: the next request renders it anew."""
+    cache.set(STATE_KEY, _new_state(), timeout=None)
+
+
+def is_signed_in(request: HttpRequest) -> bool:
+    """True for a logged-in user. Readers without a session cookie never touch the session."""
+    if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+        return False
+    return request.user.is_authenticated
+
+
+def _page_key(request: HttpRequest, version: str) -> str:
+    from donations.selectors import reader_state_key
+
+    path = hashlib.sha256(request.get_full_path().encode()).hexdigest()[:32]
+    return f"newsroom:page:{version}:{reader_state_key(request)}:{path}"
+
+
+def _public_headers(response: HttpResponse, *, changed_at: float) -> None:
+    # max-age for browsers, s-maxage for a CDN (RFC 9111 §5.2.2.10); the server-side
+    # copy is dropped at once on a change, a CDN's after at most PAGE_CACHE_SECONDS.
+    response["Cache-Control"] = f"public, max-age=60, s-maxage={settings.PAGE_CACHE_SECONDS}"
+    patch_vary_headers(response, ("Cookie",))
+    if not response.has_header("Last-Modified"):
+        response["Last-Modified"] = http_date(changed_at)
+    if not response.has_header("ETag"):
+        digest = hashlib.sha256(response.content).hexdigest()[:32]
+        response["ETag"] = f'"{digest}"'
+
+
+def public_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Serve a public page from the server-side cache for readers who are not signed in.
+
+    Anonymous responses are `public` with ETag and Last-Modified and answer a matching
+    conditional GET with 304 (RFC 9110 §13.1); signed-in staff always get a fresh,
+    `private` page (they may be previewing drafts).
+    """
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method not in ("GET", "HEAD") or is_signed_in(request):
+            response = view(request, *args, **kwargs)
+            response["Cache-Control"] = "private, no-cache"
+            patch_vary_headers(response, ("Cookie",))
+            return response
+
+        state = content_state()
+        key = _page_key(request, state["version"])
+        stored = cache.get(key)
+        if stored is None:
+            response = view(request, *args, **kwargs)
+            if hasattr(response, "render") and not response.is_rendered:
+                response.render()  # a TemplateResponse (the sitemap view's)
+            if response.status_code != 200 or response.cookies or response.streaming:
+                return response
+            _public_headers(response, changed_at=state["changed_at"])
+            timeout = settings.PAGE_CACHE_SECONDS
+            if state["next_due"] is not None:
+                # Never outlive the moment the next scheduled article appears.
+                remaining = int(state["next_due"] - timezone.now().timestamp()) + 1
+                timeout = max(1, min(timeout, remaining))
+            cache.set(
+                key,
+                {
+                    "content": response.content,
+                    "headers": {h: response[h] for h in STORED_HEADERS if response.has_header(h)},
+                },
+                timeout,
+            )
+        else:
+            response = HttpResponse(stored["content"])
+            for header, value in stored["headers"].items():
+                response[header] = value
+            _public_headers(response, changed_at=state["changed_at"])
+
+        return get_conditional_response(
+            request,
+            etag=response["ETag"],
+            last_modified=parse_http_date_safe(response["Last-Modified"]),
+            response=response,
+        )
+
+    return wrapper
+

@@ -1,0 +1,82 @@
+"""RSS 2.0 feeds: the whole site, each category, each topic (django.contrib.syndication)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.syndication.views import Feed
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+
+from newsroom import selectors
+from newsroom.models import Article, Category, Topic
+
+FEED_SIZE = 30
+
+
+class _ArticleFeed(Feed):
+    """Shared item fields; each feed picks its articles."""
+
+    def item_title(self, item: Article) -> str:
+        return item.headline
+
+    def item_description(self, item: Article) -> str:
+        return item.dek
+
+    def item_pubdate(self, item: Article):
+        return item.published_at
+
+    def item_updateddate(self, item: Article):
+        return item.updated_at
+
+    def item_author_name(self, item: Article) -> str:
+        return ", ".join(author.name for author in item.authors.all())
+
+    def item_categories(self, item: Article) -> list[str]:
+        return [item.category.name]
+
+
+class SiteFeed(_ArticleFeed):
+    description = "The latest reporting."
+
+    def title(self) -> str:
+        return settings.NEWSROOM_NAME
+
+    def link(self) -> str:
+        return reverse("home")
+
+    def items(self):
+        return selectors.articles_public()[:FEED_SIZE]
+
+
+class CategoryFeed(_ArticleFeed):
+    def get_object(self, request, slug: str) -> Category:
+        return get_object_or_404(Category, slug=slug)
+
+    def title(self, obj: Category) -> str:
+        return f"{obj.name} · {settings.NEWSROOM_NAME}"
+
+    def link(self, obj: Category) -> str:
+        return obj.get_absolute_url()
+
+    def description(self, obj: Category) -> str:
+        return obj.description or f"The latest in {obj.name}."
+
+    def items(self, obj: Category):
+        return selectors.articles_in_category(category=obj)[:FEED_SIZE]
+
+
+class TopicFeed(_ArticleFeed):
+    def get_object(self, request, slug: str) -> Topic:
+        return get_object_or_404(Topic, slug=slug)
+
+    def title(self, obj: Topic) -> str:
+        return f"{obj.name} · {settings.NEWSROOM_NAME}"
+
+    def link(self, obj: Topic) -> str:
+        return obj.get_absolute_url()
+
+    def description(self, obj: Topic) -> str:
+        return obj.description or f"The latest on {obj.name}."
+
+    def items(self, obj: Topic):
+        return selectors.articles_on_topic(topic=obj)[:FEED_SIZE]

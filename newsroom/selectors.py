@@ -1,0 +1,137 @@
+"""Reads of the newsroom that pages, feeds and other apps share."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from newsroom.models import Article, Author, Category, Topic
+
+LATEST_PER_CATEGORY = 4
+TOP_STORIES = 5
+
+
+def _for_listing(qs: QuerySet[Article]) -> QuerySet[Article]:
+    # Lists show headline, dek, photo, category and bylines: two queries however long the list.
+    return qs.select_related("category").prefetch_related(
+        Prefetch("authors", queryset=Author.objects.only("id", "name", "slug"))
+    ).defer("body")
+
+
+def articles_public() -> QuerySet[Article]:
+    """Every article a reader may see now, newest first."""
+    return _for_listing(Article.objects.published())
+
+
+def article_for_page(*, slug: str) -> Article | None:
+    """The article at `slug` whatever its status (the view decides who may see it)."""
+    return (
+        Article.objects.select_related("category")
+        .prefetch_related("authors", "topics")
+        .filter(slug=slug)
+        .first()
+    )
+
+
+def top_stories(*, limit: int = TOP_STORIES) -> list[Article]:
+    return list(
+        articles_public().filter(top_story_rank__isnull=False).order_by("top_story_rank", "-published_at")[:limit]
+    )
+
+
+def latest_per_category(*, exclude_ids: list[int], per_category: int = LATEST_PER_CATEGORY) -> list[tuple[Category, list[Article]]]:
+    """Each category (in its order) with its newest articles, in one query for all categories."""
+    ranked = (
+        Article.objects.published()
+        .exclude(id__in=exclude_ids)
+        .annotate(
+            position=Window(
+                RowNumber(),
+                partition_by=[F("category_id")],
+                order_by=[F("published_at").desc(), F("id").desc()],
+            )
+        )
+        .filter(position__lte=per_category)
+    )
+    articles = list(_for_listing(ranked).order_by("category__order", "category__name", "position"))
+    sections: dict[int, tuple[Category, list[Article]]] = {}
+    for article in articles:
+        sections.setdefault(article.category_id, (article.category, []))[1].append(article)
+    return list(sections.values())
+
+
+def articles_in_category(*, category: Category) -> QuerySet[Article]:
+    return articles_public().filter(category=category)
+
+
+def articles_on_topic(*, topic: Topic) -> QuerySet[Article]:
+    return articles_public().filter(topics=topic)
+
+
+def articles_by_author(*, author: Author) -> QuerySet[Article]:
+    return articles_public().filter(authors=author)
+
+
+def categories() -> QuerySet[Category]:
+    return Category.objects.all()
+
+
+def topics() -> QuerySet[Topic]:
+    return Topic.objects.all()
+
+
+def search_articles(*, query: str) -> QuerySet[Article]:
+    """Articles matching `query`: PostgreSQL full-text search, ranked; a plain match on SQLite."""
+    query = query.strip()
+    if not query:
+        return Article.objects.none()
+    public = articles_public()
+    if settings.USING_POSTGRES:
+        from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+
+        # Headline outweighs dek, dek outweighs body (PostgreSQL docs §12.3.3, setweight).
+        vector = (
+            SearchVector("headline", weight="A", config="english")
+            + SearchVector("dek", weight="B", config="english")
+            + SearchVector("body", weight="C", config="english")
+        )
+        search = SearchQuery(query, search_type="websearch", config="english")
+        return (
+            public.annotate(document=vector, rank=SearchRank(vector, search))
+            .filter(document=search)
+            .order_by("-rank", "-published_at")
+        )
+    matches = Q()
+    for word in query.split()[:8]:
+        matches &= Q(headline__icontains=word) | Q(dek__icontains=word) | Q(body__icontains=word)
+    return public.filter(matches)
+
+
+def articles_since(*, hours: int = 48) -> QuerySet[Article]:
+    """Public articles of the last `hours` (the Google News sitemap's window)."""
+    return articles_public().filter(published_at__gte=timezone.now() - timedelta(hours=hours))
+
+
+def _public_count(relation: str) -> Count:
+    return Count(
+        relation,
+        filter=Q(**{
+            f"{relation}__status__in": [Article.Status.PUBLISHED, Article.Status.SCHEDULED],
+            f"{relation}__published_at__lte": timezone.now(),
+        }),
+        distinct=True,
+    )
+
+
+def categories_with_counts() -> QuerySet[Category]:
+    """Categories in their order, each with `article_count` of public articles."""
+    return Category.objects.annotate(article_count=_public_count("articles"))
+
+
+def topics_with_counts() -> QuerySet[Topic]:
+    """Topics by name, each with `article_count` of public articles."""
+    return Topic.objects.annotate(article_count=_public_count("articles"))

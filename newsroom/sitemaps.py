@@ -1,0 +1,99 @@
+"""sitemap.xml (django.contrib.sitemaps) and the Google News sitemap of the last 48 hours."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.sitemaps import Sitemap
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+
+from newsroom import selectors
+from newsroom.caching import public_page
+from newsroom.models import Article, Author
+
+
+class _SiteSitemap(Sitemap):
+    """Locations on SITE_URL, the public address, whatever host the request came to."""
+
+    limit = 5000
+
+    def get_protocol(self, protocol=None) -> str:
+        return urlsplit(settings.SITE_URL).scheme or "https"
+
+    def get_domain(self, site=None) -> str:
+        return urlsplit(settings.SITE_URL).netloc
+
+
+class ArticleSitemap(_SiteSitemap):
+    changefreq = "daily"
+    priority = 0.8
+
+    def items(self):
+        return Article.objects.published().only("slug", "updated_at", "published_at").order_by("-published_at")
+
+    def lastmod(self, item: Article):
+        return item.updated_at
+
+
+class SectionSitemap(_SiteSitemap):
+    changefreq = "hourly"
+    priority = 0.6
+
+    def items(self) -> list:
+        return [*selectors.categories(), *selectors.topics()]
+
+
+class PageSitemap(_SiteSitemap):
+    changefreq = "hourly"
+    priority = 1.0
+
+    def items(self) -> list[str]:
+        return ["home", "browse"]
+
+    def location(self, item: str) -> str:
+        return reverse(item)
+
+
+class AuthorSitemap(_SiteSitemap):
+    changefreq = "weekly"
+    priority = 0.3
+
+    def items(self):
+        return Author.objects.all()
+
+
+SITEMAPS = {
+    "pages": PageSitemap,
+    "articles": ArticleSitemap,
+    "sections": SectionSitemap,
+    "authors": AuthorSitemap,
+}
+
+
+@public_page
+def news_sitemap(request: HttpRequest) -> HttpResponse:
+    """Articles of the last 48 hours, in the Google News sitemap format.
+
+    https://developers.google.com/search/docs/crawling-indexing/sitemaps/news-sitemap
+    """
+    articles = selectors.articles_since(hours=48)[:1000]
+    return render(
+        request,
+        "newsroom/news_sitemap.xml",
+        {
+            "entries": [
+                {
+                    "loc": f"{settings.SITE_URL}{article.get_absolute_url()}",
+                    "language": article.language,
+                    "published": article.published_at.isoformat(),
+                    "title": article.headline,
+                }
+                for article in articles
+            ],
+            "publication": settings.NEWSROOM_NAME,
+        },
+        content_type="application/xml; charset=utf-8",
+    )

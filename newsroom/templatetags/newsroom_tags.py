@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import json
+
+from django import template
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils.safestring import SafeString, mark_safe
+
+from newsroom import selectors
+
+register = template.Library()
+
+# The escapes of django.utils.html.json_script: "<", ">" and "&" written as \\u escapes
+# can never end the <script> element or open a comment, whatever the data holds.
+_SCRIPT_ESCAPES = {ord(">"): "\\u003E", ord("<"): "\\u003C", ord("&"): "\\u0026"}
+
+
+@register.filter
+def ld_json(value) -> SafeString:
+    """Render `value` as a JSON-LD <script> element, escaped like json_script."""
+    data = json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False).translate(_SCRIPT_ESCAPES)
+    return mark_safe(f'<script type="application/ld+json">{data}</script>')  # escaped above
+
+
+@register.inclusion_tag("newsroom/_nav.html", takes_context=True)
+def site_nav(context) -> dict:
+    """The main navigation: every category, then browse and search."""
+    return {"categories": list(selectors.categories()), "request": context.get("request")}
+
+
+@register.inclusion_tag("newsroom/_article_card.html")
+def article_card(article, *, level: int = 3, photo: bool = True) -> dict:
+    """One article in a list: photo, category, headline, dek, byline, time."""
+    # A card for an article in another language says so, for screen readers (WCAG 3.1.2).
+    lang = article.language if article.language != settings.LANGUAGE_CODE else ""
+    return {"article": article, "level": level, "photo": photo, "lang": lang}
