@@ -262,6 +262,9 @@ DONATION_MANAGE_LINK_MINUTES = env_int("DONATION_MANAGE_LINK_MINUTES", 60)
 # --- subscriptions ----------------------------------------------------------
 
 SUBSCRIPTIONS_CONFIRM_MAX_AGE_DAYS = env_int("SUBSCRIPTIONS_CONFIRM_MAX_AGE_DAYS", 7)
+# How many proxies in front of the app append to X-Forwarded-For (0: trust REMOTE_ADDR only).
+# The signup and follow rate limits and the consent records use the address found this way.
+SUBSCRIPTIONS_PROXY_HOPS = env_int("SUBSCRIPTIONS_PROXY_HOPS", 0)
 
 # --- web --------------------------------------------------------------------
 
