@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date as Date
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from email.utils import make_msgid
 from functools import partial
 from itertools import islice
@@ -493,7 +493,15 @@ def due_subscribers(*, edition: Edition, zones: list[str] | None, now: datetime)
         .exclude(Exists(Delivery.objects.filter(edition=edition, subscriber=OuterRef("pk"))))
     )
     if zones is not None:
-        subscribers = subscribers.filter(time_zone__in=zones)
+        # Readers are owed the date's edition only if they had confirmed by its send
+        # moment in their zone; whoever confirms later starts with the next morning's.
+        owed = Q(pk__in=[])
+        for name in zones:
+            send_moment = datetime.combine(
+                edition.date, time(edition.newsletter.send_hour), tzinfo=_zone(name)
+            )
+            owed |= Q(time_zone=name, confirmed_at__lte=send_moment)
+        subscribers = subscribers.filter(owed)
     return subscribers
 
 
@@ -882,7 +890,9 @@ def _send_batch_call(connection, edition: Edition, rendered: RenderedEmail, grou
             results[recipient.delivery_id] = _Result(False, error=f"ESP status: {status.status}")
         else:
             message_id = status.message_id if status is not None else None
-            results[recipient.delivery_id] = _Result(True, message_id=str(message_id or ""))
+            results[recipient.delivery_id] = _Result(
+                True, message_id="" if message_id is None else str(message_id)
+            )
     return results
 
 
@@ -911,7 +921,9 @@ def _send_one_by_one(
             return f"{type(exc).__name__}: {exc}"
         status = getattr(message, "anymail_status", None)
         esp_id = getattr(status, "message_id", None) if status is not None else None
-        results[recipient.delivery_id] = _Result(True, message_id=str(esp_id or message_id))
+        results[recipient.delivery_id] = _Result(
+            True, message_id=message_id if esp_id is None else str(esp_id)
+        )
     return ""
 
 

@@ -1,3 +1,303 @@
-"""Admin for editions and their sending."""
+"""Admin for editions and their sending: progress, preview, test sends, pause, in-doubt batches."""
 
 from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from newsroom.models import Category, Topic
+from subscriptions import digest
+from subscriptions.models import Delivery, DeliveryBatch, Edition, Subscriber
+
+
+def _followed_from(values: list[str]) -> list[list]:
+    """["c:3", "t:7"] from a preview form, as a followed set [["c", 3], ["t", 7]]."""
+    followed = []
+    for value in values:
+        kind, _, pk = value.partition(":")
+        if kind in {"c", "t"} and pk.isdigit():
+            followed.append([kind, int(pk)])
+    return followed
+
+
+def _progress_bar(counts: dict[str, int]) -> str:
+    return format_html(
+        '<progress max="{}" value="{}" aria-label="Delivered or settled">{}%</progress> {}/{}',
+        counts["total"] or 1,
+        counts["done"],
+        counts["percent"],
+        counts["done"],
+        counts["total"],
+    )
+
+
+class InDoubtFilter(admin.SimpleListFilter):
+    title = "needs attention"
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return [("in_doubt", "Has in-doubt batches")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "in_doubt":
+            return queryset.filter(batches__state=DeliveryBatch.State.IN_DOUBT).distinct()
+        return queryset
+
+
+@admin.register(Edition)
+class EditionAdmin(admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "state",
+        "progress",
+        "sent",
+        "queued",
+        "failed",
+        "suppressed",
+        "in_doubt",
+        "skip_reason",
+    ]
+    list_filter = ["newsletter", "state", InDoubtFilter]
+    date_hierarchy = "date"
+    list_select_related = ["newsletter"]
+    fields = ["newsletter", "date", "state", "skip_reason", "cutoff_start", "cutoff_end", "composed_at"]
+    readonly_fields = fields
+    actions = ["pause_editions", "resume_editions"]
+    change_form_template = "subscriptions/digest/admin/edition_change_form.html"
+
+    def has_add_permission(self, request) -> bool:
+        # Editions are composed by the planner (or send_digest), never typed in.
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting an edition would forget who already got it and allow a second send.
+        return False
+
+    def get_queryset(self, request):
+        by_state = {
+            state: Count("deliveries", filter=Q(deliveries__state=state))
+            for state in ("sent", "queued", "claimed", "failed", "suppressed", "in_doubt")
+        }
+        return super().get_queryset(request).annotate(**{f"n_{k}": v for k, v in by_state.items()})
+
+    @admin.display(description="progress")
+    def progress(self, obj: Edition) -> str:
+        total = obj.n_sent + obj.n_queued + obj.n_claimed + obj.n_failed + obj.n_suppressed + obj.n_in_doubt
+        done = total - obj.n_queued - obj.n_claimed
+        percent = round(100 * done / total) if total else 0
+        return _progress_bar({"total": total, "done": done, "percent": percent})
+
+    @admin.display(description="sent", ordering="n_sent")
+    def sent(self, obj: Edition) -> int:
+        return obj.n_sent
+
+    @admin.display(description="queued")
+    def queued(self, obj: Edition) -> int:
+        return obj.n_queued + obj.n_claimed
+
+    @admin.display(description="failed")
+    def failed(self, obj: Edition) -> int:
+        return obj.n_failed
+
+    @admin.display(description="suppressed")
+    def suppressed(self, obj: Edition) -> int:
+        return obj.n_suppressed
+
+    @admin.display(description="in doubt")
+    def in_doubt(self, obj: Edition) -> int:
+        return obj.n_in_doubt
+
+    @admin.action(description="Pause sending the selected editions")
+    def pause_editions(self, request: HttpRequest, queryset) -> None:
+        paused = sum(digest.edition_pause(edition=edition) for edition in queryset)
+        self.message_user(request, f"Paused {paused} edition(s).")
+
+    @admin.action(description="Resume sending the selected editions")
+    def resume_editions(self, request: HttpRequest, queryset) -> None:
+        batches = sum(digest.edition_resume(edition=edition) for edition in queryset)
+        self.message_user(request, f"Resumed; {batches} waiting batch(es) queued again.")
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/preview/", view(self.preview_view), name="subscriptions_edition_preview"),
+            path("<int:pk>/send-test/", view(self.send_test_view), name="subscriptions_edition_send_test"),
+            path("<int:pk>/pause/", view(self.pause_view), name="subscriptions_edition_pause"),
+            path("<int:pk>/resume/", view(self.resume_view), name="subscriptions_edition_resume"),
+            path(
+                "batch/<int:pk>/resend/",
+                view(self.batch_resend_view),
+                name="subscriptions_deliverybatch_resend",
+            ),
+            path(
+                "batch/<int:pk>/mark-sent/",
+                view(self.batch_mark_sent_view),
+                name="subscriptions_deliverybatch_mark_sent",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
+        edition = self.get_object(request, object_id)
+        extra = {}
+        if edition is not None:
+            extra = {
+                "counts": digest.edition_progress(edition),
+                "progress_bar": _progress_bar(digest.edition_progress(edition)),
+                "in_doubt_batches": edition.batches.filter(state=DeliveryBatch.State.IN_DOUBT).annotate(
+                    size=Count("deliveries")
+                ),
+                "contents": digest.edition_view(edition=edition, followed=None),
+                "categories": Category.objects.all(),
+                "topics": Topic.objects.all(),
+                "live": edition.state == Edition.State.SENDING,
+                "can_pause": edition.state in (Edition.State.COMPOSED, Edition.State.SENDING),
+                "can_resume": edition.state == Edition.State.PAUSED,
+                "show_save": False,
+                "show_save_and_continue": False,
+                "show_save_and_add_another": False,
+            }
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
+    def _edition(self, request: HttpRequest, pk: int) -> Edition:
+        return get_object_or_404(self.get_queryset(request).select_related("newsletter"), pk=pk)
+
+    def _refuse(self, request: HttpRequest) -> HttpResponse | None:
+        """Changes are POSTs (CSRF-checked by admin_view) by staff who may change editions."""
+        if refused := self._refuse(request):
+            return refused
+        if not self.has_change_permission(request):
+            return HttpResponse(status=403)
+        return None
+
+    def _back(self, edition: Edition) -> HttpResponseRedirect:
+        return HttpResponseRedirect(reverse("admin:subscriptions_edition_change", args=[edition.pk]))
+
+    def _reader(self, request: HttpRequest, data) -> tuple[Subscriber | None, list[list] | None, str]:
+        email = (data.get("subscriber") or "").strip()
+        if email:
+            subscriber = Subscriber.objects.filter(email__iexact=email).first()
+            if subscriber is None:
+                return None, None, f"No subscriber has the address {email}."
+            return subscriber, None, ""
+        return None, _followed_from(data.getlist("follow")), ""
+
+    def preview_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The email as a chosen subscriber, or a reader of a chosen followed set, gets it."""
+        edition = self._edition(request, pk)
+        subscriber, followed, error = self._reader(request, request.GET)
+        if error:
+            self.message_user(request, error, messages.ERROR)
+            return self._back(edition)
+        html = digest.preview_html(edition=edition, subscriber=subscriber, followed=followed)
+        response = HttpResponse(html)
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+    def send_test_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if refused := self._refuse(request):
+            return refused
+        edition = self._edition(request, pk)
+        if not request.user.email:
+            self.message_user(request, "Your staff account has no email address to send the test to.", messages.ERROR)
+            return self._back(edition)
+        subscriber, followed, error = self._reader(request, request.POST)
+        if error:
+            self.message_user(request, error, messages.ERROR)
+            return self._back(edition)
+        digest.edition_send_test(edition=edition, to=request.user.email, subscriber=subscriber, followed=followed)
+        self.message_user(request, f"A test copy went to {request.user.email}.")
+        return self._back(edition)
+
+    def pause_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if refused := self._refuse(request):
+            return refused
+        edition = self._edition(request, pk)
+        if digest.edition_pause(edition=edition):
+            self.message_user(request, "Paused: batches not yet started wait until you resume.")
+        else:
+            self.message_user(request, "Only a composed or sending edition can be paused.", messages.WARNING)
+        return self._back(edition)
+
+    def resume_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if refused := self._refuse(request):
+            return refused
+        edition = self._edition(request, pk)
+        batches = digest.edition_resume(edition=edition)
+        self.message_user(request, f"Resumed; {batches} waiting batch(es) queued again.")
+        return self._back(edition)
+
+    def batch_resend_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if refused := self._refuse(request):
+            return refused
+        batch = get_object_or_404(DeliveryBatch, pk=pk)
+        count = digest.batch_resend(batch=batch)
+        if count:
+            self.message_user(request, f"Batch {batch.pk}: {count} reader(s) queued to be sent again.")
+        else:
+            self.message_user(request, f"Batch {batch.pk} is not in doubt; nothing was queued.", messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:subscriptions_edition_change", args=[batch.edition_id]))
+
+    def batch_mark_sent_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if refused := self._refuse(request):
+            return refused
+        batch = get_object_or_404(DeliveryBatch, pk=pk)
+        count = digest.batch_mark_sent(batch=batch)
+        self.message_user(request, f"Batch {batch.pk}: {count} reader(s) recorded as sent.")
+        return HttpResponseRedirect(reverse("admin:subscriptions_edition_change", args=[batch.edition_id]))
+
+
+@admin.register(DeliveryBatch)
+class DeliveryBatchAdmin(admin.ModelAdmin):
+    list_display = ["pk", "edition", "state", "size", "attempts", "started_at", "finished_at", "error"]
+    list_filter = ["state", "edition__newsletter"]
+    list_select_related = ["edition__newsletter"]
+    fields = ["edition", "state", "group_key", "followed", "attempts", "task_id", "created_at", "started_at", "finished_at", "error"]
+    readonly_fields = fields
+    actions = ["resend_in_doubt", "mark_in_doubt_sent"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(n=Count("deliveries"))
+
+    @admin.display(description="readers", ordering="n")
+    def size(self, obj: DeliveryBatch) -> int:
+        return obj.n
+
+    @admin.action(description="Resend the selected in-doubt batches")
+    def resend_in_doubt(self, request: HttpRequest, queryset) -> None:
+        count = sum(digest.batch_resend(batch=batch) for batch in queryset)
+        self.message_user(request, f"{count} reader(s) queued to be sent again.")
+
+    @admin.action(description="Record the selected in-doubt batches as sent")
+    def mark_in_doubt_sent(self, request: HttpRequest, queryset) -> None:
+        count = sum(digest.batch_mark_sent(batch=batch) for batch in queryset)
+        self.message_user(request, f"{count} reader(s) recorded as sent.")
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ["edition", "subscriber", "state", "sent_at", "esp_message_id", "error"]
+    list_filter = ["state", "edition__newsletter"]
+    search_fields = ["subscriber__email", "esp_message_id"]
+    list_select_related = ["edition__newsletter", "subscriber"]
+    fields = ["edition", "subscriber", "batch", "state", "esp_message_id", "sent_at", "error"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -10,7 +10,14 @@ from django.core import mail
 from django.utils import timezone
 
 from subscriptions import digest
-from subscriptions.models import Delivery, DeliveryBatch, Edition, Subscription, Suppression, email_hash
+from subscriptions.models import (
+    Delivery,
+    DeliveryBatch,
+    Edition,
+    Subscription,
+    Suppression,
+    email_hash,
+)
 from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
     CategoryFactory,
     TopicFactory,
