@@ -12,6 +12,7 @@ Two kinds of page live here:
 
 from __future__ import annotations
 
+import ipaddress
 import json
 
 from django.conf import settings
@@ -40,9 +41,27 @@ SUBSCRIBE_LIMIT = (10, 600)
 FOLLOW_LIMIT = (120, 600)
 
 
+def client_ip(request: HttpRequest) -> str:
+    """The reader's address: REMOTE_ADDR, or the one our own proxies put in X-Forwarded-For.
+
+    Each proxy appends the address it saw, so with N trusted proxies the Nth entry from
+    the end is the reader's; entries before it are whatever the client claimed.
+    """
+    hops = settings.SUBSCRIPTIONS_PROXY_HOPS
+    if hops:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        if len(forwarded) >= hops:
+            return forwarded[-hops]
+    return request.META.get("REMOTE_ADDR", "")
+
+
 def _meta(request: HttpRequest, source: str) -> services.RequestMeta:
+    try:
+        ip = str(ipaddress.ip_address(client_ip(request)))
+    except ValueError:  # a proxy passed something that is not an address
+        ip = None
     return services.RequestMeta(
-        ip=request.META.get("REMOTE_ADDR") or None,
+        ip=ip,
         user_agent=request.META.get("HTTP_USER_AGENT", ""),
         source=source,
     )
@@ -89,7 +108,7 @@ def privacy(request: HttpRequest) -> HttpResponse:
 @csrf_exempt  # posted from cached pages that carry no CSRF token; see the module docstring
 @require_POST
 def subscribe(request: HttpRequest) -> HttpResponse:
-    if not ratelimit.allow(f"subscribe:{request.META.get('REMOTE_ADDR')}", limit=SUBSCRIBE_LIMIT[0], window=SUBSCRIBE_LIMIT[1]):
+    if not ratelimit.allow(f"subscribe:{client_ip(request)}", limit=SUBSCRIBE_LIMIT[0], window=SUBSCRIBE_LIMIT[1]):
         return _too_many(request)
     form = SignupForm(request.POST)
     if not form.is_valid():
@@ -111,7 +130,14 @@ def subscribe(request: HttpRequest) -> HttpResponse:
         )
     # The same answer for a new, pending, confirmed or suppressed address (no enumeration).
     return _private(
-        render(request, "subscriptions/check_inbox.html", {"email": services.normalize_email(data["email"])})
+        render(
+            request,
+            "subscriptions/check_inbox.html",
+            {
+                "email": services.normalize_email(data["email"]),
+                "valid_days": settings.SUBSCRIPTIONS_CONFIRM_MAX_AGE_DAYS,
+            },
+        )
     )
 
 
@@ -218,7 +244,7 @@ def _error(request: HttpRequest, message: str, status: int) -> HttpResponse:
 @csrf_exempt  # the button sits on cached pages; following changes only this browser's cookie
 @require_POST
 def follow(request: HttpRequest) -> HttpResponse:
-    if not ratelimit.allow(f"follow:{request.META.get('REMOTE_ADDR')}", limit=FOLLOW_LIMIT[0], window=FOLLOW_LIMIT[1]):
+    if not ratelimit.allow(f"follow:{client_ip(request)}", limit=FOLLOW_LIMIT[0], window=FOLLOW_LIMIT[1]):
         return _too_many(request)
     form = FollowForm(request.POST)
     if not form.is_valid():

@@ -16,6 +16,7 @@ def daily(db):
 
 
 def signup(client, email: str, *newsletters, **extra):
+    headers = {key: extra.pop(key) for key in list(extra) if key.startswith("HTTP_")}
     data = {
         "email": email,
         "newsletters": [n.pk for n in newsletters],
@@ -28,6 +29,7 @@ def signup(client, email: str, *newsletters, **extra):
         data,
         HTTP_USER_AGENT="Mozilla/5.0 (test)",
         REMOTE_ADDR="203.0.113.7",
+        **headers,
     )
 
 

@@ -180,3 +180,16 @@ def test_suppression_keeps_only_the_hash(daily):
     row = Suppression.objects.get()
     assert row.email_sha256 == email_hash("someone@mail.example")
     assert "someone" not in str(row.__dict__)
+
+
+def test_behind_a_proxy_the_readers_address_is_recorded_and_limited(client, daily, settings):
+    settings.SUBSCRIPTIONS_PROXY_HOPS = 1
+    for n in range(10):
+        signup(client, f"p{n}@mail.example", daily, HTTP_X_FORWARDED_FOR=f"10.0.0.1, 198.51.100.{n}")
+
+    # Another reader behind the same proxy is not held back by the first ten.
+    response = signup(client, "other@mail.example", daily, HTTP_X_FORWARDED_FOR="198.51.100.200")
+
+    assert response.status_code == 200
+    record = ConsentRecord.objects.get(subscriber__email="other@mail.example")
+    assert record.ip_address == "198.51.100.200"
