@@ -85,12 +85,13 @@ def consent_document() -> str:
     Rendered from the same templates as the form and the /terms/ and /privacy/ pages, so
     changing any of them makes a new version.
     """
+    context = {"NEWSROOM_NAME": settings.NEWSROOM_NAME}
     parts = [
-        strip_tags(render_to_string("subscriptions/legal/consent_line.html")),
+        strip_tags(render_to_string("subscriptions/legal/consent_line.html", context)),
         "TERMS OF USE",
-        strip_tags(render_to_string("subscriptions/legal/terms_body.html")),
+        strip_tags(render_to_string("subscriptions/legal/terms_body.html", context)),
         "PRIVACY POLICY",
-        strip_tags(render_to_string("subscriptions/legal/privacy_body.html")),
+        strip_tags(render_to_string("subscriptions/legal/privacy_body.html", context)),
     ]
     return "\n\n".join(" ".join(part.split()) for part in parts)
 

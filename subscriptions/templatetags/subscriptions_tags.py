@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import template
+from django.conf import settings
 
 from subscriptions import selectors, services
 
@@ -13,10 +14,13 @@ register = template.Library()
 def signup_form(source: str = "footer", form=None) -> dict:
     """The signup form, with the hash of the consent wording it shows (stored once per version)."""
     return {
+        "NEWSROOM_NAME": settings.NEWSROOM_NAME,
         "source": source,
         "newsletters": list(selectors.active_newsletters()),
         "consent_version": services.consent_text_current().sha256,
         "form": form,
+        # After a refused submission, the boxes the reader had ticked stay ticked.
+        "chosen": [str(v) for v in (form["newsletters"].value() or [])] if form else [],
     }
 
 

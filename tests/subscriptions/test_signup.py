@@ -135,7 +135,7 @@ def test_consent_record_keeps_ip_agent_source_and_text(client, daily):
     assert record.ip_address == "203.0.113.7"
     assert record.user_agent == "Mozilla/5.0 (test)"
     assert record.source == "footer"
-    assert "terms of use" in record.consent_text.text.lower()
+    assert "The Levant Ledger's terms of use and privacy policy" in record.consent_text.text
     assert "PRIVACY POLICY" in record.consent_text.text
 
 
@@ -193,3 +193,13 @@ def test_behind_a_proxy_the_readers_address_is_recorded_and_limited(client, dail
     assert response.status_code == 200
     record = ConsentRecord.objects.get(subscriber__email="other@mail.example")
     assert record.ip_address == "198.51.100.200"
+
+
+def test_with_several_newsletters_no_box_is_ticked_in_advance(client, daily):
+    NewsletterFactory(name="Gulf Weekly", slug="gulf-weekly")
+
+    body = client.get(reverse("subscriptions:newsletters")).content.decode()
+
+    assert body.count('type="checkbox"') == 2
+    assert " checked" not in body
+    assert "The Levant Ledger's" in body
