@@ -8,7 +8,6 @@ import pytest
 
 from subscriptions.models import Follow, Subscriber, Subscription
 from tests.factories import CategoryFactory, NewsletterFactory
-from tests.subscriptions.conftest import _i18n_for_base_template  # noqa: F401  (autouse)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

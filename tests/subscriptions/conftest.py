@@ -46,26 +46,3 @@ def confirm_path(message) -> str:
     match = re.search(r"https?://[^/\s]+(/newsletters/confirm/[^\s]+/)", message.body)
     assert match, message.body
     return match.group(1)
-
-
-def base_template_needs_i18n() -> bool:
-    """True while base.html uses i18n tags without loading them (the content app owns it)."""
-    from django.template import TemplateSyntaxError
-    from django.template.loader import get_template
-
-    try:
-        get_template("base.html")
-    except TemplateSyntaxError:
-        return True
-    return False
-
-
-@pytest.fixture(autouse=True)
-def _i18n_for_base_template(settings):
-    if base_template_needs_i18n():
-        templates = [dict(t) for t in settings.TEMPLATES]
-        templates[0]["OPTIONS"] = {
-            **templates[0]["OPTIONS"],
-            "builtins": ["django.templatetags.i18n"],
-        }
-        settings.TEMPLATES = templates

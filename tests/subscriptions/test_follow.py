@@ -6,41 +6,16 @@ from datetime import timedelta
 
 import pytest
 from django.http import HttpResponse
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import reverse
 from django.utils import timezone
 
 from newsroom.models import Article
-from newsroom.urls import urlpatterns as project_urlpatterns
 from subscriptions.follows import COOKIE, link_subscriber
 from subscriptions.models import Follow
 from tests.factories import ArticleFactory, CategoryFactory, SubscriberFactory, TopicFactory
 
 pytestmark = pytest.mark.django_db
 
-
-def _article_standin(request, slug):
-    return HttpResponse(slug)
-
-
-def _article_routed() -> bool:
-    try:
-        reverse("article", kwargs={"slug": "x"}, urlconf="newsroom.urls")
-    except NoReverseMatch:
-        return False
-    return True
-
-
-# /for-you/ links to articles (the content app's un-namespaced `article` route). While that
-# route is not there, this module serves as the URLconf with a stand-in for it.
-urlpatterns = [
-    *project_urlpatterns,
-    *([] if _article_routed() else [path("_standin/article/<str:slug>/", _article_standin, name="article")]),
-]
-
-
-@pytest.fixture
-def article_urls(settings):
-    settings.ROOT_URLCONF = __name__
 
 FOLLOW = "/follow/"
 
@@ -149,7 +124,7 @@ def test_for_you_prompts_when_nothing_is_followed(client):
     assert "no-store" in response["Cache-Control"]
 
 
-def test_for_you_lists_the_latest_articles_of_what_is_followed_newest_first(client, article_urls):
+def test_for_you_lists_the_latest_articles_of_what_is_followed_newest_first(client):
     politics, sport = CategoryFactory(slug="politics"), CategoryFactory(slug="sport")
     water = TopicFactory(slug="water")
     now = timezone.now()
