@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.core.cache import cache
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.http import HttpRequest
+from django.utils import timezone
+
+from donations import reader_state
+from donations.models import Appeal, Gift, Placement
+from subscriptions.models import Subscriber
+
+ACTIVE_APPEALS_SECONDS = 60
+RAISED_SECONDS = 60
+GIVEN_STATUSES = [Gift.Status.PAID, Gift.Status.PARTIALLY_REFUNDED]
 
 
 def reader_state_key(request: HttpRequest) -> str:
@@ -11,9 +24,151 @@ def reader_state_key(request: HttpRequest) -> str:
     Cached pages vary on it, so an appeal a reader dismissed, or the 30 quiet days
     after a gift, can be honoured without a session.
     """
-    return ""
+    return reader_state.read(request).key(reader_state.today())
 
 
-def appeal_for_newsletter(*, email: str):
-    """The appeal to show inside a newsletter sent to `email`, or None."""
+def active_appeals(placement: str) -> list[Appeal]:
+    """Appeals running now in `placement`, highest priority first.
+
+    Cached for a minute: a slot renders on every page-cache miss, and this keeps it
+    off the database. Saving an appeal in the admin clears it (services.appeal_cache_clear).
+    """
+    key = f"donations:active:{placement}"
+    appeals = cache.get(key)
+    if appeals is None:
+        now = timezone.now()
+        appeals = list(
+            Appeal.objects.filter(placement=placement, active=True, starts_at__lte=now)
+            .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=now))
+            .order_by("-priority", "-starts_at", "-pk")
+        )
+        cache.set(key, appeals, ACTIVE_APPEALS_SECONDS)
+    now = timezone.now()
+    # The cached list may be up to a minute old: re-check the clock.
+    return [a for a in appeals if a.starts_at <= now and (a.ends_at is None or a.ends_at > now)]
+
+
+def audience_matches(audience: str, *, donor_class: str, subscriber: bool) -> bool:
+    """donor_class: "none" (never gave), "recent" (in the last 12 months) or "lapsed"."""
+    return {
+        Appeal.Audience.EVERYONE: True,
+        Appeal.Audience.NON_DONORS: donor_class == "none",
+        Appeal.Audience.LAPSED_DONORS: donor_class == "lapsed",
+        Appeal.Audience.SUBSCRIBERS: subscriber,
+        Appeal.Audience.NOT_SUBSCRIBERS: not subscriber,
+    }.get(audience, False)
+
+
+def appeal_for_reader(*, placement: str, state: reader_state.ReaderState) -> Appeal | None:
+    """The one appeal a web page shows in `placement` for a reader in `state`, or None."""
+    today = reader_state.today()
+    if state.quiet(today):
+        return None
+    hidden = state.hidden_appeals(today)
+    donor_class = state.donor_class(today)
+    for appeal in active_appeals(placement):
+        if appeal.pk in hidden:
+            continue
+        if audience_matches(appeal.audience, donor_class=donor_class, subscriber=state.subscriber):
+            return appeal
     return None
+
+
+def donor_class_for_email(email: str) -> str:
+    last = (
+        Gift.objects.filter(donor_email__iexact=email, status__in=GIVEN_STATUSES)
+        .order_by("-paid_at")
+        .values_list("paid_at", flat=True)
+        .first()
+    )
+    if last is None:
+        return "none"
+    return "lapsed" if timezone.now() - last > timedelta(days=365) else "recent"
+
+
+def is_subscriber(email: str) -> bool:
+    return Subscriber.objects.filter(email__iexact=email, confirmed_at__isnull=False).exists()
+
+
+def gave_recently(email: str, *, days: int = reader_state.QUIET_DAYS_AFTER_GIFT) -> bool:
+    return Gift.objects.filter(
+        donor_email__iexact=email,
+        status__in=GIVEN_STATUSES,
+        paid_at__gte=timezone.now() - timedelta(days=days),
+    ).exists()
+
+
+def appeal_for_newsletter(*, email: str) -> Appeal | None:
+    """The appeal to show inside a newsletter sent to `email`, or None.
+
+    The reader is known by email here, so the audience is decided from our records
+    (paid gifts, confirmed subscription) rather than a cookie. A reader who gave in
+    the last 30 days is not asked again.
+    """
+    appeals = active_appeals(Placement.NEWSLETTER)
+    if not appeals or gave_recently(email):
+        return None
+    donor_class = donor_class_for_email(email)
+    subscriber = is_subscriber(email)
+    for appeal in appeals:
+        if audience_matches(appeal.audience, donor_class=donor_class, subscriber=subscriber):
+            return appeal
+    return None
+
+
+def appeal_raised_cents(appeal: Appeal) -> int:
+    """Money raised during the appeal's run (all paid gifts, net of refunds), for its progress bar."""
+    key = f"donations:raised:{appeal.pk}"
+    raised = cache.get(key)
+    if raised is None:
+        gifts = Gift.objects.filter(status__in=GIVEN_STATUSES, paid_at__gte=appeal.starts_at)
+        if appeal.ends_at:
+            gifts = gifts.filter(paid_at__lt=appeal.ends_at)
+        raised = gifts.aggregate(total=Sum(F("amount_cents") - F("refunded_cents")))["total"] or 0
+        cache.set(key, raised, RAISED_SECONDS)
+    return raised
+
+
+def gifts_for_email(email: str) -> QuerySet[Gift]:
+    """A donor's gift history, newest first (what "manage my giving" shows)."""
+    return (
+        Gift.objects.filter(donor_email__iexact=email)
+        .exclude(status__in=[Gift.Status.PENDING, Gift.Status.ABANDONED, Gift.Status.FAILED])
+        .select_related("plan")
+        .order_by("-paid_at", "-pk")
+    )
+
+
+def customer_id_for_email(email: str) -> str:
+    """The newest Stripe customer id we know for a donor ("" when none)."""
+    gift = (
+        Gift.objects.filter(donor_email__iexact=email)
+        .exclude(stripe_customer_id="")
+        .order_by("-pk")
+        .first()
+    )
+    return gift.stripe_customer_id if gift else ""
+
+
+def donors_for_year(year: int) -> list[str]:
+    """Lower-cased emails of everyone with a gift counted in `year`."""
+    emails = (
+        Gift.objects.filter(status__in=GIVEN_STATUSES, paid_at__year=year)
+        .values_list("donor_email", flat=True)
+    )
+    return sorted({email.lower() for email in emails})
+
+
+def gifts_in_year(email: str, year: int) -> QuerySet[Gift]:
+    return Gift.objects.filter(
+        donor_email__iexact=email, status__in=GIVEN_STATUSES, paid_at__year=year
+    ).order_by("paid_at", "pk")
+
+
+def appeals_with_results() -> QuerySet[Appeal]:
+    """Appeals with the number of gifts and the revenue each started, for the admin."""
+    given = Q(gifts__status__in=GIVEN_STATUSES)
+    return Appeal.objects.annotate(
+        gift_total=Sum(F("gifts__amount_cents") - F("gifts__refunded_cents"), filter=given),
+        gift_count=Count("gifts", filter=given),
+    )

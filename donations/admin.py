@@ -1,0 +1,244 @@
+"""Staff tools: appeals and their results, gifts (refund, CSV export), plans, Stripe events."""
+
+from __future__ import annotations
+
+import csv
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, StreamingHttpResponse
+from django.utils import timezone
+
+from donations import selectors, services, stripe_api
+from donations.models import (
+    Appeal,
+    Gift,
+    GivingStatement,
+    PaymentFailureNotice,
+    RecurringPlan,
+    StripeEvent,
+)
+from donations.money import format_cents
+
+
+@admin.register(Appeal)
+class AppealAdmin(admin.ModelAdmin):
+    list_display = [
+        "name", "placement", "audience", "active", "starts_at", "ends_at", "priority",
+        "impressions", "clicks", "click_rate", "checkouts_started", "gifts", "revenue",
+        "conversion_rate",
+    ]
+    list_filter = ["placement", "audience", "active"]
+    search_fields = ["name", "headline"]
+    readonly_fields = ["impressions", "clicks", "checkouts_started", "gifts", "revenue", "conversion_rate"]
+    fieldsets = [
+        (None, {"fields": ["name", "active", "placement", "after_paragraph", "priority", "audience"]}),
+        ("Schedule", {"fields": ["starts_at", "ends_at"]}),
+        ("Copy", {"fields": ["headline", "body", "cta_label", "image", "image_alt"]}),
+        ("Amounts", {"fields": [
+            "default_frequency", "amounts_one_time", "amounts_monthly", "amounts_annual", "goal_cents",
+        ]}),
+        ("Results", {"fields": [
+            "impressions", "clicks", "checkouts_started", "gifts", "revenue", "conversion_rate",
+        ]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Appeal]:
+        return selectors.appeals_with_results()
+
+    @admin.display(description="gifts", ordering="gift_count")
+    def gifts(self, appeal: Appeal) -> int:
+        return getattr(appeal, "gift_count", 0) or 0
+
+    @admin.display(description="revenue", ordering="gift_total")
+    def revenue(self, appeal: Appeal) -> str:
+        return format_cents(getattr(appeal, "gift_total", 0) or 0, exact=True)
+
+    @admin.display(description="click rate")
+    def click_rate(self, appeal: Appeal) -> str:
+        return f"{appeal.clicks / appeal.impressions:.1%}" if appeal.impressions else "no impressions yet"
+
+    @admin.display(description="conversion (gifts / impressions)")
+    def conversion_rate(self, appeal: Appeal) -> str:
+        gifts = getattr(appeal, "gift_count", 0) or 0
+        return f"{gifts / appeal.impressions:.2%}" if appeal.impressions else "no impressions yet"
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        services.appeal_cache_clear()
+
+    def delete_model(self, request, obj) -> None:
+        super().delete_model(request, obj)
+        services.appeal_cache_clear()
+
+
+class Echo:
+    """A file-like object whose write() returns the line, for streaming CSV (Django docs,
+    "Streaming large CSV files")."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+CSV_COLUMNS = [
+    "id", "status", "paid_at", "frequency", "amount", "fee_covered", "refunded", "currency",
+    "donor_email", "donor_name", "anonymous", "dedication", "honoree_name", "appeal",
+    "placement", "article_id", "utm_source", "utm_medium", "utm_campaign",
+    "stripe_payment_intent_id", "stripe_invoice_id", "stripe_subscription_id",
+]
+
+
+def _csv_rows(gifts: QuerySet[Gift]):
+    writer = csv.writer(Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    for gift in gifts.select_related("appeal", "plan").iterator():
+        yield writer.writerow([
+            gift.pk, gift.status, gift.paid_at.isoformat() if gift.paid_at else "", gift.frequency,
+            f"{gift.amount_cents / 100:.2f}", f"{gift.fee_cents / 100:.2f}",
+            f"{gift.refunded_cents / 100:.2f}", gift.currency, gift.donor_email, gift.donor_name,
+            "yes" if gift.anonymous else "no", gift.get_dedication_display() if gift.dedication else "",
+            gift.honoree_name, gift.appeal.name if gift.appeal else "", gift.placement,
+            gift.article_id or "", gift.utm.get("utm_source", ""), gift.utm.get("utm_medium", ""),
+            gift.utm.get("utm_campaign", ""), gift.stripe_payment_intent_id or "",
+            gift.stripe_invoice_id or "", gift.plan.stripe_subscription_id if gift.plan else "",
+        ])
+
+
+@admin.register(Gift)
+class GiftAdmin(admin.ModelAdmin):
+    list_display = [
+        "id", "paid_at", "donor_email", "amount", "frequency", "status", "appeal", "disputed",
+    ]
+    list_filter = ["status", "frequency", "appeal", "placement", ("paid_at", admin.DateFieldListFilter), "anonymous"]
+    search_fields = [
+        "donor_email", "donor_name", "stripe_checkout_session_id", "stripe_payment_intent_id",
+        "stripe_invoice_id", "stripe_charge_id", "stripe_customer_id",
+    ]
+    date_hierarchy = "paid_at"
+    list_select_related = ["appeal"]
+    actions = ["refund", "export_csv"]
+    readonly_fields = [f.name for f in Gift._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # gifts come from Stripe, never typed in
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # Stripe is the truth; staff act through the actions
+
+    @admin.display(description="amount", ordering="amount_cents")
+    def amount(self, gift: Gift) -> str:
+        return format_cents(gift.amount_cents, gift.currency, exact=True)
+
+    @admin.display(description="disputed", boolean=True)
+    def disputed(self, gift: Gift) -> bool:
+        return gift.disputed_at is not None
+
+    @admin.action(description="Refund the selected gifts at Stripe")
+    def refund(self, request: HttpRequest, queryset: QuerySet[Gift]) -> None:
+        asked, refused = 0, []
+        for gift in queryset:
+            try:
+                services.gift_refund_request(gift_id=gift.pk)
+                asked += 1
+            except services.RefundNotPossible as exc:
+                refused.append(str(exc))
+            except stripe_api.StripeError as exc:
+                refused.append(f"Gift {gift.pk}: Stripe said {exc.user_message or exc}")
+        if asked:
+            self.message_user(
+                request,
+                f"Asked Stripe to refund {asked} gift(s). Each will show as refunded when "
+                "Stripe confirms it (usually within a minute).",
+                messages.SUCCESS,
+            )
+        for message in refused:
+            self.message_user(request, message, messages.WARNING)
+
+    @admin.action(description="Export the selected gifts as CSV")
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Gift]) -> StreamingHttpResponse:
+        response = StreamingHttpResponse(_csv_rows(queryset), content_type="text/csv")
+        stamp = timezone.now().strftime("%Y%m%d-%H%M")
+        response["Content-Disposition"] = f'attachment; filename="gifts-{stamp}.csv"'
+        return response
+
+
+class GiftInline(admin.TabularInline):
+    model = Gift
+    fields = ["paid_at", "amount_cents", "status", "stripe_invoice_id"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(RecurringPlan)
+class RecurringPlanAdmin(admin.ModelAdmin):
+    list_display = ["donor_email", "amount", "frequency", "status", "created_at", "canceled_at"]
+    list_filter = ["status", "frequency", "appeal"]
+    search_fields = ["donor_email", "stripe_subscription_id", "stripe_customer_id"]
+    readonly_fields = [f.name for f in RecurringPlan._meta.fields]
+    inlines = [GiftInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="amount", ordering="amount_cents")
+    def amount(self, plan: RecurringPlan) -> str:
+        return format_cents(plan.amount_cents, plan.currency, exact=True)
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(admin.ModelAdmin):
+    list_display = ["stripe_id", "type", "outcome", "received_at", "processed_at", "attempts", "short_error"]
+    list_filter = ["outcome", "type", "livemode"]
+    search_fields = ["stripe_id", "type", "waiting_for"]
+    readonly_fields = [f.name for f in StripeEvent._meta.fields]
+    actions = ["process_again"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="error")
+    def short_error(self, event: StripeEvent) -> str:
+        return event.error.strip().splitlines()[-1][:120] if event.error else ""
+
+    @admin.action(description="Process the selected events again")
+    def process_again(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> None:
+        from donations.tasks import stripe_event_process_task
+
+        ids = list(
+            queryset.filter(
+                outcome__in=[StripeEvent.Outcome.FAILED, StripeEvent.Outcome.WAITING]
+            ).values_list("pk", flat=True)
+        )
+        for event_id in ids:
+            stripe_event_process_task.delay_on_commit(event_id)
+        self.message_user(request, f"Queued {len(ids)} event(s) to be processed again.")
+
+
+@admin.register(GivingStatement)
+class GivingStatementAdmin(admin.ModelAdmin):
+    list_display = ["donor_email", "year", "gift_count", "total", "sent_at"]
+    list_filter = ["year"]
+    search_fields = ["donor_email"]
+    readonly_fields = [f.name for f in GivingStatement._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="total", ordering="total_cents")
+    def total(self, statement: GivingStatement) -> str:
+        return format_cents(statement.total_cents, exact=True)
+
+
+@admin.register(PaymentFailureNotice)
+class PaymentFailureNoticeAdmin(admin.ModelAdmin):
+    list_display = ["stripe_invoice_id", "plan", "created_at", "sent_at"]
+    search_fields = ["stripe_invoice_id", "plan__donor_email"]
+    readonly_fields = ["stripe_invoice_id", "plan", "created_at", "sent_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -1,0 +1,185 @@
+"""The donate form and the manage-giving email form: validation only, no writes."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from django import forms
+from django.conf import settings
+
+from donations.models import (
+    Appeal,
+    Frequency,
+    Gift,
+    Placement,
+    default_amounts_annual,
+    default_amounts_monthly,
+    default_amounts_one_time,
+)
+from donations.money import format_cents
+from donations.services import GiftRequest
+from newsroom.models import Article
+
+UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+OTHER = "other"
+
+
+def preset_amounts(*, appeal: Appeal | None, frequency: str) -> list[int]:
+    """The suggested amounts for a frequency: the appeal's, or the newsroom's defaults."""
+    amounts = appeal.amounts_for(frequency) if appeal else []
+    if not amounts:
+        amounts = {
+            Frequency.ONE_TIME: default_amounts_one_time(),
+            Frequency.MONTHLY: default_amounts_monthly(),
+            Frequency.ANNUAL: default_amounts_annual(),
+        }[frequency]
+    low, high = settings.DONATION_MIN_CENTS, settings.DONATION_MAX_CENTS
+    return [int(a) for a in amounts if low <= int(a) <= high]
+
+
+class DonateForm(forms.Form):
+    frequency = forms.ChoiceField(choices=Frequency.choices, widget=forms.HiddenInput)
+    amount = forms.ChoiceField(label="Your gift", widget=forms.RadioSelect)
+    custom_amount = forms.CharField(
+        label="Another amount",
+        required=False,
+        max_length=12,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "size": 8}),
+    )
+    cover_fee = forms.BooleanField(required=False)
+    name = forms.CharField(
+        label="Your name", max_length=120, required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
+    email = forms.EmailField(
+        label="Your email", max_length=254,
+        help_text="For your receipt.",
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+        error_messages={
+            "required": "Please enter your email address, so we can send your receipt.",
+            "invalid": "Please enter a valid email address, like name@example.com.",
+        },
+    )
+    anonymous = forms.BooleanField(label="Keep my gift anonymous", required=False)
+    dedication = forms.ChoiceField(
+        label="Dedicate this gift",
+        choices=[("", "No dedication"), *[(v, label) for v, label in Gift.Dedication.choices if v]],
+        required=False,
+        widget=forms.RadioSelect,
+    )
+    honoree_name = forms.CharField(label="Their name", max_length=120, required=False)
+    honoree_email = forms.EmailField(
+        label="Their email (optional)",
+        required=False,
+        help_text="We will tell them about your gift, without the amount.",
+        error_messages={"invalid": "Please enter a valid email address for them, or leave it empty."},
+    )
+    # A honeypot: people never see it (it is hidden and out of the tab order); bots fill it.
+    website = forms.CharField(label="Leave this field empty", required=False)
+    appeal = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    placement = forms.ChoiceField(
+        choices=[("", ""), *Placement.choices], required=False, widget=forms.HiddenInput
+    )
+    article = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    utm_source = forms.CharField(required=False, max_length=100, widget=forms.HiddenInput)
+    utm_medium = forms.CharField(required=False, max_length=100, widget=forms.HiddenInput)
+    utm_campaign = forms.CharField(required=False, max_length=100, widget=forms.HiddenInput)
+    utm_term = forms.CharField(required=False, max_length=100, widget=forms.HiddenInput)
+    utm_content = forms.CharField(required=False, max_length=100, widget=forms.HiddenInput)
+
+    def __init__(self, *args, presets: list[int], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.presets = presets
+        self.fields["amount"].choices = [
+            *[(str(cents), format_cents(cents)) for cents in presets],
+            (OTHER, "Another amount"),
+        ]
+        self.fields["amount"].error_messages["required"] = "Please choose an amount."
+        self.fields["amount"].error_messages["invalid_choice"] = "Please choose an amount."
+        self.fields["frequency"].error_messages["invalid_choice"] = (
+            "Please choose one-time, monthly or annual."
+        )
+
+    @property
+    def is_honeypot_filled(self) -> bool:
+        return bool((self.data.get("website") or "").strip())
+
+    def clean_custom_amount(self) -> int | None:
+        raw = (self.cleaned_data.get("custom_amount") or "").strip()
+        if not raw:
+            return None
+        raw = raw.replace(",", "").lstrip("$€£₪").strip()
+        try:
+            value = Decimal(raw)
+        except InvalidOperation:
+            raise forms.ValidationError("Please enter an amount in numbers, like 30 or 30.50.") from None
+        if not value.is_finite() or value != value.quantize(Decimal("0.01")):
+            raise forms.ValidationError("Please enter an amount in dollars and cents, like 30.50.")
+        return int(value * 100)
+
+    def clean_appeal(self) -> int | None:
+        pk = self.cleaned_data.get("appeal")
+        return pk if pk and Appeal.objects.filter(pk=pk).exists() else None
+
+    def clean_article(self) -> int | None:
+        pk = self.cleaned_data.get("article")
+        return pk if pk and Article.objects.filter(pk=pk).exists() else None
+
+    def clean(self) -> dict:
+        data = super().clean()
+        choice = data.get("amount")
+        if choice == OTHER:
+            cents = data.get("custom_amount")
+            if cents is None and "custom_amount" not in self.errors:
+                self.add_error("custom_amount", "Please enter the amount you would like to give.")
+        elif choice:
+            cents = int(choice)
+        else:
+            cents = None
+        if cents is not None:
+            low, high = settings.DONATION_MIN_CENTS, settings.DONATION_MAX_CENTS
+            if cents < low:
+                self.add_error(
+                    "custom_amount" if choice == OTHER else "amount",
+                    f"The smallest gift we can take online is {format_cents(low)}.",
+                )
+            elif cents > high:
+                self.add_error(
+                    "custom_amount" if choice == OTHER else "amount",
+                    f"For a gift above {format_cents(high)}, please write to us: "
+                    "we would like to thank you in person.",
+                )
+            else:
+                data["amount_cents"] = cents
+        if data.get("dedication") and not (data.get("honoree_name") or "").strip():
+            self.add_error("honoree_name", "Please tell us who this gift honours or remembers.")
+        return data
+
+    def gift_request(self) -> GiftRequest:
+        data = self.cleaned_data
+        return GiftRequest(
+            amount_cents=data["amount_cents"],
+            frequency=data["frequency"],
+            email=data["email"].strip(),
+            cover_fee=data["cover_fee"],
+            name=data["name"].strip(),
+            anonymous=data["anonymous"],
+            dedication=data.get("dedication") or "",
+            honoree_name=data["honoree_name"].strip(),
+            honoree_email=data.get("honoree_email") or "",
+            appeal_id=data.get("appeal"),
+            placement=data.get("placement") or "",
+            article_id=data.get("article"),
+            utm={key: data[key] for key in UTM_FIELDS if data.get(key)},
+        )
+
+
+class ManageLinkForm(forms.Form):
+    email = forms.EmailField(
+        label="The email address you gave with",
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+        error_messages={
+            "required": "Please enter your email address.",
+            "invalid": "Please enter a valid email address, like name@example.com.",
+        },
+    )

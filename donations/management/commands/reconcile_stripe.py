@@ -1,0 +1,34 @@
+"""Fill in gifts a lost webhook missed: `python manage.py reconcile_stripe --since 2d`."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand, CommandError
+
+from donations import services, webhooks
+
+UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(value: str) -> timedelta:
+    match = re.fullmatch(r"\s*(\d+)\s*([mhdw])\s*", value)
+    if not match:
+        raise CommandError(f"--since {value!r}: write a number and a unit, like 2d, 12h or 30m.")
+    return timedelta(**{UNITS[match[2]]: int(match[1])})
+
+
+class Command(BaseCommand):
+    help = "List recent Checkout Sessions and invoices at Stripe and record any gift we missed."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--since", default="2d", help="How far back to look: 30m, 12h, 2d, 1w.")
+
+    def handle(self, *args, since: str, **options) -> None:
+        counts = services.stripe_reconcile(since=parse_since(since))
+        retried = webhooks.stripe_events_retry_waiting()
+        self.stdout.write(
+            f"Checked {counts['sessions']} checkout sessions and {counts['invoices']} invoices; "
+            f"recovered {counts['recovered']} gift(s); processed {retried} waiting event(s) again."
+        )

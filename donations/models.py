@@ -1,0 +1,317 @@
+"""Appeals, gifts, recurring plans, and the records that keep money and email exactly-once."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+
+class Frequency(models.TextChoices):
+    ONE_TIME = "one_time", "One-time"
+    MONTHLY = "monthly", "Monthly"
+    ANNUAL = "annual", "Annual"
+
+
+class Placement(models.TextChoices):
+    SITE_BANNER = "site_banner", "Site banner"
+    IN_ARTICLE = "in_article", "Inside an article"
+    AFTER_ARTICLE = "after_article", "After an article"
+    DONATE_PAGE_HERO = "donate_page_hero", "Donate page hero"
+    NEWSLETTER = "newsletter", "Inside the newsletter"
+
+
+def default_amounts_one_time() -> list[int]:
+    return [2500, 5000, 10000, 25000]
+
+
+def default_amounts_monthly() -> list[int]:
+    return [1000, 2000, 3500, 5000]
+
+
+def default_amounts_annual() -> list[int]:
+    return [10000, 20000, 36500, 50000]
+
+
+class Appeal(models.Model):
+    class Audience(models.TextChoices):
+        EVERYONE = "everyone", "Everyone"
+        NON_DONORS = "non_donors", "Readers who have never given"
+        LAPSED_DONORS = "lapsed_donors", "Donors who have not given in the last 12 months"
+        SUBSCRIBERS = "subscribers", "Newsletter subscribers"
+        NOT_SUBSCRIBERS = "not_subscribers", "Readers who do not get the newsletter"
+
+    name = models.CharField("internal name", max_length=120, unique=True)
+    headline = models.CharField(max_length=160)
+    body = models.TextField(help_text="Plain text; blank lines separate paragraphs.")
+    cta_label = models.CharField("call-to-action label", max_length=60, default="Give today")
+    image = models.ImageField(upload_to="appeals/", blank=True)
+    image_alt = models.CharField(max_length=300, blank=True)
+    placement = models.CharField(max_length=20, choices=Placement.choices)
+    after_paragraph = models.PositiveSmallIntegerField(
+        default=3, help_text="For appeals inside an article: shown after this paragraph."
+    )
+    starts_at = models.DateTimeField(default=timezone.now)
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="Empty runs until stopped.")
+    active = models.BooleanField(default=True, help_text="Untick to stop the appeal at once.")
+    priority = models.PositiveSmallIntegerField(
+        default=100, help_text="Where several appeals fit a slot, the highest wins."
+    )
+    audience = models.CharField(max_length=20, choices=Audience.choices, default=Audience.EVERYONE)
+    amounts_one_time = models.JSONField(
+        default=default_amounts_one_time, help_text="Suggested one-time amounts, in cents."
+    )
+    amounts_monthly = models.JSONField(
+        default=default_amounts_monthly, help_text="Suggested monthly amounts, in cents."
+    )
+    amounts_annual = models.JSONField(
+        default=default_amounts_annual, help_text="Suggested annual amounts, in cents."
+    )
+    default_frequency = models.CharField(
+        max_length=10, choices=Frequency.choices, default=Frequency.MONTHLY
+    )
+    goal_cents = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Optional money goal, in cents, shown as a progress bar."
+    )
+    # Counters: impressions, clicks and checkouts are counted in the cache and added
+    # here by the `donations.appeal_counters_flush` beat task, so a page view never
+    # writes to the database. Gifts and revenue are summed from the gifts themselves.
+    impressions = models.PositiveBigIntegerField(default=0, editable=False)
+    clicks = models.PositiveBigIntegerField(default=0, editable=False)
+    checkouts_started = models.PositiveBigIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-priority", "-starts_at"]
+        indexes = [models.Index(fields=["placement", "active", "starts_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__isnull=True) | Q(ends_at__gt=F("starts_at")),
+                name="appeal_ends_after_start",
+                violation_error_message="An appeal must end after it starts.",
+            ),
+            models.CheckConstraint(
+                condition=Q(goal_cents__isnull=True) | Q(goal_cents__gt=0),
+                name="appeal_goal_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def amounts_for(self, frequency: str) -> list[int]:
+        return {
+            Frequency.ONE_TIME: self.amounts_one_time,
+            Frequency.MONTHLY: self.amounts_monthly,
+            Frequency.ANNUAL: self.amounts_annual,
+        }.get(frequency) or []
+
+    @property
+    def paragraphs(self) -> list[str]:
+        return [part.strip() for part in self.body.split("\n\n") if part.strip()]
+
+
+class RecurringPlan(models.Model):
+    """A monthly or annual gift: one Stripe subscription; each installment is a Gift."""
+
+    class Status(models.TextChoices):
+        INCOMPLETE = "incomplete", "Waiting for the first payment"
+        ACTIVE = "active", "Active"
+        PAST_DUE = "past_due", "Past due"
+        CANCELED = "canceled", "Cancelled"
+
+    stripe_subscription_id = models.CharField(max_length=255, unique=True)
+    stripe_customer_id = models.CharField(max_length=255, blank=True)
+    donor_email = models.EmailField(db_index=True)
+    donor_name = models.CharField(max_length=120, blank=True)
+    frequency = models.CharField(max_length=10, choices=Frequency.choices)
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3, default=settings.DONATION_CURRENCY)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.INCOMPLETE)
+    appeal = models.ForeignKey(
+        Appeal, null=True, blank=True, on_delete=models.SET_NULL, related_name="plans"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    # The `created` time of the newest subscription event applied: an older event
+    # delivered late cannot undo a newer one (Stripe does not promise order,
+    # docs.stripe.com/webhooks#event-ordering).
+    stripe_state_at = models.PositiveBigIntegerField(default=0, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="plan_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.donor_email}: {self.amount_cents / 100:.2f} {self.get_frequency_display().lower()}"
+
+
+class Gift(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending (at Stripe Checkout)"
+        PAID = "paid", "Paid"
+        FAILED = "failed", "Payment failed"
+        ABANDONED = "abandoned", "Abandoned"
+        PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
+        REFUNDED = "refunded", "Refunded"
+
+    class Dedication(models.TextChoices):
+        NONE = "", "No dedication"
+        HONOR = "honor", "In honour of"
+        MEMORY = "memory", "In memory of"
+
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    frequency = models.CharField(max_length=10, choices=Frequency.choices)
+    amount_cents = models.PositiveIntegerField(help_text="What was charged, fee included.")
+    fee_cents = models.PositiveIntegerField(default=0, help_text="The processing fee the donor covered.")
+    currency = models.CharField(max_length=3, default=settings.DONATION_CURRENCY)
+    refunded_cents = models.PositiveIntegerField(default=0)
+    donor_email = models.EmailField(db_index=True)
+    donor_name = models.CharField(max_length=120, blank=True)
+    anonymous = models.BooleanField(default=False, help_text="Not to be named publicly.")
+    dedication = models.CharField(max_length=6, choices=Dedication.choices, blank=True, default="")
+    honoree_name = models.CharField(max_length=120, blank=True)
+    honoree_email = models.EmailField(blank=True)
+    plan = models.ForeignKey(
+        RecurringPlan, null=True, blank=True, on_delete=models.PROTECT, related_name="gifts"
+    )
+    appeal = models.ForeignKey(
+        Appeal, null=True, blank=True, on_delete=models.SET_NULL, related_name="gifts"
+    )
+    placement = models.CharField(max_length=20, choices=Placement.choices, blank=True)
+    article = models.ForeignKey(
+        "newsroom.Article", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    utm = models.JSONField(default=dict, blank=True, help_text="utm_source, utm_medium, ...")
+    stripe_checkout_session_id = models.CharField(max_length=255, blank=True)
+    stripe_invoice_id = models.CharField(max_length=255, blank=True)
+    stripe_payment_intent_id = models.CharField(max_length=255, blank=True)
+    stripe_charge_id = models.CharField(max_length=255, blank=True, db_index=True)
+    stripe_customer_id = models.CharField(max_length=255, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    paid_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    receipt_sent_at = models.DateTimeField(null=True, blank=True)
+    honoree_notified_at = models.DateTimeField(null=True, blank=True)
+    refund_requested_at = models.DateTimeField(null=True, blank=True)
+    disputed_at = models.DateTimeField(
+        null=True, blank=True, help_text="The donor's bank opened a dispute: staff should look."
+    )
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "paid_at"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="gift_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(refunded_cents__lte=F("amount_cents")), name="gift_refund_within_amount"
+            ),
+            models.CheckConstraint(
+                condition=Q(fee_cents__lt=F("amount_cents")), name="gift_fee_below_amount"
+            ),
+            # One gift per Stripe object: replays and reordered webhooks cannot add a second.
+            models.UniqueConstraint(
+                fields=["stripe_checkout_session_id"],
+                condition=~Q(stripe_checkout_session_id=""),
+                name="gift_unique_checkout_session",
+            ),
+            models.UniqueConstraint(
+                fields=["stripe_invoice_id"],
+                condition=~Q(stripe_invoice_id=""),
+                name="gift_unique_invoice",
+            ),
+            models.UniqueConstraint(
+                fields=["stripe_payment_intent_id"],
+                condition=~Q(stripe_payment_intent_id=""),
+                name="gift_unique_payment_intent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount_cents / 100:.2f} {self.currency.upper()} from {self.donor_email}"
+
+    @property
+    def net_cents(self) -> int:
+        return self.amount_cents - self.refunded_cents
+
+    @property
+    def counts_as_given(self) -> bool:
+        return self.status in {self.Status.PAID, self.Status.PARTIALLY_REFUNDED}
+
+
+class StripeEvent(models.Model):
+    """Every webhook event, stored under Stripe's id before it is processed."""
+
+    class Outcome(models.TextChoices):
+        RECEIVED = "received", "Received, not processed yet"
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Ignored (a type we do not handle)"
+        WAITING = "waiting", "Waiting for the gift it is about"
+        FAILED = "failed", "Failed"
+
+    stripe_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100, db_index=True)
+    livemode = models.BooleanField(default=False)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.RECEIVED)
+    waiting_for = models.CharField(
+        max_length=255, blank=True, db_index=True,
+        help_text="The Stripe id (e.g. a PaymentIntent) this event needs before it applies.",
+    )
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.stripe_id}"
+
+
+class PaymentFailureNotice(models.Model):
+    """The one "update your card" email sent for a failed invoice."""
+
+    stripe_invoice_id = models.CharField(max_length=255, unique=True)
+    plan = models.ForeignKey(RecurringPlan, on_delete=models.CASCADE, related_name="failure_notices")
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.stripe_invoice_id
+
+
+class GivingStatement(models.Model):
+    """A year's giving statement for one donor: at most one per donor and year."""
+
+    donor_email = models.EmailField()
+    year = models.PositiveSmallIntegerField()
+    total_cents = models.PositiveBigIntegerField(default=0)
+    gift_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-year", "donor_email"]
+        constraints = [
+            models.UniqueConstraint(fields=["donor_email", "year"], name="statement_once_per_year"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.year} statement for {self.donor_email}"
+
+
+class UsedManageToken(models.Model):
+    """A "manage my giving" link that has been used; a second use is refused."""
+
+    token_id = models.CharField(max_length=64, unique=True)
+    used_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.token_id
+

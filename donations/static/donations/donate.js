@@ -1,0 +1,70 @@
+// Keeps the donate button and the fee note in step with the chosen amount, so the
+// button always says what will happen ("Give $25 monthly"). Without JavaScript the
+// button says "Give monthly" and Stripe's page shows the total before paying.
+(function () {
+  "use strict";
+  var form = document.querySelector(".donate-form");
+  if (!form) return;
+  var button = form.querySelector("[data-submit]");
+  var note = form.querySelector("[data-fee-note]");
+  var custom = form.querySelector("#id_custom_amount");
+  var coverFee = form.querySelector("#id_cover_fee");
+  var word = form.getAttribute("data-frequency-word");
+  var bp = parseInt(form.getAttribute("data-fee-bp"), 10);
+  var fixed = parseInt(form.getAttribute("data-fee-fixed"), 10);
+  var currency = form.getAttribute("data-currency") || "USD";
+  var lang = document.documentElement.lang || "en";
+
+  function format(cents) {
+    return new Intl.NumberFormat(lang, {
+      style: "currency",
+      currency: currency,
+      minimumFractionDigits: cents % 100 ? 2 : 0,
+      maximumFractionDigits: 2,
+    }).format(cents / 100);
+  }
+
+  function fee(cents) {
+    // The same sum as donations/money.py: (amount + fixed) / (1 - rate), rounded up.
+    return Math.ceil(((cents + fixed) * 10000) / (10000 - bp)) - cents;
+  }
+
+  function chosenCents() {
+    var checked = form.querySelector("input[name=amount]:checked");
+    if (!checked) return null;
+    if (checked.hasAttribute("data-other")) {
+      var value = parseFloat((custom.value || "").replace(/[^0-9.]/g, ""));
+      return isFinite(value) && value > 0 ? Math.round(value * 100) : null;
+    }
+    return parseInt(checked.value, 10);
+  }
+
+  function update() {
+    var cents = chosenCents();
+    if (cents === null) {
+      button.textContent = "Give " + word;
+      return;
+    }
+    var extra = coverFee && coverFee.checked ? fee(cents) : 0;
+    button.textContent = "Give " + format(cents + extra) + " " + word;
+    if (note) note.textContent = "On " + format(cents) + " that adds " + format(fee(cents)) + ".";
+  }
+
+  form.addEventListener("change", update);
+  if (custom) {
+    custom.addEventListener("input", function () {
+      var other = form.querySelector("input[name=amount][data-other]");
+      if (other && custom.value) other.checked = true;
+      update();
+    });
+  }
+  form.addEventListener("submit", function () {
+    // One click, one checkout: a second click while Stripe's page loads does nothing.
+    setTimeout(function () { button.disabled = true; }, 0);
+  });
+  // Back from Stripe's page, the browser may restore this page with the button disabled.
+  window.addEventListener("pageshow", function () { button.disabled = false; });
+  update();
+  var errors = document.getElementById("form-errors");
+  if (errors) errors.focus();
+})();

@@ -1,0 +1,119 @@
+"""The one doorway to Stripe: every SDK call of the project is a function here.
+
+Callers use `stripe_api.<function>(...)` through the module, so tests replace these
+functions with a recording fake and everything behind them stays real. Each function
+takes and returns plain dicts (`StripeObject.to_dict()`), so the rest of the code
+never depends on the SDK's object model.
+
+`settings.STRIPE_API_BASE`, when set, points the SDK at another API host (a local
+mock); the client is built per call so a changed setting is honoured at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import stripe
+from django.conf import settings
+
+# Stripe's default tolerance for a webhook's timestamp (docs.stripe.com/webhooks
+# "Prevent replay attacks"): older signatures are refused.
+WEBHOOK_TOLERANCE_SECONDS = 300
+
+SignatureVerificationError = stripe.SignatureVerificationError
+StripeError = stripe.StripeError
+
+
+def _client() -> stripe.StripeClient:
+    base_addresses = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
+    return stripe.StripeClient(
+        settings.STRIPE_SECRET_KEY,
+        base_addresses=base_addresses,
+        # Safe with idempotency keys: a retried POST is answered with the first result
+        # (docs.stripe.com/api/idempotent_requests).
+        max_network_retries=2,
+    )
+
+
+def _plain(obj: Any) -> dict:
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+
+
+def checkout_session_create(*, params: dict, idempotency_key: str) -> dict:
+    """Create a hosted Checkout Session; the returned dict carries `id` and `url`."""
+    session = _client().v1.checkout.sessions.create(
+        params, {"idempotency_key": idempotency_key}
+    )
+    return _plain(session)
+
+
+def checkout_sessions_list(*, created_gte: int) -> Iterator[dict]:
+    """Every Checkout Session created at or after the Unix time `created_gte`."""
+    page = _client().v1.checkout.sessions.list({"created": {"gte": created_gte}, "limit": 100})
+    for session in page.auto_paging_iter():
+        yield _plain(session)
+
+
+def invoices_list(*, created_gte: int, status: str = "paid") -> Iterator[dict]:
+    """Every invoice in `status` created at or after the Unix time `created_gte`."""
+    page = _client().v1.invoices.list(
+        {"created": {"gte": created_gte}, "status": status, "limit": 100}
+    )
+    for invoice in page.auto_paging_iter():
+        yield _plain(invoice)
+
+
+def invoice_payment_intent_id(*, invoice_id: str) -> str | None:
+    """The PaymentIntent that paid an invoice.
+
+    Since API version 2025-03-31 an invoice no longer names its PaymentIntent; its
+    InvoicePayments do (docs.stripe.com/changelog/basil/2025-03-31/add-support-for-multiple-partial-payments-on-invoices).
+    """
+    payments = _client().v1.invoice_payments.list({"invoice": invoice_id, "status": "paid"})
+    for payment in payments.auto_paging_iter():
+        details = _plain(payment).get("payment") or {}
+        if details.get("payment_intent"):
+            return details["payment_intent"]
+    return None
+
+
+def payment_intent_retrieve(*, payment_intent: str) -> dict:
+    """A PaymentIntent with its latest charge expanded (for the card's last four digits)."""
+    intent = _client().v1.payment_intents.retrieve(
+        payment_intent, {"expand": ["latest_charge"]}
+    )
+    return _plain(intent)
+
+
+def refund_create(*, payment_intent: str, amount: int | None, idempotency_key: str) -> dict:
+    """Ask Stripe to refund `amount` cents (all of it when None) of a payment."""
+    params: dict[str, Any] = {"payment_intent": payment_intent, "reason": "requested_by_customer"}
+    if amount is not None:
+        params["amount"] = amount
+    refund = _client().v1.refunds.create(params, {"idempotency_key": idempotency_key})
+    return _plain(refund)
+
+
+def billing_portal_session_create(*, customer: str, return_url: str) -> dict:
+    """A Customer Portal session (docs.stripe.com/customer-management); `url` is where to send the donor."""
+    session = _client().v1.billing_portal.sessions.create(
+        {"customer": customer, "return_url": return_url}
+    )
+    return _plain(session)
+
+
+def webhook_event_construct(*, payload: bytes, signature: str) -> dict:
+    """Verify `Stripe-Signature` on the raw body and return the event as a dict.
+
+    Raises SignatureVerificationError for a forged, missing or stale signature
+    (docs.stripe.com/webhooks#verify-events).
+    """
+    stripe.WebhookSignature.verify_header(
+        payload.decode("utf-8"),
+        signature,
+        settings.STRIPE_WEBHOOK_SECRET,
+        WEBHOOK_TOLERANCE_SECONDS,
+    )
+    return json.loads(payload)

@@ -1,0 +1,71 @@
+"""Celery tasks: thin, idempotent, named, taking ids; each calls one service."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.db import OperationalError
+from django.utils import timezone
+
+from donations import services, stripe_api, webhooks
+
+# Stripe being briefly unreachable, or a database failover, is worth retrying; each
+# service is idempotent, so a retry after a partial run changes nothing twice.
+RETRYABLE = (stripe_api.StripeError, OperationalError)
+
+
+@shared_task(
+    name="donations.stripe_event_process",
+    autoretry_for=RETRYABLE,
+    retry_backoff=True,
+    max_retries=8,
+    acks_late=True,
+)
+def stripe_event_process_task(event_id: int) -> str:
+    return webhooks.stripe_event_process(event_id=event_id)
+
+
+@shared_task(name="donations.receipt_send", autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def receipt_send_task(gift_id: int) -> bool:
+    return services.receipt_send(gift_id=gift_id)
+
+
+@shared_task(name="donations.honoree_notify", autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def honoree_notify_task(gift_id: int) -> bool:
+    return services.honoree_notify(gift_id=gift_id)
+
+
+@shared_task(
+    name="donations.card_update_notice_send",
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def card_update_notice_task(notice_id: int, hosted_invoice_url: str = "") -> bool:
+    return services.card_update_notice_send(
+        notice_id=notice_id, hosted_invoice_url=hosted_invoice_url
+    )
+
+
+@shared_task(name="donations.manage_link_send", autoretry_for=(OSError,), retry_backoff=True, max_retries=3)
+def manage_link_send_task(email: str) -> bool:
+    return services.manage_link_send(email=email)
+
+
+@shared_task(name="donations.appeal_counters_flush")
+def appeal_counters_flush_task() -> int:
+    return services.appeal_counters_flush()
+
+
+@shared_task(name="donations.reconcile_stripe", autoretry_for=RETRYABLE, retry_backoff=True, max_retries=3)
+def reconcile_stripe_task(since_hours: int = 48) -> dict:
+    counts = services.stripe_reconcile(since=timedelta(hours=since_hours))
+    counts["events_retried"] = webhooks.stripe_events_retry_waiting()
+    return counts
+
+
+@shared_task(name="donations.giving_statements_send")
+def giving_statements_send_task(year: int | None = None) -> int:
+    """Each January: last year's statements (the beat schedule runs it on 5 January)."""
+    return services.giving_statements_send(year=year or timezone.localdate().year - 1)
