@@ -1,0 +1,225 @@
+"""Anonymous pages: cacheable, conditional, cookie-free, fresh the moment content changes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from newsroom import services
+from newsroom.models import Article
+from tests.factories import ArticleFactory, AuthorFactory, CategoryFactory, TopicFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def article():
+    return ArticleFactory(headline="Reservoir levels recover")
+
+
+def public_urls(article) -> list[str]:
+    return [
+        "/",
+        article.get_absolute_url(),
+        article.category.get_absolute_url(),
+        article.authors.get().get_absolute_url(),
+        "/browse/",
+        "/search/?q=reservoir",
+        "/feed/",
+    ]
+
+
+def test_anonymous_pages_are_public_with_validators_and_vary_on_cookie(client, article, settings):
+    settings.PAGE_CACHE_SECONDS = 300
+
+    for url in public_urls(article):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert response["Cache-Control"] == "public, max-age=60, s-maxage=300", url
+        assert "Cookie" in response["Vary"], url
+        assert response["ETag"].startswith('"'), url
+        assert response.has_header("Last-Modified"), url
+
+
+def test_anonymous_pages_set_no_cookie_and_carry_no_csrf_token(client, article):
+    for url in public_urls(article):
+        response = client.get(url)
+        assert not response.cookies, (url, response.cookies)
+        assert "Set-Cookie" not in response.headers, url
+        assert b"csrfmiddlewaretoken" not in response.content, url
+
+
+def test_a_matching_etag_gets_304_without_a_body(client, article):
+    first = client.get(article.get_absolute_url())
+
+    again = client.get(article.get_absolute_url(), headers={"if-none-match": first["ETag"]})
+
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again["ETag"] == first["ETag"]
+
+
+def test_a_matching_last_modified_gets_304(client, article):
+    first = client.get("/")
+
+    again = client.get("/", headers={"if-modified-since": first["Last-Modified"]})
+
+    assert again.status_code == 304
+
+
+def test_a_stale_etag_gets_the_page(client, article):
+    response = client.get(article.get_absolute_url(), headers={"if-none-match": '"old"'})
+
+    assert response.status_code == 200
+    assert b"Reservoir levels recover" in response.content
+
+
+def test_pages_are_served_from_the_server_side_cache(client, article, django_assert_num_queries):
+    client.get(article.get_absolute_url())
+
+    with django_assert_num_queries(0):
+        response = client.get(article.get_absolute_url())
+    assert b"Reservoir levels recover" in response.content
+
+
+def test_editing_an_article_makes_cached_pages_fresh_at_once(client, article):
+    url_pages = ["/", article.get_absolute_url(), article.category.get_absolute_url()]
+    before = {url: client.get(url)["ETag"] for url in url_pages}
+
+    article.headline = "Reservoir levels recover faster than forecast"
+    services.article_save(article=article)
+
+    for url in url_pages:
+        response = client.get(url)
+        assert b"faster than forecast" in response.content, url
+        assert response["ETag"] != before[url], url
+        assert client.get(url, headers={"if-none-match": before[url]}).status_code == 200
+
+
+def test_publishing_a_draft_shows_it_at_once(client):
+    draft = ArticleFactory(headline="Fresh from the desk", status=Article.Status.DRAFT, published_at=None)
+    assert b"Fresh from the desk" not in client.get("/").content
+    assert client.get(draft.get_absolute_url()).status_code == 404
+
+    services.article_publish(article=draft)
+
+    assert b"Fresh from the desk" in client.get("/").content
+    assert client.get(draft.get_absolute_url()).status_code == 200
+
+
+def test_unpublishing_removes_the_article_from_cached_pages(client, article):
+    client.get("/")
+    client.get(article.get_absolute_url())
+
+    services.article_unpublish(article=article)
+
+    assert b"Reservoir levels recover" not in client.get("/").content
+    assert client.get(article.get_absolute_url()).status_code == 404
+
+
+def test_a_scheduled_article_appears_by_itself_when_its_time_comes_even_on_cached_pages(client, settings):
+    settings.PAGE_CACHE_SECONDS = 3600
+    start = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+    with time_machine.travel(start, tick=False) as clock:
+        ArticleFactory(headline="Already out", published_at=start - timedelta(hours=1))
+        scheduled = ArticleFactory.build(headline="Morning scheduled story", category=CategoryFactory())
+        services.article_publish(article=scheduled, at=start + timedelta(minutes=30))
+        scheduled.authors.set([AuthorFactory()])
+        assert scheduled.status == Article.Status.SCHEDULED
+
+        home = client.get("/")
+        assert b"Already out" in home.content
+        assert b"Morning scheduled story" not in home.content
+        assert client.get(scheduled.get_absolute_url()).status_code == 404
+        assert client.get("/", headers={"if-none-match": home["ETag"]}).status_code == 304
+
+        clock.shift(timedelta(minutes=29))
+        assert b"Morning scheduled story" not in client.get("/").content
+
+        clock.shift(timedelta(minutes=2))
+        home_now = client.get("/", headers={"if-none-match": home["ETag"]})
+        assert home_now.status_code == 200
+        assert b"Morning scheduled story" in home_now.content
+        assert client.get(scheduled.get_absolute_url()).status_code == 200
+        assert b"Morning scheduled story" in client.get("/feed/").content
+
+
+def test_signed_in_staff_bypass_the_cache_and_get_private_pages(client, staff_client, article):
+    client.get(article.get_absolute_url())  # warms the anonymous cache
+    Article.objects.filter(pk=article.pk).update(headline="Changed behind the cache")
+
+    response = staff_client.get(article.get_absolute_url())
+
+    assert b"Changed behind the cache" in response.content
+    assert response["Cache-Control"].startswith("private")
+
+
+def test_the_cache_key_follows_the_readers_appeal_state(client, article, monkeypatch):
+    from donations import selectors as donation_selectors
+
+    client.get(article.get_absolute_url())
+    monkeypatch.setattr(donation_selectors, "reader_state_key", lambda request: "gave-recently")
+
+    with CaptureQueriesContext(connection) as queries:
+        client.get(article.get_absolute_url())
+
+    assert len(queries) > 0  # a reader in another state gets their own rendering
+
+
+def _article_page_queries(client, article) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(article.get_absolute_url())
+    assert response.status_code == 200
+    return len(queries)
+
+
+def test_an_article_page_runs_a_constant_number_of_queries(client, django_assert_max_num_queries):
+    small = ArticleFactory(slug="small", body="<p>One.</p>")
+    topics = [TopicFactory() for _ in range(4)]
+    big = ArticleFactory(
+        slug="big",
+        body="".join(f"<p>Paragraph {n}.</p>" for n in range(30)),
+        pull_quotes=["One quote.", "Another quote."],
+        authors=[AuthorFactory() for _ in range(4)],
+        topics=topics,
+    )
+
+    # The bound counts every app's part of the page (appeal slots, signup form), not ours alone.
+    with django_assert_max_num_queries(20):
+        client.get(small.get_absolute_url())
+    from django.core.cache import cache
+
+    cache.clear()
+    small_count = _article_page_queries(client, small)
+    cache.clear()
+    assert _article_page_queries(client, big) == small_count
+
+
+def _listing_queries(client, url: str) -> int:
+    from django.core.cache import cache
+
+    cache.clear()
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    return len(queries)
+
+
+def test_listing_pages_run_a_constant_number_of_queries(client, django_assert_max_num_queries):
+    economy = CategoryFactory(slug="economy")
+    politics = CategoryFactory(slug="politics")
+    ArticleFactory(category=economy)
+    ArticleFactory(category=politics, top_story_rank=1)
+    client.get("/")  # the first page ever rendered may create rows other apps need once
+    few = {url: _listing_queries(client, url) for url in ("/", "/category/economy/", "/browse/")}
+
+    for n in range(15):
+        ArticleFactory(category=economy if n % 2 else politics, top_story_rank=n if n < 4 else None,
+                       authors=[AuthorFactory(), AuthorFactory()], topics=[TopicFactory()])
+
+    for url, count in few.items():
+        with django_assert_max_num_queries(20):
+            assert _listing_queries(client, url) == count, url
