@@ -375,9 +375,19 @@ def personal_copy(
 
 
 def _appeal_for(email: str):
+    """The donations app's appeal for this reader, or None.
+
+    The appeal is the one optional part of the email: if the donations app cannot
+    answer, the news still goes out (without an appeal) and the error is logged.
+    Called outside any transaction, so a failed query poisons nothing.
+    """
     from donations.selectors import appeal_for_newsletter
 
-    return appeal_for_newsletter(email=email)
+    try:
+        return appeal_for_newsletter(email=email)
+    except Exception:
+        logger.exception("digest: no appeal, the donations app failed to choose one")
+        return None
 
 
 # --- planning -------------------------------------------------------------------
@@ -644,9 +654,15 @@ def edition_send_batch(*, batch_id: int, task_id: str) -> BatchOutcome:
         _finish(batch=batch, results={}, error="")
         return BatchOutcome(state=DeliveryBatch.State.SENT, suppressed=suppressed)
 
-    results, error = send_messages(
-        edition=batch.edition, followed=batch.followed, recipients=recipients
-    )
+    try:
+        prepared = prepare_messages(
+            edition=batch.edition, followed=batch.followed, recipients=recipients
+        )
+    except Exception as exc:
+        # Nothing reached the ESP yet: the batch can safely wait for a retry.
+        _finish(batch=batch, results={}, error=f"Rendering failed: {exc!r}")
+        raise BatchSendError(f"Rendering failed: {exc!r}") from exc
+    results, error = send_messages(edition=batch.edition, prepared=prepared)
     _finish(batch=batch, results=results, error=error)
     if error:
         raise BatchSendError(error)
@@ -799,27 +815,33 @@ def esp_supports_batch(connection) -> bool:
     return isinstance(connection, AnymailBaseBackend)
 
 
-def send_messages(
+def prepare_messages(
     *, edition: Edition, followed: list[list], recipients: list[_Recipient]
-) -> tuple[dict[int, _Result], str]:
-    """Send the edition to `recipients`; return per-delivery results and an ESP error.
+) -> list[tuple[RenderedEmail, list[_Recipient]]]:
+    """Render what `recipients` get, once per appeal among them, before any ESP call.
 
-    Recipients are grouped by the appeal the donations app picks for each (a reader
-    who gave recently sees none), so each group is rendered once.
+    The donations app picks each reader's appeal (a reader who gave recently sees none).
     """
     by_appeal: dict[object, tuple[object, list[_Recipient]]] = {}
     for recipient in recipients:
         appeal = _appeal_for(recipient.subscriber.email)
         appeal_key = getattr(appeal, "pk", id(appeal)) if appeal is not None else None
         by_appeal.setdefault(appeal_key, (appeal, []))[1].append(recipient)
+    return [
+        (render_edition_email(edition=edition, followed=followed, appeal=appeal), group)
+        for appeal, group in by_appeal.values()
+    ]
 
+
+def send_messages(
+    *, edition: Edition, prepared: list[tuple[RenderedEmail, list[_Recipient]]]
+) -> tuple[dict[int, _Result], str]:
+    """Send prepared groups; return per-delivery results and the ESP error that stopped us."""
     results: dict[int, _Result] = {}
     connection = get_connection()
     try:
         connection.open()
-        for appeal, group in by_appeal.values():
-            rendered = render_edition_email(edition=edition, followed=followed, appeal=appeal)
-            error = ""
+        for rendered, group in prepared:
             if esp_supports_batch(connection):
                 try:
                     results.update(_send_batch_call(connection, edition, rendered, group))

@@ -12,10 +12,9 @@ from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_safe
-from django.views.decorators.vary import vary_on_cookie
 
+from newsroom.caching import public_page
 from subscriptions import digest
 from subscriptions.models import Edition, Newsletter
 
@@ -26,11 +25,11 @@ def _public_editions(newsletter: Newsletter):
     return newsletter.editions.exclude(state=Edition.State.SKIPPED).order_by("-date")
 
 
-# The banner slot in base.html varies with the reader's signed state cookie
-# (seams.md: donations' reader_state_key), hence Vary: Cookie for shared caches.
+# public_page: the newsroom's page cache (keyed on the content version and the reader's
+# appeal state, Vary: Cookie, ETag/Last-Modified); an edition composed later shows up
+# on the archive within PAGE_CACHE_SECONDS.
 @require_safe
-@cache_control(public=True, max_age=300)
-@vary_on_cookie
+@public_page
 def edition_detail(request: HttpRequest, slug: str, date: str) -> HttpResponse:
     """The web version of an edition: top stories and every section, nobody's personal copy."""
     try:
@@ -58,8 +57,7 @@ def edition_detail(request: HttpRequest, slug: str, date: str) -> HttpResponse:
 
 
 @require_safe
-@cache_control(public=True, max_age=300)
-@vary_on_cookie
+@public_page
 def edition_archive(request: HttpRequest, slug: str) -> HttpResponse:
     """Every edition a newsletter has sent, newest first."""
     newsletter = get_object_or_404(Newsletter, slug=slug)

@@ -1,0 +1,178 @@
+"""The digest through real Celery workers on the real broker, with a worker killed mid-send.
+
+Run with PostgreSQL and Redis, e.g.
+DATABASE_URL=postgres://... REDIS_URL=redis://... CELERY_BROKER_URL=redis://... pytest -m worker
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+
+from subscriptions import digest
+from subscriptions.models import Delivery, DeliveryBatch, Subscriber, Subscription
+from tests.factories import CategoryFactory, NewsletterFactory
+from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
+    _content_urls,
+    _digest_settings,
+    news,
+    subscribe,
+)
+
+READERS = 2000
+
+
+def wait_for(condition, *, timeout: float, every: float = 0.2, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def readers(newsletter, count: int, categories) -> list[Subscriber]:
+    """`count` confirmed subscribers, written in bulk, following one of five sets."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    subscribers = Subscriber.objects.bulk_create(
+        [Subscriber(email=f"reader{n}@load.example", confirmed_at=now, time_zone="Asia/Jerusalem") for n in range(count)]
+    )
+    Subscription.objects.bulk_create(
+        [Subscription(subscriber=s, newsletter=newsletter, status=Subscription.Status.ACTIVE, confirmed_at=now) for s in subscribers]
+    )
+    from subscriptions.models import Follow
+
+    Follow.objects.bulk_create(
+        [
+            Follow(subscriber=s, category=categories[n % len(categories)], position=0)
+            for n, s in enumerate(subscribers)
+            if n % (len(categories) + 1) != len(categories)
+        ]
+    )
+    return subscribers
+
+
+@pytest.fixture
+def sent_log():
+    """The Redis list the slow fake ESP appends each recipient to."""
+    client = redis.Redis.from_url(settings.REDIS_URL or settings.CELERY_BROKER_URL)
+    key = f"digest-test:sent:{uuid.uuid4().hex}"
+    yield client, key
+    client.delete(key)
+
+
+@pytest.mark.worker
+def test_a_worker_killed_mid_send_loses_nobody_and_duplicates_nobody(celery_worker_factory, sent_log, settings):
+    client, key = sent_log
+    settings.ESP_BATCH_SIZE = 100
+    newsletter = NewsletterFactory()
+    categories = [CategoryFactory() for _ in range(4)]
+    for category in categories:
+        news(category=category)
+    news(top_story_rank=1)
+    everyone = readers(newsletter, READERS, categories)
+    env = {
+        "EMAIL_BACKEND": "tests.subscriptions.slow_esp.EmailBackend",
+        "SLOW_ESP_SECONDS": "0.4",
+        "SLOW_ESP_KEY": key,
+        "SLOW_ESP_REDIS_URL": settings.REDIS_URL or settings.CELERY_BROKER_URL,
+        # Redis gives a dead worker's unacknowledged task to another after this long.
+        "CELERY_VISIBILITY_TIMEOUT": "5",
+        "SITE_URL": settings.SITE_URL,
+    }
+    first = celery_worker_factory(env)
+
+    [result] = digest.digest_plan(send_now=True)
+    assert result.queued == READERS
+
+    wait_for(lambda: client.llen(key) >= READERS // 4, timeout=120, what="a quarter of the emails")
+    first.kill()
+    killed_at = client.llen(key)
+    assert killed_at < READERS, "the send finished before the worker could be killed"
+    celery_worker_factory(env)
+
+    def settled():
+        open_deliveries = Delivery.objects.filter(
+            edition=result.edition, state__in=[Delivery.State.QUEUED, Delivery.State.CLAIMED]
+        ).exists()
+        open_batches = DeliveryBatch.objects.filter(
+            edition=result.edition, state__in=[DeliveryBatch.State.QUEUED, DeliveryBatch.State.SENDING]
+        ).exists()
+        return not open_deliveries and not open_batches
+
+    wait_for(settled, timeout=180, every=1, what="every batch to be sent or reported in doubt")
+
+    received = Counter(email.decode() for email in client.lrange(key, 0, -1))
+    in_doubt = list(DeliveryBatch.objects.filter(edition=result.edition, state=DeliveryBatch.State.IN_DOUBT))
+    assert len(in_doubt) <= 1
+    doubtful = set(
+        Delivery.objects.filter(batch__in=in_doubt).values_list("subscriber__email", flat=True)
+    )
+    assert all(count == 1 for count in received.values()), "somebody got the edition twice"
+    for subscriber in everyone:
+        if subscriber.email not in doubtful:
+            assert received[subscriber.email] == 1, f"{subscriber.email} got nothing"
+    states = Counter(Delivery.objects.filter(edition=result.edition).values_list("state", flat=True))
+    assert states[Delivery.State.SENT] == READERS - len(doubtful)
+    assert states[Delivery.State.IN_DOUBT] == len(doubtful)
+    progress = digest.edition_progress(result.edition)
+    assert progress["in_doubt"] == len(doubtful)  # what staff see in the admin
+    print(
+        f"\nkilled after {killed_at} emails; {len(in_doubt)} batch in doubt "
+        f"({len(doubtful)} readers, {sum(received[e] for e in doubtful)} of them reached the ESP)"
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_planners_at_once_queue_each_reader_once(monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent planners need a database server")
+    newsletter = NewsletterFactory()
+    news()
+    categories = [CategoryFactory() for _ in range(3)]
+    readers(newsletter, 600, categories)
+    enqueued: list[int] = []
+    lock = threading.Lock()
+
+    def record(batch_id: int) -> None:
+        with lock:
+            enqueued.append(batch_id)
+
+    monkeypatch.setattr(digest, "enqueue_batch", record)
+    monkeypatch.setattr(digest, "_planner_lock", _no_lock)  # both really run side by side
+    errors: list[BaseException] = []
+
+    def plan() -> None:
+        try:
+            digest.digest_plan(send_now=True, batch_size=50)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=plan) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert Delivery.objects.count() == 600
+    assert len(enqueued) == len(set(enqueued)) == DeliveryBatch.objects.count()
+    assert all(b.deliveries.exists() for b in DeliveryBatch.objects.all())
+
+
+def _no_lock(newsletter_id):
+    from contextlib import nullcontext
+
+    return nullcontext(True)
