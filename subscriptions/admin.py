@@ -117,8 +117,21 @@ class ConsentRecordInline(ReadOnlyMixin, admin.TabularInline):
     verbose_name_plural = "consent history (read-only)"
 
 
+class SubscriberForm(forms.ModelForm):
+    class Meta:
+        model = Subscriber
+        fields = ["name", "time_zone", "paused_until"]
+
+    def clean_time_zone(self) -> str:
+        value = self.cleaned_data["time_zone"]
+        if not services.is_time_zone(value):
+            raise forms.ValidationError("Enter an IANA time zone name, such as Asia/Beirut.")
+        return value
+
+
 @admin.register(Subscriber)
 class SubscriberAdmin(admin.ModelAdmin):
+    form = SubscriberForm
     list_display = ["email", "status", "confirmed_at", "time_zone", "paused_until", "created_at"]
     search_fields = ["email", "name"]
     list_filter = [StatusFilter, NewsletterFilter, FollowedCategoryFilter]

@@ -8,8 +8,9 @@ class SubscriptionsConfig(AppConfig):
     verbose_name = "Subscriptions"
 
     def ready(self) -> None:
-        from anymail.signals import tracking
+        from anymail.signals import inbound, tracking
 
-        from subscriptions.webhooks import tracking_received
+        from subscriptions.webhooks import inbound_received, tracking_received
 
         tracking.connect(tracking_received, dispatch_uid="subscriptions.tracking_received")
+        inbound.connect(inbound_received, dispatch_uid="subscriptions.inbound_received")

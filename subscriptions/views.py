@@ -34,7 +34,7 @@ from newsroom.models import Category, Topic
 from subscriptions import follows as reader_follows
 from subscriptions import ratelimit, selectors, services, tokens
 from subscriptions.forms import DeleteForm, FollowForm, PreferencesForm, SignupForm
-from subscriptions.models import Subscription
+from subscriptions.models import Newsletter, Subscription
 
 # Per client address: enough for a household behind one NAT, too few for a list-bomber.
 SUBSCRIBE_LIMIT = (10, 600)
@@ -402,7 +402,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
             newsletter = None
             newsletter_id = request.POST.get("newsletter", "")
             if newsletter_id:
-                newsletter = selectors.active_newsletters().filter(pk=newsletter_id if newsletter_id.isdigit() else 0).first()
+                newsletter = Newsletter.objects.filter(pk=newsletter_id if newsletter_id.isdigit() else 0).first()
                 if newsletter is None:
                     return _error(request, "That newsletter does not exist.", 400)
             services.subscription_unsubscribe(subscriber=subscriber, newsletter=newsletter, meta=meta)

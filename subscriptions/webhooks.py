@@ -10,7 +10,10 @@ event to a task, so the ESP gets its 200 quickly and a duplicate delivery is a n
 
 from __future__ import annotations
 
-from subscriptions.services import tracking_event_record
+from django.conf import settings
+
+from subscriptions.models import Subscriber
+from subscriptions.services import RequestMeta, subscription_unsubscribe, tracking_event_record
 
 
 def tracking_received(sender, event, esp_name: str, **kwargs) -> None:
@@ -20,3 +23,32 @@ def tracking_received(sender, event, esp_name: str, **kwargs) -> None:
     from subscriptions.tasks import tracking_event_process_task
 
     tracking_event_process_task.delay(stored.pk)
+
+
+def _addresses(value) -> list[str]:
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    return [item.addr_spec.lower() for item in items if getattr(item, "addr_spec", None)]
+
+
+def inbound_received(sender, event, esp_name: str, **kwargs) -> None:
+    """A message to the List-Unsubscribe mailto: address unsubscribes its sender (RFC 2369).
+
+    Anything else arriving through anymail's inbound webhook is not for this app.
+    """
+    message = event.message
+    if message is None:
+        return
+    target = settings.UNSUBSCRIBE_MAILTO.lower()
+    recipients = _addresses(message.to) + _addresses(message.cc)
+    if message.envelope_recipient:
+        recipients.append(message.envelope_recipient.lower())
+    senders = _addresses(message.from_email)
+    if target not in recipients or len(senders) != 1:
+        return
+    subscriber = Subscriber.objects.filter(email=senders[0]).first()
+    if subscriber is not None:
+        subscription_unsubscribe(
+            subscriber=subscriber, meta=RequestMeta(source=f"mailto:{esp_name}")
+        )
