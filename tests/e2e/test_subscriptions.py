@@ -7,7 +7,7 @@ import re
 import pytest
 
 from subscriptions.models import Follow, Subscriber, Subscription
-from tests.factories import CategoryFactory, NewsletterFactory
+from tests.factories import ArticleFactory, CategoryFactory, NewsletterFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -38,14 +38,19 @@ def test_subscribe_confirm_and_follow_two_categories(browser_page, mailoutbox):
     assert subscriber.time_zone == "Asia/Beirut"
     assert subscriber.subscriptions.get().status == Subscription.Status.ACTIVE
 
-    page.get_by_role("link", name="Personalise your news").click()
-    for name in ("Politics", "Economy"):
-        button = page.get_by_role("button", name=f"Follow {name}")
-        button.click()
-        # Toggled in place by the script, without leaving the page.
-        page.get_by_role("button", name=f"Following {name}").wait_for()
-        assert page.get_by_role("button", name=f"Following {name}").get_attribute("aria-pressed") == "true"
-    assert page.url.endswith("/for-you/")
+    # Follow one category from its own (cached) page and another from /for-you/.
+    ArticleFactory(category=politics, headline="Parliament passes the water bill")
+    ArticleFactory(category=economy, headline="Port traffic doubles in a year")
+    page.goto("/category/politics/")
+    page.locator("html[data-follow-ready]").wait_for(state="attached")
+    page.get_by_role("button", name="Follow Politics").click()
+    page.get_by_role("button", name="Following Politics").wait_for()
+    assert page.url.endswith("/category/politics/")  # toggled in place
+
+    page.goto("/for-you/")
+    page.get_by_role("button", name="Follow Economy").click()
+    page.get_by_role("button", name="Following Economy").wait_for()
+    assert page.get_by_role("button", name="Following Economy").get_attribute("aria-pressed") == "true"
 
     follows = Follow.objects.filter(subscriber=subscriber)
     assert {f.category for f in follows} == {politics, economy}
@@ -53,3 +58,30 @@ def test_subscribe_confirm_and_follow_two_categories(browser_page, mailoutbox):
     page.reload()
     assert page.get_by_role("button", name="Following Politics").get_attribute("aria-pressed") == "true"
     assert page.get_by_role("button", name="Follow Culture").get_attribute("aria-pressed") == "false"
+    page.get_by_role("link", name="Port traffic doubles in a year").wait_for()
+    page.get_by_role("link", name="Parliament passes the water bill").wait_for()
+
+
+def test_without_javascript_signup_and_follow_still_work(browser_page, live_server, mailoutbox, settings):
+    NewsletterFactory()
+    CategoryFactory(name="Politics", slug="politics")
+    context = browser_page.context.browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        page.goto("/category/politics/")
+        page.get_by_role("button", name="Follow Politics").click()
+        page.get_by_role("heading", name="You follow Politics").wait_for()
+        page.get_by_role("link", name="Back to where you were").click()
+        assert page.url.endswith("/category/politics/")
+
+        page.goto("/newsletters/")
+        form = page.locator("section.signup--page form")
+        form.get_by_label("Your email address").fill("plain.reader@mail.example")
+        form.get_by_role("button", name="Sign up").click()
+        page.get_by_role("heading", name="Check your inbox").wait_for()
+    finally:
+        context.close()
+
+    # No script filled the time zone: the newsroom's own is used.
+    assert Subscriber.objects.get().time_zone == settings.TIME_ZONE
+    assert len(mailoutbox) == 1
