@@ -219,6 +219,7 @@ def subscriber_export(*, subscriber: Subscriber) -> dict:
                 "at": _iso(e.occurred_at),
                 "esp": e.esp_name,
                 "description": e.description,
+                "as_reported": e.payload,
             }
             for e in events
         ],

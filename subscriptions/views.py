@@ -430,6 +430,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
             "delete_form": delete_form,
             "notice": NOTICES.get(request.GET.get("done", ""), ""),
             "subscriptions": subscriber.subscriptions.select_related("newsletter").order_by("newsletter__name"),
+            "suppressed": bool(selectors.suppressed_among([subscriber.email])),
             "paused": bool(subscriber.paused_until and subscriber.paused_until > timezone.now()),
         },
         status=status,

@@ -159,3 +159,13 @@ def test_delete_my_data_leaves_only_the_hash(client, member, daily, mailoutbox):
     assert client.get(url).status_code == 400
     signup(client, "prefs@mail.example", daily)
     assert mailoutbox == []
+
+
+def test_a_suppressed_reader_is_told_nothing_will_be_sent(client, member):
+    from subscriptions.services import suppression_add
+
+    suppression_add(email=member.email, reason=Suppression.Reason.HARD_BOUNCE)
+
+    body = client.get(prefs(member)).content.decode()
+
+    assert "we no longer send to it" in body
