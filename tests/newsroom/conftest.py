@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 
 from tests.factories import StaffFactory
 
 
 @pytest.fixture
-def staff_client(client):
-    client.force_login(StaffFactory())
-    return client
+def staff_client() -> Client:
+    """A signed-in editor, beside (not instead of) the anonymous `client`."""
+    staff = Client()
+    staff.force_login(StaffFactory())
+    return staff

@@ -1,0 +1,149 @@
+"""The editors' admin: writing, scheduling, uploading, finding and previewing articles."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from newsroom.models import Article
+from tests.factories import ArticleFactory, AuthorFactory, CategoryFactory, TopicFactory
+from tests.newsroom.factories import jpeg_upload
+
+pytestmark = pytest.mark.django_db
+
+
+def article_form(**overrides) -> dict:
+    category = CategoryFactory()
+    data = {
+        "headline": "Wells rise in the valley",
+        "slug": "wells-rise-in-the-valley",
+        "dek": "Stone barriers slow the winter floods.",
+        "language": "en",
+        "body": '<p onclick="x()">First paragraph.</p><script>alert(1)</script><p>Second.</p>',
+        "pull_quotes": "The water stays behind the stones.\n\nA second quote.",
+        "lead_photo_alt": "A stone barrier",
+        "lead_photo_caption": "A barrier across a flood channel.",
+        "lead_photo_credit": "Photo: N. Saleh",
+        "category": category.pk,
+        "topics": [TopicFactory().pk],
+        "authors": [AuthorFactory().pk],
+        "top_story_rank": "",
+        "status": "published",
+        "published_at_0": "",
+        "published_at_1": "",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_publishing_from_the_admin_sanitises_and_shows_the_article(staff_client, client):
+    response = staff_client.post("/admin/newsroom/article/add/", article_form(lead_photo=jpeg_upload()))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    article = Article.objects.get(slug="wells-rise-in-the-valley")
+    assert article.body == "<p>First paragraph.</p><p>Second.</p>"
+    assert article.pull_quotes == ["The water stays behind the stones.", "A second quote."]
+    assert article.published_at is not None
+    assert article.lead_photo.name.endswith(".jpg") and article.lead_photo_width == 640
+    assert article.authors.count() == 1 and article.topics.count() == 1
+    page = client.get(article.get_absolute_url())
+    assert page.status_code == 200
+    assert b"A barrier across a flood channel." in page.content
+
+
+def test_scheduling_from_the_admin_keeps_it_hidden_until_its_time(staff_client, client):
+    when = timezone.localtime() + timedelta(days=1)
+    data = article_form(status="scheduled", published_at_0=when.strftime("%Y-%m-%d"), published_at_1=when.strftime("%H:%M:%S"))
+
+    assert staff_client.post("/admin/newsroom/article/add/", data).status_code == 302
+
+    article = Article.objects.get(slug="wells-rise-in-the-valley")
+    assert article.status == Article.Status.SCHEDULED
+    assert client.get(article.get_absolute_url()).status_code == 404
+
+
+def test_scheduling_without_a_time_is_refused_with_a_message(staff_client):
+    response = staff_client.post("/admin/newsroom/article/add/", article_form(status="scheduled"))
+
+    assert response.status_code == 200
+    assert "Choose when the article should appear." in response.content.decode()
+    assert not Article.objects.exists()
+
+
+def test_editing_in_the_admin_refreshes_the_cached_page(staff_client, client):
+    article = ArticleFactory(headline="Old headline")
+    client.get(article.get_absolute_url())
+    data = article_form(headline="New headline", slug=article.slug, category=article.category.pk,
+                        authors=[a.pk for a in article.authors.all()])
+    when = timezone.localtime(article.published_at)
+    data.update(published_at_0=when.strftime("%Y-%m-%d"), published_at_1=when.strftime("%H:%M:%S"))
+
+    assert staff_client.post(f"/admin/newsroom/article/{article.pk}/change/", data).status_code == 302
+
+    assert b"New headline" in client.get(article.get_absolute_url()).content
+
+
+def test_changelist_searches_and_filters(staff_client):
+    politics = CategoryFactory(name="Politics", slug="politics")
+    ArticleFactory(headline="Coalition talks stall", category=politics)
+    ArticleFactory(headline="Port traffic doubles")
+    ArticleFactory(headline="Coalition draft", status=Article.Status.DRAFT, published_at=None)
+
+    found = staff_client.get("/admin/newsroom/article/", {"q": "coalition"}).content.decode()
+    drafts = staff_client.get("/admin/newsroom/article/", {"status__exact": "draft"}).content.decode()
+    in_politics = staff_client.get("/admin/newsroom/article/", {"category__id__exact": politics.pk}).content.decode()
+
+    assert "Coalition talks stall" in found and "Coalition draft" in found and "Port traffic doubles" not in found
+    assert "Coalition draft" in drafts and "Coalition talks stall" not in drafts
+    assert "Coalition talks stall" in in_politics and "Port traffic doubles" not in in_politics
+
+
+def test_changelist_links_to_preview_for_drafts_and_view_for_published(staff_client):
+    draft = ArticleFactory(status=Article.Status.DRAFT, published_at=None)
+    live = ArticleFactory()
+
+    page = staff_client.get("/admin/newsroom/article/").content.decode()
+
+    assert f'<a href="{draft.get_absolute_url()}" target="_blank" rel="noopener">Preview</a>' in page
+    assert f'<a href="{live.get_absolute_url()}" target="_blank" rel="noopener">View on site</a>' in page
+
+
+def test_authors_and_topics_autocomplete(staff_client):
+    AuthorFactory(name="Nadia Saleh")
+    AuthorFactory(name="Omar Farid")
+    TopicFactory(name="Energy")
+
+    authors = staff_client.get(
+        "/admin/autocomplete/",
+        {"app_label": "newsroom", "model_name": "article", "field_name": "authors", "term": "nad"},
+    ).json()
+    topics = staff_client.get(
+        "/admin/autocomplete/",
+        {"app_label": "newsroom", "model_name": "article", "field_name": "topics", "term": "ene"},
+    ).json()
+
+    assert [r["text"] for r in authors["results"]] == ["Nadia Saleh"]
+    assert [r["text"] for r in topics["results"]] == ["Energy"]
+
+
+def test_the_add_form_prepopulates_the_slug_from_the_headline(staff_client):
+    page = staff_client.get("/admin/newsroom/article/add/").content.decode()
+
+    assert "prepopulated_fields" in page or "data-prepopulated-fields" in page
+    assert '"dependency_ids": ["#id_headline"]' in page or "#id_headline" in page
+
+
+def test_renaming_a_category_refreshes_cached_pages(staff_client, client):
+    article = ArticleFactory()
+    client.get(article.get_absolute_url())
+    category = article.category
+
+    response = staff_client.post(
+        f"/admin/newsroom/category/{category.pk}/change/",
+        {"name": "Renamed Section", "slug": category.slug, "description": "", "order": 0},
+    )
+
+    assert response.status_code == 302
+    assert b"Renamed Section" in client.get(article.get_absolute_url()).content
