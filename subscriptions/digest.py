@@ -300,6 +300,8 @@ def render_edition_email(
         settings.ESP_MERGE_FIELD_FORMAT,
         settings.SITE_URL,
     )
+    if edition.pk is None:  # a draft (send_digest --dry-run / --to): nothing to share
+        return _render(edition=edition, followed=followed, appeal=appeal)
     if appeal is None or getattr(appeal, "pk", None) is not None:
         cached = _RENDERS.get(key)
         if cached is not None:
@@ -391,6 +393,77 @@ def _appeal_for(email: str):
 
 
 # --- planning -------------------------------------------------------------------
+
+
+def edition_draft(*, newsletter: Newsletter, date: Date, now: datetime) -> Edition:
+    """The stored edition for `date`, or an unsaved one composed as it would be now.
+
+    Previews (send_digest --dry-run / --to) use it so that looking never freezes an
+    edition before its send hour.
+    """
+    existing = Edition.objects.filter(newsletter=newsletter, date=date).first()
+    if existing is not None:
+        return existing
+    previous = Edition.objects.filter(newsletter=newsletter, date__lt=date).order_by("-date").first()
+    cutoff_start = previous.cutoff_end if previous else now - _lookback(newsletter)
+    contents = compose_contents(newsletter=newsletter, cutoff_start=cutoff_start, cutoff_end=now)
+    return Edition(
+        newsletter=newsletter,
+        date=date,
+        cutoff_start=cutoff_start,
+        cutoff_end=now,
+        contents=contents,
+        state=Edition.State.COMPOSED if contents["top"] else Edition.State.SKIPPED,
+        skip_reason="" if contents["top"] else "Nothing new has been published since the last edition.",
+    )
+
+
+@dataclass
+class DryRun:
+    edition: Edition
+    recipients: int
+    groups: int
+    suppressed: int
+
+
+def digest_dry_run(
+    *, now: datetime | None = None, newsletter_slug: str | None = None, send_now: bool = False
+) -> list[DryRun]:
+    """What digest_plan would do now, written nowhere: editions, readers, groups."""
+    now = now or timezone.now()
+    newsletters = Newsletter.objects.filter(active=True)
+    if newsletter_slug:
+        newsletters = newsletters.filter(slug=newsletter_slug)
+    runs: list[DryRun] = []
+    for newsletter in newsletters:
+        if send_now:
+            plan: dict[Date, list[str] | None] = {timezone.localdate(now): None}
+        else:
+            plan = dict(due_dates(newsletter=newsletter, now=now))
+        for day, zones in sorted(plan.items()):
+            edition = edition_draft(newsletter=newsletter, date=day, now=now)
+            if edition.state in (Edition.State.SKIPPED, Edition.State.PAUSED):
+                runs.append(DryRun(edition, 0, 0, 0))
+                continue
+            subscribers = (
+                due_subscribers(edition=edition, zones=zones, now=now)
+                .order_by("pk")
+                .only("pk", "email")
+                .prefetch_related(
+                    Prefetch("follows", queryset=Follow.objects.order_by("position", "id"))
+                )
+            )
+            recipients = suppressed = 0
+            groups: set[str] = set()
+            for chunk in _chunks(subscribers.iterator(chunk_size=STREAM_CHUNK), STREAM_CHUNK):
+                blocked = suppressed_among([s.email for s in chunk])
+                suppressed += len(blocked)
+                for subscriber in chunk:
+                    if subscriber.email not in blocked:
+                        recipients += 1
+                        groups.add(group_key(followed_set(subscriber.follows.all())))
+            runs.append(DryRun(edition, recipients, len(groups), suppressed))
+    return runs
 
 
 @dataclass
@@ -497,11 +570,13 @@ def digest_plan(
 
 def due_subscribers(*, edition: Edition, zones: list[str] | None, now: datetime):
     """The subscribers owed this edition: subscribed, confirmed, not paused, not yet queued."""
-    subscribers = (
-        _subscribers_of(edition.newsletter)
-        .filter(Q(paused_until__isnull=True) | Q(paused_until__lte=now))
-        .exclude(Exists(Delivery.objects.filter(edition=edition, subscriber=OuterRef("pk"))))
+    subscribers = _subscribers_of(edition.newsletter).filter(
+        Q(paused_until__isnull=True) | Q(paused_until__lte=now)
     )
+    if edition.pk is not None:
+        subscribers = subscribers.exclude(
+            Exists(Delivery.objects.filter(edition=edition, subscriber=OuterRef("pk")))
+        )
     if zones is not None:
         # Readers are owed the date's edition only if they had confirmed by its send
         # moment in their zone; whoever confirms later starts with the next morning's.
@@ -880,7 +955,9 @@ def _message(
     message.attach_alternative(rendered.html, "text/html")
     # anymail hands these to the ESP; its tracking webhooks bring them back, so each
     # delivered/opened/clicked/bounced event attaches to this edition.
-    message.metadata = {"edition_id": str(edition.pk), "newsletter": newsletter.slug}
+    message.metadata = {"newsletter": newsletter.slug}
+    if edition.pk is not None:
+        message.metadata = {"edition_id": str(edition.pk), **message.metadata}
     message.tags = ["digest", newsletter.slug]
     return message
 

@@ -168,8 +168,8 @@ class EditionAdmin(admin.ModelAdmin):
 
     def _refuse(self, request: HttpRequest) -> HttpResponse | None:
         """Changes are POSTs (CSRF-checked by admin_view) by staff who may change editions."""
-        if refused := self._refuse(request):
-            return refused
+        if request.method != "POST":
+            return HttpResponse(status=405)
         if not self.has_change_permission(request):
             return HttpResponse(status=403)
         return None
