@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.utils.translation import get_language_info
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_safe
 
 from newsroom import selectors
 from newsroom.caching import is_signed_in, public_page
@@ -88,7 +88,7 @@ def _page(request: HttpRequest, queryset):
     return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
-@require_GET
+@require_safe
 @public_page
 def home(request: HttpRequest) -> HttpResponse:
     top = selectors.top_stories()
@@ -145,7 +145,7 @@ def _news_article_jsonld(article: Article) -> dict:
     return data
 
 
-@require_GET
+@require_safe
 @public_page
 def article(request: HttpRequest, slug: str) -> HttpResponse:
     item = selectors.article_for_page(slug=slug)
@@ -176,7 +176,7 @@ def article(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 @public_page
 def category(request: HttpRequest, slug: str) -> HttpResponse:
     item = get_object_or_404(Category, slug=slug)
@@ -192,7 +192,7 @@ def category(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 @public_page
 def topic(request: HttpRequest, slug: str) -> HttpResponse:
     item = get_object_or_404(Topic, slug=slug)
@@ -208,7 +208,7 @@ def topic(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 @public_page
 def author(request: HttpRequest, slug: str) -> HttpResponse:
     item = get_object_or_404(Author, slug=slug)
@@ -229,7 +229,7 @@ def author(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 @public_page
 def search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:SEARCH_MAX_LENGTH]
@@ -249,7 +249,7 @@ def search(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 @public_page
 def browse(request: HttpRequest) -> HttpResponse:
     return render(

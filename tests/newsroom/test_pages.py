@@ -291,3 +291,23 @@ def test_pages_are_accessible_landmarks_labels_and_image_alt(client):
         labelled = {attrs.get("for") for tag, attrs in parser.tags if tag == "label"}
         inputs = [attrs for tag, attrs in parser.tags if tag == "input" and attrs.get("type") not in ("hidden", "submit")]
         assert all(i.get("id") in labelled or i.get("aria-label") for i in inputs), url
+
+
+def test_pages_answer_head_and_refuse_post(client):
+    article = ArticleFactory()
+
+    assert client.head(article.get_absolute_url()).status_code == 200
+    assert client.post(article.get_absolute_url()).status_code == 405
+
+
+
+def test_search_on_postgresql_stems_words_and_ranks_headlines_first(client, settings):
+    if not settings.USING_POSTGRES:
+        pytest.skip("full-text search runs on PostgreSQL; SQLite uses the plain match above")
+    ArticleFactory(headline="Budget talks", body="<p>The reservoirs were mentioned once.</p>")
+    ArticleFactory(headline="Reservoir levels recover", body="<p>Rain came late.</p>")
+
+    page = text_of(client.get("/search/", {"q": "reservoirs"}))
+
+    assert "2 results for" in page
+    assert page.index("Reservoir levels recover") < page.index("Budget talks")
