@@ -180,7 +180,8 @@ def test_author_page_shows_bio_and_their_articles(client):
 
 
 def test_browse_lists_every_category_and_topic_with_counts_and_follow_buttons(client):
-    politics = CategoryFactory(name="Politics", slug="politics")
+    politics = CategoryFactory(name="Politics", slug="politics", order=1)
+    CategoryFactory(name="Arts", slug="arts", order=2)
     TopicFactory(name="Elections", slug="elections")
     ArticleFactory(category=politics)
     ArticleFactory(category=politics)
@@ -192,6 +193,7 @@ def test_browse_lists_every_category_and_topic_with_counts_and_follow_buttons(cl
     assert 'href="/category/politics/"' in page and "2 articles" in page
     assert 'href="/topic/elections/"' in page and "0 articles" in page
     assert 'data-follow-slug="politics"' in page and 'data-follow-slug="elections"' in page
+    assert page.index('href="/category/politics/"') < page.index('href="/category/arts/"')  # editors' order
 
 
 def test_search_finds_published_articles_only(client):
