@@ -12,8 +12,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core import signing
 from django.urls import reverse
-
-from subscriptions.models import email_hash
+from django.utils.crypto import salted_hmac
 
 UNSUBSCRIBE = "subscriptions.unsubscribe"
 PREFERENCES = "subscriptions.preferences"
@@ -25,12 +24,20 @@ PREFERENCES_MAX_AGE = 60 * 60 * 24 * 90
 # Double opt-in links expire after a week (settings.SUBSCRIPTIONS_CONFIRM_MAX_AGE_DAYS).
 CONFIRM_MAX_AGE = 60 * 60 * 24 * settings.SUBSCRIPTIONS_CONFIRM_MAX_AGE_DAYS
 
-# 64 bits of the address's SHA-256: enough to tell addresses apart, short in a URL.
+# 64 bits: enough to tell addresses apart, short in a URL.
 FINGERPRINT_LENGTH = 16
 
 
 def fingerprint(email: str) -> str:
-    return email_hash(email)[:FINGERPRINT_LENGTH]
+    """A keyed digest of the address: ties a token to it without revealing it.
+
+    Keyed with SECRET_KEY (HMAC) so that, unlike a plain hash, nobody can test a guessed
+    address against a token they have seen.
+    """
+    normalised = email.strip().lower()
+    return salted_hmac("subscriptions.tokens.fingerprint", normalised, algorithm="sha256").hexdigest()[
+        :FINGERPRINT_LENGTH
+    ]
 
 
 def make_token(

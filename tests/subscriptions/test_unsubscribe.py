@@ -7,11 +7,12 @@ from urllib.parse import urlsplit
 
 import pytest
 import time_machine
+from django.core import signing
 from django.test import Client
 from django.utils import timezone
 
 from subscriptions import tokens
-from subscriptions.models import ConsentRecord, Subscription
+from subscriptions.models import ConsentRecord, Subscription, email_hash
 from tests.factories import NewsletterFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
@@ -140,5 +141,7 @@ def test_list_unsubscribe_headers_follow_rfc_8058(member, site_url):
     https, mailto = headers["List-Unsubscribe"].split(", ")
     assert https.startswith("<https://news.example/unsubscribe/") and https.endswith("/>")
     assert mailto.startswith("<mailto:")
-    # The opaque token does not show the address.
+    # The opaque token does not show the address, nor a plain hash one could test guesses against.
+    payload = signing.loads(urlsplit(https.strip("<>")).path.split("/")[2], salt=tokens.UNSUBSCRIBE)
     assert "member" not in https
+    assert email_hash("member@mail.example")[:16] not in str(payload)
