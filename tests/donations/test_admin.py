@@ -1,0 +1,116 @@
+"""Staff in the admin: refunds through Stripe, CSV export, appeal results, event outcomes."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from donations.models import Gift, StripeEvent
+from tests.donations import stripe_payloads as p
+from tests.donations.factories import AppealFactory, GiftFactory, PaidGiftFactory
+from tests.factories import StaffFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(client):
+    client.force_login(StaffFactory())
+    return client
+
+
+def act(staff_client, action, gifts):
+    return staff_client.post(
+        "/admin/donations/gift/",
+        {"action": action, "_selected_action": [g.pk for g in gifts]},
+        follow=action != "export_csv",
+    )
+
+
+def test_refund_asks_stripe_and_waits_for_the_webhook(staff_client, fake_stripe, post_event):
+    gift = PaidGiftFactory(amount_cents=5000, stripe_payment_intent_id="pi_r")
+    response = act(staff_client, "refund", [gift])
+
+    assert "Asked Stripe to refund 1 gift(s)" in response.content.decode()
+    [call] = fake_stripe.named("refund_create")
+    assert call == {"payment_intent": "pi_r", "amount": 5000, "idempotency_key": f"gift-{gift.pk}-refund-0"}
+    gift.refresh_from_db()
+    assert gift.status == Gift.Status.PAID  # not until Stripe confirms
+    assert gift.refund_requested_at is not None
+
+    post_event(p.event("charge.refunded", p.charge(payment_intent="pi_r", amount=5000, amount_refunded=5000)))
+    gift.refresh_from_db()
+    assert (gift.status, gift.refunded_cents) == (Gift.Status.REFUNDED, 5000)
+
+
+def test_refund_of_an_unpaid_gift_is_refused_and_stripe_is_not_called(staff_client, fake_stripe):
+    gift = GiftFactory()
+    response = act(staff_client, "refund", [gift])
+    assert "is pending" in response.content.decode()
+    assert fake_stripe.named("refund_create") == []
+
+
+def test_double_click_on_refund_is_one_refund_at_stripe(staff_client, fake_stripe):
+    gift = PaidGiftFactory(stripe_payment_intent_id="pi_r")
+    act(staff_client, "refund", [gift])
+    act(staff_client, "refund", [gift])
+    keys = {call["idempotency_key"] for call in fake_stripe.named("refund_create")}
+    assert keys == {f"gift-{gift.pk}-refund-0"}
+
+
+def test_csv_export_lists_the_selected_gifts(staff_client):
+    appeal = AppealFactory(name="Winter fund")
+    gifts = [
+        PaidGiftFactory(amount_cents=2500, donor_email="a@mail.example", appeal=appeal, utm={"utm_source": "newsletter"}),
+        PaidGiftFactory(amount_cents=10000, donor_email="b@mail.example", anonymous=True),
+    ]
+    response = act(staff_client, "export_csv", gifts)
+    assert response["Content-Type"] == "text/csv"
+    assert "attachment" in response["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    by_email = {row["donor_email"]: row for row in rows}
+    assert by_email["a@mail.example"]["amount"] == "25.00"
+    assert by_email["a@mail.example"]["appeal"] == "Winter fund"
+    assert by_email["a@mail.example"]["utm_source"] == "newsletter"
+    assert by_email["b@mail.example"]["anonymous"] == "yes"
+
+
+def test_gift_search_finds_a_stripe_id(staff_client):
+    PaidGiftFactory(stripe_payment_intent_id="pi_findme", donor_email="x@mail.example")
+    PaidGiftFactory(stripe_payment_intent_id="pi_other", donor_email="y@mail.example")
+    page = staff_client.get("/admin/donations/gift/?q=pi_findme").content.decode()
+    assert "x@mail.example" in page and "y@mail.example" not in page
+
+
+def test_appeal_list_shows_counters_and_conversion(staff_client):
+    appeal = AppealFactory(name="Spring drive")
+    appeal.impressions, appeal.clicks = 400, 40
+    appeal.save()
+    PaidGiftFactory(appeal=appeal, amount_cents=5000)
+    PaidGiftFactory(appeal=appeal, amount_cents=3000)
+    page = staff_client.get("/admin/donations/appeal/").content.decode()
+    assert "Spring drive" in page
+    assert "10.0%" in page  # clicks / impressions
+    assert "0.50%" in page  # gifts / impressions
+    assert "$80.00" in page
+
+
+def test_events_show_their_outcome_and_error(staff_client):
+    StripeEvent.objects.create(
+        stripe_id="evt_bad", type="invoice.paid", payload={}, outcome=StripeEvent.Outcome.FAILED,
+        error="Traceback...\nKeyError: 'id'",
+    )
+    page = staff_client.get("/admin/donations/stripeevent/").content.decode()
+    assert "evt_bad" in page and "KeyError: &#x27;id&#x27;" in page
+
+
+def test_admin_pages_render(staff_client):
+    gift = PaidGiftFactory()
+    for url in (
+        "/admin/donations/gift/", f"/admin/donations/gift/{gift.pk}/change/",
+        "/admin/donations/recurringplan/", "/admin/donations/appeal/add/",
+        "/admin/donations/givingstatement/", "/admin/donations/paymentfailurenotice/",
+    ):
+        assert staff_client.get(url).status_code == 200, url
