@@ -128,8 +128,13 @@ def appeal_counters_flush() -> int:
 
 
 def appeal_cache_clear() -> None:
-    """Forget the cached lists of running appeals (after staff change one)."""
+    """Forget the cached lists of running appeals, and the cached pages showing them."""
+    from newsroom.caching import content_changed
+
     cache.delete_many([f"donations:active:{placement}" for placement in Placement.values])
+    # Pages embed the chosen appeal; without this a changed appeal would show only
+    # when the page cache expires (PAGE_CACHE_SECONDS).
+    content_changed()
 
 
 # --- checkout --------------------------------------------------------------------

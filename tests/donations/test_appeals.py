@@ -260,3 +260,22 @@ def test_active_appeals_are_cached_and_cleared_when_staff_save(client):
     appeal_cache_clear()
     assert "Newer" in render_slot("site_banner")
     cache.clear()
+
+
+def test_article_pages_stay_cached_and_honour_each_readers_dismissal(client):
+    from django.test import Client
+
+    banner = AppealFactory(headline="Banner ask")
+    AppealFactory(placement=Placement.IN_ARTICLE, after_paragraph=1, headline="Mid-story ask")
+    article = ArticleFactory()
+    first = client.get(article.get_absolute_url())
+    page = first.content.decode()
+    assert "Banner ask" in page and "Mid-story ask" in page
+    assert not first.cookies
+    assert "public" in first["Cache-Control"]
+
+    dismissed = client.post(f"/donate/a/{banner.pk}/dismiss/", {"next": article.get_absolute_url()})
+    assert dismissed.status_code == 303
+    after = client.get(article.get_absolute_url()).content.decode()
+    assert "Banner ask" not in after and "Mid-story ask" in after
+    assert "Banner ask" in Client().get(article.get_absolute_url()).content.decode()
