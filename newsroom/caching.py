@@ -73,13 +73,25 @@ def _page_key(request: HttpRequest, version: str) -> str:
     return f"newsroom:page:{version}:{reader_state_key(request)}:{path}"
 
 
-def _public_headers(response: HttpResponse, *, changed_at: float) -> None:
+def _seconds_until_next_due(state: dict) -> int | None:
+    if state["next_due"] is None:
+        return None
+    return max(1, int(state["next_due"] - timezone.now().timestamp()) + 1)
+
+
+def _public_headers(response: HttpResponse, *, state: dict) -> None:
     # max-age for browsers, s-maxage for a CDN (RFC 9111 §5.2.2.10); the server-side
-    # copy is dropped at once on a change, a CDN's after at most PAGE_CACHE_SECONDS.
-    response["Cache-Control"] = f"public, max-age=60, s-maxage={settings.PAGE_CACHE_SECONDS}"
+    # copy is dropped at once on a change, a CDN's after at most PAGE_CACHE_SECONDS,
+    # or sooner when a scheduled article is due before then.
+    lifetime = settings.PAGE_CACHE_SECONDS
+    browser = 60
+    due = _seconds_until_next_due(state)
+    if due is not None:
+        lifetime, browser = min(lifetime, due), min(browser, due)
+    response["Cache-Control"] = f"public, max-age={browser}, s-maxage={lifetime}"
     patch_vary_headers(response, ("Cookie",))
     if not response.has_header("Last-Modified"):
-        response["Last-Modified"] = http_date(changed_at)
+        response["Last-Modified"] = http_date(state["changed_at"])
     if not response.has_header("ETag"):
         digest = hashlib.sha256(response.content).hexdigest()[:32]
         response["ETag"] = f'"{digest}"'
@@ -110,12 +122,10 @@ def public_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
                 response.render()  # a TemplateResponse (the sitemap view's)
             if response.status_code != 200 or response.cookies or response.streaming:
                 return response
-            _public_headers(response, changed_at=state["changed_at"])
-            timeout = settings.PAGE_CACHE_SECONDS
-            if state["next_due"] is not None:
-                # Never outlive the moment the next scheduled article appears.
-                remaining = int(state["next_due"] - timezone.now().timestamp()) + 1
-                timeout = max(1, min(timeout, remaining))
+            _public_headers(response, state=state)
+            # Never outlive the moment the next scheduled article appears.
+            due = _seconds_until_next_due(state)
+            timeout = min(settings.PAGE_CACHE_SECONDS, due) if due else settings.PAGE_CACHE_SECONDS
             cache.set(
                 key,
                 {
@@ -128,7 +138,7 @@ def public_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
             response = HttpResponse(stored["content"])
             for header, value in stored["headers"].items():
                 response[header] = value
-            _public_headers(response, changed_at=state["changed_at"])
+            _public_headers(response, state=state)
 
         return get_conditional_response(
             request,

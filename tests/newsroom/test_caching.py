@@ -137,6 +137,9 @@ def test_a_scheduled_article_appears_by_itself_when_its_time_comes_even_on_cache
         assert client.get(scheduled.get_absolute_url()).status_code == 404
         assert client.get("/", headers={"if-none-match": home["ETag"]}).status_code == 304
 
+        # Browsers and a CDN are told to keep the page no longer than until it is due.
+        assert home["Cache-Control"] == "public, max-age=60, s-maxage=1801"
+
         clock.shift(timedelta(minutes=29))
         assert b"Morning scheduled story" not in client.get("/").content
 
