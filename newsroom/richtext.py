@@ -50,7 +50,11 @@ VOID_ELEMENTS = {"area", "br", "col", "embed", "hr", "img", "input", "link", "me
 
 
 class _BlockSplitter(HTMLParser):
-    """Collect the top-level elements of a sanitised fragment, each as its own HTML string."""
+    """Collect the top-level elements of a sanitised fragment, each as its own HTML string.
+
+    Loose text between top-level elements becomes a block of its own. Entities are
+    passed through as written (convert_charrefs=False), so the output is the input, cut.
+    """
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=False)
@@ -58,39 +62,46 @@ class _BlockSplitter(HTMLParser):
         self.current: list[str] = []
         self.depth = 0
 
-    def _emit(self, text: str, *, closes: bool = False) -> None:
-        self.current.append(text)
-        if self.depth == 0 and (closes or text.strip()):
-            block = "".join(self.current).strip()
-            if block:
-                self.blocks.append(block)
-            self.current = []
+    def flush(self) -> None:
+        block = "".join(self.current).strip()
+        if block:
+            self.blocks.append(block)
+        self.current = []
 
     def handle_starttag(self, tag, attrs):
         text = self.get_starttag_text() or f"<{tag}>"
+        if self.depth == 0:
+            self.flush()  # loose text before this element is a block of its own
+        self.current.append(text)
         if tag in VOID_ELEMENTS:
-            self._emit(text, closes=True)
+            if self.depth == 0:
+                self.flush()
             return
         self.depth += 1
-        self.current.append(text)
 
     def handle_startendtag(self, tag, attrs):
-        self._emit(self.get_starttag_text() or f"<{tag}>", closes=True)
+        if self.depth == 0:
+            self.flush()
+        self.current.append(self.get_starttag_text() or f"<{tag}>")
+        if self.depth == 0:
+            self.flush()
 
     def handle_endtag(self, tag):
         if tag in VOID_ELEMENTS:
             return
+        self.current.append(f"</{tag}>")
         self.depth = max(self.depth - 1, 0)
-        self._emit(f"</{tag}>", closes=True)
+        if self.depth == 0:
+            self.flush()
 
     def handle_data(self, data):
-        self._emit(escape(data, quote=False) if self.depth == 0 else data)
+        self.current.append(escape(data, quote=False))
 
     def handle_entityref(self, name):
-        self._emit(f"&{name};")
+        self.current.append(f"&{name};")
 
     def handle_charref(self, name):
-        self._emit(f"&#{name};")
+        self.current.append(f"&#{name};")
 
 
 def body_blocks(html: str) -> list[str]:
@@ -98,8 +109,6 @@ def body_blocks(html: str) -> list[str]:
     splitter = _BlockSplitter()
     splitter.feed(html or "")
     splitter.close()
-    rest = "".join(splitter.current).strip()
-    if rest:
-        splitter.blocks.append(rest)
+    splitter.flush()
     # Text typed straight into the body, outside any element, reads as a paragraph.
     return [block if block.startswith("<") else f"<p>{block}</p>" for block in splitter.blocks]

@@ -56,3 +56,19 @@ def test_body_is_cut_into_top_level_blocks():
     blocks = body_blocks("<p>One <em>a</em></p>Loose text<h2>Two</h2><figure><img src=\"/a.jpg\" alt=\"\"></figure>")
 
     assert blocks == ["<p>One <em>a</em></p>", "<p>Loose text</p>", "<h2>Two</h2>", '<figure><img src="/a.jpg" alt=""></figure>']
+
+
+def test_loose_text_with_entities_stays_one_paragraph():
+    assert body_blocks("Fish &amp; chips &#8212; cheap<p>Next</p>") == [
+        "<p>Fish &amp; chips &#8212; cheap</p>",
+        "<p>Next</p>",
+    ]
+
+
+def test_blocks_keep_nested_markup_and_entities_whole():
+    html = sanitise_html('<blockquote><p>A &lt;b&gt; &amp; "c"</p><p>d</p></blockquote><p>x<br>y</p>')
+
+    assert body_blocks(html) == [
+        "<blockquote><p>A &lt;b&gt; &amp; \"c\"</p><p>d</p></blockquote>",
+        "<p>x<br>y</p>",
+    ]
