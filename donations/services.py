@@ -707,7 +707,7 @@ def _send(*, template: str, to: str, context: dict) -> bool:
 def receipt_send(*, gift_id: int) -> bool:
     """Email the receipt of a paid gift, once."""
     with transaction.atomic():
-        gift = Gift.objects.select_for_update().select_related("plan").filter(pk=gift_id).first()
+        gift = Gift.objects.select_for_update(of=("self",)).select_related("plan").filter(pk=gift_id).first()
         if gift is None or gift.receipt_sent_at or gift.paid_at is None:
             return False
         sent = _send(template="receipt", to=gift.donor_email, context={"gift": gift})

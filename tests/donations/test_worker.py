@@ -1,0 +1,108 @@
+"""A signed webhook processed by a real Celery worker process, against a real database and broker.
+
+The worker is another process, so a monkeypatched doorway cannot reach it. Instead it
+gets STRIPE_API_BASE pointing at a tiny Stripe stand-in served by this test: the
+real SDK, through the real doorway, asks it for the PaymentIntent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from donations.models import Gift, StripeEvent
+from tests.donations import stripe_payloads as p
+from tests.donations.conftest import sign
+from tests.donations.factories import GiftFactory
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+class StripeStandIn(BaseHTTPRequestHandler):
+    seen: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        StripeStandIn.seen.append(self.path)
+        if not self.path.startswith("/v1/payment_intents/"):
+            self.send_error(404)
+            return
+        intent_id = self.path.split("/")[3].split("?")[0]
+        body = json.dumps({
+            "id": intent_id,
+            "object": "payment_intent",
+            "customer": "cus_worker",
+            "latest_charge": {
+                "id": "ch_worker",
+                "object": "charge",
+                "created": int(time.time()),
+                "payment_method_details": {"type": "card", "card": {"last4": "5556"}},
+            },
+        }).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def stripe_stand_in():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StripeStandIn)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    StripeStandIn.seen = []
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def wait_for(condition, seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def test_worker_records_the_gift_and_sends_one_receipt(
+    client, celery_worker_factory, stripe_stand_in, tmp_path
+):
+    mail_dir = tmp_path / "mail"
+    worker = celery_worker_factory(extra_env={
+        "STRIPE_API_BASE": stripe_stand_in,
+        "STRIPE_SECRET_KEY": "sk_test_worker",
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(mail_dir),
+        "SITE_URL": "https://news.example",
+    })
+    gift = GiftFactory(amount_cents=6400)
+    event = p.event("checkout.session.completed", p.checkout_session(gift, payment_intent="pi_worker"))
+    payload = json.dumps(event)
+    for _ in range(3):  # delivered three times: still one gift, one receipt
+        response = client.post(
+            "/webhooks/stripe/", payload, content_type="application/json",
+            HTTP_STRIPE_SIGNATURE=sign(payload),
+        )
+        assert response.status_code == 200
+
+    def paid() -> bool:
+        gift.refresh_from_db()
+        return gift.status == Gift.Status.PAID and gift.receipt_sent_at is not None
+
+    assert wait_for(paid), worker.log.read_text()[-3000:]
+    assert gift.card_last4 == "5556"
+    assert gift.stripe_payment_intent_id == "pi_worker"
+    assert StripeEvent.objects.get().outcome == StripeEvent.Outcome.PROCESSED
+    assert any(path.startswith("/v1/payment_intents/pi_worker") for path in StripeStandIn.seen)
+    assert wait_for(lambda: mail_dir.exists() and any(mail_dir.iterdir()), 10)
+    time.sleep(1)  # give a (wrong) second receipt the time to appear
+    receipts = [f.read_text() for f in mail_dir.iterdir()]
+    assert sum(text.count("Subject: Your receipt: $64.00") for text in receipts) == 1
+    assert Gift.objects.count() == 1
