@@ -7,7 +7,6 @@ from datetime import datetime
 
 from django.core import signing
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.utils import timezone
 
 from newsroom.models import Article
 from subscriptions import tokens
@@ -60,24 +59,6 @@ def subscriber_from_token(
 
 def active_newsletters() -> QuerySet[Newsletter]:
     return Newsletter.objects.filter(active=True).order_by("name")
-
-
-def subscribers_receiving(*, newsletter: Newsletter, now: datetime | None = None) -> QuerySet[Subscriber]:
-    """Confirmed subscribers of `newsletter` who are not paused, with their follows loaded.
-
-    Suppression is checked separately, right before sending (`suppressed_among`).
-    """
-    now = now or timezone.now()
-    return (
-        Subscriber.objects.filter(
-            confirmed_at__isnull=False,
-            subscriptions__newsletter=newsletter,
-            subscriptions__status=Subscription.Status.ACTIVE,
-        )
-        .filter(Q(paused_until__isnull=True) | Q(paused_until__lte=now))
-        .prefetch_related("follows")
-        .distinct()
-    )
 
 
 def for_you_articles(
