@@ -9,6 +9,7 @@ from django.contrib.sitemaps import Sitemap
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.views.decorators.http import require_safe
 
 from newsroom import selectors
 from newsroom.caching import public_page
@@ -73,6 +74,7 @@ SITEMAPS = {
 }
 
 
+@require_safe
 @public_page
 def news_sitemap(request: HttpRequest) -> HttpResponse:
     """Articles of the last 48 hours, in the Google News sitemap format.
