@@ -145,3 +145,15 @@ def test_list_unsubscribe_headers_follow_rfc_8058(member, site_url):
     payload = signing.loads(urlsplit(https.strip("<>")).path.split("/")[2], salt=tokens.UNSUBSCRIBE)
     assert "member" not in https
     assert email_hash("member@mail.example")[:16] not in str(payload)
+
+
+def test_the_link_expires_after_ninety_days(member):
+    url = _path(tokens.unsubscribe_url(subscriber=member.subscriber))
+
+    with time_machine.travel(timezone.now() + timedelta(days=91)):
+        response = Client().post(url)
+
+    assert response.status_code == 400
+    assert b"This link is not valid" in response.content
+    member.refresh_from_db()
+    assert member.status == Subscription.Status.ACTIVE
