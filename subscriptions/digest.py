@@ -348,15 +348,31 @@ def _render(*, edition: Edition, followed: list[list], appeal) -> RenderedEmail:
     return RenderedEmail(subject=context["subject"], text=text, html=html)
 
 
-def recipient_values(*, subscriber: Subscriber, newsletter: Newsletter) -> dict[str, str]:
-    """The merge values of one reader: everything in the email that is theirs alone."""
+def recipient_values(
+    *, subscriber: Subscriber, newsletter: Newsletter, headers: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The merge values of one reader: everything in the email that is theirs alone.
+
+    Given the reader's List-Unsubscribe headers, the link is taken from them (RFC 2369
+    §3.2: a list of <URI>s, ours first) instead of signing a second token.
+    """
     greeting = f"Good morning, {subscriber.name}" if subscriber.name else "Good morning"
+    unsubscribe = ""
+    if headers:
+        first = headers.get("List-Unsubscribe", "").split(",", 1)[0].strip()
+        if first.startswith("<http") and first.endswith(">"):
+            unsubscribe = first[1:-1]
     return {
         "greeting": greeting,
         "greeting_html": escape(greeting),
         "preferences_url": tokens.preferences_url(subscriber=subscriber),
-        "unsubscribe_url": tokens.unsubscribe_url(subscriber=subscriber, newsletter=newsletter),
+        "unsubscribe_url": unsubscribe
+        or tokens.unsubscribe_url(subscriber=subscriber, newsletter=newsletter),
     }
+
+
+def reader_headers(*, subscriber: Subscriber, newsletter: Newsletter) -> dict[str, str]:
+    return tokens.list_unsubscribe_headers(subscriber=subscriber, newsletter=newsletter)
 
 
 def substitute(content: str, values: dict[str, str]) -> str:
@@ -374,6 +390,18 @@ def personal_copy(
         text=substitute(rendered.text, {k: v for k, v in values.items() if k != "greeting_html"}),
         html=substitute(rendered.html, values),
     )
+
+
+def _appeals_running() -> bool:
+    """Whether any newsletter appeal runs now; if none, no reader is asked for one."""
+    from donations.models import Placement
+    from donations.selectors import active_appeals
+
+    try:
+        return bool(active_appeals(Placement.NEWSLETTER))
+    except Exception:
+        logger.exception("digest: no appeals, the donations app failed to list them")
+        return False
 
 
 def _appeal_for(email: str):
@@ -829,18 +857,15 @@ def _claim(*, batch_id: int, task_id: str):
 def _finish(*, batch: DeliveryBatch, results: dict[int, _Result], error: str) -> None:
     now = timezone.now()
     with transaction.atomic():
-        sent = [
-            Delivery(pk=pk, state=Delivery.State.SENT, esp_message_id=r.message_id[:200], sent_at=now, error="")
-            for pk, r in results.items()
-            if r.ok
-        ]
-        refused = [
-            Delivery(pk=pk, state=Delivery.State.FAILED, error=r.error[:300])
-            for pk, r in results.items()
-            if not r.ok
-        ]
-        Delivery.objects.bulk_update(sent, ["state", "esp_message_id", "sent_at", "error"], batch_size=500)
-        Delivery.objects.bulk_update(refused, ["state", "error"], batch_size=500)
+        _record_sent(
+            [(pk, r.message_id[:200]) for pk, r in results.items() if r.ok], sent_at=now
+        )
+        refused: dict[str, list[int]] = defaultdict(list)
+        for pk, r in results.items():
+            if not r.ok:
+                refused[r.error[:300]].append(pk)
+        for reason, ids in refused.items():
+            Delivery.objects.filter(pk__in=ids).update(state=Delivery.State.FAILED, error=reason)
         # Whoever was claimed but not attempted (the ESP failed first) waits for the retry.
         Delivery.objects.filter(batch=batch, state=Delivery.State.CLAIMED).update(
             state=Delivery.State.QUEUED
@@ -851,6 +876,44 @@ def _finish(*, batch: DeliveryBatch, results: dict[int, _Result], error: str) ->
         batch.save(update_fields=["state", "error", "finished_at"])
     if not error:
         _mark_edition_sent_if_done(batch.edition_id)
+
+
+def _record_sent(rows: list[tuple[int, str]], *, sent_at: datetime) -> None:
+    """Mark deliveries sent with their ESP message ids, in as few statements as possible."""
+    by_id: dict[str, list[int]] = defaultdict(list)
+    for pk, message_id in rows:
+        by_id[message_id].append(pk)
+    if len(by_id) <= 10 or db_connection.vendor != "postgresql":
+        # One id for the whole call (Mailgun, SES) or one per recipient elsewhere.
+        if len(by_id) <= 10:
+            for message_id, ids in by_id.items():
+                Delivery.objects.filter(pk__in=ids).update(
+                    state=Delivery.State.SENT, esp_message_id=message_id, sent_at=sent_at, error=""
+                )
+        else:
+            Delivery.objects.bulk_update(
+                [
+                    Delivery(pk=pk, state=Delivery.State.SENT, esp_message_id=mid, sent_at=sent_at, error="")
+                    for pk, mid in rows
+                ],
+                ["state", "esp_message_id", "sent_at", "error"],
+                batch_size=500,
+            )
+        return
+    # A message id per recipient (Postmark, SendGrid): one UPDATE ... FROM (VALUES ...)
+    # instead of bulk_update's CASE per row, which costs more to build than to run.
+    table = Delivery._meta.db_table
+    values = ", ".join(["(%s::bigint, %s)"] * len(rows))
+    params: list = [Delivery.State.SENT.value, sent_at]
+    for pk, message_id in rows:
+        params += [pk, message_id]
+    with db_connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS d SET state = %s, sent_at = %s, error = '', "  # noqa: S608  (table name is ours; values are parameters)
+            f"esp_message_id = v.message_id FROM (VALUES {values}) AS v(id, message_id) "
+            "WHERE d.id = v.id",
+            params,
+        )
 
 
 def _mark_edition_sent_if_done(edition_id: int) -> None:
@@ -898,8 +961,12 @@ def prepare_messages(
     The donations app picks each reader's appeal (a reader who gave recently sees none).
     """
     by_appeal: dict[object, tuple[object, list[_Recipient]]] = {}
+    # One look per batch first: on a day without a newsletter appeal (most days) this
+    # spares a lookup per reader. donations.selectors.appeal_for_newsletter returns
+    # None whenever active_appeals(NEWSLETTER) is empty.
+    ask = _appeals_running()
     for recipient in recipients:
-        appeal = _appeal_for(recipient.subscriber.email)
+        appeal = _appeal_for(recipient.subscriber.email) if ask else None
         appeal_key = getattr(appeal, "pk", id(appeal)) if appeal is not None else None
         by_appeal.setdefault(appeal_key, (appeal, []))[1].append(recipient)
     return [
@@ -967,9 +1034,10 @@ def _send_batch_call(connection, edition: Edition, rendered: RenderedEmail, grou
     merge_data, merge_headers, merge_metadata = {}, {}, {}
     for recipient in group:
         subscriber = recipient.subscriber
-        merge_data[subscriber.email] = recipient_values(subscriber=subscriber, newsletter=newsletter)
-        merge_headers[subscriber.email] = tokens.list_unsubscribe_headers(
-            subscriber=subscriber, newsletter=newsletter
+        headers = reader_headers(subscriber=subscriber, newsletter=newsletter)
+        merge_headers[subscriber.email] = headers
+        merge_data[subscriber.email] = recipient_values(
+            subscriber=subscriber, newsletter=newsletter, headers=headers
         )
         merge_metadata[subscriber.email] = {"delivery_id": str(recipient.delivery_id)}
     message = _message(
@@ -1002,14 +1070,15 @@ def _send_one_by_one(
     domain = urlsplit(settings.SITE_URL).hostname or "localhost"
     for recipient in group:
         subscriber = recipient.subscriber
+        unsubscribe_headers = reader_headers(subscriber=subscriber, newsletter=newsletter)
         own = personal_copy(
-            rendered=rendered, values=recipient_values(subscriber=subscriber, newsletter=newsletter)
+            rendered=rendered,
+            values=recipient_values(
+                subscriber=subscriber, newsletter=newsletter, headers=unsubscribe_headers
+            ),
         )
         message_id = make_msgid(idstring="digest", domain=domain)
-        headers = {
-            **tokens.list_unsubscribe_headers(subscriber=subscriber, newsletter=newsletter),
-            "Message-ID": message_id,
-        }
+        headers = {**unsubscribe_headers, "Message-ID": message_id}
         message = _message(edition=edition, rendered=own, to=[subscriber.email], headers=headers)
         try:
             connection.send_messages([message])

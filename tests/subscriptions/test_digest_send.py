@@ -322,6 +322,7 @@ def test_a_reader_with_an_active_appeal_sees_it_and_a_recent_donor_does_not(news
 
     giver = subscribe(newsletter)
     reader = subscribe(newsletter)
+    monkeypatch.setattr(digest, "_appeals_running", lambda: True)
     monkeypatch.setattr(digest, "_appeal_for", lambda email: None if email == giver.email else Appeal())
     monkeypatch.setattr(
         "subscriptions.digest.render_to_string",
@@ -344,3 +345,27 @@ def _with_appeal_template(render):
         return render(name, context, *args, **kwargs)
 
     return rendered
+
+
+def test_each_reader_keeps_the_message_id_the_esp_gave_them(newsletter, esp, headlines, settings, monkeypatch):
+    from anymail.message import AnymailRecipientStatus
+
+    settings.ESP_BATCH_SIZE = 20
+    readers = [subscribe(newsletter) for _ in range(12)]
+    [result] = plan_only(send_now=True)
+
+    def answer(self, payload, message):
+        mail.outbox.append(message)
+        return {
+            "recipient_status": {
+                email: AnymailRecipientStatus(message_id=f"id-{email}", status="sent")
+                for email in payload.recipient_emails
+            }
+        }
+
+    monkeypatch.setattr(AnymailTestBackend, "post_to_esp", answer)
+    send_all(result.edition)
+
+    for reader in readers:
+        delivery = Delivery.objects.get(subscriber=reader)
+        assert (delivery.state, delivery.esp_message_id) == (Delivery.State.SENT, f"id-{reader.email}")
