@@ -97,6 +97,17 @@ def _public_headers(response: HttpResponse, *, state: dict) -> None:
         response["ETag"] = f'"{digest}"'
 
 
+def _per_reader(request: HttpRequest, response: HttpResponse) -> bool:
+    """True when rendering touched something of this reader's: such a page must not be shared."""
+    session = getattr(request, "session", None)
+    return bool(
+        response.cookies
+        # A {% csrf_token %} in the page: the middleware is about to set the cookie.
+        or request.META.get("CSRF_COOKIE_NEEDS_UPDATE")
+        or (session is not None and (session.accessed or session.modified))
+    )
+
+
 def public_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Serve a public page from the server-side cache for readers who are not signed in.
 
@@ -120,7 +131,7 @@ def public_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
             response = view(request, *args, **kwargs)
             if hasattr(response, "render") and not response.is_rendered:
                 response.render()  # a TemplateResponse (the sitemap view's)
-            if response.status_code != 200 or response.cookies or response.streaming:
+            if response.status_code != 200 or response.streaming or _per_reader(request, response):
                 return response
             _public_headers(response, state=state)
             # Never outlive the moment the next scheduled article appears.

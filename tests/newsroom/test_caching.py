@@ -226,3 +226,22 @@ def test_listing_pages_run_a_constant_number_of_queries(client, django_assert_ma
     for url, count in few.items():
         with django_assert_max_num_queries(20):
             assert _listing_queries(client, url) == count, url
+
+
+def test_a_page_that_renders_a_csrf_token_is_never_shared(rf, db):
+    from django.http import HttpResponse
+    from django.middleware.csrf import get_token
+
+    from newsroom.caching import public_page
+
+    calls = []
+
+    @public_page
+    def view(request):
+        calls.append(1)
+        return HttpResponse(f"token {get_token(request)}")
+
+    view(rf.get("/x/"))
+    view(rf.get("/x/"))
+
+    assert len(calls) == 2
