@@ -344,3 +344,24 @@ def test_every_order_of_a_one_time_story_converges(post_event, fake_stripe, mail
         assert (gift.status, gift.refunded_cents, gift.disputed_at is not None) == (
             Gift.Status.PARTIALLY_REFUNDED, 1000, True,
         ), order
+
+
+def test_a_failing_handler_is_recorded_and_retried_by_the_daily_reconcile(post_event, fake_stripe, mailoutbox):
+    from django.core.management import call_command
+
+    gift = GiftFactory()
+    fake_stripe.fail_with = RuntimeError("the card network said no")
+    with pytest.raises(RuntimeError):
+        post_event(p.event("checkout.session.completed", p.checkout_session(gift)))
+    stored = StripeEvent.objects.get()
+    assert stored.outcome == StripeEvent.Outcome.FAILED
+    assert "the card network said no" in stored.error
+    gift.refresh_from_db()
+    assert gift.status == Gift.Status.PENDING
+
+    fake_stripe.fail_with = None
+    call_command("reconcile_stripe", "--since", "1d")
+    stored.refresh_from_db()
+    gift.refresh_from_db()
+    assert stored.outcome == StripeEvent.Outcome.PROCESSED and stored.error == ""
+    assert gift.status == Gift.Status.PAID

@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 class StripeStandIn(BaseHTTPRequestHandler):
     seen: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         StripeStandIn.seen.append(self.path)
         if not self.path.startswith("/v1/payment_intents/"):
             self.send_error(404)
