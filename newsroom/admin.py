@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -74,6 +74,20 @@ class ArticleAdmin(admin.ModelAdmin):
             },
         ),
     )
+
+    actions = ("publish_now", "back_to_draft")
+
+    @admin.action(description="Publish the selected articles now")
+    def publish_now(self, request, queryset) -> None:
+        for article in queryset:
+            services.article_publish(article=article)
+        self.message_user(request, f"Published {len(queryset)} article(s).", messages.SUCCESS)
+
+    @admin.action(description="Take the selected articles back to draft")
+    def back_to_draft(self, request, queryset) -> None:
+        for article in queryset:
+            services.article_unpublish(article=article)
+        self.message_user(request, f"{len(queryset)} article(s) are drafts again.", messages.SUCCESS)
 
     @admin.display(description="status")
     def status_now(self, obj: Article) -> str:

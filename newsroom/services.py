@@ -48,6 +48,8 @@ def article_publish(*, article: Article, at=None) -> Article:
     if at is not None and at > now:
         article.status = Article.Status.SCHEDULED
         article.published_at = at
+    elif at is None and article.is_public:
+        article.status = Article.Status.PUBLISHED  # already out: keep its publication time
     else:
         article.status = Article.Status.PUBLISHED
         article.published_at = at or now

@@ -147,3 +147,28 @@ def test_renaming_a_category_refreshes_cached_pages(staff_client, client):
 
     assert response.status_code == 302
     assert b"Renamed Section" in client.get(article.get_absolute_url()).content
+
+
+def test_publish_now_and_back_to_draft_actions(staff_client, client):
+    draft = ArticleFactory(headline="Ready to go", status=Article.Status.DRAFT, published_at=None)
+    live = ArticleFactory(headline="Pulled story")
+    client.get("/")
+
+    staff_client.post("/admin/newsroom/article/", {"action": "publish_now", "_selected_action": [draft.pk]})
+    staff_client.post("/admin/newsroom/article/", {"action": "back_to_draft", "_selected_action": [live.pk]})
+
+    home = client.get("/").content
+    assert b"Ready to go" in home
+    assert b"Pulled story" not in home
+    draft.refresh_from_db()
+    assert draft.status == Article.Status.PUBLISHED and draft.published_at is not None
+
+
+def test_publishing_a_live_article_again_keeps_its_publication_time(staff_client):
+    live = ArticleFactory()
+    first_published = live.published_at
+
+    staff_client.post("/admin/newsroom/article/", {"action": "publish_now", "_selected_action": [live.pk]})
+
+    live.refresh_from_db()
+    assert live.published_at == first_published
