@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
@@ -21,8 +23,40 @@ from donations.models import (
 from donations.money import format_cents
 
 
+class AppealAdminForm(forms.ModelForm):
+    class Meta:
+        model = Appeal
+        fields = "__all__"  # noqa: DJ007 (the admin's fieldsets choose what is shown)
+
+    def _amounts(self, name: str) -> list[int]:
+        value = self.cleaned_data.get(name)
+        if not isinstance(value, list) or not all(
+            isinstance(cents, int) and not isinstance(cents, bool) for cents in value
+        ):
+            raise forms.ValidationError("Write a list of amounts in cents, like [2500, 5000, 10000].")
+        low, high = settings.DONATION_MIN_CENTS, settings.DONATION_MAX_CENTS
+        if any(not low <= cents <= high for cents in value):
+            raise forms.ValidationError(
+                f"Each amount must be between {low} and {high} cents "
+                f"({format_cents(low)} to {format_cents(high)})."
+            )
+        if len(value) > 6:
+            raise forms.ValidationError("At most six suggested amounts fit the form.")
+        return value
+
+    def clean_amounts_one_time(self) -> list[int]:
+        return self._amounts("amounts_one_time")
+
+    def clean_amounts_monthly(self) -> list[int]:
+        return self._amounts("amounts_monthly")
+
+    def clean_amounts_annual(self) -> list[int]:
+        return self._amounts("amounts_annual")
+
+
 @admin.register(Appeal)
 class AppealAdmin(admin.ModelAdmin):
+    form = AppealAdminForm
     list_display = [
         "name", "placement", "audience", "active", "starts_at", "ends_at", "priority",
         "impressions", "clicks", "click_rate", "checkouts_started", "gifts", "revenue",

@@ -48,6 +48,15 @@ def active_appeals(placement: str) -> list[Appeal]:
     return [a for a in appeals if a.starts_at <= now and (a.ends_at is None or a.ends_at > now)]
 
 
+def appeal_ids() -> frozenset[int]:
+    """Ids of every appeal, cached: the impression beacon checks it without the database."""
+    ids = cache.get("donations:appeal-ids")
+    if ids is None:
+        ids = frozenset(Appeal.objects.values_list("pk", flat=True))
+        cache.set("donations:appeal-ids", ids, ACTIVE_APPEALS_SECONDS)
+    return ids
+
+
 def audience_matches(audience: str, *, donor_class: str, subscriber: bool) -> bool:
     """donor_class: "none" (never gave), "recent" (in the last 12 months) or "lapsed"."""
     return {

@@ -43,6 +43,7 @@ from subscriptions.selectors import suppressed_among
 logger = logging.getLogger(__name__)
 
 COUNTERS = ("impressions", "clicks", "checkouts_started")
+COUNTER_SECONDS = 7 * 86_400
 MANAGE_SALT = "donations.manage-giving"
 UNPAID = (Gift.Status.PENDING, Gift.Status.FAILED, Gift.Status.ABANDONED)
 INTERVALS = {Frequency.MONTHLY: "month", Frequency.ANNUAL: "year"}
@@ -96,15 +97,26 @@ def appeal_count(*, appeal_id: int, counter: str) -> None:
     if counter not in COUNTERS:
         raise ValueError(f"unknown counter {counter!r}")
     key = _counter_key(appeal_id, counter)
-    cache.add(key, 0, timeout=None)
+    # A week is many flushes (one a minute); the bound keeps stray keys from living forever.
+    cache.add(key, 0, timeout=COUNTER_SECONDS)
     try:
         cache.incr(key)
     except ValueError:  # evicted between add() and incr()
-        cache.set(key, 1, timeout=None)
+        cache.set(key, 1, timeout=COUNTER_SECONDS)
 
 
 def appeal_counters_flush() -> int:
     """Move the cached counters into the appeals' rows; return how many hits moved."""
+    # One flush at a time: two overlapping ones would both subtract what they read.
+    if not cache.add("donations:flush-lock", 1, timeout=55):
+        return 0
+    try:
+        return _flush_counters()
+    finally:
+        cache.delete("donations:flush-lock")
+
+
+def _flush_counters() -> int:
     recent = timezone.now() - timedelta(days=30)
     ids = Appeal.objects.filter(Q(ends_at__isnull=True) | Q(ends_at__gte=recent)).values_list(
         "pk", flat=True
@@ -131,7 +143,9 @@ def appeal_cache_clear() -> None:
     """Forget the cached lists of running appeals, and the cached pages showing them."""
     from newsroom.caching import content_changed
 
-    cache.delete_many([f"donations:active:{placement}" for placement in Placement.values])
+    cache.delete_many(
+        ["donations:appeal-ids", *[f"donations:active:{placement}" for placement in Placement.values]]
+    )
     # Pages embed the chosen appeal; without this a changed appeal would show only
     # when the page cache expires (PAGE_CACHE_SECONDS).
     content_changed()

@@ -254,7 +254,7 @@ def appeal_seen(request: HttpRequest, pk: int) -> HttpResponse:
     cached page (the page is cached, this response is not), and `loading="lazy"`
     means it counts readers who scrolled near the appeal.
     """
-    if Appeal.objects.filter(pk=pk).exists():
+    if pk in selectors.appeal_ids():
         services.appeal_count(appeal_id=pk, counter="impressions")
     response = HttpResponse(PIXEL, content_type="image/gif")
     patch_cache_control(response, no_store=True, private=True)

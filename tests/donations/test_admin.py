@@ -114,3 +114,22 @@ def test_admin_pages_render(staff_client):
         "/admin/donations/givingstatement/", "/admin/donations/paymentfailurenotice/",
     ):
         assert staff_client.get(url).status_code == 200, url
+
+
+def test_appeal_amounts_are_checked_when_staff_save(staff_client):
+    data = {
+        "name": "Spring", "active": "on", "placement": "site_banner", "after_paragraph": 3,
+        "priority": 100, "audience": "everyone", "starts_at_0": "2026-03-01", "starts_at_1": "08:00",
+        "headline": "Spring", "body": "Give.", "cta_label": "Give", "image_alt": "",
+        "default_frequency": "monthly", "amounts_one_time": "[2500, 5000]",
+        "amounts_monthly": "[100]", "amounts_annual": '["ten"]', "goal_cents": "",
+    }
+    page = staff_client.post("/admin/donations/appeal/add/", data).content.decode()
+    assert "Each amount must be between 500 and 2500000 cents" in page
+    assert "Write a list of amounts in cents" in page
+    data.update(amounts_monthly="[1000, 2000]", amounts_annual="[10000]")
+    response = staff_client.post("/admin/donations/appeal/add/", data)
+    assert response.status_code == 302
+    from donations.models import Appeal
+
+    assert Appeal.objects.get().amounts_monthly == [1000, 2000]
