@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from anymail.exceptions import AnymailError
 from celery import shared_task
 from django.db import OperationalError
 from django.utils import timezone
@@ -13,6 +14,9 @@ from donations import services, stripe_api, webhooks
 # Stripe being briefly unreachable, or a database failover, is worth retrying; each
 # service is idempotent, so a retry after a partial run changes nothing twice.
 RETRYABLE = (stripe_api.StripeError, OperationalError)
+# An SMTP hiccup (smtplib's errors are OSErrors) or an ESP's API error through
+# django-anymail: the email is marked sent only after it left, so a retry is safe.
+MAIL_ERRORS = (OSError, AnymailError)
 
 
 @shared_task(
@@ -26,19 +30,19 @@ def stripe_event_process_task(event_id: int) -> str:
     return webhooks.stripe_event_process(event_id=event_id)
 
 
-@shared_task(name="donations.receipt_send", autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+@shared_task(name="donations.receipt_send", autoretry_for=MAIL_ERRORS, retry_backoff=True, max_retries=5)
 def receipt_send_task(gift_id: int) -> bool:
     return services.receipt_send(gift_id=gift_id)
 
 
-@shared_task(name="donations.honoree_notify", autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+@shared_task(name="donations.honoree_notify", autoretry_for=MAIL_ERRORS, retry_backoff=True, max_retries=5)
 def honoree_notify_task(gift_id: int) -> bool:
     return services.honoree_notify(gift_id=gift_id)
 
 
 @shared_task(
     name="donations.card_update_notice_send",
-    autoretry_for=(OSError,),
+    autoretry_for=MAIL_ERRORS,
     retry_backoff=True,
     max_retries=5,
 )
@@ -48,7 +52,7 @@ def card_update_notice_task(notice_id: int, hosted_invoice_url: str = "") -> boo
     )
 
 
-@shared_task(name="donations.manage_link_send", autoretry_for=(OSError,), retry_backoff=True, max_retries=3)
+@shared_task(name="donations.manage_link_send", autoretry_for=MAIL_ERRORS, retry_backoff=True, max_retries=3)
 def manage_link_send_task(email: str) -> bool:
     return services.manage_link_send(email=email)
 

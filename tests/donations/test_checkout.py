@@ -217,3 +217,16 @@ def test_thanks_page_confirms_once_stripe_has(client, fake_stripe):
     page = client.get(f"/donate/thanks/?session_id={gift.stripe_checkout_session_id}").content.decode()
     assert "is confirmed" in page and "$50" in page
     assert 'http-equiv="refresh"' not in page
+
+
+@pytest.mark.parametrize("url", ["/donate/", "/donate/cancelled/", "/donate/manage/"])
+def test_public_donation_pages_set_no_cookie_and_carry_no_csrf_token(client, url):
+    response = client.get(url)
+    assert response.status_code == 200
+    assert not response.cookies
+    assert "csrfmiddlewaretoken" not in response.content.decode()
+
+
+def test_cancel_page_says_nothing_was_charged(client):
+    page = client.get("/donate/cancelled/").content.decode()
+    assert "nothing was charged" in page and 'href="/donate/"' in page
