@@ -27,6 +27,9 @@ StripeError = stripe.StripeError
 
 
 def _client() -> stripe.StripeClient:
+    if not settings.STRIPE_SECRET_KEY:
+        # On a laptop without keys: fail at once, as Stripe would, instead of calling out.
+        raise stripe.AuthenticationError("STRIPE_SECRET_KEY is not set.")
     base_addresses = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
     return stripe.StripeClient(
         settings.STRIPE_SECRET_KEY,
