@@ -274,15 +274,18 @@ def _payment_details(*, payment_intent_id: str | None, invoice_id: str | None = 
     }
     charge = intent.get("latest_charge")
     if isinstance(charge, dict):
-        card = (charge.get("payment_method_details") or {}).get("card") or {}
+        # Cards and bank debits alike keep `last4` under their type's name
+        # (docs.stripe.com/api/charges/object#charge_object-payment_method_details).
+        method = charge.get("payment_method_details") or {}
         details["charge_id"] = charge.get("id") or ""
-        details["last4"] = card.get("last4") or ""
+        details["last4"] = (method.get(method.get("type") or "card") or {}).get("last4") or ""
         details["paid_at"] = _from_timestamp(charge.get("created"))
     return details
 
 
 def _needs_details(**lookup) -> bool:
-    return not Gift.objects.filter(**lookup).exclude(card_last4="").exists()
+    """False once the gift's charge was read: a redelivered event costs no Stripe call."""
+    return not Gift.objects.filter(**lookup).exclude(stripe_charge_id="").exists()
 
 
 def _locked_gift_from_metadata(metadata: dict | None) -> Gift | None:
