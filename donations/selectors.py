@@ -83,28 +83,18 @@ def appeal_for_reader(*, placement: str, state: reader_state.ReaderState) -> App
     return None
 
 
-def donor_class_for_email(email: str) -> str:
-    last = (
+def last_gift_at(email: str):
+    """When `email` last gave (a paid gift), or None."""
+    return (
         Gift.objects.filter(donor_email__iexact=email, status__in=GIVEN_STATUSES)
         .order_by("-paid_at")
         .values_list("paid_at", flat=True)
         .first()
     )
-    if last is None:
-        return "none"
-    return "lapsed" if timezone.now() - last > timedelta(days=365) else "recent"
 
 
 def is_subscriber(email: str) -> bool:
     return Subscriber.objects.filter(email__iexact=email, confirmed_at__isnull=False).exists()
-
-
-def gave_recently(email: str, *, days: int = reader_state.QUIET_DAYS_AFTER_GIFT) -> bool:
-    return Gift.objects.filter(
-        donor_email__iexact=email,
-        status__in=GIVEN_STATUSES,
-        paid_at__gte=timezone.now() - timedelta(days=days),
-    ).exists()
 
 
 def appeal_for_newsletter(*, email: str) -> Appeal | None:
@@ -115,12 +105,23 @@ def appeal_for_newsletter(*, email: str) -> Appeal | None:
     the last 30 days is not asked again.
     """
     appeals = active_appeals(Placement.NEWSLETTER)
-    if not appeals or gave_recently(email):
+    if not appeals:
         return None
-    donor_class = donor_class_for_email(email)
-    subscriber = is_subscriber(email)
+    last = last_gift_at(email)
+    now = timezone.now()
+    if last is not None and now - last < timedelta(days=reader_state.QUIET_DAYS_AFTER_GIFT):
+        return None
+    if last is None:
+        donor_class = "none"
+    else:
+        lapsed = now - last > timedelta(days=reader_state.LAPSED_AFTER_DAYS)
+        donor_class = "lapsed" if lapsed else "recent"
+    subscriber: bool | None = None  # looked up only if an audience asks
     for appeal in appeals:
-        if audience_matches(appeal.audience, donor_class=donor_class, subscriber=subscriber):
+        asks = appeal.audience in (Appeal.Audience.SUBSCRIBERS, Appeal.Audience.NOT_SUBSCRIBERS)
+        if asks and subscriber is None:
+            subscriber = is_subscriber(email)
+        if audience_matches(appeal.audience, donor_class=donor_class, subscriber=bool(subscriber)):
             return appeal
     return None
 
