@@ -15,6 +15,10 @@ The flow, and where each guarantee comes from:
   the batch still "sending" and marks it "in doubt" for staff instead of sending again.
 * Rendering happens once per (edition, followed set, appeal); what differs per reader
   (greeting, preference and unsubscribe links) travels as merge fields.
+
+An edition belongs to a local date and is frozen when the first time zone reaches the
+send hour on that date; readers further west get the same contents hours later, and
+what was published meanwhile opens the next day's edition (nothing is lost or repeated).
 """
 
 from __future__ import annotations
@@ -469,6 +473,8 @@ def digest_dry_run(
         else:
             plan = dict(due_dates(newsletter=newsletter, now=now))
         for day, zones in sorted(plan.items()):
+            if not _anyone_owed(newsletter=newsletter, date=day, zones=zones, now=now, latest=max(plan)):
+                continue
             edition = edition_draft(newsletter=newsletter, date=day, now=now)
             if edition.state in (Edition.State.SKIPPED, Edition.State.PAUSED):
                 runs.append(DryRun(edition, 0, 0, 0))
@@ -580,6 +586,10 @@ def digest_plan(
             else:
                 plan = dict(due_dates(newsletter=newsletter, now=now))
             for day, zones in sorted(plan.items()):
+                if not _anyone_owed(
+                    newsletter=newsletter, date=day, zones=zones, now=now, latest=max(plan)
+                ):
+                    continue
                 edition = edition_compose(newsletter=newsletter, date=day, now=now)
                 result = PlanResult(edition=edition)
                 results.append(result)
@@ -594,6 +604,23 @@ def digest_plan(
                     result=result,
                 )
     return results
+
+
+def _anyone_owed(
+    *, newsletter: Newsletter, date: Date, zones: list[str] | None, now: datetime, latest: Date
+) -> bool:
+    """Whether to compose (or keep sending) the edition of `date` now.
+
+    An existing edition keeps going. A new one is composed only for the latest date
+    due, and only if someone is owed it: composing an older date (yesterday, in zones
+    west of here, when the planner first runs) would take today's stories from today.
+    """
+    if Edition.objects.filter(newsletter=newsletter, date=date).exists():
+        return True
+    if date != latest:
+        return False
+    draft = Edition(newsletter=newsletter, date=date)
+    return due_subscribers(edition=draft, zones=zones, now=now).exists()
 
 
 def due_subscribers(*, edition: Edition, zones: list[str] | None, now: datetime):
@@ -1120,10 +1147,12 @@ def _send_one_by_one(
 
 
 def edition_pause(*, edition: Edition) -> bool:
-    """Stop sending an edition: batches not yet started wait until it is resumed."""
+    """Stop sending an edition: batches not yet started, and time zones whose send hour
+    has not come yet, wait until it is resumed."""
     return bool(
         Edition.objects.filter(
-            pk=edition.pk, state__in=[Edition.State.COMPOSED, Edition.State.SENDING]
+            pk=edition.pk,
+            state__in=[Edition.State.COMPOSED, Edition.State.SENDING, Edition.State.SENT],
         ).update(state=Edition.State.PAUSED)
     )
 

@@ -155,7 +155,8 @@ class EditionAdmin(admin.ModelAdmin):
                 "categories": Category.objects.all(),
                 "topics": Topic.objects.all(),
                 "live": edition.state == Edition.State.SENDING,
-                "can_pause": edition.state in (Edition.State.COMPOSED, Edition.State.SENDING),
+                "can_pause": edition.state
+                in (Edition.State.COMPOSED, Edition.State.SENDING, Edition.State.SENT),
                 "can_resume": edition.state == Edition.State.PAUSED,
                 "show_save": False,
                 "show_save_and_continue": False,
@@ -220,7 +221,7 @@ class EditionAdmin(admin.ModelAdmin):
         if digest.edition_pause(edition=edition):
             self.message_user(request, "Paused: batches not yet started wait until you resume.")
         else:
-            self.message_user(request, "Only a composed or sending edition can be paused.", messages.WARNING)
+            self.message_user(request, "Only a composed, sending or sent edition can be paused.", messages.WARNING)
         return self._back(edition)
 
     def resume_view(self, request: HttpRequest, pk: int) -> HttpResponse:

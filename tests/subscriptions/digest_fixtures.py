@@ -7,7 +7,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core import mail
-from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from subscriptions import digest
@@ -23,17 +22,6 @@ from tests.factories import (
 )
 
 UTC = ZoneInfo("UTC")
-
-
-@pytest.fixture(autouse=True)
-def _content_urls(settings):
-    """Route content pages the emails link to if the content app has not yet."""
-    try:
-        reverse("article", kwargs={"slug": "x"})
-        reverse("category", kwargs={"slug": "x"})
-        reverse("topic", kwargs={"slug": "x"})
-    except NoReverseMatch:
-        settings.ROOT_URLCONF = "tests.subscriptions.digest_standin_urls"
 
 
 @pytest.fixture(autouse=True)

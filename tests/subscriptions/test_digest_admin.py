@@ -12,7 +12,6 @@ from subscriptions.models import Delivery, DeliveryBatch, Edition, TrackingEvent
 from tests.factories import StaffFactory
 from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
     CategoryFactory,
-    _content_urls,
     _digest_settings,
     news,
     newsletter_fixture,

@@ -10,7 +10,6 @@ from django.core.management import CommandError, call_command
 
 from subscriptions.models import Delivery, Edition
 from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
-    _content_urls,
     _digest_settings,
     news,
     newsletter_fixture,

@@ -17,7 +17,6 @@ from subscriptions.models import Delivery, Edition
 from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
     CategoryFactory,
     TopicFactory,
-    _content_urls,
     _digest_settings,
     news,
     newsletter_fixture,

@@ -12,7 +12,6 @@ from subscriptions import digest
 from subscriptions.models import Edition
 from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
     CategoryFactory,
-    _content_urls,
     _digest_settings,
     news,
     newsletter_fixture,

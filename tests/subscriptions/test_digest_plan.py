@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 import time_machine
@@ -21,7 +21,6 @@ from subscriptions.models import (
 from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
     CategoryFactory,
     TopicFactory,
-    _content_urls,
     _digest_settings,
     at,
     news,
@@ -176,3 +175,45 @@ def test_a_weekday_newsletter_skips_the_weekend(newsletter):
     with time_machine.travel(at("2026-06-06T08:00", "Asia/Jerusalem"), tick=False):  # a Saturday
         news()
         assert plan_only() == []
+
+
+def test_pausing_after_the_first_time_zones_holds_the_later_ones(newsletter, django_capture_on_commit_callbacks):
+    with time_machine.travel(at("2026-06-01T05:00", "Asia/Jerusalem"), tick=False) as clock:
+        news()
+        subscribe(newsletter, time_zone="Asia/Jerusalem")
+        new_york = subscribe(newsletter, time_zone="America/New_York")
+        clock.move_to(at("2026-06-01T06:00", "Asia/Jerusalem"))
+        [first] = plan_and_send(django_capture_on_commit_callbacks)
+        assert Edition.objects.get().state == Edition.State.SENT
+        digest.edition_pause(edition=first.edition)
+
+        clock.move_to(at("2026-06-01T06:00", "America/New_York"))
+        plan_and_send(django_capture_on_commit_callbacks)
+        assert not Delivery.objects.filter(subscriber=new_york).exists()
+
+        with django_capture_on_commit_callbacks(execute=True):
+            digest.edition_resume(edition=first.edition)
+        plan_and_send(django_capture_on_commit_callbacks)
+
+    assert Delivery.objects.get(subscriber=new_york).state == Delivery.State.SENT
+    assert len(mail.outbox) == 2
+
+
+def test_the_first_run_never_composes_yesterday_for_zones_further_west(newsletter, django_capture_on_commit_callbacks):
+    with time_machine.travel(at("2026-05-01T12:00"), tick=False) as clock:
+        jerusalem = subscribe(newsletter, time_zone="Asia/Jerusalem")
+        new_york = subscribe(newsletter, time_zone="America/New_York")
+        clock.move_to(at("2026-06-01T05:00", "Asia/Jerusalem"))
+        news(headline="Overnight: port reopens")
+        # 06:00 in Jerusalem is 23:00 the day before in New York.
+        clock.move_to(at("2026-06-01T06:00", "Asia/Jerusalem"))
+        plan_and_send(django_capture_on_commit_callbacks)
+
+        assert list(Edition.objects.values_list("date", flat=True)) == [date(2026, 6, 1)]
+        assert [m.to for m in mail.outbox] == [[jerusalem.email]]
+        assert "Overnight: port reopens" in mail.outbox[0].body
+
+        clock.move_to(at("2026-06-01T06:00", "America/New_York"))
+        plan_and_send(django_capture_on_commit_callbacks)
+
+    assert [m.to for m in mail.outbox] == [[jerusalem.email], [new_york.email]]

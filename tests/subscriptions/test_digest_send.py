@@ -22,7 +22,6 @@ from subscriptions.models import (
 )
 from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
     CategoryFactory,
-    _content_urls,
     _digest_settings,
     news,
     newsletter_fixture,

@@ -20,7 +20,6 @@ from subscriptions import digest
 from subscriptions.models import Delivery, DeliveryBatch, Subscriber, Subscription
 from tests.factories import CategoryFactory, NewsletterFactory
 from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
-    _content_urls,
     _digest_settings,
     news,
     subscribe,
