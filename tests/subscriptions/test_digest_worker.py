@@ -18,6 +18,7 @@ from django.db import connection
 
 from subscriptions import digest
 from subscriptions.models import Delivery, DeliveryBatch, Subscriber, Subscription
+from tests.conftest import skip_or_fail
 from tests.factories import CategoryFactory, NewsletterFactory
 from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
     _digest_settings,
@@ -135,7 +136,7 @@ def test_a_worker_killed_mid_send_loses_nobody_and_duplicates_nobody(celery_work
 @pytest.mark.django_db(transaction=True)
 def test_two_planners_at_once_queue_each_reader_once(monkeypatch):
     if connection.vendor != "postgresql":
-        pytest.skip("concurrent planners need a database server")
+        skip_or_fail("concurrent planners need a database server")
     newsletter = NewsletterFactory()
     news()
     categories = [CategoryFactory() for _ in range(3)]
