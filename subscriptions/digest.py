@@ -49,6 +49,7 @@ from anymail.exceptions import (
     AnymailUnsupportedFeature,
 )
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import connection as db_connection
 from django.db import transaction
@@ -603,6 +604,8 @@ def digest_plan(
                     batch_size=batch_size or settings.ESP_BATCH_SIZE,
                     result=result,
                 )
+    if enqueue:
+        batches_requeue_stalled(now=now)
     return results
 
 
@@ -769,6 +772,38 @@ def enqueue_batch(batch_id: int) -> None:
     from subscriptions.digest_tasks import digest_send_batch_task
 
     digest_send_batch_task.delay(batch_id)
+
+
+# A batch nobody has touched for this long lost its task (the broker was down when it
+# was enqueued, or lost its queue); longer than the last retry's back-off (~16 min).
+STALLED_AFTER = timedelta(minutes=30)
+
+
+def batches_requeue_stalled(*, now: datetime) -> list[int]:
+    """Give a task again to batches whose task was lost; return their ids.
+
+    Safe to overdo: a second task for a batch finds it sent (nothing to do) or being
+    sent by another task (left alone). A batch left "sending" by a dead worker whose
+    task is gone is then found stale and reported in doubt.
+    """
+    stalled = list(
+        DeliveryBatch.objects.filter(
+            Q(state=DeliveryBatch.State.QUEUED)
+            & (Q(started_at__lt=now - STALLED_AFTER) | Q(started_at__isnull=True, created_at__lt=now - STALLED_AFTER))
+            | Q(state=DeliveryBatch.State.SENDING, started_at__lt=now - SENDING_STALE_AFTER)
+        )
+        .exclude(edition__state=Edition.State.PAUSED)
+        .values_list("pk", flat=True)[:1000]
+    )
+    requeued = []
+    for batch_id in stalled:
+        # Once per STALLED_AFTER per batch, however often the planner runs.
+        if cache.add(f"digest:requeued:{batch_id}", 1, timeout=int(STALLED_AFTER.total_seconds())):
+            enqueue_batch(batch_id)
+            requeued.append(batch_id)
+    if requeued:
+        logger.warning("digest: %s stalled batch(es) given a task again", len(requeued))
+    return requeued
 
 
 # --- sending --------------------------------------------------------------------

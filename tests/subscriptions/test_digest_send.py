@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from anymail.backends.test import EmailBackend as AnymailTestBackend
@@ -368,3 +369,41 @@ def test_each_reader_keeps_the_message_id_the_esp_gave_them(newsletter, esp, hea
     for reader in readers:
         delivery = Delivery.objects.get(subscriber=reader)
         assert (delivery.state, delivery.esp_message_id) == (Delivery.State.SENT, f"id-{reader.email}")
+
+
+def test_a_batch_whose_task_was_lost_is_given_another_by_the_planner(newsletter, headlines, django_capture_on_commit_callbacks):
+    import time_machine
+    from django.utils import timezone
+
+    reader = subscribe(newsletter)
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        [result] = plan_only(send_now=True)  # the broker was down: no task was enqueued
+        clock.shift(digest.STALLED_AFTER - timedelta(minutes=1))
+        plan_and_send(django_capture_on_commit_callbacks, send_now=True)
+        assert mail.outbox == []
+
+        clock.shift(timedelta(minutes=2))
+        plan_and_send(django_capture_on_commit_callbacks, send_now=True)
+
+    assert [m.to for m in mail.outbox] == [[reader.email]]
+    assert result.edition.batches.get().state == DeliveryBatch.State.SENT
+
+
+def test_a_batch_left_sending_by_a_lost_task_is_reported_in_doubt(newsletter, headlines, django_capture_on_commit_callbacks):
+    import time_machine
+    from django.utils import timezone
+
+    subscribe(newsletter)
+    [result] = plan_only(send_now=True)
+    batch = result.edition.batches.get()
+    DeliveryBatch.objects.filter(pk=batch.pk).update(
+        state=DeliveryBatch.State.SENDING, task_id="dead", started_at=timezone.now()
+    )
+    batch.deliveries.update(state=Delivery.State.CLAIMED)
+
+    with time_machine.travel(timezone.now() + digest.SENDING_STALE_AFTER + timedelta(minutes=1), tick=False):
+        plan_and_send(django_capture_on_commit_callbacks, send_now=True)
+
+    assert DeliveryBatch.objects.get().state == DeliveryBatch.State.IN_DOUBT
+    assert Delivery.objects.get().state == Delivery.State.IN_DOUBT
+    assert mail.outbox == []
