@@ -302,16 +302,17 @@ def render_edition_email(
         edition.composed_at.isoformat() if edition.composed_at else "",
         json.dumps(followed),
         getattr(appeal, "pk", None) if appeal is not None else None,
+        str(getattr(appeal, "updated_at", "")),  # an appeal edited mid-send renders anew
         settings.ESP_MERGE_FIELD_FORMAT,
         settings.SITE_URL,
     )
-    if edition.pk is None:  # a draft (send_digest --dry-run / --to): nothing to share
+    if edition.pk is None or (appeal is not None and getattr(appeal, "pk", None) is None):
+        # A draft (send_digest --dry-run / --to) or an appeal we cannot name: not shared.
         return _render(edition=edition, followed=followed, appeal=appeal)
-    if appeal is None or getattr(appeal, "pk", None) is not None:
-        cached = _RENDERS.get(key)
-        if cached is not None:
-            _RENDERS.move_to_end(key)
-            return cached
+    cached = _RENDERS.get(key)
+    if cached is not None:
+        _RENDERS.move_to_end(key)
+        return cached
     rendered = _render(edition=edition, followed=followed, appeal=appeal)
     _RENDERS[key] = rendered
     while len(_RENDERS) > _RENDERS_MAX:
@@ -399,10 +400,10 @@ def personal_copy(
 
 def _appeals_running() -> bool:
     """Whether any newsletter appeal runs now; if none, no reader is asked for one."""
-    from donations.models import Placement
-    from donations.selectors import active_appeals
-
     try:
+        from donations.models import Placement
+        from donations.selectors import active_appeals
+
         return bool(active_appeals(Placement.NEWSLETTER))
     except Exception:
         logger.exception("digest: no appeals, the donations app failed to list them")
