@@ -835,6 +835,9 @@ def edition_send_batch(*, batch_id: int, task_id: str) -> BatchOutcome:
     """Send one batch exactly once; raise BatchSendError (batch queued again) on ESP errors."""
     claim = _claim(batch_id=batch_id, task_id=task_id)
     if isinstance(claim, BatchOutcome):
+        if claim.state == DeliveryBatch.State.IN_DOUBT:
+            # Nothing is left to send; the in-doubt batch waits for staff in the admin.
+            _mark_edition_sent_if_done(DeliveryBatch.objects.get(pk=batch_id).edition_id)
         return claim
     batch, recipients, suppressed = claim
     if not recipients:
@@ -1242,6 +1245,7 @@ def batch_mark_sent(*, batch: DeliveryBatch) -> int:
         locked.state = DeliveryBatch.State.SENT
         locked.finished_at = timezone.now()
         locked.save(update_fields=["state", "finished_at"])
+    _mark_edition_sent_if_done(locked.edition_id)
     return count
 
 

@@ -233,6 +233,7 @@ def test_a_task_redelivered_after_its_worker_died_mid_call_marks_the_batch_in_do
     batch.refresh_from_db()
     assert batch.state == DeliveryBatch.State.IN_DOUBT
     assert set(batch.deliveries.values_list("state", flat=True)) == {Delivery.State.IN_DOUBT}
+    assert Edition.objects.get().state == Edition.State.SENT  # nothing left to send; staff decide
 
 
 def test_another_task_finding_a_batch_being_sent_leaves_it_alone(newsletter, esp, headlines):

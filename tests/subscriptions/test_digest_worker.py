@@ -125,6 +125,8 @@ def test_a_worker_killed_mid_send_loses_nobody_and_duplicates_nobody(celery_work
     states = Counter(Delivery.objects.filter(edition=result.edition).values_list("state", flat=True))
     assert states[Delivery.State.SENT] == READERS - len(doubtful)
     assert states[Delivery.State.IN_DOUBT] == len(doubtful)
+    result.edition.refresh_from_db()
+    assert result.edition.state == result.edition.State.SENT
     progress = digest.edition_progress(result.edition)
     assert progress["in_doubt"] == len(doubtful)  # what staff see in the admin
     print(
