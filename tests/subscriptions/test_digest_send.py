@@ -408,3 +408,30 @@ def test_a_batch_left_sending_by_a_lost_task_is_reported_in_doubt(newsletter, he
     assert DeliveryBatch.objects.get().state == DeliveryBatch.State.IN_DOUBT
     assert Delivery.objects.get().state == Delivery.State.IN_DOUBT
     assert mail.outbox == []
+
+
+class NoMergeHeadersEsp(AnymailTestBackend):
+    """An anymail ESP that cannot take per-recipient headers in a batch call."""
+
+    def __init__(self, *args, **kwargs):
+        from anymail.backends.test import TestPayload
+
+        class Payload(TestPayload):
+            def set_merge_headers(self, merge_headers):
+                self.unsupported_feature("merge_headers")
+
+        super().__init__(*args, payload_class=Payload, **kwargs)
+
+
+def test_an_esp_without_per_recipient_headers_gets_one_message_per_reader(newsletter, headlines, settings, django_capture_on_commit_callbacks):
+    settings.EMAIL_BACKEND = f"{__name__}.NoMergeHeadersEsp"
+    readers = [subscribe(newsletter) for _ in range(3)]
+
+    plan_and_send(django_capture_on_commit_callbacks, send_now=True)
+
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(r.email for r in readers)
+    for message in mail.outbox:
+        assert "merge_data" not in message.anymail_test_params
+        assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert "{{" not in message.body
+    assert set(Delivery.objects.values_list("state", flat=True)) == {Delivery.State.SENT}
