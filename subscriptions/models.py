@@ -287,6 +287,7 @@ class DeliveryBatch(models.Model):
 
     class Meta:
         ordering = ["id"]
+        verbose_name_plural = "delivery batches"
 
     def __str__(self) -> str:
         return f"batch {self.pk} of {self.edition} ({self.state})"
@@ -316,6 +317,7 @@ class Delivery(models.Model):
     error = models.CharField(max_length=300, blank=True)
 
     class Meta:
+        verbose_name_plural = "deliveries"
         constraints = [
             models.UniqueConstraint(
                 fields=["edition", "subscriber"], name="delivery_once_per_edition"
