@@ -8,10 +8,12 @@ variables; the README lists each of them.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -63,6 +65,8 @@ SITE_URL = env("SITE_URL", "http://localhost:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", SITE_URL)
 
 INSTALLED_APPS = [
+    # First, so that its templates (the admin login with a code field) override the admin's.
+    "newsroom",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -74,21 +78,37 @@ INSTALLED_APPS = [
     "django.contrib.sitemaps",
     "django.contrib.postgres",
     "anymail",
-    "newsroom",
+    "csp",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "donations",
     "subscriptions",
 ]
 
 MIDDLEWARE = [
+    # Before anything reads the body: an oversized request is answered 413 unread.
+    "newsroom.security.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "newsroom.security.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.http.ConditionalGetMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "newsroom.security.StaffTwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username and address before a password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "newsroom.urls"
@@ -303,6 +323,10 @@ LOGIN_URL = "admin:login"
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Other sites we link to (sources, partners, Stripe) learn only that a reader came from
+# this origin, which outlets and funders use to credit a newsroom; a path never leaves
+# the site, and paths carry readers' tokens (preferences, unsubscribe, "manage my
+# giving"). `same-origin` would hide even the origin and gain nothing for readers.
 SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
 X_FRAME_OPTIONS = "DENY"
 if env("SECURE_PROXY_SSL_HEADER"):
@@ -316,6 +340,53 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# Any request whose Content-Length is larger is answered 413 before its body is read:
+# no public form or webhook needs more (a Stripe event is a few kilobytes). The admin
+# takes photo uploads, hence its own, larger limit.
+MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_BYTES", DATA_UPLOAD_MAX_MEMORY_SIZE)
+ADMIN_MAX_REQUEST_BODY_BYTES = env_int("ADMIN_MAX_REQUEST_BODY_BYTES", 20 * 1024 * 1024)
+
+# Where the admin lives; a path nobody guesses keeps the login page out of scanners' way.
+ADMIN_URL = env("ADMIN_URL", "admin/").strip("/") + "/"
+
+# Content Security Policy (django-csp 4, https://django-csp.readthedocs.io/en/latest/configuration.html).
+# Scripts and styles come from our own static files only; the only other origin is
+# Stripe's hosted Checkout and customer portal, which the donate and "manage my giving"
+# forms are redirected to (form-action covers redirects after a submission).
+STRIPE_CHECKOUT_ORIGINS = env_list(
+    "STRIPE_CHECKOUT_ORIGINS", "https://checkout.stripe.com,https://billing.stripe.com"
+)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", NONCE],
+        "style-src": ["'self'", NONCE],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'", *STRIPE_CHECKOUT_ORIGINS],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
+# Staff login: django-axes locks a username from one address out after this many
+# failures in a row, for this many minutes (https://django-axes.readthedocs.io/en/latest/4_configuration.html).
+AXES_FAILURE_LIMIT = env_int("STAFF_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("STAFF_LOGIN_COOLOFF_MINUTES", 30))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "newsroom.security.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "newsroom.security.client_ip"
+# The header our own proxies write the client's address into, and how many of them
+# append to it: the same rule as SUBSCRIPTIONS_PROXY_HOPS, whose value is the default.
+CLIENT_IP_HEADER = env("CLIENT_IP_HEADER", "HTTP_X_FORWARDED_FOR")
+CLIENT_IP_PROXY_HOPS = env_int("CLIENT_IP_PROXY_HOPS", SUBSCRIPTIONS_PROXY_HOPS)
+
+# Two-factor login: the issuer name staff see in their authenticator app.
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", NEWSROOM_NAME)
 
 LOGGING = {
     "version": 1,

@@ -8,12 +8,16 @@ from django.contrib.sitemaps.views import sitemap
 from django.urls import include, path, re_path
 from django.views.static import serve
 
-from newsroom import feeds, views
+from newsroom import feeds, otp_views, views
 from newsroom.caching import public_page
+from newsroom.security import StaffLoginForm
 from newsroom.sitemaps import SITEMAPS, news_sitemap
 
 # Slugs may be written in Arabic or Hebrew (SlugField(allow_unicode=True)); \w matches them.
 SLUG = r"(?P<slug>[-\w]+)"
+
+# The admin login asks for the authenticator's code too, once a staff member has one.
+admin.site.login_form = StaffLoginForm
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -35,7 +39,9 @@ urlpatterns = [
     ),
     path("news-sitemap.xml", news_sitemap, name="news_sitemap"),
     path("robots.txt", views.robots_txt, name="robots_txt"),
-    path("admin/", admin.site.urls),
+    # Staff set up two-factor sign-in before the admin opens (newsroom.security).
+    path(f"{settings.ADMIN_URL}two-factor/", otp_views.setup, name="staff_otp_setup"),
+    path(settings.ADMIN_URL, admin.site.urls),
     path("webhooks/anymail/", include("anymail.urls")),
     path("", include("donations.urls")),
     path("", include("subscriptions.urls")),

@@ -183,3 +183,12 @@ def browser_page(live_server) -> Iterator:
             context.close()
             browser.close()
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture
+def otp_admin_client(client, db):
+    """The test `client`, signed in as a superuser who passed the two-factor login."""
+    from tests.helpers import login_staff
+
+    client.staff_user = login_staff(client)
+    return client

@@ -11,13 +11,14 @@ from donations.models import Gift, StripeEvent
 from tests.donations import stripe_payloads as p
 from tests.donations.factories import AppealFactory, GiftFactory, PaidGiftFactory
 from tests.factories import StaffFactory
+from tests.helpers import login_staff
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def staff_client(client):
-    client.force_login(StaffFactory())
+    login_staff(client, StaffFactory())
     return client
 
 

@@ -11,6 +11,7 @@ from django.urls import reverse
 from subscriptions.models import ConsentRecord, Follow, Subscription, Suppression, email_hash
 from subscriptions.services import suppression_add
 from tests.factories import CategoryFactory, StaffFactory, SubscriptionFactory
+from tests.helpers import login_staff
 from tests.subscriptions.conftest import signup
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def staff_client(client):
-    client.force_login(StaffFactory())
+    login_staff(client, StaffFactory())
     return client
 
 

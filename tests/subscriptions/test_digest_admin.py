@@ -10,6 +10,7 @@ from django.utils import timezone
 from subscriptions import digest
 from subscriptions.models import Delivery, DeliveryBatch, Edition, TrackingEvent
 from tests.factories import StaffFactory
+from tests.helpers import login_staff
 from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
     CategoryFactory,
     _digest_settings,
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def staff(client):
     user = StaffFactory(email="desk@news.example")
-    client.force_login(user)
+    login_staff(client, user)
     return user
 
 

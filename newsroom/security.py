@@ -1,0 +1,190 @@
+"""The hardened site: request size limit, Content Security Policy, staff two-factor login.
+
+Staff sign in at the admin with a password and, once they have an authenticator app,
+its six-digit code in the same form (django-otp's TOTP devices, RFC 6238). A staff
+member without a confirmed device is sent to set one up before any admin page opens.
+django-axes locks a username out from one address after repeated failures; the
+address is the one our own proxies report (`client_ip`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+
+from csp.constants import SELF, UNSAFE_INLINE
+from csp.middleware import CSPMiddleware as BaseCSPMiddleware
+from csp.middleware import PolicyParts
+from django import forms
+from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import logout
+from django.contrib.auth.signals import user_login_failed
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django_otp import match_token
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+
+def admin_prefix() -> str:
+    return "/" + settings.ADMIN_URL
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client's address: REMOTE_ADDR, or the one our own proxies put in CLIENT_IP_HEADER.
+
+    Each proxy appends the address it saw, so with N trusted proxies the Nth entry from
+    the end is the client's; entries before it are whatever the client claimed.
+    """
+    hops = settings.CLIENT_IP_PROXY_HOPS
+    if hops:
+        header = request.META.get(settings.CLIENT_IP_HEADER, "")
+        forwarded = [part.strip() for part in header.split(",") if part.strip()]
+        if len(forwarded) >= hops:
+            try:
+                return str(ipaddress.ip_address(forwarded[-hops]))
+            except ValueError:  # a proxy passed something that is not an address
+                pass
+    return request.META.get("REMOTE_ADDR", "")
+
+
+class RequestSizeLimitMiddleware:
+    """Answer 413 to a request whose declared body is too large, without reading it.
+
+    DATA_UPLOAD_MAX_MEMORY_SIZE only stops form parsing part-way; this refuses the
+    request before CSRF checks, webhooks or forms touch `request.body`.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        declared = request.META.get("CONTENT_LENGTH") or "0"
+        try:
+            length = int(declared)
+        except ValueError:
+            return HttpResponse(
+                "The Content-Length header is not a number.\n",
+                status=400,
+                content_type="text/plain; charset=utf-8",
+            )
+        if request.path_info.startswith(admin_prefix()):
+            limit = settings.ADMIN_MAX_REQUEST_BODY_BYTES
+        else:
+            limit = settings.MAX_REQUEST_BODY_BYTES
+        if length > limit:
+            response = HttpResponse(
+                f"This request is too large: we accept at most {limit:,} bytes.\n",
+                status=413,
+                content_type="text/plain; charset=utf-8",
+            )
+            # The unread body must not be taken for the next request on this connection.
+            response["Connection"] = "close"
+            return response
+        return self.get_response(request)
+
+
+class CSPMiddleware(BaseCSPMiddleware):
+    """django-csp's middleware, with inline styles allowed on the admin's pages only.
+
+    The admin's widgets and charts set `style` attributes, which no nonce can cover;
+    scripts stay restricted to our own files there too.
+    """
+
+    def get_policy_parts(
+        self, request: HttpRequest, response: HttpResponse, report_only: bool = False
+    ) -> PolicyParts:
+        parts = super().get_policy_parts(request, response, report_only)
+        if not report_only and request.path_info.startswith(admin_prefix()):
+            parts.replace = {**(parts.replace or {}), "style-src": [SELF, UNSAFE_INLINE]}
+        return parts
+
+
+def lockout_response(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials=None
+) -> HttpResponse:
+    """The page a locked-out sign-in gets from django-axes: 429 with how long to wait."""
+    from django.contrib import admin
+
+    minutes = max(1, round(settings.AXES_COOLOFF_TIME.total_seconds() / 60))
+    context = {**admin.site.each_context(request), "title": "Sign-in locked", "minutes": minutes}
+    return render(request, "admin/locked_out.html", context, status=429)
+
+
+def has_confirmed_device(user) -> bool:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+class StaffTwoFactorMiddleware:
+    """Keep staff without a verified second factor out of every admin page.
+
+    Needs django_otp's OTPMiddleware before it. Without a confirmed device a staff
+    member is sent to set one up; with one but a session not verified by it (signed
+    in before the device was set up elsewhere), they sign in again with a code.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info.startswith(admin_prefix()):
+            user = request.user
+            if user.is_authenticated and user.is_staff and not user.is_verified():
+                setup = reverse("staff_otp_setup")
+                open_paths = {reverse("admin:login"), reverse("admin:logout"), setup}
+                if request.path not in open_paths:
+                    query = urlencode({"next": request.get_full_path()})
+                    if has_confirmed_device(user):
+                        logout(request)
+                        return HttpResponseRedirect(f"{reverse('admin:login')}?{query}")
+                    return HttpResponseRedirect(f"{setup}?{query}")
+        return self.get_response(request)
+
+
+class StaffLoginForm(AdminAuthenticationForm):
+    """The admin login: username, password and, once set up, the authenticator's code."""
+
+    otp_token = forms.CharField(
+        label="Authentication code",
+        required=False,
+        max_length=10,
+        strip=True,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "pattern": "[0-9 ]*"}
+        ),
+        help_text=(
+            "The six digits your authenticator app shows for this site. "
+            "The first time you sign in, leave it empty: you will set the app up next."
+        ),
+    )
+
+    error_messages = {
+        **AdminAuthenticationForm.error_messages,
+        "otp_required": "Enter the six-digit code from your authenticator app.",
+        "otp_invalid": (
+            "That authentication code is not right. Codes change every 30 seconds: "
+            "enter the one your app shows now."
+        ),
+    }
+
+    def confirm_login_allowed(self, user) -> None:
+        super().confirm_login_allowed(user)
+        if not has_confirmed_device(user):
+            return  # StaffTwoFactorMiddleware sends them to set a device up first.
+        token = (self.cleaned_data.get("otp_token") or "").replace(" ", "")
+        if not token:
+            raise ValidationError(self.error_messages["otp_required"], code="otp_required")
+        device = match_token(user, token)
+        if device is None:
+            # A wrong code counts as a failed login, so guessing codes runs into the lockout.
+            user_login_failed.send(
+                sender=__name__,
+                credentials={"username": user.get_username()},
+                request=self.request,
+            )
+            raise ValidationError(self.error_messages["otp_invalid"], code="otp_invalid")
+        # django_otp's user_logged_in receiver stores this device in the session.
+        user.otp_device = device
