@@ -271,7 +271,8 @@ def browse(request: HttpRequest) -> HttpResponse:
 def robots_txt(request: HttpRequest) -> HttpResponse:
     lines = [
         "User-agent: *",
-        "Disallow: /admin/",
+        # A custom ADMIN_URL is kept out of robots.txt: listing it would publish it.
+        *(["Disallow: /admin/"] if settings.ADMIN_URL == "admin/" else []),
         "Disallow: /search/",
         "",
         f"Sitemap: {absolute(reverse('sitemap'))}",
