@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.sitemaps.views import sitemap
-from django.urls import include, path, re_path
+from django.http import Http404
+from django.urls import URLPattern, include, path, re_path
 from django.views.static import serve
 
 from newsroom import feeds, otp_views, views
@@ -18,6 +21,35 @@ SLUG = r"(?P<slug>[-\w]+)"
 
 # The admin login asks for the authenticator's code too, once a staff member has one.
 admin.site.login_form = StaffLoginForm
+
+
+def esp_tracking_webhooks() -> list[URLPattern]:
+    """django-anymail's tracking webhooks, each answering 404 while its ESP is not configured.
+
+    anymail.urls routes every ESP's inbound and tracking webhooks, and a view whose
+    ESP lacks its key (or boto3, for Amazon SES) raises on every request: a 500 for
+    anyone who posts to it. Inbound mail is never received here, so only the
+    tracking routes are mounted.
+    """
+    from anymail import urls as anymail_urls
+    from anymail.exceptions import AnymailConfigurationError
+
+    def not_found_until_configured(view):
+        @functools.wraps(view)
+        def webhook(request, *args, **kwargs):
+            try:
+                return view(request, *args, **kwargs)
+            except AnymailConfigurationError:
+                raise Http404("This email provider's webhook is not configured.") from None
+
+        return webhook
+
+    return [
+        URLPattern(route.pattern, not_found_until_configured(route.callback), route.default_args, route.name)
+        for route in anymail_urls.urlpatterns
+        if route.name.endswith("tracking_webhook")
+    ]
+
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -42,7 +74,7 @@ urlpatterns = [
     # Staff set up two-factor sign-in before the admin opens (newsroom.security).
     path(f"{settings.ADMIN_URL}two-factor/", otp_views.setup, name="staff_otp_setup"),
     path(settings.ADMIN_URL, admin.site.urls),
-    path("webhooks/anymail/", include("anymail.urls")),
+    path("webhooks/anymail/", include((esp_tracking_webhooks(), "anymail"))),
     path("", include("donations.urls")),
     path("", include("subscriptions.urls")),
     # Uploaded photos; a CDN in front of the site caches them.
