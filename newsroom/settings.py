@@ -380,6 +380,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "newsroom.security.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "newsroom.security.client_ip"
+AXES_VERBOSE = False  # no banner on every command; lockouts are still logged
 # The header our own proxies write the client's address into, and how many of them
 # append to it: the same rule as SUBSCRIPTIONS_PROXY_HOPS, whose value is the default.
 CLIENT_IP_HEADER = env("CLIENT_IP_HEADER", "HTTP_X_FORWARDED_FOR")

@@ -6,6 +6,7 @@ import csv
 import io
 
 import pytest
+from django.urls import reverse
 
 from donations.models import Gift, StripeEvent
 from tests.donations import stripe_payloads as p
@@ -24,7 +25,7 @@ def staff_client(client):
 
 def act(staff_client, action, gifts):
     return staff_client.post(
-        "/admin/donations/gift/",
+        reverse("admin:donations_gift_changelist"),
         {"action": action, "_selected_action": [g.pk for g in gifts]},
         follow=action != "export_csv",
     )
@@ -81,7 +82,7 @@ def test_csv_export_lists_the_selected_gifts(staff_client):
 def test_gift_search_finds_a_stripe_id(staff_client):
     PaidGiftFactory(stripe_payment_intent_id="pi_findme", donor_email="x@mail.example")
     PaidGiftFactory(stripe_payment_intent_id="pi_other", donor_email="y@mail.example")
-    page = staff_client.get("/admin/donations/gift/?q=pi_findme").content.decode()
+    page = staff_client.get(reverse("admin:donations_gift_changelist"), {"q": "pi_findme"}).content.decode()
     assert "x@mail.example" in page and "y@mail.example" not in page
 
 
@@ -91,7 +92,7 @@ def test_appeal_list_shows_counters_and_conversion(staff_client):
     appeal.save()
     PaidGiftFactory(appeal=appeal, amount_cents=5000)
     PaidGiftFactory(appeal=appeal, amount_cents=3000)
-    page = staff_client.get("/admin/donations/appeal/").content.decode()
+    page = staff_client.get(reverse("admin:donations_appeal_changelist")).content.decode()
     assert "Spring drive" in page
     assert "10.0%" in page  # clicks / impressions
     assert "0.50%" in page  # gifts / impressions
@@ -103,16 +104,16 @@ def test_events_show_their_outcome_and_error(staff_client):
         stripe_id="evt_bad", type="invoice.paid", payload={}, outcome=StripeEvent.Outcome.FAILED,
         error="Traceback...\nKeyError: 'id'",
     )
-    page = staff_client.get("/admin/donations/stripeevent/").content.decode()
+    page = staff_client.get(reverse("admin:donations_stripeevent_changelist")).content.decode()
     assert "evt_bad" in page and "KeyError: &#x27;id&#x27;" in page
 
 
 def test_admin_pages_render(staff_client):
     gift = PaidGiftFactory()
     for url in (
-        "/admin/donations/gift/", f"/admin/donations/gift/{gift.pk}/change/",
-        "/admin/donations/recurringplan/", "/admin/donations/appeal/add/",
-        "/admin/donations/givingstatement/", "/admin/donations/paymentfailurenotice/",
+        reverse("admin:donations_gift_changelist"), reverse("admin:donations_gift_change", args=[gift.pk]),
+        reverse("admin:donations_recurringplan_changelist"), reverse("admin:donations_appeal_add"),
+        reverse("admin:donations_givingstatement_changelist"), reverse("admin:donations_paymentfailurenotice_changelist"),
     ):
         assert staff_client.get(url).status_code == 200, url
 
@@ -125,11 +126,11 @@ def test_appeal_amounts_are_checked_when_staff_save(staff_client):
         "default_frequency": "monthly", "amounts_one_time": "[2500, 5000]",
         "amounts_monthly": "[100]", "amounts_annual": '["ten"]', "goal_cents": "",
     }
-    page = staff_client.post("/admin/donations/appeal/add/", data).content.decode()
+    page = staff_client.post(reverse("admin:donations_appeal_add"), data).content.decode()
     assert "Each amount must be between 500 and 2500000 cents" in page
     assert "Write a list of amounts in cents" in page
     data.update(amounts_monthly="[1000, 2000]", amounts_annual="[10000]")
-    response = staff_client.post("/admin/donations/appeal/add/", data)
+    response = staff_client.post(reverse("admin:donations_appeal_add"), data)
     assert response.status_code == 302
     from donations.models import Appeal
 

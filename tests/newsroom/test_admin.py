@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from newsroom.models import Article
@@ -39,7 +40,7 @@ def article_form(**overrides) -> dict:
 
 
 def test_publishing_from_the_admin_sanitises_and_shows_the_article(staff_client, client):
-    response = staff_client.post("/admin/newsroom/article/add/", article_form(lead_photo=jpeg_upload()))
+    response = staff_client.post(reverse("admin:newsroom_article_add"), article_form(lead_photo=jpeg_upload()))
 
     assert response.status_code == 302, response.content.decode()[:2000]
     article = Article.objects.get(slug="wells-rise-in-the-valley")
@@ -57,7 +58,7 @@ def test_scheduling_from_the_admin_keeps_it_hidden_until_its_time(staff_client, 
     when = timezone.localtime() + timedelta(days=1)
     data = article_form(status="scheduled", published_at_0=when.strftime("%Y-%m-%d"), published_at_1=when.strftime("%H:%M:%S"))
 
-    assert staff_client.post("/admin/newsroom/article/add/", data).status_code == 302
+    assert staff_client.post(reverse("admin:newsroom_article_add"), data).status_code == 302
 
     article = Article.objects.get(slug="wells-rise-in-the-valley")
     assert article.status == Article.Status.SCHEDULED
@@ -65,7 +66,7 @@ def test_scheduling_from_the_admin_keeps_it_hidden_until_its_time(staff_client, 
 
 
 def test_scheduling_without_a_time_is_refused_with_a_message(staff_client):
-    response = staff_client.post("/admin/newsroom/article/add/", article_form(status="scheduled"))
+    response = staff_client.post(reverse("admin:newsroom_article_add"), article_form(status="scheduled"))
 
     assert response.status_code == 200
     assert "Choose when the article should appear." in response.content.decode()
@@ -80,7 +81,7 @@ def test_editing_in_the_admin_refreshes_the_cached_page(staff_client, client):
     when = timezone.localtime(article.published_at)
     data.update(published_at_0=when.strftime("%Y-%m-%d"), published_at_1=when.strftime("%H:%M:%S"))
 
-    assert staff_client.post(f"/admin/newsroom/article/{article.pk}/change/", data).status_code == 302
+    assert staff_client.post(reverse("admin:newsroom_article_change", args=[article.pk]), data).status_code == 302
 
     assert b"New headline" in client.get(article.get_absolute_url()).content
 
@@ -91,9 +92,9 @@ def test_changelist_searches_and_filters(staff_client):
     ArticleFactory(headline="Port traffic doubles")
     ArticleFactory(headline="Coalition draft", status=Article.Status.DRAFT, published_at=None)
 
-    found = staff_client.get("/admin/newsroom/article/", {"q": "coalition"}).content.decode()
-    drafts = staff_client.get("/admin/newsroom/article/", {"status__exact": "draft"}).content.decode()
-    in_politics = staff_client.get("/admin/newsroom/article/", {"category__id__exact": politics.pk}).content.decode()
+    found = staff_client.get(reverse("admin:newsroom_article_changelist"), {"q": "coalition"}).content.decode()
+    drafts = staff_client.get(reverse("admin:newsroom_article_changelist"), {"status__exact": "draft"}).content.decode()
+    in_politics = staff_client.get(reverse("admin:newsroom_article_changelist"), {"category__id__exact": politics.pk}).content.decode()
 
     assert "Coalition talks stall" in found and "Coalition draft" in found and "Port traffic doubles" not in found
     assert "Coalition draft" in drafts and "Coalition talks stall" not in drafts
@@ -104,7 +105,7 @@ def test_changelist_links_to_preview_for_drafts_and_view_for_published(staff_cli
     draft = ArticleFactory(status=Article.Status.DRAFT, published_at=None)
     live = ArticleFactory()
 
-    page = staff_client.get("/admin/newsroom/article/").content.decode()
+    page = staff_client.get(reverse("admin:newsroom_article_changelist")).content.decode()
 
     assert f'<a href="{draft.get_absolute_url()}" target="_blank" rel="noopener">Preview</a>' in page
     assert f'<a href="{live.get_absolute_url()}" target="_blank" rel="noopener">View on site</a>' in page
@@ -116,11 +117,11 @@ def test_authors_and_topics_autocomplete(staff_client):
     TopicFactory(name="Energy")
 
     authors = staff_client.get(
-        "/admin/autocomplete/",
+        reverse("admin:autocomplete"),
         {"app_label": "newsroom", "model_name": "article", "field_name": "authors", "term": "nad"},
     ).json()
     topics = staff_client.get(
-        "/admin/autocomplete/",
+        reverse("admin:autocomplete"),
         {"app_label": "newsroom", "model_name": "article", "field_name": "topics", "term": "ene"},
     ).json()
 
@@ -129,7 +130,7 @@ def test_authors_and_topics_autocomplete(staff_client):
 
 
 def test_the_add_form_prepopulates_the_slug_from_the_headline(staff_client):
-    page = staff_client.get("/admin/newsroom/article/add/").content.decode()
+    page = staff_client.get(reverse("admin:newsroom_article_add")).content.decode()
 
     assert "prepopulated_fields" in page or "data-prepopulated-fields" in page
     assert '"dependency_ids": ["#id_headline"]' in page or "#id_headline" in page
@@ -141,7 +142,7 @@ def test_renaming_a_category_refreshes_cached_pages(staff_client, client):
     category = article.category
 
     response = staff_client.post(
-        f"/admin/newsroom/category/{category.pk}/change/",
+        reverse("admin:newsroom_category_change", args=[category.pk]),
         {"name": "Renamed Section", "slug": category.slug, "description": "", "order": 0},
     )
 
@@ -154,8 +155,8 @@ def test_publish_now_and_back_to_draft_actions(staff_client, client):
     live = ArticleFactory(headline="Pulled story")
     client.get("/")
 
-    staff_client.post("/admin/newsroom/article/", {"action": "publish_now", "_selected_action": [draft.pk]})
-    staff_client.post("/admin/newsroom/article/", {"action": "back_to_draft", "_selected_action": [live.pk]})
+    staff_client.post(reverse("admin:newsroom_article_changelist"), {"action": "publish_now", "_selected_action": [draft.pk]})
+    staff_client.post(reverse("admin:newsroom_article_changelist"), {"action": "back_to_draft", "_selected_action": [live.pk]})
 
     home = client.get("/").content
     assert b"Ready to go" in home
@@ -168,7 +169,7 @@ def test_publishing_a_live_article_again_keeps_its_publication_time(staff_client
     live = ArticleFactory()
     first_published = live.published_at
 
-    staff_client.post("/admin/newsroom/article/", {"action": "publish_now", "_selected_action": [live.pk]})
+    staff_client.post(reverse("admin:newsroom_article_changelist"), {"action": "publish_now", "_selected_action": [live.pk]})
 
     live.refresh_from_db()
     assert live.published_at == first_published
