@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
-from django.utils import timezone
+from django.urls import path
 
 from donations import selectors, services, stripe_api
 from donations.models import (
@@ -21,6 +21,8 @@ from donations.models import (
     StripeEvent,
 )
 from donations.money import format_cents
+from newsroom import audit, exports
+from newsroom.models import AuditEntry
 
 
 class AppealAdminForm(forms.ModelForm):
@@ -106,36 +108,51 @@ class AppealAdmin(admin.ModelAdmin):
         services.appeal_cache_clear()
 
 
-class Echo:
-    """A file-like object whose write() returns the line, for streaming CSV (Django docs,
-    "Streaming large CSV files")."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-CSV_COLUMNS = [
+GIFT_COLUMNS = [
     "id", "status", "paid_at", "frequency", "amount", "fee_covered", "refunded", "currency",
     "donor_email", "donor_name", "anonymous", "dedication", "honoree_name", "appeal",
     "placement", "article_id", "utm_source", "utm_medium", "utm_campaign",
     "stripe_payment_intent_id", "stripe_invoice_id", "stripe_subscription_id",
 ]
+DONOR_COLUMNS = [
+    "email", "name", "gifts", "lifetime_total", "currency", "first_gift_at", "last_gift_at",
+    "recurring_gifts", "anonymous_gifts",
+]
+EXPORT_CHUNK = 2000
 
 
-def _csv_rows(gifts: QuerySet[Gift]):
-    writer = csv.writer(Echo())
-    yield writer.writerow(CSV_COLUMNS)
-    for gift in gifts.select_related("appeal", "plan").iterator():
-        yield writer.writerow([
-            gift.pk, gift.status, gift.paid_at.isoformat() if gift.paid_at else "", gift.frequency,
-            f"{gift.amount_cents / 100:.2f}", f"{gift.fee_cents / 100:.2f}",
-            f"{gift.refunded_cents / 100:.2f}", gift.currency, gift.donor_email, gift.donor_name,
-            "yes" if gift.anonymous else "no", gift.get_dedication_display() if gift.dedication else "",
-            gift.honoree_name, gift.appeal.name if gift.appeal else "", gift.placement,
-            gift.article_id or "", gift.utm.get("utm_source", ""), gift.utm.get("utm_medium", ""),
-            gift.utm.get("utm_campaign", ""), gift.stripe_payment_intent_id or "",
-            gift.stripe_invoice_id or "", gift.plan.stripe_subscription_id if gift.plan else "",
-        ])
+def _dollars(cents: int | None) -> str:
+    return f"{(cents or 0) / 100:.2f}"
+
+
+def _gift_rows(gifts: QuerySet[Gift]):
+    """One tuple per gift, read 2,000 rows at a time: no model instances, no full list."""
+    rows = gifts.order_by("pk").values_list(
+        "pk", "status", "paid_at", "frequency", "amount_cents", "fee_cents", "refunded_cents",
+        "currency", "donor_email", "donor_name", "anonymous", "dedication", "honoree_name",
+        "appeal__name", "placement", "article_id", "utm", "stripe_payment_intent_id",
+        "stripe_invoice_id", "plan__stripe_subscription_id",
+    )
+    for (pk, status, paid_at, frequency, amount, fee, refunded, currency, email, name,
+         anonymous, dedication, honoree, appeal, placement, article_id, utm, intent, invoice,
+         subscription) in rows.iterator(chunk_size=EXPORT_CHUNK):
+        utm = utm if isinstance(utm, dict) else {}
+        yield [
+            pk, status, paid_at, frequency, _dollars(amount), _dollars(fee), _dollars(refunded),
+            currency, email, name, anonymous, Gift.Dedication(dedication).label if dedication else "",
+            honoree, appeal or "", placement, article_id or "", utm.get("utm_source", ""),
+            utm.get("utm_medium", ""), utm.get("utm_campaign", ""), intent, invoice,
+            subscription or "",
+        ]
+
+
+def _donor_rows(donors):
+    for row in donors.iterator(chunk_size=EXPORT_CHUNK):
+        yield [
+            row["email"], row["name"], row["gifts"], _dollars(row["total"]),
+            settings.DONATION_CURRENCY, row["first"], row["last"], row["recurring"],
+            row["anonymous"],
+        ]
 
 
 @admin.register(Gift)
@@ -167,12 +184,28 @@ class GiftAdmin(admin.ModelAdmin):
     def disputed(self, gift: Gift) -> bool:
         return gift.disputed_at is not None
 
-    @admin.action(description="Refund the selected gifts at Stripe")
+    def has_refund_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("donations.refund_gift")
+
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("donations.export_gifts")
+
+    @admin.action(description="Refund the selected gifts at Stripe", permissions=["refund"])
     def refund(self, request: HttpRequest, queryset: QuerySet[Gift]) -> None:
         asked, refused = 0, []
+        actor = audit.request_actor(request)
         for gift in queryset:
             try:
-                services.gift_refund_request(gift_id=gift.pk)
+                # The refund's request and its audit entry are committed together.
+                with transaction.atomic():
+                    remaining = gift.amount_cents - gift.refunded_cents
+                    services.gift_refund_request(gift_id=gift.pk)
+                    audit.audit_record(
+                        action=AuditEntry.Action.GIFT_REFUND,
+                        actor=actor,
+                        obj=gift,
+                        details={"amount_cents": remaining, "currency": gift.currency},
+                    )
                 asked += 1
             except services.RefundNotPossible as exc:
                 refused.append(str(exc))
@@ -188,12 +221,54 @@ class GiftAdmin(admin.ModelAdmin):
         for message in refused:
             self.message_user(request, message, messages.WARNING)
 
-    @admin.action(description="Export the selected gifts as CSV")
+    @admin.action(description="Export the selected gifts as CSV", permissions=["export"])
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Gift]) -> StreamingHttpResponse:
-        response = StreamingHttpResponse(_csv_rows(queryset), content_type="text/csv")
-        stamp = timezone.now().strftime("%Y%m%d-%H%M")
-        response["Content-Disposition"] = f'attachment; filename="gifts-{stamp}.csv"'
-        return response
+        return exports.csv_export(
+            request=request,
+            action=AuditEntry.Action.EXPORT_GIFTS,
+            name="gifts",
+            header=GIFT_COLUMNS,
+            rows=_gift_rows(queryset),
+            row_count=queryset.count(),
+            details={"filters": request.GET.urlencode(), "selection": _selection(request)},
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "export-donors.csv",
+                self.admin_site.admin_view(self.export_donors_view),
+                name="donations_gift_export_donors",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_export_donors": request.user.has_perm("donations.export_donors"),
+        }
+        return super().changelist_view(request, extra_context=extra_context)
+
+    def export_donors_view(self, request: HttpRequest) -> StreamingHttpResponse:
+        """Every donor (by address, case ignored) with what they gave, net of refunds."""
+        exports.require(request, "donations.export_donors")
+        donors = selectors.donors_with_totals()
+        return exports.csv_export(
+            request=request,
+            action=AuditEntry.Action.EXPORT_DONORS,
+            name="donors",
+            header=DONOR_COLUMNS,
+            rows=_donor_rows(donors),
+            row_count=selectors.donors_with_totals().count(),
+        )
+
+
+def _selection(request: HttpRequest) -> str:
+    """What the action ran on: the whole filtered list, or the ticked rows."""
+    if request.POST.get("select_across") == "1":
+        return "all matching the filters"
+    return f"{len(request.POST.getlist(helpers.ACTION_CHECKBOX_NAME))} ticked"
 
 
 class GiftInline(admin.TabularInline):

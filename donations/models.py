@@ -205,6 +205,12 @@ class Gift(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "paid_at"])]
+        # Staff acts that Django's add/change/delete/view do not cover (newsroom.roles).
+        permissions = [
+            ("refund_gift", "Can refund gifts at Stripe"),
+            ("export_gifts", "Can export gifts as CSV"),
+            ("export_donors", "Can export donors with their lifetime totals as CSV"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(amount_cents__gt=0), name="gift_amount_positive"),
             models.CheckConstraint(

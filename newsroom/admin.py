@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.utils import timezone
 from django.utils.html import format_html
 
-from newsroom import services
-from newsroom.models import Article, Author, Category, Topic
+from newsroom import audit, services
+from newsroom.models import Article, AuditEntry, Author, Category, Topic
 
 
 class PullQuotesField(forms.CharField):
@@ -154,3 +157,60 @@ class TopicAdmin(_SectionAdmin):
 @admin.register(Author)
 class AuthorAdmin(_SectionAdmin):
     list_display = ("name", "slug")
+
+
+# --- the audit trail, and the views that change staff roles ---------------------------
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Read-only for everyone, superusers included: an audit trail nobody can edit."""
+
+    list_display = ("at", "actor_name", "action", "object_type", "object_repr", "ip_address", "summary")
+    list_filter = ("action", ("at", admin.DateFieldListFilter), "object_type")
+    search_fields = ("actor_name", "object_repr", "object_id", "ip_address")
+    date_hierarchy = "at"
+    fields = (
+        "at", "actor", "actor_name", "action", "object_type", "object_id", "object_repr",
+        "details", "ip_address",
+    )
+    readonly_fields = fields
+    list_select_related = ("actor",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="details")
+    def summary(self, obj: AuditEntry) -> str:
+        return ", ".join(f"{key}: {value}" for key, value in obj.details.items())[:160]
+
+
+class AuditedUserAdmin(UserAdmin):
+    """Changes to roles and to the staff, superuser and active flags name who made them."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        with audit.acting(request):
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def changelist_view(self, request, extra_context=None):
+        with audit.acting(request):
+            return super().changelist_view(request, extra_context)
+
+
+class AuditedGroupAdmin(GroupAdmin):
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        with audit.acting(request):
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+
+User = get_user_model()
+for _model, _admin_class in ((User, AuditedUserAdmin), (Group, AuditedGroupAdmin)):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+    admin.site.register(_model, _admin_class)

@@ -141,3 +141,51 @@ class Article(models.Model):
             and self.published_at is not None
             and self.published_at <= timezone.now()
         )
+
+
+class AuditEntry(models.Model):
+    """One sensitive staff act (a refund, an export, a deletion, a role change), kept for good.
+
+    Written in the transaction of the act itself (newsroom.audit), so an act that is
+    rolled back leaves no entry and an entry never lacks its act.
+    """
+
+    class Action(models.TextChoices):
+        GIFT_REFUND = "gift.refund", "Refund asked at Stripe"
+        EXPORT_GIFTS = "export.gifts", "Gifts exported"
+        EXPORT_DONORS = "export.donors", "Donors exported"
+        EXPORT_SUBSCRIBERS = "export.subscribers", "Subscribers exported"
+        SUBSCRIBER_DELETE = "subscriber.delete", "Subscriber deleted"
+        USER_GROUPS = "user.groups", "Staff roles changed"
+        USER_FLAGS = "user.flags", "Staff or superuser status changed"
+        GROUP_PERMISSIONS = "group.permissions", "Role permissions changed"
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Empty: a reader acting on their own data, or a command run on the server.",
+    )
+    # Kept apart from the foreign key so the entry still names a deleted staff account.
+    actor_name = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=40, choices=Action.choices, db_index=True)
+    object_type = models.CharField(max_length=100, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit trail"
+        # Read-only by design: no add, change or delete permission exists to grant.
+        default_permissions = ("view",)
+        indexes = [models.Index(fields=["object_type", "object_id"])]
+
+    def __str__(self) -> str:
+        who = self.actor_name or "reader or system"
+        return f"{self.at:%Y-%m-%d %H:%M} {who}: {self.get_action_display()} {self.object_repr}"

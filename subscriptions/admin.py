@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 
 from django import forms
 from django.contrib import admin
+from django.db import transaction
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import path
-from django.utils import timezone
 
-from newsroom.models import Category
+from newsroom import audit, exports
+from newsroom.models import AuditEntry, Category
 from subscriptions import (
     digest_admin,  # noqa: F401  (registers the editions' admin)
     selectors,
@@ -179,10 +179,17 @@ class SubscriberAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj: Subscriber) -> None:
         # Deleting a subscriber is what "delete my data" does: the address stays suppressed.
-        services.subscriber_delete(subscriber=obj)
+        self._delete(request, obj)
 
     def delete_queryset(self, request, queryset) -> None:
         for subscriber in queryset:
+            self._delete(request, subscriber)
+
+    def _delete(self, request, subscriber: Subscriber) -> None:
+        with transaction.atomic():
+            audit.subscriber_deletion_record(
+                subscriber=subscriber, actor=audit.request_actor(request), by="staff"
+            )
             services.subscriber_delete(subscriber=subscriber)
 
     def get_urls(self):
@@ -195,47 +202,44 @@ class SubscriberAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
+    def export_confirmed(self, request: HttpRequest) -> StreamingHttpResponse:
+        """Stream a CSV of confirmed subscribers: rows are written as they are read."""
+        exports.require(request, "subscriptions.export_subscribers")
+        subscribers = selectors.confirmed_subscribers_for_export()
+
+        def rows() -> Iterator[list]:
+            # 500 at a time, each chunk with its subscriptions and follows prefetched.
+            for subscriber in subscribers.iterator(chunk_size=500):
+                yield [
+                    subscriber.email,
+                    subscriber.name,
+                    subscriber.time_zone,
+                    subscriber.confirmed_at,
+                    "; ".join(
+                        s.newsletter.name
+                        for s in subscriber.subscriptions.all()
+                        if s.status == Subscription.Status.ACTIVE
+                    ),
+                    "; ".join(str(f.category or f.topic) for f in subscriber.follows.all()),
+                ]
+
+        return exports.csv_export(
+            request=request,
+            action=AuditEntry.Action.EXPORT_SUBSCRIBERS,
+            name="confirmed-subscribers",
+            header=["email", "name", "time_zone", "confirmed_at", "newsletters", "follows"],
+            rows=rows(),
+            row_count=selectors.confirmed_subscribers_for_export().count(),
+        )
+
     def changelist_view(self, request: HttpRequest, extra_context=None):
         counts = selectors.status_counts()
         extra_context = {
             **(extra_context or {}),
             "status_counts": [(label, counts[key], key) for key, label in selectors.STATUSES],
+            "can_export": request.user.has_perm("subscriptions.export_subscribers"),
         }
         return super().changelist_view(request, extra_context=extra_context)
-
-    def export_confirmed(self, request: HttpRequest) -> StreamingHttpResponse:
-        """Stream a CSV of confirmed subscribers: rows are written as they are read."""
-
-        class Echo:
-            def write(self, value: str) -> str:
-                return value
-
-        writer = csv.writer(Echo())
-
-        def rows() -> Iterator[str]:
-            yield writer.writerow(
-                ["email", "name", "time_zone", "confirmed_at", "newsletters", "follows"]
-            )
-            for subscriber in selectors.confirmed_subscribers_for_export().iterator(chunk_size=500):
-                yield writer.writerow(
-                    [
-                        subscriber.email,
-                        subscriber.name,
-                        subscriber.time_zone,
-                        subscriber.confirmed_at.isoformat(),
-                        "; ".join(
-                            s.newsletter.name
-                            for s in subscriber.subscriptions.all()
-                            if s.status == Subscription.Status.ACTIVE
-                        ),
-                        "; ".join(str(f.category or f.topic) for f in subscriber.follows.all()),
-                    ]
-                )
-
-        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-        stamp = timezone.now().strftime("%Y-%m-%d")
-        response["Content-Disposition"] = f'attachment; filename="confirmed-subscribers-{stamp}.csv"'
-        return response
 
 
 @admin.register(Newsletter)

@@ -60,6 +60,8 @@ class Subscriber(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # Exporting addresses is its own right, beyond viewing them (newsroom.roles).
+        permissions = [("export_subscribers", "Can export confirmed subscribers as CSV")]
 
     def __str__(self) -> str:
         return self.email

@@ -69,7 +69,7 @@ def test_csv_export_lists_the_selected_gifts(staff_client):
         PaidGiftFactory(amount_cents=10000, donor_email="b@mail.example", anonymous=True),
     ]
     response = act(staff_client, "export_csv", gifts)
-    assert response["Content-Type"] == "text/csv"
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert "attachment" in response["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     by_email = {row["donor_email"]: row for row in rows}
