@@ -6,6 +6,7 @@ exists (and `test_every_public_route_is_fuzzed` fails if it cannot be filled in)
 
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import quote_from_bytes
 
@@ -15,9 +16,9 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from donations import reader_state, stripe_api
 from donations import services as donation_services
-from donations import stripe_api
-from subscriptions import digest, tokens
+from subscriptions import digest, follows, tokens
 from tests.donations.conftest import DOORWAY, FakeStripe
 from tests.donations.factories import AppealFactory, PaidGiftFactory
 from tests.factories import (
@@ -139,6 +140,12 @@ KEY = st.one_of(
     TEXT,
 )
 PAIRS = st.lists(st.tuples(KEY, TEXT), max_size=25)
+COOKIES = [reader_state.COOKIE_NAME, follows.COOKIE, "sessionid", "csrftoken"]
+# What a browser can send in a cookie: printable ASCII without separators.
+COOKIE_VALUE = st.one_of(
+    st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters=';,"\\'), max_size=300),
+    st.sampled_from(["", "e30:1abc:xyz", "null", "W10", "eyJzIjoxfQ:1v:sig"]),
+)
 
 
 def encode(text: str) -> bytes:
@@ -170,7 +177,7 @@ BODY = st.one_of(
         st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), TEXT),
         lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)),
         max_leaves=12,
-    ).map(lambda value: __import__("json").dumps(value).encode()),
+    ).map(lambda value: json.dumps(value).encode()),
 )
 
 
@@ -202,6 +209,10 @@ def test_no_public_url_answers_hostile_input_with_a_server_error(client, world, 
     query = form_bytes(data.draw(PAIRS, label="query"))
     body = data.draw(BODY, label="body") if method not in ("GET", "HEAD") else b""
     content_type = data.draw(st.sampled_from(CONTENT_TYPES), label="content type")
+    # The cookies the site reads (appeal state, anonymous follows, the session), forged.
+    client.cookies.clear()
+    for name in data.draw(st.lists(st.sampled_from(COOKIES), unique=True, max_size=3), label="cookies"):
+        client.cookies[name] = data.draw(COOKIE_VALUE, label=name)
 
     assert_survives(client, method, path, query, body, content_type)
 
