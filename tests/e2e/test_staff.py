@@ -104,6 +104,8 @@ def test_staff_without_an_app_set_it_up_before_the_admin_opens(browser_page, des
 
     page.wait_for_url(f"**{reverse('staff_otp_setup')}**")
     assert page.get_by_role("img", name="QR code holding the sign-in secret below").is_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "two-factor-setup.png"), full_page=True)
     new_device = TOTPDevice.objects.get(user=user)
     page.get_by_label("Code from the app").fill(current_code(new_device))
     page.get_by_role("button", name="Confirm and continue").click()
