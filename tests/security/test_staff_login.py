@@ -204,6 +204,7 @@ def test_lockout_uses_the_address_our_proxy_reports(client, editor, settings):
 @pytest.fixture
 def admin_at(settings):
     """Mount the admin at another path for one test."""
+    original = settings.ADMIN_URL
 
     def mount(path: str) -> None:
         settings.ADMIN_URL = path
@@ -211,9 +212,7 @@ def admin_at(settings):
         importlib.reload(importlib.import_module("newsroom.urls"))
 
     yield mount
-    settings.ADMIN_URL = "admin/"
-    clear_url_caches()
-    importlib.reload(importlib.import_module("newsroom.urls"))
+    mount(original)
 
 
 def test_the_admin_lives_at_the_configured_url(client, admin_at):
