@@ -142,8 +142,11 @@ def _edition_charts(editions: list[dashboard.EditionStats]) -> dict:
 @register.inclusion_tag("admin/newsroom/dashboard.html", takes_context=True)
 def staff_dashboard(context) -> dict:
     """The sections the signed-in staff member may see, charts drawn, tables ready."""
-    figures = dashboard.dashboard_for(context["request"].user)
+    user = context["request"].user
+    figures = dashboard.dashboard_for(user)
     shown = figures["shown"]
+    figures["can_export_donors"] = user.has_perm("donations.export_donors")
+    figures["can_export_subscribers"] = user.has_perm("subscriptions.export_subscribers")
     drawn: dict = {}
     if shown["money"]:
         drawn["money"] = _money_charts(figures)

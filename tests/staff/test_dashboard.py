@@ -323,3 +323,14 @@ def test_the_page_prints_the_figures_it_charts(administrator):
     page = administrator.get(reverse("admin:index")).content.decode()
     assert "<dd>$40</dd>" in page  # $20 + $240 / 12
     assert re.search(r"Active recurring donors</dt><dd>2</dd>", page)
+
+
+def test_the_dashboard_links_to_the_exports_its_reader_may_use(fundraiser, audience_editor):
+    donors, subscribers = (
+        reverse("admin:donations_gift_export_donors"),
+        reverse("admin:subscriptions_subscriber_export"),
+    )
+    page = fundraiser.get(reverse("admin:index")).content.decode()
+    assert donors in page and subscribers not in page
+    page = audience_editor.get(reverse("admin:index")).content.decode()
+    assert subscribers in page and donors not in page
