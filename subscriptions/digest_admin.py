@@ -111,12 +111,12 @@ class EditionAdmin(admin.ModelAdmin):
     def in_doubt(self, obj: Edition) -> int:
         return obj.n_in_doubt
 
-    @admin.action(description="Pause sending the selected editions")
+    @admin.action(description="Pause sending the selected editions", permissions=["change"])
     def pause_editions(self, request: HttpRequest, queryset) -> None:
         paused = sum(digest.edition_pause(edition=edition) for edition in queryset)
         self.message_user(request, f"Paused {paused} edition(s).")
 
-    @admin.action(description="Resume sending the selected editions")
+    @admin.action(description="Resume sending the selected editions", permissions=["change"])
     def resume_editions(self, request: HttpRequest, queryset) -> None:
         batches = sum(digest.edition_resume(edition=edition) for edition in queryset)
         self.message_user(request, f"Resumed; {batches} waiting batch(es) queued again.")
@@ -274,12 +274,12 @@ class DeliveryBatchAdmin(admin.ModelAdmin):
     def size(self, obj: DeliveryBatch) -> int:
         return obj.n
 
-    @admin.action(description="Resend the selected in-doubt batches")
+    @admin.action(description="Resend the selected in-doubt batches", permissions=["change"])
     def resend_in_doubt(self, request: HttpRequest, queryset) -> None:
         count = sum(digest.batch_resend(batch=batch) for batch in queryset)
         self.message_user(request, f"{count} reader(s) queued to be sent again.")
 
-    @admin.action(description="Record the selected in-doubt batches as sent")
+    @admin.action(description="Record the selected in-doubt batches as sent", permissions=["change"])
     def mark_in_doubt_sent(self, request: HttpRequest, queryset) -> None:
         count = sum(digest.batch_mark_sent(batch=batch) for batch in queryset)
         self.message_user(request, f"{count} reader(s) recorded as sent.")

@@ -154,3 +154,26 @@ def test_the_roles_migration_can_be_reversed_and_applied_again():
         roles.ROLE_NAMES
     )
     assert Group.objects.get(name=roles.EDITORS).permissions.count() == 16
+
+
+def test_a_staffer_who_may_only_view_editions_cannot_pause_or_resend(sign_in):
+    from subscriptions.models import DeliveryBatch, Edition
+    from tests.factories import NewsletterFactory
+
+    client = sign_in(roles.EDITORS)
+    client.user.user_permissions.add(*Permission.objects.filter(codename__in=["view_edition", "view_deliverybatch"]))
+    edition = Edition.objects.create(newsletter=NewsletterFactory(), date="2026-11-20", cutoff_end="2026-11-20T04:00Z")
+    batch = DeliveryBatch.objects.create(edition=edition, group_key="all", state="in_doubt")
+    page = client.get(reverse("admin:subscriptions_edition_changelist")).content.decode()
+    assert 'value="pause_editions"' not in page
+    client.post(
+        reverse("admin:subscriptions_edition_changelist"),
+        {"action": "pause_editions", "_selected_action": [edition.pk]},
+    )
+    client.post(
+        reverse("admin:subscriptions_deliverybatch_changelist"),
+        {"action": "mark_in_doubt_sent", "_selected_action": [batch.pk]},
+    )
+    edition.refresh_from_db()
+    batch.refresh_from_db()
+    assert (edition.state, batch.state) == ("composed", "in_doubt")
