@@ -45,8 +45,8 @@ def _n(value: float) -> str:
 
 def _nice_max(value: float) -> float:
     """A round number at or above `value` for the top of an axis."""
-    if value <= 0:
-        return 1
+    if value <= 2:
+        return 2  # an axis of 0, 1, 2: a middle line at 0.5 would print as 0 or 1
     magnitude = 10 ** (len(str(int(value))) - 1)
     for step in (1, 2, 2.5, 5, 10):
         if value <= step * magnitude:
@@ -104,11 +104,14 @@ def stacked_columns(
                 )
             )
             base += value
-        if i % tick_every == 0 or i == len(labels) - 1:
+        last = i == len(labels) - 1
+        if (i % tick_every == 0 and len(labels) - i > tick_every / 2) or last:
+            # The last label ends at its column, so it is not cut off at the edge.
             parts.append(
                 format_html(
-                    '<text class="dash-axis" x="{}" y="{}" text-anchor="middle">{}</text>',
-                    _n(x + bar_w / 2), height - 8, label,
+                    '<text class="dash-axis" x="{}" y="{}" text-anchor="{}">{}</text>',
+                    _n(x + bar_w if last else x + bar_w / 2), height - 8,
+                    "end" if last else "middle", label,
                 )
             )
     return _svg(slug, title, desc, height, "".join(parts))
@@ -151,12 +154,13 @@ def lines(
             )
         )
     for i, label in enumerate(labels):
-        if i % 2 == 0 or i == len(labels) - 1:
+        last = i == len(labels) - 1
+        if (i % 2 == 0 and i < len(labels) - 2) or last:
             x, _ = point(i, 0)
             parts.append(
                 format_html(
-                    '<text class="dash-axis" x="{}" y="{}" text-anchor="middle">{}</text>',
-                    _n(x), height - 8, label,
+                    '<text class="dash-axis" x="{}" y="{}" text-anchor="{}">{}</text>',
+                    _n(x + 4 if last else x), height - 8, "end" if last else "middle", label,
                 )
             )
     return _svg(slug, title, desc, height, "".join(parts))
