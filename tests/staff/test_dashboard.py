@@ -334,3 +334,12 @@ def test_the_dashboard_links_to_the_exports_its_reader_may_use(fundraiser, audie
     assert donors in page and subscribers not in page
     page = audience_editor.get(reverse("admin:index")).content.decode()
     assert subscribers in page and donors not in page
+
+
+def test_names_in_charts_and_tables_are_escaped(administrator):
+    appeal = AppealFactory(name='<img src=x onerror="alert(1)">', starts_at=NOW)
+    appeal.impressions = 10
+    appeal.save()
+    page = administrator.get(reverse("admin:index")).content.decode()
+    assert "<img src=x" not in page
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
