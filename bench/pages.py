@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -104,9 +105,12 @@ def start_gunicorn(env: dict[str, str], app: str, port: int, workers: int) -> su
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
             return process
-        except Exception:
+        except urllib.error.HTTPError:
+            return process  # it answers (the floor has no /healthz)
+        except OSError:
             time.sleep(0.3)
-    return process
+    process.terminate()
+    sys.exit(f"gunicorn {app} did not start on port {port}")
 
 
 def wrk(url: str, *, seconds: int, connections: int) -> dict[str, float]:
