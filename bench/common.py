@@ -1,0 +1,202 @@
+"""What the benchmarks share: the production environment, a Stripe stand-in, wrk, results.
+
+Every benchmark writes `bench/results/<name>.json` through `write_result`, with the
+machine's load average at the time of the run. The growth plot (`bench/growth.py`)
+reads the `*-growth.json` files, each a list of rows in the format `GROWTH_ROW`:
+
+    [{"scale": 1, "rows": 100, "seconds": 0.0021, "peak_mb": 61.0, "label": "article page"}, ...]
+
+`scale` is 1, 10 or 100 (times the base data), `rows` how many of the growing thing
+there were (articles, gifts, subscribers), `seconds` the cost of one unit of work at
+that scale (one request, one edition), `peak_mb` the peak resident memory or null,
+`label` what was measured (one line per label on the plot).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+RESULTS = ROOT / "bench" / "results"
+GROWTH_ROW = ("scale", "rows", "seconds", "peak_mb", "label")
+WEBHOOK_SECRET = "whsec_bench"
+
+
+def production_env(*, database_url: str, redis_url: str, page_cache_seconds: int = 300) -> dict[str, str]:
+    """The site's production settings (DEBUG off, PostgreSQL, Redis cache) on loopback."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "newsroom.settings",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SITE_URL": "https://127.0.0.1",
+        "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
+        "STRIPE_SECRET_KEY": "sk_test_bench",
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "ANYMAIL_WEBHOOK_SECRET": "bench:bench",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "PAGE_CACHE_SECONDS": str(page_cache_seconds),
+        "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def ensure_database(database_url: str) -> None:
+    name = database_url.rsplit("/", 1)[1]
+    server = database_url.rsplit("/", 1)[0] + "/postgres"
+    result = subprocess.run(["createdb", "--maintenance-db", server, name], capture_output=True, text=True)
+    if result.returncode and "already exists" not in result.stderr:
+        sys.exit(result.stderr)
+
+
+def migrate(env: dict[str, str]) -> None:
+    subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+
+
+def start_gunicorn(env: dict[str, str], app: str, port: int, workers: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [
+            PYTHON, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}",
+            "--workers", str(workers), "--log-level", "warning",
+        ],
+        cwd=ROOT, env=env,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return process
+        except urllib.error.HTTPError:
+            return process  # it answers (the floor has no /healthz)
+        except OSError:
+            time.sleep(0.3)
+    process.terminate()
+    sys.exit(f"gunicorn {app} did not start on port {port}")
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def wrk(url: str, *, seconds: int, connections: int, script: str | None = None,
+        threads: int = 2) -> dict:
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+               "-H", "X-Forwarded-Proto: https"]
+    if script:
+        command += ["-s", script]
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    return parse_wrk(out)
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def parse_wrk(out: str) -> dict:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", out)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "rps": rps,
+        "requests": requests,
+        "p50_ms": _ms(*p50.groups()),
+        "p99_ms": _ms(*p99.groups()),
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": sum(int(g) for g in sockets.groups()) if sockets else 0,
+        "output": out,
+    }
+
+
+def write_result(name: str, data: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    data = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_average": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+        **data,
+    }
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    print(f"wrote {path.relative_to(ROOT)}")
+    return path
+
+
+class StripeStandIn(BaseHTTPRequestHandler):
+    """Stripe's API on loopback, answering at once: PaymentIntents and Checkout Sessions."""
+
+    protocol_version = "HTTP/1.1"
+    counter = 0
+    lock = threading.Lock()
+
+    def _send(self, body: dict, status: int = 200) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        if not self.path.startswith("/v1/payment_intents/"):
+            self._send({"error": {"message": "not here"}}, 404)
+            return
+        intent_id = self.path.split("/")[3].split("?")[0]
+        self._send({
+            "id": intent_id,
+            "object": "payment_intent",
+            "customer": "cus_bench",
+            "latest_charge": {
+                "id": f"ch_{intent_id}",
+                "object": "charge",
+                "created": int(time.time()),
+                "payment_method_details": {"type": "card", "card": {"last4": "4242"}},
+            },
+        })
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if not self.path.startswith("/v1/checkout/sessions"):
+            self._send({"error": {"message": "not here"}}, 404)
+            return
+        with StripeStandIn.lock:
+            StripeStandIn.counter += 1
+            number = StripeStandIn.counter
+        session_id = f"cs_bench_{os.getpid()}_{number}_{time.time_ns()}"
+        self._send({
+            "id": session_id,
+            "object": "checkout.session",
+            "url": f"https://checkout.stripe.com/c/pay/{session_id}",
+            "status": "open",
+        })
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def stripe_stand_in() -> tuple[str, ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StripeStandIn)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}", server
