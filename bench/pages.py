@@ -5,7 +5,7 @@ loopback against each URL, cached and uncached, and against a bare Django view o
 same gunicorn configuration in the same run. Prints requests per second, p99 latency,
 errors and the ratio to the floor.
 
-    python bench/pages.py                    # 1x data, 10 s per URL
+    python bench/pages.py                    # 1,000 articles, 10 s per URL
     python bench/pages.py --scale 10 --seconds 5
 
 Needs PostgreSQL and Redis (the defaults below are this machine's) and `wrk`.
@@ -14,52 +14,29 @@ Needs PostgreSQL and Redis (the defaults below are this machine's) and `wrk`.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import re
 import shutil
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
-RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import (
+    PYTHON,
+    ROOT,
+    ensure_database,
+    production_env,
+    start_gunicorn,
+    stop,
+    write_result,
+    wrk,
+)
 
-def production_env(*, database_url: str, redis_url: str, page_cache_seconds: int) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "newsroom.settings",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SITE_URL": "https://127.0.0.1",
-        "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
-        "STRIPE_SECRET_KEY": "sk_test_bench",
-        "STRIPE_WEBHOOK_SECRET": "whsec_bench",
-        "ANYMAIL_WEBHOOK_SECRET": "bench:bench",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "PAGE_CACHE_SECONDS": str(page_cache_seconds),
-        "LOG_LEVEL": "WARNING",
-        "PYTHONPATH": str(ROOT),
-    }
-
-
-def ensure_database(database_url: str) -> None:
-    name = database_url.rsplit("/", 1)[1]
-    server = database_url.rsplit("/", 1)[0] + "/postgres"
-    result = subprocess.run(["createdb", "--maintenance-db", server, name], capture_output=True, text=True)
-    if result.returncode and "already exists" not in result.stderr:
-        sys.exit(result.stderr)
+ARTICLES_PER_SCALE = 1000
 
 
 def prepare_data(env: dict[str, str], scale: int) -> dict[str, str]:
-    """Migrate, load the demo newsroom, add `scale` x 100 articles; return URLs to hit."""
+    """Migrate, load the demo newsroom, add `scale` x 1,000 articles; return URLs to hit."""
     subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     subprocess.run([PYTHON, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     subprocess.run([PYTHON, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True, capture_output=True)
@@ -68,7 +45,7 @@ import django; django.setup()
 from datetime import timedelta
 from django.utils import timezone
 from newsroom.models import Article, Author, Category
-want = {scale} * 100
+want = {scale} * {ARTICLES_PER_SCALE}
 have = Article.objects.filter(slug__startswith="bench-").count()
 categories = list(Category.objects.all())
 author = Author.objects.first()
@@ -81,8 +58,11 @@ new = [
     for n in range(have, want)
 ]
 Article.objects.bulk_create(new, batch_size=1000)
-for article in Article.objects.filter(slug__startswith="bench-", authors=None).iterator():
-    article.authors.add(author)
+Through = Article.authors.through
+missing = Article.objects.filter(slug__startswith="bench-", authors=None).values_list("pk", flat=True)
+Through.objects.bulk_create(
+    [Through(article_id=pk, author_id=author.pk) for pk in missing.iterator()], batch_size=5000
+)
 article = Article.objects.published().order_by("-published_at").first()
 print(article.get_absolute_url(), article.category.get_absolute_url())
 """
@@ -92,69 +72,32 @@ print(article.get_absolute_url(), article.category.get_absolute_url())
     return {"article": out[-2], "home": "/", "category": out[-1]}
 
 
-def start_gunicorn(env: dict[str, str], app: str, port: int, workers: int) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [
-            PYTHON, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}",
-            "--workers", str(workers), "--log-level", "warning",
-        ],
-        cwd=ROOT, env=env,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return process
-        except urllib.error.HTTPError:
-            return process  # it answers (the floor has no /healthz)
-        except OSError:
-            time.sleep(0.3)
-    process.terminate()
-    sys.exit(f"gunicorn {app} did not start on port {port}")
-
-
-def wrk(url: str, *, seconds: int, connections: int) -> dict[str, float]:
-    out = subprocess.run(
-        [
-            "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
-            "-H", "X-Forwarded-Proto: https", url,
-        ],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    factor = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    return {
-        "rps": rps,
-        "p99_ms": float(p99.group(1)) * factor,
-        "errors": (int(non2xx.group(1)) if non2xx else 0)
-        + (sum(int(g) for g in errors.groups()) if errors else 0),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=int, default=1, help="hundreds of articles (1, 10, 100)")
+    parser.add_argument("--scale", type=int, default=1, help="thousands of articles (1, 10, 100)")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/newsroom_bench")
+    parser.add_argument("--database-url", help="default: newsroom_bench, or newsroom_bench_x10 for --scale 10")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
 
+    if not args.database_url:
+        suffix = "" if args.scale == 1 else f"_x{args.scale}"
+        args.database_url = f"postgres://postgres@127.0.0.1:5432/newsroom_bench{suffix}"
     ensure_database(args.database_url)
     cached_env = production_env(
         database_url=args.database_url, redis_url=args.redis_url, page_cache_seconds=300
     )
-    uncached_env = {**cached_env, "PAGE_CACHE_SECONDS": "0"}
+    # Its own key prefix: it must not read the pages the cached server stored.
+    uncached_env = {**cached_env, "PAGE_CACHE_SECONDS": "0", "CACHE_KEY_PREFIX": "bench-uncached"}
     urls = prepare_data(cached_env, args.scale)
     subprocess.run(["redis-cli", "-u", args.redis_url, "FLUSHDB"], check=True, capture_output=True)
 
-    rows: list[tuple[str, dict[str, float]]] = []
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    rows: list[tuple[str, dict]] = []
     servers = []
     try:
         servers.append(start_gunicorn(cached_env, "bench.floor_wsgi:application", 8801, args.workers))
@@ -167,20 +110,31 @@ def main() -> None:
         for name, path in urls.items():
             rows.append((f"{name}, uncached", wrk(f"http://127.0.0.1:8803{path}", **measure)))
     finally:
-        for server in servers:
-            server.terminate()
-            server.wait(10)
+        stop(servers)
 
     floor = rows[0][1]["rps"]
-    print(f"\npages at scale {args.scale} ({args.scale * 100} extra articles), "
-          f"{args.workers} gunicorn workers, wrk {args.connections} connections x {args.seconds}s")
-    print(f"{'page':24} {'req/s':>9} {'of floor':>9} {'p99 ms':>8} {'errors':>7}")
+    print(f"\npages at scale {args.scale} ({args.scale * ARTICLES_PER_SCALE:,} extra articles), "
+          f"{args.workers} gunicorn workers, wrk {args.connections} connections x {args.seconds}s "
+          f"(load before {load})")
+    print(f"{'page':24} {'req/s':>9} {'of floor':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'socket':>7}")
     for name, row in rows:
-        print(f"{name:24} {row['rps']:9.0f} {row['rps'] / floor:9.0%} {row['p99_ms']:8.1f} {row['errors']:7.0f}")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"pages-x{args.scale}.json").write_text(
-        json.dumps({"scale": args.scale, "rows": dict(rows)}, indent=2)
-    )
+        row["of_floor"] = row["rps"] / floor
+        print(f"{name:24} {row['rps']:9.0f} {row['of_floor']:9.0%} {row['p50_ms']:8.1f} "
+              f"{row['p99_ms']:8.1f} {row['non_2xx']:8d} {row['socket_errors']:7d}")
+        del row["output"]
+    cached, uncached = dict(rows)["article, cached"], dict(rows)["article, uncached"]
+    print(f"target: cached article >= 80% of the floor: {cached['of_floor']:.0%} "
+          f"({'met' if cached['of_floor'] >= 0.8 else 'NOT met'}); uncached >= 30%: "
+          f"{uncached['of_floor']:.0%} ({'met' if uncached['of_floor'] >= 0.3 else 'NOT met'})")
+    articles = subprocess.run(
+        ["psql", args.database_url, "-tAc", "SELECT count(*) FROM newsroom_article"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    write_result(f"pages-x{args.scale}", {
+        "scale": args.scale, "articles": int(articles), "workers": args.workers,
+        "connections": args.connections, "seconds": args.seconds, "load_before": load, "urls": urls,
+        "rows": dict(rows),
+    })
 
 
 if __name__ == "__main__":
