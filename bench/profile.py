@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--path", default="/")
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--uncached", action="store_true")
+    parser.add_argument("--all", action="store_true", help="show every frame, the libraries' too")
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/newsroom_bench")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     args = parser.parse_args()
@@ -63,7 +64,7 @@ def main() -> None:
     seconds = profiler.last_session.duration
     print(f"{args.requests} GETs of {args.path} ({'uncached' if args.uncached else 'cached'}): "
           f"{seconds / args.requests * 1000:.2f} ms each")
-    print(profiler.output_text(unicode=False, color=False, show_all=False))
+    print(profiler.output_text(unicode=False, color=False, show_all=args.all))
 
 
 if __name__ == "__main__":
