@@ -11,12 +11,17 @@ p50 and p99.
 
     python bench/checkout.py                 # 20 s, one connection
     python bench/checkout.py --seconds 10 --connections 4
+    python bench/checkout.py --scale 100     # among 1,000,000 gifts (newsroom_bench_x100)
+
+`--scale N` first brings the gifts in the database up to N x 10,000 (copies of a real
+one, each with its own Stripe ids) and adds a row to `bench/results/checkout-growth.json`.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import re
 import subprocess
 import sys
@@ -26,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
+    RESULTS,
     ROOT,
     ensure_database,
     migrate,
@@ -38,6 +44,38 @@ from bench.common import (
 )
 
 PORT = 8821
+GIFTS_PER_SCALE = 10_000
+
+
+def gifts_top_up(database_url: str, want: int) -> int:
+    """Copy the newest gift until there are `want`; return how many there are."""
+    def sql(query: str) -> str:
+        return subprocess.run(["psql", database_url, "-tAqc", query], capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    have = int(sql("SELECT count(*) FROM donations_gift"))
+    if have < want:
+        columns = sql(
+            "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns "
+            "WHERE table_name = 'donations_gift' AND column_name <> 'id'"
+        ).split(",")
+        unique = {
+            "donor_email": "'growth' || n || '@checkout.bench'",
+            "stripe_checkout_session_id": "'cs_growth_' || n",
+            "stripe_payment_intent_id": "''",
+            "stripe_invoice_id": "''",
+            "stripe_charge_id": "''",
+            "created_at": "now() - make_interval(mins => n)",
+        }
+        values = ", ".join(unique.get(column, column) for column in columns)
+        # Column names come from the catalogue and the bounds are integers: nothing from outside.
+        sql(
+            f"INSERT INTO donations_gift ({', '.join(columns)}) SELECT {values} FROM "  # noqa: S608
+            f"(SELECT * FROM donations_gift ORDER BY id DESC LIMIT 1) AS model, "
+            f"generate_series({have + 1}, {want}) AS n"
+        )
+        sql("VACUUM ANALYZE donations_gift")
+    return int(sql("SELECT count(*) FROM donations_gift"))
 
 
 def preset_amount(port: int) -> str:
@@ -74,9 +112,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/newsroom_bench")
+    parser.add_argument("--scale", type=int, help="tens of thousands of gifts (1, 10, 100) for the growth table")
+    parser.add_argument("--database-url", help="default: newsroom_bench, or newsroom_bench_x10 for --scale 10")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     args = parser.parse_args()
+    if not args.database_url:
+        suffix = f"_x{args.scale}" if args.scale and args.scale > 1 else ""
+        args.database_url = f"postgres://postgres@127.0.0.1:5432/newsroom_bench{suffix}"
 
     ensure_database(args.database_url)
     env = production_env(database_url=args.database_url, redis_url=args.redis_url)
@@ -94,6 +136,7 @@ def main() -> None:
         status, location = one_checkout(PORT, amount)
         if status != 303 or not location.startswith("https://checkout.stripe.com/"):
             sys.exit(f"POST /donate/ answered {status} {location!r}, not a 303 to Stripe Checkout")
+        gifts = gifts_top_up(args.database_url, args.scale * GIFTS_PER_SCALE if args.scale else 0)
         load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
         out = subprocess.run(
             ["wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds}s", "--latency",
@@ -107,6 +150,7 @@ def main() -> None:
     result = parse_wrk(out)
     redirects = int(re.search(r"redirects to checkout (\d+)", out).group(1))
     figures = {
+        "gifts_in_database": gifts,
         "connections": args.connections,
         "gunicorn_workers": args.workers,
         "load_before": load,
@@ -124,7 +168,16 @@ def main() -> None:
         print(f"{key:24} {value:,.2f}" if isinstance(value, float) else f"{key:24} {value}")
     if result["requests"] < 1000:
         print("fewer than 1,000 requests: run longer (--seconds) for a p99 worth the name")
-    write_result("checkout", figures)
+    write_result("checkout" if not args.scale else f"checkout-x{args.scale}", figures)
+    if args.scale:
+        path = RESULTS / "checkout-growth.json"
+        rows = json.loads(path.read_text()) if path.exists() else []
+        rows = [row for row in rows if row["scale"] != args.scale]
+        rows.append({"scale": args.scale, "rows": gifts, "seconds": result["p50_ms"] / 1000,
+                     "peak_mb": None, "label": "checkout p50"})
+        rows.append({"scale": args.scale, "rows": gifts, "seconds": result["p99_ms"] / 1000,
+                     "peak_mb": None, "label": "checkout p99"})
+        path.write_text(json.dumps(sorted(rows, key=lambda r: (r["label"], r["scale"])), indent=2) + "\n")
 
 
 if __name__ == "__main__":

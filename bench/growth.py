@@ -21,6 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import GROWTH_ROW, RESULTS, ROOT
 
 PAGES = ("article, uncached", "home, uncached", "category, uncached", "article, cached")
+# What grows, for each results file's name (bench/results/<name>-growth.json).
+SIZES = {"articles": "articles", "checkout": "gifts in the database", "digest": "subscribers"}
 
 
 def page_rows() -> list[dict]:
@@ -89,9 +91,10 @@ def plot(rows: list[dict], path: Path) -> None:
                           alpha=0.5)
         axis.set_xscale("log")
         axis.set_yscale("log")
-        axis.set_xlabel(kind)
+        size = SIZES.get(kind, kind)
+        axis.set_xlabel(size)
         axis.set_ylabel("ms per unit of work")
-        axis.set_title(f"Cost as {kind} grow (dotted: in proportion)")
+        axis.set_title(f"{kind}: cost as {size} grow (dotted: in proportion)", fontsize=10)
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=8)
     figure.tight_layout()
