@@ -6,7 +6,15 @@ an anymail backend) counts recipients. Prints recipients per second end to end (
 included) and the worker processes' peak memory (VmHWM).
 
     python bench/digest.py                          # 100,000 readers, 50 sets
+    python bench/digest.py --scale 100 --sets 5000  # 1,000,000 readers, 5,000 sets
+    python bench/digest.py --growth                 # 10,000 / 100,000 / 1,000,000 readers
+    python bench/digest.py --quick                  # the suite's: 1x and 10x growth rows
     python bench/digest.py --readers 20000 --concurrency 2 --esp-latency 0.1
+
+Readers are seeded in SQL (generate_series), once per scale, each scale in its own
+database (newsroom_h4_bench_x<scale>). The worker counts the SQL queries of every batch
+task (BENCH_COUNT_QUERIES, set only here) and the process that ran the planner reports
+its own peak memory.
 
 Needs PostgreSQL and Redis (the defaults below are this machine's).
 """
@@ -15,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -24,16 +33,59 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+STATS_KEY = "bench:digest:stats"
+
+if os.environ.get("BENCH_COUNT_QUERIES"):
+    # Imported as the worker's app (-A bench.digest) only by this benchmark: every batch
+    # task counts its SQL queries, and the planner reports its own time and peak memory.
+    import redis
+    from celery.signals import task_postrun, task_prerun
+
+    from newsroom.celery import app  # noqa: F401  (the worker's app)
+
+    _stats = redis.Redis.from_url(os.environ["BENCH_ESP_REDIS_URL"])
+    _running: dict = {}
+
+    @task_prerun.connect
+    def _count_queries(task_id=None, task=None, **kwargs) -> None:
+        from django.db import connection
+
+        counter = {"queries": 0, "started": time.monotonic()}
+
+        def wrapper(execute, sql, params, many, context):
+            counter["queries"] += 1
+            return execute(sql, params, many, context)
+
+        wrap = connection.execute_wrapper(wrapper)
+        wrap.__enter__()
+        _running[task_id] = (wrap, counter)
+
+    @task_postrun.connect
+    def _report(task_id=None, task=None, **kwargs) -> None:
+        wrap, counter = _running.pop(task_id, (None, None))
+        if wrap is None:
+            return
+        wrap.__exit__(None, None, None)
+        _stats.rpush(STATS_KEY, json.dumps({
+            "task": task.name,
+            "queries": counter["queries"],
+            "seconds": time.monotonic() - counter["started"],
+            "pid": os.getpid(),
+            "peak_mb": peak_rss_mb(os.getpid()),
+        }))
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--readers", type=int, default=100_000)
+    parser.add_argument("--readers", type=int, default=None, help="subscribers (default: 10,000 x scale)")
+    parser.add_argument("--scale", type=int, default=10, help="1, 10 or 100 times 10,000 subscribers")
+    parser.add_argument("--growth", action="store_true", help="run at 1x, 10x and 100x; write digest-growth.json")
+    parser.add_argument("--quick", action="store_true", help="growth rows at 1x and 10x only")
     parser.add_argument("--sets", type=int, default=50, help="distinct followed sets")
     parser.add_argument("--batch-size", type=int, default=500, help="ESP_BATCH_SIZE")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes (prefork)")
     parser.add_argument("--esp-latency", type=float, default=0.05, help="seconds per ESP call")
-    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/newsroom_h4_bench")
+    parser.add_argument("--database-url", default=None, help="default: newsroom_h4_bench_x<scale>")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/9")
     return parser.parse_args()
@@ -87,6 +139,7 @@ def seed(args: argparse.Namespace) -> None:
     """Create the newsroom and the readers once; reset the day's edition every run."""
     from datetime import timedelta
 
+    from django.db import connection
     from django.utils import timezone
 
     from newsroom.models import Article, Author, Category, Topic
@@ -97,12 +150,13 @@ def seed(args: argparse.Namespace) -> None:
         Follow,
         Newsletter,
         Subscriber,
-        Subscription,
     )
 
     newsletter, _ = Newsletter.objects.get_or_create(
         slug="mideast-daily", defaults={"name": "Mideast Daily", "top_stories_count": 3, "section_cap": 3}
     )
+    # Due at any hour of the readers' local day, so the bench runs whenever it is started.
+    Newsletter.objects.filter(pk=newsletter.pk).update(send_hour=0, cadence=Newsletter.Cadence.DAILY, active=True)
     categories = [
         Category.objects.get_or_create(slug=f"bench-section-{n}", defaults={"name": f"Bench section {n}", "order": n})[0]
         for n in range(10)
@@ -115,6 +169,8 @@ def seed(args: argparse.Namespace) -> None:
 
     # A fresh day's reporting: 60 articles across the sections, 3 of them ranked.
     now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE subscriptions_delivery, subscriptions_deliverybatch CASCADE")
     Edition.objects.filter(newsletter=newsletter).delete()
     Article.objects.filter(slug__startswith="bench-digest-").delete()
     for n in range(60):
@@ -134,34 +190,42 @@ def seed(args: argparse.Namespace) -> None:
     have = Subscriber.objects.filter(email__endswith="@readers.example").count()
     if have != args.readers or Follow.objects.filter(subscriber__email__endswith="@readers.example").count() == 0:
         print(f"seeding {args.readers} subscribers ...", flush=True)
-        Subscriber.objects.filter(email__endswith="@readers.example").delete()
+        began = time.monotonic()
         sets = followed_sets(categories, topics, args.sets)
-        confirmed = now - timedelta(days=30)
-        for start in range(0, args.readers, 10_000):
-            subscribers = Subscriber.objects.bulk_create(
-                [
-                    Subscriber(email=f"bench{n}@readers.example", confirmed_at=confirmed, time_zone="Asia/Jerusalem")
-                    for n in range(start, min(start + 10_000, args.readers))
-                ]
+        rows = [
+            (number, position, item.pk if kind == "c" else None, item.pk if kind == "t" else None)
+            for number, follow_set in enumerate(sets)
+            for position, (kind, item) in enumerate(follow_set)
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE subscriptions_delivery, subscriptions_deliverybatch CASCADE")
+            cursor.execute("TRUNCATE subscriptions_subscriber CASCADE")
+            cursor.execute(
+                "INSERT INTO subscriptions_subscriber (email, name, time_zone, created_at, confirmed_at)"
+                " SELECT 'bench' || n || '@readers.example', '', 'Asia/Jerusalem', now(), %s"
+                " FROM generate_series(0, %s - 1) AS n",
+                [confirmed := now - timedelta(days=30), args.readers],
             )
-            Subscription.objects.bulk_create(
-                [
-                    Subscription(subscriber=s, newsletter=newsletter, status=Subscription.Status.ACTIVE, confirmed_at=confirmed)
-                    for s in subscribers
-                ]
+            cursor.execute(
+                "INSERT INTO subscriptions_subscription (subscriber_id, newsletter_id, status, created_at, confirmed_at)"
+                " SELECT id, %s, 'active', now(), %s FROM subscriptions_subscriber",
+                [newsletter.pk, confirmed],
             )
-            follows = []
-            for offset, subscriber in enumerate(subscribers):
-                for position, (kind, item) in enumerate(sets[(start + offset) % len(sets)]):
-                    follows.append(
-                        Follow(
-                            subscriber=subscriber,
-                            category=item if kind == "c" else None,
-                            topic=item if kind == "t" else None,
-                            position=position,
-                        )
-                    )
-            Follow.objects.bulk_create(follows)
+            cursor.execute("CREATE TEMP TABLE bench_sets (number int, position int, category_id bigint, topic_id bigint)")
+            cursor.executemany("INSERT INTO bench_sets VALUES (%s, %s, %s, %s)", rows)
+            cursor.execute(
+                "INSERT INTO subscriptions_follow (subscriber_id, category_id, topic_id, position, created_at)"
+                " SELECT s.id, f.category_id, f.topic_id, f.position, now()"
+                " FROM subscriptions_subscriber s"
+                " JOIN bench_sets f ON f.number = (s.id - (SELECT min(id) FROM subscriptions_subscriber)) %% %s",
+                [len(sets)],
+            )
+            cursor.execute("DROP TABLE bench_sets")
+            cursor.execute("ANALYZE")
+        print(f"seeded in {time.monotonic() - began:.1f} s", flush=True)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE subscriptions_delivery, subscriptions_deliverybatch CASCADE")
     assert not Delivery.objects.filter(edition__newsletter=newsletter).exists()
     assert not DeliveryBatch.objects.filter(edition__newsletter=newsletter).exists()
 
@@ -189,9 +253,10 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def main() -> None:
-    args = parse_args()
+def run(args: argparse.Namespace) -> dict:
+    """One edition to args.readers subscribers in its own process; returns its figures."""
     env = environment(args)
+    env["BENCH_COUNT_QUERIES"] = "1"
     os.environ.update(env)
     ensure_database(args.database_url)
     subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env={**os.environ}, check=True)
@@ -208,14 +273,14 @@ def main() -> None:
 
     seed(args)
     esp = redis.Redis.from_url(args.redis_url)
-    esp.delete(env["BENCH_ESP_KEY"])
+    esp.delete(env["BENCH_ESP_KEY"], STATS_KEY)
     app.control.purge()
 
     log = ROOT / "test-artifacts" / "bench-digest-worker.log"
     log.parent.mkdir(exist_ok=True)
     worker = subprocess.Popen(
         [
-            PYTHON, "-m", "celery", "-A", "newsroom", "worker", "-Q", "celery,digests",
+            PYTHON, "-m", "celery", "-A", "bench.digest", "worker", "-Q", "celery,digests",
             "--pool", "prefork", "--concurrency", str(args.concurrency), "--loglevel", "INFO",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ],
@@ -237,18 +302,26 @@ def main() -> None:
         digest_plan_task.delay()  # what beat sends every five minutes
         settled_states = [Delivery.State.SENT, Delivery.State.SUPPRESSED, Delivery.State.FAILED, Delivery.State.IN_DOUBT]
         planned_at = None
+        shown = started
         while True:
-            time.sleep(0.5)
+            time.sleep(1 if args.readers > 100_000 else 0.5)
             counts = dict(Delivery.objects.order_by().values_list("state").annotate(n=Count("id")))
             total = sum(counts.values())
             settled = sum(counts.get(state, 0) for state in settled_states)
             if planned_at is None and total == args.readers:
                 planned_at = time.monotonic() - started
-            print(f"\r  {settled:>7}/{args.readers} settled, {int(esp.get(env['BENCH_ESP_KEY']) or 0):>7} at the ESP", end="", flush=True)
+            line = f"  {settled:>7}/{args.readers} settled, {int(esp.get(env['BENCH_ESP_KEY']) or 0):>7} at the ESP"
+            if sys.stdout.isatty():
+                print("\r" + line, end="", flush=True)
+            elif time.monotonic() - shown > 15:
+                print(f"{line} after {time.monotonic() - started:.0f} s", flush=True)
+                shown = time.monotonic()
             if settled == args.readers:
                 break
             if time.monotonic() - started > 1800:
                 sys.exit("\ngave up after 30 minutes")
+            if worker.poll() is not None:
+                sys.exit(f"\nworker stopped:\n{log.read_text()[-3000:]}")
         elapsed = time.monotonic() - started
         print()
         peaks = {pid: peak_rss_mb(pid) for pid in process_group(worker.pid)}
@@ -260,21 +333,74 @@ def main() -> None:
     delivered = int(esp.get(env["BENCH_ESP_KEY"]) or 0)
     batches = DeliveryBatch.objects.filter(edition=edition).count()
     groups = DeliveryBatch.objects.filter(edition=edition).values("group_key").distinct().count()
-    print(f"readers              {args.readers}")
-    print(f"distinct emails      {groups} followed sets")
-    print(f"batches              {batches} (ESP_BATCH_SIZE {args.batch_size})")
-    print(f"fake ESP latency     {args.esp_latency * 1000:.0f} ms per call")
-    print(f"worker               prefork, {args.concurrency} processes")
-    print(f"recipients at ESP    {delivered}")
-    print(f"states               {dict(Delivery.objects.order_by().values_list('state').annotate(n=Count('id')))}")
-    print(f"planned all in       {planned_at:.1f} s" if planned_at else "planned all in       -")
-    print(f"end to end           {elapsed:.1f} s")
-    print(f"recipients / second  {args.readers / elapsed:,.0f}")
-    print(
-        "peak RSS (MB)        "
-        + ", ".join(f"{pid}: {mb:.0f}" for pid, mb in sorted(peaks.items()))
-        + f"  (max {max(peaks.values()):.0f}; at start {max(baseline.values()):.0f})"
-    )
+    stats = [json.loads(item) for item in esp.lrange(STATS_KEY, 0, -1)]
+    planner = [item for item in stats if item["task"] == "subscriptions.digest_plan"]
+    batch_queries = sorted(item["queries"] for item in stats if item["task"] == "subscriptions.digest_send_batch")
+    worker_peaks = {pid: mb for pid, mb in peaks.items() if pid != worker.pid}
+    result = {
+        "readers": args.readers,
+        "followed_sets": args.sets,
+        "distinct_emails": groups,
+        "batches": batches,
+        "batch_size": args.batch_size,
+        "esp_latency_ms": args.esp_latency * 1000,
+        "concurrency": args.concurrency,
+        "recipients_at_esp": delivered,
+        "states": dict(Delivery.objects.order_by().values_list("state").annotate(n=Count("id"))),
+        "planned_all_seconds": planned_at,
+        "planner_task_seconds": sum(item["seconds"] for item in planner) if planner else None,
+        "seconds": elapsed,
+        "recipients_per_second": args.readers / elapsed,
+        "peak_worker_mb": max(worker_peaks.values()) if worker_peaks else None,
+        "peak_main_process_mb": peaks.get(worker.pid),
+        "peak_planner_mb": max(item["peak_mb"] for item in planner) if planner else None,
+        "worker_mb_at_start": max(baseline.values()),
+        "queries_per_batch": batch_queries[len(batch_queries) // 2] if batch_queries else None,
+        "queries_per_batch_max": batch_queries[-1] if batch_queries else None,
+    }
+    for key, value in result.items():
+        print(f"{key:<24} {round(value, 1) if isinstance(value, float) else value}")
+    return result
+
+
+def main() -> None:
+    args = parse_args()
+    if not (args.growth or args.quick):
+        args.readers = args.readers or 10_000 * args.scale
+        args.database_url = args.database_url or f"postgres://postgres@127.0.0.1:5432/newsroom_h4_bench_x{args.scale}"
+        result = run(args)
+        from bench.common import write_result
+
+        write_result("digest" if args.readers == 1_000_000 or args.scale == 10 else f"digest-x{args.scale}", result)
+        return
+    # Each scale runs in a fresh interpreter: Django is set up once per database.
+    rows = []
+    from bench.common import RESULTS, write_result
+
+    for scale in (1, 10) if args.quick else (1, 10, 100):
+        command = [PYTHON, str(Path(__file__)), "--scale", str(scale), "--sets", str(args.sets),
+                   "--concurrency", str(args.concurrency), "--esp-latency", str(args.esp_latency)]
+        print(f"--- digest at {scale}x ({10_000 * scale:,} subscribers)", flush=True)
+        subprocess.run(command, cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        name = "digest" if scale == 10 else f"digest-x{scale}"
+        result = json.loads((RESULTS / f"{name}.json").read_text())
+        rows.append({
+            "scale": scale,
+            "rows": result["readers"],
+            "seconds": result["seconds"],
+            "peak_mb": result["peak_worker_mb"],
+            "label": "digest edition",
+            "subscribers": result["readers"],
+            "recipients_per_second": result["recipients_per_second"],
+            "peak_worker_mb": result["peak_worker_mb"],
+            "peak_planner_mb": result["peak_planner_mb"],
+            "queries_per_batch": result["queries_per_batch"],
+        })
+    if not args.quick:
+        (RESULTS / "digest-growth.json").write_text(json.dumps(rows, indent=2) + "\n")
+        print(f"wrote {(RESULTS / 'digest-growth.json').relative_to(ROOT)}")
+    else:
+        write_result("digest-quick", {"rows": rows})
 
 
 if __name__ == "__main__":
