@@ -33,6 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+sys.path.insert(0, str(ROOT))
 STATS_KEY = "bench:digest:stats"
 
 if os.environ.get("BENCH_COUNT_QUERIES"):
@@ -371,7 +372,7 @@ def main() -> None:
         result = run(args)
         from bench.common import write_result
 
-        write_result("digest" if args.readers == 1_000_000 or args.scale == 10 else f"digest-x{args.scale}", result)
+        write_result(f"digest-x{args.scale}", result)
         return
     # Each scale runs in a fresh interpreter: Django is set up once per database.
     rows = []
@@ -382,8 +383,7 @@ def main() -> None:
                    "--concurrency", str(args.concurrency), "--esp-latency", str(args.esp_latency)]
         print(f"--- digest at {scale}x ({10_000 * scale:,} subscribers)", flush=True)
         subprocess.run(command, cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        name = "digest" if scale == 10 else f"digest-x{scale}"
-        result = json.loads((RESULTS / f"{name}.json").read_text())
+        result = json.loads((RESULTS / f"digest-x{scale}.json").read_text())
         rows.append({
             "scale": scale,
             "rows": result["readers"],
