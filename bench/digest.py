@@ -368,11 +368,13 @@ def main() -> None:
     args = parse_args()
     if not (args.growth or args.quick):
         args.readers = args.readers or 10_000 * args.scale
-        args.database_url = args.database_url or f"postgres://postgres@127.0.0.1:5432/newsroom_h4_bench_x{args.scale}"
+        # One database per scale and number of followed sets: each is seeded once.
+        sets = "" if args.sets == 50 else f"_s{args.sets}"
+        args.database_url = args.database_url or f"postgres://postgres@127.0.0.1:5432/newsroom_h4_bench_x{args.scale}{sets}"
         result = run(args)
         from bench.common import write_result
 
-        write_result(f"digest-x{args.scale}", result)
+        write_result(f"digest-x{args.scale}" + ("" if args.sets == 50 else f"-sets{args.sets}"), result)
         return
     # Each scale runs in a fresh interpreter: Django is set up once per database.
     rows = []
