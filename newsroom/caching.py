@@ -1,9 +1,11 @@
 """The server-side page cache for anonymous readers, and the content version that keys it.
 
-A page is stored under its path, query, the content version and the reader's
-appeal state (`donations.selectors.reader_state_key`). Publishing or editing
-anything bumps the version, so every page is fresh at once; and the version also
-moves by itself when the next scheduled article's time comes, so a scheduled
+A page is stored under its path, query and the reader's appeal state
+(`donations.selectors.reader_state_key`), together with the content version it was
+rendered at. A hit fetches the current version and the page in one round trip
+(`get_many`) and serves the page only when the two versions match. Publishing or
+editing anything bumps the version, so every page is fresh at once; and the version
+also moves by itself when the next scheduled article's time comes, so a scheduled
 article appears on cached pages with nothing to run.
 """
 
@@ -45,7 +47,11 @@ def _new_state() -> dict:
 
 def content_state() -> dict:
     """The current content version, when it last changed, and when it next changes by itself."""
-    state = cache.get(STATE_KEY)
+    return _current(cache.get(STATE_KEY))
+
+
+def _current(state: dict | None) -> dict:
+    """`state` as read from the cache, or a new one when it is lost or has come due."""
     now = timezone.now().timestamp()
     if state is None or (state["next_due"] is not None and state["next_due"] <= now):
         # Lost from the cache, or a scheduled article's time has come: a new version.
@@ -66,11 +72,29 @@ def is_signed_in(request: HttpRequest) -> bool:
     return request.user.is_authenticated
 
 
-def _page_key(request: HttpRequest, version: str) -> str:
+def _page_key(request: HttpRequest) -> str:
     from donations.selectors import reader_state_key
 
     path = hashlib.sha256(request.get_full_path().encode()).hexdigest()[:32]
-    return f"newsroom:page:{version}:{reader_state_key(request)}:{path}"
+    return f"newsroom:page:{reader_state_key(request)}:{path}"
+
+
+def _lookup(request: HttpRequest) -> tuple[dict, str, dict | None]:
+    """The content state, the page's key, and its stored copy if it is of this version."""
+    key = _page_key(request)
+    if settings.PAGE_CACHE_SECONDS <= 0:
+        return content_state(), key, None  # the page cache is off: nothing to read
+    found = cache.get_many([STATE_KEY, key])
+    state = _current(found.get(STATE_KEY))
+    stored = found.get(key)
+    if stored is not None and stored.get("version") != state["version"]:
+        stored = None  # rendered before the last change: render it again
+    return state, key, stored
+
+
+def content_version(request: HttpRequest) -> str | None:
+    """The content version a public page is being rendered at, None outside the page cache."""
+    return getattr(request, "_newsroom_content_version", None)
 
 
 def _seconds_until_next_due(state: dict) -> int | None:
@@ -124,9 +148,8 @@ def public_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
             patch_vary_headers(response, ("Cookie",))
             return response
 
-        state = content_state()
-        key = _page_key(request, state["version"])
-        stored = cache.get(key)
+        state, key, stored = _lookup(request)
+        request._newsroom_content_version = state["version"]
         if stored is None:
             response = view(request, *args, **kwargs)
             if hasattr(response, "render") and not response.is_rendered:
@@ -134,17 +157,19 @@ def public_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
             if response.status_code != 200 or response.streaming or _per_reader(request, response):
                 return response
             _public_headers(response, state=state)
-            # Never outlive the moment the next scheduled article appears.
-            due = _seconds_until_next_due(state)
-            timeout = min(settings.PAGE_CACHE_SECONDS, due) if due else settings.PAGE_CACHE_SECONDS
-            cache.set(
-                key,
-                {
-                    "content": response.content,
-                    "headers": {h: response[h] for h in STORED_HEADERS if response.has_header(h)},
-                },
-                timeout,
-            )
+            if settings.PAGE_CACHE_SECONDS > 0:
+                # Never outlive the moment the next scheduled article appears.
+                due = _seconds_until_next_due(state)
+                timeout = min(settings.PAGE_CACHE_SECONDS, due) if due else settings.PAGE_CACHE_SECONDS
+                cache.set(
+                    key,
+                    {
+                        "version": state["version"],
+                        "content": response.content,
+                        "headers": {h: response[h] for h in STORED_HEADERS if response.has_header(h)},
+                    },
+                    timeout,
+                )
         else:
             response = HttpResponse(stored["content"])
             for header, value in stored["headers"].items():

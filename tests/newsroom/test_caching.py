@@ -245,3 +245,44 @@ def test_a_page_that_renders_a_csrf_token_is_never_shared(rf, db):
     view(rf.get("/x/"))
 
     assert len(calls) == 2
+
+
+def test_a_page_stored_before_a_change_is_not_served_after_it(client, article):
+    from newsroom.caching import content_changed
+
+    first = client.get(article.get_absolute_url())
+    # Changed behind the page cache, then the content version moves (as every service does).
+    Article.objects.filter(pk=article.pk).update(headline="Reservoirs full again")
+    assert b"Reservoirs full again" not in client.get(article.get_absolute_url()).content
+
+    content_changed()
+
+    fresh = client.get(article.get_absolute_url())
+    assert b"Reservoirs full again" in fresh.content
+    assert fresh["ETag"] != first["ETag"]
+    # The new rendering replaced the stale copy: served from the cache from now on.
+    Article.objects.filter(pk=article.pk).update(headline="Changed again, unannounced")
+    assert b"Reservoirs full again" in client.get(article.get_absolute_url()).content
+
+
+def test_a_lost_content_version_makes_stored_pages_stale(client, article):
+    from django.core.cache import cache
+
+    from newsroom.caching import STATE_KEY
+
+    client.get(article.get_absolute_url())
+    Article.objects.filter(pk=article.pk).update(headline="Reservoirs full again")
+    cache.delete(STATE_KEY)  # evicted under memory pressure, say
+
+    assert b"Reservoirs full again" in client.get(article.get_absolute_url()).content
+
+
+def test_with_the_page_cache_off_every_request_renders_the_page(client, article, settings):
+    settings.PAGE_CACHE_SECONDS = 0
+    client.get(article.get_absolute_url())
+    Article.objects.filter(pk=article.pk).update(headline="Reservoirs full again")
+
+    response = client.get(article.get_absolute_url())
+
+    assert b"Reservoirs full again" in response.content
+    assert response["ETag"].startswith('"')
