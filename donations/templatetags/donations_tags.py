@@ -13,6 +13,9 @@ from donations.money import format_cents
 
 register = template.Library()
 
+# The placements a page's slots can ask for (the donate page's hero is read by its view).
+WEB_SLOTS = [Placement.SITE_BANNER, Placement.IN_ARTICLE, Placement.AFTER_ARTICLE]
+
 
 @register.filter
 def money(cents: int | None, currency: str | None = None) -> str:
@@ -75,8 +78,13 @@ def appeal_slot(context, placement: str, article=None, paragraph: int | None = N
         if request is not None:
             request._donations_appeals = memo
     if placement not in memo:
+        if "_running" not in memo:
+            # Every slot a page may have, from the cache in one round trip.
+            memo["_running"] = selectors.active_appeals_in(WEB_SLOTS)
         state = reader_state.read(request) if request is not None else reader_state.ReaderState()
-        memo[placement] = selectors.appeal_for_reader(placement=placement, state=state)
+        memo[placement] = selectors.appeal_for_reader(
+            placement=placement, state=state, running=memo["_running"].get(placement)
+        )
     appeal = memo[placement]
     if appeal is None:
         return ""

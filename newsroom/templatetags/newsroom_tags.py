@@ -8,8 +8,14 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils.safestring import SafeString, mark_safe
 
 from newsroom import selectors
+from newsroom.caching import content_version
 
 register = template.Library()
+
+# The navigation's categories, kept in this process for the content version they were
+# read at (one entry). Categories change only through newsroom.services, which moves
+# the version, so a page rendered at a version gets exactly that version's categories.
+_nav_memo: dict[str, list] = {}
 
 # The escapes of django.utils.html.json_script: "<", ">" and "&" written as \\u escapes
 # can never end the <script> element or open a comment, whatever the data holds.
@@ -26,7 +32,14 @@ def ld_json(value) -> SafeString:
 @register.inclusion_tag("newsroom/_nav.html", takes_context=True)
 def site_nav(context) -> dict:
     """The main navigation: every category, then browse and search."""
-    return {"categories": list(selectors.categories()), "request": context.get("request")}
+    request = context.get("request")
+    version = content_version(request) if request is not None else None
+    if version is None:  # outside the page cache (signed-in staff, other apps' pages)
+        return {"categories": list(selectors.categories()), "request": request}
+    if version not in _nav_memo:
+        _nav_memo.clear()
+        _nav_memo[version] = list(selectors.categories())
+    return {"categories": _nav_memo[version], "request": request}
 
 
 @register.inclusion_tag("newsroom/_article_card.html")
