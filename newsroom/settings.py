@@ -176,6 +176,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_TASK_ROUTES = {
     "subscriptions.digest_send_batch": {"queue": "digests"},
+    "subscriptions.digest_send_batches": {"queue": "digests"},
 }
 CELERY_BEAT_SCHEDULE = {
     "flush-appeal-counters": {
@@ -230,6 +231,9 @@ ANYMAIL.setdefault("WEBHOOK_SECRET", secret(
 # How many recipients the ESP takes in one batch call (Postmark 500, Mailgun and
 # SendGrid 1000, Amazon SES 50).
 ESP_BATCH_SIZE = env_int("ESP_BATCH_SIZE", 500)
+# How many ESP calls one digest task keeps in flight when it sends several small
+# batches (readers of rare followed sets) together; mind the ESP's connection limit.
+ESP_CONCURRENT_CALLS = env_int("ESP_CONCURRENT_CALLS", 4)
 # How the ESP writes a per-recipient merge field in a batch send's body; FIELD is
 # replaced by the field's name. Postmark and Amazon SES "{{FIELD}}", Brevo "{{params.FIELD}}",
 # Mailgun "%recipient.FIELD%", Mailjet "[[var:FIELD]]", Mandrill "*|FIELD|*"

@@ -58,3 +58,28 @@ def digest_send_batch_task(self, batch_id: int) -> str:
             return "failed"
         raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
     return outcome.state
+
+
+@shared_task(
+    name="subscriptions.digest_send_batches",
+    bind=True,
+    ignore_result=True,
+    # As digest_send_batch: each batch's "sending" state makes a redelivery safe.
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=SEND_MAX_RETRIES,
+    soft_time_limit=SEND_SOFT_TIME_LIMIT,
+    time_limit=SEND_TIME_LIMIT,
+)
+def digest_send_batches_task(self, batch_ids: list[int]) -> str:
+    """Send a pack of small batches of an edition; retry only the ones the ESP failed."""
+    pack = digest.edition_send_batches(batch_ids=batch_ids, task_id=self.request.id or "")
+    if not pack.retry:
+        return "sent"
+    failed = sorted(pack.retry)
+    if self.request.retries >= self.max_retries:
+        for batch_id in failed:
+            digest.batch_fail(batch_id=batch_id, error=pack.retry[batch_id])
+        return "failed"
+    error = digest.BatchSendError("; ".join(f"batch {pk}: {pack.retry[pk]}" for pk in failed))
+    raise self.retry(args=[failed], exc=error, countdown=backoff(self.request.retries))

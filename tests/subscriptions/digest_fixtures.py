@@ -31,6 +31,7 @@ def _digest_settings(settings, monkeypatch):
     settings.ESP_BATCH_SIZE = 500
     settings.ESP_MERGE_FIELD_FORMAT = "{{FIELD}}"
     digest._RENDERS.clear()
+    digest._PARTS.clear()
     _appeals_doorway(monkeypatch)
 
 
