@@ -10,11 +10,14 @@ included) and the worker processes' peak memory (VmHWM).
     python bench/digest.py --growth                 # 10,000 / 100,000 / 1,000,000 readers
     python bench/digest.py --quick                  # the suite's: 1x and 10x growth rows
     python bench/digest.py --readers 20000 --concurrency 2 --esp-latency 0.1
+    python bench/digest.py --scale 100 --profile-planner  # the planner alone, under pyinstrument
 
 Readers are seeded in SQL (generate_series), once per scale, each scale in its own
-database (newsroom_h4_bench_x<scale>). The worker counts the SQL queries of every batch
-task (BENCH_COUNT_QUERIES, set only here) and the process that ran the planner reports
-its own peak memory.
+database (newsroom_bench_digest_x<scale>), seeded again when the number of followed
+sets asked for changes. The worker counts the SQL queries of every batch task
+(BENCH_COUNT_QUERIES, set only here) and the process that ran the planner reports its
+own peak memory. Stopping the script (Ctrl-C, `timeout`, SIGTERM or SIGHUP) stops its
+worker too.
 
 Needs PostgreSQL and Redis (the defaults below are this machine's).
 """
@@ -67,8 +70,11 @@ if os.environ.get("BENCH_COUNT_QUERIES"):
         if wrap is None:
             return
         wrap.__exit__(None, None, None)
+        # A pack task (subscriptions.digest_send_batches) sends several batches.
+        batches = len(kwargs["args"][0]) if task.name.endswith("_batches") and kwargs.get("args") else 1
         _stats.rpush(STATS_KEY, json.dumps({
             "task": task.name,
+            "batches": batches,
             "queries": counter["queries"],
             "seconds": time.monotonic() - counter["started"],
             "pid": os.getpid(),
@@ -86,7 +92,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=500, help="ESP_BATCH_SIZE")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes (prefork)")
     parser.add_argument("--esp-latency", type=float, default=0.05, help="seconds per ESP call")
-    parser.add_argument("--database-url", default=None, help="default: newsroom_h4_bench_x<scale>")
+    parser.add_argument("--database-url", default=None, help="default: newsroom_bench_digest_x<scale>")
+    parser.add_argument("--profile-planner", action="store_true",
+                        help="run only the planner, in this process under pyinstrument, queueing nothing")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/9")
     return parser.parse_args()
@@ -188,11 +196,15 @@ def seed(args: argparse.Namespace) -> None:
         article.authors.set([author])
         article.topics.set([topics[n % len(topics)]])
 
+    # Reader n follows sets[n % len(sets)]: the follow count tells whether the database
+    # holds these readers in this many sets, or must be seeded again.
+    sets = followed_sets(categories, topics, args.sets)
+    follows_wanted = sum(len(sets[n % len(sets)]) for n in range(args.readers))
     have = Subscriber.objects.filter(email__endswith="@readers.example").count()
-    if have != args.readers or Follow.objects.filter(subscriber__email__endswith="@readers.example").count() == 0:
-        print(f"seeding {args.readers} subscribers ...", flush=True)
+    follows_have = Follow.objects.filter(subscriber__email__endswith="@readers.example").count()
+    if have != args.readers or follows_have != follows_wanted:
+        print(f"seeding {args.readers} subscribers in {args.sets} followed sets ...", flush=True)
         began = time.monotonic()
-        sets = followed_sets(categories, topics, args.sets)
         rows = [
             (number, position, item.pk if kind == "c" else None, item.pk if kind == "t" else None)
             for number, follow_set in enumerate(sets)
@@ -254,8 +266,41 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def run(args: argparse.Namespace) -> dict:
-    """One edition to args.readers subscribers in its own process; returns its figures."""
+def stop_on_signals() -> None:
+    """SIGTERM and SIGHUP (`timeout`, a closed terminal) unwind like Ctrl-C does, so the
+    `finally` that stops the worker runs; by default they end Python on the spot."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
+
+
+def _die_with_parent() -> None:
+    """In the worker, before exec: the kernel sends it SIGTERM if this script dies, even
+    by SIGKILL (prctl PR_SET_PDEATHSIG), so no worker outlives its benchmark."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+
+
+def stop_worker(worker: subprocess.Popen) -> None:
+    """SIGTERM to the worker's process group; SIGKILL if it has not gone in 20 s."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+    try:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+    except ProcessLookupError:
+        pass
+
+
+def setup(args: argparse.Namespace) -> None:
+    """Environment, database (created and migrated once) and Django, for this process."""
     env = environment(args)
     env["BENCH_COUNT_QUERIES"] = "1"
     os.environ.update(env)
@@ -265,6 +310,37 @@ def run(args: argparse.Namespace) -> dict:
     import django
 
     django.setup()
+
+
+def profile_planner(args: argparse.Namespace, *, name: str) -> None:
+    """The planner of one edition alone, in this process, under pyinstrument; nothing is sent.
+
+    Writes bench/results/<name>.txt (the call tree) and prints the planner's time.
+    """
+    from pyinstrument import Profiler
+
+    setup(args)
+    from subscriptions import digest
+
+    seed(args)
+    profiler = Profiler(interval=0.005)
+    began = time.monotonic()
+    with profiler:
+        [result] = digest.digest_plan(send_now=True, enqueue=False)
+    seconds = time.monotonic() - began
+    print(f"planned {result.queued} readers in {len(result.batch_ids)} batches in {seconds:.1f} s"
+          f" (peak {peak_rss_mb(os.getpid()):.0f} MB)")
+    from bench.common import RESULTS
+
+    out = RESULTS / f"{name}.txt"
+    out.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
+def run(args: argparse.Namespace) -> dict:
+    """One edition to args.readers subscribers in its own process; returns its figures."""
+    setup(args)
+    env = environment(args)
     import redis
     from django.db.models import Count
 
@@ -290,6 +366,7 @@ def run(args: argparse.Namespace) -> dict:
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
     try:
         deadline = time.monotonic() + 60
@@ -327,8 +404,7 @@ def run(args: argparse.Namespace) -> dict:
         print()
         peaks = {pid: peak_rss_mb(pid) for pid in process_group(worker.pid)}
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(30)
+        stop_worker(worker)
 
     edition = Edition.objects.get(newsletter__slug="mideast-daily")
     delivered = int(esp.get(env["BENCH_ESP_KEY"]) or 0)
@@ -336,7 +412,11 @@ def run(args: argparse.Namespace) -> dict:
     groups = DeliveryBatch.objects.filter(edition=edition).values("group_key").distinct().count()
     stats = [json.loads(item) for item in esp.lrange(STATS_KEY, 0, -1)]
     planner = [item for item in stats if item["task"] == "subscriptions.digest_plan"]
-    batch_queries = sorted(item["queries"] for item in stats if item["task"] == "subscriptions.digest_send_batch")
+    batch_queries = sorted(
+        item["queries"] / item["batches"]
+        for item in stats
+        if item["task"] in ("subscriptions.digest_send_batch", "subscriptions.digest_send_batches")
+    )
     worker_peaks = {pid: mb for pid, mb in peaks.items() if pid != worker.pid}
     result = {
         "readers": args.readers,
@@ -356,6 +436,7 @@ def run(args: argparse.Namespace) -> dict:
         "peak_main_process_mb": peaks.get(worker.pid),
         "peak_planner_mb": max(item["peak_mb"] for item in planner) if planner else None,
         "worker_mb_at_start": max(baseline.values()),
+        "tasks": len(batch_queries),
         "queries_per_batch": batch_queries[len(batch_queries) // 2] if batch_queries else None,
         "queries_per_batch_max": batch_queries[-1] if batch_queries else None,
     }
@@ -366,15 +447,18 @@ def run(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     args = parse_args()
+    stop_on_signals()
     if not (args.growth or args.quick):
         args.readers = args.readers or 10_000 * args.scale
-        # One database per scale and number of followed sets: each is seeded once.
-        sets = "" if args.sets == 50 else f"_s{args.sets}"
-        args.database_url = args.database_url or f"postgres://postgres@127.0.0.1:5432/newsroom_h4_bench_x{args.scale}{sets}"
+        sets = "" if args.sets == 50 else f"-sets{args.sets}"
+        args.database_url = args.database_url or f"postgres://postgres@127.0.0.1:5432/newsroom_bench_digest_x{args.scale}"
+        if args.profile_planner:
+            profile_planner(args, name=f"digest-planner-profile-x{args.scale}{sets}")
+            return
         result = run(args)
         from bench.common import write_result
 
-        write_result(f"digest-x{args.scale}" + ("" if args.sets == 50 else f"-sets{args.sets}"), result)
+        write_result(f"digest-x{args.scale}{sets}", result)
         return
     # Each scale runs in a fresh interpreter: Django is set up once per database.
     rows = []
@@ -384,7 +468,15 @@ def main() -> None:
         command = [PYTHON, str(Path(__file__)), "--scale", str(scale), "--sets", str(args.sets),
                    "--concurrency", str(args.concurrency), "--esp-latency", str(args.esp_latency)]
         print(f"--- digest at {scale}x ({10_000 * scale:,} subscribers)", flush=True)
-        subprocess.run(command, cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        scale_run = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        try:
+            if scale_run.wait():
+                sys.exit(f"digest at {scale}x failed ({scale_run.returncode})")
+        except KeyboardInterrupt:
+            # The scale's own process stops its worker; give it the time to.
+            scale_run.send_signal(signal.SIGTERM)
+            scale_run.wait(60)
+            raise
         result = json.loads((RESULTS / f"digest-x{scale}.json").read_text())
         rows.append({
             "scale": scale,

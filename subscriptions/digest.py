@@ -951,13 +951,19 @@ def edition_send_batches(*, batch_ids: list[int], task_id: str) -> PackOutcome:
                 pack.retry[batch.pk] = str(exc)
 
     calls = max(1, settings.ESP_CONCURRENT_CALLS)
+    appeals_running = _appeals_running()  # once for the pack: the sends take seconds
     with ThreadPoolExecutor(max_workers=calls, thread_name_prefix="digest-esp") as pool:
         for batch_id in batch_ids:
             if len(in_flight) >= calls:
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 settle(done)
             try:
-                started = _start(batch_id=batch_id, task_id=task_id, mark_done=False)
+                started = _start(
+                    batch_id=batch_id,
+                    task_id=task_id,
+                    mark_done=False,
+                    appeals_running=appeals_running,
+                )
             except BatchSendError as exc:
                 pack.retry[batch_id] = str(exc)
                 continue
@@ -978,7 +984,9 @@ def _editions_of(batch_ids: list[int]) -> set[int]:
     return set(DeliveryBatch.objects.filter(pk__in=batch_ids).values_list("edition_id", flat=True))
 
 
-def _start(*, batch_id: int, task_id: str, mark_done: bool = True):
+def _start(
+    *, batch_id: int, task_id: str, mark_done: bool = True, appeals_running: bool | None = None
+):
     """Claim a batch and render its emails: (batch, prepared, suppressed) or its outcome."""
     claim = _claim(batch_id=batch_id, task_id=task_id)
     if isinstance(claim, BatchOutcome):
@@ -992,7 +1000,10 @@ def _start(*, batch_id: int, task_id: str, mark_done: bool = True):
         return BatchOutcome(state=DeliveryBatch.State.SENT, suppressed=suppressed)
     try:
         prepared = prepare_messages(
-            edition=batch.edition, followed=batch.followed, recipients=recipients
+            edition=batch.edition,
+            followed=batch.followed,
+            recipients=recipients,
+            appeals_running=appeals_running,
         )
     except Exception as exc:
         # Nothing reached the ESP yet: the batch can safely wait for a retry.
@@ -1027,7 +1038,9 @@ def _claim(*, batch_id: int, task_id: str):
     now = timezone.now()
     with transaction.atomic():
         batch = (
-            DeliveryBatch.objects.select_for_update()
+            # The batch's row only: locking its edition too made every claim of every
+            # worker wait its turn on that one row.
+            DeliveryBatch.objects.select_for_update(of=("self",))
             .select_related("edition__newsletter")
             .filter(pk=batch_id)
             .first()
@@ -1202,17 +1215,21 @@ def esp_supports_batch(connection) -> bool:
 
 
 def prepare_messages(
-    *, edition: Edition, followed: list[list], recipients: list[_Recipient]
+    *,
+    edition: Edition,
+    followed: list[list],
+    recipients: list[_Recipient],
+    appeals_running: bool | None = None,
 ) -> list[tuple[RenderedEmail, list[_Recipient]]]:
     """Render what `recipients` get, once per appeal among them, before any ESP call.
 
     The donations app picks each reader's appeal (a reader who gave recently sees none).
     """
     by_appeal: dict[object, tuple[object, list[_Recipient]]] = {}
-    # One look per batch first: on a day without a newsletter appeal (most days) this
-    # spares a lookup per reader. donations.selectors.appeal_for_newsletter returns
-    # None whenever active_appeals(NEWSLETTER) is empty.
-    ask = _appeals_running()
+    # One look per batch (or pack) first: on a day without a newsletter appeal (most
+    # days) this spares a lookup per reader. donations.selectors.appeal_for_newsletter
+    # returns None whenever active_appeals(NEWSLETTER) is empty.
+    ask = _appeals_running() if appeals_running is None else appeals_running
     for recipient in recipients:
         appeal = _appeal_for(recipient.subscriber.email) if ask else None
         appeal_key = getattr(appeal, "pk", id(appeal)) if appeal is not None else None
