@@ -1,7 +1,8 @@
 """Load the demo newsroom: sections, authors, articles with photos, a staff login, then each app's demo.
 
-Running it again updates the same rows (nothing is duplicated) and resets the
-editor's password, which it prints.
+Running it again updates the same rows (nothing is duplicated; the giving and
+readership history is made only once) and resets the editor's password, which it
+prints with how to pass the two-factor sign-in.
 """
 
 from __future__ import annotations
@@ -268,6 +269,26 @@ def _portrait(colour: tuple[int, int, int]) -> bytes:
     return out.getvalue()
 
 
+def _two_factor_lines(user) -> list[str]:
+    """How the demo login gets past the two-factor gate (newsroom.security)."""
+    from newsroom.security import has_confirmed_device
+
+    if has_confirmed_device(user):
+        return [
+            "  two-factor: the sign-in form also asks for the current code of the authenticator",
+            "  app you set up before. Lost it? Remove the device, and the next sign-in sets up a new one:",
+            "    .venv/bin/python manage.py shell -c \"from django_otp.plugins.otp_totp.models import "
+            f"TOTPDevice; TOTPDevice.objects.filter(user__username='{user.username}').delete()\"",
+        ]
+    return [
+        "  two-factor: every staff account needs an authenticator app (TOTP). The first sign-in",
+        "  takes the username and password only (leave the code empty), then asks you to set one up",
+        f"  at {settings.SITE_URL}{reverse('staff_otp_setup')}: scan the QR code (or type the secret)",
+        "  into any authenticator app, enter its code, and the admin opens. Later sign-ins ask for",
+        "  the app's current code as well.",
+    ]
+
+
 class Command(BaseCommand):
     help = "Load the demo newsroom (idempotent) and print how to log in."
 
@@ -336,12 +357,15 @@ class Command(BaseCommand):
             f"Newsroom: {len(CATEGORIES)} categories, {len(TOPICS)} topics, {len(AUTHORS)} authors, "
             f"{len(ARTICLES)} articles (one scheduled, one draft, one in Arabic).",
             *donations_demo.seed(),
+            *donations_demo.seed_history(now=now),
             *subscriptions_demo.seed(),
+            *subscriptions_demo.seed_history(now=now),
             "",
             f"Open the site:   {settings.SITE_URL}{reverse('home')}",
             f"Staff admin:     {settings.SITE_URL}{reverse('admin:index')}",
             "  username: editor",
             f"  password: {password}",
+            *_two_factor_lines(editor),
         ]
         for line in lines:
             self.stdout.write(line)
