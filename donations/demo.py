@@ -176,7 +176,7 @@ FUNNEL_RATES = {
     Placement.SITE_BANNER: (0.0045, 0.38, 0.52),
     Placement.IN_ARTICLE: (0.009, 0.42, 0.58),
     Placement.AFTER_ARTICLE: (0.012, 0.35, 0.55),
-    Placement.DONATE_PAGE_HERO: (0.22, 0.60, 0.63),
+    Placement.DONATE_PAGE_HERO: (0.08, 0.60, 0.63),
     Placement.NEWSLETTER: (0.018, 0.40, 0.60),
 }
 # Where one-time gifts come from (an appeal's name, or None: straight to the donate page).
