@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
@@ -12,6 +13,11 @@ from django.utils.html import format_html
 
 from newsroom import audit, services
 from newsroom.models import Article, AuditEntry, Author, Category, Topic
+
+# Staff see the newsroom's own name on every admin page and in the browser's tab.
+admin.site.site_header = f"{settings.NEWSROOM_NAME} staff"
+admin.site.site_title = f"{settings.NEWSROOM_NAME} staff"
+admin.site.index_title = "Dashboard"
 
 
 class PullQuotesField(forms.CharField):

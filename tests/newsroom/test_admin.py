@@ -173,3 +173,13 @@ def test_publishing_a_live_article_again_keeps_its_publication_time(staff_client
 
     live.refresh_from_db()
     assert live.published_at == first_published
+
+
+def test_admin_pages_carry_the_newsrooms_name(client, staff_client, settings):
+    login_page = client.get(reverse("admin:login")).content.decode()
+    dashboard = staff_client.get(reverse("admin:index")).content.decode()
+
+    for page in (login_page, dashboard):
+        assert f"{settings.NEWSROOM_NAME} staff" in page
+        assert "Django administration" not in page
+        assert "Django site admin" not in page
