@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import tracemalloc
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from donations import admin as donations_admin
 from donations.models import Frequency, Gift
 from newsroom.exports import csv_cell
 from newsroom.models import AuditEntry
@@ -75,6 +77,33 @@ def test_gift_export_streams_the_selection_and_is_logged(fundraiser):
     assert entry.details["rows"] == 2 and entry.details["rows_written"] == 2
     assert entry.details["filters"] == "status__exact=paid"
     assert entry.details["selection"] == "2 ticked"
+
+
+def test_a_large_gift_export_holds_one_chunk_of_rows_in_memory_not_the_whole_list(fundraiser, monkeypatch):
+    monkeypatch.setattr(donations_admin, "EXPORT_CHUNK", 100)
+    now = timezone.now()
+    Gift.objects.bulk_create(
+        Gift(status=Gift.Status.PAID, frequency=Frequency.ONE_TIME, amount_cents=2500, paid_at=now,
+             donor_email=f"donor{n}@mail.example", donor_name="Rana Khoury",
+             stripe_checkout_session_id=f"cs_{n}", stripe_payment_intent_id=f"pi_{n}")
+        for n in range(15_000)
+    )
+    response = fundraiser.post(
+        reverse("admin:donations_gift_changelist"),
+        {"action": "export_csv", "select_across": "1", "index": "0", "_selected_action": [1]},
+    )
+
+    tracemalloc.start()
+    size = lines = 0
+    for part in response.streaming_content:
+        size, lines = size + len(part), lines + part.count(b"\n")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+
+    assert lines == 15_001
+    # Reading every row first would take about eight times the file (measured: 10 MB
+    # for a 1.3 MB file of 10,000 gifts); streaming 100 rows at a time, a third of it.
+    assert peak < size / 2
 
 
 def test_donor_export_sums_each_donor_lifetime_net_of_refunds(fundraiser):
