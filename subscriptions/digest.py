@@ -736,23 +736,91 @@ def edition_plan(
                 _flush(edition=edition, key=key, followed=followed, ids=ids, enqueue=enqueue, result=result)
                 del pending[key]
     # What is left are groups smaller than a batch: with many distinct followed sets,
-    # nearly every group. They go out in packs, one task per PACK_BATCHES batches
-    # (edition_send_batches), each pack queued as soon as it is written.
-    pack: list[int] = []
-    for key, (followed, ids) in pending.items():
-        batch_id = _flush(edition=edition, key=key, followed=followed, ids=ids, enqueue=False, result=result)
-        if batch_id is not None:
-            pack.append(batch_id)
-        if len(pack) >= PACK_BATCHES:
-            _enqueue_pack(pack, enqueue=enqueue)
-            pack = []
-    _enqueue_pack(pack, enqueue=enqueue)
+    # nearly every group. They are written and sent in packs of PACK_BATCHES batches:
+    # one transaction and one task (edition_send_batches) per pack, each queued as soon
+    # as it is written.
+    groups = [(key, followed, ids) for key, (followed, ids) in pending.items()]
+    for start in range(0, len(groups), PACK_BATCHES):
+        _flush_pack(
+            edition=edition, groups=groups[start : start + PACK_BATCHES], enqueue=enqueue, result=result
+        )
     return result
 
 
-def _enqueue_pack(batch_ids: list[int], *, enqueue: bool) -> None:
-    if enqueue and batch_ids:
-        transaction.on_commit(partial(enqueue_batches, list(batch_ids)))
+def _flush_pack(
+    *,
+    edition: Edition,
+    groups: list[tuple[str, list[list], list[int]]],
+    enqueue: bool,
+    result: PlanResult,
+) -> None:
+    """Write one batch per group, all in one transaction, and queue them as one pack.
+
+    One transaction per group cost the planner 5 ms a group: 25 s of its 49 s for
+    100,000 readers in 5,000 followed sets (bench/README.md).
+    """
+    with transaction.atomic():
+        batches = DeliveryBatch.objects.bulk_create(
+            [DeliveryBatch(edition=edition, group_key=key, followed=followed) for key, followed, _ in groups]
+        )
+        claimed = _insert_pack_deliveries(
+            edition_id=edition.pk,
+            rows=[(batch.pk, ids) for batch, (_, _, ids) in zip(batches, groups, strict=True)],
+        )
+        empty = [batch.pk for batch in batches if not claimed.get(batch.pk)]
+        if empty:
+            DeliveryBatch.objects.filter(pk__in=empty).delete()
+        written = [batch.pk for batch in batches if claimed.get(batch.pk)]
+        if not written:
+            return
+        Edition.objects.filter(
+            pk=edition.pk, state__in=[Edition.State.COMPOSED, Edition.State.SENT]
+        ).update(state=Edition.State.SENDING)
+        if enqueue:
+            transaction.on_commit(partial(enqueue_batches, written))
+    for batch, (key, _, _) in zip(batches, groups, strict=True):
+        if claimed.get(batch.pk):
+            result.queued += claimed[batch.pk]
+            result.groups.add(key)
+            result.batch_ids.append(batch.pk)
+
+
+def _insert_pack_deliveries(*, edition_id: int, rows: list[tuple[int, list[int]]]) -> dict[int, int]:
+    """Queue each batch's subscribers in it; return how many rows each batch got.
+
+    ON CONFLICT DO NOTHING, as _insert_deliveries: a reader another planner queued
+    keeps that row.
+    """
+    batch_ids = [batch_id for batch_id, ids in rows for _ in ids]
+    subscriber_ids = [pk for _, ids in rows for pk in ids]
+    if db_connection.vendor == "postgresql":
+        with db_connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {Delivery._meta.db_table} "  # noqa: S608  (table name is ours; values are parameters)
+                "(edition_id, subscriber_id, batch_id, state, esp_message_id, error) "
+                "SELECT %s, u.subscriber_id, u.batch_id, %s, '', '' "
+                "FROM unnest(%s::bigint[], %s::bigint[]) AS u(subscriber_id, batch_id) "
+                "ON CONFLICT DO NOTHING RETURNING batch_id",
+                [edition_id, Delivery.State.QUEUED.value, subscriber_ids, batch_ids],
+            )
+            claimed: dict[int, int] = defaultdict(int)
+            for (batch_id,) in cursor.fetchall():
+                claimed[batch_id] += 1
+            return claimed
+    Delivery.objects.bulk_create(
+        [
+            Delivery(edition_id=edition_id, subscriber_id=pk, batch_id=batch_id)
+            for batch_id, pk in zip(batch_ids, subscriber_ids, strict=True)
+        ],
+        ignore_conflicts=True,
+    )
+    return dict(
+        Delivery.objects.filter(batch_id__in=[batch_id for batch_id, _ in rows])
+        .order_by()
+        .values_list("batch_id")
+        .annotate(n=Count("id"))
+        .values_list("batch_id", "n")
+    )
 
 
 def _record_suppressed(*, edition: Edition, subscriber_ids: list[int]) -> int:
