@@ -343,3 +343,11 @@ def test_names_in_charts_and_tables_are_escaped(administrator):
     page = administrator.get(reverse("admin:index")).content.decode()
     assert "<img src=x" not in page
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
+
+
+def test_large_counts_in_the_tables_are_grouped_by_thousands(administrator):
+    appeal = AppealFactory(name="Year-end match", starts_at=NOW)
+    appeal.impressions, appeal.clicks = 1_234_567, 12_345
+    appeal.save()
+    page = administrator.get(reverse("admin:index")).content.decode()
+    assert "<td>1,234,567</td><td>12,345</td>" in page
