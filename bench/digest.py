@@ -268,12 +268,13 @@ def peak_rss_mb(pid: int) -> float:
 
 def stop_on_signals() -> None:
     """SIGTERM and SIGHUP (`timeout`, a closed terminal) unwind like Ctrl-C does, so the
-    `finally` that stops the worker runs; by default they end Python on the spot."""
+    `finally` that stops the worker runs; by default they end Python on the spot. SIGINT
+    too, which a shell leaves ignored in a script started in the background (`&`)."""
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, interrupt)
 
 
