@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,14 +34,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of each query")
     return parser.parse_args()
-
-
-def ensure_database(database_url: str) -> None:
-    name = database_url.rsplit("/", 1)[1]
-    server = database_url.rsplit("/", 1)[0] + "/postgres"
-    result = subprocess.run(["createdb", "--maintenance-db", server, name], capture_output=True, text=True)
-    if result.returncode and "already exists" not in result.stderr:
-        sys.exit(result.stderr)
 
 
 SEED_SQL = [
@@ -208,6 +199,8 @@ def main() -> None:
         }
     )
     sys.path.insert(0, str(ROOT))
+    from bench.common import ensure_database
+
     ensure_database(args.database_url)
 
     import django

@@ -37,6 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 sys.path.insert(0, str(ROOT))
+from bench.common import ensure_database  # noqa: E402
+
 STATS_KEY = "bench:digest:stats"
 
 if os.environ.get("BENCH_COUNT_QUERIES"):
@@ -122,14 +124,6 @@ def environment(args: argparse.Namespace) -> dict[str, str]:
         "LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
     }
-
-
-def ensure_database(database_url: str) -> None:
-    name = database_url.rsplit("/", 1)[1]
-    server = database_url.rsplit("/", 1)[0] + "/postgres"
-    result = subprocess.run(["createdb", "--maintenance-db", server, name], capture_output=True, text=True)
-    if result.returncode and "already exists" not in result.stderr:
-        sys.exit(result.stderr)
 
 
 def followed_sets(categories: list, topics: list, count: int) -> list[list]:

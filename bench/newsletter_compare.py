@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 sys.path.insert(0, str(ROOT))
 
-from bench.common import write_result  # noqa: E402
+from bench.common import ensure_database, write_result  # noqa: E402
 
 PEER_DIR = ROOT / "bench" / "newsletter_peer"
 PEER_VENV = ROOT / "bench" / ".venv-newsletter"
@@ -115,16 +115,6 @@ def peer_environment(args: argparse.Namespace) -> dict[str, str]:
         "EMAIL_PORT": str(args.port),
         "PYTHONPATH": str(PEER_DIR),
     }
-
-
-def ensure_database(database_url: str) -> None:
-    name = database_url.rsplit("/", 1)[1]
-    server = database_url.rsplit("/", 1)[0] + "/postgres"
-    result = subprocess.run(
-        ["createdb", "--maintenance-db", server, name], capture_output=True, text=True
-    )
-    if result.returncode and "already exists" not in result.stderr:
-        sys.exit(result.stderr)
 
 
 def ensure_peer_venv() -> dict[str, str]:
