@@ -15,6 +15,17 @@ logger = logging.getLogger(__name__)
 SEND_SOFT_TIME_LIMIT = 240
 SEND_TIME_LIMIT = 300
 SEND_MAX_RETRIES = 6
+SEND_TASK_OPTIONS = {
+    "bind": True,
+    "ignore_result": True,
+    # Acknowledged only after the service returns, so a batch whose worker dies is
+    # redelivered; each batch's "sending" state makes that redelivery safe.
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "max_retries": SEND_MAX_RETRIES,
+    "soft_time_limit": SEND_SOFT_TIME_LIMIT,
+    "time_limit": SEND_TIME_LIMIT,
+}
 
 
 def backoff(retries: int) -> int:
@@ -36,18 +47,7 @@ def digest_plan_task() -> None:
             )
 
 
-@shared_task(
-    name="subscriptions.digest_send_batch",
-    bind=True,
-    ignore_result=True,
-    # Acknowledged only after the service returns, so a batch whose worker dies is
-    # redelivered; the service's "sending" state makes that redelivery safe.
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=SEND_MAX_RETRIES,
-    soft_time_limit=SEND_SOFT_TIME_LIMIT,
-    time_limit=SEND_TIME_LIMIT,
-)
+@shared_task(name="subscriptions.digest_send_batch", **SEND_TASK_OPTIONS)
 def digest_send_batch_task(self, batch_id: int) -> str:
     """Send one batch of an edition (queue `digests`, settings.CELERY_TASK_ROUTES)."""
     try:
@@ -60,17 +60,7 @@ def digest_send_batch_task(self, batch_id: int) -> str:
     return outcome.state
 
 
-@shared_task(
-    name="subscriptions.digest_send_batches",
-    bind=True,
-    ignore_result=True,
-    # As digest_send_batch: each batch's "sending" state makes a redelivery safe.
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=SEND_MAX_RETRIES,
-    soft_time_limit=SEND_SOFT_TIME_LIMIT,
-    time_limit=SEND_TIME_LIMIT,
-)
+@shared_task(name="subscriptions.digest_send_batches", **SEND_TASK_OPTIONS)
 def digest_send_batches_task(self, batch_ids: list[int]) -> str:
     """Send a pack of small batches of an edition; retry only the ones the ESP failed."""
     pack = digest.edition_send_batches(batch_ids=batch_ids, task_id=self.request.id or "")

@@ -7,7 +7,16 @@ import re
 import pytest
 from django.urls import reverse
 
+from newsroom.celery import app as celery_app
 from tests.factories import NewsletterFactory
+
+
+@pytest.fixture
+def eager_retries():
+    """In-process tasks retry at once instead of raising Retry (Celery's eager apply)."""
+    celery_app.conf.task_eager_propagates = False
+    yield
+    celery_app.conf.task_eager_propagates = True
 
 
 @pytest.fixture

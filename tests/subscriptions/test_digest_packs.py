@@ -10,7 +10,6 @@ from anymail.backends.test import EmailBackend as AnymailTestBackend
 from anymail.exceptions import AnymailAPIError
 from django.core import mail
 
-from newsroom.celery import app as celery_app
 from subscriptions import digest, digest_tasks
 from subscriptions.models import Delivery, DeliveryBatch, Edition
 from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
@@ -56,14 +55,6 @@ class DyingOnSecondCall(AnymailTestBackend):
         if DyingOnSecondCall.calls == 2:
             raise WorkerLost
         return answer
-
-
-@pytest.fixture
-def eager_retries():
-    """In-process tasks retry at once instead of raising Retry (Celery's eager apply)."""
-    celery_app.conf.task_eager_propagates = False
-    yield
-    celery_app.conf.task_eager_propagates = True
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from anymail.exceptions import AnymailAPIError
 from django.core import mail
 from django.test.signals import template_rendered
 
-from newsroom.celery import app as celery_app
 from subscriptions import digest, digest_tasks
 from subscriptions.models import (
     Delivery,
@@ -56,14 +55,6 @@ class DyingEsp(AnymailTestBackend):
     def post_to_esp(self, payload, message):
         super().post_to_esp(payload, message)
         raise WorkerLost
-
-
-@pytest.fixture
-def eager_retries():
-    """In-process tasks retry at once instead of raising Retry (Celery's eager apply)."""
-    celery_app.conf.task_eager_propagates = False
-    yield
-    celery_app.conf.task_eager_propagates = True
 
 
 @pytest.fixture
