@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
@@ -109,6 +110,22 @@ def consent_text_store(*, text: str) -> ConsentText:
 
 def consent_text_current() -> ConsentText:
     return consent_text_store(text=consent_document())
+
+
+def consent_version_shown() -> str:
+    """The SHA-256 of the current consent wording, stored (once) before a form shows it.
+
+    A stored version is never deleted (old consent records point at it), so once the
+    cache says it is stored the database is not asked again: a page render costs no
+    query for it, and a changed wording has a new hash and is stored on its first showing.
+    """
+    text = consent_document()
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    key = f"subscriptions:consent-stored:{digest}"
+    if not cache.get(key):
+        consent_text_store(text=text)
+        cache.set(key, True, timeout=None)
+    return digest
 
 
 def consent_text_for_version(version: str | None) -> ConsentText:
