@@ -741,7 +741,7 @@ def edition_plan(
             _, ids = pending.setdefault(key, (followed, array("q")))
             ids.append(pk)
             if len(ids) >= batch_size:
-                _flush(edition=edition, key=key, followed=followed, ids=list(ids), enqueue=enqueue, result=result)
+                _flush_pack(edition=edition, groups=[(key, followed, list(ids))], enqueue=enqueue, result=result)
                 del pending[key]
     # What is left are groups smaller than a batch: with many distinct followed sets,
     # nearly every group. They are written and sent in packs of PACK_BATCHES batches:
@@ -767,6 +767,8 @@ def _flush_pack(
     result: PlanResult,
 ) -> None:
     """Write one batch per group, all in one transaction, and queue them as one pack.
+
+    A full batch of one group is a pack of one, queued as its own batch's task.
 
     With a transaction per group, planning 100,000 readers in 5,000 followed sets took
     49 s in bench/digest.py; with one per pack, 17 s (bench/README.md).
@@ -804,6 +806,9 @@ def _insert_pack_deliveries(*, edition_id: int, rows: list[tuple[int, list[int]]
     ON CONFLICT DO NOTHING, as _insert_deliveries: a reader another planner queued
     keeps that row.
     """
+    if len(rows) == 1:
+        batch_id, ids = rows[0]
+        return {batch_id: _insert_deliveries(edition_id=edition_id, batch_id=batch_id, subscriber_ids=ids)}
     batch_ids = [batch_id for batch_id, ids in rows for _ in ids]
     subscriber_ids = [pk for _, ids in rows for pk in ids]
     if db_connection.vendor == "postgresql":
@@ -851,34 +856,6 @@ def _record_suppressed(*, edition: Edition, subscriber_ids: list[int]) -> int:
         ignore_conflicts=True,
     )
     return Delivery.objects.filter(edition=edition, subscriber_id__in=subscriber_ids).count() - before
-
-
-def _flush(
-    *,
-    edition: Edition,
-    key: str,
-    followed: list[list],
-    ids: list[int],
-    enqueue: bool,
-    result: PlanResult,
-) -> int | None:
-    """Write one batch of a group's readers; return its id (None: all were queued before)."""
-    with transaction.atomic():
-        _commit_without_waiting_for_disk()
-        batch = DeliveryBatch.objects.create(edition=edition, group_key=key, followed=followed)
-        claimed = _insert_deliveries(edition_id=edition.pk, batch_id=batch.pk, subscriber_ids=ids)
-        if not claimed:
-            batch.delete()
-            return None
-        Edition.objects.filter(
-            pk=edition.pk, state__in=[Edition.State.COMPOSED, Edition.State.SENT]
-        ).update(state=Edition.State.SENDING)
-        if enqueue:
-            transaction.on_commit(partial(enqueue_batch, batch.pk))
-    result.queued += claimed
-    result.groups.add(key)
-    result.batch_ids.append(batch.pk)
-    return batch.pk
 
 
 def _commit_without_waiting_for_disk() -> None:
