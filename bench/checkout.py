@@ -49,9 +49,11 @@ GIFTS_PER_SCALE = 10_000
 
 def gifts_top_up(database_url: str, want: int) -> int:
     """Copy the newest gift until there are `want`; return how many there are."""
+
     def sql(query: str) -> str:
-        return subprocess.run(["psql", database_url, "-tAqc", query], capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["psql", database_url, "-tAqc", query], capture_output=True, text=True, check=True
+        ).stdout.strip()
 
     have = int(sql("SELECT count(*) FROM donations_gift"))
     if have < want:
@@ -91,17 +93,26 @@ def preset_amount(port: int) -> str:
 
 
 def one_checkout(port: int, amount: str) -> tuple[int, str]:
-    body = urllib.parse.urlencode({
-        "frequency": "one_time", "amount": amount,
-        "name": "Bench Donor", "email": "first@checkout.bench",
-    })
+    body = urllib.parse.urlencode(
+        {
+            "frequency": "one_time",
+            "amount": amount,
+            "name": "Bench Donor",
+            "email": "first@checkout.bench",
+        }
+    )
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    connection.request("POST", "/donate/", body=body, headers={
-        "Content-Type": "application/x-www-form-urlencoded",
-        "Origin": f"https://127.0.0.1:{port}",
-        "Referer": f"https://127.0.0.1:{port}/donate/",
-        "X-Forwarded-Proto": "https",
-    })
+    connection.request(
+        "POST",
+        "/donate/",
+        body=body,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Origin": f"https://127.0.0.1:{port}",
+            "Referer": f"https://127.0.0.1:{port}/donate/",
+            "X-Forwarded-Proto": "https",
+        },
+    )
     response = connection.getresponse()
     response.read()
     return response.status, response.getheader("Location") or ""
@@ -112,8 +123,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--scale", type=int, help="tens of thousands of gifts (1, 10, 100) for the growth table")
-    parser.add_argument("--database-url", help="default: newsroom_bench, or newsroom_bench_x10 for --scale 10")
+    parser.add_argument(
+        "--scale", type=int, help="tens of thousands of gifts (1, 10, 100) for the growth table"
+    )
+    parser.add_argument(
+        "--database-url", help="default: newsroom_bench, or newsroom_bench_x10 for --scale 10"
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     args = parser.parse_args()
     if not args.database_url:
@@ -124,12 +139,14 @@ def main() -> None:
     env = production_env(database_url=args.database_url, redis_url=args.redis_url)
     migrate(env)
     stand_in, stand_in_server = stripe_stand_in()
-    env.update({
-        "STRIPE_API_BASE": stand_in,
-        "CHECKOUT_RATE_LIMIT_PER_IP": "1000000/1m",
-        "CHECKOUT_RATE_LIMIT_PER_EMAIL": "1000000/1m",
-        "CELERY_BROKER_URL": "",  # nothing is queued when a checkout starts
-    })
+    env.update(
+        {
+            "STRIPE_API_BASE": stand_in,
+            "CHECKOUT_RATE_LIMIT_PER_IP": "1000000/1m",
+            "CHECKOUT_RATE_LIMIT_PER_EMAIL": "1000000/1m",
+            "CELERY_BROKER_URL": "",  # nothing is queued when a checkout starts
+        }
+    )
     server = start_gunicorn(env, "newsroom.wsgi:application", PORT, args.workers)
     try:
         amount = preset_amount(PORT)
@@ -139,10 +156,22 @@ def main() -> None:
         gifts = gifts_top_up(args.database_url, args.scale * GIFTS_PER_SCALE if args.scale else 0)
         load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds}s", "--latency",
-             "-s", str(ROOT / "bench" / "checkout.lua"), f"http://127.0.0.1:{PORT}/donate/",
-             "--", str(PORT), amount],
-            capture_output=True, text=True, check=True,
+            [
+                "wrk",
+                "-t1",
+                f"-c{args.connections}",
+                f"-d{args.seconds}s",
+                "--latency",
+                "-s",
+                str(ROOT / "bench" / "checkout.lua"),
+                f"http://127.0.0.1:{PORT}/donate/",
+                "--",
+                str(PORT),
+                amount,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
     finally:
         stop([server])
@@ -162,8 +191,10 @@ def main() -> None:
         "non_2xx_3xx": result["non_2xx"],
         "socket_errors": result["socket_errors"],
     }
-    print(f"\ncheckout: POST /donate/ -> 303, {args.connections} connection(s) x {args.seconds} s, "
-          f"{args.workers} gunicorn workers (load before {load})")
+    print(
+        f"\ncheckout: POST /donate/ -> 303, {args.connections} connection(s) x {args.seconds} s, "
+        f"{args.workers} gunicorn workers (load before {load})"
+    )
     for key, value in figures.items():
         print(f"{key:24} {value:,.2f}" if isinstance(value, float) else f"{key:24} {value}")
     if result["requests"] < 1000:
@@ -173,11 +204,27 @@ def main() -> None:
         path = RESULTS / "checkout-growth.json"
         rows = json.loads(path.read_text()) if path.exists() else []
         rows = [row for row in rows if row["scale"] != args.scale]
-        rows.append({"scale": args.scale, "rows": gifts, "seconds": result["p50_ms"] / 1000,
-                     "peak_mb": None, "label": "checkout p50"})
-        rows.append({"scale": args.scale, "rows": gifts, "seconds": result["p99_ms"] / 1000,
-                     "peak_mb": None, "label": "checkout p99"})
-        path.write_text(json.dumps(sorted(rows, key=lambda r: (r["label"], r["scale"])), indent=2) + "\n")
+        rows.append(
+            {
+                "scale": args.scale,
+                "rows": gifts,
+                "seconds": result["p50_ms"] / 1000,
+                "peak_mb": None,
+                "label": "checkout p50",
+            }
+        )
+        rows.append(
+            {
+                "scale": args.scale,
+                "rows": gifts,
+                "seconds": result["p99_ms"] / 1000,
+                "peak_mb": None,
+                "label": "checkout p99",
+            }
+        )
+        path.write_text(
+            json.dumps(sorted(rows, key=lambda r: (r["label"], r["scale"])), indent=2) + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,9 @@ GROWTH_ROW = ("scale", "rows", "seconds", "peak_mb", "label")
 WEBHOOK_SECRET = "whsec_bench"
 
 
-def production_env(*, database_url: str, redis_url: str, page_cache_seconds: int = 300) -> dict[str, str]:
+def production_env(
+    *, database_url: str, redis_url: str, page_cache_seconds: int = 300
+) -> dict[str, str]:
     """The site's production settings (DEBUG off, PostgreSQL, Redis cache) on loopback."""
     return {
         **os.environ,
@@ -58,22 +60,35 @@ def production_env(*, database_url: str, redis_url: str, page_cache_seconds: int
 def ensure_database(database_url: str) -> None:
     name = database_url.rsplit("/", 1)[1]
     server = database_url.rsplit("/", 1)[0] + "/postgres"
-    result = subprocess.run(["createdb", "--maintenance-db", server, name], capture_output=True, text=True)
+    result = subprocess.run(
+        ["createdb", "--maintenance-db", server, name], capture_output=True, text=True
+    )
     if result.returncode and "already exists" not in result.stderr:
         sys.exit(result.stderr)
 
 
 def migrate(env: dict[str, str]) -> None:
-    subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+    )
 
 
 def start_gunicorn(env: dict[str, str], app: str, port: int, workers: int) -> subprocess.Popen:
     process = subprocess.Popen(
         [
-            PYTHON, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}",
-            "--workers", str(workers), "--log-level", "warning",
+            PYTHON,
+            "-m",
+            "gunicorn",
+            app,
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
         ],
-        cwd=ROOT, env=env,
+        cwd=ROOT,
+        env=env,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -98,10 +113,18 @@ def stop(processes: list[subprocess.Popen]) -> None:
             process.kill()
 
 
-def wrk(url: str, *, seconds: int, connections: int, script: str | None = None,
-        threads: int = 2) -> dict:
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
-               "-H", "X-Forwarded-Proto: https"]
+def wrk(
+    url: str, *, seconds: int, connections: int, script: str | None = None, threads: int = 2
+) -> dict:
+    command = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-H",
+        "X-Forwarded-Proto: https",
+    ]
     if script:
         command += ["-s", script]
     out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
@@ -118,7 +141,9 @@ def parse_wrk(out: str) -> dict:
     p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", out)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
     return {
         "rps": rps,
         "requests": requests,
@@ -163,17 +188,19 @@ class StripeStandIn(BaseHTTPRequestHandler):
             self._send({"error": {"message": "not here"}}, 404)
             return
         intent_id = self.path.split("/")[3].split("?")[0]
-        self._send({
-            "id": intent_id,
-            "object": "payment_intent",
-            "customer": "cus_bench",
-            "latest_charge": {
-                "id": f"ch_{intent_id}",
-                "object": "charge",
-                "created": int(time.time()),
-                "payment_method_details": {"type": "card", "card": {"last4": "4242"}},
-            },
-        })
+        self._send(
+            {
+                "id": intent_id,
+                "object": "payment_intent",
+                "customer": "cus_bench",
+                "latest_charge": {
+                    "id": f"ch_{intent_id}",
+                    "object": "charge",
+                    "created": int(time.time()),
+                    "payment_method_details": {"type": "card", "card": {"last4": "4242"}},
+                },
+            }
+        )
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -184,12 +211,14 @@ class StripeStandIn(BaseHTTPRequestHandler):
             StripeStandIn.counter += 1
             number = StripeStandIn.counter
         session_id = f"cs_bench_{os.getpid()}_{number}_{time.time_ns()}"
-        self._send({
-            "id": session_id,
-            "object": "checkout.session",
-            "url": f"https://checkout.stripe.com/c/pay/{session_id}",
-            "status": "open",
-        })
+        self._send(
+            {
+                "id": session_id,
+                "object": "checkout.session",
+                "url": f"https://checkout.stripe.com/c/pay/{session_id}",
+                "status": "open",
+            }
+        )
 
     def log_message(self, *args) -> None:
         pass

@@ -27,12 +27,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--gifts", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/newsroom_bench_dash")
+    parser.add_argument(
+        "--database-url", default="postgres://postgres@127.0.0.1:5432/newsroom_bench_dash"
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
-    parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of each query")
+    parser.add_argument(
+        "--explain", action="store_true", help="print EXPLAIN ANALYZE of each query"
+    )
     return parser.parse_args()
 
 
@@ -254,12 +260,19 @@ def main() -> None:
             for query in captured.captured_queries:
                 with connection.cursor() as cursor:
                     cursor.execute("EXPLAIN ANALYZE " + query["sql"])
-                    print(f"--- {name}\n{query['sql'][:300]}\n" + "\n".join(row[0] for row in cursor.fetchall()))
+                    print(
+                        f"--- {name}\n{query['sql'][:300]}\n"
+                        + "\n".join(row[0] for row in cursor.fetchall())
+                    )
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM donations_gift WHERE paid_at >= now() - interval '90 days'")
+        cursor.execute(
+            "SELECT count(*) FROM donations_gift WHERE paid_at >= now() - interval '90 days'"
+        )
         recent = cursor.fetchone()[0]
-    print(f"gifts {args.gifts:,} ({recent:,} in the last 90 days), runs {args.runs} (after one warm-up)")
+    print(
+        f"gifts {args.gifts:,} ({recent:,} in the last 90 days), runs {args.runs} (after one warm-up)"
+    )
     print(f"{'figure':<34} {'p50 ms':>8} {'max ms':>8} {'queries':>8}")
     for name, function in figures:
         function()  # warm-up: connection, caches, template loading
@@ -268,7 +281,9 @@ def main() -> None:
             f"{name:<34} {statistics.median(durations) * 1000:>8.1f} "
             f"{max(durations) * 1000:>8.1f} {queries:>8}"
         )
-    print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+    print(
+        f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -73,30 +73,50 @@ if os.environ.get("BENCH_COUNT_QUERIES"):
             return
         wrap.__exit__(None, None, None)
         # A pack task (subscriptions.digest_send_batches) sends several batches.
-        batches = len(kwargs["args"][0]) if task.name.endswith("_batches") and kwargs.get("args") else 1
-        _stats.rpush(STATS_KEY, json.dumps({
-            "task": task.name,
-            "batches": batches,
-            "queries": counter["queries"],
-            "seconds": time.monotonic() - counter["started"],
-            "pid": os.getpid(),
-            "peak_mb": peak_rss_mb(os.getpid()),
-        }))
+        batches = (
+            len(kwargs["args"][0]) if task.name.endswith("_batches") and kwargs.get("args") else 1
+        )
+        _stats.rpush(
+            STATS_KEY,
+            json.dumps(
+                {
+                    "task": task.name,
+                    "batches": batches,
+                    "queries": counter["queries"],
+                    "seconds": time.monotonic() - counter["started"],
+                    "pid": os.getpid(),
+                    "peak_mb": peak_rss_mb(os.getpid()),
+                }
+            ),
+        )
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--readers", type=int, default=None, help="subscribers (default: 10,000 x scale)")
-    parser.add_argument("--scale", type=int, default=10, help="1, 10 or 100 times 10,000 subscribers")
-    parser.add_argument("--growth", action="store_true", help="run at 1x, 10x and 100x; write digest-growth.json")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--readers", type=int, default=None, help="subscribers (default: 10,000 x scale)"
+    )
+    parser.add_argument(
+        "--scale", type=int, default=10, help="1, 10 or 100 times 10,000 subscribers"
+    )
+    parser.add_argument(
+        "--growth", action="store_true", help="run at 1x, 10x and 100x; write digest-growth.json"
+    )
     parser.add_argument("--quick", action="store_true", help="growth rows at 1x and 10x only")
     parser.add_argument("--sets", type=int, default=50, help="distinct followed sets")
     parser.add_argument("--batch-size", type=int, default=500, help="ESP_BATCH_SIZE")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes (prefork)")
     parser.add_argument("--esp-latency", type=float, default=0.05, help="seconds per ESP call")
-    parser.add_argument("--database-url", default=None, help="default: newsroom_bench_digest_x<scale>")
-    parser.add_argument("--profile-planner", action="store_true",
-                        help="run only the planner, in this process under pyinstrument, queueing nothing")
+    parser.add_argument(
+        "--database-url", default=None, help="default: newsroom_bench_digest_x<scale>"
+    )
+    parser.add_argument(
+        "--profile-planner",
+        action="store_true",
+        help="run only the planner, in this process under pyinstrument, queueing nothing",
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/9")
     return parser.parse_args()
@@ -156,16 +176,23 @@ def seed(args: argparse.Namespace) -> None:
     )
 
     newsletter, _ = Newsletter.objects.get_or_create(
-        slug="mideast-daily", defaults={"name": "Mideast Daily", "top_stories_count": 3, "section_cap": 3}
+        slug="mideast-daily",
+        defaults={"name": "Mideast Daily", "top_stories_count": 3, "section_cap": 3},
     )
     # Due at any hour of the readers' local day, so the bench runs whenever it is started.
-    Newsletter.objects.filter(pk=newsletter.pk).update(send_hour=0, cadence=Newsletter.Cadence.DAILY, active=True)
+    Newsletter.objects.filter(pk=newsletter.pk).update(
+        send_hour=0, cadence=Newsletter.Cadence.DAILY, active=True
+    )
     categories = [
-        Category.objects.get_or_create(slug=f"bench-section-{n}", defaults={"name": f"Bench section {n}", "order": n})[0]
+        Category.objects.get_or_create(
+            slug=f"bench-section-{n}", defaults={"name": f"Bench section {n}", "order": n}
+        )[0]
         for n in range(10)
     ]
     topics = [
-        Topic.objects.get_or_create(slug=f"bench-topic-{n}", defaults={"name": f"Bench topic {n}"})[0]
+        Topic.objects.get_or_create(slug=f"bench-topic-{n}", defaults={"name": f"Bench topic {n}"})[
+            0
+        ]
         for n in range(8)
     ]
     author, _ = Author.objects.get_or_create(slug="bench-desk", defaults={"name": "Bench Desk"})
@@ -218,7 +245,9 @@ def seed(args: argparse.Namespace) -> None:
                 " SELECT id, %s, 'active', now(), %s FROM subscriptions_subscriber",
                 [newsletter.pk, confirmed],
             )
-            cursor.execute("CREATE TEMP TABLE bench_sets (number int, position int, category_id bigint, topic_id bigint)")
+            cursor.execute(
+                "CREATE TEMP TABLE bench_sets (number int, position int, category_id bigint, topic_id bigint)"
+            )
             cursor.executemany("INSERT INTO bench_sets VALUES (%s, %s, %s, %s)", rows)
             cursor.execute(
                 "INSERT INTO subscriptions_follow (subscriber_id, category_id, topic_id, position, created_at)"
@@ -303,7 +332,12 @@ def setup(args: argparse.Namespace) -> None:
     env["BENCH_COUNT_QUERIES"] = "1"
     os.environ.update(env)
     ensure_database(args.database_url)
-    subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env={**os.environ}, check=True)
+    subprocess.run(
+        [PYTHON, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=ROOT,
+        env={**os.environ},
+        check=True,
+    )
 
     import django
 
@@ -326,8 +360,10 @@ def profile_planner(args: argparse.Namespace, *, name: str) -> None:
     with profiler:
         [result] = digest.digest_plan(send_now=True, enqueue=False)
     seconds = time.monotonic() - began
-    print(f"planned {result.queued} readers in {len(result.batch_ids)} batches in {seconds:.1f} s"
-          f" (peak {peak_rss_mb(os.getpid()):.0f} MB)")
+    print(
+        f"planned {result.queued} readers in {len(result.batch_ids)} batches in {seconds:.1f} s"
+        f" (peak {peak_rss_mb(os.getpid()):.0f} MB)"
+    )
     from bench.common import RESULTS
 
     out = RESULTS / f"{name}.txt"
@@ -355,9 +391,23 @@ def run(args: argparse.Namespace) -> dict:
     log.parent.mkdir(exist_ok=True)
     worker = subprocess.Popen(
         [
-            PYTHON, "-m", "celery", "-A", "bench.digest", "worker", "-Q", "celery,digests",
-            "--pool", "prefork", "--concurrency", str(args.concurrency), "--loglevel", "INFO",
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "bench.digest",
+            "worker",
+            "-Q",
+            "celery,digests",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(args.concurrency),
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
         ],
         cwd=ROOT,
         env={**os.environ},
@@ -376,7 +426,12 @@ def run(args: argparse.Namespace) -> dict:
 
         started = time.monotonic()
         digest_plan_task.delay()  # what beat sends every five minutes
-        settled_states = [Delivery.State.SENT, Delivery.State.SUPPRESSED, Delivery.State.FAILED, Delivery.State.IN_DOUBT]
+        settled_states = [
+            Delivery.State.SENT,
+            Delivery.State.SUPPRESSED,
+            Delivery.State.FAILED,
+            Delivery.State.IN_DOUBT,
+        ]
         planned_at = None
         shown = started
         while True:
@@ -449,7 +504,10 @@ def main() -> None:
     if not (args.growth or args.quick):
         args.readers = args.readers or 10_000 * args.scale
         sets = "" if args.sets == 50 else f"-sets{args.sets}"
-        args.database_url = args.database_url or f"postgres://postgres@127.0.0.1:5432/newsroom_bench_digest_x{args.scale}"
+        args.database_url = (
+            args.database_url
+            or f"postgres://postgres@127.0.0.1:5432/newsroom_bench_digest_x{args.scale}"
+        )
         if args.profile_planner:
             profile_planner(args, name=f"digest-planner-profile-x{args.scale}{sets}")
             return
@@ -463,8 +521,18 @@ def main() -> None:
     from bench.common import RESULTS, write_result
 
     for scale in (1, 10) if args.quick else (1, 10, 100):
-        command = [PYTHON, str(Path(__file__)), "--scale", str(scale), "--sets", str(args.sets),
-                   "--concurrency", str(args.concurrency), "--esp-latency", str(args.esp_latency)]
+        command = [
+            PYTHON,
+            str(Path(__file__)),
+            "--scale",
+            str(scale),
+            "--sets",
+            str(args.sets),
+            "--concurrency",
+            str(args.concurrency),
+            "--esp-latency",
+            str(args.esp_latency),
+        ]
         print(f"--- digest at {scale}x ({10_000 * scale:,} subscribers)", flush=True)
         scale_run = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
         try:
@@ -476,18 +544,20 @@ def main() -> None:
             scale_run.wait(60)
             raise
         result = json.loads((RESULTS / f"digest-x{scale}.json").read_text())
-        rows.append({
-            "scale": scale,
-            "rows": result["readers"],
-            "seconds": result["seconds"],
-            "peak_mb": result["peak_worker_mb"],
-            "label": "digest edition",
-            "subscribers": result["readers"],
-            "recipients_per_second": result["recipients_per_second"],
-            "peak_worker_mb": result["peak_worker_mb"],
-            "peak_planner_mb": result["peak_planner_mb"],
-            "queries_per_batch": result["queries_per_batch"],
-        })
+        rows.append(
+            {
+                "scale": scale,
+                "rows": result["readers"],
+                "seconds": result["seconds"],
+                "peak_mb": result["peak_worker_mb"],
+                "label": "digest edition",
+                "subscribers": result["readers"],
+                "recipients_per_second": result["recipients_per_second"],
+                "peak_worker_mb": result["peak_worker_mb"],
+                "peak_planner_mb": result["peak_planner_mb"],
+                "queries_per_batch": result["queries_per_batch"],
+            }
+        )
     if not args.quick:
         (RESULTS / "digest-growth.json").write_text(json.dumps(rows, indent=2) + "\n")
         print(f"wrote {(RESULTS / 'digest-growth.json').relative_to(ROOT)}")

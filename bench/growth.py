@@ -33,10 +33,16 @@ def page_rows() -> list[dict]:
         for label in PAGES:
             row = data["rows"].get(label)
             if row:
-                rows.append({
-                    "scale": data["scale"], "rows": data.get("articles"), "seconds": 1 / row["rps"],
-                    "peak_mb": None, "label": f"{label} page", "kind": "articles",
-                })
+                rows.append(
+                    {
+                        "scale": data["scale"],
+                        "rows": data.get("articles"),
+                        "seconds": 1 / row["rps"],
+                        "peak_mb": None,
+                        "label": f"{label} page",
+                        "kind": "articles",
+                    }
+                )
     return rows
 
 
@@ -53,7 +59,10 @@ def growth_rows() -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| data | what | scale | rows | cost per unit | vs 1x | peak MB |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| data | what | scale | rows | cost per unit | vs 1x | peak MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
     first: dict[tuple[str, str], float] = {}
     for row in sorted(rows, key=lambda r: (r["kind"], r["label"], r["scale"])):
         key = (row["kind"], row["label"])
@@ -87,8 +96,13 @@ def plot(rows: list[dict], path: Path) -> None:
             ys = [p["seconds"] * 1000 for p in points]
             line = axis.plot(xs, ys, marker="o", label=label)[0]
             if len(xs) > 1:
-                axis.plot(xs, [ys[0] * x / xs[0] for x in xs], linestyle=":", color=line.get_color(),
-                          alpha=0.5)
+                axis.plot(
+                    xs,
+                    [ys[0] * x / xs[0] for x in xs],
+                    linestyle=":",
+                    color=line.get_color(),
+                    alpha=0.5,
+                )
         axis.set_xscale("log")
         axis.set_yscale("log")
         size = SIZES.get(kind, kind)

@@ -353,15 +353,22 @@ def run_peer(args: argparse.Namespace, store, content_path: Path) -> dict:
     print("--- django-newsletter: seeding", flush=True)
     peer_manage(args, "migrate", "--noinput", "-v0")
     peer_manage(
-        args, "bench_peer_seed", "--content", str(content_path),
-        "--subscribers", str(args.subscribers),
+        args,
+        "bench_peer_seed",
+        "--content",
+        str(content_path),
+        "--subscribers",
+        str(args.subscribers),
     )
     # Django's start-up in that virtualenv (manage.py check), measured apart so that
     # the send's own share of submit_newsletter's time can be told.
     began = time.monotonic()
     subprocess.run(
         [str(PEER_PYTHON), "manage.py", "check", "-v0"],
-        cwd=PEER_DIR, env=peer_environment(args), check=True, capture_output=True,
+        cwd=PEER_DIR,
+        env=peer_environment(args),
+        check=True,
+        capture_output=True,
     )
     startup = time.monotonic() - began
 
@@ -371,8 +378,10 @@ def run_peer(args: argparse.Namespace, store, content_path: Path) -> dict:
     began = time.monotonic()
     process = subprocess.Popen(
         [str(PEER_PYTHON), "manage.py", "submit_newsletter"],
-        cwd=PEER_DIR, env=peer_environment(args),
-        stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        cwd=PEER_DIR,
+        env=peer_environment(args),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.monotonic() - began
@@ -411,9 +420,23 @@ def run_ours(args: argparse.Namespace, store) -> dict:
     log = ARTIFACTS / "bench-newsletter-ours-worker.log"
     worker = subprocess.Popen(
         [
-            PYTHON, "-m", "celery", "-A", "newsroom.celery", "worker", "-Q", "celery,digests",
-            "--pool", "prefork", "--concurrency", str(args.concurrency), "--loglevel", "INFO",
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "newsroom.celery",
+            "worker",
+            "-Q",
+            "celery,digests",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(args.concurrency),
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
         ],
         cwd=ROOT,
         env={**os.environ},
@@ -422,7 +445,9 @@ def run_ours(args: argparse.Namespace, store) -> dict:
         start_new_session=True,
     )
     settled_states = [
-        Delivery.State.SENT, Delivery.State.SUPPRESSED, Delivery.State.FAILED,
+        Delivery.State.SENT,
+        Delivery.State.SUPPRESSED,
+        Delivery.State.FAILED,
         Delivery.State.IN_DOUBT,
     ]
     try:
@@ -456,7 +481,10 @@ def run_ours(args: argparse.Namespace, store) -> dict:
     sink = sink_figures(read_counts(store, SINK_KEY), args.subscribers)
     edition = Edition.objects.get(newsletter__slug="mideast-daily")
     states = dict(
-        Delivery.objects.filter(edition=edition).order_by().values_list("state").annotate(n=Count("id"))
+        Delivery.objects.filter(edition=edition)
+        .order_by()
+        .values_list("state")
+        .annotate(n=Count("id"))
     )
     return {
         "what": f"the planner task, then batches of up to ESP_BATCH_SIZE readers on a Celery "
@@ -501,7 +529,9 @@ def main() -> None:
     os.environ.update(ours_environment(args))
     subprocess.run(
         [PYTHON, "manage.py", "migrate", "--noinput", "-v0"],
-        cwd=ROOT, env={**os.environ}, check=True,
+        cwd=ROOT,
+        env={**os.environ},
+        check=True,
     )
     import django
 
@@ -535,7 +565,8 @@ def main() -> None:
     ratio = ours["recipients_per_second"] / peer["recipients_per_second"]
     sink_ratio = (
         ours["sink"]["messages_per_second_at_sink"] / peer["sink"]["messages_per_second_at_sink"]
-        if ours["sink"]["messages_per_second_at_sink"] and peer["sink"]["messages_per_second_at_sink"]
+        if ours["sink"]["messages_per_second_at_sink"]
+        and peer["sink"]["messages_per_second_at_sink"]
         else None
     )
     print()
@@ -546,7 +577,9 @@ def main() -> None:
         print(f"ratio, messages per second at the sink, first to last:          {sink_ratio:.2f}")
     for label, side in (("django-newsletter", peer), ("ours", ours)):
         if not side["sink"]["all_delivered"]:
-            print(f"WARNING: {label}: {side['sink']['recipients']} of {args.subscribers} reached the sink")
+            print(
+                f"WARNING: {label}: {side['sink']['recipients']} of {args.subscribers} reached the sink"
+            )
     write_result(
         "newsletter-compare",
         {

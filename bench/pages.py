@@ -37,9 +37,15 @@ ARTICLES_PER_SCALE = 1000
 
 def prepare_data(env: dict[str, str], scale: int) -> dict[str, str]:
     """Migrate, load the demo newsroom, add `scale` x 1,000 articles; return URLs to hit."""
-    subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
-    subprocess.run([PYTHON, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
-    subprocess.run([PYTHON, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+    )
+    subprocess.run(
+        [PYTHON, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+    )
+    subprocess.run(
+        [PYTHON, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True, capture_output=True
+    )
     script = f"""
 import django; django.setup()
 from datetime import timedelta
@@ -71,7 +77,9 @@ print(article.get_absolute_url(), article.category.get_absolute_url())
     ).stdout.split()
     # Fresh statistics for the planner, as autovacuum would give a live site after a
     # bulk load (without them the category page's query sorted every article of its category).
-    subprocess.run(["psql", env["DATABASE_URL"], "-qc", "VACUUM ANALYZE"], check=True, capture_output=True)
+    subprocess.run(
+        ["psql", env["DATABASE_URL"], "-qc", "VACUUM ANALYZE"], check=True, capture_output=True
+    )
     return {"article": out[-2], "home": "/", "category": out[-1]}
 
 
@@ -81,7 +89,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--database-url", help="default: newsroom_bench, or newsroom_bench_x10 for --scale 10")
+    parser.add_argument(
+        "--database-url", help="default: newsroom_bench, or newsroom_bench_x10 for --scale 10"
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -103,9 +113,13 @@ def main() -> None:
     rows: list[tuple[str, dict]] = []
     servers = []
     try:
-        servers.append(start_gunicorn(cached_env, "bench.floor_wsgi:application", 8801, args.workers))
+        servers.append(
+            start_gunicorn(cached_env, "bench.floor_wsgi:application", 8801, args.workers)
+        )
         servers.append(start_gunicorn(cached_env, "newsroom.wsgi:application", 8802, args.workers))
-        servers.append(start_gunicorn(uncached_env, "newsroom.wsgi:application", 8803, args.workers))
+        servers.append(
+            start_gunicorn(uncached_env, "newsroom.wsgi:application", 8803, args.workers)
+        )
         measure = {"seconds": args.seconds, "connections": args.connections}
         rows.append(("floor (bare view)", wrk("http://127.0.0.1:8801/floor", **measure)))
         for name, path in urls.items():
@@ -121,31 +135,52 @@ def main() -> None:
     floors = (rows[0][1]["rps"], rows[-1][1]["rps"])
     floor = sum(floors) / 2
     drift = abs(floors[1] - floors[0]) / floor
-    print(f"\npages at scale {args.scale} ({args.scale * ARTICLES_PER_SCALE:,} extra articles), "
-          f"{args.workers} gunicorn workers, wrk {args.connections} connections x {args.seconds}s "
-          f"(load before {load})")
-    print(f"the floor: {floors[0]:.0f} req/s first, {floors[1]:.0f} at the end; ratios are to their mean "
-          f"({floor:.0f}){'' if drift <= 0.15 else f'. It moved {drift:.0%}: the load changed, rerun'}")
-    print(f"{'page':24} {'req/s':>9} {'of floor':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'socket':>7}")
+    print(
+        f"\npages at scale {args.scale} ({args.scale * ARTICLES_PER_SCALE:,} extra articles), "
+        f"{args.workers} gunicorn workers, wrk {args.connections} connections x {args.seconds}s "
+        f"(load before {load})"
+    )
+    print(
+        f"the floor: {floors[0]:.0f} req/s first, {floors[1]:.0f} at the end; ratios are to their mean "
+        f"({floor:.0f}){'' if drift <= 0.15 else f'. It moved {drift:.0%}: the load changed, rerun'}"
+    )
+    print(
+        f"{'page':24} {'req/s':>9} {'of floor':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'socket':>7}"
+    )
     for name, row in rows:
         row["of_floor"] = row["rps"] / floor
-        print(f"{name:24} {row['rps']:9.0f} {row['of_floor']:9.0%} {row['p50_ms']:8.1f} "
-              f"{row['p99_ms']:8.1f} {row['non_2xx']:8d} {row['socket_errors']:7d}")
+        print(
+            f"{name:24} {row['rps']:9.0f} {row['of_floor']:9.0%} {row['p50_ms']:8.1f} "
+            f"{row['p99_ms']:8.1f} {row['non_2xx']:8d} {row['socket_errors']:7d}"
+        )
         del row["output"]
     cached, uncached = dict(rows)["article, cached"], dict(rows)["article, uncached"]
-    print(f"target: cached article >= 80% of the floor: {cached['of_floor']:.0%} "
-          f"({'met' if cached['of_floor'] >= 0.8 else 'NOT met'}); uncached >= 30%: "
-          f"{uncached['of_floor']:.0%} ({'met' if uncached['of_floor'] >= 0.3 else 'NOT met'})")
+    print(
+        f"target: cached article >= 80% of the floor: {cached['of_floor']:.0%} "
+        f"({'met' if cached['of_floor'] >= 0.8 else 'NOT met'}); uncached >= 30%: "
+        f"{uncached['of_floor']:.0%} ({'met' if uncached['of_floor'] >= 0.3 else 'NOT met'})"
+    )
     articles = subprocess.run(
         ["psql", args.database_url, "-tAc", "SELECT count(*) FROM newsroom_article"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
-    write_result(f"pages-x{args.scale}", {
-        "scale": args.scale, "articles": int(articles), "workers": args.workers,
-        "connections": args.connections, "seconds": args.seconds, "load_before": load, "urls": urls,
-        "floor_rps": floor, "floor_drift": round(drift, 3),
-        "rows": dict(rows),
-    })
+    write_result(
+        f"pages-x{args.scale}",
+        {
+            "scale": args.scale,
+            "articles": int(articles),
+            "workers": args.workers,
+            "connections": args.connections,
+            "seconds": args.seconds,
+            "load_before": load,
+            "urls": urls,
+            "floor_rps": floor,
+            "floor_drift": round(drift, 3),
+            "rows": dict(rows),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -28,11 +28,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--uncached", action="store_true")
     parser.add_argument("--all", action="store_true", help="show every frame, the libraries' too")
-    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/newsroom_bench")
+    parser.add_argument(
+        "--database-url", default="postgres://postgres@127.0.0.1:5432/newsroom_bench"
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     args = parser.parse_args()
-    env = production_env(database_url=args.database_url, redis_url=args.redis_url,
-                         page_cache_seconds=0 if args.uncached else 300)
+    env = production_env(
+        database_url=args.database_url,
+        redis_url=args.redis_url,
+        page_cache_seconds=0 if args.uncached else 300,
+    )
     if args.uncached:
         env["CACHE_KEY_PREFIX"] = "bench-profile-uncached"
     os.environ.update(env)
@@ -43,10 +48,17 @@ def main() -> None:
 
     def get() -> int:
         environ = {
-            "REQUEST_METHOD": "GET", "PATH_INFO": args.path, "QUERY_STRING": "",
-            "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "HTTP_HOST": "127.0.0.1",
-            "HTTP_X_FORWARDED_PROTO": "https", "REMOTE_ADDR": "127.0.0.1",
-            "wsgi.input": io.BytesIO(), "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr,
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": args.path,
+            "QUERY_STRING": "",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000",
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_X_FORWARDED_PROTO": "https",
+            "REMOTE_ADDR": "127.0.0.1",
+            "wsgi.input": io.BytesIO(),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
         }
         statuses = []
         body = application(environ, lambda status, headers: statuses.append(status))
@@ -69,8 +81,10 @@ def main() -> None:
         get()
     profiler.stop()
     seconds = profiler.last_session.duration
-    print(f"{args.requests} GETs of {args.path} ({'uncached' if args.uncached else 'cached'}), "
-          f"under the profiler: {seconds / args.requests * 1000:.2f} ms each")
+    print(
+        f"{args.requests} GETs of {args.path} ({'uncached' if args.uncached else 'cached'}), "
+        f"under the profiler: {seconds / args.requests * 1000:.2f} ms each"
+    )
     print(profiler.output_text(unicode=False, color=False, show_all=args.all))
 
 

@@ -56,34 +56,40 @@ def event_for(gift_id: int, session_id: str, amount: int, email: str, tag: str) 
         "created": now,
         "livemode": False,
         "api_version": "2025-03-31.basil",
-        "data": {"object": {
-            "id": session_id,
-            "object": "checkout.session",
-            "mode": "payment",
-            "status": "complete",
-            "payment_status": "paid",
-            "amount_total": amount,
-            "currency": "usd",
-            "customer": f"cus_bench_{gift_id}",
-            "customer_email": email,
-            "customer_details": {"email": email, "name": "Bench Donor"},
-            "client_reference_id": str(gift_id),
-            "metadata": {"gift_id": str(gift_id), "frequency": "one_time"},
-            "payment_intent": f"pi_bench_{tag}_{gift_id}",
-            "subscription": None,
-            "invoice": None,
-            "created": now,
-        }},
+        "data": {
+            "object": {
+                "id": session_id,
+                "object": "checkout.session",
+                "mode": "payment",
+                "status": "complete",
+                "payment_status": "paid",
+                "amount_total": amount,
+                "currency": "usd",
+                "customer": f"cus_bench_{gift_id}",
+                "customer_email": email,
+                "customer_details": {"email": email, "name": "Bench Donor"},
+                "client_reference_id": str(gift_id),
+                "metadata": {"gift_id": str(gift_id), "frequency": "one_time"},
+                "payment_intent": f"pi_bench_{tag}_{gift_id}",
+                "subscription": None,
+                "invoice": None,
+                "created": now,
+            }
+        },
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--events", type=int, default=12000, help="distinct events prepared per wrk thread")
+    parser.add_argument(
+        "--events", type=int, default=12000, help="distinct events prepared per wrk thread"
+    )
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/newsroom_bench")
+    parser.add_argument(
+        "--database-url", default="postgres://postgres@127.0.0.1:5432/newsroom_bench"
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/11")
     args = parser.parse_args()
@@ -113,7 +119,8 @@ def main() -> None:
         gifts = Gift.objects.bulk_create(
             [
                 Gift(
-                    status=Gift.Status.PENDING, frequency="one_time",
+                    status=Gift.Status.PENDING,
+                    frequency="one_time",
                     amount_cents=rng.choice([1000, 2500, 5000, 10000, 25000]) + n % 7,
                     donor_email=f"donor{tag}t{thread}n{n}@webhooks.bench",
                     donor_name="Bench Donor",
@@ -125,8 +132,15 @@ def main() -> None:
         )
         lines = []
         for gift in gifts:
-            body = json.dumps(event_for(gift.pk, gift.stripe_checkout_session_id, gift.amount_cents,
-                                        gift.donor_email, tag))
+            body = json.dumps(
+                event_for(
+                    gift.pk,
+                    gift.stripe_checkout_session_id,
+                    gift.amount_cents,
+                    gift.donor_email,
+                    tag,
+                )
+            )
             event_id = f"evt_bench_{tag}_{gift.pk}"
             events[event_id] = {"gift": gift.pk, "amount": gift.amount_cents}
             signature = stripe.WebhookSignature.generate_signature_header(body, WEBHOOK_SECRET)
@@ -137,23 +151,38 @@ def main() -> None:
             sequence.append(line)
             if n % 7 == 6:
                 sequence.extend(rng.choice(sequence[: len(sequence) - 1]) for _ in range(3))
-        (workdir / f"events-{thread}.tsv").write_text("\n".join(text for _, text in sequence) + "\n")
+        (workdir / f"events-{thread}.tsv").write_text(
+            "\n".join(text for _, text in sequence) + "\n"
+        )
         per_thread.append([event_id for event_id, _ in sequence])
-    print(f"prepared {len(events)} pending gifts and their signed events in {time.monotonic() - started:.1f} s")
+    print(
+        f"prepared {len(events)} pending gifts and their signed events in {time.monotonic() - started:.1f} s"
+    )
 
     stand_in, stand_in_server = stripe_stand_in()
     server = start_gunicorn(env, "newsroom.wsgi:application", PORT, args.workers)
     try:
         load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-        command = ["wrk", f"-t{threads}", f"-c{args.connections}", f"-d{args.seconds}s", "--latency",
-                   "-s", str(ROOT / "bench" / "webhooks.lua"), f"http://127.0.0.1:{PORT}/webhooks/stripe/",
-                   "--", str(workdir / "events")]
+        command = [
+            "wrk",
+            f"-t{threads}",
+            f"-c{args.connections}",
+            f"-d{args.seconds}s",
+            "--latency",
+            "-s",
+            str(ROOT / "bench" / "webhooks.lua"),
+            f"http://127.0.0.1:{PORT}/webhooks/stripe/",
+            "--",
+            str(workdir / "events"),
+        ]
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     finally:
         stop([server])
     result = parse_wrk(out)
-    sent_counts = {int(m[0]): (int(m[1]), int(m[2]), int(m[3]))
-                   for m in re.findall(r"thread (\d+) sent (\d+) answered (\d+) ok (\d+)", out)}
+    sent_counts = {
+        int(m[0]): (int(m[1]), int(m[2]), int(m[3]))
+        for m in re.findall(r"thread (\d+) sent (\d+) answered (\d+) ok (\d+)", out)
+    }
     sent_ids: list[str] = []
     for thread, (sent, _answered, _ok) in sent_counts.items():
         sequence = per_thread[thread]
@@ -170,9 +199,27 @@ def main() -> None:
     # Drain the queue with a real worker.
     worker_env = {**env, "STRIPE_API_BASE": stand_in}
     worker = subprocess.Popen(
-        [PYTHON, "-m", "celery", "-A", "newsroom", "worker", "--pool", "prefork", "--concurrency", "2",
-         "-Q", "celery", "--loglevel", "WARNING", "--without-heartbeat", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=worker_env,
+        [
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "newsroom",
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            "2",
+            "-Q",
+            "celery",
+            "--loglevel",
+            "WARNING",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=worker_env,
     )
     drain_started = time.monotonic()
     try:
@@ -193,10 +240,15 @@ def main() -> None:
     paid_count = paid.count()
     paid_sum = paid.aggregate(total=Sum("amount_cents"))["total"] or 0
     expected_sum = sum(events[e]["amount"] for e in stored)
-    unsent_paid = Gift.objects.filter(
-        donor_email__contains=f"{tag}t", donor_email__endswith="@webhooks.bench",
-        status=Gift.Status.PAID,
-    ).exclude(pk__in=gift_ids).count()
+    unsent_paid = (
+        Gift.objects.filter(
+            donor_email__contains=f"{tag}t",
+            donor_email__endswith="@webhooks.bench",
+            status=Gift.Status.PAID,
+        )
+        .exclude(pk__in=gift_ids)
+        .count()
+    )
     new_gifts = Gift.objects.filter(
         stripe_checkout_session_id__startswith=f"cs_bench_{tag}_"
     ).count() - len(events)
@@ -231,15 +283,22 @@ def main() -> None:
         "gifts_paid_that_were_never_sent": unsent_paid,
         "gifts_created_by_events": new_gifts,
     }
-    print(f"\nwebhooks: wrk {threads} threads x {args.connections} connections x {args.seconds} s, "
-          f"{args.workers} gunicorn workers (load before {load_before})")
+    print(
+        f"\nwebhooks: wrk {threads} threads x {args.connections} connections x {args.seconds} s, "
+        f"{args.workers} gunicorn workers (load before {load_before})"
+    )
     for key, value in figures.items():
         print(f"{key:34} {value:,.3f}" if isinstance(value, float) else f"{key:34} {value}")
     verdict = (
-        ok == answered and result["non_2xx"] == 0 and result["socket_errors"] == 0
-        and not figures["stored_not_sent"] and lost <= in_flight
-        and paid_count == len(stored) and paid_sum == expected_sum
-        and not unsent_paid and new_gifts == 0
+        ok == answered
+        and result["non_2xx"] == 0
+        and result["socket_errors"] == 0
+        and not figures["stored_not_sent"]
+        and lost <= in_flight
+        and paid_count == len(stored)
+        and paid_sum == expected_sum
+        and not unsent_paid
+        and new_gifts == 0
         and outcomes.get(StripeEvent.Outcome.PROCESSED, 0) == len(stored)
     )
     figures["verified"] = verdict

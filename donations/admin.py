@@ -35,7 +35,9 @@ class AppealAdminForm(forms.ModelForm):
         if not isinstance(value, list) or not all(
             isinstance(cents, int) and not isinstance(cents, bool) for cents in value
         ):
-            raise forms.ValidationError("Write a list of amounts in cents, like [2500, 5000, 10000].")
+            raise forms.ValidationError(
+                "Write a list of amounts in cents, like [2500, 5000, 10000]."
+            )
         low, high = settings.DONATION_MIN_CENTS, settings.DONATION_MAX_CENTS
         if any(not low <= cents <= high for cents in value):
             raise forms.ValidationError(
@@ -60,23 +62,63 @@ class AppealAdminForm(forms.ModelForm):
 class AppealAdmin(admin.ModelAdmin):
     form = AppealAdminForm
     list_display = [
-        "name", "placement", "audience", "active", "starts_at", "ends_at", "priority",
-        "impressions", "clicks", "click_rate", "checkouts_started", "gifts", "revenue",
+        "name",
+        "placement",
+        "audience",
+        "active",
+        "starts_at",
+        "ends_at",
+        "priority",
+        "impressions",
+        "clicks",
+        "click_rate",
+        "checkouts_started",
+        "gifts",
+        "revenue",
         "conversion_rate",
     ]
     list_filter = ["placement", "audience", "active"]
     search_fields = ["name", "headline"]
-    readonly_fields = ["impressions", "clicks", "checkouts_started", "gifts", "revenue", "conversion_rate"]
+    readonly_fields = [
+        "impressions",
+        "clicks",
+        "checkouts_started",
+        "gifts",
+        "revenue",
+        "conversion_rate",
+    ]
     fieldsets = [
-        (None, {"fields": ["name", "active", "placement", "after_paragraph", "priority", "audience"]}),
+        (
+            None,
+            {"fields": ["name", "active", "placement", "after_paragraph", "priority", "audience"]},
+        ),
         ("Schedule", {"fields": ["starts_at", "ends_at"]}),
         ("Copy", {"fields": ["headline", "body", "cta_label", "image", "image_alt"]}),
-        ("Amounts", {"fields": [
-            "default_frequency", "amounts_one_time", "amounts_monthly", "amounts_annual", "goal_cents",
-        ]}),
-        ("Results", {"fields": [
-            "impressions", "clicks", "checkouts_started", "gifts", "revenue", "conversion_rate",
-        ]}),
+        (
+            "Amounts",
+            {
+                "fields": [
+                    "default_frequency",
+                    "amounts_one_time",
+                    "amounts_monthly",
+                    "amounts_annual",
+                    "goal_cents",
+                ]
+            },
+        ),
+        (
+            "Results",
+            {
+                "fields": [
+                    "impressions",
+                    "clicks",
+                    "checkouts_started",
+                    "gifts",
+                    "revenue",
+                    "conversion_rate",
+                ]
+            },
+        ),
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Appeal]:
@@ -92,7 +134,11 @@ class AppealAdmin(admin.ModelAdmin):
 
     @admin.display(description="click rate")
     def click_rate(self, appeal: Appeal) -> str:
-        return f"{appeal.clicks / appeal.impressions:.1%}" if appeal.impressions else "no impressions yet"
+        return (
+            f"{appeal.clicks / appeal.impressions:.1%}"
+            if appeal.impressions
+            else "no impressions yet"
+        )
 
     @admin.display(description="conversion (gifts / impressions)")
     def conversion_rate(self, appeal: Appeal) -> str:
@@ -109,14 +155,39 @@ class AppealAdmin(admin.ModelAdmin):
 
 
 GIFT_COLUMNS = [
-    "id", "status", "paid_at", "frequency", "amount", "fee_covered", "refunded", "currency",
-    "donor_email", "donor_name", "anonymous", "dedication", "honoree_name", "appeal",
-    "placement", "article_id", "utm_source", "utm_medium", "utm_campaign",
-    "stripe_payment_intent_id", "stripe_invoice_id", "stripe_subscription_id",
+    "id",
+    "status",
+    "paid_at",
+    "frequency",
+    "amount",
+    "fee_covered",
+    "refunded",
+    "currency",
+    "donor_email",
+    "donor_name",
+    "anonymous",
+    "dedication",
+    "honoree_name",
+    "appeal",
+    "placement",
+    "article_id",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "stripe_payment_intent_id",
+    "stripe_invoice_id",
+    "stripe_subscription_id",
 ]
 DONOR_COLUMNS = [
-    "email", "name", "gifts", "lifetime_total", "currency", "first_gift_at", "last_gift_at",
-    "recurring_gifts", "anonymous_gifts",
+    "email",
+    "name",
+    "gifts",
+    "lifetime_total",
+    "currency",
+    "first_gift_at",
+    "last_gift_at",
+    "recurring_gifts",
+    "anonymous_gifts",
 ]
 EXPORT_CHUNK = 2000
 
@@ -128,20 +199,72 @@ def _dollars(cents: int | None) -> str:
 def _gift_rows(gifts: QuerySet[Gift]):
     """One tuple per gift, read 2,000 rows at a time: no model instances, no full list."""
     rows = gifts.order_by("pk").values_list(
-        "pk", "status", "paid_at", "frequency", "amount_cents", "fee_cents", "refunded_cents",
-        "currency", "donor_email", "donor_name", "anonymous", "dedication", "honoree_name",
-        "appeal__name", "placement", "article_id", "utm", "stripe_payment_intent_id",
-        "stripe_invoice_id", "plan__stripe_subscription_id",
+        "pk",
+        "status",
+        "paid_at",
+        "frequency",
+        "amount_cents",
+        "fee_cents",
+        "refunded_cents",
+        "currency",
+        "donor_email",
+        "donor_name",
+        "anonymous",
+        "dedication",
+        "honoree_name",
+        "appeal__name",
+        "placement",
+        "article_id",
+        "utm",
+        "stripe_payment_intent_id",
+        "stripe_invoice_id",
+        "plan__stripe_subscription_id",
     )
-    for (pk, status, paid_at, frequency, amount, fee, refunded, currency, email, name,
-         anonymous, dedication, honoree, appeal, placement, article_id, utm, intent, invoice,
-         subscription) in rows.iterator(chunk_size=EXPORT_CHUNK):
+    for (
+        pk,
+        status,
+        paid_at,
+        frequency,
+        amount,
+        fee,
+        refunded,
+        currency,
+        email,
+        name,
+        anonymous,
+        dedication,
+        honoree,
+        appeal,
+        placement,
+        article_id,
+        utm,
+        intent,
+        invoice,
+        subscription,
+    ) in rows.iterator(chunk_size=EXPORT_CHUNK):
         utm = utm if isinstance(utm, dict) else {}
         yield [
-            pk, status, paid_at, frequency, _dollars(amount), _dollars(fee), _dollars(refunded),
-            currency, email, name, anonymous, Gift.Dedication(dedication).label if dedication else "",
-            honoree, appeal or "", placement, article_id or "", utm.get("utm_source", ""),
-            utm.get("utm_medium", ""), utm.get("utm_campaign", ""), intent, invoice,
+            pk,
+            status,
+            paid_at,
+            frequency,
+            _dollars(amount),
+            _dollars(fee),
+            _dollars(refunded),
+            currency,
+            email,
+            name,
+            anonymous,
+            Gift.Dedication(dedication).label if dedication else "",
+            honoree,
+            appeal or "",
+            placement,
+            article_id or "",
+            utm.get("utm_source", ""),
+            utm.get("utm_medium", ""),
+            utm.get("utm_campaign", ""),
+            intent,
+            invoice,
             subscription or "",
         ]
 
@@ -149,8 +272,14 @@ def _gift_rows(gifts: QuerySet[Gift]):
 def _donor_rows(donors):
     for row in donors.iterator(chunk_size=EXPORT_CHUNK):
         yield [
-            row["email"], row["name"], row["gifts"], _dollars(row["total"]),
-            settings.DONATION_CURRENCY, row["first"], row["last"], row["recurring"],
+            row["email"],
+            row["name"],
+            row["gifts"],
+            _dollars(row["total"]),
+            settings.DONATION_CURRENCY,
+            row["first"],
+            row["last"],
+            row["recurring"],
             row["anonymous"],
         ]
 
@@ -158,12 +287,31 @@ def _donor_rows(donors):
 @admin.register(Gift)
 class GiftAdmin(admin.ModelAdmin):
     list_display = [
-        "id", "paid_at", "donor_email", "amount", "frequency", "status", "appeal", "disputed",
+        "id",
+        "paid_at",
+        "donor_email",
+        "amount",
+        "frequency",
+        "status",
+        "appeal",
+        "disputed",
     ]
-    list_filter = ["status", "frequency", "appeal", "placement", ("paid_at", admin.DateFieldListFilter), "anonymous"]
+    list_filter = [
+        "status",
+        "frequency",
+        "appeal",
+        "placement",
+        ("paid_at", admin.DateFieldListFilter),
+        "anonymous",
+    ]
     search_fields = [
-        "donor_email", "donor_name", "stripe_checkout_session_id", "stripe_payment_intent_id",
-        "stripe_invoice_id", "stripe_charge_id", "stripe_customer_id",
+        "donor_email",
+        "donor_name",
+        "stripe_checkout_session_id",
+        "stripe_payment_intent_id",
+        "stripe_invoice_id",
+        "stripe_charge_id",
+        "stripe_customer_id",
     ]
     date_hierarchy = "paid_at"
     list_select_related = ["appeal"]
@@ -301,7 +449,15 @@ class RecurringPlanAdmin(admin.ModelAdmin):
 
 @admin.register(StripeEvent)
 class StripeEventAdmin(admin.ModelAdmin):
-    list_display = ["stripe_id", "type", "outcome", "received_at", "processed_at", "attempts", "short_error"]
+    list_display = [
+        "stripe_id",
+        "type",
+        "outcome",
+        "received_at",
+        "processed_at",
+        "attempts",
+        "short_error",
+    ]
     list_filter = ["outcome", "type", "livemode"]
     search_fields = ["stripe_id", "type", "waiting_for"]
     readonly_fields = [f.name for f in StripeEvent._meta.fields]

@@ -129,7 +129,12 @@ def seed() -> list[str]:
         started = now - timedelta(days=spec.pop("days_running"))
         _, created = Appeal.objects.update_or_create(
             name=name,
-            defaults={**spec, "starts_at": started, "ends_at": now + timedelta(days=days), "active": True},
+            defaults={
+                **spec,
+                "starts_at": started,
+                "ends_at": now + timedelta(days=days),
+                "active": True,
+            },
         )
         lines.append(f"{'Created' if created else 'Updated'} appeal: {name}")
     from donations.services import appeal_cache_clear
@@ -152,22 +157,93 @@ ANNUAL_PLANS = 28
 PAST_DUE_DAYS_AGO = (3, 9)  # two monthly renewals that failed, waiting for a new card
 DOMAINS = ("mail.example", "post.example", "inbox.example")
 FIRST_NAMES = (
-    "Layla", "Sami", "Dina", "Karim", "Maya", "Tariq", "Hana", "Yusuf", "Noa", "Elias",
-    "Rima", "Adam", "Salma", "Jonas", "Leah", "Omar", "Zeina", "David", "Farah", "Nabil",
-    "Mira", "Hassan", "Tamar", "Ziad", "Lina", "Amir", "Sara", "Fadi", "Nour", "Daniel",
-    "Aya", "George", "Reem", "Michael", "Huda", "Ilan", "Yasmin", "Bassam", "Ruth", "Khalil",
+    "Layla",
+    "Sami",
+    "Dina",
+    "Karim",
+    "Maya",
+    "Tariq",
+    "Hana",
+    "Yusuf",
+    "Noa",
+    "Elias",
+    "Rima",
+    "Adam",
+    "Salma",
+    "Jonas",
+    "Leah",
+    "Omar",
+    "Zeina",
+    "David",
+    "Farah",
+    "Nabil",
+    "Mira",
+    "Hassan",
+    "Tamar",
+    "Ziad",
+    "Lina",
+    "Amir",
+    "Sara",
+    "Fadi",
+    "Nour",
+    "Daniel",
+    "Aya",
+    "George",
+    "Reem",
+    "Michael",
+    "Huda",
+    "Ilan",
+    "Yasmin",
+    "Bassam",
+    "Ruth",
+    "Khalil",
 )
 LAST_NAMES = (
-    "Haddad", "Nassar", "Khoury", "Levi", "Mansour", "Saleh", "Azar", "Cohen", "Darwish",
-    "Hamdan", "Shapiro", "Aoun", "Barakat", "Mizrahi", "Sabbagh", "Friedman", "Jaber",
-    "Karam", "Rosen", "Youssef", "Tannous", "Ben-David", "Issa", "Marouf", "Peretz",
-    "Qasem", "Halabi", "Stein", "Abboud", "Nasser",
+    "Haddad",
+    "Nassar",
+    "Khoury",
+    "Levi",
+    "Mansour",
+    "Saleh",
+    "Azar",
+    "Cohen",
+    "Darwish",
+    "Hamdan",
+    "Shapiro",
+    "Aoun",
+    "Barakat",
+    "Mizrahi",
+    "Sabbagh",
+    "Friedman",
+    "Jaber",
+    "Karam",
+    "Rosen",
+    "Youssef",
+    "Tannous",
+    "Ben-David",
+    "Issa",
+    "Marouf",
+    "Peretz",
+    "Qasem",
+    "Halabi",
+    "Stein",
+    "Abboud",
+    "Nasser",
 )
 # How a day's gifts spread over its hours, in the newsroom's time zone.
 GIFTS_BY_HOUR = (1, 1, 1, 1, 1, 2, 3, 5, 7, 8, 8, 7, 7, 6, 6, 6, 6, 7, 8, 9, 10, 9, 6, 3)
 ONE_TIME_AMOUNTS = (  # cents, weight
-    (1000, 10), (1800, 6), (2500, 22), (3600, 6), (5000, 20), (7500, 4),
-    (10000, 14), (18000, 3), (25000, 6), (50000, 2), (100000, 1),
+    (1000, 10),
+    (1800, 6),
+    (2500, 22),
+    (3600, 6),
+    (5000, 20),
+    (7500, 4),
+    (10000, 14),
+    (18000, 3),
+    (25000, 6),
+    (50000, 2),
+    (100000, 1),
 )
 MONTHLY_AMOUNTS = (500, 1000, 1000, 1500, 2000, 2000, 2000, 3500, 5000, 10000)
 ANNUAL_AMOUNTS = (6000, 10000, 12000, 12000, 20000, 36500, 50000)
@@ -228,13 +304,18 @@ class _History:
         self.notices: list[tuple[RecurringPlan, datetime]] = []  # renewals that failed
         self.donors = self._donors(420)
         # Each plan has its own donor (some give one-time gifts too).
-        self.plan_donors = self.rng.sample(self.donors, MONTHLY_PLANS + ANNUAL_PLANS + len(PAST_DUE_DAYS_AGO))
+        self.plan_donors = self.rng.sample(
+            self.donors, MONTHLY_PLANS + ANNUAL_PLANS + len(PAST_DUE_DAYS_AGO)
+        )
 
     def _donors(self, count: int) -> list[tuple[str, str]]:
         names = [(first, last) for first in FIRST_NAMES for last in LAST_NAMES]
         self.rng.shuffle(names)
         return [
-            (f"{first}.{last}".lower().replace("-", "") + f"@{self.rng.choice(DOMAINS)}", f"{first} {last}")
+            (
+                f"{first}.{last}".lower().replace("-", "") + f"@{self.rng.choice(DOMAINS)}",
+                f"{first} {last}",
+            )
             for first, last in names[:count]
         ]
 
@@ -244,8 +325,18 @@ class _History:
             return None
         return appeal
 
-    def gift(self, *, frequency: str, amount: int, paid_at: datetime, donor, appeal=None, first=True,
-             plan: RecurringPlan | None = None, cover_fee: bool = False) -> Gift:
+    def gift(
+        self,
+        *,
+        frequency: str,
+        amount: int,
+        paid_at: datetime,
+        donor,
+        appeal=None,
+        first=True,
+        plan: RecurringPlan | None = None,
+        cover_fee: bool = False,
+    ) -> Gift:
         fee = fee_cents(amount) if cover_fee else 0
         rng = self.rng
         gift = Gift(
@@ -283,7 +374,11 @@ class _History:
             if days_ago in (41, 40):  # the water investigation, shared widely
                 count += 14 - 8 * (41 - days_ago)
             for _ in range(count):
-                paid_at = datetime.combine(day, time(rng.choices(range(24), weights=GIFTS_BY_HOUR)[0], rng.randrange(60)), tz)
+                paid_at = datetime.combine(
+                    day,
+                    time(rng.choices(range(24), weights=GIFTS_BY_HOUR)[0], rng.randrange(60)),
+                    tz,
+                )
                 if paid_at > self.now - timedelta(minutes=10):
                     continue
                 appeal = self.running(_pick(rng, ONE_TIME_SOURCES), paid_at)
@@ -296,16 +391,29 @@ class _History:
                     cover_fee=rng.random() < 0.35,
                 )
         # Two refunded in full (the donors asked), one in part (an amount typed twice).
-        older = [g for g in self.gifts if self.since + timedelta(days=10) < g.paid_at < self.now - timedelta(days=10)]
+        older = [
+            g
+            for g in self.gifts
+            if self.since + timedelta(days=10) < g.paid_at < self.now - timedelta(days=10)
+        ]
         for index, gift in enumerate(rng.sample(older, 3)):
             gift.refund_requested_at = gift.paid_at + timedelta(days=rng.randint(1, 6))
             if index < 2:
                 gift.status, gift.refunded_cents = Gift.Status.REFUNDED, gift.amount_cents
             else:
-                gift.status, gift.refunded_cents = Gift.Status.PARTIALLY_REFUNDED, gift.amount_cents // 2
+                gift.status, gift.refunded_cents = (
+                    Gift.Status.PARTIALLY_REFUNDED,
+                    gift.amount_cents // 2,
+                )
 
-    def plan(self, *, frequency: str, started: datetime, status: str = RecurringPlan.Status.ACTIVE,
-             ends: datetime | None = None) -> None:
+    def plan(
+        self,
+        *,
+        frequency: str,
+        started: datetime,
+        status: str = RecurringPlan.Status.ACTIVE,
+        ends: datetime | None = None,
+    ) -> None:
         rng = self.rng
         donor = self.plan_donors.pop()
         monthly = frequency == Frequency.MONTHLY
@@ -352,17 +460,30 @@ class _History:
             if index % 13 == 5:
                 ends = started + timedelta(days=rng.randint(40, days + 40))
                 if ends < self.now:
-                    self.plan(frequency=Frequency.MONTHLY, started=started, status=RecurringPlan.Status.CANCELED, ends=ends)
+                    self.plan(
+                        frequency=Frequency.MONTHLY,
+                        started=started,
+                        status=RecurringPlan.Status.CANCELED,
+                        ends=ends,
+                    )
                     continue
             self.plan(frequency=Frequency.MONTHLY, started=started)
         for index in range(ANNUAL_PLANS):
             days = rng.randint(1, 365 * 3 - 1) if index % 3 else rng.randint(1, HISTORY_DAYS - 1)
-            self.plan(frequency=Frequency.ANNUAL, started=self.now - timedelta(days=days, minutes=rng.randrange(1440)))
+            self.plan(
+                frequency=Frequency.ANNUAL,
+                started=self.now - timedelta(days=days, minutes=rng.randrange(1440)),
+            )
         for months, days_ago in enumerate(PAST_DUE_DAYS_AGO, start=2):
             # The renewal due `days_ago` failed; the ones before it were paid.
             failed_at = self.now - timedelta(days=days_ago, hours=rng.randint(1, 12))
             ends = failed_at - timedelta(minutes=1)
-            self.plan(frequency=Frequency.MONTHLY, started=_add_months(failed_at, -months), status=RecurringPlan.Status.PAST_DUE, ends=ends)
+            self.plan(
+                frequency=Frequency.MONTHLY,
+                started=_add_months(failed_at, -months),
+                status=RecurringPlan.Status.PAST_DUE,
+                ends=ends,
+            )
 
     def counters(self) -> dict[int, tuple[int, int, int]]:
         """Impressions, clicks and checkouts that lead to each appeal's demo gifts."""
@@ -383,10 +504,16 @@ class _History:
 def seed_history(*, now: datetime | None = None) -> list[str]:
     """Ninety days of demo giving for the dashboard, made once; return lines to print."""
     demo = Gift.objects.filter(stripe_payment_intent_id__startswith="pi_demo_")
-    if demo.exists() or RecurringPlan.objects.filter(stripe_subscription_id__startswith="sub_demo_").exists():
+    if (
+        demo.exists()
+        or RecurringPlan.objects.filter(stripe_subscription_id__startswith="sub_demo_").exists()
+    ):
         return [f"Giving history: already there ({demo.count():,} demo gifts)."]
     now = now or timezone.now()
-    history = _History(now=now, appeals={a.name: a for a in Appeal.objects.filter(name__in=[s["name"] for s in APPEALS])})
+    history = _History(
+        now=now,
+        appeals={a.name: a for a in Appeal.objects.filter(name__in=[s["name"] for s in APPEALS])},
+    )
     history.one_time_gifts()
     history.recurring()
     with transaction.atomic():

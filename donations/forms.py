@@ -48,11 +48,14 @@ class DonateForm(forms.Form):
     )
     cover_fee = forms.BooleanField(required=False)
     name = forms.CharField(
-        label="Your name", max_length=120, required=False,
+        label="Your name",
+        max_length=120,
+        required=False,
         widget=forms.TextInput(attrs={"autocomplete": "name"}),
     )
     email = forms.EmailField(
-        label="Your email", max_length=254,
+        label="Your email",
+        max_length=254,
         help_text="For your receipt.",
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
         error_messages={
@@ -72,7 +75,9 @@ class DonateForm(forms.Form):
         label="Their email (optional)",
         required=False,
         help_text="We will tell them about your gift, without the amount.",
-        error_messages={"invalid": "Please enter a valid email address for them, or leave it empty."},
+        error_messages={
+            "invalid": "Please enter a valid email address for them, or leave it empty."
+        },
     )
     # A honeypot: people never see it (it is hidden and out of the tab order); bots fill it.
     website = forms.CharField(label="Leave this field empty", required=False)
@@ -112,7 +117,9 @@ class DonateForm(forms.Form):
         try:
             value = Decimal(raw)
         except InvalidOperation:
-            raise forms.ValidationError("Please enter an amount in numbers, like 30 or 30.50.") from None
+            raise forms.ValidationError(
+                "Please enter an amount in numbers, like 30 or 30.50."
+            ) from None
         if not value.is_finite() or value != value.quantize(Decimal("0.01")):
             raise forms.ValidationError("Please enter an amount in dollars and cents, like 30.50.")
         return int(value * 100)

@@ -166,7 +166,9 @@ class Gift(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     frequency = models.CharField(max_length=10, choices=Frequency.choices)
     amount_cents = models.PositiveIntegerField(help_text="What was charged, fee included.")
-    fee_cents = models.PositiveIntegerField(default=0, help_text="The processing fee the donor covered.")
+    fee_cents = models.PositiveIntegerField(
+        default=0, help_text="The processing fee the donor covered."
+    )
     currency = models.CharField(max_length=3, default=settings.DONATION_CURRENCY)
     refunded_cents = models.PositiveIntegerField(default=0)
     donor_email = models.EmailField(db_index=True)
@@ -276,7 +278,9 @@ class StripeEvent(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.RECEIVED)
     waiting_for = models.CharField(
-        max_length=255, blank=True, db_index=True,
+        max_length=255,
+        blank=True,
+        db_index=True,
         help_text="The Stripe id (e.g. a PaymentIntent) this event needs before it applies.",
     )
     error = models.TextField(blank=True)
@@ -293,7 +297,9 @@ class PaymentFailureNotice(models.Model):
     """The one "update your card" email sent for a failed invoice."""
 
     stripe_invoice_id = models.CharField(max_length=255, unique=True)
-    plan = models.ForeignKey(RecurringPlan, on_delete=models.CASCADE, related_name="failure_notices")
+    plan = models.ForeignKey(
+        RecurringPlan, on_delete=models.CASCADE, related_name="failure_notices"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
@@ -329,4 +335,3 @@ class UsedManageToken(models.Model):
 
     def __str__(self) -> str:
         return self.token_id
-

@@ -83,7 +83,9 @@ def read(request: HttpRequest) -> ReaderState:
     try:
         payload = signing.loads(raw, salt=SALT, max_age=MAX_AGE)
         return ReaderState(
-            dismissed={int(pk): date.fromisoformat(until) for pk, until in payload.get("x", {}).items()},
+            dismissed={
+                int(pk): date.fromisoformat(until) for pk, until in payload.get("x", {}).items()
+            },
             last_gift=date.fromisoformat(payload["g"]) if payload.get("g") else None,
             subscriber=bool(payload.get("s")),
         )

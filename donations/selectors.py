@@ -53,7 +53,9 @@ def active_appeals_in(placements: list[str]) -> dict[str, list[Appeal]]:
             )
             cache.set(key, appeals, ACTIVE_APPEALS_SECONDS)
         # The cached list may be up to a minute old: re-check the clock.
-        result[placement] = [a for a in appeals if a.starts_at <= now and (a.ends_at is None or a.ends_at > now)]
+        result[placement] = [
+            a for a in appeals if a.starts_at <= now and (a.ends_at is None or a.ends_at > now)
+        ]
     return result
 
 
@@ -176,9 +178,8 @@ def customer_id_for_email(email: str) -> str:
 
 def donors_for_year(year: int) -> list[str]:
     """Lower-cased emails of everyone with a gift counted in `year`."""
-    emails = (
-        Gift.objects.filter(status__in=GIVEN_STATUSES, paid_at__year=year)
-        .values_list("donor_email", flat=True)
+    emails = Gift.objects.filter(status__in=GIVEN_STATUSES, paid_at__year=year).values_list(
+        "donor_email", flat=True
     )
     return sorted({email.lower() for email in emails})
 

@@ -144,7 +144,10 @@ def appeal_cache_clear() -> None:
     from newsroom.caching import content_changed
 
     cache.delete_many(
-        ["donations:appeal-ids", *[f"donations:active:{placement}" for placement in Placement.values]]
+        [
+            "donations:appeal-ids",
+            *[f"donations:active:{placement}" for placement in Placement.values],
+        ]
     )
     # Pages embed the chosen appeal; without this a changed appeal would show only
     # when the page cache expires (PAGE_CACHE_SECONDS).
@@ -485,8 +488,11 @@ def gift_apply_invoice_paid(*, invoice: dict) -> Gift | None:
             frequency=metadata.get("frequency", ""),
         )
         gift = Gift.objects.select_for_update().filter(stripe_invoice_id=invoice["id"]).first()
-        if gift is None and origin is not None and not origin.stripe_invoice_id and (
-            invoice.get("billing_reason") == "subscription_create" or origin.status in UNPAID
+        if (
+            gift is None
+            and origin is not None
+            and not origin.stripe_invoice_id
+            and (invoice.get("billing_reason") == "subscription_create" or origin.status in UNPAID)
         ):
             gift = origin  # the first installment is the gift the donor started
         if gift is None:
@@ -503,7 +509,11 @@ def gift_apply_invoice_paid(*, invoice: dict) -> Gift | None:
             )
         gift.plan = plan
         _mark_paid(
-            gift, paid_at=paid_at, details=details, invoice_id=invoice["id"], customer_id=customer_id
+            gift,
+            paid_at=paid_at,
+            details=details,
+            invoice_id=invoice["id"],
+            customer_id=customer_id,
         )
         if plan.status != RecurringPlan.Status.CANCELED:
             plan.status = RecurringPlan.Status.ACTIVE
@@ -590,9 +600,7 @@ def plan_record_payment_failed(*, invoice: dict) -> RecurringPlan | None:
             from donations import tasks
 
             hosted = invoice.get("hosted_invoice_url") or ""
-            transaction.on_commit(
-                lambda: tasks.card_update_notice_task.delay(notice.pk, hosted)
-            )
+            transaction.on_commit(lambda: tasks.card_update_notice_task.delay(notice.pk, hosted))
     return plan
 
 
@@ -602,9 +610,11 @@ def gift_apply_charge_refunded(*, charge: dict) -> Gift | None:
     if not payment_intent_id:
         return None
     with transaction.atomic():
-        gift = Gift.objects.select_for_update().filter(
-            stripe_payment_intent_id=payment_intent_id
-        ).first()
+        gift = (
+            Gift.objects.select_for_update()
+            .filter(stripe_payment_intent_id=payment_intent_id)
+            .first()
+        )
         if gift is None:
             raise WaitingFor(payment_intent_id)
         refunded = min(charge.get("amount_refunded") or 0, gift.amount_cents)
@@ -623,9 +633,11 @@ def gift_flag_dispute(*, dispute: dict) -> Gift | None:
     if not payment_intent_id:
         return None
     with transaction.atomic():
-        gift = Gift.objects.select_for_update().filter(
-            stripe_payment_intent_id=payment_intent_id
-        ).first()
+        gift = (
+            Gift.objects.select_for_update()
+            .filter(stripe_payment_intent_id=payment_intent_id)
+            .first()
+        )
         if gift is None:
             raise WaitingFor(payment_intent_id)
         if gift.disputed_at is None:
@@ -724,7 +736,12 @@ def _send(*, template: str, to: str, context: dict) -> bool:
 def receipt_send(*, gift_id: int) -> bool:
     """Email the receipt of a paid gift, once."""
     with transaction.atomic():
-        gift = Gift.objects.select_for_update(of=("self",)).select_related("plan").filter(pk=gift_id).first()
+        gift = (
+            Gift.objects.select_for_update(of=("self",))
+            .select_related("plan")
+            .filter(pk=gift_id)
+            .first()
+        )
         if gift is None or gift.receipt_sent_at or gift.paid_at is None:
             return False
         sent = _send(template="receipt", to=gift.donor_email, context={"gift": gift})
@@ -841,7 +858,9 @@ def manage_link_send(*, email: str) -> bool:
     """Email a sign-in link to a donor we know; say nothing to an address we do not."""
     if not selectors.gifts_for_email(email).exists():
         return False
-    link = absolute(reverse("donations:manage_open", kwargs={"token": manage_token_make(email=email)}))
+    link = absolute(
+        reverse("donations:manage_open", kwargs={"token": manage_token_make(email=email)})
+    )
     return _send(
         template="manage_link",
         to=email,

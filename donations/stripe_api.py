@@ -46,9 +46,7 @@ def _plain(obj: Any) -> dict:
 
 def checkout_session_create(*, params: dict, idempotency_key: str) -> dict:
     """Create a hosted Checkout Session; the returned dict carries `id` and `url`."""
-    session = _client().v1.checkout.sessions.create(
-        params, {"idempotency_key": idempotency_key}
-    )
+    session = _client().v1.checkout.sessions.create(params, {"idempotency_key": idempotency_key})
     return _plain(session)
 
 
@@ -84,9 +82,7 @@ def invoice_payment_intent_id(*, invoice_id: str) -> str | None:
 
 def payment_intent_retrieve(*, payment_intent: str) -> dict:
     """A PaymentIntent with its latest charge expanded (for the card's last four digits)."""
-    intent = _client().v1.payment_intents.retrieve(
-        payment_intent, {"expand": ["latest_charge"]}
-    )
+    intent = _client().v1.payment_intents.retrieve(payment_intent, {"expand": ["latest_charge"]})
     return _plain(intent)
 
 

@@ -30,12 +30,16 @@ def stripe_event_process_task(event_id: int) -> str:
     return webhooks.stripe_event_process(event_id=event_id)
 
 
-@shared_task(name="donations.receipt_send", autoretry_for=MAIL_ERRORS, retry_backoff=True, max_retries=5)
+@shared_task(
+    name="donations.receipt_send", autoretry_for=MAIL_ERRORS, retry_backoff=True, max_retries=5
+)
 def receipt_send_task(gift_id: int) -> bool:
     return services.receipt_send(gift_id=gift_id)
 
 
-@shared_task(name="donations.honoree_notify", autoretry_for=MAIL_ERRORS, retry_backoff=True, max_retries=5)
+@shared_task(
+    name="donations.honoree_notify", autoretry_for=MAIL_ERRORS, retry_backoff=True, max_retries=5
+)
 def honoree_notify_task(gift_id: int) -> bool:
     return services.honoree_notify(gift_id=gift_id)
 
@@ -52,7 +56,9 @@ def card_update_notice_task(notice_id: int, hosted_invoice_url: str = "") -> boo
     )
 
 
-@shared_task(name="donations.manage_link_send", autoretry_for=MAIL_ERRORS, retry_backoff=True, max_retries=3)
+@shared_task(
+    name="donations.manage_link_send", autoretry_for=MAIL_ERRORS, retry_backoff=True, max_retries=3
+)
 def manage_link_send_task(email: str) -> bool:
     return services.manage_link_send(email=email)
 
@@ -62,7 +68,9 @@ def appeal_counters_flush_task() -> int:
     return services.appeal_counters_flush()
 
 
-@shared_task(name="donations.reconcile_stripe", autoretry_for=RETRYABLE, retry_backoff=True, max_retries=3)
+@shared_task(
+    name="donations.reconcile_stripe", autoretry_for=RETRYABLE, retry_backoff=True, max_retries=3
+)
 def reconcile_stripe_task(since_hours: int = 48) -> dict:
     counts = services.stripe_reconcile(since=timedelta(hours=since_hours))
     counts["events_retried"] = webhooks.stripe_events_retry_waiting()

@@ -77,7 +77,12 @@ def _appeal_from(value: str | None) -> Appeal | None:
 
 
 def _donate_context(
-    request: HttpRequest, *, form: DonateForm, frequency: str, appeal: Appeal | None, hero: Appeal | None
+    request: HttpRequest,
+    *,
+    form: DonateForm,
+    frequency: str,
+    appeal: Appeal | None,
+    hero: Appeal | None,
 ) -> dict:
     carried = {
         key: request.GET.get(key) or request.POST.get(key)
@@ -97,12 +102,18 @@ def _donate_context(
     return {
         "form": form,
         "frequency": frequency,
-        "frequency_word": {"one_time": "once", "monthly": "monthly", "annual": "every year"}[frequency],
+        "frequency_word": {"one_time": "once", "monthly": "monthly", "annual": "every year"}[
+            frequency
+        ],
         "tabs": tabs,
         "appeal": shown,
         "raised_cents": selectors.appeal_raised_cents(shown) if shown and shown.goal_cents else 0,
         "presets": [
-            {"cents": cents, "label": format_cents(cents), "fee": format_cents(fee_cents(cents), exact=True)}
+            {
+                "cents": cents,
+                "label": format_cents(cents),
+                "fee": format_cents(fee_cents(cents), exact=True),
+            }
             for cents in form.presets
         ],
         "fee_description": fee_description(),
@@ -135,7 +146,10 @@ def donate(request: HttpRequest) -> HttpResponse:
         initial = {
             "frequency": frequency,
             "amount": initial_amount,
-            **{key: request.GET.get(key, "") for key in ("appeal", "placement", "article", *UTM_FIELDS)},
+            **{
+                key: request.GET.get(key, "")
+                for key in ("appeal", "placement", "article", *UTM_FIELDS)
+            },
         }
         form = DonateForm(initial=initial, presets=presets)
         response = render(
@@ -318,9 +332,7 @@ def manage_open(request: HttpRequest, token: str) -> HttpResponse:
             return render(request, "donations/manage_open.html", {"token": token})
         email = services.manage_token_use(token=token)
     except services.ManageLinkInvalid as exc:
-        return render(
-            request, "donations/manage_invalid.html", {"reason": str(exc)}, status=410
-        )
+        return render(request, "donations/manage_invalid.html", {"reason": str(exc)}, status=410)
     request.session.cycle_key()
     request.session[MANAGE_SESSION_KEY] = {"email": email, "at": int(time.time())}
     return redirect("donations:manage_giving")

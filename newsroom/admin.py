@@ -44,9 +44,22 @@ class ArticleForm(forms.ModelForm):
     class Meta:
         model = Article
         fields = (
-            "headline", "slug", "dek", "language", "body", "pull_quotes",
-            "lead_photo", "lead_photo_alt", "lead_photo_caption", "lead_photo_credit",
-            "category", "topics", "authors", "top_story_rank", "status", "published_at",
+            "headline",
+            "slug",
+            "dek",
+            "language",
+            "body",
+            "pull_quotes",
+            "lead_photo",
+            "lead_photo_alt",
+            "lead_photo_caption",
+            "lead_photo_credit",
+            "category",
+            "topics",
+            "authors",
+            "top_story_rank",
+            "status",
+            "published_at",
         )
 
     def clean(self) -> dict:
@@ -63,7 +76,15 @@ class ArticleForm(forms.ModelForm):
 @admin.register(Article)
 class ArticleAdmin(admin.ModelAdmin):
     form = ArticleForm
-    list_display = ("headline", "status_now", "published_at", "category", "top_story_rank", "language", "preview_link")
+    list_display = (
+        "headline",
+        "status_now",
+        "published_at",
+        "category",
+        "top_story_rank",
+        "language",
+        "preview_link",
+    )
     list_filter = ("status", "category", "authors", "language", "published_at")
     list_select_related = ("category",)
     search_fields = ("headline", "dek", "body", "slug")
@@ -73,7 +94,10 @@ class ArticleAdmin(admin.ModelAdmin):
     readonly_fields = ("created_at", "updated_at", "preview_link")
     fieldsets = (
         (None, {"fields": ("headline", "slug", "dek", "language", "body", "pull_quotes")}),
-        ("Lead photo", {"fields": ("lead_photo", "lead_photo_alt", "lead_photo_caption", "lead_photo_credit")}),
+        (
+            "Lead photo",
+            {"fields": ("lead_photo", "lead_photo_alt", "lead_photo_caption", "lead_photo_credit")},
+        ),
         ("Placement", {"fields": ("category", "topics", "authors", "top_story_rank")}),
         (
             "Publishing",
@@ -96,7 +120,9 @@ class ArticleAdmin(admin.ModelAdmin):
     def back_to_draft(self, request, queryset) -> None:
         for article in queryset:
             services.article_unpublish(article=article)
-        self.message_user(request, f"{len(queryset)} article(s) are drafts again.", messages.SUCCESS)
+        self.message_user(
+            request, f"{len(queryset)} article(s) are drafts again.", messages.SUCCESS
+        )
 
     @admin.display(description="status")
     def status_now(self, obj: Article) -> str:
@@ -109,7 +135,9 @@ class ArticleAdmin(admin.ModelAdmin):
         if not obj.pk:
             return "-"
         label = "View on site" if obj.is_public else "Preview"
-        return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', obj.get_absolute_url(), label)
+        return format_html(
+            '<a href="{}" target="_blank" rel="noopener">{}</a>', obj.get_absolute_url(), label
+        )
 
     def save_model(self, request, obj: Article, form, change: bool) -> None:
         # The service sanitises the body, saves authors and topics, and refreshes pages.
@@ -172,13 +200,28 @@ class AuthorAdmin(_SectionAdmin):
 class AuditEntryAdmin(admin.ModelAdmin):
     """Read-only for everyone, superusers included: an audit trail nobody can edit."""
 
-    list_display = ("at", "actor_name", "action", "object_type", "object_repr", "ip_address", "summary")
+    list_display = (
+        "at",
+        "actor_name",
+        "action",
+        "object_type",
+        "object_repr",
+        "ip_address",
+        "summary",
+    )
     list_filter = ("action", ("at", admin.DateFieldListFilter), "object_type")
     search_fields = ("actor_name", "object_repr", "object_id", "ip_address")
     date_hierarchy = "at"
     fields = (
-        "at", "actor", "actor_name", "action", "object_type", "object_id", "object_repr",
-        "details", "ip_address",
+        "at",
+        "actor",
+        "actor_name",
+        "action",
+        "object_type",
+        "object_id",
+        "object_repr",
+        "details",
+        "ip_address",
     )
     readonly_fields = fields
     list_select_related = ("actor",)

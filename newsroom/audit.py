@@ -168,9 +168,13 @@ def _user_flags_after(sender, instance, created, raw=False, **kwargs) -> None:
 
 
 def connect_signals() -> None:
-    m2m_changed.connect(_user_groups_changed, sender=User.groups.through, dispatch_uid="audit_user_groups")
     m2m_changed.connect(
-        _group_permissions_changed, sender=Group.permissions.through, dispatch_uid="audit_group_perms"
+        _user_groups_changed, sender=User.groups.through, dispatch_uid="audit_user_groups"
+    )
+    m2m_changed.connect(
+        _group_permissions_changed,
+        sender=Group.permissions.through,
+        dispatch_uid="audit_group_perms",
     )
     pre_save.connect(_user_flags_before, sender=User, dispatch_uid="audit_user_flags_before")
     post_save.connect(_user_flags_after, sender=User, dispatch_uid="audit_user_flags_after")

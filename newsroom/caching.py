@@ -160,13 +160,17 @@ def public_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
             if settings.PAGE_CACHE_SECONDS > 0:
                 # Never outlive the moment the next scheduled article appears.
                 due = _seconds_until_next_due(state)
-                timeout = min(settings.PAGE_CACHE_SECONDS, due) if due else settings.PAGE_CACHE_SECONDS
+                timeout = (
+                    min(settings.PAGE_CACHE_SECONDS, due) if due else settings.PAGE_CACHE_SECONDS
+                )
                 cache.set(
                     key,
                     {
                         "version": state["version"],
                         "content": response.content,
-                        "headers": {h: response[h] for h in STORED_HEADERS if response.has_header(h)},
+                        "headers": {
+                            h: response[h] for h in STORED_HEADERS if response.has_header(h)
+                        },
                     },
                     timeout,
                 )
@@ -184,4 +188,3 @@ def public_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
         )
 
     return wrapper
-

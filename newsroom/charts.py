@@ -63,7 +63,13 @@ def _y_axis(top: float, height: int, fmt: Callable[[float], str]) -> str:
             format_html(
                 '<line class="dash-grid" x1="{}" x2="{}" y1="{}" y2="{}"/>'
                 '<text class="dash-axis" x="{}" y="{}" text-anchor="end">{}</text>',
-                PAD_START, WIDTH - PAD_END, _n(y), _n(y), PAD_START - 6, _n(y + 4), fmt(top * fraction),
+                PAD_START,
+                WIDTH - PAD_END,
+                _n(y),
+                _n(y),
+                PAD_START - 6,
+                _n(y + 4),
+                fmt(top * fraction),
             )
         )
     return "".join(lines)
@@ -100,7 +106,14 @@ def stacked_columns(
                 format_html(
                     '<rect class="s{}" x="{}" y="{}" width="{}" height="{}">'
                     "<title>{}: {} {}</title></rect>",
-                    index, _n(x), _n(y), _n(bar_w), _n(h), label, s.name, fmt(value),
+                    index,
+                    _n(x),
+                    _n(y),
+                    _n(bar_w),
+                    _n(h),
+                    label,
+                    s.name,
+                    fmt(value),
                 )
             )
             base += value
@@ -110,8 +123,10 @@ def stacked_columns(
             parts.append(
                 format_html(
                     '<text class="dash-axis" x="{}" y="{}" text-anchor="{}">{}</text>',
-                    _n(x + bar_w if last else x + bar_w / 2), height - 8,
-                    "end" if last else "middle", label,
+                    _n(x + bar_w if last else x + bar_w / 2),
+                    height - 8,
+                    "end" if last else "middle",
+                    label,
                 )
             )
     return _svg(slug, title, desc, height, "".join(parts))
@@ -150,7 +165,10 @@ def lines(
             format_html_join(
                 "",
                 '<circle class="s{}" cx="{}" cy="{}" r="3"><title>{}: {} {}</title></circle>',
-                ((index, _n(x), _n(y), labels[i], s.name, fmt(s.values[i])) for i, (x, y) in enumerate(points)),
+                (
+                    (index, _n(x), _n(y), labels[i], s.name, fmt(s.values[i]))
+                    for i, (x, y) in enumerate(points)
+                ),
             )
         )
     for i, label in enumerate(labels):
@@ -160,7 +178,10 @@ def lines(
             parts.append(
                 format_html(
                     '<text class="dash-axis" x="{}" y="{}" text-anchor="{}">{}</text>',
-                    _n(x + 4 if last else x), height - 8, "end" if last else "middle", label,
+                    _n(x + 4 if last else x),
+                    height - 8,
+                    "end" if last else "middle",
+                    label,
                 )
             )
     return _svg(slug, title, desc, height, "".join(parts))
@@ -189,7 +210,9 @@ def grouped_bars(
         parts.append(
             format_html(
                 '<text class="dash-label" x="{}" y="{}" text-anchor="end">{}</text>',
-                label_w - 8, _n(y0 + bar_h * len(series) / 2 + 4), label[:32],
+                label_w - 8,
+                _n(y0 + bar_h * len(series) / 2 + 4),
+                label[:32],
             )
         )
         for index, s in enumerate(series):
@@ -200,8 +223,17 @@ def grouped_bars(
                 format_html(
                     '<rect class="s{}" x="{}" y="{}" width="{}" height="{}"><title>{}: {} {}</title></rect>'
                     '<text class="dash-value" x="{}" y="{}">{}</text>',
-                    index, label_w, y, _n(w), bar_h - 2, label, s.name, fmt(value),
-                    _n(label_w + w + 4), y + bar_h - 3, fmt(value),
+                    index,
+                    label_w,
+                    y,
+                    _n(w),
+                    bar_h - 2,
+                    label,
+                    s.name,
+                    fmt(value),
+                    _n(label_w + w + 4),
+                    y + bar_h - 3,
+                    fmt(value),
                 )
             )
     return _svg(slug, title, desc, height, "".join(parts))

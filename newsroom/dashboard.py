@@ -223,7 +223,9 @@ def appeal_funnels(*, now: datetime | None = None, days: int = DAYS) -> list[Fun
         return []
     results = {
         row["appeal_id"]: row
-        for row in Gift.objects.filter(appeal_id__in=[a["pk"] for a in appeals], status__in=GIVEN_STATUSES)
+        for row in Gift.objects.filter(
+            appeal_id__in=[a["pk"] for a in appeals], status__in=GIVEN_STATUSES
+        )
         .values("appeal_id")
         # COUNT(*), not COUNT(id): the id is not in the index, and reading it would
         # send PostgreSQL to the table for every gift.
@@ -268,7 +270,9 @@ def week_ends(*, now: datetime | None = None, weeks: int = WEEKS) -> list[dateti
     return [end - timedelta(weeks=weeks - 1 - i) for i in range(weeks)]
 
 
-def newsletter_growth(*, now: datetime | None = None) -> tuple[list[datetime], list[NewsletterGrowth]]:
+def newsletter_growth(
+    *, now: datetime | None = None
+) -> tuple[list[datetime], list[NewsletterGrowth]]:
     """Confirmed subscribers per newsletter at each of the last 12 week-ends; signups."""
     now = now or timezone.now()
     ends = week_ends(now=now)
@@ -292,7 +296,9 @@ def newsletter_growth(*, now: datetime | None = None) -> tuple[list[datetime], l
             signups=Count("subscriptions", filter=Q(subscriptions__created_at__gte=since)),
             signups_confirmed=Count(
                 "subscriptions",
-                filter=Q(subscriptions__created_at__gte=since, subscriptions__confirmed_at__isnull=False),
+                filter=Q(
+                    subscriptions__created_at__gte=since, subscriptions__confirmed_at__isnull=False
+                ),
             ),
         )
         .order_by("name", "pk")
@@ -353,9 +359,15 @@ def last_editions(*, now: datetime | None = None, count: int = EDITIONS) -> list
             ),
         )
         .order_by("-date", "-pk")
-        .values("pk", "newsletter_id", "newsletter__name", "date", "state", "composed_at", "next_composed_at")[
-            :count
-        ]
+        .values(
+            "pk",
+            "newsletter_id",
+            "newsletter__name",
+            "date",
+            "state",
+            "composed_at",
+            "next_composed_at",
+        )[:count]
     )
     if not editions:
         return []
@@ -423,7 +435,8 @@ def last_editions(*, now: datetime | None = None, count: int = EDITIONS) -> list
                 unsubscribed=unsubscribes[f"e{row['pk']}"],
                 in_doubt=by_state.get(Delivery.State.IN_DOUBT, 0),
                 failed=by_state.get(Delivery.State.FAILED, 0),
-                waiting=by_state.get(Delivery.State.QUEUED, 0) + by_state.get(Delivery.State.CLAIMED, 0),
+                waiting=by_state.get(Delivery.State.QUEUED, 0)
+                + by_state.get(Delivery.State.CLAIMED, 0),
             )
         )
     return result
@@ -446,7 +459,13 @@ def dashboard_for(user, *, now: datetime | None = None) -> dict:
     """The figures of the sections `user` may see (absent sections are not queried)."""
     now = now or timezone.now()
     shown = sections_for(user)
-    figures: dict = {"shown": shown, "now": now, "days": DAYS, "weeks": WEEKS, "signup_days": SIGNUP_DAYS}
+    figures: dict = {
+        "shown": shown,
+        "now": now,
+        "days": DAYS,
+        "weeks": WEEKS,
+        "signup_days": SIGNUP_DAYS,
+    }
     if shown["money"]:
         figures["gift_days"] = gifts_by_day(now=now)
         figures["recurring"] = recurring_summary()

@@ -8,7 +8,9 @@ from datetime import datetime
 from django.db import connection, models
 
 
-def dates_restore(objects: Iterable[models.Model], field_name: str, values: Iterable[datetime]) -> None:
+def dates_restore(
+    objects: Iterable[models.Model], field_name: str, values: Iterable[datetime]
+) -> None:
     """Set `field_name` of each saved object to its value in `values`, in the database.
 
     A history made with bulk_create gets "now" in every auto_now_add field. One UPDATE

@@ -121,7 +121,9 @@ class Article(models.Model):
             models.Index(fields=["category", "status", "published_at"]),
             # The home page's top stories: a handful of rows, found without scanning every article.
             models.Index(
-                fields=["top_story_rank"], condition=Q(top_story_rank__isnull=False), name="article_top_stories"
+                fields=["top_story_rank"],
+                condition=Q(top_story_rank__isnull=False),
+                name="article_top_stories",
             ),
         ]
         constraints = [

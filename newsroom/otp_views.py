@@ -59,10 +59,9 @@ def setup(request: HttpRequest) -> HttpResponse:
     if has_confirmed_device(user):
         # Only the login form verifies an existing device; a second one is never added here.
         return HttpResponseRedirect(_next_url(request))
-    device = (
-        TOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk").first()
-        or TOTPDevice.objects.create(user=user, name=DEVICE_NAME, confirmed=False)
-    )
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by(
+        "pk"
+    ).first() or TOTPDevice.objects.create(user=user, name=DEVICE_NAME, confirmed=False)
     form = ConfirmDeviceForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         if device.verify_token(form.cleaned_data["token"].replace(" ", "")):

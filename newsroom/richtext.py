@@ -12,10 +12,46 @@ import nh3
 # links survive, so `javascript:` and `data:` URLs never reach a page; event
 # handler attributes are never in an allow-list, so they go too.
 ALLOWED_TAGS = {
-    "p", "h2", "h3", "h4", "blockquote", "a", "em", "strong", "b", "i", "u", "s",
-    "sub", "sup", "small", "mark", "abbr", "cite", "q", "code", "pre", "br", "hr",
-    "ul", "ol", "li", "dl", "dt", "dd", "figure", "figcaption", "img",
-    "table", "caption", "thead", "tbody", "tfoot", "tr", "th", "td",
+    "p",
+    "h2",
+    "h3",
+    "h4",
+    "blockquote",
+    "a",
+    "em",
+    "strong",
+    "b",
+    "i",
+    "u",
+    "s",
+    "sub",
+    "sup",
+    "small",
+    "mark",
+    "abbr",
+    "cite",
+    "q",
+    "code",
+    "pre",
+    "br",
+    "hr",
+    "ul",
+    "ol",
+    "li",
+    "dl",
+    "dt",
+    "dd",
+    "figure",
+    "figcaption",
+    "img",
+    "table",
+    "caption",
+    "thead",
+    "tbody",
+    "tfoot",
+    "tr",
+    "th",
+    "td",
 }
 ALLOWED_ATTRIBUTES = {
     "a": {"href", "title", "hreflang"},
@@ -46,7 +82,19 @@ def sanitise_html(html: str) -> str:
 
 
 # Elements without an end tag (HTML §13.1.2): they never open a nesting level.
-VOID_ELEMENTS = {"area", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+VOID_ELEMENTS = {
+    "area",
+    "br",
+    "col",
+    "embed",
+    "hr",
+    "img",
+    "input",
+    "link",
+    "meta",
+    "source",
+    "wbr",
+}
 
 
 class _BlockSplitter(HTMLParser):

@@ -16,9 +16,11 @@ TOP_STORIES = 5
 
 def _for_listing(qs: QuerySet[Article]) -> QuerySet[Article]:
     # Lists show headline, dek, photo, category and bylines: two queries however long the list.
-    return qs.select_related("category").prefetch_related(
-        Prefetch("authors", queryset=Author.objects.only("id", "name", "slug"))
-    ).defer("body")
+    return (
+        qs.select_related("category")
+        .prefetch_related(Prefetch("authors", queryset=Author.objects.only("id", "name", "slug")))
+        .defer("body")
+    )
 
 
 def articles_public() -> QuerySet[Article]:
@@ -38,7 +40,9 @@ def article_for_page(*, slug: str) -> Article | None:
 
 def top_stories(*, limit: int = TOP_STORIES) -> list[Article]:
     return list(
-        articles_public().filter(top_story_rank__isnull=False).order_by("top_story_rank", "-published_at")[:limit]
+        articles_public()
+        .filter(top_story_rank__isnull=False)
+        .order_by("top_story_rank", "-published_at")[:limit]
     )
 
 
@@ -67,7 +71,9 @@ def _latest_ids(*, exclude_ids: list[int], per_category: int) -> list[int]:
     ]
 
 
-def latest_per_category(*, exclude_ids: list[int], per_category: int = LATEST_PER_CATEGORY) -> list[tuple[Category, list[Article]]]:
+def latest_per_category(
+    *, exclude_ids: list[int], per_category: int = LATEST_PER_CATEGORY
+) -> list[tuple[Category, list[Article]]]:
     """Each category (in its order) with its newest articles; categories with none are left out.
 
     A ROW_NUMBER() window over every public article read them all (164 ms at 100,000
@@ -138,10 +144,12 @@ def articles_since(*, hours: int = 48) -> QuerySet[Article]:
 def _public_count(relation: str) -> Count:
     return Count(
         relation,
-        filter=Q(**{
-            f"{relation}__status__in": [Article.Status.PUBLISHED, Article.Status.SCHEDULED],
-            f"{relation}__published_at__lte": timezone.now(),
-        }),
+        filter=Q(
+            **{
+                f"{relation}__status__in": [Article.Status.PUBLISHED, Article.Status.SCHEDULED],
+                f"{relation}__published_at__lte": timezone.now(),
+            }
+        ),
         distinct=True,
     )
 
@@ -149,7 +157,9 @@ def _public_count(relation: str) -> Count:
 def categories_with_counts() -> QuerySet[Category]:
     """Categories in their order, each with `article_count` of public articles."""
     # An aggregate query ignores Meta.ordering (Django 3.1 release notes): order explicitly.
-    return Category.objects.annotate(article_count=_public_count("articles")).order_by("order", "name")
+    return Category.objects.annotate(article_count=_public_count("articles")).order_by(
+        "order", "name"
+    )
 
 
 def topics_with_counts() -> QuerySet[Topic]:

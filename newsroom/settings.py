@@ -222,12 +222,15 @@ ANYMAIL = {
     for key, value in os.environ.items()
     if key.startswith("ANYMAIL_") and value
 }
-ANYMAIL.setdefault("WEBHOOK_SECRET", secret(
-    "ANYMAIL_WEBHOOK_SECRET",
-    "laptop:webhook",
-    "Set it to `user:password`, the basic-auth credentials your ESP's tracking "
-    "webhook is configured to send.",
-))
+ANYMAIL.setdefault(
+    "WEBHOOK_SECRET",
+    secret(
+        "ANYMAIL_WEBHOOK_SECRET",
+        "laptop:webhook",
+        "Set it to `user:password`, the basic-auth credentials your ESP's tracking "
+        "webhook is configured to send.",
+    ),
+)
 # How many recipients the ESP takes in one batch call (Postmark 500, Mailgun and
 # SendGrid 1000, Amazon SES 50).
 ESP_BATCH_SIZE = env_int("ESP_BATCH_SIZE", 500)

@@ -33,7 +33,11 @@ class ArticleSitemap(_SiteSitemap):
     priority = 0.8
 
     def items(self):
-        return Article.objects.published().only("slug", "updated_at", "published_at").order_by("-published_at")
+        return (
+            Article.objects.published()
+            .only("slug", "updated_at", "published_at")
+            .order_by("-published_at")
+        )
 
     def lastmod(self, item: Article):
         return item.updated_at

@@ -45,7 +45,12 @@ def esp_tracking_webhooks() -> list[URLPattern]:
         return webhook
 
     return [
-        URLPattern(route.pattern, not_found_until_configured(route.callback), route.default_args, route.name)
+        URLPattern(
+            route.pattern,
+            not_found_until_configured(route.callback),
+            route.default_args,
+            route.name,
+        )
         for route in anymail_urls.urlpatterns
         if route.name.endswith("tracking_webhook")
     ]

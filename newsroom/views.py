@@ -74,7 +74,9 @@ def absolute(path: str) -> str:
     return f"{settings.SITE_URL}{path}"
 
 
-def _meta(*, title: str, description: str, path: str, image: str = "", kind: str = "website") -> dict:
+def _meta(
+    *, title: str, description: str, path: str, image: str = "", kind: str = "website"
+) -> dict:
     return {
         "title": title,
         "description": description,
@@ -110,7 +112,9 @@ def home(request: HttpRequest) -> HttpResponse:
 
 def _place_pull_quotes(blocks: list[str], quotes: list[str]) -> list[dict]:
     """Spread the pull quotes evenly between the body's blocks, never before the first."""
-    placed: list[dict] = [{"html": mark_safe(block), "quotes": []} for block in blocks]  # sanitised on save
+    placed: list[dict] = [
+        {"html": mark_safe(block), "quotes": []} for block in blocks
+    ]  # sanitised on save
     if not placed:
         return placed
     for index, quote in enumerate(quotes):
@@ -138,7 +142,11 @@ def _news_article_jsonld(article: Article) -> dict:
             {"@type": "Person", "name": author.name, "url": absolute(author.get_absolute_url())}
             for author in article.authors.all()
         ],
-        "publisher": {"@type": "NewsMediaOrganization", "name": settings.NEWSROOM_NAME, "url": absolute("/")},
+        "publisher": {
+            "@type": "NewsMediaOrganization",
+            "name": settings.NEWSROOM_NAME,
+            "url": absolute("/"),
+        },
     }
     if article.lead_photo:
         data["image"] = [absolute(article.lead_photo.url)]
@@ -187,7 +195,9 @@ def category(request: HttpRequest, slug: str) -> HttpResponse:
             "category": item,
             "page": _page(request, selectors.articles_in_category(category=item)),
             "feed_url": reverse("category_feed", kwargs={"slug": item.slug}),
-            "meta": _meta(title=item.name, description=item.description, path=item.get_absolute_url()),
+            "meta": _meta(
+                title=item.name, description=item.description, path=item.get_absolute_url()
+            ),
         },
     )
 
@@ -203,7 +213,9 @@ def topic(request: HttpRequest, slug: str) -> HttpResponse:
             "topic": item,
             "page": _page(request, selectors.articles_on_topic(topic=item)),
             "feed_url": reverse("topic_feed", kwargs={"slug": item.slug}),
-            "meta": _meta(title=item.name, description=item.description, path=item.get_absolute_url()),
+            "meta": _meta(
+                title=item.name, description=item.description, path=item.get_absolute_url()
+            ),
         },
     )
 

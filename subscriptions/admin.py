@@ -268,7 +268,9 @@ class ConsentRecordAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 class SuppressionForm(forms.ModelForm):
-    email = forms.EmailField(help_text="Only its SHA-256 is stored; the address itself is not kept.")
+    email = forms.EmailField(
+        help_text="Only its SHA-256 is stored; the address itself is not kept."
+    )
 
     class Meta:
         model = Suppression

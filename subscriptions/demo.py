@@ -94,8 +94,13 @@ HISTORY_DAYS = 90
 RANDOM_SEED = 2027
 LONG_STANDING = 520  # readers who confirmed before the dashboard's twelve weeks
 ZONES = (
-    ("Asia/Jerusalem", 30), ("Asia/Amman", 20), ("Asia/Beirut", 14), ("Africa/Cairo", 12),
-    ("Europe/London", 10), ("Europe/Berlin", 8), ("Europe/Paris", 6),
+    ("Asia/Jerusalem", 30),
+    ("Asia/Amman", 20),
+    ("Asia/Beirut", 14),
+    ("Africa/Cairo", 12),
+    ("Europe/London", 10),
+    ("Europe/Berlin", 8),
+    ("Europe/Paris", 6),
 )
 CONFIRMS = 0.8  # share of new signups who click the confirmation link
 LEAVES = 0.06  # share of readers who left before the two editions
@@ -126,7 +131,10 @@ def _readers(rng: random.Random, *, now: datetime, profiles: list) -> list[_Read
     from donations.demo import FIRST_NAMES, LAST_NAMES
 
     tz = ZoneInfo(settings.TIME_ZONE)
-    moments = [now - timedelta(days=rng.randint(HISTORY_DAYS + 5, 700), minutes=rng.randrange(1440)) for _ in range(LONG_STANDING)]
+    moments = [
+        now - timedelta(days=rng.randint(HISTORY_DAYS + 5, 700), minutes=rng.randrange(1440))
+        for _ in range(LONG_STANDING)
+    ]
     today = timezone.localdate(now, tz)
     for days_ago in range(HISTORY_DAYS - 1, -1, -1):
         day = today - timedelta(days=days_ago)
@@ -145,8 +153,12 @@ def _readers(rng: random.Random, *, now: datetime, profiles: list) -> list[_Read
             zone=rng.choices([z for z, _ in ZONES], weights=[w for _, w in ZONES])[0],
             created=created,
         )
-        confirmed = created + timedelta(minutes=rng.randint(1, 30 * 60 if rng.random() < 0.2 else 20))
-        if (created < now - timedelta(days=HISTORY_DAYS) or rng.random() < CONFIRMS) and confirmed < now:
+        confirmed = created + timedelta(
+            minutes=rng.randint(1, 30 * 60 if rng.random() < 0.2 else 20)
+        )
+        if (
+            created < now - timedelta(days=HISTORY_DAYS) or rng.random() < CONFIRMS
+        ) and confirmed < now:
             reader.confirmed = confirmed
             reader.follows = rng.choice(profiles) if profiles else ()
         readers.append(reader)
@@ -155,7 +167,9 @@ def _readers(rng: random.Random, *, now: datetime, profiles: list) -> list[_Read
 
 def _profiles(rng: random.Random) -> list[tuple[tuple[str, int], ...]]:
     """A dozen common choices of categories and topics: readers pick alike."""
-    items = [("c", pk) for pk in Category.objects.order_by("order", "name").values_list("pk", flat=True)]
+    items = [
+        ("c", pk) for pk in Category.objects.order_by("order", "name").values_list("pk", flat=True)
+    ]
     items += [("t", pk) for pk in Topic.objects.order_by("name").values_list("pk", flat=True)]
     if not items:
         return []
@@ -200,7 +214,9 @@ def _editions(rng, *, now: datetime, newsletter: Newsletter, readers: list[_Read
     for index, composed_at in enumerate(composed):
         cutoff_start = composed[index - 1] if index else composed_at - timedelta(days=1)
         until = composed[index + 1] if index + 1 < len(composed) else now
-        contents = compose_contents(newsletter=newsletter, cutoff_start=cutoff_start, cutoff_end=composed_at)
+        contents = compose_contents(
+            newsletter=newsletter, cutoff_start=cutoff_start, cutoff_end=composed_at
+        )
         edition = Edition(
             newsletter=newsletter,
             date=timezone.localdate(composed_at, tz),
@@ -208,20 +224,30 @@ def _editions(rng, *, now: datetime, newsletter: Newsletter, readers: list[_Read
             cutoff_start=cutoff_start,
             cutoff_end=composed_at,
             contents=contents,
-            skip_reason="" if contents["top"] else "Nothing was published since the last edition, so this edition was not sent.",
+            skip_reason=""
+            if contents["top"]
+            else "Nothing was published since the last edition, so this edition was not sent.",
         )
         copies = []
         if edition.state == Edition.State.SENT:
             for reader in readers:
                 # Whom the planner would have owed it (digest.due_subscribers): confirmed by
                 # the send hour in their zone, and still subscribed.
-                send_moment = datetime.combine(edition.date, time(newsletter.send_hour), ZoneInfo(reader.zone))
-                if not reader.confirmed or reader.confirmed > send_moment or (reader.left and reader.left <= composed_at):
+                send_moment = datetime.combine(
+                    edition.date, time(newsletter.send_hour), ZoneInfo(reader.zone)
+                )
+                if (
+                    not reader.confirmed
+                    or reader.confirmed > send_moment
+                    or (reader.left and reader.left <= composed_at)
+                ):
                     continue
                 if reader.suppressed:
                     copies.append((reader, None, []))
                     continue
-                sent_at = min(max(composed_at, send_moment) + timedelta(seconds=rng.randint(20, 1500)), now)
+                sent_at = min(
+                    max(composed_at, send_moment) + timedelta(seconds=rng.randint(20, 1500)), now
+                )
                 events = []
                 if rng.random() < BOUNCES:
                     events.append(("bounced", sent_at + timedelta(seconds=rng.randint(5, 600))))
@@ -231,9 +257,13 @@ def _editions(rng, *, now: datetime, newsletter: Newsletter, readers: list[_Read
                     if opened < now:
                         events.append(("opened", opened))
                         if rng.random() < CLICKS:
-                            events.append(("clicked", opened + timedelta(seconds=rng.randint(10, 300))))
+                            events.append(
+                                ("clicked", opened + timedelta(seconds=rng.randint(10, 300)))
+                            )
                     if rng.random() < COMPLAINTS and opened < now:
-                        events.append(("complained", opened + timedelta(seconds=rng.randint(10, 120))))
+                        events.append(
+                            ("complained", opened + timedelta(seconds=rng.randint(10, 120)))
+                        )
                         reader.suppressed = Suppression.Reason.COMPLAINT
                     elif rng.random() < UNSUBSCRIBES and not reader.left:
                         left = opened + timedelta(seconds=rng.randint(20, 600))
@@ -273,7 +303,13 @@ def _write_readers(rng, *, now: datetime, newsletter: Newsletter, readers: list[
         if r.confirmed:
             status = Subscription.Status.UNSUBSCRIBED if r.left else Subscription.Status.ACTIVE
         subscriptions.append(
-            Subscription(subscriber=r.subscriber, newsletter=newsletter, status=status, confirmed_at=r.confirmed, unsubscribed_at=r.left)
+            Subscription(
+                subscriber=r.subscriber,
+                newsletter=newsletter,
+                status=status,
+                confirmed_at=r.confirmed,
+                unsubscribed_at=r.left,
+            )
         )
     Subscription.objects.bulk_create(subscriptions, batch_size=500)
     dates_restore(subscriptions, "created_at", [r.created for r in readers])
@@ -286,14 +322,26 @@ def _write_readers(rng, *, now: datetime, newsletter: Newsletter, readers: list[
         if r.left:
             steps.append((ConsentRecord.Action.UNSUBSCRIBE, r.left, None))
         for action, at, text in steps:
-            records.append(ConsentRecord(subscriber=r.subscriber, newsletter=newsletter, action=action, source="demo-seed", consent_text=text))
+            records.append(
+                ConsentRecord(
+                    subscriber=r.subscriber,
+                    newsletter=newsletter,
+                    action=action,
+                    source="demo-seed",
+                    consent_text=text,
+                )
+            )
             moments.append(at)
     ConsentRecord.objects.bulk_create(records, batch_size=500)
     dates_restore(records, "at", moments)
 
     Follow.objects.bulk_create(
         [
-            Follow(subscriber=r.subscriber, position=position, **{"category_id" if kind == "c" else "topic_id": pk})
+            Follow(
+                subscriber=r.subscriber,
+                position=position,
+                **{"category_id" if kind == "c" else "topic_id": pk},
+            )
             for r in readers
             for position, (kind, pk) in enumerate(r.follows)
         ],
@@ -319,32 +367,59 @@ def _write_deliveries(rng, *, now: datetime, editions: list) -> None:
             batch = batches.get(key)
             if batch is None:
                 batch = batches[key] = DeliveryBatch(
-                    edition=edition, group_key=key[1], followed=followed, state=DeliveryBatch.State.SENT,
-                    attempts=1, task_id="demo-seed", started_at=sent_at, finished_at=sent_at,
+                    edition=edition,
+                    group_key=key[1],
+                    followed=followed,
+                    state=DeliveryBatch.State.SENT,
+                    attempts=1,
+                    task_id="demo-seed",
+                    started_at=sent_at,
+                    finished_at=sent_at,
                 )
-            batch.started_at, batch.finished_at = min(batch.started_at, sent_at), max(batch.finished_at, sent_at)
+            batch.started_at, batch.finished_at = (
+                min(batch.started_at, sent_at),
+                max(batch.finished_at, sent_at),
+            )
     DeliveryBatch.objects.bulk_create(batches.values(), batch_size=500)
-    dates_restore(batches.values(), "created_at", [b.started_at - timedelta(seconds=5) for b in batches.values()])
+    dates_restore(
+        batches.values(),
+        "created_at",
+        [b.started_at - timedelta(seconds=5) for b in batches.values()],
+    )
 
     deliveries, events = [], []
     for edition, _, copies in editions:
         for reader, sent_at, reactions in copies:
             if sent_at is None:  # suppressed after an earlier bounce or complaint
-                deliveries.append(Delivery(edition=edition, subscriber=reader.subscriber, state=Delivery.State.SUPPRESSED))
+                deliveries.append(
+                    Delivery(
+                        edition=edition,
+                        subscriber=reader.subscriber,
+                        state=Delivery.State.SUPPRESSED,
+                    )
+                )
                 continue
             message_id = f"<demo.{_token(rng)}@newsroom.example>"
             deliveries.append(
                 Delivery(
-                    edition=edition, subscriber=reader.subscriber,
+                    edition=edition,
+                    subscriber=reader.subscriber,
                     batch=batches[(edition.pk, group_key([list(item) for item in reader.follows]))],
-                    state=Delivery.State.SENT, esp_message_id=message_id, sent_at=sent_at,
+                    state=Delivery.State.SENT,
+                    esp_message_id=message_id,
+                    sent_at=sent_at,
                 )
             )
             for event_type, at in reactions:
                 events.append(
                     TrackingEvent(
-                        esp_event_id=f"demo-{_token(rng, 20)}", event_type=event_type, esp_name="demo",
-                        recipient=reader.email, message_id=message_id, edition=edition, occurred_at=at,
+                        esp_event_id=f"demo-{_token(rng, 20)}",
+                        event_type=event_type,
+                        esp_name="demo",
+                        recipient=reader.email,
+                        message_id=message_id,
+                        edition=edition,
+                        occurred_at=at,
                         processed_at=min(at + timedelta(seconds=2), now),
                         outcome=OUTCOMES.get(event_type, "stored"),
                     )

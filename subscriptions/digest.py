@@ -110,8 +110,9 @@ def compose_contents(
     if cutoff_start is not None:
         new = new.filter(published_at__gt=cutoff_start)
     top = list(
-        new.order_by(F("top_story_rank").asc(nulls_last=True), "-published_at", "-id")
-        .values_list("id", flat=True)[: newsletter.top_stories_count]
+        new.order_by(F("top_story_rank").asc(nulls_last=True), "-published_at", "-id").values_list(
+            "id", flat=True
+        )[: newsletter.top_stories_count]
     )
     rest = list(
         new.exclude(pk__in=top).order_by("-published_at", "-id").values_list("id", "category_id")
@@ -138,7 +139,9 @@ def compose_contents(
 
 
 def _lookback(newsletter: Newsletter) -> timedelta:
-    return timedelta(days=7) if newsletter.cadence == Newsletter.Cadence.WEEKLY else timedelta(days=1)
+    return (
+        timedelta(days=7) if newsletter.cadence == Newsletter.Cadence.WEEKLY else timedelta(days=1)
+    )
 
 
 def publishes_on(newsletter: Newsletter, day: Date) -> bool:
@@ -266,7 +269,11 @@ PARTS_TTL_SECONDS = 60.0
 
 def _edition_parts(edition: Edition, *, shared: bool) -> tuple[dict, dict, dict]:
     """(articles, categories, topics) by id for everything the edition's contents name."""
-    key = (edition.pk, edition.composed_at.isoformat() if edition.composed_at else "", settings.SITE_URL)
+    key = (
+        edition.pk,
+        edition.composed_at.isoformat() if edition.composed_at else "",
+        settings.SITE_URL,
+    )
     now = monotonic()
     shared = shared and edition.pk is not None
     if shared:
@@ -276,7 +283,10 @@ def _edition_parts(edition: Edition, *, shared: bool) -> tuple[dict, dict, dict]
             return cached[1]
     contents = edition.contents or {}
     ids = set(contents.get("top", []))
-    for section_ids in [*contents.get("categories", {}).values(), *contents.get("topics", {}).values()]:
+    for section_ids in [
+        *contents.get("categories", {}).values(),
+        *contents.get("topics", {}).values(),
+    ]:
         ids.update(section_ids)
     articles = Article.objects.published().select_related("category").in_bulk(list(ids))
     for article in articles.values():
@@ -320,7 +330,9 @@ def edition_subject(view: EditionView) -> str:
     edition = view.edition
     lead = view.top[0].headline if view.top else ""
     day = f"{edition.date.day} {edition.date:%B %Y}"
-    return f"{edition.newsletter.name}, {day}: {lead}" if lead else f"{edition.newsletter.name}, {day}"
+    return (
+        f"{edition.newsletter.name}, {day}: {lead}" if lead else f"{edition.newsletter.name}, {day}"
+    )
 
 
 # Rendered emails by (edition, its compose time, followed set, appeal, settings that
@@ -330,9 +342,7 @@ _RENDERS_MAX = 256
 _INLINER = css_inline.CSSInliner(load_remote_stylesheets=False)
 
 
-def render_edition_email(
-    *, edition: Edition, followed: list[list], appeal=None
-) -> RenderedEmail:
+def render_edition_email(*, edition: Edition, followed: list[list], appeal=None) -> RenderedEmail:
     """Render the email a group gets, with merge fields where each reader differs."""
     key = (
         edition.pk,
@@ -425,9 +435,7 @@ def substitute(content: str, values: dict[str, str]) -> str:
     return content
 
 
-def personal_copy(
-    *, rendered: RenderedEmail, values: dict[str, str]
-) -> RenderedEmail:
+def personal_copy(*, rendered: RenderedEmail, values: dict[str, str]) -> RenderedEmail:
     return RenderedEmail(
         subject=substitute(rendered.subject, values),
         text=substitute(rendered.text, {k: v for k, v in values.items() if k != "greeting_html"}),
@@ -475,7 +483,9 @@ def edition_draft(*, newsletter: Newsletter, date: Date, now: datetime) -> Editi
     existing = Edition.objects.filter(newsletter=newsletter, date=date).first()
     if existing is not None:
         return existing
-    previous = Edition.objects.filter(newsletter=newsletter, date__lt=date).order_by("-date").first()
+    previous = (
+        Edition.objects.filter(newsletter=newsletter, date__lt=date).order_by("-date").first()
+    )
     cutoff_start = previous.cutoff_end if previous else now - _lookback(newsletter)
     contents = compose_contents(newsletter=newsletter, cutoff_start=cutoff_start, cutoff_end=now)
     return Edition(
@@ -485,7 +495,9 @@ def edition_draft(*, newsletter: Newsletter, date: Date, now: datetime) -> Editi
         cutoff_end=now,
         contents=contents,
         state=Edition.State.COMPOSED if contents["top"] else Edition.State.SKIPPED,
-        skip_reason="" if contents["top"] else "Nothing new has been published since the last edition.",
+        skip_reason=""
+        if contents["top"]
+        else "Nothing new has been published since the last edition.",
     )
 
 
@@ -512,7 +524,9 @@ def digest_dry_run(
         else:
             plan = dict(due_dates(newsletter=newsletter, now=now))
         for day, zones in sorted(plan.items()):
-            if not _anyone_owed(newsletter=newsletter, date=day, zones=zones, now=now, latest=max(plan)):
+            if not _anyone_owed(
+                newsletter=newsletter, date=day, zones=zones, now=now, latest=max(plan)
+            ):
                 continue
             edition = edition_draft(newsletter=newsletter, date=day, now=now)
             if edition.state in (Edition.State.SKIPPED, Edition.State.PAUSED):
@@ -565,9 +579,7 @@ def _subscribers_of(newsletter: Newsletter):
 
 def due_dates(*, newsletter: Newsletter, now: datetime) -> dict[Date, list[str]]:
     """Local dates whose send hour has come, each with the time zones living it now."""
-    zones = (
-        _subscribers_of(newsletter).order_by().values_list("time_zone", flat=True).distinct()
-    )
+    zones = _subscribers_of(newsletter).order_by().values_list("time_zone", flat=True).distinct()
     dates: dict[Date, list[str]] = defaultdict(list)
     for name in zones:
         local = now.astimezone(_zone(name))
@@ -741,7 +753,12 @@ def edition_plan(
             _, ids = pending.setdefault(key, (followed, array("q")))
             ids.append(pk)
             if len(ids) >= batch_size:
-                _flush_pack(edition=edition, groups=[(key, followed, list(ids))], enqueue=enqueue, result=result)
+                _flush_pack(
+                    edition=edition,
+                    groups=[(key, followed, list(ids))],
+                    enqueue=enqueue,
+                    result=result,
+                )
                 del pending[key]
     # What is left are groups smaller than a batch: with many distinct followed sets,
     # nearly every group. They are written and sent in packs of PACK_BATCHES batches:
@@ -752,7 +769,10 @@ def edition_plan(
     for start in range(0, len(groups), PACK_BATCHES):
         _flush_pack(
             edition=edition,
-            groups=[(key, followed, list(ids)) for key, (followed, ids) in groups[start : start + PACK_BATCHES]],
+            groups=[
+                (key, followed, list(ids))
+                for key, (followed, ids) in groups[start : start + PACK_BATCHES]
+            ],
             enqueue=enqueue,
             result=result,
         )
@@ -776,7 +796,10 @@ def _flush_pack(
     with transaction.atomic():
         _commit_without_waiting_for_disk()
         batches = DeliveryBatch.objects.bulk_create(
-            [DeliveryBatch(edition=edition, group_key=key, followed=followed) for key, followed, _ in groups]
+            [
+                DeliveryBatch(edition=edition, group_key=key, followed=followed)
+                for key, followed, _ in groups
+            ]
         )
         claimed = _insert_pack_deliveries(
             edition_id=edition.pk,
@@ -800,7 +823,9 @@ def _flush_pack(
             result.batch_ids.append(batch.pk)
 
 
-def _insert_pack_deliveries(*, edition_id: int, rows: list[tuple[int, list[int]]]) -> dict[int, int]:
+def _insert_pack_deliveries(
+    *, edition_id: int, rows: list[tuple[int, list[int]]]
+) -> dict[int, int]:
     """Queue each batch's subscribers in it; return how many rows each batch got.
 
     ON CONFLICT DO NOTHING, as _insert_deliveries: a reader another planner queued
@@ -808,7 +833,11 @@ def _insert_pack_deliveries(*, edition_id: int, rows: list[tuple[int, list[int]]
     """
     if len(rows) == 1:
         batch_id, ids = rows[0]
-        return {batch_id: _insert_deliveries(edition_id=edition_id, batch_id=batch_id, subscriber_ids=ids)}
+        return {
+            batch_id: _insert_deliveries(
+                edition_id=edition_id, batch_id=batch_id, subscriber_ids=ids
+            )
+        }
     batch_ids = [batch_id for batch_id, ids in rows for _ in ids]
     subscriber_ids = [pk for _, ids in rows for pk in ids]
     if db_connection.vendor == "postgresql":
@@ -855,7 +884,9 @@ def _record_suppressed(*, edition: Edition, subscriber_ids: list[int]) -> int:
         ],
         ignore_conflicts=True,
     )
-    return Delivery.objects.filter(edition=edition, subscriber_id__in=subscriber_ids).count() - before
+    return (
+        Delivery.objects.filter(edition=edition, subscriber_id__in=subscriber_ids).count() - before
+    )
 
 
 def _commit_without_waiting_for_disk() -> None:
@@ -890,7 +921,10 @@ def _insert_deliveries(*, edition_id: int, batch_id: int, subscriber_ids: list[i
             )
             return cursor.rowcount
     Delivery.objects.bulk_create(
-        [Delivery(edition_id=edition_id, subscriber_id=pk, batch_id=batch_id) for pk in subscriber_ids],
+        [
+            Delivery(edition_id=edition_id, subscriber_id=pk, batch_id=batch_id)
+            for pk in subscriber_ids
+        ],
         ignore_conflicts=True,
     )
     return Delivery.objects.filter(batch_id=batch_id).count()
@@ -927,7 +961,10 @@ def batches_requeue_stalled(*, now: datetime) -> list[int]:
     stalled = list(
         DeliveryBatch.objects.filter(
             Q(state=DeliveryBatch.State.QUEUED)
-            & (Q(started_at__lt=now - STALLED_AFTER) | Q(started_at__isnull=True, created_at__lt=now - STALLED_AFTER))
+            & (
+                Q(started_at__lt=now - STALLED_AFTER)
+                | Q(started_at__isnull=True, created_at__lt=now - STALLED_AFTER)
+            )
             | Q(state=DeliveryBatch.State.SENDING, started_at__lt=now - SENDING_STALE_AFTER)
         )
         .exclude(edition__state=Edition.State.PAUSED)
@@ -1019,7 +1056,11 @@ def edition_send_batches(*, batch_ids: list[int], task_id: str) -> PackOutcome:
                 continue
             try:
                 pack.outcomes[batch.pk] = _settle(
-                    batch=batch, results=results, error=error, suppressed=suppressed, mark_done=False
+                    batch=batch,
+                    results=results,
+                    error=error,
+                    suppressed=suppressed,
+                    mark_done=False,
                 )
             except BatchSendError as exc:
                 pack.retry[batch.pk] = str(exc)
@@ -1156,7 +1197,9 @@ def _claim(*, batch_id: int, task_id: str):
                     )
                 )
             )
-            .values_list("pk", "subscriber_id", "subscriber__email", "subscriber__name", "subscribed")
+            .values_list(
+                "pk", "subscriber_id", "subscriber__email", "subscriber__name", "subscribed"
+            )
         )
         # The one suppression check, right before the ESP call (seams.md).
         suppressed = suppressed_among([email for _, sid, email, _, _ in rows if sid is not None])
@@ -1173,7 +1216,9 @@ def _claim(*, batch_id: int, task_id: str):
                 subscriber = Subscriber(pk=subscriber_id, email=email, name=name)
                 recipients.append(_Recipient(delivery_id, subscriber))
         for reason, ids in dropped.items():
-            Delivery.objects.filter(pk__in=ids).update(state=Delivery.State.SUPPRESSED, error=reason)
+            Delivery.objects.filter(pk__in=ids).update(
+                state=Delivery.State.SUPPRESSED, error=reason
+            )
         Delivery.objects.filter(pk__in=[r.delivery_id for r in recipients]).update(
             state=Delivery.State.CLAIMED
         )
@@ -1192,9 +1237,7 @@ def _finish(
 ) -> None:
     now = timezone.now()
     with transaction.atomic():
-        _record_sent(
-            [(pk, r.message_id[:200]) for pk, r in results.items() if r.ok], sent_at=now
-        )
+        _record_sent([(pk, r.message_id[:200]) for pk, r in results.items() if r.ok], sent_at=now)
         refused: dict[str, list[int]] = defaultdict(list)
         for pk, r in results.items():
             if not r.ok:
@@ -1228,7 +1271,13 @@ def _record_sent(rows: list[tuple[int, str]], *, sent_at: datetime) -> None:
         else:
             Delivery.objects.bulk_update(
                 [
-                    Delivery(pk=pk, state=Delivery.State.SENT, esp_message_id=mid, sent_at=sent_at, error="")
+                    Delivery(
+                        pk=pk,
+                        state=Delivery.State.SENT,
+                        esp_message_id=mid,
+                        sent_at=sent_at,
+                        error="",
+                    )
                     for pk, mid in rows
                 ],
                 ["state", "esp_message_id", "sent_at", "error"],
@@ -1368,7 +1417,9 @@ def _message(
     return message
 
 
-def _send_batch_call(connection, edition: Edition, rendered: RenderedEmail, group: list[_Recipient]) -> dict[int, _Result]:
+def _send_batch_call(
+    connection, edition: Edition, rendered: RenderedEmail, group: list[_Recipient]
+) -> dict[int, _Result]:
     newsletter = edition.newsletter
     merge_data, merge_headers, merge_metadata = {}, {}, {}
     for recipient in group:
@@ -1403,7 +1454,11 @@ def _send_batch_call(connection, edition: Edition, rendered: RenderedEmail, grou
 
 
 def _send_one_by_one(
-    connection, edition: Edition, rendered: RenderedEmail, group: list[_Recipient], results: dict[int, _Result]
+    connection,
+    edition: Edition,
+    rendered: RenderedEmail,
+    group: list[_Recipient],
+    results: dict[int, _Result],
 ) -> str:
     newsletter = edition.newsletter
     domain = urlsplit(settings.SITE_URL).hostname or "localhost"
@@ -1421,7 +1476,11 @@ def _send_one_by_one(
         message = _message(edition=edition, rendered=own, to=[subscriber.email], headers=headers)
         try:
             connection.send_messages([message])
-        except (AnymailInvalidAddress, AnymailRecipientsRefused, smtplib.SMTPRecipientsRefused) as exc:
+        except (
+            AnymailInvalidAddress,
+            AnymailRecipientsRefused,
+            smtplib.SMTPRecipientsRefused,
+        ) as exc:
             results[recipient.delivery_id] = _Result(False, error=str(exc))
             continue
         except RETRYABLE as exc:
@@ -1502,7 +1561,11 @@ def batch_mark_sent(*, batch: DeliveryBatch) -> int:
 
 
 def edition_send_test(
-    *, edition: Edition, to: str, subscriber: Subscriber | None = None, followed: list[list] | None = None
+    *,
+    edition: Edition,
+    to: str,
+    subscriber: Subscriber | None = None,
+    followed: list[list] | None = None,
 ) -> None:
     """Send one copy to a staff address, as `subscriber` (or `followed`) would get it.
 

@@ -64,7 +64,15 @@ class EditionAdmin(admin.ModelAdmin):
     list_filter = ["newsletter", "state", InDoubtFilter]
     date_hierarchy = "date"
     list_select_related = ["newsletter"]
-    fields = ["newsletter", "date", "state", "skip_reason", "cutoff_start", "cutoff_end", "composed_at"]
+    fields = [
+        "newsletter",
+        "date",
+        "state",
+        "skip_reason",
+        "cutoff_start",
+        "cutoff_end",
+        "composed_at",
+    ]
     readonly_fields = fields
     actions = ["pause_editions", "resume_editions"]
     change_form_template = "subscriptions/digest/admin/edition_change_form.html"
@@ -86,7 +94,14 @@ class EditionAdmin(admin.ModelAdmin):
 
     @admin.display(description="progress")
     def progress(self, obj: Edition) -> str:
-        total = obj.n_sent + obj.n_queued + obj.n_claimed + obj.n_failed + obj.n_suppressed + obj.n_in_doubt
+        total = (
+            obj.n_sent
+            + obj.n_queued
+            + obj.n_claimed
+            + obj.n_failed
+            + obj.n_suppressed
+            + obj.n_in_doubt
+        )
         done = total - obj.n_queued - obj.n_claimed
         percent = round(100 * done / total) if total else 0
         return _progress_bar({"total": total, "done": done, "percent": percent})
@@ -124,8 +139,14 @@ class EditionAdmin(admin.ModelAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
-            path("<int:pk>/preview/", view(self.preview_view), name="subscriptions_edition_preview"),
-            path("<int:pk>/send-test/", view(self.send_test_view), name="subscriptions_edition_send_test"),
+            path(
+                "<int:pk>/preview/", view(self.preview_view), name="subscriptions_edition_preview"
+            ),
+            path(
+                "<int:pk>/send-test/",
+                view(self.send_test_view),
+                name="subscriptions_edition_send_test",
+            ),
             path("<int:pk>/pause/", view(self.pause_view), name="subscriptions_edition_pause"),
             path("<int:pk>/resume/", view(self.resume_view), name="subscriptions_edition_resume"),
             path(
@@ -148,9 +169,9 @@ class EditionAdmin(admin.ModelAdmin):
             extra = {
                 "counts": digest.edition_progress(edition),
                 "progress_bar": _progress_bar(digest.edition_progress(edition)),
-                "in_doubt_batches": edition.batches.filter(state=DeliveryBatch.State.IN_DOUBT).annotate(
-                    size=Count("deliveries")
-                ),
+                "in_doubt_batches": edition.batches.filter(
+                    state=DeliveryBatch.State.IN_DOUBT
+                ).annotate(size=Count("deliveries")),
                 "contents": digest.edition_view(edition=edition, followed=None),
                 "categories": Category.objects.all(),
                 "topics": Topic.objects.all(),
@@ -176,9 +197,13 @@ class EditionAdmin(admin.ModelAdmin):
         return None
 
     def _back(self, edition: Edition) -> HttpResponseRedirect:
-        return HttpResponseRedirect(reverse("admin:subscriptions_edition_change", args=[edition.pk]))
+        return HttpResponseRedirect(
+            reverse("admin:subscriptions_edition_change", args=[edition.pk])
+        )
 
-    def _reader(self, request: HttpRequest, data) -> tuple[Subscriber | None, list[list] | None, str]:
+    def _reader(
+        self, request: HttpRequest, data
+    ) -> tuple[Subscriber | None, list[list] | None, str]:
         email = (data.get("subscriber") or "").strip()
         if email:
             subscriber = Subscriber.objects.filter(email__iexact=email).first()
@@ -204,13 +229,19 @@ class EditionAdmin(admin.ModelAdmin):
             return refused
         edition = self._edition(request, pk)
         if not request.user.email:
-            self.message_user(request, "Your staff account has no email address to send the test to.", messages.ERROR)
+            self.message_user(
+                request,
+                "Your staff account has no email address to send the test to.",
+                messages.ERROR,
+            )
             return self._back(edition)
         subscriber, followed, error = self._reader(request, request.POST)
         if error:
             self.message_user(request, error, messages.ERROR)
             return self._back(edition)
-        digest.edition_send_test(edition=edition, to=request.user.email, subscriber=subscriber, followed=followed)
+        digest.edition_send_test(
+            edition=edition, to=request.user.email, subscriber=subscriber, followed=followed
+        )
         self.message_user(request, f"A test copy went to {request.user.email}.")
         return self._back(edition)
 
@@ -221,7 +252,9 @@ class EditionAdmin(admin.ModelAdmin):
         if digest.edition_pause(edition=edition):
             self.message_user(request, "Paused: batches not yet started wait until you resume.")
         else:
-            self.message_user(request, "Only a composed, sending or sent edition can be paused.", messages.WARNING)
+            self.message_user(
+                request, "Only a composed, sending or sent edition can be paused.", messages.WARNING
+            )
         return self._back(edition)
 
     def resume_view(self, request: HttpRequest, pk: int) -> HttpResponse:
@@ -238,10 +271,16 @@ class EditionAdmin(admin.ModelAdmin):
         batch = get_object_or_404(DeliveryBatch, pk=pk)
         count = digest.batch_resend(batch=batch)
         if count:
-            self.message_user(request, f"Batch {batch.pk}: {count} reader(s) queued to be sent again.")
+            self.message_user(
+                request, f"Batch {batch.pk}: {count} reader(s) queued to be sent again."
+            )
         else:
-            self.message_user(request, f"Batch {batch.pk} is not in doubt; nothing was queued.", messages.WARNING)
-        return HttpResponseRedirect(reverse("admin:subscriptions_edition_change", args=[batch.edition_id]))
+            self.message_user(
+                request, f"Batch {batch.pk} is not in doubt; nothing was queued.", messages.WARNING
+            )
+        return HttpResponseRedirect(
+            reverse("admin:subscriptions_edition_change", args=[batch.edition_id])
+        )
 
     def batch_mark_sent_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         if refused := self._refuse(request):
@@ -249,15 +288,37 @@ class EditionAdmin(admin.ModelAdmin):
         batch = get_object_or_404(DeliveryBatch, pk=pk)
         count = digest.batch_mark_sent(batch=batch)
         self.message_user(request, f"Batch {batch.pk}: {count} reader(s) recorded as sent.")
-        return HttpResponseRedirect(reverse("admin:subscriptions_edition_change", args=[batch.edition_id]))
+        return HttpResponseRedirect(
+            reverse("admin:subscriptions_edition_change", args=[batch.edition_id])
+        )
 
 
 @admin.register(DeliveryBatch)
 class DeliveryBatchAdmin(admin.ModelAdmin):
-    list_display = ["pk", "edition", "state", "size", "attempts", "started_at", "finished_at", "error"]
+    list_display = [
+        "pk",
+        "edition",
+        "state",
+        "size",
+        "attempts",
+        "started_at",
+        "finished_at",
+        "error",
+    ]
     list_filter = ["state", "edition__newsletter"]
     list_select_related = ["edition__newsletter"]
-    fields = ["edition", "state", "group_key", "followed", "attempts", "task_id", "created_at", "started_at", "finished_at", "error"]
+    fields = [
+        "edition",
+        "state",
+        "group_key",
+        "followed",
+        "attempts",
+        "task_id",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "error",
+    ]
     readonly_fields = fields
     actions = ["resend_in_doubt", "mark_in_doubt_sent"]
 
@@ -279,7 +340,9 @@ class DeliveryBatchAdmin(admin.ModelAdmin):
         count = sum(digest.batch_resend(batch=batch) for batch in queryset)
         self.message_user(request, f"{count} reader(s) queued to be sent again.")
 
-    @admin.action(description="Record the selected in-doubt batches as sent", permissions=["change"])
+    @admin.action(
+        description="Record the selected in-doubt batches as sent", permissions=["change"]
+    )
     def mark_in_doubt_sent(self, request: HttpRequest, queryset) -> None:
         count = sum(digest.batch_mark_sent(batch=batch) for batch in queryset)
         self.message_user(request, f"{count} reader(s) recorded as sent.")

@@ -33,7 +33,9 @@ def backoff(retries: int) -> int:
     return 30 * 2**retries + random.randint(0, 15)
 
 
-@shared_task(name="subscriptions.digest_plan", ignore_result=True, soft_time_limit=240, time_limit=280)
+@shared_task(
+    name="subscriptions.digest_plan", ignore_result=True, soft_time_limit=240, time_limit=280
+)
 def digest_plan_task() -> None:
     """Queue the subscribers whose local send hour has come (beat, every five minutes)."""
     for result in digest.digest_plan():

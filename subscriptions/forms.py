@@ -15,7 +15,10 @@ class SignupForm(forms.Form):
     email = forms.EmailField(
         label="Email address",
         max_length=254,
-        error_messages={"required": "Enter your email address.", "invalid": "Enter a valid email address, like name@example.com."},
+        error_messages={
+            "required": "Enter your email address.",
+            "invalid": "Enter a valid email address, like name@example.com.",
+        },
     )
     newsletters = forms.ModelMultipleChoiceField(
         queryset=Newsletter.objects.filter(active=True),
@@ -74,9 +77,14 @@ class PreferencesForm(forms.Form):
 class FollowForm(forms.Form):
     kind = forms.ChoiceField(
         choices=[("category", "category"), ("topic", "topic")],
-        error_messages={"required": "Say whether this is a category or a topic.", "invalid_choice": "Only categories and topics can be followed."},
+        error_messages={
+            "required": "Say whether this is a category or a topic.",
+            "invalid_choice": "Only categories and topics can be followed.",
+        },
     )
-    slug = forms.CharField(max_length=200, error_messages={"required": "Say which category or topic to follow."})
+    slug = forms.CharField(
+        max_length=200, error_messages={"required": "Say which category or topic to follow."}
+    )
     action = forms.ChoiceField(
         choices=[("toggle", "toggle"), ("follow", "follow"), ("unfollow", "unfollow")],
         required=False,

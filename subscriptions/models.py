@@ -41,7 +41,9 @@ class Newsletter(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.CheckConstraint(condition=Q(send_hour__lte=23), name="newsletter_send_hour_0_23"),
+            models.CheckConstraint(
+                condition=Q(send_hour__lte=23), name="newsletter_send_hour_0_23"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -223,7 +225,9 @@ class TrackingEvent(models.Model):
             # Readers who opened, clicked, bounced ... per edition, counted from the index
             # alone (the dashboard and the edition's progress): 22 ms, not 96 ms, for
             # 80,000 events of ten editions (bench/README.md, "Dashboard").
-            models.Index(fields=["edition", "event_type", "recipient"], name="tracking_edition_readers"),
+            models.Index(
+                fields=["edition", "event_type", "recipient"], name="tracking_edition_readers"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -170,8 +170,12 @@ def subscriber_export(*, subscriber: Subscriber) -> dict:
     )
     subscriptions = subscriber.subscriptions.select_related("newsletter").order_by("pk")
     follows = subscriber.follows.select_related("category", "topic")
-    events = TrackingEvent.objects.filter(recipient__iexact=subscriber.email).order_by("occurred_at")
-    deliveries = Delivery.objects.filter(subscriber=subscriber).select_related("edition__newsletter")
+    events = TrackingEvent.objects.filter(recipient__iexact=subscriber.email).order_by(
+        "occurred_at"
+    )
+    deliveries = Delivery.objects.filter(subscriber=subscriber).select_related(
+        "edition__newsletter"
+    )
     return {
         "email": subscriber.email,
         "name": subscriber.name,

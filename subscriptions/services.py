@@ -302,7 +302,8 @@ def confirmation_reminders_send(*, now: datetime | None = None) -> int:
             reminder_sent_at__isnull=True,
             confirmation_sent_at__lte=now - REMINDER_AFTER,
             # Older requests are abandoned: their link has expired and they get nothing more.
-            confirmation_sent_at__gte=now - timedelta(days=settings.SUBSCRIPTIONS_CONFIRM_MAX_AGE_DAYS),
+            confirmation_sent_at__gte=now
+            - timedelta(days=settings.SUBSCRIPTIONS_CONFIRM_MAX_AGE_DAYS),
             subscriptions__status=Subscription.Status.PENDING,
         )
         .distinct()
@@ -311,9 +312,9 @@ def confirmation_reminders_send(*, now: datetime | None = None) -> int:
     sent = 0
     for subscriber_id in list(due):
         # Claim the reminder first: two beat runs (or workers) racing send it once.
-        claimed = Subscriber.objects.filter(
-            pk=subscriber_id, reminder_sent_at__isnull=True
-        ).update(reminder_sent_at=now)
+        claimed = Subscriber.objects.filter(pk=subscriber_id, reminder_sent_at__isnull=True).update(
+            reminder_sent_at=now
+        )
         if claimed and confirmation_email_send(subscriber_id=subscriber_id, reminder=True):
             sent += 1
     return sent
@@ -363,10 +364,18 @@ def subscription_confirm(
 
 
 def _follows_add(*, subscriber: Subscriber, follows: FollowRefs) -> None:
-    position = (subscriber.follows.order_by("-position").values_list("position", flat=True).first() or 0)
-    have_categories = set(subscriber.follows.filter(category__isnull=False).values_list("category_id", flat=True))
-    have_topics = set(subscriber.follows.filter(topic__isnull=False).values_list("topic_id", flat=True))
-    categories = set(Category.objects.filter(pk__in=follows.category_ids).values_list("pk", flat=True))
+    position = (
+        subscriber.follows.order_by("-position").values_list("position", flat=True).first() or 0
+    )
+    have_categories = set(
+        subscriber.follows.filter(category__isnull=False).values_list("category_id", flat=True)
+    )
+    have_topics = set(
+        subscriber.follows.filter(topic__isnull=False).values_list("topic_id", flat=True)
+    )
+    categories = set(
+        Category.objects.filter(pk__in=follows.category_ids).values_list("pk", flat=True)
+    )
     topics = set(Topic.objects.filter(pk__in=follows.topic_ids).values_list("pk", flat=True))
     for category_id in follows.category_ids:
         if category_id in categories and category_id not in have_categories:
@@ -450,7 +459,9 @@ def preferences_update(
     now = timezone.now()
     with transaction.atomic():
         subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
-        current = {s.newsletter_id: s for s in subscriber.subscriptions.select_related("newsletter")}
+        current = {
+            s.newsletter_id: s for s in subscriber.subscriptions.select_related("newsletter")
+        }
         consent = None
         for newsletter_id, newsletter in chosen.items():
             subscription = current.get(newsletter_id)
@@ -578,7 +589,9 @@ def _derived_event_id(*, event, esp_name: str) -> str:
 
 def tracking_event_record(*, event, esp_name: str) -> TrackingEvent | None:
     """Store an anymail AnymailTrackingEvent once; None when it was already stored."""
-    event_id = str(event.event_id) if event.event_id else _derived_event_id(event=event, esp_name=esp_name)
+    event_id = (
+        str(event.event_id) if event.event_id else _derived_event_id(event=event, esp_name=esp_name)
+    )
     metadata = event.metadata or {}
     edition_id = metadata.get("edition_id")
     edition = None

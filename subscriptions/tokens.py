@@ -35,9 +35,9 @@ def fingerprint(email: str) -> str:
     address against a token they have seen.
     """
     normalised = email.strip().lower()
-    return salted_hmac("subscriptions.tokens.fingerprint", normalised, algorithm="sha256").hexdigest()[
-        :FINGERPRINT_LENGTH
-    ]
+    return salted_hmac(
+        "subscriptions.tokens.fingerprint", normalised, algorithm="sha256"
+    ).hexdigest()[:FINGERPRINT_LENGTH]
 
 
 def make_token(

@@ -51,7 +51,11 @@ def client_ip(request: HttpRequest) -> str:
     """
     hops = settings.SUBSCRIPTIONS_PROXY_HOPS
     if hops:
-        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        forwarded = [
+            part.strip()
+            for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+            if part.strip()
+        ]
         if len(forwarded) >= hops:
             return forwarded[-hops]
     return request.META.get("REMOTE_ADDR", "")
@@ -110,7 +114,9 @@ def privacy(request: HttpRequest) -> HttpResponse:
 @csrf_exempt  # posted from cached pages that carry no CSRF token; see the module docstring
 @require_POST
 def subscribe(request: HttpRequest) -> HttpResponse:
-    if not ratelimit.allow(f"subscribe:{client_ip(request)}", limit=SUBSCRIBE_LIMIT[0], window=SUBSCRIBE_LIMIT[1]):
+    if not ratelimit.allow(
+        f"subscribe:{client_ip(request)}", limit=SUBSCRIBE_LIMIT[0], window=SUBSCRIBE_LIMIT[1]
+    ):
         return _too_many(request)
     form = SignupForm(request.POST)
     if not form.is_valid():
@@ -204,9 +210,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         # Link scanners follow links: a GET never unsubscribes (RFC 8058 section 3).
         return _private(render(request, "subscriptions/unsubscribe.html", context))
     source = (
-        "one-click"
-        if request.POST.get("List-Unsubscribe") == "One-Click"
-        else "unsubscribe-page"
+        "one-click" if request.POST.get("List-Unsubscribe") == "One-Click" else "unsubscribe-page"
     )
     services.subscription_unsubscribe(
         subscriber=subscriber, newsletter=newsletter, meta=_meta(request, source)
@@ -246,7 +250,9 @@ def _error(request: HttpRequest, message: str, status: int) -> HttpResponse:
 @csrf_exempt  # the button sits on cached pages; following changes only this browser's cookie
 @require_POST
 def follow(request: HttpRequest) -> HttpResponse:
-    if not ratelimit.allow(f"follow:{client_ip(request)}", limit=FOLLOW_LIMIT[0], window=FOLLOW_LIMIT[1]):
+    if not ratelimit.allow(
+        f"follow:{client_ip(request)}", limit=FOLLOW_LIMIT[0], window=FOLLOW_LIMIT[1]
+    ):
         return _too_many(request)
     form = FollowForm(request.POST)
     if not form.is_valid():
@@ -276,7 +282,9 @@ def follow(request: HttpRequest) -> HttpResponse:
         ids.remove(item.pk)
 
     if _wants_json(request):
-        response = JsonResponse({"kind": kind, "slug": item.slug, "name": item.name, "following": following})
+        response = JsonResponse(
+            {"kind": kind, "slug": item.slug, "name": item.name, "following": following}
+        )
     else:
         response = render(
             request,
@@ -404,10 +412,14 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
             newsletter = None
             newsletter_id = request.POST.get("newsletter", "")
             if newsletter_id:
-                newsletter = Newsletter.objects.filter(pk=newsletter_id if newsletter_id.isdigit() else 0).first()
+                newsletter = Newsletter.objects.filter(
+                    pk=newsletter_id if newsletter_id.isdigit() else 0
+                ).first()
                 if newsletter is None:
                     return _error(request, "That newsletter does not exist.", 400)
-            services.subscription_unsubscribe(subscriber=subscriber, newsletter=newsletter, meta=meta)
+            services.subscription_unsubscribe(
+                subscriber=subscriber, newsletter=newsletter, meta=meta
+            )
             notice = "unsubscribed"
         elif action == "delete":
             delete_form = DeleteForm(request.POST)
@@ -435,7 +447,9 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
             "form": form,
             "delete_form": delete_form,
             "notice": NOTICES.get(request.GET.get("done", ""), ""),
-            "subscriptions": subscriber.subscriptions.select_related("newsletter").order_by("newsletter__name"),
+            "subscriptions": subscriber.subscriptions.select_related("newsletter").order_by(
+                "newsletter__name"
+            ),
             "suppressed": bool(selectors.suppressed_among([subscriber.email])),
             "paused": bool(subscriber.paused_until and subscriber.paused_until > timezone.now()),
         },
@@ -453,9 +467,12 @@ def preferences_data(request: HttpRequest, token: str) -> HttpResponse:
         return _invalid_link(request)
     data = selectors.subscriber_export(subscriber=subscriber)
     response = HttpResponse(
-        json.dumps(data, indent=2, ensure_ascii=False), content_type="application/json; charset=utf-8"
+        json.dumps(data, indent=2, ensure_ascii=False),
+        content_type="application/json; charset=utf-8",
     )
-    response["Content-Disposition"] = f'attachment; filename="{slug_of(settings.NEWSROOM_NAME)}-my-data.json"'
+    response["Content-Disposition"] = (
+        f'attachment; filename="{slug_of(settings.NEWSROOM_NAME)}-my-data.json"'
+    )
     return _private(response)
 
 

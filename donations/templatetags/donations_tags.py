@@ -45,7 +45,9 @@ def _appeal_context(appeal: Appeal, placement: str, *, article=None) -> dict:
         "placement": placement,
         "article_id": getattr(article, "pk", "") or "",
         "frequency": frequency,
-        "frequency_word": {"one_time": "once", "monthly": "monthly", "annual": "every year"}[frequency],
+        "frequency_word": {"one_time": "once", "monthly": "monthly", "annual": "every year"}[
+            frequency
+        ],
         "amounts": [
             {"cents": cents, "label": format_cents(cents)}
             for cents in appeal.amounts_for(frequency)

@@ -80,7 +80,9 @@ def _funnel_charts(funnels: list[dashboard.Funnel]) -> dict:
         title="Revenue per thousand impressions, by appeal",
         desc="What each appeal raised for every thousand times it was shown.",
         labels=labels,
-        series=[charts.Series("revenue per 1,000 impressions", [f.rpm_cents or 0 for f in funnels])],
+        series=[
+            charts.Series("revenue per 1,000 impressions", [f.rpm_cents or 0 for f in funnels])
+        ],
         fmt=money,
     )
     return {"steps": steps, "rpm": rpm}
@@ -95,7 +97,8 @@ def _audience_charts(figures: dict) -> dict:
         slug="chart-subscribers",
         title=f"Confirmed subscribers per newsletter, last {len(ends)} weeks",
         desc="; ".join(
-            f"{g.name}: {g.counts[0]:,} on {labels[0]}, {g.counts[-1]:,} on {labels[-1]}" for g in growth
+            f"{g.name}: {g.counts[0]:,} on {labels[0]}, {g.counts[-1]:,} on {labels[-1]}"
+            for g in growth
         )
         or "No newsletters yet.",
         labels=labels,
@@ -104,9 +107,7 @@ def _audience_charts(figures: dict) -> dict:
     confirmation = charts.grouped_bars(
         slug="chart-confirmation",
         title=f"Confirmation rate of new signups, last {figures['signup_days']} days",
-        desc="; ".join(
-            f"{g.name}: {g.confirmed:,} of {g.signups:,} confirmed" for g in growth
-        )
+        desc="; ".join(f"{g.name}: {g.confirmed:,} of {g.signups:,} confirmed" for g in growth)
         or "No newsletters yet.",
         labels=[g.name for g in growth],
         series=[charts.Series("confirmed", [g.confirmation_rate or 0 for g in growth])],

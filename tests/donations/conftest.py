@@ -39,7 +39,11 @@ class FakeStripe:
         self._record("checkout_session_create", params=params, idempotency_key=idempotency_key)
         number = len(self.named("checkout_session_create"))
         session_id = f"cs_test_fake_{number}"
-        return {"id": session_id, "object": "checkout.session", "url": f"{self.checkout_url_base}{session_id}"}
+        return {
+            "id": session_id,
+            "object": "checkout.session",
+            "url": f"{self.checkout_url_base}{session_id}",
+        }
 
     def checkout_sessions_list(self, *, created_gte: int):
         self._record("checkout_sessions_list", created_gte=created_gte)
@@ -61,13 +65,28 @@ class FakeStripe:
             "latest_charge": {
                 "id": f"ch_for_{payment_intent}",
                 "created": int(time.time()),
-                "payment_method_details": {"type": "card", "card": {"last4": "4242", "brand": "visa"}},
+                "payment_method_details": {
+                    "type": "card",
+                    "card": {"last4": "4242", "brand": "visa"},
+                },
             },
         }
 
-    def refund_create(self, *, payment_intent: str, amount: int | None, idempotency_key: str) -> dict:
-        self._record("refund_create", payment_intent=payment_intent, amount=amount, idempotency_key=idempotency_key)
-        return {"id": "re_test_1", "status": "pending", "payment_intent": payment_intent, "amount": amount}
+    def refund_create(
+        self, *, payment_intent: str, amount: int | None, idempotency_key: str
+    ) -> dict:
+        self._record(
+            "refund_create",
+            payment_intent=payment_intent,
+            amount=amount,
+            idempotency_key=idempotency_key,
+        )
+        return {
+            "id": "re_test_1",
+            "status": "pending",
+            "payment_intent": payment_intent,
+            "amount": amount,
+        }
 
     def billing_portal_session_create(self, *, customer: str, return_url: str) -> dict:
         self._record("billing_portal_session_create", customer=customer, return_url=return_url)

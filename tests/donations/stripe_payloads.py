@@ -9,7 +9,9 @@ import time
 _ids = itertools.count(1)
 
 
-def event(type_: str, obj: dict, *, event_id: str | None = None, created: int | None = None) -> dict:
+def event(
+    type_: str, obj: dict, *, event_id: str | None = None, created: int | None = None
+) -> dict:
     return {
         "id": event_id or f"evt_test_{next(_ids)}",
         "object": "event",
@@ -94,8 +96,15 @@ def charge(*, payment_intent: str, amount: int, amount_refunded: int) -> dict:
     }
 
 
-def subscription(gift, *, subscription_id: str, status: str = "active", amount: int = 2000,
-                 interval: str = "month", canceled_at: int | None = None) -> dict:
+def subscription(
+    gift,
+    *,
+    subscription_id: str,
+    status: str = "active",
+    amount: int = 2000,
+    interval: str = "month",
+    canceled_at: int | None = None,
+) -> dict:
     return {
         "id": subscription_id,
         "object": "subscription",
@@ -104,7 +113,14 @@ def subscription(gift, *, subscription_id: str, status: str = "active", amount: 
         "metadata": {"gift_id": str(gift.pk), "frequency": gift.frequency},
         "canceled_at": canceled_at,
         "ended_at": canceled_at,
-        "items": {"data": [{"price": {"unit_amount": amount, "recurring": {"interval": interval}}, "quantity": 1}]},
+        "items": {
+            "data": [
+                {
+                    "price": {"unit_amount": amount, "recurring": {"interval": interval}},
+                    "quantity": 1,
+                }
+            ]
+        },
     }
 
 

@@ -37,12 +37,20 @@ def test_refund_asks_stripe_and_waits_for_the_webhook(staff_client, fake_stripe,
 
     assert "Asked Stripe to refund 1 gift(s)" in response.content.decode()
     [call] = fake_stripe.named("refund_create")
-    assert call == {"payment_intent": "pi_r", "amount": 5000, "idempotency_key": f"gift-{gift.pk}-refund-0"}
+    assert call == {
+        "payment_intent": "pi_r",
+        "amount": 5000,
+        "idempotency_key": f"gift-{gift.pk}-refund-0",
+    }
     gift.refresh_from_db()
     assert gift.status == Gift.Status.PAID  # not until Stripe confirms
     assert gift.refund_requested_at is not None
 
-    post_event(p.event("charge.refunded", p.charge(payment_intent="pi_r", amount=5000, amount_refunded=5000)))
+    post_event(
+        p.event(
+            "charge.refunded", p.charge(payment_intent="pi_r", amount=5000, amount_refunded=5000)
+        )
+    )
     gift.refresh_from_db()
     assert (gift.status, gift.refunded_cents) == (Gift.Status.REFUNDED, 5000)
 
@@ -65,7 +73,12 @@ def test_double_click_on_refund_is_one_refund_at_stripe(staff_client, fake_strip
 def test_csv_export_lists_the_selected_gifts(staff_client):
     appeal = AppealFactory(name="Winter fund")
     gifts = [
-        PaidGiftFactory(amount_cents=2500, donor_email="a@mail.example", appeal=appeal, utm={"utm_source": "newsletter"}),
+        PaidGiftFactory(
+            amount_cents=2500,
+            donor_email="a@mail.example",
+            appeal=appeal,
+            utm={"utm_source": "newsletter"},
+        ),
         PaidGiftFactory(amount_cents=10000, donor_email="b@mail.example", anonymous=True),
     ]
     response = act(staff_client, "export_csv", gifts)
@@ -82,7 +95,9 @@ def test_csv_export_lists_the_selected_gifts(staff_client):
 def test_gift_search_finds_a_stripe_id(staff_client):
     PaidGiftFactory(stripe_payment_intent_id="pi_findme", donor_email="x@mail.example")
     PaidGiftFactory(stripe_payment_intent_id="pi_other", donor_email="y@mail.example")
-    page = staff_client.get(reverse("admin:donations_gift_changelist"), {"q": "pi_findme"}).content.decode()
+    page = staff_client.get(
+        reverse("admin:donations_gift_changelist"), {"q": "pi_findme"}
+    ).content.decode()
     assert "x@mail.example" in page and "y@mail.example" not in page
 
 
@@ -101,7 +116,10 @@ def test_appeal_list_shows_counters_and_conversion(staff_client):
 
 def test_events_show_their_outcome_and_error(staff_client):
     StripeEvent.objects.create(
-        stripe_id="evt_bad", type="invoice.paid", payload={}, outcome=StripeEvent.Outcome.FAILED,
+        stripe_id="evt_bad",
+        type="invoice.paid",
+        payload={},
+        outcome=StripeEvent.Outcome.FAILED,
         error="Traceback...\nKeyError: 'id'",
     )
     page = staff_client.get(reverse("admin:donations_stripeevent_changelist")).content.decode()
@@ -111,20 +129,35 @@ def test_events_show_their_outcome_and_error(staff_client):
 def test_admin_pages_render(staff_client):
     gift = PaidGiftFactory()
     for url in (
-        reverse("admin:donations_gift_changelist"), reverse("admin:donations_gift_change", args=[gift.pk]),
-        reverse("admin:donations_recurringplan_changelist"), reverse("admin:donations_appeal_add"),
-        reverse("admin:donations_givingstatement_changelist"), reverse("admin:donations_paymentfailurenotice_changelist"),
+        reverse("admin:donations_gift_changelist"),
+        reverse("admin:donations_gift_change", args=[gift.pk]),
+        reverse("admin:donations_recurringplan_changelist"),
+        reverse("admin:donations_appeal_add"),
+        reverse("admin:donations_givingstatement_changelist"),
+        reverse("admin:donations_paymentfailurenotice_changelist"),
     ):
         assert staff_client.get(url).status_code == 200, url
 
 
 def test_appeal_amounts_are_checked_when_staff_save(staff_client):
     data = {
-        "name": "Spring", "active": "on", "placement": "site_banner", "after_paragraph": 3,
-        "priority": 100, "audience": "everyone", "starts_at_0": "2026-03-01", "starts_at_1": "08:00",
-        "headline": "Spring", "body": "Give.", "cta_label": "Give", "image_alt": "",
-        "default_frequency": "monthly", "amounts_one_time": "[2500, 5000]",
-        "amounts_monthly": "[100]", "amounts_annual": '["ten"]', "goal_cents": "",
+        "name": "Spring",
+        "active": "on",
+        "placement": "site_banner",
+        "after_paragraph": 3,
+        "priority": 100,
+        "audience": "everyone",
+        "starts_at_0": "2026-03-01",
+        "starts_at_1": "08:00",
+        "headline": "Spring",
+        "body": "Give.",
+        "cta_label": "Give",
+        "image_alt": "",
+        "default_frequency": "monthly",
+        "amounts_one_time": "[2500, 5000]",
+        "amounts_monthly": "[100]",
+        "amounts_annual": '["ten"]',
+        "goal_cents": "",
     }
     page = staff_client.post(reverse("admin:donations_appeal_add"), data).content.decode()
     assert "Each amount must be between 500 and 2500000 cents" in page

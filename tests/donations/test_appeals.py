@@ -20,7 +20,9 @@ from tests.factories import ArticleFactory, SubscriberFactory
 pytestmark = pytest.mark.django_db
 
 
-def render_slot(placement: str, *, cookie: str | None = None, paragraph: int | None = None, article=None) -> str:
+def render_slot(
+    placement: str, *, cookie: str | None = None, paragraph: int | None = None, article=None
+) -> str:
     request = RequestFactory().get("/news/some-story/")
     if cookie:
         request.COOKIES[reader_state.COOKIE_NAME] = cookie
@@ -28,7 +30,9 @@ def render_slot(placement: str, *, cookie: str | None = None, paragraph: int | N
         "{% load donations_tags %}{% appeal_slot placement article=article paragraph=paragraph %}"
     )
     return template.render(
-        Context({"request": request, "placement": placement, "paragraph": paragraph, "article": article})
+        Context(
+            {"request": request, "placement": placement, "paragraph": paragraph, "article": article}
+        )
     )
 
 
@@ -43,10 +47,18 @@ def state_cookie(**kwargs) -> str:
 def test_slot_shows_the_highest_priority_running_appeal():
     AppealFactory(headline="Lower", priority=10)
     AppealFactory(headline="Higher", priority=90)
-    AppealFactory(headline="Over", priority=999, ends_at=timezone.now() - timedelta(minutes=1),
-                  starts_at=timezone.now() - timedelta(days=3))
-    AppealFactory(headline="Not yet", priority=999, starts_at=timezone.now() + timedelta(days=1),
-                  ends_at=timezone.now() + timedelta(days=3))
+    AppealFactory(
+        headline="Over",
+        priority=999,
+        ends_at=timezone.now() - timedelta(minutes=1),
+        starts_at=timezone.now() - timedelta(days=3),
+    )
+    AppealFactory(
+        headline="Not yet",
+        priority=999,
+        starts_at=timezone.now() + timedelta(days=1),
+        ends_at=timezone.now() + timedelta(days=3),
+    )
     AppealFactory(headline="Stopped", priority=999, active=False)
     AppealFactory(headline="Elsewhere", priority=999, placement=Placement.AFTER_ARTICLE)
     html = render_slot("site_banner")
@@ -62,7 +74,9 @@ def test_in_article_appeal_appears_after_its_paragraph_only():
 
 
 def test_appeal_carries_a_working_form_a_beacon_and_a_dismiss_button():
-    appeal = AppealFactory(placement=Placement.AFTER_ARTICLE, amounts_monthly=[1000, 2500], goal_cents=100_000)
+    appeal = AppealFactory(
+        placement=Placement.AFTER_ARTICLE, amounts_monthly=[1000, 2500], goal_cents=100_000
+    )
     article = ArticleFactory()
     html = render_slot("after_article", article=article)
     assert f'action="/donate/a/{appeal.pk}/go/"' in html
@@ -174,10 +188,18 @@ def test_impressions_and_clicks_are_counted_in_the_cache_and_flushed(client):
         response = client.get(f"/donate/a/{appeal.pk}/seen.gif?p=site_banner")
         assert response["Content-Type"] == "image/gif"
         assert "no-store" in response["Cache-Control"]
-    response = client.get(f"/donate/a/{appeal.pk}/go/?placement=site_banner&amount=2500&frequency=monthly&article=7")
+    response = client.get(
+        f"/donate/a/{appeal.pk}/go/?placement=site_banner&amount=2500&frequency=monthly&article=7"
+    )
     assert response.status_code == 302
     assert response["Location"].startswith("/donate/?")
-    for part in (f"appeal={appeal.pk}", "placement=site_banner", "amount=2500", "frequency=monthly", "article=7"):
+    for part in (
+        f"appeal={appeal.pk}",
+        "placement=site_banner",
+        "amount=2500",
+        "frequency=monthly",
+        "article=7",
+    ):
         assert part in response["Location"]
 
     appeal.refresh_from_db()
@@ -194,14 +216,19 @@ def test_impressions_and_clicks_are_counted_in_the_cache_and_flushed(client):
 
 def test_a_started_checkout_is_counted_for_its_appeal(client, fake_stripe):
     appeal = AppealFactory()
-    client.post("/donate/", {"frequency": "one_time", "amount": "2500", "email": "s@mail.example", "appeal": appeal.pk})
+    client.post(
+        "/donate/",
+        {"frequency": "one_time", "amount": "2500", "email": "s@mail.example", "appeal": appeal.pk},
+    )
     appeal_counters_flush_task.delay()
     appeal.refresh_from_db()
     assert appeal.checkouts_started == 1
 
 
 def test_donate_page_uses_the_appeal_it_came_from(client):
-    appeal = AppealFactory(headline="Winter appeal", amounts_one_time=[1500, 4500], default_frequency="one_time")
+    appeal = AppealFactory(
+        headline="Winter appeal", amounts_one_time=[1500, 4500], default_frequency="one_time"
+    )
     page = client.get(f"/donate/?appeal={appeal.pk}&amount=4500").content.decode()
     assert "Winter appeal" in page
     assert 'value="4500" data-cents="4500" data-label="$45" data-fee="$1.66" checked' in page

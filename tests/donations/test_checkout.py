@@ -67,7 +67,10 @@ def test_one_time_gift_opens_exactly_one_checkout_session(client, fake_stripe):
     assert gift_line["price_data"]["currency"] == "usd"
     assert "recurring" not in gift_line["price_data"]
     assert fee_line["price_data"]["unit_amount"] == fee_cents(5000) == 181
-    assert params["success_url"] == "https://news.example/donate/thanks/?session_id={CHECKOUT_SESSION_ID}"
+    assert (
+        params["success_url"]
+        == "https://news.example/donate/thanks/?session_id={CHECKOUT_SESSION_ID}"
+    )
     assert gift.status == Gift.Status.PENDING
     assert gift.amount_cents == 5181 and gift.fee_cents == 181
     assert gift.anonymous is True
@@ -100,22 +103,32 @@ def test_gift_records_appeal_placement_article_and_utm(client, fake_stripe):
     appeal = AppealFactory()
     article = ArticleFactory()
     give(
-        client, appeal=str(appeal.pk), placement="in_article", article=str(article.pk),
-        utm_source="newsletter", utm_campaign="winter",
+        client,
+        appeal=str(appeal.pk),
+        placement="in_article",
+        article=str(article.pk),
+        utm_source="newsletter",
+        utm_campaign="winter",
     )
     gift = Gift.objects.get()
     assert gift.appeal == appeal
     assert gift.placement == "in_article"
     assert gift.article == article
     assert gift.utm == {"utm_source": "newsletter", "utm_campaign": "winter"}
-    assert fake_stripe.named("checkout_session_create")[0]["params"]["metadata"]["appeal_id"] == str(appeal.pk)
+    assert fake_stripe.named("checkout_session_create")[0]["params"]["metadata"][
+        "appeal_id"
+    ] == str(appeal.pk)
 
 
 def test_dedication_is_kept_on_the_gift(client, fake_stripe):
-    give(client, dedication="memory", honoree_name="Samir Haddad", honoree_email="nadia@mail.example")
+    give(
+        client, dedication="memory", honoree_name="Samir Haddad", honoree_email="nadia@mail.example"
+    )
     gift = Gift.objects.get()
     assert (gift.dedication, gift.honoree_name, gift.honoree_email) == (
-        "memory", "Samir Haddad", "nadia@mail.example",
+        "memory",
+        "Samir Haddad",
+        "nadia@mail.example",
     )
 
 
@@ -125,12 +138,27 @@ def test_dedication_is_kept_on_the_gift(client, fake_stripe):
         ({"email": ""}, "Please enter your email address, so we can send your receipt."),
         ({"email": "not-an-address"}, "Please enter a valid email address"),
         ({"amount": ""}, "Please choose an amount."),
-        ({"amount": "other", "custom_amount": ""}, "Please enter the amount you would like to give."),
-        ({"amount": "other", "custom_amount": "4.99"}, "The smallest gift we can take online is $5."),
-        ({"amount": "other", "custom_amount": "25000.01"}, "For a gift above $25,000, please write to us"),
+        (
+            {"amount": "other", "custom_amount": ""},
+            "Please enter the amount you would like to give.",
+        ),
+        (
+            {"amount": "other", "custom_amount": "4.99"},
+            "The smallest gift we can take online is $5.",
+        ),
+        (
+            {"amount": "other", "custom_amount": "25000.01"},
+            "For a gift above $25,000, please write to us",
+        ),
         ({"amount": "other", "custom_amount": "ten"}, "Please enter an amount in numbers"),
-        ({"amount": "other", "custom_amount": "10.555"}, "Please enter an amount in dollars and cents"),
-        ({"dedication": "honor", "honoree_name": ""}, "Please tell us who this gift honours or remembers."),
+        (
+            {"amount": "other", "custom_amount": "10.555"},
+            "Please enter an amount in dollars and cents",
+        ),
+        (
+            {"dedication": "honor", "honoree_name": ""},
+            "Please tell us who this gift honours or remembers.",
+        ),
         ({"frequency": "weekly"}, "Please choose one-time, monthly or annual."),
     ],
 )
@@ -214,7 +242,9 @@ def test_thanks_page_confirms_once_stripe_has(client, fake_stripe):
     give(client)
     Gift.objects.update(status=Gift.Status.PAID, paid_at="2026-03-01T10:00:00Z")
     gift = Gift.objects.get()
-    page = client.get(f"/donate/thanks/?session_id={gift.stripe_checkout_session_id}").content.decode()
+    page = client.get(
+        f"/donate/thanks/?session_id={gift.stripe_checkout_session_id}"
+    ).content.decode()
     assert "is confirmed" in page and "$50" in page
     assert 'http-equiv="refresh"' not in page
 

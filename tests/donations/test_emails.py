@@ -22,8 +22,13 @@ def at(text: str) -> datetime:
 
 def test_receipt_has_everything_a_tax_receipt_needs(mailoutbox):
     gift = PaidGiftFactory(
-        amount_cents=5181, fee_cents=181, frequency="monthly", card_last4="1881",
-        receipt_sent_at=None, donor_name="Leila Mansour", paid_at=at("2026-03-04T10:00:00+00:00"),
+        amount_cents=5181,
+        fee_cents=181,
+        frequency="monthly",
+        card_last4="1881",
+        receipt_sent_at=None,
+        donor_name="Leila Mansour",
+        paid_at=at("2026-03-04T10:00:00+00:00"),
     )
     assert services.receipt_send(gift_id=gift.pk) is True
 
@@ -67,10 +72,20 @@ def test_suppressed_address_gets_no_receipt(mailoutbox):
 def test_statement_lists_last_years_gifts_without_refunds(mailoutbox):
     email = "rana@mail.example"
     PaidGiftFactory(donor_email=email, amount_cents=2000, paid_at=at("2026-02-01T12:00:00+00:00"))
-    PaidGiftFactory(donor_email="Rana@Mail.example", amount_cents=3000, refunded_cents=1000,
-                    status=Gift.Status.PARTIALLY_REFUNDED, paid_at=at("2026-07-01T12:00:00+00:00"))
-    PaidGiftFactory(donor_email=email, amount_cents=9900, refunded_cents=9900,
-                    status=Gift.Status.REFUNDED, paid_at=at("2026-08-01T12:00:00+00:00"))
+    PaidGiftFactory(
+        donor_email="Rana@Mail.example",
+        amount_cents=3000,
+        refunded_cents=1000,
+        status=Gift.Status.PARTIALLY_REFUNDED,
+        paid_at=at("2026-07-01T12:00:00+00:00"),
+    )
+    PaidGiftFactory(
+        donor_email=email,
+        amount_cents=9900,
+        refunded_cents=9900,
+        status=Gift.Status.REFUNDED,
+        paid_at=at("2026-08-01T12:00:00+00:00"),
+    )
     PaidGiftFactory(donor_email=email, amount_cents=7000, paid_at=at("2025-12-01T12:00:00+00:00"))
     PaidGiftFactory(donor_email=email, amount_cents=7000, paid_at=at("2027-01-02T12:00:00+00:00"))
 
@@ -104,7 +119,9 @@ def test_statements_go_once_per_donor_and_year(mailoutbox, time_machine):
 
 
 def test_a_donor_whose_only_gift_was_refunded_gets_no_statement(mailoutbox):
-    PaidGiftFactory(status=Gift.Status.REFUNDED, refunded_cents=2500, paid_at=at("2026-05-01T12:00:00+00:00"))
+    PaidGiftFactory(
+        status=Gift.Status.REFUNDED, refunded_cents=2500, paid_at=at("2026-05-01T12:00:00+00:00")
+    )
     assert services.giving_statements_send(year=2026) == 0
     assert mailoutbox == []
 

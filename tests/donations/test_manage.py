@@ -23,7 +23,9 @@ def link_in(mail) -> str:
     return re.search(r"https://news\.example(/donate/manage/open/[^/\s]+/)", mail.body)[1]
 
 
-def test_same_answer_for_known_and_unknown_addresses(client, mailoutbox, django_capture_on_commit_callbacks):
+def test_same_answer_for_known_and_unknown_addresses(
+    client, mailoutbox, django_capture_on_commit_callbacks
+):
     PaidGiftFactory(donor_email="known@mail.example")
     known = request_link(client, "known@mail.example", django_capture_on_commit_callbacks)
     unknown = request_link(client, "stranger@mail.example", django_capture_on_commit_callbacks)
@@ -34,10 +36,19 @@ def test_same_answer_for_known_and_unknown_addresses(client, mailoutbox, django_
     assert [m.to for m in mailoutbox] == [["known@mail.example"]]
 
 
-def test_magic_link_opens_history_and_works_once(client, mailoutbox, django_capture_on_commit_callbacks):
+def test_magic_link_opens_history_and_works_once(
+    client, mailoutbox, django_capture_on_commit_callbacks
+):
     plan = PlanFactory(donor_email="rana@mail.example", amount_cents=2000)
-    PaidGiftFactory(donor_email="rana@mail.example", amount_cents=2000, frequency="monthly", plan=plan)
-    PaidGiftFactory(donor_email="Rana@mail.example", amount_cents=7500, refunded_cents=2500, status="partially_refunded")
+    PaidGiftFactory(
+        donor_email="rana@mail.example", amount_cents=2000, frequency="monthly", plan=plan
+    )
+    PaidGiftFactory(
+        donor_email="Rana@mail.example",
+        amount_cents=7500,
+        refunded_cents=2500,
+        status="partially_refunded",
+    )
     PaidGiftFactory(donor_email="someone.else@mail.example", amount_cents=99900)
     request_link(client, "rana@mail.example", django_capture_on_commit_callbacks)
     link = link_in(mailoutbox[0])
@@ -101,9 +112,16 @@ def test_invalid_email_is_explained(client):
     assert "Please enter a valid email address" in response.content.decode()
 
 
-def test_link_requests_are_rate_limited(client, mailoutbox, django_capture_on_commit_callbacks, settings):
+def test_link_requests_are_rate_limited(
+    client, mailoutbox, django_capture_on_commit_callbacks, settings
+):
     settings.CHECKOUT_RATE_LIMIT_PER_EMAIL = "2/10m"
     PaidGiftFactory(donor_email="rana@mail.example")
     for _ in range(4):
-        assert request_link(client, "rana@mail.example", django_capture_on_commit_callbacks).status_code == 200
+        assert (
+            request_link(
+                client, "rana@mail.example", django_capture_on_commit_callbacks
+            ).status_code
+            == 200
+        )
     assert len(mailoutbox) == 2  # the page still answers the same; no more emails

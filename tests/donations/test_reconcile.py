@@ -13,11 +13,18 @@ from tests.donations.factories import GiftFactory
 pytestmark = pytest.mark.django_db
 
 
-def test_lost_checkout_webhook_is_recovered_once(fake_stripe, mailoutbox, capsys, django_capture_on_commit_callbacks):
+def test_lost_checkout_webhook_is_recovered_once(
+    fake_stripe, mailoutbox, capsys, django_capture_on_commit_callbacks
+):
     gift = GiftFactory(amount_cents=3000)
     fake_stripe.sessions = [
         p.checkout_session(gift, payment_intent="pi_lost"),
-        {"id": "cs_open", "status": "open", "payment_status": "unpaid", "metadata": {"gift_id": "999"}},
+        {
+            "id": "cs_open",
+            "status": "open",
+            "payment_status": "unpaid",
+            "metadata": {"gift_id": "999"},
+        },
     ]
     with django_capture_on_commit_callbacks(execute=True):
         call_command("reconcile_stripe", "--since", "2d")
@@ -33,11 +40,15 @@ def test_lost_checkout_webhook_is_recovered_once(fake_stripe, mailoutbox, capsys
     assert len([m for m in mailoutbox if m.subject.startswith("Your receipt")]) == 1
 
 
-def test_lost_renewal_invoice_is_recovered_as_its_own_gift(fake_stripe, django_capture_on_commit_callbacks):
+def test_lost_renewal_invoice_is_recovered_as_its_own_gift(
+    fake_stripe, django_capture_on_commit_callbacks
+):
     gift = GiftFactory(frequency="monthly", amount_cents=2000)
     fake_stripe.sessions = [p.checkout_session(gift, subscription="sub_1", invoice="in_1")]
     fake_stripe.invoices = [
-        p.invoice(gift, invoice_id="in_1", subscription="sub_1", billing_reason="subscription_create"),
+        p.invoice(
+            gift, invoice_id="in_1", subscription="sub_1", billing_reason="subscription_create"
+        ),
         p.invoice(gift, invoice_id="in_2", subscription="sub_1"),
     ]
     with django_capture_on_commit_callbacks(execute=True):
@@ -60,7 +71,9 @@ def test_since_is_read_as_a_window(fake_stripe):
     assert abs(listed["created_gte"] - (time.time() - 12 * 3600)) < 60
 
 
-def test_a_gift_our_database_lost_is_recreated_from_stripe(fake_stripe, django_capture_on_commit_callbacks):
+def test_a_gift_our_database_lost_is_recreated_from_stripe(
+    fake_stripe, django_capture_on_commit_callbacks
+):
     gift = GiftFactory(amount_cents=4200)
     session = p.checkout_session(gift, payment_intent="pi_x")
     gift.delete()
@@ -68,4 +81,8 @@ def test_a_gift_our_database_lost_is_recreated_from_stripe(fake_stripe, django_c
     with django_capture_on_commit_callbacks(execute=True):
         call_command("reconcile_stripe")
     recovered = Gift.objects.get()
-    assert (recovered.amount_cents, recovered.status, recovered.donor_email) == (4200, "paid", session["customer_details"]["email"])
+    assert (recovered.amount_cents, recovered.status, recovered.donor_email) == (
+        4200,
+        "paid",
+        session["customer_details"]["email"],
+    )

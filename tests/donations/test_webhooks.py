@@ -48,11 +48,15 @@ def test_missing_signature_is_refused(post_event):
 
 
 def test_signature_over_a_different_body_is_refused(client):
-    event = p.event("charge.refunded", p.charge(payment_intent="pi_x", amount=100, amount_refunded=100))
+    event = p.event(
+        "charge.refunded", p.charge(payment_intent="pi_x", amount=100, amount_refunded=100)
+    )
     signature = sign(json.dumps(event))
     event["data"]["object"]["amount_refunded"] = 1
     response = client.post(
-        "/webhooks/stripe/", json.dumps(event), content_type="application/json",
+        "/webhooks/stripe/",
+        json.dumps(event),
+        content_type="application/json",
         HTTP_STRIPE_SIGNATURE=signature,
     )
     assert response.status_code == 400
@@ -67,9 +71,13 @@ def test_unhandled_event_type_answers_200_and_is_marked_ignored(post_event):
 # --- one-time gifts ----------------------------------------------------------------------
 
 
-def test_checkout_completed_marks_the_gift_paid_and_sends_one_receipt(post_event, fake_stripe, mailoutbox):
+def test_checkout_completed_marks_the_gift_paid_and_sends_one_receipt(
+    post_event, fake_stripe, mailoutbox
+):
     gift = GiftFactory(amount_cents=5000)
-    response = post_event(p.event("checkout.session.completed", p.checkout_session(gift, payment_intent="pi_1")))
+    response = post_event(
+        p.event("checkout.session.completed", p.checkout_session(gift, payment_intent="pi_1"))
+    )
 
     assert response.status_code == 200
     gift.refresh_from_db()
@@ -94,7 +102,9 @@ def test_same_event_three_times_is_one_gift_and_one_receipt(post_event, fake_str
     assert len(fake_stripe.named("payment_intent_retrieve")) == 1
 
 
-def test_distinct_events_about_one_payment_still_make_one_receipt(post_event, fake_stripe, mailoutbox):
+def test_distinct_events_about_one_payment_still_make_one_receipt(
+    post_event, fake_stripe, mailoutbox
+):
     gift = GiftFactory()
     session = p.checkout_session(gift, payment_intent="pi_1")
     for _ in range(3):  # Stripe may send the same change under new event ids
@@ -105,12 +115,22 @@ def test_distinct_events_about_one_payment_still_make_one_receipt(post_event, fa
 
 def test_delayed_payment_waits_then_succeeds(post_event, fake_stripe, mailoutbox):
     gift = GiftFactory()
-    post_event(p.event("checkout.session.completed", p.checkout_session(gift, payment_status="unpaid", payment_intent="pi_1")))
+    post_event(
+        p.event(
+            "checkout.session.completed",
+            p.checkout_session(gift, payment_status="unpaid", payment_intent="pi_1"),
+        )
+    )
     gift.refresh_from_db()
     assert gift.status == Gift.Status.PENDING
     assert mailoutbox == []
 
-    post_event(p.event("checkout.session.async_payment_succeeded", p.checkout_session(gift, payment_intent="pi_1")))
+    post_event(
+        p.event(
+            "checkout.session.async_payment_succeeded",
+            p.checkout_session(gift, payment_intent="pi_1"),
+        )
+    )
     gift.refresh_from_db()
     assert gift.status == Gift.Status.PAID
     assert len(receipts(mailoutbox, gift.donor_email)) == 1
@@ -118,7 +138,12 @@ def test_delayed_payment_waits_then_succeeds(post_event, fake_stripe, mailoutbox
 
 def test_delayed_payment_that_fails_marks_the_gift_failed(post_event, fake_stripe, mailoutbox):
     gift = GiftFactory()
-    post_event(p.event("checkout.session.async_payment_failed", p.checkout_session(gift, payment_status="unpaid")))
+    post_event(
+        p.event(
+            "checkout.session.async_payment_failed",
+            p.checkout_session(gift, payment_status="unpaid"),
+        )
+    )
     gift.refresh_from_db()
     assert gift.status == Gift.Status.FAILED
     assert mailoutbox == []
@@ -126,7 +151,14 @@ def test_delayed_payment_that_fails_marks_the_gift_failed(post_event, fake_strip
 
 def test_expired_session_abandons_the_pending_gift(post_event, fake_stripe):
     gift = GiftFactory()
-    post_event(p.event("checkout.session.expired", p.checkout_session(gift, status="expired", payment_status="unpaid", payment_intent=None)))
+    post_event(
+        p.event(
+            "checkout.session.expired",
+            p.checkout_session(
+                gift, status="expired", payment_status="unpaid", payment_intent=None
+            ),
+        )
+    )
     gift.refresh_from_db()
     assert gift.status == Gift.Status.ABANDONED
 
@@ -134,20 +166,37 @@ def test_expired_session_abandons_the_pending_gift(post_event, fake_stripe):
 def test_a_late_expiry_never_undoes_a_payment(post_event, fake_stripe):
     gift = GiftFactory()
     post_event(p.event("checkout.session.completed", p.checkout_session(gift)))
-    post_event(p.event("checkout.session.expired", p.checkout_session(gift, status="expired", payment_status="unpaid")))
+    post_event(
+        p.event(
+            "checkout.session.expired",
+            p.checkout_session(gift, status="expired", payment_status="unpaid"),
+        )
+    )
     gift.refresh_from_db()
     assert gift.status == Gift.Status.PAID
 
 
 def test_session_of_another_product_is_left_alone(post_event, fake_stripe):
-    session = {"id": "cs_other", "object": "checkout.session", "status": "complete", "payment_status": "paid", "metadata": {}}
+    session = {
+        "id": "cs_other",
+        "object": "checkout.session",
+        "status": "complete",
+        "payment_status": "paid",
+        "metadata": {},
+    }
     assert post_event(p.event("checkout.session.completed", session)).status_code == 200
     assert not Gift.objects.exists()
     assert StripeEvent.objects.get().outcome == StripeEvent.Outcome.PROCESSED
 
 
 def test_honoree_is_told_without_the_amount(post_event, fake_stripe, mailoutbox):
-    gift = GiftFactory(amount_cents=7500, dedication="honor", honoree_name="Yara Saleh", honoree_email="yara@mail.example", donor_name="Omar Saleh")
+    gift = GiftFactory(
+        amount_cents=7500,
+        dedication="honor",
+        honoree_name="Yara Saleh",
+        honoree_email="yara@mail.example",
+        donor_name="Omar Saleh",
+    )
     post_event(p.event("checkout.session.completed", p.checkout_session(gift)))
     [note] = [m for m in mailoutbox if m.to == ["yara@mail.example"]]
     assert note.subject == "Omar Saleh made a gift in your honour"
@@ -164,8 +213,20 @@ def test_honoree_is_told_without_the_amount(post_event, fake_stripe, mailoutbox)
 
 def test_monthly_gift_first_installment_and_renewals(post_event, fake_stripe, mailoutbox):
     gift = GiftFactory(frequency="monthly", amount_cents=2000)
-    post_event(p.event("checkout.session.completed", p.checkout_session(gift, subscription="sub_1", invoice="in_1")))
-    post_event(p.event("invoice.paid", p.invoice(gift, invoice_id="in_1", subscription="sub_1", billing_reason="subscription_create")))
+    post_event(
+        p.event(
+            "checkout.session.completed",
+            p.checkout_session(gift, subscription="sub_1", invoice="in_1"),
+        )
+    )
+    post_event(
+        p.event(
+            "invoice.paid",
+            p.invoice(
+                gift, invoice_id="in_1", subscription="sub_1", billing_reason="subscription_create"
+            ),
+        )
+    )
     post_event(p.event("invoice.paid", p.invoice(gift, invoice_id="in_2", subscription="sub_1")))
     post_event(p.event("invoice.paid", p.invoice(gift, invoice_id="in_3", subscription="sub_1")))
 
@@ -180,10 +241,24 @@ def test_monthly_gift_first_installment_and_renewals(post_event, fake_stripe, ma
     assert len(receipts(mailoutbox, gift.donor_email)) == 3
 
 
-def test_invoice_paid_before_checkout_completed_gives_the_same_records(post_event, fake_stripe, mailoutbox):
+def test_invoice_paid_before_checkout_completed_gives_the_same_records(
+    post_event, fake_stripe, mailoutbox
+):
     gift = GiftFactory(frequency="monthly", amount_cents=2000)
-    post_event(p.event("invoice.paid", p.invoice(gift, invoice_id="in_1", subscription="sub_1", billing_reason="subscription_create")))
-    post_event(p.event("checkout.session.completed", p.checkout_session(gift, subscription="sub_1", invoice="in_1")))
+    post_event(
+        p.event(
+            "invoice.paid",
+            p.invoice(
+                gift, invoice_id="in_1", subscription="sub_1", billing_reason="subscription_create"
+            ),
+        )
+    )
+    post_event(
+        p.event(
+            "checkout.session.completed",
+            p.checkout_session(gift, subscription="sub_1", invoice="in_1"),
+        )
+    )
 
     assert Gift.objects.count() == 1
     gift.refresh_from_db()
@@ -193,9 +268,16 @@ def test_invoice_paid_before_checkout_completed_gives_the_same_records(post_even
     assert len(receipts(mailoutbox, gift.donor_email)) == 1
 
 
-def test_failed_renewal_marks_plan_past_due_and_asks_once_per_invoice(post_event, fake_stripe, mailoutbox):
+def test_failed_renewal_marks_plan_past_due_and_asks_once_per_invoice(
+    post_event, fake_stripe, mailoutbox
+):
     gift = GiftFactory(frequency="monthly", amount_cents=2000)
-    post_event(p.event("checkout.session.completed", p.checkout_session(gift, subscription="sub_1", invoice="in_1")))
+    post_event(
+        p.event(
+            "checkout.session.completed",
+            p.checkout_session(gift, subscription="sub_1", invoice="in_1"),
+        )
+    )
     failed = p.invoice(gift, invoice_id="in_2", subscription="sub_1", paid=False)
     post_event(p.event("invoice.payment_failed", failed))
     post_event(p.event("invoice.payment_failed", failed))  # Stripe's retry fails again
@@ -208,7 +290,12 @@ def test_failed_renewal_marks_plan_past_due_and_asks_once_per_invoice(post_event
     assert "https://news.example/donate/manage/" in notes[0].body
     assert PaymentFailureNotice.objects.get().sent_at is not None
 
-    post_event(p.event("invoice.payment_failed", p.invoice(gift, invoice_id="in_3", subscription="sub_1", paid=False)))
+    post_event(
+        p.event(
+            "invoice.payment_failed",
+            p.invoice(gift, invoice_id="in_3", subscription="sub_1", paid=False),
+        )
+    )
     assert len([m for m in mailoutbox if "did not go through" in m.subject]) == 2
 
     post_event(p.event("invoice.paid", p.invoice(gift, invoice_id="in_3", subscription="sub_1")))
@@ -216,15 +303,37 @@ def test_failed_renewal_marks_plan_past_due_and_asks_once_per_invoice(post_event
     assert plan.status == RecurringPlan.Status.ACTIVE
 
 
-def test_subscription_updates_change_the_plan_and_an_old_update_cannot_undo_a_cancel(post_event, fake_stripe):
+def test_subscription_updates_change_the_plan_and_an_old_update_cannot_undo_a_cancel(
+    post_event, fake_stripe
+):
     gift = GiftFactory(frequency="monthly", amount_cents=2000)
     now = int(time.time())
-    post_event(p.event("customer.subscription.updated", p.subscription(gift, subscription_id="sub_1", amount=3500), created=now - 100))
+    post_event(
+        p.event(
+            "customer.subscription.updated",
+            p.subscription(gift, subscription_id="sub_1", amount=3500),
+            created=now - 100,
+        )
+    )
     plan = RecurringPlan.objects.get()
     assert plan.amount_cents == 3500 and plan.status == RecurringPlan.Status.ACTIVE
 
-    post_event(p.event("customer.subscription.deleted", p.subscription(gift, subscription_id="sub_1", status="canceled", amount=3500, canceled_at=now), created=now))
-    post_event(p.event("customer.subscription.updated", p.subscription(gift, subscription_id="sub_1", status="active", amount=5000), created=now - 50))
+    post_event(
+        p.event(
+            "customer.subscription.deleted",
+            p.subscription(
+                gift, subscription_id="sub_1", status="canceled", amount=3500, canceled_at=now
+            ),
+            created=now,
+        )
+    )
+    post_event(
+        p.event(
+            "customer.subscription.updated",
+            p.subscription(gift, subscription_id="sub_1", status="active", amount=5000),
+            created=now - 50,
+        )
+    )
     plan.refresh_from_db()
     assert plan.status == RecurringPlan.Status.CANCELED
     assert plan.canceled_at is not None
@@ -234,8 +343,20 @@ def test_subscription_updates_change_the_plan_and_an_old_update_cannot_undo_a_ca
 def test_older_subscription_update_arriving_late_is_ignored(post_event, fake_stripe):
     gift = GiftFactory(frequency="monthly")
     now = int(time.time())
-    post_event(p.event("customer.subscription.updated", p.subscription(gift, subscription_id="sub_1", amount=5000), created=now))
-    post_event(p.event("customer.subscription.updated", p.subscription(gift, subscription_id="sub_1", status="past_due", amount=2000), created=now - 60))
+    post_event(
+        p.event(
+            "customer.subscription.updated",
+            p.subscription(gift, subscription_id="sub_1", amount=5000),
+            created=now,
+        )
+    )
+    post_event(
+        p.event(
+            "customer.subscription.updated",
+            p.subscription(gift, subscription_id="sub_1", status="past_due", amount=2000),
+            created=now - 60,
+        )
+    )
     plan = RecurringPlan.objects.get()
     assert (plan.amount_cents, plan.status) == (5000, RecurringPlan.Status.ACTIVE)
 
@@ -245,30 +366,54 @@ def test_older_subscription_update_arriving_late_is_ignored(post_event, fake_str
 
 def test_partial_then_full_refund(post_event, fake_stripe):
     gift = PaidGiftFactory(amount_cents=5000, stripe_payment_intent_id="pi_9")
-    post_event(p.event("charge.refunded", p.charge(payment_intent="pi_9", amount=5000, amount_refunded=2000)))
+    post_event(
+        p.event(
+            "charge.refunded", p.charge(payment_intent="pi_9", amount=5000, amount_refunded=2000)
+        )
+    )
     gift.refresh_from_db()
     assert (gift.status, gift.refunded_cents) == (Gift.Status.PARTIALLY_REFUNDED, 2000)
 
-    post_event(p.event("charge.refunded", p.charge(payment_intent="pi_9", amount=5000, amount_refunded=5000)))
+    post_event(
+        p.event(
+            "charge.refunded", p.charge(payment_intent="pi_9", amount=5000, amount_refunded=5000)
+        )
+    )
     gift.refresh_from_db()
     assert (gift.status, gift.refunded_cents) == (Gift.Status.REFUNDED, 5000)
 
 
 def test_an_older_partial_refund_arriving_last_does_not_shrink_the_refund(post_event, fake_stripe):
     gift = PaidGiftFactory(amount_cents=5000, stripe_payment_intent_id="pi_9")
-    post_event(p.event("charge.refunded", p.charge(payment_intent="pi_9", amount=5000, amount_refunded=5000)))
-    post_event(p.event("charge.refunded", p.charge(payment_intent="pi_9", amount=5000, amount_refunded=2000)))
+    post_event(
+        p.event(
+            "charge.refunded", p.charge(payment_intent="pi_9", amount=5000, amount_refunded=5000)
+        )
+    )
+    post_event(
+        p.event(
+            "charge.refunded", p.charge(payment_intent="pi_9", amount=5000, amount_refunded=2000)
+        )
+    )
     gift.refresh_from_db()
     assert (gift.status, gift.refunded_cents) == (Gift.Status.REFUNDED, 5000)
 
 
-def test_refund_before_the_gift_is_recorded_waits_and_then_applies(post_event, fake_stripe, mailoutbox):
+def test_refund_before_the_gift_is_recorded_waits_and_then_applies(
+    post_event, fake_stripe, mailoutbox
+):
     gift = GiftFactory(amount_cents=5000)
-    post_event(p.event("charge.refunded", p.charge(payment_intent="pi_1", amount=5000, amount_refunded=5000)))
+    post_event(
+        p.event(
+            "charge.refunded", p.charge(payment_intent="pi_1", amount=5000, amount_refunded=5000)
+        )
+    )
     waiting = StripeEvent.objects.get()
     assert (waiting.outcome, waiting.waiting_for) == (StripeEvent.Outcome.WAITING, "pi_1")
 
-    post_event(p.event("checkout.session.completed", p.checkout_session(gift, payment_intent="pi_1")))
+    post_event(
+        p.event("checkout.session.completed", p.checkout_session(gift, payment_intent="pi_1"))
+    )
     gift.refresh_from_db()
     assert (gift.status, gift.refunded_cents) == (Gift.Status.REFUNDED, 5000)
     waiting.refresh_from_db()
@@ -291,25 +436,52 @@ def test_dispute_flags_the_gift_and_tells_staff(post_event, fake_stripe, mailout
 def recurring_story(gift):
     """Everything Stripe says about a monthly gift: paid twice, the second refunded in part."""
     return [
-        p.event("checkout.session.completed", p.checkout_session(gift, subscription="sub_1", invoice="in_1")),
-        p.event("invoice.paid", p.invoice(gift, invoice_id="in_1", subscription="sub_1", billing_reason="subscription_create")),
-        p.event("customer.subscription.updated", p.subscription(gift, subscription_id="sub_1", amount=2000), created=1_700_000_000),
+        p.event(
+            "checkout.session.completed",
+            p.checkout_session(gift, subscription="sub_1", invoice="in_1"),
+        ),
+        p.event(
+            "invoice.paid",
+            p.invoice(
+                gift, invoice_id="in_1", subscription="sub_1", billing_reason="subscription_create"
+            ),
+        ),
+        p.event(
+            "customer.subscription.updated",
+            p.subscription(gift, subscription_id="sub_1", amount=2000),
+            created=1_700_000_000,
+        ),
         p.event("invoice.paid", p.invoice(gift, invoice_id="in_2", subscription="sub_1")),
-        p.event("charge.refunded", p.charge(payment_intent="pi_for_in_2", amount=2000, amount_refunded=500)),
+        p.event(
+            "charge.refunded",
+            p.charge(payment_intent="pi_for_in_2", amount=2000, amount_refunded=500),
+        ),
     ]
 
 
 def snapshot():
     gifts = sorted(
-        (g.stripe_invoice_id, g.status, g.amount_cents, g.refunded_cents, g.stripe_payment_intent_id, g.card_last4)
+        (
+            g.stripe_invoice_id,
+            g.status,
+            g.amount_cents,
+            g.refunded_cents,
+            g.stripe_payment_intent_id,
+            g.card_last4,
+        )
         for g in Gift.objects.all()
     )
-    plans = [(pl.stripe_subscription_id, pl.status, pl.amount_cents) for pl in RecurringPlan.objects.all()]
+    plans = [
+        (pl.stripe_subscription_id, pl.status, pl.amount_cents)
+        for pl in RecurringPlan.objects.all()
+    ]
     return gifts, plans
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_shuffled_and_repeated_events_give_the_same_records(post_event, fake_stripe, mailoutbox, seed):
+def test_shuffled_and_repeated_events_give_the_same_records(
+    post_event, fake_stripe, mailoutbox, seed
+):
     gift = GiftFactory(frequency="monthly", amount_cents=2000)
     events = recurring_story(gift)
     deliveries = events + random.Random(seed).sample(events, 3)
@@ -335,18 +507,25 @@ def test_every_order_of_a_one_time_story_converges(post_event, fake_stripe, mail
         gift = GiftFactory(amount_cents=4000)
         story = [
             p.event("checkout.session.completed", p.checkout_session(gift, payment_intent="pi_7")),
-            p.event("charge.refunded", p.charge(payment_intent="pi_7", amount=4000, amount_refunded=1000)),
+            p.event(
+                "charge.refunded",
+                p.charge(payment_intent="pi_7", amount=4000, amount_refunded=1000),
+            ),
             p.event("charge.dispute.created", p.dispute(payment_intent="pi_7")),
         ]
         for index in order:
             post_event(story[index])
         gift.refresh_from_db()
         assert (gift.status, gift.refunded_cents, gift.disputed_at is not None) == (
-            Gift.Status.PARTIALLY_REFUNDED, 1000, True,
+            Gift.Status.PARTIALLY_REFUNDED,
+            1000,
+            True,
         ), order
 
 
-def test_a_failing_handler_is_recorded_and_retried_by_the_daily_reconcile(post_event, fake_stripe, mailoutbox):
+def test_a_failing_handler_is_recorded_and_retried_by_the_daily_reconcile(
+    post_event, fake_stripe, mailoutbox
+):
     from django.core.management import call_command
 
     gift = GiftFactory()

@@ -31,17 +31,19 @@ class StripeStandIn(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         intent_id = self.path.split("/")[3].split("?")[0]
-        body = json.dumps({
-            "id": intent_id,
-            "object": "payment_intent",
-            "customer": "cus_worker",
-            "latest_charge": {
-                "id": "ch_worker",
-                "object": "charge",
-                "created": int(time.time()),
-                "payment_method_details": {"type": "card", "card": {"last4": "5556"}},
-            },
-        }).encode()
+        body = json.dumps(
+            {
+                "id": intent_id,
+                "object": "payment_intent",
+                "customer": "cus_worker",
+                "latest_charge": {
+                    "id": "ch_worker",
+                    "object": "charge",
+                    "created": int(time.time()),
+                    "payment_method_details": {"type": "card", "card": {"last4": "5556"}},
+                },
+            }
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -75,19 +77,25 @@ def test_worker_records_the_gift_and_sends_one_receipt(
     client, celery_worker_factory, stripe_stand_in, tmp_path
 ):
     mail_dir = tmp_path / "mail"
-    worker = celery_worker_factory(extra_env={
-        "STRIPE_API_BASE": stripe_stand_in,
-        "STRIPE_SECRET_KEY": "sk_test_worker",
-        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-        "EMAIL_FILE_PATH": str(mail_dir),
-        "SITE_URL": "https://news.example",
-    })
+    worker = celery_worker_factory(
+        extra_env={
+            "STRIPE_API_BASE": stripe_stand_in,
+            "STRIPE_SECRET_KEY": "sk_test_worker",
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": str(mail_dir),
+            "SITE_URL": "https://news.example",
+        }
+    )
     gift = GiftFactory(amount_cents=6400)
-    event = p.event("checkout.session.completed", p.checkout_session(gift, payment_intent="pi_worker"))
+    event = p.event(
+        "checkout.session.completed", p.checkout_session(gift, payment_intent="pi_worker")
+    )
     payload = json.dumps(event)
     for _ in range(3):  # delivered three times: still one gift, one receipt
         response = client.post(
-            "/webhooks/stripe/", payload, content_type="application/json",
+            "/webhooks/stripe/",
+            payload,
+            content_type="application/json",
             HTTP_STRIPE_SIGNATURE=sign(payload),
         )
         assert response.status_code == 200

@@ -18,7 +18,9 @@ def test_a_reader_opens_an_edition_from_the_archive(browser_page, transactional_
     edition = digest.edition_compose(newsletter=newsletter, date=timezone.localdate())
 
     browser_page.goto(f"/newsletters/{newsletter.slug}/archive/")
-    browser_page.get_by_role("link", name=f"{edition.date:%A}, {edition.date.day} {edition.date:%B %Y}").click()
+    browser_page.get_by_role(
+        "link", name=f"{edition.date:%A}, {edition.date.day} {edition.date:%B %Y}"
+    ).click()
 
     assert browser_page.url.endswith(edition.get_absolute_url())
     assert browser_page.get_by_role("heading", name="Top stories").is_visible()

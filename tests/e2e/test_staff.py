@@ -27,7 +27,11 @@ def desk_editor():
     """The demo newsroom, and a staff member whose authenticator app is set up."""
     call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
     user = get_user_model().objects.create_user(
-        "desk", "desk@newsroom.example", PASSWORD, is_staff=True, is_superuser=True,
+        "desk",
+        "desk@newsroom.example",
+        PASSWORD,
+        is_staff=True,
+        is_superuser=True,
         first_name="Leila",
     )
     return user, staff_device(user)
@@ -36,7 +40,12 @@ def desk_editor():
 def blocked_by_policy(page) -> list[str]:
     """Collect what the Content Security Policy refuses on the page, as the console reports it."""
     refused: list[str] = []
-    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None)
+    page.on(
+        "console",
+        lambda message: (
+            refused.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     return refused
 
 
@@ -72,8 +81,10 @@ def test_staff_sign_in_with_a_code_and_see_the_dashboard(browser_page, desk_edit
     page.get_by_role("heading", name="Add article").wait_for()
     page.goto(reverse("admin:newsroom_article_changelist"))
     page.locator("#action-toggle").check()
-    assert page.locator(".action-counter").inner_text().startswith(
-        f"{page.locator('tr input.action-select:checked').count()} of"
+    assert (
+        page.locator(".action-counter")
+        .inner_text()
+        .startswith(f"{page.locator('tr input.action-select:checked').count()} of")
     )
     assert refused == []
 

@@ -50,22 +50,33 @@ def test_subscribe_confirm_and_follow_two_categories(browser_page, mailoutbox):
     page.goto("/for-you/")
     page.get_by_role("button", name="Follow Economy").click()
     page.get_by_role("button", name="Following Economy").wait_for()
-    assert page.get_by_role("button", name="Following Economy").get_attribute("aria-pressed") == "true"
+    assert (
+        page.get_by_role("button", name="Following Economy").get_attribute("aria-pressed") == "true"
+    )
 
     follows = Follow.objects.filter(subscriber=subscriber)
     assert {f.category for f in follows} == {politics, economy}
 
     page.reload()
-    assert page.get_by_role("button", name="Following Politics").get_attribute("aria-pressed") == "true"
-    assert page.get_by_role("button", name="Follow Culture").get_attribute("aria-pressed") == "false"
+    assert (
+        page.get_by_role("button", name="Following Politics").get_attribute("aria-pressed")
+        == "true"
+    )
+    assert (
+        page.get_by_role("button", name="Follow Culture").get_attribute("aria-pressed") == "false"
+    )
     page.get_by_role("link", name="Port traffic doubles in a year").wait_for()
     page.get_by_role("link", name="Parliament passes the water bill").wait_for()
 
 
-def test_without_javascript_signup_and_follow_still_work(browser_page, live_server, mailoutbox, settings):
+def test_without_javascript_signup_and_follow_still_work(
+    browser_page, live_server, mailoutbox, settings
+):
     NewsletterFactory()
     CategoryFactory(name="Politics", slug="politics")
-    context = browser_page.context.browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    context = browser_page.context.browser.new_context(
+        base_url=live_server.url, java_script_enabled=False
+    )
     page = context.new_page()
     try:
         page.goto("/category/politics/")

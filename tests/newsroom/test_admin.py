@@ -40,7 +40,9 @@ def article_form(**overrides) -> dict:
 
 
 def test_publishing_from_the_admin_sanitises_and_shows_the_article(staff_client, client):
-    response = staff_client.post(reverse("admin:newsroom_article_add"), article_form(lead_photo=jpeg_upload()))
+    response = staff_client.post(
+        reverse("admin:newsroom_article_add"), article_form(lead_photo=jpeg_upload())
+    )
 
     assert response.status_code == 302, response.content.decode()[:2000]
     article = Article.objects.get(slug="wells-rise-in-the-valley")
@@ -56,7 +58,11 @@ def test_publishing_from_the_admin_sanitises_and_shows_the_article(staff_client,
 
 def test_scheduling_from_the_admin_keeps_it_hidden_until_its_time(staff_client, client):
     when = timezone.localtime() + timedelta(days=1)
-    data = article_form(status="scheduled", published_at_0=when.strftime("%Y-%m-%d"), published_at_1=when.strftime("%H:%M:%S"))
+    data = article_form(
+        status="scheduled",
+        published_at_0=when.strftime("%Y-%m-%d"),
+        published_at_1=when.strftime("%H:%M:%S"),
+    )
 
     assert staff_client.post(reverse("admin:newsroom_article_add"), data).status_code == 302
 
@@ -66,7 +72,9 @@ def test_scheduling_from_the_admin_keeps_it_hidden_until_its_time(staff_client, 
 
 
 def test_scheduling_without_a_time_is_refused_with_a_message(staff_client):
-    response = staff_client.post(reverse("admin:newsroom_article_add"), article_form(status="scheduled"))
+    response = staff_client.post(
+        reverse("admin:newsroom_article_add"), article_form(status="scheduled")
+    )
 
     assert response.status_code == 200
     assert "Choose when the article should appear." in response.content.decode()
@@ -76,12 +84,21 @@ def test_scheduling_without_a_time_is_refused_with_a_message(staff_client):
 def test_editing_in_the_admin_refreshes_the_cached_page(staff_client, client):
     article = ArticleFactory(headline="Old headline")
     client.get(article.get_absolute_url())
-    data = article_form(headline="New headline", slug=article.slug, category=article.category.pk,
-                        authors=[a.pk for a in article.authors.all()])
+    data = article_form(
+        headline="New headline",
+        slug=article.slug,
+        category=article.category.pk,
+        authors=[a.pk for a in article.authors.all()],
+    )
     when = timezone.localtime(article.published_at)
     data.update(published_at_0=when.strftime("%Y-%m-%d"), published_at_1=when.strftime("%H:%M:%S"))
 
-    assert staff_client.post(reverse("admin:newsroom_article_change", args=[article.pk]), data).status_code == 302
+    assert (
+        staff_client.post(
+            reverse("admin:newsroom_article_change", args=[article.pk]), data
+        ).status_code
+        == 302
+    )
 
     assert b"New headline" in client.get(article.get_absolute_url()).content
 
@@ -92,11 +109,21 @@ def test_changelist_searches_and_filters(staff_client):
     ArticleFactory(headline="Port traffic doubles")
     ArticleFactory(headline="Coalition draft", status=Article.Status.DRAFT, published_at=None)
 
-    found = staff_client.get(reverse("admin:newsroom_article_changelist"), {"q": "coalition"}).content.decode()
-    drafts = staff_client.get(reverse("admin:newsroom_article_changelist"), {"status__exact": "draft"}).content.decode()
-    in_politics = staff_client.get(reverse("admin:newsroom_article_changelist"), {"category__id__exact": politics.pk}).content.decode()
+    found = staff_client.get(
+        reverse("admin:newsroom_article_changelist"), {"q": "coalition"}
+    ).content.decode()
+    drafts = staff_client.get(
+        reverse("admin:newsroom_article_changelist"), {"status__exact": "draft"}
+    ).content.decode()
+    in_politics = staff_client.get(
+        reverse("admin:newsroom_article_changelist"), {"category__id__exact": politics.pk}
+    ).content.decode()
 
-    assert "Coalition talks stall" in found and "Coalition draft" in found and "Port traffic doubles" not in found
+    assert (
+        "Coalition talks stall" in found
+        and "Coalition draft" in found
+        and "Port traffic doubles" not in found
+    )
     assert "Coalition draft" in drafts and "Coalition talks stall" not in drafts
     assert "Coalition talks stall" in in_politics and "Port traffic doubles" not in in_politics
 
@@ -107,8 +134,13 @@ def test_changelist_links_to_preview_for_drafts_and_view_for_published(staff_cli
 
     page = staff_client.get(reverse("admin:newsroom_article_changelist")).content.decode()
 
-    assert f'<a href="{draft.get_absolute_url()}" target="_blank" rel="noopener">Preview</a>' in page
-    assert f'<a href="{live.get_absolute_url()}" target="_blank" rel="noopener">View on site</a>' in page
+    assert (
+        f'<a href="{draft.get_absolute_url()}" target="_blank" rel="noopener">Preview</a>' in page
+    )
+    assert (
+        f'<a href="{live.get_absolute_url()}" target="_blank" rel="noopener">View on site</a>'
+        in page
+    )
 
 
 def test_authors_and_topics_autocomplete(staff_client):
@@ -155,8 +187,14 @@ def test_publish_now_and_back_to_draft_actions(staff_client, client):
     live = ArticleFactory(headline="Pulled story")
     client.get("/")
 
-    staff_client.post(reverse("admin:newsroom_article_changelist"), {"action": "publish_now", "_selected_action": [draft.pk]})
-    staff_client.post(reverse("admin:newsroom_article_changelist"), {"action": "back_to_draft", "_selected_action": [live.pk]})
+    staff_client.post(
+        reverse("admin:newsroom_article_changelist"),
+        {"action": "publish_now", "_selected_action": [draft.pk]},
+    )
+    staff_client.post(
+        reverse("admin:newsroom_article_changelist"),
+        {"action": "back_to_draft", "_selected_action": [live.pk]},
+    )
 
     home = client.get("/").content
     assert b"Ready to go" in home
@@ -169,7 +207,10 @@ def test_publishing_a_live_article_again_keeps_its_publication_time(staff_client
     live = ArticleFactory()
     first_published = live.published_at
 
-    staff_client.post(reverse("admin:newsroom_article_changelist"), {"action": "publish_now", "_selected_action": [live.pk]})
+    staff_client.post(
+        reverse("admin:newsroom_article_changelist"),
+        {"action": "publish_now", "_selected_action": [live.pk]},
+    )
 
     live.refresh_from_db()
     assert live.published_at == first_published

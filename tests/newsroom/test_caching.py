@@ -101,7 +101,9 @@ def test_editing_an_article_makes_cached_pages_fresh_at_once(client, article):
 
 
 def test_publishing_a_draft_shows_it_at_once(client):
-    draft = ArticleFactory(headline="Fresh from the desk", status=Article.Status.DRAFT, published_at=None)
+    draft = ArticleFactory(
+        headline="Fresh from the desk", status=Article.Status.DRAFT, published_at=None
+    )
     assert b"Fresh from the desk" not in client.get("/").content
     assert client.get(draft.get_absolute_url()).status_code == 404
 
@@ -121,12 +123,16 @@ def test_unpublishing_removes_the_article_from_cached_pages(client, article):
     assert client.get(article.get_absolute_url()).status_code == 404
 
 
-def test_a_scheduled_article_appears_by_itself_when_its_time_comes_even_on_cached_pages(client, settings):
+def test_a_scheduled_article_appears_by_itself_when_its_time_comes_even_on_cached_pages(
+    client, settings
+):
     settings.PAGE_CACHE_SECONDS = 3600
     start = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
     with time_machine.travel(start, tick=False) as clock:
         ArticleFactory(headline="Already out", published_at=start - timedelta(hours=1))
-        scheduled = ArticleFactory.build(headline="Morning scheduled story", category=CategoryFactory())
+        scheduled = ArticleFactory.build(
+            headline="Morning scheduled story", category=CategoryFactory()
+        )
         services.article_publish(article=scheduled, at=start + timedelta(minutes=30))
         scheduled.authors.set([AuthorFactory()])
         assert scheduled.status == Article.Status.SCHEDULED
@@ -220,8 +226,12 @@ def test_listing_pages_run_a_constant_number_of_queries(client, django_assert_ma
     few = {url: _listing_queries(client, url) for url in ("/", "/category/economy/", "/browse/")}
 
     for n in range(15):
-        ArticleFactory(category=economy if n % 2 else politics, top_story_rank=n if n < 4 else None,
-                       authors=[AuthorFactory(), AuthorFactory()], topics=[TopicFactory()])
+        ArticleFactory(
+            category=economy if n % 2 else politics,
+            top_story_rank=n if n < 4 else None,
+            authors=[AuthorFactory(), AuthorFactory()],
+            topics=[TopicFactory()],
+        )
 
     for url, count in few.items():
         with django_assert_max_num_queries(20):

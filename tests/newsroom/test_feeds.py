@@ -21,12 +21,30 @@ NEWS = "{http://www.google.com/schemas/sitemap-news/0.9}"
 def content():
     water = CategoryFactory(name="Climate & Water", slug="climate-water")
     energy = TopicFactory(name="Energy", slug="energy")
-    fresh = ArticleFactory(headline="Solar & shade on the reservoir", category=water, topics=[energy])
+    fresh = ArticleFactory(
+        headline="Solar & shade on the reservoir", category=water, topics=[energy]
+    )
     other = ArticleFactory(headline="Port traffic doubles")
-    old = ArticleFactory(headline="Last week's budget", published_at=timezone.now() - timedelta(days=5))
-    draft = ArticleFactory(headline="Unpublished draft", status=Article.Status.DRAFT, published_at=None)
-    later = ArticleFactory(headline="Tomorrow's story", status=Article.Status.SCHEDULED, published_at=timezone.now() + timedelta(days=1))
-    return {"water": water, "energy": energy, "fresh": fresh, "other": other, "old": old, "draft": draft, "later": later}
+    old = ArticleFactory(
+        headline="Last week's budget", published_at=timezone.now() - timedelta(days=5)
+    )
+    draft = ArticleFactory(
+        headline="Unpublished draft", status=Article.Status.DRAFT, published_at=None
+    )
+    later = ArticleFactory(
+        headline="Tomorrow's story",
+        status=Article.Status.SCHEDULED,
+        published_at=timezone.now() + timedelta(days=1),
+    )
+    return {
+        "water": water,
+        "energy": energy,
+        "fresh": fresh,
+        "other": other,
+        "old": old,
+        "draft": draft,
+        "later": later,
+    }
 
 
 def parse_xml(content: bytes) -> ET.Element:
@@ -51,7 +69,9 @@ def test_site_feed_lists_public_articles_newest_first(client, content):
 
 def test_feed_items_carry_link_date_and_description(client, content):
     root = parse_xml(client.get("/feed/").content)
-    item = next(i for i in root.iter("item") if i.findtext("title") == "Solar & shade on the reservoir")
+    item = next(
+        i for i in root.iter("item") if i.findtext("title") == "Solar & shade on the reservoir"
+    )
 
     assert item.findtext("link").endswith(content["fresh"].get_absolute_url())
     assert item.findtext("pubDate")

@@ -23,12 +23,22 @@ def test_each_category_shows_its_four_newest_public_articles_newest_first():
     politics = CategoryFactory(name="Politics", order=1)
     now = timezone.now()
     for n in range(6):
-        ArticleFactory(headline=f"Economy {n}", category=economy, published_at=now - timedelta(hours=n + 1))
+        ArticleFactory(
+            headline=f"Economy {n}", category=economy, published_at=now - timedelta(hours=n + 1)
+        )
     ArticleFactory(headline="Politics old", category=politics, published_at=now - timedelta(days=3))
-    ArticleFactory(headline="Politics new", category=politics, published_at=now - timedelta(hours=2))
-    ArticleFactory(headline="Not yet", category=politics, status=Article.Status.SCHEDULED,
-                   published_at=now + timedelta(hours=1))
-    ArticleFactory(headline="Draft", category=politics, status=Article.Status.DRAFT, published_at=None)
+    ArticleFactory(
+        headline="Politics new", category=politics, published_at=now - timedelta(hours=2)
+    )
+    ArticleFactory(
+        headline="Not yet",
+        category=politics,
+        status=Article.Status.SCHEDULED,
+        published_at=now + timedelta(hours=1),
+    )
+    ArticleFactory(
+        headline="Draft", category=politics, status=Article.Status.DRAFT, published_at=None
+    )
     CategoryFactory(name="Empty", order=0)
 
     sections = selectors.latest_per_category(exclude_ids=[])
@@ -44,11 +54,15 @@ def test_top_stories_are_left_out_and_the_next_newest_takes_their_place():
     now = timezone.now()
     top = ArticleFactory(headline="Top", category=economy, published_at=now - timedelta(minutes=5))
     for n in range(5):
-        ArticleFactory(headline=f"Economy {n}", category=economy, published_at=now - timedelta(hours=n + 1))
+        ArticleFactory(
+            headline=f"Economy {n}", category=economy, published_at=now - timedelta(hours=n + 1)
+        )
 
     sections = selectors.latest_per_category(exclude_ids=[top.id])
 
-    assert headlines(sections) == [("Economy", ["Economy 0", "Economy 1", "Economy 2", "Economy 3"])]
+    assert headlines(sections) == [
+        ("Economy", ["Economy 0", "Economy 1", "Economy 2", "Economy 3"])
+    ]
 
 
 def test_articles_published_at_the_same_moment_come_newest_id_first():

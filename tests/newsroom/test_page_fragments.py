@@ -17,7 +17,11 @@ pytestmark = pytest.mark.django_db
 
 
 def shown_consent_version(response) -> str:
-    return re.search(rb'name="consent_version" value="([0-9a-f]{64})"', response.content).group(1).decode()
+    return (
+        re.search(rb'name="consent_version" value="([0-9a-f]{64})"', response.content)
+        .group(1)
+        .decode()
+    )
 
 
 def test_the_consent_wording_a_page_shows_is_recorded_even_after_it_changes(client, monkeypatch):

@@ -33,14 +33,26 @@ def test_home_shows_top_stories_by_rank_then_latest_per_category(client):
     ArticleFactory(headline="Lead story", top_story_rank=1, category=politics)
     ArticleFactory(headline="Budget vote delayed", category=politics)
     ArticleFactory(headline="Port traffic doubles", category=economy)
-    ArticleFactory(headline="Quiet draft", category=economy, status=Article.Status.DRAFT, published_at=None)
+    ArticleFactory(
+        headline="Quiet draft", category=economy, status=Article.Status.DRAFT, published_at=None
+    )
 
     response = client.get("/")
 
     page = text_of(response)
-    main = page[page.index("<main"):]
+    main = page[page.index("<main") :]
     assert response.status_code == 200
-    order = [main.index(h) for h in ("Lead story", "Second top story", ">Politics</a></h2>", "Budget vote delayed", ">Economy</a></h2>", "Port traffic doubles")]
+    order = [
+        main.index(h)
+        for h in (
+            "Lead story",
+            "Second top story",
+            ">Politics</a></h2>",
+            "Budget vote delayed",
+            ">Economy</a></h2>",
+            "Port traffic doubles",
+        )
+    ]
     assert order == sorted(order)
     assert "Quiet draft" not in page
 
@@ -95,7 +107,13 @@ def test_article_page_carries_news_article_json_ld_escaped_safely(client, site_u
 def test_every_page_has_open_graph_and_twitter_meta(client, site_url):
     article = ArticleFactory(headline="Harbour reopens", lead_photo=jpeg_upload("harbour.jpg"))
 
-    for url in ("/", article.get_absolute_url(), article.category.get_absolute_url(), "/browse/", "/search/?q=harbour"):
+    for url in (
+        "/",
+        article.get_absolute_url(),
+        article.category.get_absolute_url(),
+        "/browse/",
+        "/search/?q=harbour",
+    ):
         page = text_of(client.get(url))
         assert '<meta property="og:title"' in page, url
         assert '<meta property="og:url"' in page, url
@@ -144,7 +162,11 @@ def test_category_pages_are_paginated(client):
     category = CategoryFactory(slug="politics")
     now = timezone.now()
     for n in range(25):
-        ArticleFactory(headline=f"Story number {n:02d}", category=category, published_at=now - timedelta(hours=n + 1))
+        ArticleFactory(
+            headline=f"Story number {n:02d}",
+            category=category,
+            published_at=now - timedelta(hours=n + 1),
+        )
 
     first = text_of(client.get("/category/politics/"))
     second = text_of(client.get("/category/politics/?page=2"))
@@ -193,12 +215,18 @@ def test_browse_lists_every_category_and_topic_with_counts_and_follow_buttons(cl
     assert 'href="/category/politics/"' in page and "2 articles" in page
     assert 'href="/topic/elections/"' in page and "0 articles" in page
     assert 'data-follow-slug="politics"' in page and 'data-follow-slug="elections"' in page
-    assert page.index('href="/category/politics/"') < page.index('href="/category/arts/"')  # editors' order
+    assert page.index('href="/category/politics/"') < page.index(
+        'href="/category/arts/"'
+    )  # editors' order
 
 
 def test_search_finds_published_articles_only(client):
-    ArticleFactory(headline="Desalination plant opens", body="<p>Engineers tested the membranes.</p>")
-    ArticleFactory(headline="Unfinished desalination draft", status=Article.Status.DRAFT, published_at=None)
+    ArticleFactory(
+        headline="Desalination plant opens", body="<p>Engineers tested the membranes.</p>"
+    )
+    ArticleFactory(
+        headline="Unfinished desalination draft", status=Article.Status.DRAFT, published_at=None
+    )
     ArticleFactory(headline="Election results")
 
     response = client.get("/search/", {"q": "desalination"})
@@ -232,7 +260,14 @@ def test_empty_search_shows_the_form(client):
     assert 'name="q"' in text_of(response)
 
 
-@pytest.mark.parametrize("status, delta", [(Article.Status.DRAFT, None), (Article.Status.SCHEDULED, timedelta(days=1)), (Article.Status.PUBLISHED, timedelta(hours=2))])
+@pytest.mark.parametrize(
+    "status, delta",
+    [
+        (Article.Status.DRAFT, None),
+        (Article.Status.SCHEDULED, timedelta(days=1)),
+        (Article.Status.PUBLISHED, timedelta(hours=2)),
+    ],
+)
 def test_drafts_and_future_articles_are_404_for_readers(client, status, delta):
     article = ArticleFactory(status=status, published_at=timezone.now() + delta if delta else None)
 
@@ -240,7 +275,9 @@ def test_drafts_and_future_articles_are_404_for_readers(client, status, delta):
 
 
 def test_staff_preview_a_draft_with_a_banner(staff_client):
-    article = ArticleFactory(headline="Still being written", status=Article.Status.DRAFT, published_at=None)
+    article = ArticleFactory(
+        headline="Still being written", status=Article.Status.DRAFT, published_at=None
+    )
 
     response = staff_client.get(article.get_absolute_url())
 
@@ -253,7 +290,9 @@ def test_staff_preview_a_draft_with_a_banner(staff_client):
 
 
 def test_staff_preview_a_scheduled_article_with_its_time(staff_client):
-    article = ArticleFactory(status=Article.Status.SCHEDULED, published_at=timezone.now() + timedelta(days=2))
+    article = ArticleFactory(
+        status=Article.Status.SCHEDULED, published_at=timezone.now() + timedelta(days=2)
+    )
 
     page = text_of(staff_client.get(article.get_absolute_url()))
 
@@ -291,7 +330,11 @@ def test_pages_are_accessible_landmarks_labels_and_image_alt(client):
         assert tags.count("h1") == 1, url
         assert all("alt" in attrs for tag, attrs in parser.tags if tag == "img"), url
         labelled = {attrs.get("for") for tag, attrs in parser.tags if tag == "label"}
-        inputs = [attrs for tag, attrs in parser.tags if tag == "input" and attrs.get("type") not in ("hidden", "submit")]
+        inputs = [
+            attrs
+            for tag, attrs in parser.tags
+            if tag == "input" and attrs.get("type") not in ("hidden", "submit")
+        ]
         assert all(i.get("id") in labelled or i.get("aria-label") for i in inputs), url
 
 
@@ -300,7 +343,6 @@ def test_pages_answer_head_and_refuse_post(client):
 
     assert client.head(article.get_absolute_url()).status_code == 200
     assert client.post(article.get_absolute_url()).status_code == 405
-
 
 
 def test_search_on_postgresql_stems_words_and_ranks_headlines_first(client, settings):

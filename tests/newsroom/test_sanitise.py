@@ -13,7 +13,7 @@ HOSTILE = (
     '<img src="x" onerror="alert(1)"><iframe src="https://evil.example"></iframe>'
     '<style>body{display:none}</style><h2 style="color:red">Heading</h2>'
     '<a href="JaVaScRiPt:alert(2)">caps</a><a href="data:text/html,hi">data</a>'
-    "<blockquote><p>Quoted</p></blockquote><figure><img src=\"/media/a.jpg\" alt=\"A well\" "
+    '<blockquote><p>Quoted</p></blockquote><figure><img src="/media/a.jpg" alt="A well" '
     'width="600" height="400"><figcaption>A well</figcaption></figure>'
     "<ul><li><strong>one</strong></li><li><em>two</em></li></ul>"
 )
@@ -23,8 +23,18 @@ def test_hostile_html_loses_scripts_handlers_and_javascript_urls():
     clean = sanitise_html(HOSTILE)
 
     lowered = clean.lower()
-    for forbidden in ("<script", "onclick", "onerror", "onmouseover", "javascript:", "<iframe",
-                      "<style", "style=", "data:text", "document.cookie"):
+    for forbidden in (
+        "<script",
+        "onclick",
+        "onerror",
+        "onmouseover",
+        "javascript:",
+        "<iframe",
+        "<style",
+        "style=",
+        "data:text",
+        "document.cookie",
+    ):
         assert forbidden not in lowered, forbidden
 
 
@@ -53,9 +63,16 @@ def test_saving_an_article_sanitises_its_body_and_the_page_shows_the_clean_html(
 
 
 def test_body_is_cut_into_top_level_blocks():
-    blocks = body_blocks("<p>One <em>a</em></p>Loose text<h2>Two</h2><figure><img src=\"/a.jpg\" alt=\"\"></figure>")
+    blocks = body_blocks(
+        '<p>One <em>a</em></p>Loose text<h2>Two</h2><figure><img src="/a.jpg" alt=""></figure>'
+    )
 
-    assert blocks == ["<p>One <em>a</em></p>", "<p>Loose text</p>", "<h2>Two</h2>", '<figure><img src="/a.jpg" alt=""></figure>']
+    assert blocks == [
+        "<p>One <em>a</em></p>",
+        "<p>Loose text</p>",
+        "<h2>Two</h2>",
+        '<figure><img src="/a.jpg" alt=""></figure>',
+    ]
 
 
 def test_loose_text_with_entities_stays_one_paragraph():
@@ -66,9 +83,11 @@ def test_loose_text_with_entities_stays_one_paragraph():
 
 
 def test_blocks_keep_nested_markup_and_entities_whole():
-    html = sanitise_html('<blockquote><p>A &lt;b&gt; &amp; "c"</p><p>d</p></blockquote><p>x<br>y</p>')
+    html = sanitise_html(
+        '<blockquote><p>A &lt;b&gt; &amp; "c"</p><p>d</p></blockquote><p>x<br>y</p>'
+    )
 
     assert body_blocks(html) == [
-        "<blockquote><p>A &lt;b&gt; &amp; \"c\"</p><p>d</p></blockquote>",
+        '<blockquote><p>A &lt;b&gt; &amp; "c"</p><p>d</p></blockquote>',
         "<p>x<br>y</p>",
     ]

@@ -42,11 +42,21 @@ def test_seed_demo_loads_a_newsroom_and_prints_the_login(client):
 
 def test_seed_demo_twice_creates_nothing_twice_and_resets_the_password():
     first = run_seed()
-    counts = (Article.objects.count(), Category.objects.count(), Topic.objects.count(), Author.objects.count())
+    counts = (
+        Article.objects.count(),
+        Category.objects.count(),
+        Topic.objects.count(),
+        Author.objects.count(),
+    )
 
     second = run_seed()
 
-    assert counts == (Article.objects.count(), Category.objects.count(), Topic.objects.count(), Author.objects.count())
+    assert counts == (
+        Article.objects.count(),
+        Category.objects.count(),
+        Topic.objects.count(),
+        Author.objects.count(),
+    )
     assert get_user_model().objects.filter(username="editor").count() == 1
     new_password = second.split("password: ")[1].split()[0]
     assert new_password != first.split("password: ")[1].split()[0]

@@ -34,7 +34,9 @@ def policy_of(response) -> dict[str, list[str]]:
 
 
 def foreign_origins(values: list[str]) -> set[str]:
-    return {v for v in values if re.match(r"^(https?:)?//|^[a-z0-9.-]+\.[a-z]{2,}|^\*|^https?:$", v)}
+    return {
+        v for v in values if re.match(r"^(https?:)?//|^[a-z0-9.-]+\.[a-z]{2,}|^\*|^https?:$", v)
+    }
 
 
 @pytest.fixture
@@ -42,7 +44,9 @@ def public_pages(settings):
     author = AuthorFactory(slug="rana-haddad")
     topic = TopicFactory(slug="water")
     category = CategoryFactory(slug="economy", name="Economy")
-    article = ArticleFactory(slug="port-traffic", category=category, authors=[author], topics=[topic])
+    article = ArticleFactory(
+        slug="port-traffic", category=category, authors=[author], topics=[topic]
+    )
     newsletter = NewsletterFactory()
     subscriber = SubscriptionFactory(newsletter=newsletter).subscriber
     edition = digest.edition_compose(newsletter=newsletter, date=timezone.localdate())
@@ -77,7 +81,9 @@ def public_pages(settings):
     }
 
 
-def test_every_public_page_has_a_policy_without_inline_scripts_or_foreign_origins(client, public_pages):
+def test_every_public_page_has_a_policy_without_inline_scripts_or_foreign_origins(
+    client, public_pages
+):
     for name, url in public_pages.items():
         response = client.get(url)
         assert response.status_code == (404 if name == "not found" else 200), name

@@ -98,11 +98,19 @@ def world(monkeypatch, settings):
     routes = public_routes()
     paths = []
     for route in routes:
-        slug = {"articles/": "port-traffic", "category/": "economy", "topic/": "water",
-                "author/": "rana-haddad"}.get(route.lstrip("^").split("(")[0], newsletter.slug)
+        slug = {
+            "articles/": "port-traffic",
+            "category/": "economy",
+            "topic/": "water",
+            "author/": "rana-haddad",
+        }.get(route.lstrip("^").split("(")[0], newsletter.slug)
         token = next((t for key, t in valid_tokens.items() if key in route), "x")
-        values = {"slug": slug, "pk": str(appeal.pk if "/a/" in route else gift.pk),
-                  "token": token, "date": edition.date.isoformat()}
+        values = {
+            "slug": slug,
+            "pk": str(appeal.pk if "/a/" in route else gift.pk),
+            "token": token,
+            "date": edition.date.isoformat(),
+        }
         paths.append(fill(route, values))
     return {"routes": routes, "paths": paths}
 
@@ -110,40 +118,119 @@ def world(monkeypatch, settings):
 def test_every_public_route_is_fuzzed(world):
     """Each route, filled with real values, resolves: the fuzzing below reaches every view."""
     assert len(world["paths"]) == len(world["routes"]) > 30
-    assert {"/donate/", "/webhooks/stripe/", "/newsletters/subscribe/", "/follow/",
-            "/search/"} <= set(world["paths"])
+    assert {
+        "/donate/",
+        "/webhooks/stripe/",
+        "/newsletters/subscribe/",
+        "/follow/",
+        "/search/",
+    } <= set(world["paths"])
     for path in world["paths"]:
         resolve(path)  # raises Resolver404 for a path that misses its route
 
 
 # --- hostile pieces ----------------------------------------------------------------------
 
-NASTY_CHARS = st.sampled_from([
-    "\x00", "\u200f", "\u202e", "\u200b", "\ufeff", "\ud800", "\udfff", "\U0001f4a3",
-    "%", "%00", "%zz", "&", "=", "+", "[", "]", "\\", "'", '"', "<script>", "{{", "{%",
-    "../", "\r\n", "\t", " " * 3, "ـ", "مرحبا", "שלום", "ß", "İ", "\u0301",
-])
+NASTY_CHARS = st.sampled_from(
+    [
+        "\x00",
+        "\u200f",
+        "\u202e",
+        "\u200b",
+        "\ufeff",
+        "\ud800",
+        "\udfff",
+        "\U0001f4a3",
+        "%",
+        "%00",
+        "%zz",
+        "&",
+        "=",
+        "+",
+        "[",
+        "]",
+        "\\",
+        "'",
+        '"',
+        "<script>",
+        "{{",
+        "{%",
+        "../",
+        "\r\n",
+        "\t",
+        " " * 3,
+        "ـ",
+        "مرحبا",
+        "שלום",
+        "ß",
+        "İ",
+        "\u0301",
+    ]
+)
 TEXT = st.one_of(
     st.text(max_size=40),
     st.lists(st.one_of(NASTY_CHARS, st.text(max_size=5)), max_size=12).map("".join),
     st.builds(lambda c, n: c * n, NASTY_CHARS, st.integers(1_000, 60_000)),  # oversized
-    st.sampled_from(["5", "-1", "0", "1e309", "NaN", "99999999999999999999", "2026-13-45",
-                     "one_time", "monthly", "annual", "true", "null", "[]", "{}"]),
+    st.sampled_from(
+        [
+            "5",
+            "-1",
+            "0",
+            "1e309",
+            "NaN",
+            "99999999999999999999",
+            "2026-13-45",
+            "one_time",
+            "monthly",
+            "annual",
+            "true",
+            "null",
+            "[]",
+            "{}",
+        ]
+    ),
 )
 KEY = st.one_of(
-    st.sampled_from([
-        "email", "name", "amount", "custom_amount", "frequency", "cover_fee", "newsletters",
-        "newsletter", "category", "topic", "action", "next", "q", "page", "token",
-        "session_id", "csrfmiddlewaretoken", "time_zone", "dedication", "honoree_name",
-        "a[b][c]", "a[]", "a[0][1]", "email[]", "__proto__", "",
-    ]),
+    st.sampled_from(
+        [
+            "email",
+            "name",
+            "amount",
+            "custom_amount",
+            "frequency",
+            "cover_fee",
+            "newsletters",
+            "newsletter",
+            "category",
+            "topic",
+            "action",
+            "next",
+            "q",
+            "page",
+            "token",
+            "session_id",
+            "csrfmiddlewaretoken",
+            "time_zone",
+            "dedication",
+            "honoree_name",
+            "a[b][c]",
+            "a[]",
+            "a[0][1]",
+            "email[]",
+            "__proto__",
+            "",
+        ]
+    ),
     TEXT,
 )
 PAIRS = st.lists(st.tuples(KEY, TEXT), max_size=25)
 COOKIES = [reader_state.COOKIE_NAME, follows.COOKIE, "sessionid", "csrftoken"]
 # What a browser can send in a cookie: printable ASCII without separators.
 COOKIE_VALUE = st.one_of(
-    st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters=';,"\\'), max_size=300),
+    st.text(
+        st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters=';,"\\'),
+        max_size=300,
+    ),
     st.sampled_from(["", "e30:1abc:xyz", "null", "W10", "eyJzIjoxfQ:1v:sig"]),
 )
 
@@ -162,7 +249,10 @@ def form_bytes(pairs: list[tuple[str, str]]) -> bytes:
 
 def multipart_bytes(pairs: list[tuple[str, str]]) -> bytes:
     parts = [
-        b"------b0undary\r\nContent-Disposition: form-data; name=\"" + encode(k) + b"\"\r\n\r\n" + encode(v)
+        b'------b0undary\r\nContent-Disposition: form-data; name="'
+        + encode(k)
+        + b'"\r\n\r\n'
+        + encode(v)
         for k, v in pairs
     ]
     return b"\r\n".join([*parts, b"------b0undary--\r\n"])
@@ -175,7 +265,9 @@ BODY = st.one_of(
     PAIRS.map(multipart_bytes),
     st.recursive(
         st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), TEXT),
-        lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)),
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)
+        ),
         max_leaves=12,
     ).map(lambda value: json.dumps(value).encode()),
 )
@@ -193,8 +285,11 @@ def assert_survives(client, method: str, path: str, query: bytes, body: bytes, c
     max_examples=400,
     deadline=None,
     database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                           HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
 )
 @given(data=st.data())
 def test_no_public_url_answers_hostile_input_with_a_server_error(client, world, data):
@@ -211,7 +306,9 @@ def test_no_public_url_answers_hostile_input_with_a_server_error(client, world, 
     content_type = data.draw(st.sampled_from(CONTENT_TYPES), label="content type")
     # The cookies the site reads (appeal state, anonymous follows, the session), forged.
     client.cookies.clear()
-    for name in data.draw(st.lists(st.sampled_from(COOKIES), unique=True, max_size=3), label="cookies"):
+    for name in data.draw(
+        st.lists(st.sampled_from(COOKIES), unique=True, max_size=3), label="cookies"
+    ):
         client.cookies[name] = data.draw(COOKIE_VALUE, label=name)
 
     assert_survives(client, method, path, query, body, content_type)
@@ -220,9 +317,16 @@ def test_no_public_url_answers_hostile_input_with_a_server_error(client, world, 
 def test_every_route_and_method_survives_a_fixed_set_of_hostile_requests(client, world):
     """The sweep hypothesis might miss: each route, each method, the classic payloads."""
     nasty = [
-        ("a[b][c]", "\x00\u202e\ud800"), ("email", "x" * 100_000), ("email", "a@b.c"),
-        ("email", "b@c.d"), ("amount", "1e309"), ("newsletters", "-1"), ("page", "\x00"),
-        ("q", "\u200f" * 500), ("next", "//evil.example/"), ("frequency", "\ud800"),
+        ("a[b][c]", "\x00\u202e\ud800"),
+        ("email", "x" * 100_000),
+        ("email", "a@b.c"),
+        ("email", "b@c.d"),
+        ("amount", "1e309"),
+        ("newsletters", "-1"),
+        ("page", "\x00"),
+        ("q", "\u200f" * 500),
+        ("next", "//evil.example/"),
+        ("frequency", "\ud800"),
     ]
     for path in world["paths"]:
         for method in METHODS:
@@ -232,7 +336,9 @@ def test_every_route_and_method_survives_a_fixed_set_of_hostile_requests(client,
                 ("application/json", b'{"type": [], "id": {"a": null}, "data": "\\u0000"}'),
             ):
                 sent = b"" if method in ("GET", "HEAD") else body
-                assert_survives(client, method, path, form_bytes(nasty[:3] + nasty[5:]), sent, content_type)
+                assert_survives(
+                    client, method, path, form_bytes(nasty[:3] + nasty[5:]), sent, content_type
+                )
 
 
 def test_an_email_provider_webhook_that_is_not_configured_answers_404(client):
@@ -240,4 +346,9 @@ def test_an_email_provider_webhook_that_is_not_configured_answers_404(client):
     for path in ("/webhooks/anymail/amazon_ses/tracking/", "/webhooks/anymail/mandrill/tracking/"):
         assert client.post(path, b"{}", content_type="application/json").status_code == 404
     # Inbound mail is never received here.
-    assert client.post("/webhooks/anymail/postmark/inbound/", b"{}", content_type="application/json").status_code == 404
+    assert (
+        client.post(
+            "/webhooks/anymail/postmark/inbound/", b"{}", content_type="application/json"
+        ).status_code
+        == 404
+    )

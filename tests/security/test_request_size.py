@@ -90,7 +90,10 @@ def test_the_admin_takes_larger_uploads_than_public_forms(client, settings):
 
 def test_a_content_length_that_is_not_a_number_is_refused(client):
     response = client.generic(
-        "POST", "/donate/", b"amount=5", content_type="application/x-www-form-urlencoded",
+        "POST",
+        "/donate/",
+        b"amount=5",
+        content_type="application/x-www-form-urlencoded",
         CONTENT_LENGTH="ten",
     )
 

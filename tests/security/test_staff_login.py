@@ -27,7 +27,12 @@ def editor():
 def sign_in(client, username="desk", password=PASSWORD, code="", ip="203.0.113.7", **extra):
     return client.post(
         reverse("admin:login"),
-        {"username": username, "password": password, "otp_token": code, "next": reverse("admin:index")},
+        {
+            "username": username,
+            "password": password,
+            "otp_token": code,
+            "next": reverse("admin:index"),
+        },
         REMOTE_ADDR=ip,
         **extra,
     )
@@ -55,7 +60,9 @@ def test_setup_page_shows_the_secret_as_text_and_a_qr_code(client, editor):
     assert "otpauth://totp/" in body
     assert device.config_url.split("secret=")[1].split("&")[0] in body.replace(" ", "")
     assert "<svg" in body and "<path" in body
-    assert "http://" not in body.split("<svg", 1)[1].split("</svg>")[0].replace("http://www.w3.org", "")
+    assert "http://" not in body.split("<svg", 1)[1].split("</svg>")[0].replace(
+        "http://www.w3.org", ""
+    )
 
 
 def test_a_wrong_setup_code_is_refused_and_leaves_the_admin_closed(client, editor):
@@ -188,15 +195,22 @@ def test_lockout_uses_the_address_our_proxy_reports(client, editor, settings):
     settings.CLIENT_IP_PROXY_HOPS = 1
     device = staff_device(editor)
     for _ in range(2):
-        sign_in(client, password="wrong", ip="10.0.0.2", HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.7")
+        sign_in(
+            client, password="wrong", ip="10.0.0.2", HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.7"
+        )
 
     # Another reader behind the same proxy is not locked out...
-    other = sign_in(client, code=current_code(device), ip="10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.4")
+    other = sign_in(
+        client, code=current_code(device), ip="10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.4"
+    )
     assert other.status_code == 302
     client.logout()
     # ...and a forged first entry does not free the locked-out one.
     forged = sign_in(
-        client, code=current_code(device), ip="10.0.0.2", HTTP_X_FORWARDED_FOR="9.9.9.9, 203.0.113.7"
+        client,
+        code=current_code(device),
+        ip="10.0.0.2",
+        HTTP_X_FORWARDED_FOR="9.9.9.9, 203.0.113.7",
     )
     assert forged.status_code == 429
 

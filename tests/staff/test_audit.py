@@ -42,7 +42,9 @@ def test_a_refund_asked_at_stripe_is_recorded_with_who_and_how_much(fundraiser, 
     assert entry.ip_address == "198.51.100.4"
 
 
-def test_a_refund_stripe_refuses_or_that_is_not_possible_leaves_no_entry(fundraiser, fake_stripe, monkeypatch):
+def test_a_refund_stripe_refuses_or_that_is_not_possible_leaves_no_entry(
+    fundraiser, fake_stripe, monkeypatch
+):
     def refuse(**kwargs):
         raise stripe_api.StripeError("The charge is too old to refund.")
 
@@ -75,7 +77,11 @@ def test_staff_deleting_several_subscribers_records_each(audience_editor):
     subscribers = [SubscriberFactory(), SubscriberFactory()]
     audience_editor.post(
         reverse("admin:subscriptions_subscriber_changelist"),
-        {"action": "delete_selected", "_selected_action": [s.pk for s in subscribers], "post": "yes"},
+        {
+            "action": "delete_selected",
+            "_selected_action": [s.pk for s in subscribers],
+            "post": "yes",
+        },
     )
     assert {e.object_id for e in _entries(AuditEntry.Action.SUBSCRIBER_DELETE)} == {
         str(s.pk) for s in subscribers
@@ -137,7 +143,9 @@ def test_taking_a_role_away_is_recorded(administrator):
     colleague = UserFactory(is_staff=True)
     colleague.groups.add(Group.objects.get(name=roles.AUDIENCE))
     AuditEntry.objects.all().delete()
-    administrator.post(reverse("admin:auth_user_change", args=[colleague.pk]), _user_form(colleague))
+    administrator.post(
+        reverse("admin:auth_user_change", args=[colleague.pk]), _user_form(colleague)
+    )
     [entry] = _entries(AuditEntry.Action.USER_GROUPS, about=colleague)
     assert entry.details == {"removed": ["Audience"]} and entry.actor == administrator.user
 
@@ -145,7 +153,8 @@ def test_taking_a_role_away_is_recorded(administrator):
 def test_making_someone_superuser_or_removing_staff_is_recorded(administrator):
     colleague = UserFactory(is_staff=True)
     administrator.post(
-        reverse("admin:auth_user_change", args=[colleague.pk]), _user_form(colleague, is_superuser="on")
+        reverse("admin:auth_user_change", args=[colleague.pk]),
+        _user_form(colleague, is_superuser="on"),
     )
     administrator.post(
         reverse("admin:auth_user_change", args=[colleague.pk]),
@@ -204,21 +213,37 @@ def test_the_trail_is_read_only_even_for_a_superuser(sign_in, fake_stripe):
     boss = sign_in("superuser")
     PaidGiftFactory(stripe_payment_intent_id="pi_x")
     gift = PaidGiftFactory(stripe_payment_intent_id="pi_y")
-    boss.post(reverse("admin:donations_gift_changelist"), {"action": "refund", "_selected_action": [gift.pk]})
+    boss.post(
+        reverse("admin:donations_gift_changelist"),
+        {"action": "refund", "_selected_action": [gift.pk]},
+    )
     entry = AuditEntry.objects.get(action=AuditEntry.Action.GIFT_REFUND)
 
     listing = boss.get(reverse("admin:newsroom_auditentry_changelist") + "?action=gift.refund")
     assert listing.status_code == 200 and str(gift) in listing.content.decode()
-    assert boss.get(reverse("admin:newsroom_auditentry_changelist") + f"?q={boss.user.username}").status_code == 200
+    assert (
+        boss.get(
+            reverse("admin:newsroom_auditentry_changelist") + f"?q={boss.user.username}"
+        ).status_code
+        == 200
+    )
     assert boss.get(reverse("admin:newsroom_auditentry_add")).status_code == 403
-    assert boss.post(reverse("admin:newsroom_auditentry_delete", args=[entry.pk]), {"post": "yes"}).status_code == 403
+    assert (
+        boss.post(
+            reverse("admin:newsroom_auditentry_delete", args=[entry.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
     page = boss.get(reverse("admin:newsroom_auditentry_change", args=[entry.pk])).content.decode()
     assert 'name="_save"' not in page
-    boss.post(reverse("admin:newsroom_auditentry_change", args=[entry.pk]), {"action": "export.gifts"})
+    boss.post(
+        reverse("admin:newsroom_auditentry_change", args=[entry.pk]), {"action": "export.gifts"}
+    )
     entry.refresh_from_db()
     assert entry.action == AuditEntry.Action.GIFT_REFUND
     assert not Permission.objects.filter(
-        content_type__app_label="newsroom", codename__in=["add_auditentry", "change_auditentry", "delete_auditentry"]
+        content_type__app_label="newsroom",
+        codename__in=["add_auditentry", "change_auditentry", "delete_auditentry"],
     ).exists()
 
 

@@ -33,17 +33,25 @@ def _newsroom_time_zone(settings):
 
 def test_gifts_per_day_split_one_time_from_recurring_in_the_newsroom_time_zone():
     PaidGiftFactory(amount_cents=5000, paid_at=NOW - timedelta(hours=1))
-    PaidGiftFactory(amount_cents=2000, frequency=Frequency.MONTHLY, paid_at=NOW - timedelta(hours=2))
-    PaidGiftFactory(amount_cents=10000, frequency=Frequency.ANNUAL, paid_at=NOW - timedelta(hours=3))
+    PaidGiftFactory(
+        amount_cents=2000, frequency=Frequency.MONTHLY, paid_at=NOW - timedelta(hours=2)
+    )
+    PaidGiftFactory(
+        amount_cents=10000, frequency=Frequency.ANNUAL, paid_at=NOW - timedelta(hours=3)
+    )
     # 23:30 UTC on the 18th is 01:30 on the 19th in Jerusalem.
     PaidGiftFactory(amount_cents=1000, paid_at=datetime(2026, 11, 18, 23, 30, tzinfo=UTC))
     # Partly refunded: counts, net of the refund.
     PaidGiftFactory(
-        amount_cents=3000, refunded_cents=1000, status=Gift.Status.PARTIALLY_REFUNDED,
+        amount_cents=3000,
+        refunded_cents=1000,
+        status=Gift.Status.PARTIALLY_REFUNDED,
         paid_at=datetime(2026, 11, 19, 8, 0, tzinfo=UTC),
     )
     # Not counted: refunded in full, never paid, or older than 90 days.
-    PaidGiftFactory(status=Gift.Status.REFUNDED, refunded_cents=2500, paid_at=NOW - timedelta(hours=1))
+    PaidGiftFactory(
+        status=Gift.Status.REFUNDED, refunded_cents=2500, paid_at=NOW - timedelta(hours=1)
+    )
     GiftFactory()
     PaidGiftFactory(paid_at=NOW - timedelta(days=95))
 
@@ -77,13 +85,19 @@ def test_monthly_recurring_revenue_counts_annual_plans_as_a_twelfth():
 
 
 def test_failed_renewals_are_past_due_plans_newest_failure_first():
-    older = PlanFactory(amount_cents=1500, status=RecurringPlan.Status.PAST_DUE, donor_email="a@mail.example")
+    older = PlanFactory(
+        amount_cents=1500, status=RecurringPlan.Status.PAST_DUE, donor_email="a@mail.example"
+    )
     newer = PlanFactory(
-        amount_cents=24000, frequency=Frequency.ANNUAL, status=RecurringPlan.Status.PAST_DUE,
+        amount_cents=24000,
+        frequency=Frequency.ANNUAL,
+        status=RecurringPlan.Status.PAST_DUE,
         donor_email="b@mail.example",
     )
     PaymentFailureNotice.objects.create(stripe_invoice_id="in_1", plan=older)
-    PaymentFailureNotice.objects.filter(stripe_invoice_id="in_1").update(created_at=NOW - timedelta(days=3))
+    PaymentFailureNotice.objects.filter(stripe_invoice_id="in_1").update(
+        created_at=NOW - timedelta(days=3)
+    )
     PaymentFailureNotice.objects.create(stripe_invoice_id="in_2", plan=newer)
     PlanFactory(amount_cents=5000)  # active: not at risk
 
@@ -104,12 +118,18 @@ def test_each_appeal_funnel_with_conversion_and_revenue_per_thousand_impressions
     spring.save()
     for cents in (5000, 5000, 6000):
         PaidGiftFactory(appeal=spring, amount_cents=cents)
-    PaidGiftFactory(appeal=spring, amount_cents=5000, refunded_cents=1000, status=Gift.Status.PARTIALLY_REFUNDED)
-    PaidGiftFactory(appeal=spring, amount_cents=9000, refunded_cents=9000, status=Gift.Status.REFUNDED)
+    PaidGiftFactory(
+        appeal=spring, amount_cents=5000, refunded_cents=1000, status=Gift.Status.PARTIALLY_REFUNDED
+    )
+    PaidGiftFactory(
+        appeal=spring, amount_cents=9000, refunded_cents=9000, status=Gift.Status.REFUNDED
+    )
     GiftFactory(appeal=spring)  # still at Checkout
     quiet = AppealFactory(name="New banner", starts_at=NOW - timedelta(days=1))
     AppealFactory(
-        name="Last year's drive", starts_at=NOW - timedelta(days=400), ends_at=NOW - timedelta(days=300)
+        name="Last year's drive",
+        starts_at=NOW - timedelta(days=400),
+        ends_at=NOW - timedelta(days=300),
     )
 
     funnels = {f.name: f for f in dashboard.appeal_funnels(now=NOW)}
@@ -131,8 +151,11 @@ def _subscription(newsletter, *, created, confirmed=None, unsubscribed=None):
         newsletter=newsletter,
         subscriber=SubscriberFactory(),
         status=(
-            Subscription.Status.UNSUBSCRIBED if unsubscribed
-            else Subscription.Status.ACTIVE if confirmed else Subscription.Status.PENDING
+            Subscription.Status.UNSUBSCRIBED
+            if unsubscribed
+            else Subscription.Status.ACTIVE
+            if confirmed
+            else Subscription.Status.PENDING
         ),
         confirmed_at=confirmed,
         unsubscribed_at=unsubscribed,
@@ -145,10 +168,14 @@ def test_subscribers_per_newsletter_each_week_and_confirmation_of_new_signups():
     daily = NewsletterFactory(name="Mideast Daily", slug="daily")
     NewsletterFactory(name="Weekend Reads", slug="weekend")
     # Confirmed on 31 October at 12:00 local time, still subscribed.
-    _subscription(daily, created=NOW - timedelta(days=20, hours=1), confirmed=NOW - timedelta(days=20))
+    _subscription(
+        daily, created=NOW - timedelta(days=20, hours=1), confirmed=NOW - timedelta(days=20)
+    )
     # Confirmed in September, left on 10 November.
     _subscription(
-        daily, created=NOW - timedelta(days=61), confirmed=NOW - timedelta(days=60),
+        daily,
+        created=NOW - timedelta(days=61),
+        confirmed=NOW - timedelta(days=60),
         unsubscribed=NOW - timedelta(days=10),
     )
     # Signed up three days ago and never confirmed.
@@ -160,7 +187,10 @@ def test_subscribers_per_newsletter_each_week_and_confirmation_of_new_signups():
 
     assert len(ends) == 12
     assert [f"{end:%Y-%m-%d %H:%M}" for end in ends[-4:]] == [
-        "2026-10-31 00:00", "2026-11-07 00:00", "2026-11-14 00:00", "2026-11-21 00:00",
+        "2026-10-31 00:00",
+        "2026-11-07 00:00",
+        "2026-11-14 00:00",
+        "2026-11-21 00:00",
     ]
     by_name = {g.name: g for g in growth}
     assert by_name["Mideast Daily"].counts[-4:] == [1, 2, 1, 2]
@@ -175,21 +205,28 @@ def test_subscribers_per_newsletter_each_week_and_confirmation_of_new_signups():
 
 
 def _edition(newsletter, day: date, composed_at: datetime) -> Edition:
-    edition = Edition.objects.create(newsletter=newsletter, date=day, cutoff_end=composed_at, state="sent")
+    edition = Edition.objects.create(
+        newsletter=newsletter, date=day, cutoff_end=composed_at, state="sent"
+    )
     Edition.objects.filter(pk=edition.pk).update(composed_at=composed_at)
     return edition
 
 
 def _event(edition, event_type: str, recipient: str, n: int) -> None:
     TrackingEvent.objects.create(
-        esp_event_id=f"{edition.pk}-{event_type}-{recipient}-{n}", event_type=event_type,
-        recipient=recipient, edition=edition, occurred_at=NOW,
+        esp_event_id=f"{edition.pk}-{event_type}-{recipient}-{n}",
+        event_type=event_type,
+        recipient=recipient,
+        edition=edition,
+        occurred_at=NOW,
     )
 
 
 def _unsubscribe(newsletter, at: datetime) -> None:
     record = ConsentRecord.objects.create(
-        subscriber=SubscriberFactory(), newsletter=newsletter, action=ConsentRecord.Action.UNSUBSCRIBE
+        subscriber=SubscriberFactory(),
+        newsletter=newsletter,
+        action=ConsentRecord.Action.UNSUBSCRIBE,
     )
     ConsentRecord.objects.filter(pk=record.pk).update(at=at)
 
@@ -243,10 +280,13 @@ def _seed(size: int) -> None:
     appeals = [AppealFactory() for _ in range(3)]
     for n in range(size):
         PaidGiftFactory(
-            appeal=appeals[n % 3], paid_at=NOW - timedelta(days=n % 80),
+            appeal=appeals[n % 3],
+            paid_at=NOW - timedelta(days=n % 80),
             frequency=[Frequency.ONE_TIME, Frequency.MONTHLY][n % 2],
         )
-        plan = PlanFactory(status=[RecurringPlan.Status.ACTIVE, RecurringPlan.Status.PAST_DUE][n % 2])
+        plan = PlanFactory(
+            status=[RecurringPlan.Status.ACTIVE, RecurringPlan.Status.PAST_DUE][n % 2]
+        )
         if n % 2:
             PaymentFailureNotice.objects.create(stripe_invoice_id=f"in_{size}_{n}", plan=plan)
         subscription = SubscriptionFactory(newsletter=daily)
@@ -287,7 +327,9 @@ def _sections(client) -> set[str]:
     return set(re.findall(r'<h2 id="(dash-[a-z]+)"', page))
 
 
-def test_each_role_sees_only_its_own_sections(editor, fundraiser, audience_editor, administrator, sign_in):
+def test_each_role_sees_only_its_own_sections(
+    editor, fundraiser, audience_editor, administrator, sign_in
+):
     assert _sections(fundraiser) == {"dash-money", "dash-appeals"}
     assert _sections(audience_editor) == {"dash-audience", "dash-editions"}
     everything = {"dash-money", "dash-appeals", "dash-audience", "dash-editions"}

@@ -31,8 +31,19 @@ from subscriptions.models import (
 pytestmark = pytest.mark.django_db
 
 DEMO_MODELS = (
-    Appeal, Gift, RecurringPlan, PaymentFailureNotice, Subscriber, Subscription, ConsentRecord,
-    Follow, Edition, DeliveryBatch, Delivery, TrackingEvent, Suppression,
+    Appeal,
+    Gift,
+    RecurringPlan,
+    PaymentFailureNotice,
+    Subscriber,
+    Subscription,
+    ConsentRecord,
+    Follow,
+    Edition,
+    DeliveryBatch,
+    Delivery,
+    TrackingEvent,
+    Suppression,
 )
 
 
@@ -67,7 +78,9 @@ def test_every_dashboard_section_shows_money_and_readers_after_seeding(fake_stri
     funnels = dashboard.appeal_funnels()
     assert len(funnels) == Appeal.objects.count() == 6
     for funnel in funnels:
-        assert funnel.impressions > funnel.clicks > funnel.checkouts >= funnel.gifts > 0, funnel.name
+        assert funnel.impressions > funnel.clicks > funnel.checkouts >= funnel.gifts > 0, (
+            funnel.name
+        )
         assert funnel.cents > 0 and funnel.conversion and funnel.rpm_cents
 
     _ends, growth = dashboard.newsletter_growth()
@@ -84,7 +97,9 @@ def test_every_dashboard_section_shows_money_and_readers_after_seeding(fake_stri
     # Refunds and failed renewals as Stripe would have left them, and not one Stripe call.
     assert Gift.objects.filter(status=Gift.Status.REFUNDED).count() == 2
     assert Gift.objects.filter(status=Gift.Status.PARTIALLY_REFUNDED).count() == 1
-    assert PaymentFailureNotice.objects.filter(plan__status=RecurringPlan.Status.PAST_DUE).count() == 2
+    assert (
+        PaymentFailureNotice.objects.filter(plan__status=RecurringPlan.Status.PAST_DUE).count() == 2
+    )
     assert RecurringPlan.objects.filter(frequency=Frequency.ANNUAL).exists()
     assert fake_stripe.calls == []
     assert mail.outbox == []
@@ -108,8 +123,14 @@ def test_seeding_again_adds_and_changes_nothing(fake_stripe):
     output = seed()
 
     assert snapshot() == before
-    assert (dashboard.gifts_by_day(), dashboard.recurring_summary(), dashboard.last_editions()) == figures
-    assert "Giving history: already there" in output and "Readership history: already there" in output
+    assert (
+        dashboard.gifts_by_day(),
+        dashboard.recurring_summary(),
+        dashboard.last_editions(),
+    ) == figures
+    assert (
+        "Giving history: already there" in output and "Readership history: already there" in output
+    )
 
 
 def test_the_digest_planner_owes_no_seeded_reader_a_past_edition(fake_stripe):

@@ -32,7 +32,7 @@ def _filename(response) -> str:
 @pytest.mark.parametrize(
     ("value", "written"),
     [
-        ("=HYPERLINK(\"http://x.example\")", "'=HYPERLINK(\"http://x.example\")"),
+        ('=HYPERLINK("http://x.example")', '\'=HYPERLINK("http://x.example")'),
         ("+1 555", "'+1 555"),
         ("-2+3", "'-2+3"),
         ("@SUM(A1)", "'@SUM(A1)"),
@@ -50,9 +50,17 @@ def test_gift_export_streams_the_selection_and_is_logged(fundraiser):
     appeal = AppealFactory(name="Winter fund")
     plan = PlanFactory(stripe_subscription_id="sub_777")
     chosen = [
-        PaidGiftFactory(amount_cents=2500, fee_cents=105, donor_email="a@mail.example", donor_name="=cmd|'/C calc'!A0",
-                        appeal=appeal, utm={"utm_source": "newsletter"}),
-        PaidGiftFactory(amount_cents=10000, frequency=Frequency.MONTHLY, plan=plan, donor_email="b@mail.example"),
+        PaidGiftFactory(
+            amount_cents=2500,
+            fee_cents=105,
+            donor_email="a@mail.example",
+            donor_name="=cmd|'/C calc'!A0",
+            appeal=appeal,
+            utm={"utm_source": "newsletter"},
+        ),
+        PaidGiftFactory(
+            amount_cents=10000, frequency=Frequency.MONTHLY, plan=plan, donor_email="b@mail.example"
+        ),
     ]
     PaidGiftFactory(donor_email="not-chosen@mail.example")
 
@@ -66,7 +74,10 @@ def test_gift_export_streams_the_selection_and_is_logged(fundraiser):
     rows = {row["donor_email"]: row for row in _rows(response)}
     assert set(rows) == {"a@mail.example", "b@mail.example"}
     assert rows["a@mail.example"]["donor_name"] == "'=cmd|'/C calc'!A0"
-    assert (rows["a@mail.example"]["amount"], rows["a@mail.example"]["fee_covered"]) == ("25.00", "1.05")
+    assert (rows["a@mail.example"]["amount"], rows["a@mail.example"]["fee_covered"]) == (
+        "25.00",
+        "1.05",
+    )
     assert rows["a@mail.example"]["appeal"] == "Winter fund"
     assert rows["a@mail.example"]["utm_source"] == "newsletter"
     assert rows["b@mail.example"]["stripe_subscription_id"] == "sub_777"
@@ -79,13 +90,22 @@ def test_gift_export_streams_the_selection_and_is_logged(fundraiser):
     assert entry.details["selection"] == "2 ticked"
 
 
-def test_a_large_gift_export_holds_one_chunk_of_rows_in_memory_not_the_whole_list(fundraiser, monkeypatch):
+def test_a_large_gift_export_holds_one_chunk_of_rows_in_memory_not_the_whole_list(
+    fundraiser, monkeypatch
+):
     monkeypatch.setattr(donations_admin, "EXPORT_CHUNK", 100)
     now = timezone.now()
     Gift.objects.bulk_create(
-        Gift(status=Gift.Status.PAID, frequency=Frequency.ONE_TIME, amount_cents=2500, paid_at=now,
-             donor_email=f"donor{n}@mail.example", donor_name="Rana Khoury",
-             stripe_checkout_session_id=f"cs_{n}", stripe_payment_intent_id=f"pi_{n}")
+        Gift(
+            status=Gift.Status.PAID,
+            frequency=Frequency.ONE_TIME,
+            amount_cents=2500,
+            paid_at=now,
+            donor_email=f"donor{n}@mail.example",
+            donor_name="Rana Khoury",
+            stripe_checkout_session_id=f"cs_{n}",
+            stripe_payment_intent_id=f"pi_{n}",
+        )
         for n in range(15_000)
     )
     response = fundraiser.post(
@@ -108,11 +128,22 @@ def test_a_large_gift_export_holds_one_chunk_of_rows_in_memory_not_the_whole_lis
 
 def test_donor_export_sums_each_donor_lifetime_net_of_refunds(fundraiser):
     PaidGiftFactory(donor_email="Layla@mail.example", donor_name="Layla Haddad", amount_cents=5000)
-    PaidGiftFactory(donor_email="layla@mail.example", donor_name="Layla Haddad", amount_cents=3000,
-                    refunded_cents=1000, status=Gift.Status.PARTIALLY_REFUNDED)
-    PaidGiftFactory(donor_email="layla@mail.example", amount_cents=2000, refunded_cents=2000,
-                    status=Gift.Status.REFUNDED)
-    PaidGiftFactory(donor_email="omar@mail.example", donor_name="@omar", amount_cents=1000, anonymous=True)
+    PaidGiftFactory(
+        donor_email="layla@mail.example",
+        donor_name="Layla Haddad",
+        amount_cents=3000,
+        refunded_cents=1000,
+        status=Gift.Status.PARTIALLY_REFUNDED,
+    )
+    PaidGiftFactory(
+        donor_email="layla@mail.example",
+        amount_cents=2000,
+        refunded_cents=2000,
+        status=Gift.Status.REFUNDED,
+    )
+    PaidGiftFactory(
+        donor_email="omar@mail.example", donor_name="@omar", amount_cents=1000, anonymous=True
+    )
     GiftFactory(donor_email="never-paid@mail.example")
 
     response = fundraiser.get(reverse("admin:donations_gift_export_donors"))
@@ -121,10 +152,22 @@ def test_donor_export_sums_each_donor_lifetime_net_of_refunds(fundraiser):
     rows = _rows(response)
     assert [row["email"] for row in rows] == ["layla@mail.example", "omar@mail.example"]
     layla, omar = rows
-    assert (layla["gifts"], layla["lifetime_total"], layla["name"]) == ("2", "70.00", "Layla Haddad")
-    assert (omar["lifetime_total"], omar["anonymous_gifts"], omar["name"]) == ("10.00", "1", "'@omar")
+    assert (layla["gifts"], layla["lifetime_total"], layla["name"]) == (
+        "2",
+        "70.00",
+        "Layla Haddad",
+    )
+    assert (omar["lifetime_total"], omar["anonymous_gifts"], omar["name"]) == (
+        "10.00",
+        "1",
+        "'@omar",
+    )
     entry = AuditEntry.objects.get(action=AuditEntry.Action.EXPORT_DONORS)
-    assert (entry.actor, entry.details["rows"], entry.details["rows_written"]) == (fundraiser.user, 2, 2)
+    assert (entry.actor, entry.details["rows"], entry.details["rows_written"]) == (
+        fundraiser.user,
+        2,
+        2,
+    )
 
 
 def test_an_export_nobody_finished_downloading_shows_as_unfinished(fundraiser):
@@ -137,21 +180,34 @@ def test_an_export_nobody_finished_downloading_shows_as_unfinished(fundraiser):
 
 def test_confirmed_subscriber_export_streams_with_newsletters_and_follows(audience_editor):
     daily = NewsletterFactory()
-    subscription = SubscriptionFactory(newsletter=daily, subscriber__email="reader@mail.example",
-                                       subscriber__name="-Nadia")
+    subscription = SubscriptionFactory(
+        newsletter=daily, subscriber__email="reader@mail.example", subscriber__name="-Nadia"
+    )
     FollowFactory(subscriber=subscription.subscriber, category=CategoryFactory(name="Water"))
-    SubscriptionFactory(newsletter=daily, status="pending", confirmed_at=None,
-                        subscriber__email="pending@mail.example", subscriber__confirmed_at=None)
+    SubscriptionFactory(
+        newsletter=daily,
+        status="pending",
+        confirmed_at=None,
+        subscriber__email="pending@mail.example",
+        subscriber__confirmed_at=None,
+    )
 
     response = audience_editor.get(reverse("admin:subscriptions_subscriber_export"))
 
     assert _filename(response) == f"confirmed-subscribers-{timezone.localdate():%Y-%m-%d}.csv"
     [row] = _rows(response)
     assert (row["email"], row["name"], row["newsletters"], row["follows"]) == (
-        "reader@mail.example", "'-Nadia", "Mideast Daily", "Water",
+        "reader@mail.example",
+        "'-Nadia",
+        "Mideast Daily",
+        "Water",
     )
     entry = AuditEntry.objects.get(action=AuditEntry.Action.EXPORT_SUBSCRIBERS)
-    assert (entry.actor, entry.details["rows"], entry.details["rows_written"]) == (audience_editor.user, 1, 1)
+    assert (entry.actor, entry.details["rows"], entry.details["rows_written"]) == (
+        audience_editor.user,
+        1,
+        1,
+    )
 
 
 def test_exports_refused_without_the_permission_are_not_logged(editor, fundraiser):
@@ -167,7 +223,15 @@ def test_the_subscriber_list_offers_the_export_only_to_who_may_use_it(audience_e
     from newsroom import roles
 
     link = "Export confirmed subscribers (CSV)"
-    assert link in audience_editor.get(reverse("admin:subscriptions_subscriber_changelist")).content.decode()
+    assert (
+        link
+        in audience_editor.get(
+            reverse("admin:subscriptions_subscriber_changelist")
+        ).content.decode()
+    )
     viewer = sign_in(roles.EDITORS)
     viewer.user.user_permissions.add(Permission.objects.get(codename="view_subscriber"))
-    assert link not in viewer.get(reverse("admin:subscriptions_subscriber_changelist")).content.decode()
+    assert (
+        link
+        not in viewer.get(reverse("admin:subscriptions_subscriber_changelist")).content.decode()
+    )

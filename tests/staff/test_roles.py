@@ -20,7 +20,13 @@ def test_the_migration_made_the_four_roles():
     assert admins.permissions.count() == Permission.objects.count()
     development = Group.objects.get(name=roles.DEVELOPMENT)
     codenames = set(development.permissions.values_list("codename", flat=True))
-    assert {"refund_gift", "export_gifts", "export_donors", "change_appeal", "view_gift"} <= codenames
+    assert {
+        "refund_gift",
+        "export_gifts",
+        "export_donors",
+        "change_appeal",
+        "view_gift",
+    } <= codenames
     assert "change_article" not in codenames
 
 
@@ -37,7 +43,11 @@ def test_syncing_the_roles_again_changes_nothing_and_removing_them_keeps_the_acc
     assert fundraiser.is_staff and not fundraiser.groups.exists()
 
     roles.roles_sync()
-    assert Group.objects.get(name=roles.DEVELOPMENT).permissions.filter(codename="refund_gift").exists()
+    assert (
+        Group.objects.get(name=roles.DEVELOPMENT)
+        .permissions.filter(codename="refund_gift")
+        .exists()
+    )
 
 
 def test_a_role_a_staffer_removed_in_the_admin_is_put_back_by_the_next_sync():
@@ -64,7 +74,9 @@ def test_an_editor_cannot_see_gifts_nor_refund_one(editor, fake_stripe):
 
 def test_an_editor_edits_articles(editor):
     article = ArticleFactory()
-    assert editor.get(reverse("admin:newsroom_article_change", args=[article.pk])).status_code == 200
+    assert (
+        editor.get(reverse("admin:newsroom_article_change", args=[article.pk])).status_code == 200
+    )
     assert editor.get(reverse("admin:newsroom_category_add")).status_code == 200
     assert editor.get(reverse("admin:newsroom_author_changelist")).status_code == 200
 
@@ -82,7 +94,10 @@ def test_a_fundraiser_cannot_edit_an_article(fundraiser):
 
 def test_a_fundraiser_runs_appeals_refunds_gifts_and_exports_donors(fundraiser, fake_stripe):
     appeal = AppealFactory()
-    assert fundraiser.get(reverse("admin:donations_appeal_change", args=[appeal.pk])).status_code == 200
+    assert (
+        fundraiser.get(reverse("admin:donations_appeal_change", args=[appeal.pk])).status_code
+        == 200
+    )
     gift = PaidGiftFactory(stripe_payment_intent_id="pi_dev")
     page = fundraiser.get(reverse("admin:donations_gift_changelist")).content.decode()
     assert 'value="refund"' in page and 'value="export_csv"' in page
@@ -102,9 +117,12 @@ def test_audience_cannot_see_gifts_but_runs_subscribers_and_editions(audience_ed
     assert audience_editor.get(reverse("admin:donations_gift_changelist")).status_code == 403
     assert audience_editor.get(reverse("admin:donations_appeal_changelist")).status_code == 403
     subscriber = SubscriberFactory()
-    assert audience_editor.get(
-        reverse("admin:subscriptions_subscriber_change", args=[subscriber.pk])
-    ).status_code == 200
+    assert (
+        audience_editor.get(
+            reverse("admin:subscriptions_subscriber_change", args=[subscriber.pk])
+        ).status_code
+        == 200
+    )
     assert audience_editor.get(reverse("admin:subscriptions_edition_changelist")).status_code == 200
     assert audience_editor.get(reverse("admin:subscriptions_newsletter_add")).status_code == 200
     assert audience_editor.get(reverse("admin:subscriptions_subscriber_export")).status_code == 200
@@ -150,9 +168,9 @@ def test_the_roles_migration_can_be_reversed_and_applied_again():
     assert not Group.objects.filter(name__in=roles.ROLE_NAMES).exists()
     call_command("migrate", "newsroom", verbosity=0)
     call_command("migrate", "newsroom", verbosity=0)  # nothing left to do: no change
-    assert sorted(Group.objects.filter(name__in=roles.ROLE_NAMES).values_list("name", flat=True)) == sorted(
-        roles.ROLE_NAMES
-    )
+    assert sorted(
+        Group.objects.filter(name__in=roles.ROLE_NAMES).values_list("name", flat=True)
+    ) == sorted(roles.ROLE_NAMES)
     assert Group.objects.get(name=roles.EDITORS).permissions.count() == 16
 
 
@@ -161,8 +179,12 @@ def test_a_staffer_who_may_only_view_editions_cannot_pause_or_resend(sign_in):
     from tests.factories import NewsletterFactory
 
     client = sign_in(roles.EDITORS)
-    client.user.user_permissions.add(*Permission.objects.filter(codename__in=["view_edition", "view_deliverybatch"]))
-    edition = Edition.objects.create(newsletter=NewsletterFactory(), date="2026-11-20", cutoff_end="2026-11-20T04:00Z")
+    client.user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_edition", "view_deliverybatch"])
+    )
+    edition = Edition.objects.create(
+        newsletter=NewsletterFactory(), date="2026-11-20", cutoff_end="2026-11-20T04:00Z"
+    )
     batch = DeliveryBatch.objects.create(edition=edition, group_key="all", state="in_doubt")
     page = client.get(reverse("admin:subscriptions_edition_changelist")).content.decode()
     assert 'value="pause_editions"' not in page

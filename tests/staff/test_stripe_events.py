@@ -16,8 +16,11 @@ CHANGELIST = reverse("admin:donations_stripeevent_changelist")
 def failed_event() -> StripeEvent:
     # A type the webhook ignores: processed again, it ends "ignored" without touching a gift.
     return StripeEvent.objects.create(
-        stripe_id="evt_retry", type="customer.created", payload={"data": {"object": {}}},
-        outcome=StripeEvent.Outcome.FAILED, error="Traceback...\nOperationalError: server closed",
+        stripe_id="evt_retry",
+        type="customer.created",
+        payload={"data": {"object": {}}},
+        outcome=StripeEvent.Outcome.FAILED,
+        error="Traceback...\nOperationalError: server closed",
     )
 
 

@@ -96,7 +96,9 @@ def plan_only(**kwargs):
 def send_all(edition: Edition, *, task_id: str = "task-1"):
     return [
         digest.edition_send_batch(batch_id=pk, task_id=f"{task_id}-{pk}")
-        for pk in edition.batches.filter(state=DeliveryBatch.State.QUEUED).values_list("pk", flat=True)
+        for pk in edition.batches.filter(state=DeliveryBatch.State.QUEUED).values_list(
+            "pk", flat=True
+        )
     ]
 
 

@@ -24,7 +24,9 @@ class EmailBackend(AnymailTestBackend):
         super().__init__(*args, **kwargs)
         self.delay = float(os.environ.get("SLOW_ESP_SECONDS", "0.2"))
         self.key = os.environ.get("SLOW_ESP_KEY", "slow-esp:sent")
-        self.redis = redis.Redis.from_url(os.environ.get("SLOW_ESP_REDIS_URL", "redis://127.0.0.1:6379/0"))
+        self.redis = redis.Redis.from_url(
+            os.environ.get("SLOW_ESP_REDIS_URL", "redis://127.0.0.1:6379/0")
+        )
 
     def post_to_esp(self, payload, message):
         time.sleep(self.delay / 2)

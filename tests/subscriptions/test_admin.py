@@ -25,15 +25,24 @@ def staff_client(client):
 
 @pytest.fixture
 def audience(daily):
-    active = SubscriptionFactory(newsletter=daily, subscriber__email="active@mail.example").subscriber
+    active = SubscriptionFactory(
+        newsletter=daily, subscriber__email="active@mail.example"
+    ).subscriber
     pending = SubscriptionFactory(
-        newsletter=daily, status=Subscription.Status.PENDING, confirmed_at=None,
-        subscriber__email="pending@mail.example", subscriber__confirmed_at=None,
+        newsletter=daily,
+        status=Subscription.Status.PENDING,
+        confirmed_at=None,
+        subscriber__email="pending@mail.example",
+        subscriber__confirmed_at=None,
     ).subscriber
     left = SubscriptionFactory(
-        newsletter=daily, status=Subscription.Status.UNSUBSCRIBED, subscriber__email="left@mail.example"
+        newsletter=daily,
+        status=Subscription.Status.UNSUBSCRIBED,
+        subscriber__email="left@mail.example",
     ).subscriber
-    bounced = SubscriptionFactory(newsletter=daily, subscriber__email="bounced@mail.example").subscriber
+    bounced = SubscriptionFactory(
+        newsletter=daily, subscriber__email="bounced@mail.example"
+    ).subscriber
     suppression_add(email=bounced.email, reason=Suppression.Reason.HARD_BOUNCE)
     return {"active": active, "pending": pending, "left": left, "bounced": bounced}
 
@@ -53,10 +62,17 @@ def test_changelist_counts_each_status(staff_client, audience):
 
 @pytest.mark.parametrize(
     ("status", "expected"),
-    [("active", "active"), ("pending", "pending"), ("unsubscribed", "left"), ("suppressed", "bounced")],
+    [
+        ("active", "active"),
+        ("pending", "pending"),
+        ("unsubscribed", "left"),
+        ("suppressed", "bounced"),
+    ],
 )
 def test_filter_by_status(staff_client, audience, status, expected):
-    response = staff_client.get(reverse("admin:subscriptions_subscriber_changelist"), {"status": status})
+    response = staff_client.get(
+        reverse("admin:subscriptions_subscriber_changelist"), {"status": status}
+    )
 
     assert [s.email for s in response.context["cl"].result_list] == [audience[expected].email]
 
@@ -77,9 +93,15 @@ def test_consent_history_is_read_only(staff_client, client, daily):
     signup(client, "history@mail.example", daily)
     record = ConsentRecord.objects.get()
 
-    page = staff_client.get(reverse("admin:subscriptions_subscriber_change", args=[record.subscriber_id]))
-    change = staff_client.post(reverse("admin:subscriptions_consentrecord_change", args=[record.pk]), {"source": "edited"})
-    delete = staff_client.post(reverse("admin:subscriptions_consentrecord_delete", args=[record.pk]), {"post": "yes"})
+    page = staff_client.get(
+        reverse("admin:subscriptions_subscriber_change", args=[record.subscriber_id])
+    )
+    change = staff_client.post(
+        reverse("admin:subscriptions_consentrecord_change", args=[record.pk]), {"source": "edited"}
+    )
+    delete = staff_client.post(
+        reverse("admin:subscriptions_consentrecord_delete", args=[record.pk]), {"post": "yes"}
+    )
 
     assert page.status_code == 200
     assert "consent history" in page.content.decode().lower()
@@ -111,12 +133,15 @@ def test_csv_export_is_for_staff_only(client, audience):
 
 def test_staff_add_a_suppression_by_address_and_only_the_hash_is_kept(staff_client):
     response = staff_client.post(
-        reverse("admin:subscriptions_suppression_add"), {"email": "Nope@Mail.Example", "reason": "manual"}
+        reverse("admin:subscriptions_suppression_add"),
+        {"email": "Nope@Mail.Example", "reason": "manual"},
     )
 
     assert response.status_code == 302
     assert Suppression.objects.get().email_sha256 == email_hash("nope@mail.example")
-    found = staff_client.get(reverse("admin:subscriptions_suppression_changelist"), {"q": "nope@mail.example"})
+    found = staff_client.get(
+        reverse("admin:subscriptions_suppression_changelist"), {"q": "nope@mail.example"}
+    )
     assert len(found.context["cl"].result_list) == 1
 
 
@@ -131,9 +156,11 @@ def test_other_admin_lists_load(staff_client, audience, name):
 def test_deleting_a_subscriber_in_the_admin_keeps_the_address_suppressed(staff_client, audience):
     subscriber = audience["active"]
 
-    staff_client.post(reverse("admin:subscriptions_subscriber_delete", args=[subscriber.pk]), {"post": "yes"})
+    staff_client.post(
+        reverse("admin:subscriptions_subscriber_delete", args=[subscriber.pk]), {"post": "yes"}
+    )
 
     assert not type(subscriber).objects.filter(pk=subscriber.pk).exists()
-    assert Suppression.objects.filter(email_sha256=email_hash("active@mail.example"), reason="deleted").exists()
-
-
+    assert Suppression.objects.filter(
+        email_sha256=email_hash("active@mail.example"), reason="deleted"
+    ).exists()

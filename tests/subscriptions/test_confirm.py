@@ -52,7 +52,9 @@ def test_opening_the_link_twice_changes_nothing_more(client, daily, mailoutbox):
 
 def test_confirm_records_consent(client, daily, mailoutbox):
     signup(client, "rec@mail.example", daily)
-    client.get(confirm_path(mailoutbox[0]), HTTP_USER_AGENT="MailClient/2", REMOTE_ADDR="198.51.100.4")
+    client.get(
+        confirm_path(mailoutbox[0]), HTTP_USER_AGENT="MailClient/2", REMOTE_ADDR="198.51.100.4"
+    )
 
     actions = list(ConsentRecord.objects.values_list("action", "source", "ip_address"))
     assert actions == [
@@ -76,7 +78,11 @@ def test_the_link_expires_after_seven_days(client, daily, mailoutbox):
 def test_a_forged_link_is_refused(client, daily, mailoutbox):
     signup(client, "victim@mail.example", daily)
     subscriber = Subscriber.objects.get()
-    forged = signing.dumps({"s": subscriber.pk, "e": tokens.fingerprint(subscriber.email)}, key="guessed", salt=tokens.CONFIRM)
+    forged = signing.dumps(
+        {"s": subscriber.pk, "e": tokens.fingerprint(subscriber.email)},
+        key="guessed",
+        salt=tokens.CONFIRM,
+    )
 
     response = client.get(reverse("subscriptions:confirm", kwargs={"token": forged}))
 
@@ -87,7 +93,9 @@ def test_a_forged_link_is_refused(client, daily, mailoutbox):
 def test_a_token_for_another_purpose_does_not_confirm(client, daily, mailoutbox):
     signup(client, "purpose@mail.example", daily)
     subscriber = Subscriber.objects.get()
-    token = tokens.make_token(tokens.UNSUBSCRIBE, subscriber_id=subscriber.pk, email=subscriber.email)
+    token = tokens.make_token(
+        tokens.UNSUBSCRIBE, subscriber_id=subscriber.pk, email=subscriber.email
+    )
 
     response = client.get(reverse("subscriptions:confirm", kwargs={"token": token}))
 
@@ -120,7 +128,11 @@ def test_follows_move_from_the_cookie_to_the_subscriber(client, daily, mailoutbo
 
     subscriber = Subscriber.objects.get()
     follows = list(Follow.objects.filter(subscriber=subscriber))
-    assert [(f.category, f.topic) for f in follows] == [(politics, None), (economy, None), (None, water)]
+    assert [(f.category, f.topic) for f in follows] == [
+        (politics, None),
+        (economy, None),
+        (None, water),
+    ]
     # The browser is now linked to the subscriber: its follows are the subscriber's.
     assert COOKIE in response.cookies
     state = client.get(reverse("subscriptions:follow_state")).json()

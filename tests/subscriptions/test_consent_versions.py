@@ -22,11 +22,15 @@ def test_the_same_text_is_stored_once(client, daily):
     assert ConsentRecord.objects.filter(consent_text=text).count() == 2
 
 
-def test_changing_the_terms_makes_a_new_version_and_old_records_keep_theirs(client, daily, monkeypatch):
+def test_changing_the_terms_makes_a_new_version_and_old_records_keep_theirs(
+    client, daily, monkeypatch
+):
     signup(client, "before@mail.example", daily)
     old = ConsentText.objects.get()
     original = services.consent_document
-    monkeypatch.setattr(services, "consent_document", lambda: original() + "\n\nA new clause on data retention.")
+    monkeypatch.setattr(
+        services, "consent_document", lambda: original() + "\n\nA new clause on data retention."
+    )
 
     signup(client, "after@mail.example", daily)
 
@@ -51,9 +55,10 @@ def test_the_version_shown_on_a_cached_form_is_the_one_recorded(client, daily, m
 def test_a_made_up_version_records_the_current_text(client, daily):
     signup(client, "odd@mail.example", daily, consent_version="0" * 64)
 
-    assert ConsentRecord.objects.get().consent_text.sha256 == hashlib.sha256(
-        services.consent_document().encode()
-    ).hexdigest()
+    assert (
+        ConsentRecord.objects.get().consent_text.sha256
+        == hashlib.sha256(services.consent_document().encode()).hexdigest()
+    )
 
 
 def test_the_form_carries_the_current_version(client, daily):

@@ -42,8 +42,11 @@ def sending(newsletter):
     DeliveryBatch.objects.filter(pk=batches[2].pk).update(state=DeliveryBatch.State.IN_DOUBT)
     batches[2].deliveries.update(state=Delivery.State.IN_DOUBT)
     TrackingEvent.objects.create(
-        esp_event_id="e-1", event_type="opened", recipient=readers[0].email,
-        edition=result.edition, occurred_at=timezone.now(),
+        esp_event_id="e-1",
+        event_type="opened",
+        recipient=readers[0].email,
+        edition=result.edition,
+        occurred_at=timezone.now(),
     )
     mail.outbox.clear()
     return result.edition, batches
@@ -85,7 +88,9 @@ def test_staff_resend_an_in_doubt_batch(client, staff, sending, django_capture_o
     doubtful = batches[2].deliveries.get().subscriber
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(reverse("admin:subscriptions_deliverybatch_resend", args=[batches[2].pk]))
+        response = client.post(
+            reverse("admin:subscriptions_deliverybatch_resend", args=[batches[2].pk])
+        )
 
     assert response.status_code == 302
     assert [m.to for m in mail.outbox] == [[doubtful.email]]
@@ -146,5 +151,8 @@ def test_pause_and_resume(client, staff, sending, django_capture_on_commit_callb
 def test_changes_need_a_post(client, staff, sending):
     edition, _ = sending
 
-    assert client.get(reverse("admin:subscriptions_edition_pause", args=[edition.pk])).status_code == 405
+    assert (
+        client.get(reverse("admin:subscriptions_edition_pause", args=[edition.pk])).status_code
+        == 405
+    )
     assert Edition.objects.get().state == Edition.State.SENDING

@@ -54,7 +54,10 @@ def test_sections_never_repeat_a_top_story_and_keep_to_the_cap(newsletter):
     now = timezone.now()
     top = news(category=politics, top_story_rank=1, topics=[water])
     news(category=politics, top_story_rank=2)
-    recent = [news(category=politics, topics=[water], published_at=now - timedelta(minutes=m)) for m in (10, 20, 30)]
+    recent = [
+        news(category=politics, topics=[water], published_at=now - timedelta(minutes=m))
+        for m in (10, 20, 30)
+    ]
 
     edition = compose(newsletter)
 
@@ -79,7 +82,9 @@ def test_only_articles_after_the_previous_editions_cutoff_are_new(newsletter):
     assert old.pk not in [pk for ids in edition.contents["categories"].values() for pk in ids]
 
 
-def test_a_day_with_nothing_new_sends_nothing_and_says_why(newsletter, django_capture_on_commit_callbacks):
+def test_a_day_with_nothing_new_sends_nothing_and_says_why(
+    newsletter, django_capture_on_commit_callbacks
+):
     subscribe(newsletter)
     news(published_at=timezone.now() - timedelta(days=3))
 
@@ -92,7 +97,9 @@ def test_a_day_with_nothing_new_sends_nothing_and_says_why(newsletter, django_ca
     assert mail.outbox == []
 
 
-def test_a_reader_gets_their_follows_in_their_order_and_each_story_once(newsletter, django_capture_on_commit_callbacks):
+def test_a_reader_gets_their_follows_in_their_order_and_each_story_once(
+    newsletter, django_capture_on_commit_callbacks
+):
     culture = CategoryFactory(name="Culture", order=1)
     economy = CategoryFactory(name="Economy", order=2)
     energy = TopicFactory(name="Energy")
@@ -113,7 +120,9 @@ def test_a_reader_gets_their_follows_in_their_order_and_each_story_once(newslett
     assert "Film festival opens" not in text  # Culture is not followed
 
 
-def test_a_reader_who_follows_nothing_gets_the_latest_per_category(newsletter, django_capture_on_commit_callbacks):
+def test_a_reader_who_follows_nothing_gets_the_latest_per_category(
+    newsletter, django_capture_on_commit_callbacks
+):
     economy = CategoryFactory(name="Economy", order=2)
     culture = CategoryFactory(name="Culture", order=1)
     news(top_story_rank=1)
@@ -131,8 +140,15 @@ def test_a_reader_who_follows_nothing_gets_the_latest_per_category(newsletter, d
     assert "Port traffic rises" in message.body and "Museum reopens" in message.body
 
 
-def test_the_email_has_inlined_html_and_text_with_address_and_links(newsletter, django_capture_on_commit_callbacks, settings):
-    news(headline="Desalination plant opens", top_story_rank=1, lead_photo=photo(), lead_photo_alt="Pipes at the plant")
+def test_the_email_has_inlined_html_and_text_with_address_and_links(
+    newsletter, django_capture_on_commit_callbacks, settings
+):
+    news(
+        headline="Desalination plant opens",
+        top_story_rank=1,
+        lead_photo=photo(),
+        lead_photo_alt="Pipes at the plant",
+    )
     subscribe(newsletter, name="Dana <Admin>")
 
     plan_and_send(django_capture_on_commit_callbacks, send_now=True)
@@ -155,7 +171,9 @@ def test_the_email_has_inlined_html_and_text_with_address_and_links(newsletter, 
 
 
 @pytest.mark.parametrize("language", ["ar", "he"])
-def test_arabic_and_hebrew_newsletters_are_right_to_left(newsletter, language, django_capture_on_commit_callbacks):
+def test_arabic_and_hebrew_newsletters_are_right_to_left(
+    newsletter, language, django_capture_on_commit_callbacks
+):
     newsletter.language = language
     newsletter.save()
     news(top_story_rank=1)
@@ -167,7 +185,9 @@ def test_arabic_and_hebrew_newsletters_are_right_to_left(newsletter, language, d
     assert f'<html lang="{language}" dir="rtl">' in html
 
 
-def test_an_article_unpublished_after_composing_is_left_out(newsletter, django_capture_on_commit_callbacks):
+def test_an_article_unpublished_after_composing_is_left_out(
+    newsletter, django_capture_on_commit_callbacks
+):
     keep = news(headline="Harbour dredging resumes", top_story_rank=1)
     pulled = news(headline="Story pulled for correction", top_story_rank=2)
     subscribe(newsletter)

@@ -100,7 +100,9 @@ def everyone(sets) -> list:
     return [reader for readers in sets.values() for reader in readers]
 
 
-def test_small_groups_go_out_in_packs_each_reader_once_with_their_own_links(newsletter, sets, tasks, monkeypatch, django_capture_on_commit_callbacks):
+def test_small_groups_go_out_in_packs_each_reader_once_with_their_own_links(
+    newsletter, sets, tasks, monkeypatch, django_capture_on_commit_callbacks
+):
     monkeypatch.setattr(digest, "PACK_BATCHES", 4)
 
     [result] = plan_and_send(django_capture_on_commit_callbacks, send_now=True)
@@ -117,7 +119,9 @@ def test_small_groups_go_out_in_packs_each_reader_once_with_their_own_links(news
     assert result.edition.state == Edition.State.SENT
 
 
-def test_each_followed_set_in_a_pack_gets_its_own_sections(newsletter, settings, django_capture_on_commit_callbacks):
+def test_each_followed_set_in_a_pack_gets_its_own_sections(
+    newsletter, settings, django_capture_on_commit_callbacks
+):
     settings.EMAIL_BACKEND = ANYMAIL_TEST
     news(top_story_rank=1)
     news(top_story_rank=2)  # the newsletter's two top stories: the rest go in sections
@@ -135,7 +139,9 @@ def test_each_followed_set_in_a_pack_gets_its_own_sections(newsletter, settings,
     assert "A festival opens" in to_culture.body and "Parliament sits late" not in to_culture.body
 
 
-def test_an_esp_error_in_one_batch_of_a_pack_retries_that_batch_alone(newsletter, sets, tasks, eager_retries, settings, django_capture_on_commit_callbacks):
+def test_an_esp_error_in_one_batch_of_a_pack_retries_that_batch_alone(
+    newsletter, sets, tasks, eager_retries, settings, django_capture_on_commit_callbacks
+):
     settings.EMAIL_BACKEND = f"{__name__}.PickyEsp"
     unlucky = next(iter(sets.values()))
     PickyEsp.refuse, PickyEsp.failures = {unlucky[0].email}, 2
@@ -151,7 +157,9 @@ def test_an_esp_error_in_one_batch_of_a_pack_retries_that_batch_alone(newsletter
     assert Edition.objects.get().state == Edition.State.SENT
 
 
-def test_a_batch_that_keeps_failing_in_a_pack_ends_failed_and_the_others_are_sent_once(newsletter, sets, tasks, eager_retries, settings, django_capture_on_commit_callbacks):
+def test_a_batch_that_keeps_failing_in_a_pack_ends_failed_and_the_others_are_sent_once(
+    newsletter, sets, tasks, eager_retries, settings, django_capture_on_commit_callbacks
+):
     settings.EMAIL_BACKEND = f"{__name__}.PickyEsp"
     unlucky = next(iter(sets.values()))
     PickyEsp.refuse, PickyEsp.failures = {unlucky[0].email}, 100
@@ -170,7 +178,9 @@ def test_a_batch_that_keeps_failing_in_a_pack_ends_failed_and_the_others_are_sen
     assert Edition.objects.get().state == Edition.State.SENT
 
 
-def test_a_pack_redelivered_after_its_worker_died_resends_nothing_and_sends_the_rest(newsletter, sets, settings):
+def test_a_pack_redelivered_after_its_worker_died_resends_nothing_and_sends_the_rest(
+    newsletter, sets, settings
+):
     settings.EMAIL_BACKEND = f"{__name__}.DyingOnSecondCall"
     settings.ESP_CONCURRENT_CALLS = 1  # one call in flight: the death lands on a known batch
     DyingOnSecondCall.calls = 0
@@ -188,12 +198,16 @@ def test_a_pack_redelivered_after_its_worker_died_resends_nothing_and_sends_the_
     assert states[batch_ids[1]] == DeliveryBatch.State.IN_DOUBT  # its call was in flight
     assert pack.retry == {}
     assert received().most_common(1)[0][1] == 1  # nobody twice
-    doubtful = set(Delivery.objects.filter(batch_id=batch_ids[1]).values_list("subscriber__email", flat=True))
+    doubtful = set(
+        Delivery.objects.filter(batch_id=batch_ids[1]).values_list("subscriber__email", flat=True)
+    )
     assert set(received()) == {r.email for r in everyone(sets)}  # the in-flight call went out
     assert set(
         Delivery.objects.filter(subscriber__email__in=doubtful).values_list("state", flat=True)
     ) == {Delivery.State.IN_DOUBT}
-    assert Delivery.objects.filter(state=Delivery.State.SENT).count() == len(everyone(sets)) - len(doubtful)
+    assert Delivery.objects.filter(state=Delivery.State.SENT).count() == len(everyone(sets)) - len(
+        doubtful
+    )
     assert Edition.objects.get().state == Edition.State.SENT  # nothing left to send; staff decide
 
 
@@ -208,7 +222,9 @@ def test_a_pack_sent_twice_sends_each_batch_once(newsletter, sets, settings):
     assert received() == Counter({r.email: 1 for r in everyone(sets)})
 
 
-def test_full_batches_keep_their_own_task_and_only_the_remainders_are_packed(newsletter, settings, tasks, django_capture_on_commit_callbacks):
+def test_full_batches_keep_their_own_task_and_only_the_remainders_are_packed(
+    newsletter, settings, tasks, django_capture_on_commit_callbacks
+):
     settings.ESP_BATCH_SIZE = 3
     news(top_story_rank=1)
     politics, culture = CategoryFactory(), CategoryFactory()

@@ -60,7 +60,10 @@ def test_an_arabic_newsletters_pages_are_right_to_left(client, edition):
 def test_the_archive_lists_sent_editions_newest_first_and_not_skipped_days(client, edition):
     newsletter = edition.newsletter
     older = Edition.objects.create(
-        newsletter=newsletter, date=edition.date - timedelta(days=1), cutoff_end=timezone.now(), contents={}
+        newsletter=newsletter,
+        date=edition.date - timedelta(days=1),
+        cutoff_end=timezone.now(),
+        contents={},
     )
     skipped = Edition.objects.create(
         newsletter=newsletter,
@@ -70,13 +73,22 @@ def test_the_archive_lists_sent_editions_newest_first_and_not_skipped_days(clien
         contents={},
     )
 
-    page = client.get(reverse("subscriptions:edition_archive", kwargs={"slug": newsletter.slug})).content.decode()
+    page = client.get(
+        reverse("subscriptions:edition_archive", kwargs={"slug": newsletter.slug})
+    ).content.decode()
 
     assert page.index(edition.get_absolute_url()) < page.index(older.get_absolute_url())
     assert skipped.get_absolute_url() not in page
     assert client.get(skipped.get_absolute_url()).status_code == 404
 
 
-@pytest.mark.parametrize("path", ["/newsletters/mideast-daily/2026-02-30/", "/newsletters/no-such/2026-01-05/", "/newsletters/mideast-daily/1999-01-01/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/newsletters/mideast-daily/2026-02-30/",
+        "/newsletters/no-such/2026-01-05/",
+        "/newsletters/mideast-daily/1999-01-01/",
+    ],
+)
 def test_unknown_editions_are_not_found(client, newsletter, path):
     assert client.get(path).status_code == 404

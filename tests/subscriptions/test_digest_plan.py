@@ -56,7 +56,11 @@ def test_new_york_and_jerusalem_each_get_it_at_their_own_six_once_a_day(
             plan_and_send(django_capture_on_commit_callbacks)
 
     for reader in (new_york, jerusalem):
-        deliveries = Delivery.objects.filter(subscriber=reader).select_related("edition").order_by("edition__date")
+        deliveries = (
+            Delivery.objects.filter(subscriber=reader)
+            .select_related("edition")
+            .order_by("edition__date")
+        )
         local_times = [timezone.localtime(d.sent_at, reader_zone(reader)) for d in deliveries]
         assert [t.strftime("%H:%M") for t in local_times] == ["06:00"] * 3, change
         assert [d.edition.date for d in deliveries] == [t.date() for t in local_times]
@@ -92,7 +96,9 @@ def test_running_the_planner_twice_queues_nobody_twice(newsletter):
     assert DeliveryBatch.objects.count() == 1
 
 
-def test_the_planner_enqueues_each_batch_once_after_commit(newsletter, monkeypatch, django_capture_on_commit_callbacks):
+def test_the_planner_enqueues_each_batch_once_after_commit(
+    newsletter, monkeypatch, django_capture_on_commit_callbacks
+):
     news()
     for _ in range(4):
         subscribe(newsletter)
@@ -148,10 +154,17 @@ def test_batches_hold_one_followed_set_and_at_most_the_esp_batch_size(newsletter
     [result] = plan_only(send_now=True)
 
     sizes = sorted(
-        (tuple(batch.followed[0]), batch.deliveries.count()) for batch in DeliveryBatch.objects.all()
+        (tuple(batch.followed[0]), batch.deliveries.count())
+        for batch in DeliveryBatch.objects.all()
     )
     assert sizes == sorted(
-        [(("c", politics.pk), 3), (("c", politics.pk), 3), (("c", politics.pk), 1), (("t", water.pk), 2), (("c", culture.pk), 1)]
+        [
+            (("c", politics.pk), 3),
+            (("c", politics.pk), 3),
+            (("c", politics.pk), 1),
+            (("t", water.pk), 2),
+            (("c", culture.pk), 1),
+        ]
     )
     assert result.queued == 10 and len(result.groups) == 3
 
@@ -177,7 +190,9 @@ def test_a_weekday_newsletter_skips_the_weekend(newsletter):
         assert plan_only() == []
 
 
-def test_pausing_after_the_first_time_zones_holds_the_later_ones(newsletter, django_capture_on_commit_callbacks):
+def test_pausing_after_the_first_time_zones_holds_the_later_ones(
+    newsletter, django_capture_on_commit_callbacks
+):
     with time_machine.travel(at("2026-06-01T05:00", "Asia/Jerusalem"), tick=False) as clock:
         news()
         subscribe(newsletter, time_zone="Asia/Jerusalem")
@@ -199,7 +214,9 @@ def test_pausing_after_the_first_time_zones_holds_the_later_ones(newsletter, dja
     assert len(mail.outbox) == 2
 
 
-def test_the_first_run_never_composes_yesterday_for_zones_further_west(newsletter, django_capture_on_commit_callbacks):
+def test_the_first_run_never_composes_yesterday_for_zones_further_west(
+    newsletter, django_capture_on_commit_callbacks
+):
     with time_machine.travel(at("2026-05-01T12:00"), tick=False) as clock:
         jerusalem = subscribe(newsletter, time_zone="Asia/Jerusalem")
         new_york = subscribe(newsletter, time_zone="America/New_York")

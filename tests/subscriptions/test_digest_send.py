@@ -68,7 +68,9 @@ def headlines(db):
     news(headline="Lead story of the morning", top_story_rank=1)
 
 
-def test_an_esp_batch_is_one_call_with_each_readers_merge_data_and_headers(newsletter, esp, headlines, django_capture_on_commit_callbacks):
+def test_an_esp_batch_is_one_call_with_each_readers_merge_data_and_headers(
+    newsletter, esp, headlines, django_capture_on_commit_callbacks
+):
     readers = [subscribe(newsletter, name=f"Reader {n}") for n in range(4)]
 
     [result] = plan_and_send(django_capture_on_commit_callbacks, send_now=True)
@@ -85,7 +87,10 @@ def test_an_esp_batch_is_one_call_with_each_readers_merge_data_and_headers(newsl
     headers = params["merge_headers"][reader.email]
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert values["unsubscribe_url"] in headers["List-Unsubscribe"]
-    assert params["metadata"] == {"edition_id": str(result.edition.pk), "newsletter": newsletter.slug}
+    assert params["metadata"] == {
+        "edition_id": str(result.edition.pk),
+        "newsletter": newsletter.slug,
+    }
     assert params["tags"] == ["digest", newsletter.slug]
     html = params["html_body"]
     assert "{{greeting_html}}" in html and "{{unsubscribe_url}}" in html
@@ -94,7 +99,9 @@ def test_an_esp_batch_is_one_call_with_each_readers_merge_data_and_headers(newsl
     assert all(Delivery.objects.values_list("esp_message_id", flat=True))
 
 
-def test_the_merge_field_syntax_follows_the_esp(newsletter, esp, headlines, settings, django_capture_on_commit_callbacks):
+def test_the_merge_field_syntax_follows_the_esp(
+    newsletter, esp, headlines, settings, django_capture_on_commit_callbacks
+):
     settings.ESP_MERGE_FIELD_FORMAT = "%recipient.FIELD%"  # Mailgun
     subscribe(newsletter)
 
@@ -103,7 +110,9 @@ def test_the_merge_field_syntax_follows_the_esp(newsletter, esp, headlines, sett
     assert "%recipient.unsubscribe_url%" in mail.outbox[0].anymail_test_params["text_body"]
 
 
-def test_an_edition_is_rendered_once_per_followed_set_not_per_reader(newsletter, esp, headlines, django_capture_on_commit_callbacks):
+def test_an_edition_is_rendered_once_per_followed_set_not_per_reader(
+    newsletter, esp, headlines, django_capture_on_commit_callbacks
+):
     politics, culture = CategoryFactory(), CategoryFactory()
     news(category=politics)
     news(category=culture)
@@ -128,7 +137,9 @@ def test_an_edition_is_rendered_once_per_followed_set_not_per_reader(newsletter,
     assert len(renders) == 2
 
 
-def test_other_backends_get_one_message_per_reader_with_their_own_links(newsletter, headlines, django_capture_on_commit_callbacks):
+def test_other_backends_get_one_message_per_reader_with_their_own_links(
+    newsletter, headlines, django_capture_on_commit_callbacks
+):
     dana = subscribe(newsletter, name="Dana")
     omar = subscribe(newsletter, name="Omar")
 
@@ -138,15 +149,23 @@ def test_other_backends_get_one_message_per_reader_with_their_own_links(newslett
     for message in mail.outbox:
         reader = dana if message.to == [dana.email] else omar
         html = message.alternatives[0][0]
-        assert f"Good morning, {reader.name}" in message.body and f"Good morning, {reader.name}" in html
+        assert (
+            f"Good morning, {reader.name}" in message.body
+            and f"Good morning, {reader.name}" in html
+        )
         assert "{{" not in message.body + html
-        unsubscribe = re.search(r"https://news.example/unsubscribe/[^\s<>\"]+", message.body).group(0)
+        unsubscribe = re.search(r"https://news.example/unsubscribe/[^\s<>\"]+", message.body).group(
+            0
+        )
         assert unsubscribe in message.extra_headers["List-Unsubscribe"]
         assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     links = {re.search(r"unsubscribe/([^/]+)/", m.body).group(1) for m in mail.outbox}
     assert len(links) == 2
     delivery = Delivery.objects.get(subscriber=dana)
-    assert delivery.esp_message_id == mail.outbox[[m.to for m in mail.outbox].index([dana.email])].extra_headers["Message-ID"]
+    assert (
+        delivery.esp_message_id
+        == mail.outbox[[m.to for m in mail.outbox].index([dana.email])].extra_headers["Message-ID"]
+    )
 
 
 def test_the_suppression_check_runs_right_before_sending(newsletter, esp, headlines):
@@ -173,7 +192,9 @@ def test_a_reader_who_unsubscribed_after_planning_is_not_sent(newsletter, headli
     assert Delivery.objects.get().state == Delivery.State.SUPPRESSED
 
 
-def test_an_esp_error_is_retried_and_each_reader_still_gets_one_email(newsletter, esp, eager_retries, headlines, settings, django_capture_on_commit_callbacks):
+def test_an_esp_error_is_retried_and_each_reader_still_gets_one_email(
+    newsletter, esp, eager_retries, headlines, settings, django_capture_on_commit_callbacks
+):
     settings.EMAIL_BACKEND = f"{__name__}.FlakyEsp"
     FlakyEsp.failures = 2
     readers = [subscribe(newsletter) for _ in range(3)]
@@ -192,7 +213,9 @@ def test_retries_back_off_exponentially():
     assert 30 <= waits[0] <= 45 and 480 <= waits[4] <= 495
 
 
-def test_a_batch_that_keeps_failing_ends_failed_after_the_last_retry(newsletter, esp, eager_retries, headlines, settings, django_capture_on_commit_callbacks):
+def test_a_batch_that_keeps_failing_ends_failed_after_the_last_retry(
+    newsletter, esp, eager_retries, headlines, settings, django_capture_on_commit_callbacks
+):
     settings.EMAIL_BACKEND = f"{__name__}.FlakyEsp"
     FlakyEsp.failures = 100
     subscribe(newsletter)
@@ -207,7 +230,9 @@ def test_a_batch_that_keeps_failing_ends_failed_after_the_last_retry(newsletter,
     assert Delivery.objects.get().state == Delivery.State.FAILED
 
 
-def test_a_task_redelivered_after_its_worker_died_mid_call_marks_the_batch_in_doubt(newsletter, esp, headlines, settings):
+def test_a_task_redelivered_after_its_worker_died_mid_call_marks_the_batch_in_doubt(
+    newsletter, esp, headlines, settings
+):
     settings.EMAIL_BACKEND = f"{__name__}.DyingEsp"
     subscribe(newsletter)
     subscribe(newsletter)
@@ -217,7 +242,9 @@ def test_a_task_redelivered_after_its_worker_died_mid_call_marks_the_batch_in_do
     with pytest.raises(WorkerLost):
         digest.edition_send_batch(batch_id=batch.pk, task_id="task-7")
     settings.EMAIL_BACKEND = ANYMAIL_TEST
-    outcome = digest.edition_send_batch(batch_id=batch.pk, task_id="task-7")  # the broker redelivers
+    outcome = digest.edition_send_batch(
+        batch_id=batch.pk, task_id="task-7"
+    )  # the broker redelivers
 
     assert outcome.state == DeliveryBatch.State.IN_DOUBT
     assert len(mail.outbox) == 1  # the call that was in flight; nothing resent
@@ -231,7 +258,9 @@ def test_another_task_finding_a_batch_being_sent_leaves_it_alone(newsletter, esp
     subscribe(newsletter)
     [result] = plan_only(send_now=True)
     batch = result.edition.batches.get()
-    DeliveryBatch.objects.filter(pk=batch.pk).update(state=DeliveryBatch.State.SENDING, task_id="task-1")
+    DeliveryBatch.objects.filter(pk=batch.pk).update(
+        state=DeliveryBatch.State.SENDING, task_id="task-1"
+    )
 
     outcome = digest.edition_send_batch(batch_id=batch.pk, task_id="task-2")
 
@@ -252,7 +281,9 @@ def test_a_task_redelivered_after_the_batch_was_sent_does_nothing(newsletter, es
     assert len(mail.outbox) == 1
 
 
-def test_staff_resend_an_in_doubt_batch_once(newsletter, esp, headlines, django_capture_on_commit_callbacks):
+def test_staff_resend_an_in_doubt_batch_once(
+    newsletter, esp, headlines, django_capture_on_commit_callbacks
+):
     reader = subscribe(newsletter)
     [result] = plan_only(send_now=True)
     batch = result.edition.batches.get()
@@ -267,7 +298,9 @@ def test_staff_resend_an_in_doubt_batch_once(newsletter, esp, headlines, django_
     assert Delivery.objects.get().state == Delivery.State.SENT
 
 
-def test_a_paused_edition_holds_its_batches_until_resumed(newsletter, esp, headlines, django_capture_on_commit_callbacks):
+def test_a_paused_edition_holds_its_batches_until_resumed(
+    newsletter, esp, headlines, django_capture_on_commit_callbacks
+):
     subscribe(newsletter)
     [result] = plan_only(send_now=True)
     edition = result.edition
@@ -282,7 +315,9 @@ def test_a_paused_edition_holds_its_batches_until_resumed(newsletter, esp, headl
     assert Edition.objects.get().state == Edition.State.SENT
 
 
-def test_a_recipient_the_esp_refuses_is_failed_and_the_rest_are_sent(newsletter, esp, headlines, monkeypatch):
+def test_a_recipient_the_esp_refuses_is_failed_and_the_rest_are_sent(
+    newsletter, esp, headlines, monkeypatch
+):
     from anymail.message import AnymailRecipientStatus
 
     kept = subscribe(newsletter)
@@ -307,7 +342,9 @@ def test_a_recipient_the_esp_refuses_is_failed_and_the_rest_are_sent(newsletter,
     assert Delivery.objects.get(subscriber=refused).state == Delivery.State.FAILED
 
 
-def test_a_reader_with_an_active_appeal_sees_it_and_a_recent_donor_does_not(newsletter, esp, headlines, monkeypatch, django_capture_on_commit_callbacks):
+def test_a_reader_with_an_active_appeal_sees_it_and_a_recent_donor_does_not(
+    newsletter, esp, headlines, monkeypatch, django_capture_on_commit_callbacks
+):
     class Appeal:
         pk = 41
         headline = "Keep the desk open through winter"
@@ -315,7 +352,9 @@ def test_a_reader_with_an_active_appeal_sees_it_and_a_recent_donor_does_not(news
     giver = subscribe(newsletter)
     reader = subscribe(newsletter)
     monkeypatch.setattr(digest, "_appeals_running", lambda: True)
-    monkeypatch.setattr(digest, "_appeal_for", lambda email: None if email == giver.email else Appeal())
+    monkeypatch.setattr(
+        digest, "_appeal_for", lambda email: None if email == giver.email else Appeal()
+    )
     monkeypatch.setattr(
         "subscriptions.digest.render_to_string",
         _with_appeal_template(digest.render_to_string),
@@ -339,7 +378,9 @@ def _with_appeal_template(render):
     return rendered
 
 
-def test_each_reader_keeps_the_message_id_the_esp_gave_them(newsletter, esp, headlines, settings, monkeypatch):
+def test_each_reader_keeps_the_message_id_the_esp_gave_them(
+    newsletter, esp, headlines, settings, monkeypatch
+):
     from anymail.message import AnymailRecipientStatus
 
     settings.ESP_BATCH_SIZE = 20
@@ -360,10 +401,15 @@ def test_each_reader_keeps_the_message_id_the_esp_gave_them(newsletter, esp, hea
 
     for reader in readers:
         delivery = Delivery.objects.get(subscriber=reader)
-        assert (delivery.state, delivery.esp_message_id) == (Delivery.State.SENT, f"id-{reader.email}")
+        assert (delivery.state, delivery.esp_message_id) == (
+            Delivery.State.SENT,
+            f"id-{reader.email}",
+        )
 
 
-def test_a_batch_whose_task_was_lost_is_given_another_by_the_planner(newsletter, headlines, django_capture_on_commit_callbacks):
+def test_a_batch_whose_task_was_lost_is_given_another_by_the_planner(
+    newsletter, headlines, django_capture_on_commit_callbacks
+):
     import time_machine
     from django.utils import timezone
 
@@ -381,7 +427,9 @@ def test_a_batch_whose_task_was_lost_is_given_another_by_the_planner(newsletter,
     assert result.edition.batches.get().state == DeliveryBatch.State.SENT
 
 
-def test_a_batch_left_sending_by_a_lost_task_is_reported_in_doubt(newsletter, headlines, django_capture_on_commit_callbacks):
+def test_a_batch_left_sending_by_a_lost_task_is_reported_in_doubt(
+    newsletter, headlines, django_capture_on_commit_callbacks
+):
     import time_machine
     from django.utils import timezone
 
@@ -393,7 +441,9 @@ def test_a_batch_left_sending_by_a_lost_task_is_reported_in_doubt(newsletter, he
     )
     batch.deliveries.update(state=Delivery.State.CLAIMED)
 
-    with time_machine.travel(timezone.now() + digest.SENDING_STALE_AFTER + timedelta(minutes=1), tick=False):
+    with time_machine.travel(
+        timezone.now() + digest.SENDING_STALE_AFTER + timedelta(minutes=1), tick=False
+    ):
         plan_and_send(django_capture_on_commit_callbacks, send_now=True)
 
     assert DeliveryBatch.objects.get().state == DeliveryBatch.State.IN_DOUBT
@@ -414,7 +464,9 @@ class NoMergeHeadersEsp(AnymailTestBackend):
         super().__init__(*args, payload_class=Payload, **kwargs)
 
 
-def test_an_esp_without_per_recipient_headers_gets_one_message_per_reader(newsletter, headlines, settings, django_capture_on_commit_callbacks):
+def test_an_esp_without_per_recipient_headers_gets_one_message_per_reader(
+    newsletter, headlines, settings, django_capture_on_commit_callbacks
+):
     settings.EMAIL_BACKEND = f"{__name__}.NoMergeHeadersEsp"
     readers = [subscribe(newsletter) for _ in range(3)]
 

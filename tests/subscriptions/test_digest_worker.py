@@ -45,10 +45,23 @@ def readers(newsletter, count: int, categories) -> list[Subscriber]:
 
     now = timezone.now()
     subscribers = Subscriber.objects.bulk_create(
-        [Subscriber(email=f"reader{n}@load.example", confirmed_at=now, time_zone="Asia/Jerusalem") for n in range(count)]
+        [
+            Subscriber(
+                email=f"reader{n}@load.example", confirmed_at=now, time_zone="Asia/Jerusalem"
+            )
+            for n in range(count)
+        ]
     )
     Subscription.objects.bulk_create(
-        [Subscription(subscriber=s, newsletter=newsletter, status=Subscription.Status.ACTIVE, confirmed_at=now) for s in subscribers]
+        [
+            Subscription(
+                subscriber=s,
+                newsletter=newsletter,
+                status=Subscription.Status.ACTIVE,
+                confirmed_at=now,
+            )
+            for s in subscribers
+        ]
     )
     from subscriptions.models import Follow
 
@@ -79,7 +92,9 @@ def sent_log():
     [5, 41],
     ids=["full batches", "packs of small batches"],
 )
-def test_a_worker_killed_mid_send_loses_nobody_and_duplicates_nobody(celery_worker_factory, sent_log, settings, sets):
+def test_a_worker_killed_mid_send_loses_nobody_and_duplicates_nobody(
+    celery_worker_factory, sent_log, settings, sets
+):
     client, key = sent_log
     settings.ESP_BATCH_SIZE = 100
     newsletter = NewsletterFactory()
@@ -115,14 +130,17 @@ def test_a_worker_killed_mid_send_loses_nobody_and_duplicates_nobody(celery_work
             edition=result.edition, state__in=[Delivery.State.QUEUED, Delivery.State.CLAIMED]
         ).exists()
         open_batches = DeliveryBatch.objects.filter(
-            edition=result.edition, state__in=[DeliveryBatch.State.QUEUED, DeliveryBatch.State.SENDING]
+            edition=result.edition,
+            state__in=[DeliveryBatch.State.QUEUED, DeliveryBatch.State.SENDING],
         ).exists()
         return not open_deliveries and not open_batches
 
     wait_for(settled, timeout=180, every=1, what="every batch to be sent or reported in doubt")
 
     received = Counter(email.decode() for email in client.lrange(key, 0, -1))
-    in_doubt = list(DeliveryBatch.objects.filter(edition=result.edition, state=DeliveryBatch.State.IN_DOUBT))
+    in_doubt = list(
+        DeliveryBatch.objects.filter(edition=result.edition, state=DeliveryBatch.State.IN_DOUBT)
+    )
     # At most the calls in flight when the worker died: one batch, or a pack's four.
     assert len(in_doubt) <= (1 if sets == 5 else 4)
     doubtful = set(
@@ -132,7 +150,9 @@ def test_a_worker_killed_mid_send_loses_nobody_and_duplicates_nobody(celery_work
     for subscriber in everyone:
         if subscriber.email not in doubtful:
             assert received[subscriber.email] == 1, f"{subscriber.email} got nothing"
-    states = Counter(Delivery.objects.filter(edition=result.edition).values_list("state", flat=True))
+    states = Counter(
+        Delivery.objects.filter(edition=result.edition).values_list("state", flat=True)
+    )
     assert states[Delivery.State.SENT] == READERS - len(doubtful)
     assert states[Delivery.State.IN_DOUBT] == len(doubtful)
     result.edition.refresh_from_db()
@@ -162,7 +182,9 @@ def test_two_planners_at_once_queue_each_reader_once(monkeypatch, batch_size):
             enqueued.append(batch_id)
 
     monkeypatch.setattr(digest, "enqueue_batch", record)
-    monkeypatch.setattr(digest, "enqueue_batches", lambda batch_ids: [record(pk) for pk in batch_ids])
+    monkeypatch.setattr(
+        digest, "enqueue_batches", lambda batch_ids: [record(pk) for pk in batch_ids]
+    )
     monkeypatch.setattr(digest, "_planner_lock", _no_lock)  # both really run side by side
     errors: list[BaseException] = []
 

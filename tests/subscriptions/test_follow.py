@@ -27,7 +27,9 @@ def state(client) -> dict:
 def test_follow_without_javascript_answers_with_a_page_and_sets_the_cookie(client):
     CategoryFactory(name="Politics", slug="politics")
 
-    response = client.post(FOLLOW, {"kind": "category", "slug": "politics", "next": "/category/politics/"})
+    response = client.post(
+        FOLLOW, {"kind": "category", "slug": "politics", "next": "/category/politics/"}
+    )
 
     assert response.status_code == 200
     assert b"You follow Politics" in response.content
@@ -51,10 +53,14 @@ def test_with_javascript_it_answers_json(client):
     TopicFactory(name="Water", slug="water")
 
     response = client.post(
-        FOLLOW, {"kind": "topic", "slug": "water", "action": "follow"}, HTTP_ACCEPT="application/json"
+        FOLLOW,
+        {"kind": "topic", "slug": "water", "action": "follow"},
+        HTTP_ACCEPT="application/json",
     )
     again = client.post(
-        FOLLOW, {"kind": "topic", "slug": "water", "action": "follow"}, HTTP_ACCEPT="application/json"
+        FOLLOW,
+        {"kind": "topic", "slug": "water", "action": "follow"},
+        HTTP_ACCEPT="application/json",
     )
 
     assert response.json() == {"kind": "topic", "slug": "water", "name": "Water", "following": True}
@@ -75,7 +81,9 @@ def test_an_unknown_category_is_a_404_and_changes_nothing(client):
 
 
 def test_an_unknown_kind_is_a_400(client):
-    response = client.post(FOLLOW, {"kind": "author", "slug": "someone"}, HTTP_ACCEPT="application/json")
+    response = client.post(
+        FOLLOW, {"kind": "author", "slug": "someone"}, HTTP_ACCEPT="application/json"
+    )
 
     assert response.status_code == 400
     assert response.json() == {"error": "Only categories and topics can be followed."}
@@ -88,7 +96,9 @@ def test_a_get_is_not_allowed(client):
 def test_an_outside_next_url_is_not_offered(client):
     CategoryFactory(slug="politics")
 
-    response = client.post(FOLLOW, {"kind": "category", "slug": "politics", "next": "https://evil.example/"})
+    response = client.post(
+        FOLLOW, {"kind": "category", "slug": "politics", "next": "https://evil.example/"}
+    )
 
     assert b"evil.example" not in response.content
 
@@ -108,7 +118,9 @@ def test_a_linked_browser_writes_the_subscribers_follows(client, rf):
 
     client.post(FOLLOW, {"kind": "category", "slug": "politics", "action": "follow"})
 
-    assert list(Follow.objects.values_list("subscriber", "category")) == [(subscriber.pk, politics.pk)]
+    assert list(Follow.objects.values_list("subscriber", "category")) == [
+        (subscriber.pk, politics.pk)
+    ]
     client.post(FOLLOW, {"kind": "category", "slug": "politics", "action": "unfollow"})
     assert not Follow.objects.exists()
 
@@ -128,12 +140,31 @@ def test_for_you_lists_the_latest_articles_of_what_is_followed_newest_first(clie
     politics, sport = CategoryFactory(slug="politics"), CategoryFactory(slug="sport")
     water = TopicFactory(slug="water")
     now = timezone.now()
-    old = ArticleFactory(category=politics, headline="Older politics story", published_at=now - timedelta(days=2))
-    new = ArticleFactory(category=politics, headline="Newer politics story", published_at=now - timedelta(hours=1))
-    tagged = ArticleFactory(category=sport, headline="Stadium water story", topics=[water], published_at=now - timedelta(hours=5))
+    old = ArticleFactory(
+        category=politics, headline="Older politics story", published_at=now - timedelta(days=2)
+    )
+    new = ArticleFactory(
+        category=politics, headline="Newer politics story", published_at=now - timedelta(hours=1)
+    )
+    tagged = ArticleFactory(
+        category=sport,
+        headline="Stadium water story",
+        topics=[water],
+        published_at=now - timedelta(hours=5),
+    )
     ArticleFactory(category=sport, headline="Unfollowed sport story")
-    ArticleFactory(category=politics, headline="Draft politics story", status=Article.Status.DRAFT, published_at=None)
-    ArticleFactory(category=politics, headline="Future politics story", status=Article.Status.SCHEDULED, published_at=now + timedelta(days=1))
+    ArticleFactory(
+        category=politics,
+        headline="Draft politics story",
+        status=Article.Status.DRAFT,
+        published_at=None,
+    )
+    ArticleFactory(
+        category=politics,
+        headline="Future politics story",
+        status=Article.Status.SCHEDULED,
+        published_at=now + timedelta(days=1),
+    )
     client.post(FOLLOW, {"kind": "category", "slug": "politics"})
     client.post(FOLLOW, {"kind": "topic", "slug": "water"})
 
@@ -152,7 +183,10 @@ def test_the_follow_button_include_works_for_categories_and_topics(client):
     from django.template import Context, Template
     from django.test import RequestFactory
 
-    category, topic = CategoryFactory(name="Politics", slug="politics"), TopicFactory(name="Water", slug="water")
+    category, topic = (
+        CategoryFactory(name="Politics", slug="politics"),
+        TopicFactory(name="Water", slug="water"),
+    )
     request = RequestFactory().get("/category/politics/")
     template = Template(
         '{% include "subscriptions/_follow_button.html" with category=category %}'

@@ -37,16 +37,27 @@ def test_subscribe_confirm_follow_change_preferences_and_leave(client, daily, ma
     assert [f.category for f in subscriber.follows.all()] == [politics]
 
     # On the preferences page (the link from the confirmation page) they change their mind.
-    preferences = re.search(r'href="(https?://[^"]+/preferences/[^"]+/)"', confirmed.content.decode()).group(1)
+    preferences = re.search(
+        r'href="(https?://[^"]+/preferences/[^"]+/)"', confirmed.content.decode()
+    ).group(1)
     path = urlsplit(preferences).path
     saved = client.post(
         path,
-        {"action": "save", "newsletters": [daily.pk], "categories": [economy.pk], "topics": [water.pk], "time_zone": "Asia/Amman"},
+        {
+            "action": "save",
+            "newsletters": [daily.pk],
+            "categories": [economy.pk],
+            "topics": [water.pk],
+            "time_zone": "Asia/Amman",
+        },
     )
     assert saved.status_code == 303
     subscriber.refresh_from_db()
     assert subscriber.time_zone == "Asia/Amman"
-    assert {(f.category, f.topic) for f in Follow.objects.filter(subscriber=subscriber)} == {(economy, None), (None, water)}
+    assert {(f.category, f.topic) for f in Follow.objects.filter(subscriber=subscriber)} == {
+        (economy, None),
+        (None, water),
+    }
 
     # A list email's List-Unsubscribe URL: a GET (a link scanner) changes nothing...
     from subscriptions.tokens import list_unsubscribe_headers
@@ -59,7 +70,9 @@ def test_subscribe_confirm_follow_change_preferences_and_leave(client, daily, ma
 
     # ...the mailbox provider's one-click POST, with no cookie and no CSRF token, unsubscribes.
     one_click = provider.post(
-        unsubscribe_path, "List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
+        unsubscribe_path,
+        "List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
     )
     assert one_click.status_code == 200
     assert subscriber.subscriptions.get().status == Subscription.Status.UNSUBSCRIBED

@@ -75,14 +75,19 @@ def test_saving_changes_newsletters_follows_and_time_zone(client, member, daily)
     assert member.time_zone == "America/New_York"
     statuses = dict(member.subscriptions.values_list("newsletter__slug", "status"))
     assert statuses == {"mideast-daily": "unsubscribed", "weekly": "active"}
-    assert {(f.category, f.topic) for f in member.follows.all()} == {(politics, None), (None, water)}
+    assert {(f.category, f.topic) for f in member.follows.all()} == {
+        (politics, None),
+        (None, water),
+    }
     actions = list(ConsentRecord.objects.values_list("action", flat=True))
     assert sorted(actions) == ["preference_change", "subscribe", "unsubscribe"]
     assert b"Your preferences are saved" in client.get(response["Location"]).content
 
 
 def test_an_unknown_time_zone_is_refused_and_nothing_changes(client, member):
-    response = client.post(prefs(member), {"action": "save", "newsletters": [], "time_zone": "Mars/Base"})
+    response = client.post(
+        prefs(member), {"action": "save", "newsletters": [], "time_zone": "Mars/Base"}
+    )
 
     assert response.status_code == 400
     assert b"Choose a time zone from the list" in response.content
@@ -110,7 +115,10 @@ def test_download_my_data_holds_everything(client, member, daily, mailoutbox):
     client.get(confirm_path(mailoutbox[0]))
     Follow.objects.create(subscriber=member, category=CategoryFactory(name="Economy"))
     TrackingEvent.objects.create(
-        esp_event_id="e1", event_type="delivered", recipient=member.email, occurred_at=timezone.now()
+        esp_event_id="e1",
+        event_type="delivered",
+        recipient=member.email,
+        occurred_at=timezone.now(),
     )
 
     response = client.get(prefs(member) + "my-data.json")

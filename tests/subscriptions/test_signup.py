@@ -36,7 +36,9 @@ def test_signup_sends_one_confirmation_email(client, daily, mailoutbox):
     assert subscription.subscriber.time_zone == "Europe/Berlin"
 
 
-def test_signup_answers_the_same_for_new_pending_confirmed_and_suppressed(client, daily, mailoutbox):
+def test_signup_answers_the_same_for_new_pending_confirmed_and_suppressed(
+    client, daily, mailoutbox
+):
     signup(client, "pending@mail.example", daily)
     SubscriptionFactory(subscriber__email="confirmed@mail.example", newsletter=daily)
     suppression_add(email="suppressed@mail.example", reason=Suppression.Reason.COMPLAINT)
@@ -44,7 +46,12 @@ def test_signup_answers_the_same_for_new_pending_confirmed_and_suppressed(client
     bodies = set()
     statuses = set()
     cookies = set()
-    for email in ["new@mail.example", "pending@mail.example", "confirmed@mail.example", "suppressed@mail.example"]:
+    for email in [
+        "new@mail.example",
+        "pending@mail.example",
+        "confirmed@mail.example",
+        "suppressed@mail.example",
+    ]:
         response = signup(client, email, daily)
         statuses.add(response.status_code)
         bodies.add(response.content.decode().replace(email, "ADDRESS"))
@@ -185,7 +192,9 @@ def test_suppression_keeps_only_the_hash(daily):
 def test_behind_a_proxy_the_readers_address_is_recorded_and_limited(client, daily, settings):
     settings.SUBSCRIPTIONS_PROXY_HOPS = 1
     for n in range(10):
-        signup(client, f"p{n}@mail.example", daily, HTTP_X_FORWARDED_FOR=f"10.0.0.1, 198.51.100.{n}")
+        signup(
+            client, f"p{n}@mail.example", daily, HTTP_X_FORWARDED_FOR=f"10.0.0.1, 198.51.100.{n}"
+        )
 
     # Another reader behind the same proxy is not held back by the first ten.
     response = signup(client, "other@mail.example", daily, HTTP_X_FORWARDED_FOR="198.51.100.200")

@@ -90,7 +90,9 @@ def test_an_esp_unsubscribe_unsubscribes(member):
     assert not suppressed_among([EMAIL])
 
 
-@pytest.mark.parametrize("event_type", ["delivered", "opened", "clicked", "queued", "sent", "unknown"])
+@pytest.mark.parametrize(
+    "event_type", ["delivered", "opened", "clicked", "queued", "sent", "unknown"]
+)
 def test_other_events_are_stored_and_change_nothing(member, event_type):
     send(event_type)
 
@@ -119,7 +121,9 @@ def test_an_event_without_id_gets_a_stable_one(member):
 
 
 def test_edition_metadata_links_the_event(member, daily):
-    edition = Edition.objects.create(newsletter=daily, date=date(2026, 3, 1), cutoff_end=timezone.now())
+    edition = Edition.objects.create(
+        newsletter=daily, date=date(2026, 3, 1), cutoff_end=timezone.now()
+    )
 
     send("opened", metadata={"edition_id": str(edition.pk)})
 
@@ -254,7 +258,11 @@ def _inbound(to: str, sender: str = EMAIL):
     message = AnymailInboundMessage.construct(
         from_email=sender, to=to, subject="unsubscribe", text="unsubscribe"
     )
-    inbound.send(sender=object, event=AnymailInboundEvent(event_type="inbound", message=message), esp_name="TestESP")
+    inbound.send(
+        sender=object,
+        event=AnymailInboundEvent(event_type="inbound", message=message),
+        esp_name="TestESP",
+    )
 
 
 def test_a_mail_to_the_unsubscribe_address_unsubscribes_its_sender(member, settings):

@@ -86,7 +86,9 @@ def test_a_link_for_one_newsletter_leaves_only_that_one(member):
         subscriber=member.subscriber, newsletter=NewsletterFactory(name="Weekly", slug="weekly")
     )
 
-    Client().post(_path(tokens.unsubscribe_url(subscriber=member.subscriber, newsletter=member.newsletter)))
+    Client().post(
+        _path(tokens.unsubscribe_url(subscriber=member.subscriber, newsletter=member.newsletter))
+    )
 
     other.refresh_from_db()
     assert other.status == Subscription.Status.ACTIVE
@@ -125,7 +127,9 @@ def test_a_tampered_token_is_refused(member):
 def test_a_token_cannot_unsubscribe_another_address(member, daily):
     other = SubscriptionFactory(newsletter=daily, subscriber__email="bystander@mail.example")
     # A token carrying the other reader's id but the first reader's address fingerprint.
-    token = tokens.make_token(tokens.UNSUBSCRIBE, subscriber_id=other.subscriber.pk, email=member.subscriber.email)
+    token = tokens.make_token(
+        tokens.UNSUBSCRIBE, subscriber_id=other.subscriber.pk, email=member.subscriber.email
+    )
 
     response = Client().post(f"/unsubscribe/{token}/")
 
@@ -135,7 +139,9 @@ def test_a_token_cannot_unsubscribe_another_address(member, daily):
 
 
 def test_list_unsubscribe_headers_follow_rfc_8058(member, site_url):
-    headers = tokens.list_unsubscribe_headers(subscriber=member.subscriber, newsletter=member.newsletter)
+    headers = tokens.list_unsubscribe_headers(
+        subscriber=member.subscriber, newsletter=member.newsletter
+    )
 
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     https, mailto = headers["List-Unsubscribe"].split(", ")

@@ -26,7 +26,11 @@ from newsroom.models import Article, Author, Category, Topic
 CATEGORIES = [
     ("politics", "Politics", "Parliaments, coalitions, courts and the street."),
     ("economy", "Economy", "Prices, wages, ports and the money that moves between them."),
-    ("climate-water", "Climate & Water", "Heat, drought, rivers, aquifers and the plans to share them."),
+    (
+        "climate-water",
+        "Climate & Water",
+        "Heat, drought, rivers, aquifers and the plans to share them.",
+    ),
     ("culture", "Culture", "Books, film, music, food and the people who make them."),
     ("technology", "Technology", "Start-ups, networks, surveillance and the tools people build."),
 ]
@@ -41,10 +45,30 @@ TOPICS = [
 ]
 
 AUTHORS = [
-    ("nadia-saleh", "Nadia Saleh", "Covers water and climate from Amman. Before journalism she surveyed wells for a decade.", (38, 92, 120)),
-    ("yoav-mizrahi", "Yoav Mizrahi", "Economics correspondent in Haifa, writing about ports, prices and the people behind both.", (120, 72, 40)),
-    ("rania-khoury", "Rania Khoury", "Political reporter in Beirut; she has covered four elections and three caretaker governments.", (96, 40, 96)),
-    ("omar-farid", "Omar Farid", "Culture and technology writer based in Cairo and, lately, on trains between cities.", (40, 110, 70)),
+    (
+        "nadia-saleh",
+        "Nadia Saleh",
+        "Covers water and climate from Amman. Before journalism she surveyed wells for a decade.",
+        (38, 92, 120),
+    ),
+    (
+        "yoav-mizrahi",
+        "Yoav Mizrahi",
+        "Economics correspondent in Haifa, writing about ports, prices and the people behind both.",
+        (120, 72, 40),
+    ),
+    (
+        "rania-khoury",
+        "Rania Khoury",
+        "Political reporter in Beirut; she has covered four elections and three caretaker governments.",
+        (96, 40, 96),
+    ),
+    (
+        "omar-farid",
+        "Omar Farid",
+        "Culture and technology writer based in Cairo and, lately, on trains between cities.",
+        (40, 110, 70),
+    ),
 ]
 
 # (slug, headline, dek, category, topics, authors, hours ago (negative: scheduled ahead;
@@ -54,23 +78,35 @@ ARTICLES = [
         "valley-farmers-trade-flood-canals-for-drip-lines",
         "Valley farmers trade flood canals for drip lines as the river thins",
         "A cooperative of 140 growers has cut its water use by a third in two seasons. Keeping the savings is harder.",
-        "climate-water", ["jordan-river"], ["nadia-saleh"], 3, 1, "en",
+        "climate-water",
+        ["jordan-river"],
+        ["nadia-saleh"],
+        3,
+        1,
+        "en",
         [
             "At five in the morning the pump house at the edge of the cooperative is already humming. Twenty years ago the same hour meant opening sluice gates and watching brown water spread between rows of tomatoes.",
             "Today the water arrives through black plastic lines, a few litres an hour at the foot of each plant. The growers' books show the change: the cooperative drew 31 percent less from the canal last season than it did three years ago.",
             "<h2>Where the savings go</h2>",
             "Hydrologists who have studied similar schemes warn that efficiency can disappear into expansion. When each field needs less water, the temptation is to plant more fields.",
-            "The cooperative's chair says its members voted to cap their planted area for five years. \"We did not save the water to spend it again,\" she said.",
+            'The cooperative\'s chair says its members voted to cap their planted area for five years. "We did not save the water to spend it again," she said.',
             "Whether that vote holds through a bad year for prices is the question nobody in the pump house wants to answer yet.",
         ],
         ["We did not save the water to spend it again."],
-        "Drip lines run between rows of young tomato plants in the valley.", "Photo: Nadia Saleh / The Levant Ledger", ((46, 110, 78), (196, 170, 92)),
+        "Drip lines run between rows of young tomato plants in the valley.",
+        "Photo: Nadia Saleh / The Levant Ledger",
+        ((46, 110, 78), (196, 170, 92)),
     ),
     (
         "coalition-talks-stall-over-budget-for-municipalities",
         "Coalition talks stall over one line of the budget: money for towns",
         "Three parties agree on ministries and a programme, but not on who pays for rubbish collection and street lights.",
-        "politics", ["elections", "cities"], ["rania-khoury"], 5, 2, "en",
+        "politics",
+        ["elections", "cities"],
+        ["rania-khoury"],
+        5,
+        2,
+        "en",
         [
             "Negotiators spent eleven hours in a hotel conference room on Tuesday and emerged with agreement on almost everything except the transfer to municipal councils.",
             "Mayors from the country's smaller towns say the formula used for a decade leaves them unable to pay for basic services. Larger cities argue that they carry the cost of commuters who pay their taxes elsewhere.",
@@ -79,13 +115,20 @@ ARTICLES = [
             "The president has given the parties until the end of the month before consultations start again.",
         ],
         ["The question is not who governs, but who pays for the street lights."],
-        "Delegates leave the hotel after the eleventh hour of talks.", "Photo: Karim Abou Jaoude", ((70, 60, 110), (210, 190, 160)),
+        "Delegates leave the hotel after the eleventh hour of talks.",
+        "Photo: Karim Abou Jaoude",
+        ((70, 60, 110), (210, 190, 160)),
     ),
     (
         "container-port-automation-and-the-night-shift",
         "The port that never sleeps is learning to run without its night shift",
         "Automated cranes have doubled the pace at the new terminal. The dockworkers' union is negotiating what comes next.",
-        "economy", ["labour"], ["yoav-mizrahi"], 8, 3, "en",
+        "economy",
+        ["labour"],
+        ["yoav-mizrahi"],
+        8,
+        3,
+        "en",
         [
             "The new terminal's cranes are painted white and are operated, most of the time, from an office two kilometres away.",
             "Ships now leave the berth in a little over a day, against nearly three at the old quay, and shipping lines have begun to shift calls from other ports in the eastern Mediterranean.",
@@ -94,13 +137,20 @@ ARTICLES = [
             "Management says the standard is set by safety, not by the number of jobs it wants to keep.",
         ],
         ["The cranes are fast. The question is who gets to sit at the controls."],
-        "Automated cranes at the new container terminal at dusk.", "Photo: Yoav Mizrahi / The Levant Ledger", ((30, 60, 100), (230, 140, 60)),
+        "Automated cranes at the new container terminal at dusk.",
+        "Photo: Yoav Mizrahi / The Levant Ledger",
+        ((30, 60, 100), (230, 140, 60)),
     ),
     (
         "bread-prices-rise-as-wheat-subsidy-narrows",
         "Bread prices rise for the first time in six years as the wheat subsidy narrows",
         "Bakers say the cheapest loaf will cost a fifth more from next week. The government says the poorest households will be compensated.",
-        "economy", ["labour", "cities"], ["yoav-mizrahi", "rania-khoury"], 14, None, "en",
+        "economy",
+        ["labour", "cities"],
+        ["yoav-mizrahi", "rania-khoury"],
+        14,
+        None,
+        "en",
         [
             "The finance ministry confirmed on Sunday that the subsidy on imported wheat will apply only to the flour used for the standard loaf.",
             "Bakers who make anything else, from sesame rings to the thin bread sold by weight, will pay the market price from the first of next month.",
@@ -108,13 +158,20 @@ ARTICLES = [
             "Queues outside bakeries in the capital were longer than usual on Monday as families bought ahead.",
         ],
         [],
-        "A baker stacks loaves at dawn in the old market.", "Photo: Lina Haddad", ((150, 100, 50), (240, 220, 180)),
+        "A baker stacks loaves at dawn in the old market.",
+        "Photo: Lina Haddad",
+        ((150, 100, 50), (240, 220, 180)),
     ),
     (
         "a-library-of-cassette-tapes-from-the-1970s",
         "A library of cassette tapes is bringing a decade of forgotten songs back",
         "Volunteers have digitised 3,000 tapes left in a shuttered record shop. Some of the singers are hearing themselves for the first time in forty years.",
-        "culture", ["media"], ["omar-farid"], 20, 4, "en",
+        "culture",
+        ["media"],
+        ["omar-farid"],
+        20,
+        4,
+        "en",
         [
             "The shop closed in 1991, and for thirty years its stock sat in cardboard boxes in a relative's storeroom.",
             "When the owner's grandson opened them, he found wedding recordings, radio sessions and albums by singers who never made it onto a record label's catalogue.",
@@ -123,13 +180,20 @@ ARTICLES = [
             "So far they have found 41 of the performers. One, now in her seventies, listened to her own voice at a small gathering last month and asked them to play it again.",
         ],
         ["She listened to her own voice and asked them to play it again."],
-        "Cassette tapes from the archive on a volunteer's desk.", "Photo: Omar Farid / The Levant Ledger", ((120, 50, 60), (240, 200, 120)),
+        "Cassette tapes from the archive on a volunteer's desk.",
+        "Photo: Omar Farid / The Levant Ledger",
+        ((120, 50, 60), (240, 200, 120)),
     ),
     (
         "solar-farms-on-reservoir-roofs",
         "Floating solar panels could cover the reservoirs and slow their evaporation",
         "A pilot on one reservoir produced power and kept an estimated 60,000 cubic metres of water from the sun in its first summer.",
-        "climate-water", ["energy"], ["nadia-saleh"], 26, 5, "en",
+        "climate-water",
+        ["energy"],
+        ["nadia-saleh"],
+        26,
+        5,
+        "en",
         [
             "Engineers anchored 4,000 panels on pontoons across a tenth of the reservoir's surface in March.",
             "By September the installation had delivered enough electricity for the pumping station beside it, with a surplus sold to the grid.",
@@ -137,13 +201,20 @@ ARTICLES = [
             "Ecologists want more data on what the shade does to algae and fish before the scheme grows.",
         ],
         [],
-        "Rows of floating panels on the reservoir.", "Photo: Water Authority", ((40, 90, 140), (180, 210, 220)),
+        "Rows of floating panels on the reservoir.",
+        "Photo: Water Authority",
+        ((40, 90, 140), (180, 210, 220)),
     ),
     (
         "mesh-networks-in-the-old-city",
         "Neighbours build their own internet when the cables fail",
         "A mesh network of rooftop routers now links 300 homes in the old city, run by volunteers and paid for by a monthly collection.",
-        "technology", ["cities", "media"], ["omar-farid"], 30, None, "en",
+        "technology",
+        ["cities", "media"],
+        ["omar-farid"],
+        30,
+        None,
+        "en",
         [
             "The first router went up on a bakery roof after a storm cut the neighbourhood's lines for a week.",
             "Each new household buys a small antenna and points it at a neighbour's. Traffic hops from roof to roof until it reaches one of three connections to the wider internet.",
@@ -151,52 +222,80 @@ ARTICLES = [
             "Regulators have so far left the project alone, saying it is a private network between consenting neighbours.",
         ],
         ["Traffic hops from roof to roof until it reaches the wider internet."],
-        "A volunteer adjusts a rooftop antenna above the old city.", "Photo: Omar Farid / The Levant Ledger", ((60, 60, 70), (120, 200, 200)),
+        "A volunteer adjusts a rooftop antenna above the old city.",
+        "Photo: Omar Farid / The Levant Ledger",
+        ((60, 60, 70), (120, 200, 200)),
     ),
     (
         "young-voters-and-the-registration-deadline",
         "Half of first-time voters have not registered, a week before the deadline",
         "Civic groups blame an online form that fails on older phones; the electoral commission says paper forms remain available.",
-        "politics", ["elections"], ["rania-khoury"], 36, None, "en",
+        "politics",
+        ["elections"],
+        ["rania-khoury"],
+        36,
+        None,
+        "en",
         [
             "About 210,000 people will be old enough to vote for the first time in the spring, according to the commission's own estimate.",
             "By Friday, fewer than 105,000 had registered. Student unions have set up tables at universities with volunteers helping to fill in paper forms.",
             "The commission said the online form had been tested on all common devices and that a fix for an upload problem had been released on Wednesday.",
         ],
         [],
-        "Students register to vote at a university table.", "Photo: Sami Aziz", ((90, 30, 40), (230, 230, 230)),
+        "Students register to vote at a university table.",
+        "Photo: Sami Aziz",
+        ((90, 30, 40), (230, 230, 230)),
     ),
     (
         "translators-subtitling-the-festival",
         "The translators behind the film festival work through the night",
         "Forty films, five languages, one week: inside the subtitling room.",
-        "culture", [], ["omar-farid", "nadia-saleh"], 44, None, "en",
+        "culture",
+        [],
+        ["omar-farid", "nadia-saleh"],
+        44,
+        None,
+        "en",
         [
             "The subtitling room is a former classroom with blackout curtains and a kettle that is never cold.",
             "Each film passes through two translators and a reader who checks that the lines can be read in the time they stay on screen.",
             "The hardest films, they say, are comedies: jokes that depend on a dialect rarely survive the trip into another language intact.",
         ],
         ["Jokes that depend on a dialect rarely survive the trip."],
-        "Translators at work in the festival's subtitling room.", "Photo: Festival press office", ((30, 30, 50), (200, 160, 60)),
+        "Translators at work in the festival's subtitling room.",
+        "Photo: Festival press office",
+        ((30, 30, 50), (200, 160, 60)),
     ),
     (
         "gas-revenue-fund-first-report",
         "The gas revenue fund publishes its first accounts, and they raise questions",
         "The sovereign fund holds less than forecast; auditors flag a loan to a state company.",
-        "economy", ["energy"], ["yoav-mizrahi"], 60, None, "en",
+        "economy",
+        ["energy"],
+        ["yoav-mizrahi"],
+        60,
+        None,
+        "en",
         [
             "The fund was set up four years ago to keep a share of offshore gas revenue for future generations.",
             "Its first published accounts show assets about a fifth below the figure ministers gave parliament last year.",
             "The auditors' notes point to a loan to the state electricity company, made without the approval of the fund's board.",
         ],
         [],
-        "The offshore platform seen from the coast.", "Photo: Yoav Mizrahi / The Levant Ledger", ((20, 50, 80), (120, 140, 160)),
+        "The offshore platform seen from the coast.",
+        "Photo: Yoav Mizrahi / The Levant Ledger",
+        ((20, 50, 80), (120, 140, 160)),
     ),
     (
         "سدود-صغيرة-في-الوادي",
         "سدود صغيرة في الوادي تعيد المياه إلى الآبار",
         "بنى المزارعون عشرات الحواجز الحجرية على مجاري السيول، وبدأت مستويات الآبار بالارتفاع بعد شتاءين.",
-        "climate-water", ["jordan-river"], ["nadia-saleh"], 10, None, "ar",
+        "climate-water",
+        ["jordan-river"],
+        ["nadia-saleh"],
+        10,
+        None,
+        "ar",
         [
             "في كل شتاء كانت مياه السيول تندفع عبر الوادي وتختفي خلال ساعات. قبل ثلاث سنوات قرر المزارعون أن يبطئوها.",
             "بنوا أكثر من أربعين حاجزاً من الحجارة المحلية، لا يتجاوز ارتفاع الواحد منها متراً، فصارت المياه تتوقف خلفها وتتسرب إلى التربة.",
@@ -204,37 +303,55 @@ ARTICLES = [
             "ويحذر خبراء من أن القياسات ما زالت قليلة، وأن شتاءً جافاً واحداً قد يمحو المكاسب.",
         ],
         ["صارت المياه تتوقف خلف الحجارة وتتسرب إلى التربة."],
-        "حاجز حجري على مجرى سيل في الوادي.", "تصوير: نادية صالح", ((150, 120, 70), (90, 130, 150)),
+        "حاجز حجري على مجرى سيل في الوادي.",
+        "تصوير: نادية صالح",
+        ((150, 120, 70), (90, 130, 150)),
     ),
     (
         "the-drought-plan-parliament-votes-next",
         "What is in the drought plan parliament votes on next week",
         "Water quotas for farms, a new tariff for large users and a fund for leak repairs: the plan, line by line.",
-        "climate-water", ["jordan-river", "elections"], ["nadia-saleh", "rania-khoury"], -20, None, "en",
+        "climate-water",
+        ["jordan-river", "elections"],
+        ["nadia-saleh", "rania-khoury"],
+        -20,
+        None,
+        "en",
         [
             "The plan runs to 86 pages. Most of it concerns how water is measured before it is shared.",
             "Farms above a certain size would receive a quota based on the crops they grew over the past five years, with a penalty tariff for water drawn beyond it.",
             "Cities would get a fund for repairing leaks, which the water ministry estimates lose a third of what enters the pipes.",
         ],
         [],
-        "Cracked earth at the edge of the reservoir.", "Photo: Nadia Saleh / The Levant Ledger", ((170, 120, 60), (220, 200, 170)),
+        "Cracked earth at the edge of the reservoir.",
+        "Photo: Nadia Saleh / The Levant Ledger",
+        ((170, 120, 60), (220, 200, 170)),
     ),
     (
         "app-store-rules-and-local-developers",
         "Local developers weigh the cost of the new app store rules",
         "Draft notes for an investigation into how payment rules affect small studios.",
-        "technology", ["media"], ["omar-farid"], None, None, "en",
+        "technology",
+        ["media"],
+        ["omar-farid"],
+        None,
+        None,
+        "en",
         [
             "Interviews so far: four studios, one payments company.",
             "Still to confirm: the figures on commission and the regulator's response.",
         ],
         [],
-        "", "", ((80, 80, 80), (160, 160, 160)),
+        "",
+        "",
+        ((80, 80, 80), (160, 160, 160)),
     ),
 ]
 
 
-def _jpeg(colours: tuple[tuple[int, int, int], tuple[int, int, int]], *, size=(1200, 800), seed: int = 0) -> bytes:
+def _jpeg(
+    colours: tuple[tuple[int, int, int], tuple[int, int, int]], *, size=(1200, 800), seed: int = 0
+) -> bytes:
     """An abstract landscape in two colours: a real JPEG, made here."""
     top, bottom = colours
     width, height = size
@@ -242,7 +359,10 @@ def _jpeg(colours: tuple[tuple[int, int, int], tuple[int, int, int]], *, size=(1
     draw = ImageDraw.Draw(image)
     for y in range(height):
         t = y / height
-        draw.line([(0, y), (width, y)], fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)))
+        draw.line(
+            [(0, y), (width, y)],
+            fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)),
+        )
     # A horizon of hills whose shape depends on `seed`, so each photo differs.
     for layer in range(3):
         shade = tuple(max(0, int(c * (0.55 + 0.15 * layer))) for c in bottom)
@@ -253,7 +373,9 @@ def _jpeg(colours: tuple[tuple[int, int, int], tuple[int, int, int]], *, size=(1
             points.append((step, base + wave))
         points.append((width, height))
         draw.polygon(points, fill=shade)
-    draw.ellipse([width * 0.7, height * 0.12, width * 0.7 + 110, height * 0.12 + 110], fill=(250, 235, 200))
+    draw.ellipse(
+        [width * 0.7, height * 0.12, width * 0.7 + 110, height * 0.12 + 110], fill=(250, 235, 200)
+    )
     out = io.BytesIO()
     image.save(out, "JPEG", quality=82, optimize=True)
     return out.getvalue()
@@ -277,7 +399,7 @@ def _two_factor_lines(user) -> list[str]:
         return [
             "  two-factor: the sign-in form also asks for the current code of the authenticator",
             "  app you set up before. Lost it? Remove the device, and the next sign-in sets up a new one:",
-            "    .venv/bin/python manage.py shell -c \"from django_otp.plugins.otp_totp.models import "
+            '    .venv/bin/python manage.py shell -c "from django_otp.plugins.otp_totp.models import '
             f"TOTPDevice; TOTPDevice.objects.filter(user__username='{user.username}').delete()\"",
         ]
     return [
@@ -314,8 +436,20 @@ class Command(BaseCommand):
             authors[slug] = services.section_save(obj=author)
 
         for index, (
-            slug, headline, dek, category, topic_slugs, author_slugs, hours_ago, rank, language,
-            paragraphs, quotes, caption, credit, colours,
+            slug,
+            headline,
+            dek,
+            category,
+            topic_slugs,
+            author_slugs,
+            hours_ago,
+            rank,
+            language,
+            paragraphs,
+            quotes,
+            caption,
+            credit,
+            colours,
         ) in enumerate(ARTICLES):
             article = Article.objects.filter(slug=slug).first() or Article(slug=slug)
             article.headline, article.dek, article.language = headline, dek, language
@@ -331,8 +465,13 @@ class Command(BaseCommand):
             else:
                 article.status = Article.Status.PUBLISHED
                 article.published_at = now - timedelta(hours=hours_ago)
-            if caption and (not article.lead_photo or not article.lead_photo.storage.exists(article.lead_photo.name)):
-                article.lead_photo.save(f"demo-{index + 1}.jpg", ContentFile(_jpeg(colours, seed=index)), save=False)
+            if caption and (
+                not article.lead_photo
+                or not article.lead_photo.storage.exists(article.lead_photo.name)
+            ):
+                article.lead_photo.save(
+                    f"demo-{index + 1}.jpg", ContentFile(_jpeg(colours, seed=index)), save=False
+                )
             article.lead_photo_alt = caption
             article.lead_photo_caption = caption
             article.lead_photo_credit = credit
@@ -344,7 +483,9 @@ class Command(BaseCommand):
 
         password = secrets.token_urlsafe(12)
         user_model = get_user_model()
-        editor = user_model.objects.filter(username="editor").first() or user_model(username="editor")
+        editor = user_model.objects.filter(username="editor").first() or user_model(
+            username="editor"
+        )
         editor.email = editor.email or "editor@newsroom.example"
         editor.is_staff = editor.is_superuser = editor.is_active = True
         editor.set_password(password)

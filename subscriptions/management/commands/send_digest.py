@@ -1,9 +1,9 @@
 """Compose and send (or preview) the digest by hand.
 
-    manage.py send_digest                          # who is due now, as beat would
-    manage.py send_digest --newsletter mideast-daily --now   # everyone, today's edition
-    manage.py send_digest --dry-run                # what would be sent; nothing written
-    manage.py send_digest --to editor@example.org  # one preview copy; nobody's delivery
+manage.py send_digest                          # who is due now, as beat would
+manage.py send_digest --newsletter mideast-daily --now   # everyone, today's edition
+manage.py send_digest --dry-run                # what would be sent; nothing written
+manage.py send_digest --to editor@example.org  # one preview copy; nobody's delivery
 """
 
 from __future__ import annotations
@@ -26,21 +26,33 @@ class Command(BaseCommand):
     help = "Compose the day's edition and send it to who is due, with progress and a summary."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--newsletter", metavar="SLUG", help="Only this newsletter (default: every active one).")
+        parser.add_argument(
+            "--newsletter", metavar="SLUG", help="Only this newsletter (default: every active one)."
+        )
         parser.add_argument(
             "--now",
             action="store_true",
             help="Do not wait for each reader's local send hour: send today's edition to everyone owed it.",
         )
-        parser.add_argument("--dry-run", action="store_true", help="Show what would be sent; write and send nothing.")
-        parser.add_argument("--to", metavar="EMAIL", help="Send one preview copy to this address only.")
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Show what would be sent; write and send nothing.",
+        )
+        parser.add_argument(
+            "--to", metavar="EMAIL", help="Send one preview copy to this address only."
+        )
 
-    def handle(self, *args, newsletter: str | None, now: bool, dry_run: bool, to: str | None, **options) -> None:
+    def handle(
+        self, *args, newsletter: str | None, now: bool, dry_run: bool, to: str | None, **options
+    ) -> None:
         newsletters = Newsletter.objects.filter(active=True)
         if newsletter:
             if not newsletters.filter(slug=newsletter).exists():
                 known = ", ".join(newsletters.values_list("slug", flat=True)) or "none"
-                raise CommandError(f"No active newsletter {newsletter!r}. Active newsletters: {known}.")
+                raise CommandError(
+                    f"No active newsletter {newsletter!r}. Active newsletters: {known}."
+                )
             newsletters = newsletters.filter(slug=newsletter)
         if to:
             try:
@@ -63,17 +75,23 @@ class Command(BaseCommand):
                 self.stdout.write(f"{item.name}: would send a preview of {today} to {to}.")
                 continue
             digest.edition_send_test(edition=edition, to=to)
-            self.stdout.write(self.style.SUCCESS(f"{item.name}: a preview of {today} went to {to}."))
+            self.stdout.write(
+                self.style.SUCCESS(f"{item.name}: a preview of {today} went to {to}.")
+            )
 
     def dry_run(self, slug: str | None, *, send_now: bool) -> None:
         runs = digest.digest_dry_run(newsletter_slug=slug, send_now=send_now)
         if not runs:
-            self.stdout.write("Nobody is due now (no local send hour has come). Use --now to send anyway.")
+            self.stdout.write(
+                "Nobody is due now (no local send hour has come). Use --now to send anyway."
+            )
         for run in runs:
             edition = run.edition
             self.stdout.write(self.style.MIGRATE_HEADING(f"{edition} (dry run, nothing written)"))
             if edition.state in (Edition.State.SKIPPED, Edition.State.PAUSED):
-                self.stdout.write(f"  not sent: {edition.skip_reason or edition.get_state_display()}")
+                self.stdout.write(
+                    f"  not sent: {edition.skip_reason or edition.get_state_display()}"
+                )
                 continue
             view = digest.edition_view(edition=edition, followed=None)
             self.stdout.write("  Top stories:")
@@ -91,7 +109,9 @@ class Command(BaseCommand):
     def send(self, slug: str | None, *, send_now: bool) -> None:
         results = digest.digest_plan(newsletter_slug=slug, send_now=send_now, enqueue=False)
         if not results:
-            self.stdout.write("Nobody is due now (no local send hour has come). Use --now to send anyway.")
+            self.stdout.write(
+                "Nobody is due now (no local send hour has come). Use --now to send anyway."
+            )
         for result in results:
             edition = result.edition
             self.stdout.write(self.style.MIGRATE_HEADING(str(edition)))

@@ -26,7 +26,9 @@ SLUG = "mideast-daily"
 
 
 class Command(BaseCommand):
-    help = "Seed django-newsletter with one message and N subscribers (bench/newsletter_compare.py)."
+    help = (
+        "Seed django-newsletter with one message and N subscribers (bench/newsletter_compare.py)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--content", required=True, help="the edition's JSON")
