@@ -65,8 +65,10 @@ SITE_URL = env("SITE_URL", "http://localhost:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", SITE_URL)
 
 INSTALLED_APPS = [
-    # First, so that its templates (the admin login with a code field) override the admin's.
+    # First, so that their templates (the admin login with a code field, the front page's
+    # dashboard) override the admin's.
     "newsroom",
+    "staff",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

@@ -62,7 +62,7 @@ class Subscriber(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        # Exporting addresses is its own right, beyond viewing them (newsroom.roles).
+        # Exporting addresses is its own right, beyond viewing them (staff.roles).
         permissions = [("export_subscribers", "Can export confirmed subscribers as CSV")]
 
     def __str__(self) -> str:
