@@ -3,7 +3,7 @@
 Seeds (once) a PostgreSQL database with 1,000,000 gifts over three years, 40,000
 recurring plans, 20 appeals, 200,000 subscriptions to three newsletters and 30 editions
 with their deliveries and tracking events, all with INSERT ... SELECT generate_series.
-Then, several times, times each figure of `newsroom.dashboard` and the whole admin
+Then, several times, times each figure of `staff.dashboard` and the whole admin
 front page through Django's test client (signed in as a superuser), and prints the
 median and the slowest run with the number of queries.
 
@@ -221,7 +221,7 @@ def main() -> None:
     from django_otp import DEVICE_ID_SESSION_KEY
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    from newsroom import dashboard
+    from staff import dashboard
 
     call_command("migrate", verbosity=0)
     seed(args)

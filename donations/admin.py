@@ -471,7 +471,7 @@ class StripeEventAdmin(admin.ModelAdmin):
         return event.error.strip().splitlines()[-1][:120] if event.error else ""
 
     # Re-running a webhook event changes gifts and plans: for those who may change
-    # Stripe events (Admins), not for Development, who may only view them (newsroom.roles).
+    # Stripe events (Admins), not for Development, who may only view them (staff.roles).
     # Without the permission Django neither lists the action nor runs a forged POST of it.
     @admin.action(description="Process the selected events again", permissions=["change"])
     def process_again(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> None:

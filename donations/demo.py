@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from donations.models import Appeal, Frequency, Gift, PaymentFailureNotice, Placement, RecurringPlan
 from donations.money import fee_cents, format_cents
-from newsroom.demo import dates_restore
+from newsroom.demo import FIRST_NAMES, LAST_NAMES, dates_restore
 
 APPEALS = [
     {
@@ -156,80 +156,6 @@ MONTHLY_PLANS = 140
 ANNUAL_PLANS = 28
 PAST_DUE_DAYS_AGO = (3, 9)  # two monthly renewals that failed, waiting for a new card
 DOMAINS = ("mail.example", "post.example", "inbox.example")
-FIRST_NAMES = (
-    "Layla",
-    "Sami",
-    "Dina",
-    "Karim",
-    "Maya",
-    "Tariq",
-    "Hana",
-    "Yusuf",
-    "Noa",
-    "Elias",
-    "Rima",
-    "Adam",
-    "Salma",
-    "Jonas",
-    "Leah",
-    "Omar",
-    "Zeina",
-    "David",
-    "Farah",
-    "Nabil",
-    "Mira",
-    "Hassan",
-    "Tamar",
-    "Ziad",
-    "Lina",
-    "Amir",
-    "Sara",
-    "Fadi",
-    "Nour",
-    "Daniel",
-    "Aya",
-    "George",
-    "Reem",
-    "Michael",
-    "Huda",
-    "Ilan",
-    "Yasmin",
-    "Bassam",
-    "Ruth",
-    "Khalil",
-)
-LAST_NAMES = (
-    "Haddad",
-    "Nassar",
-    "Khoury",
-    "Levi",
-    "Mansour",
-    "Saleh",
-    "Azar",
-    "Cohen",
-    "Darwish",
-    "Hamdan",
-    "Shapiro",
-    "Aoun",
-    "Barakat",
-    "Mizrahi",
-    "Sabbagh",
-    "Friedman",
-    "Jaber",
-    "Karam",
-    "Rosen",
-    "Youssef",
-    "Tannous",
-    "Ben-David",
-    "Issa",
-    "Marouf",
-    "Peretz",
-    "Qasem",
-    "Halabi",
-    "Stein",
-    "Abboud",
-    "Nasser",
-)
 # How a day's gifts spread over its hours, in the newsroom's time zone.
 GIFTS_BY_HOUR = (1, 1, 1, 1, 1, 2, 3, 5, 7, 8, 8, 7, 7, 6, 6, 6, 6, 7, 8, 9, 10, 9, 6, 3)
 ONE_TIME_AMOUNTS = (  # cents, weight
@@ -547,3 +473,8 @@ def seed_history(*, now: datetime | None = None) -> list[str]:
         f"{statuses[RecurringPlan.Status.PAST_DUE]} past due after a failed renewal, "
         f"{statuses[RecurringPlan.Status.CANCELED]} cancelled)."
     ]
+
+
+def seed_demo(*, now: datetime) -> list[str]:
+    """This app's part of `manage.py seed_demo`: the appeals, then the giving history."""
+    return [*seed(), *seed_history(now=now)]

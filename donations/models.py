@@ -209,14 +209,14 @@ class Gift(models.Model):
         indexes = [
             models.Index(fields=["status", "paid_at"]),
             # The dashboard sums each appeal's gifts from this index alone (an index-only
-            # scan on PostgreSQL), never reading the table: newsroom.dashboard.appeal_funnels.
+            # scan on PostgreSQL), never reading the table: staff.dashboard.appeal_funnels.
             models.Index(
                 fields=["appeal", "status", "amount_cents", "refunded_cents"],
                 name="gift_appeal_results",
                 condition=Q(appeal__isnull=False),
             ),
         ]
-        # Staff acts that Django's add/change/delete/view do not cover (newsroom.roles).
+        # Staff acts that Django's add/change/delete/view do not cover (staff.roles).
         permissions = [
             ("refund_gift", "Can refund gifts at Stripe"),
             ("export_gifts", "Can export gifts as CSV"),

@@ -23,7 +23,7 @@ from django.db.models.signals import m2m_changed, post_save, pre_save
 from django.http import HttpRequest
 
 from newsroom.models import AuditEntry
-from newsroom.security import client_ip
+from newsroom.security import client_ip, email_hash
 
 Action = AuditEntry.Action
 
@@ -186,13 +186,10 @@ def subscriber_deletion_record(*, subscriber, actor: Actor | None, by: str) -> A
     The address itself is not kept: deletion is the reader asking to be forgotten. The
     hash is the one the suppression list already holds.
     """
-    from subscriptions.models import email_hash
-
     return audit_record(
         action=Action.SUBSCRIBER_DELETE,
         actor=actor,
-        object_type="subscriptions.subscriber",
-        object_id=str(subscriber.pk),
+        obj=subscriber,
         object_repr=f"subscriber {subscriber.pk}",
         details={"by": by, "email_sha256": email_hash(subscriber.email)},
     )

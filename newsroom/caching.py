@@ -1,8 +1,8 @@
 """The server-side page cache for anonymous readers, and the content version that keys it.
 
-A page is stored under its path, query and the reader's appeal state
-(`donations.selectors.reader_state_key`), together with the content version it was
-rendered at. A hit fetches the current version and the page in one round trip
+A page is stored under its path, query and the reader's variant (the callable that
+settings.PAGE_CACHE_READER_KEY names, e.g. the reader's appeal state), together with the
+content version it was rendered at. A hit fetches the current version and the page in one round trip
 (`get_many`) and serves the page only when the two versions match. Publishing or
 editing anything bumps the version, so every page is fresh at once; and the version
 also moves by itself when the next scheduled article's time comes, so a scheduled
@@ -23,6 +23,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.utils.http import http_date, parse_http_date_safe
+from django.utils.module_loading import import_string
 
 STATE_KEY = "newsroom:content-state"
 # Headers a stored page keeps; everything else (cookies above all) is never stored.
@@ -72,11 +73,17 @@ def is_signed_in(request: HttpRequest) -> bool:
     return request.user.is_authenticated
 
 
-def _page_key(request: HttpRequest) -> str:
-    from donations.selectors import reader_state_key
+def _reader_key(request: HttpRequest) -> str:
+    """The reader's variant of every page, from the callable PAGE_CACHE_READER_KEY names."""
+    dotted_path = settings.PAGE_CACHE_READER_KEY
+    # Looked up on each call, as CHECKOUT_CAPTCHA_CHECK is: after the first import it is a
+    # dictionary lookup, and a changed setting or a patched function is taken at once.
+    return import_string(dotted_path)(request) if dotted_path else ""
 
+
+def _page_key(request: HttpRequest) -> str:
     path = hashlib.sha256(request.get_full_path().encode()).hexdigest()[:32]
-    return f"newsroom:page:{reader_state_key(request)}:{path}"
+    return f"newsroom:page:{_reader_key(request)}:{path}"
 
 
 def _lookup(request: HttpRequest) -> tuple[dict, str, dict | None]:

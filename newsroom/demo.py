@@ -1,4 +1,4 @@
-"""What the apps' demo data share: putting back the dates Django sets on insert."""
+"""What the apps' demo data share: people's names, and putting back the dates set on insert."""
 
 from __future__ import annotations
 
@@ -6,6 +6,82 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import connection, models
+
+# Both apps' demo donors and readers are named from these.
+FIRST_NAMES = (
+    "Layla",
+    "Sami",
+    "Dina",
+    "Karim",
+    "Maya",
+    "Tariq",
+    "Hana",
+    "Yusuf",
+    "Noa",
+    "Elias",
+    "Rima",
+    "Adam",
+    "Salma",
+    "Jonas",
+    "Leah",
+    "Omar",
+    "Zeina",
+    "David",
+    "Farah",
+    "Nabil",
+    "Mira",
+    "Hassan",
+    "Tamar",
+    "Ziad",
+    "Lina",
+    "Amir",
+    "Sara",
+    "Fadi",
+    "Nour",
+    "Daniel",
+    "Aya",
+    "George",
+    "Reem",
+    "Michael",
+    "Huda",
+    "Ilan",
+    "Yasmin",
+    "Bassam",
+    "Ruth",
+    "Khalil",
+)
+LAST_NAMES = (
+    "Haddad",
+    "Nassar",
+    "Khoury",
+    "Levi",
+    "Mansour",
+    "Saleh",
+    "Azar",
+    "Cohen",
+    "Darwish",
+    "Hamdan",
+    "Shapiro",
+    "Aoun",
+    "Barakat",
+    "Mizrahi",
+    "Sabbagh",
+    "Friedman",
+    "Jaber",
+    "Karam",
+    "Rosen",
+    "Youssef",
+    "Tannous",
+    "Ben-David",
+    "Issa",
+    "Marouf",
+    "Peretz",
+    "Qasem",
+    "Halabi",
+    "Stein",
+    "Abboud",
+    "Nasser",
+)
 
 
 def dates_restore(
@@ -22,8 +98,11 @@ def dates_restore(
         return
     model = type(objects[0])
     field = model._meta.get_field(field_name)
-    quote = connection.ops.quote_name
-    sql = f"UPDATE {quote(model._meta.db_table)} SET {quote(field.column)} = %s WHERE {quote(model._meta.pk.column)} = %s"  # noqa: S608  (names are the model's own)
+    table, column, pk = (
+        connection.ops.quote_name(name)
+        for name in (model._meta.db_table, field.column, model._meta.pk.column)
+    )
+    sql = f"UPDATE {table} SET {column} = %s WHERE {pk} = %s"  # noqa: S608  (the model's own names)
     rows = []
     for obj, value in zip(objects, values, strict=True):
         setattr(obj, field.attname, value)

@@ -9,6 +9,7 @@ address is the one our own proxies report (`client_ip`).
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Callable
 
@@ -188,3 +189,8 @@ class StaffLoginForm(AdminAuthenticationForm):
             raise ValidationError(self.error_messages["otp_invalid"], code="otp_invalid")
         # django_otp's user_logged_in receiver stores this device in the session.
         user.otp_device = device
+
+
+def email_hash(email: str) -> str:
+    """The SHA-256 of a normalised address: how it is kept where the address itself is not."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()

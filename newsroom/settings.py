@@ -65,8 +65,10 @@ SITE_URL = env("SITE_URL", "http://localhost:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", SITE_URL)
 
 INSTALLED_APPS = [
-    # First, so that its templates (the admin login with a code field) override the admin's.
+    # First, so that their templates (the admin login with a code field, the front page's
+    # dashboard) override the admin's.
     "newsroom",
+    "staff",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -158,6 +160,9 @@ else:
 # Anonymous pages are cached whole for this many seconds, server-side and by a CDN
 # (`s-maxage`); publishing or editing an article makes them fresh at once.
 PAGE_CACHE_SECONDS = env_int("PAGE_CACHE_SECONDS", 300)
+# Dotted path to a callable(request) -> str: the part of a cached page's key that differs
+# between readers (an appeal dismissed, a recent gift); empty: every reader shares a page.
+PAGE_CACHE_READER_KEY = "donations.selectors.reader_state_key"
 
 # --- celery -----------------------------------------------------------------
 
@@ -357,7 +362,8 @@ ADMIN_MAX_REQUEST_BODY_BYTES = env_int("ADMIN_MAX_REQUEST_BODY_BYTES", 20 * 1024
 # Where the admin lives; a path nobody guesses keeps the login page out of scanners' way.
 ADMIN_URL = env("ADMIN_URL", "admin/").strip("/") + "/"
 
-# Content Security Policy (django-csp 4, https://django-csp.readthedocs.io/en/latest/configuration.html).
+# Content Security Policy (django-csp 4,
+# https://django-csp.readthedocs.io/en/latest/configuration.html).
 # Scripts and styles come from our own static files only; the only other origin is
 # Stripe's hosted Checkout and customer portal, which the donate and "manage my giving"
 # forms are redirected to (form-action covers redirects after a submission).
@@ -380,7 +386,8 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # Staff login: django-axes locks a username from one address out after this many
-# failures in a row, for this many minutes (https://django-axes.readthedocs.io/en/latest/4_configuration.html).
+# failures in a row, for this many minutes
+# (https://django-axes.readthedocs.io/en/latest/4_configuration.html).
 AXES_FAILURE_LIMIT = env_int("STAFF_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("STAFF_LOGIN_COOLOFF_MINUTES", 30))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

@@ -11,7 +11,7 @@ from django.http import Http404
 from django.urls import URLPattern, include, path, re_path
 from django.views.static import serve
 
-from newsroom import feeds, otp_views, views
+from newsroom import feeds, views
 from newsroom.caching import public_page
 from newsroom.security import StaffLoginForm
 from newsroom.sitemaps import SITEMAPS, news_sitemap
@@ -76,8 +76,8 @@ urlpatterns = [
     ),
     path("news-sitemap.xml", news_sitemap, name="news_sitemap"),
     path("robots.txt", views.robots_txt, name="robots_txt"),
-    # Staff set up two-factor sign-in before the admin opens (newsroom.security).
-    path(f"{settings.ADMIN_URL}two-factor/", otp_views.setup, name="staff_otp_setup"),
+    # The staff app's pages (two-factor setup) first: the admin's catch-all would answer them.
+    path(settings.ADMIN_URL, include("staff.urls")),
     path(settings.ADMIN_URL, admin.site.urls),
     path("webhooks/anymail/", include((esp_tracking_webhooks(), "anymail"))),
     path("", include("donations.urls")),

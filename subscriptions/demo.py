@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from newsroom.demo import dates_restore
+from newsroom.demo import FIRST_NAMES, LAST_NAMES, dates_restore
 from newsroom.models import Category, Topic
 from subscriptions import services
 from subscriptions.digest import compose_contents, group_key
@@ -44,7 +44,9 @@ def seed() -> list[str]:
             slug="mideast-daily",
             defaults={
                 "name": "Mideast Daily",
-                "description": "The stories that matter across the region, in your inbox before breakfast.",
+                "description": (
+                    "The stories that matter across the region, in your inbox before breakfast."
+                ),
                 "cadence": Newsletter.Cadence.DAILY,
                 "send_hour": 6,
             },
@@ -76,9 +78,8 @@ def seed() -> list[str]:
                     ),
                 )
             follows = Follow.objects.filter(subscriber=subscriber).count()
-            lines.append(
-                f"subscriber {email}: {'created' if made else 'already there'}, confirmed, {follows} follows"
-            )
+            made_now = "created" if made else "already there"
+            lines.append(f"subscriber {email}: {made_now}, confirmed, {follows} follows")
     return lines
 
 
@@ -128,8 +129,6 @@ def _token(rng: random.Random, length: int = 12) -> str:
 
 
 def _readers(rng: random.Random, *, now: datetime, profiles: list) -> list[_Reader]:
-    from donations.demo import FIRST_NAMES, LAST_NAMES
-
     tz = ZoneInfo(settings.TIME_ZONE)
     moments = [
         now - timedelta(days=rng.randint(HISTORY_DAYS + 5, 700), minutes=rng.randrange(1440))
@@ -434,3 +433,8 @@ OUTCOMES = {
     "bounced": f"suppressed ({Suppression.Reason.HARD_BOUNCE})",
     "complained": "suppressed (complaint)",
 }
+
+
+def seed_demo(*, now: datetime) -> list[str]:
+    """This app's part of `manage.py seed_demo`: the newsletter and readers, then the history."""
+    return [*seed(), *seed_history(now=now)]

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 
-
-def email_hash(email: str) -> str:
-    """The SHA-256 of a normalised address: what the suppression list keeps."""
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+# What the suppression list keeps; offered here too, beside the Suppression model.
+from newsroom.security import email_hash as email_hash
 
 
 class Newsletter(models.Model):
@@ -62,7 +58,7 @@ class Subscriber(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        # Exporting addresses is its own right, beyond viewing them (newsroom.roles).
+        # Exporting addresses is its own right, beyond viewing them (staff.roles).
         permissions = [("export_subscribers", "Can export confirmed subscribers as CSV")]
 
     def __str__(self) -> str:

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.test import Client
 
-from newsroom import roles
+from staff import roles
 from tests.donations.conftest import _donation_settings, fake_stripe  # noqa: F401
 from tests.factories import StaffFactory, UserFactory
 from tests.helpers import login_staff

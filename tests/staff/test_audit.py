@@ -8,8 +8,8 @@ from django.test import Client
 from django.urls import reverse
 
 from donations import stripe_api
-from newsroom import roles
 from newsroom.models import AuditEntry
+from staff import roles
 from subscriptions import tokens
 from subscriptions.models import Subscriber, email_hash
 from tests.donations.factories import GiftFactory, PaidGiftFactory

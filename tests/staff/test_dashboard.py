@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from donations.models import Frequency, Gift, PaymentFailureNotice, RecurringPlan
-from newsroom import dashboard
+from staff import dashboard
 from subscriptions.models import ConsentRecord, Delivery, Edition, Subscription, TrackingEvent
 from tests.donations.factories import AppealFactory, GiftFactory, PaidGiftFactory, PlanFactory
 from tests.factories import NewsletterFactory, StaffFactory, SubscriberFactory, SubscriptionFactory

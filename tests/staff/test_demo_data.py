@@ -14,7 +14,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from donations.models import Appeal, Frequency, Gift, PaymentFailureNotice, RecurringPlan
-from newsroom import dashboard
+from staff import dashboard
 from subscriptions.digest import digest_plan
 from subscriptions.models import (
     ConsentRecord,

@@ -220,7 +220,7 @@ def test_exports_refused_without_the_permission_are_not_logged(editor, fundraise
 def test_the_subscriber_list_offers_the_export_only_to_who_may_use_it(audience_editor, sign_in):
     from django.contrib.auth.models import Permission
 
-    from newsroom import roles
+    from staff import roles
 
     link = "Export confirmed subscribers (CSV)"
     assert (

@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 
 from donations.models import Gift
-from newsroom import roles
+from staff import roles
 from tests.donations.factories import AppealFactory, PaidGiftFactory
 from tests.factories import ArticleFactory, CategoryFactory, SubscriberFactory
 

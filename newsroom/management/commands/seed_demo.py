@@ -1,5 +1,7 @@
-"""Load the demo newsroom: sections, authors, articles with photos, a staff login, then each app's demo.
+"""Load the demo: sections, authors, articles with photos, a staff login, then each app's demo.
 
+Each installed app with a `demo` module offering `seed_demo(*, now) -> list[str]` loads
+its own data and returns the lines to print; apps are asked in INSTALLED_APPS order.
 Running it again updates the same rows (nothing is duplicated; the giving and
 readership history is made only once) and resets the editor's password, which it
 prints with how to pass the two-factor sign-in.
@@ -9,8 +11,10 @@ from __future__ import annotations
 
 import io
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
+from importlib import import_module
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
@@ -18,6 +22,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.module_loading import module_has_submodule
 from PIL import Image, ImageDraw
 
 from newsroom import services
@@ -72,7 +77,8 @@ AUTHORS = [
 ]
 
 # (slug, headline, dek, category, topics, authors, hours ago (negative: scheduled ahead;
-# None: draft), top story rank, language, paragraphs, pull quotes, photo caption, photo credit, photo colours)
+# None: draft), top story rank, language, paragraphs, pull quotes, photo caption,
+# photo credit, photo colours)
 ARTICLES = [
     (
         "valley-farmers-trade-flood-canals-for-drip-lines",
@@ -411,6 +417,18 @@ def _two_factor_lines(user) -> list[str]:
     ]
 
 
+def apps_demo_seed(*, now: datetime) -> list[str]:
+    """Ask each installed app's `demo.seed_demo` for its data, in INSTALLED_APPS order."""
+    lines: list[str] = []
+    for app_config in apps.get_app_configs():
+        if not module_has_submodule(app_config.module, "demo"):
+            continue
+        seed = getattr(import_module(f"{app_config.name}.demo"), "seed_demo", None)
+        if seed is not None:  # newsroom.demo holds shared helpers, not a demo of its own
+            lines += seed(now=now)
+    return lines
+
+
 class Command(BaseCommand):
     help = "Load the demo newsroom (idempotent) and print how to log in."
 
@@ -491,16 +509,10 @@ class Command(BaseCommand):
         editor.set_password(password)
         editor.save()
 
-        from donations import demo as donations_demo
-        from subscriptions import demo as subscriptions_demo
-
         lines = [
             f"Newsroom: {len(CATEGORIES)} categories, {len(TOPICS)} topics, {len(AUTHORS)} authors, "
             f"{len(ARTICLES)} articles (one scheduled, one draft, one in Arabic).",
-            *donations_demo.seed(),
-            *donations_demo.seed_history(now=now),
-            *subscriptions_demo.seed(),
-            *subscriptions_demo.seed_history(now=now),
+            *apps_demo_seed(now=now),
             "",
             f"Open the site:   {settings.SITE_URL}{reverse('home')}",
             f"Staff admin:     {settings.SITE_URL}{reverse('admin:index')}",

@@ -8,7 +8,7 @@ from django import template
 from django.urls import reverse
 
 from donations.money import format_cents
-from newsroom import charts, dashboard
+from staff import charts, dashboard
 
 register = template.Library()
 
@@ -140,7 +140,7 @@ def _edition_charts(editions: list[dashboard.EditionStats]) -> dict:
     }
 
 
-@register.inclusion_tag("admin/newsroom/dashboard.html", takes_context=True)
+@register.inclusion_tag("staff/dashboard.html", takes_context=True)
 def staff_dashboard(context) -> dict:
     """The sections the signed-in staff member may see, charts drawn, tables ready."""
     user = context["request"].user

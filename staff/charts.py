@@ -221,7 +221,8 @@ def grouped_bars(
             y = y0 + index * bar_h
             parts.append(
                 format_html(
-                    '<rect class="s{}" x="{}" y="{}" width="{}" height="{}"><title>{}: {} {}</title></rect>'
+                    '<rect class="s{}" x="{}" y="{}" width="{}" height="{}">'
+                    "<title>{}: {} {}</title></rect>"
                     '<text class="dash-value" x="{}" y="{}">{}</text>',
                     index,
                     label_w,

@@ -85,4 +85,4 @@ def setup(request: HttpRequest) -> HttpResponse:
         "next": _next_url(request),
     }
     status = 400 if form.is_bound and form.errors else 200
-    return render(request, "admin/otp_setup.html", context, status=status)
+    return render(request, "staff/otp_setup.html", context, status=status)

@@ -1,10 +1,11 @@
 """Staff roles as Django groups: what each desk may do in the admin.
 
-The definition lives here, not in the admin. The data migration `0004_staff_roles`
-creates the groups, and after every `migrate` (post_migrate, see NewsroomConfig.ready)
-each group's permissions are set to this definition again, so a model added later
-reaches the roles that own its app (Admins get every permission there is). Change a
-role here; a change made to the group in the admin is undone by the next migrate.
+The definition lives here, not in the admin. The data migration
+`newsroom.0004_staff_roles` creates the groups (from its own frozen copy), and after
+every `migrate` (post_migrate, see StaffConfig.ready) each group's permissions are set
+to this definition again, so a model added later reaches the roles that own its app
+(Admins get every permission there is). Change a role here; a change made to the group
+in the admin is undone by the next migrate.
 """
 
 from __future__ import annotations
