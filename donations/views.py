@@ -35,6 +35,7 @@ from donations.forms import UTM_FIELDS, DonateForm, ManageLinkForm, preset_amoun
 from donations.models import Appeal, Frequency, Gift, Placement
 from donations.money import fee_cents, fee_description, format_cents
 from donations.tasks import manage_link_send_task
+from newsroom.security import client_ip
 
 # A transparent 1x1 GIF: the impression beacon.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -44,18 +45,6 @@ TOO_MANY = (
     "Too many attempts in a short time. Please wait a few minutes and try again. "
     "Nothing has been charged."
 )
-
-
-def client_ip(request: HttpRequest) -> str:
-    """The reader's address; behind our TLS proxy, the one that proxy appended.
-
-    Only the last X-Forwarded-For entry is written by our own proxy; earlier ones
-    come from the client and can be forged, so a bot cannot rotate its rate-limit key.
-    """
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if getattr(settings, "SECURE_PROXY_SSL_HEADER", None) and forwarded:
-        return forwarded.split(",")[-1].strip()
-    return request.META.get("REMOTE_ADDR", "")
 
 
 def _too_many() -> HttpResponse:

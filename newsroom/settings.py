@@ -289,8 +289,8 @@ DONATION_MANAGE_LINK_MINUTES = env_int("DONATION_MANAGE_LINK_MINUTES", 60)
 # --- subscriptions ----------------------------------------------------------
 
 SUBSCRIPTIONS_CONFIRM_MAX_AGE_DAYS = env_int("SUBSCRIPTIONS_CONFIRM_MAX_AGE_DAYS", 7)
-# How many proxies in front of the app append to X-Forwarded-For (0: trust REMOTE_ADDR only).
-# The signup and follow rate limits and the consent records use the address found this way.
+# How many proxies in front of the app append to X-Forwarded-For (0: trust REMOTE_ADDR only);
+# the default of CLIENT_IP_PROXY_HOPS.
 SUBSCRIPTIONS_PROXY_HOPS = env_int("SUBSCRIPTIONS_PROXY_HOPS", 0)
 
 # --- web --------------------------------------------------------------------
@@ -389,7 +389,8 @@ AXES_LOCKOUT_CALLABLE = "newsroom.security.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "newsroom.security.client_ip"
 AXES_VERBOSE = False  # no banner on every command; lockouts are still logged
 # The header our own proxies write the client's address into, and how many of them
-# append to it: the same rule as SUBSCRIPTIONS_PROXY_HOPS, whose value is the default.
+# append to it. newsroom.security.client_ip reads the address this way for every rate
+# limit, consent record and the staff lockout.
 CLIENT_IP_HEADER = env("CLIENT_IP_HEADER", "HTTP_X_FORWARDED_FOR")
 CLIENT_IP_PROXY_HOPS = env_int("CLIENT_IP_PROXY_HOPS", SUBSCRIPTIONS_PROXY_HOPS)
 

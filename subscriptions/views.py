@@ -33,6 +33,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from newsroom import audit
 from newsroom.models import Category, Topic
+from newsroom.security import client_ip
 from subscriptions import follows as reader_follows
 from subscriptions import ratelimit, selectors, services, tokens
 from subscriptions.forms import DeleteForm, FollowForm, PreferencesForm, SignupForm
@@ -41,24 +42,6 @@ from subscriptions.models import Newsletter, Subscription
 # Per client address: enough for a household behind one NAT, too few for a list-bomber.
 SUBSCRIBE_LIMIT = (10, 600)
 FOLLOW_LIMIT = (120, 600)
-
-
-def client_ip(request: HttpRequest) -> str:
-    """The reader's address: REMOTE_ADDR, or the one our own proxies put in X-Forwarded-For.
-
-    Each proxy appends the address it saw, so with N trusted proxies the Nth entry from
-    the end is the reader's; entries before it are whatever the client claimed.
-    """
-    hops = settings.SUBSCRIPTIONS_PROXY_HOPS
-    if hops:
-        forwarded = [
-            part.strip()
-            for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
-            if part.strip()
-        ]
-        if len(forwarded) >= hops:
-            return forwarded[-hops]
-    return request.META.get("REMOTE_ADDR", "")
 
 
 def _meta(request: HttpRequest, source: str) -> services.RequestMeta:
