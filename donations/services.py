@@ -38,6 +38,7 @@ from donations.models import (
     UsedManageToken,
 )
 from donations.money import fee_cents, format_cents
+from newsroom.links import absolute
 from subscriptions.selectors import suppressed_among
 
 logger = logging.getLogger(__name__)
@@ -68,10 +69,6 @@ class WaitingFor(Exception):
     def __init__(self, stripe_id: str):
         super().__init__(f"waiting for {stripe_id}")
         self.stripe_id = stripe_id
-
-
-def absolute(path: str) -> str:
-    return settings.SITE_URL + path
 
 
 def _from_timestamp(value: int | None) -> datetime | None:

@@ -36,6 +36,7 @@ from donations.models import Appeal, Frequency, Gift, Placement
 from donations.money import fee_cents, fee_description, format_cents
 from donations.tasks import manage_link_send_task
 from newsroom import ratelimit
+from newsroom.links import absolute
 from newsroom.security import client_ip
 
 # A transparent 1x1 GIF: the impression beacon.
@@ -368,7 +369,7 @@ def manage_portal(request: HttpRequest) -> HttpResponse:
         return redirect("donations:manage")
     try:
         url = services.portal_url(
-            email=email, return_url=services.absolute(reverse("donations:manage_giving"))
+            email=email, return_url=absolute(reverse("donations:manage_giving"))
         )
     except stripe_api.StripeError:
         url = None
