@@ -214,6 +214,11 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Mideast Daily <daily@newsroom.ex
 SERVER_EMAIL = env("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 # The mailbox that receives `mailto:` unsubscribe requests (RFC 2369 List-Unsubscribe).
 UNSUBSCRIBE_MAILTO = env("UNSUBSCRIBE_MAILTO", "unsubscribe@newsroom.example")
+# Dotted path to a callable(emails) -> set of those that must get no email (bounced,
+# complained, deleted, or suppressed by staff), asked by newsroom.mail before each send.
+EMAIL_SUPPRESSION_CHECK = (
+    env("EMAIL_SUPPRESSION_CHECK") or "subscriptions.selectors.suppressed_among"
+)
 
 # Every ANYMAIL_* variable is handed to django-anymail as it is, e.g.
 # ANYMAIL_MAILGUN_API_KEY, ANYMAIL_POSTMARK_SERVER_TOKEN, ANYMAIL_WEBHOOK_SECRET.
