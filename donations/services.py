@@ -18,10 +18,9 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
-from django.core.mail import EmailMultiAlternatives, mail_admins
+from django.core.mail import mail_admins
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
@@ -38,7 +37,8 @@ from donations.models import (
     UsedManageToken,
 )
 from donations.money import fee_cents, format_cents
-from subscriptions.selectors import suppressed_among
+from newsroom import mail
+from newsroom.links import absolute
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +68,6 @@ class WaitingFor(Exception):
     def __init__(self, stripe_id: str):
         super().__init__(f"waiting for {stripe_id}")
         self.stripe_id = stripe_id
-
-
-def absolute(path: str) -> str:
-    return settings.SITE_URL + path
 
 
 def _from_timestamp(value: int | None) -> datetime | None:
@@ -702,35 +698,23 @@ def stripe_reconcile(*, since: timedelta) -> dict[str, int]:
 
 
 def org_context() -> dict:
+    """The organisation's footer, the thank-you's signer and the "manage my giving" link."""
     return {
-        "NEWSROOM_NAME": settings.NEWSROOM_NAME,
-        "ORG_LEGAL_NAME": settings.ORG_LEGAL_NAME,
-        "ORG_ADDRESS": settings.ORG_ADDRESS,
-        "ORG_TAX_ID": settings.ORG_TAX_ID,
+        **mail.org_context(),
         "SIGNER_NAME": settings.THANK_YOU_SIGNER_NAME,
         "SIGNER_TITLE": settings.THANK_YOU_SIGNER_TITLE,
-        "SITE_URL": settings.SITE_URL,
         "manage_url": absolute(reverse("donations:manage")),
     }
 
 
 def _send(*, template: str, to: str, context: dict) -> bool:
-    """Render donations/emails/<template>.{txt,html} (+ _subject.txt) and send; False if suppressed."""
-    if suppressed_among([to]):
-        logger.info("not emailing a suppressed address (%s)", template)
-        return False
-    context = {**org_context(), **context}
-    base = f"donations/emails/{template}"
-    subject = " ".join(render_to_string(f"{base}_subject.txt", context).split())
-    message = EmailMultiAlternatives(
-        subject=subject,
-        body=render_to_string(f"{base}.txt", context),
+    """Send donations/emails/<template> from the giving address; False if suppressed."""
+    return mail.send(
+        template=f"donations/emails/{template}",
+        to=to,
+        context={**org_context(), **context},
         from_email=settings.DONATION_FROM_EMAIL,
-        to=[to],
     )
-    message.attach_alternative(render_to_string(f"{base}.html", context), "text/html")
-    message.send()
-    return True
 
 
 def receipt_send(*, gift_id: int) -> bool:

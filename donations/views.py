@@ -30,11 +30,14 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from donations import ratelimit, reader_state, selectors, services, stripe_api
+from donations import reader_state, selectors, services, stripe_api
 from donations.forms import UTM_FIELDS, DonateForm, ManageLinkForm, preset_amounts
 from donations.models import Appeal, Frequency, Gift, Placement
 from donations.money import fee_cents, fee_description, format_cents
 from donations.tasks import manage_link_send_task
+from newsroom import ratelimit
+from newsroom.links import absolute
+from newsroom.security import client_ip
 
 # A transparent 1x1 GIF: the impression beacon.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -44,18 +47,6 @@ TOO_MANY = (
     "Too many attempts in a short time. Please wait a few minutes and try again. "
     "Nothing has been charged."
 )
-
-
-def client_ip(request: HttpRequest) -> str:
-    """The reader's address; behind our TLS proxy, the one that proxy appended.
-
-    Only the last X-Forwarded-For entry is written by our own proxy; earlier ones
-    come from the client and can be forged, so a bot cannot rotate its rate-limit key.
-    """
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if getattr(settings, "SECURE_PROXY_SSL_HEADER", None) and forwarded:
-        return forwarded.split(",")[-1].strip()
-    return request.META.get("REMOTE_ADDR", "")
 
 
 def _too_many() -> HttpResponse:
@@ -162,7 +153,9 @@ def donate(request: HttpRequest) -> HttpResponse:
         patch_vary_headers(response, ["Cookie"])
         return response
 
-    if not ratelimit.hit(f"ip:{client_ip(request)}", settings.CHECKOUT_RATE_LIMIT_PER_IP):
+    if not ratelimit.allow(
+        f"checkout-ip:{client_ip(request)}", rate=settings.CHECKOUT_RATE_LIMIT_PER_IP
+    ):
         return _too_many()
     form = DonateForm(request.POST, presets=presets)
     if form.is_honeypot_filled:
@@ -171,8 +164,8 @@ def donate(request: HttpRequest) -> HttpResponse:
         )
     status = 400
     if form.is_valid():
-        email_key = f"email:{form.cleaned_data['email'].strip().lower()}"
-        if not ratelimit.hit(email_key, settings.CHECKOUT_RATE_LIMIT_PER_EMAIL):
+        email_key = f"checkout-email:{form.cleaned_data['email'].strip().lower()}"
+        if not ratelimit.allow(email_key, rate=settings.CHECKOUT_RATE_LIMIT_PER_EMAIL):
             return _too_many()
         if settings.CHECKOUT_CAPTCHA_CHECK and not import_string(settings.CHECKOUT_CAPTCHA_CHECK)(
             request
@@ -304,13 +297,15 @@ def manage(request: HttpRequest) -> HttpResponse:
     """Ask for a sign-in link; the answer is the same whether we know the address or not."""
     if request.method != "POST":
         return render(request, "donations/manage_request.html", {"form": ManageLinkForm()})
-    if not ratelimit.hit(f"manage-ip:{client_ip(request)}", settings.CHECKOUT_RATE_LIMIT_PER_IP):
+    if not ratelimit.allow(
+        f"manage-ip:{client_ip(request)}", rate=settings.CHECKOUT_RATE_LIMIT_PER_IP
+    ):
         return _too_many()
     form = ManageLinkForm(request.POST)
     if not form.is_valid():
         return render(request, "donations/manage_request.html", {"form": form}, status=400)
     email = form.cleaned_data["email"].strip().lower()
-    if ratelimit.hit(f"manage-email:{email}", settings.CHECKOUT_RATE_LIMIT_PER_EMAIL):
+    if ratelimit.allow(f"manage-email:{email}", rate=settings.CHECKOUT_RATE_LIMIT_PER_EMAIL):
         # Sent by a task after the response, so the answer takes as long for an
         # address we know as for one we do not.
         manage_link_send_task.delay_on_commit(email)
@@ -374,7 +369,7 @@ def manage_portal(request: HttpRequest) -> HttpResponse:
         return redirect("donations:manage")
     try:
         url = services.portal_url(
-            email=email, return_url=services.absolute(reverse("donations:manage_giving"))
+            email=email, return_url=absolute(reverse("donations:manage_giving"))
         )
     except stripe_api.StripeError:
         url = None

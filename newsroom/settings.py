@@ -219,6 +219,11 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Mideast Daily <daily@newsroom.ex
 SERVER_EMAIL = env("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 # The mailbox that receives `mailto:` unsubscribe requests (RFC 2369 List-Unsubscribe).
 UNSUBSCRIBE_MAILTO = env("UNSUBSCRIBE_MAILTO", "unsubscribe@newsroom.example")
+# Dotted path to a callable(emails) -> set of those that must get no email (bounced,
+# complained, deleted, or suppressed by staff), asked by newsroom.mail before each send.
+EMAIL_SUPPRESSION_CHECK = (
+    env("EMAIL_SUPPRESSION_CHECK") or "subscriptions.selectors.suppressed_among"
+)
 
 # Every ANYMAIL_* variable is handed to django-anymail as it is, e.g.
 # ANYMAIL_MAILGUN_API_KEY, ANYMAIL_POSTMARK_SERVER_TOKEN, ANYMAIL_WEBHOOK_SECRET.
@@ -294,8 +299,8 @@ DONATION_MANAGE_LINK_MINUTES = env_int("DONATION_MANAGE_LINK_MINUTES", 60)
 # --- subscriptions ----------------------------------------------------------
 
 SUBSCRIPTIONS_CONFIRM_MAX_AGE_DAYS = env_int("SUBSCRIPTIONS_CONFIRM_MAX_AGE_DAYS", 7)
-# How many proxies in front of the app append to X-Forwarded-For (0: trust REMOTE_ADDR only).
-# The signup and follow rate limits and the consent records use the address found this way.
+# How many proxies in front of the app append to X-Forwarded-For (0: trust REMOTE_ADDR only);
+# the default of CLIENT_IP_PROXY_HOPS.
 SUBSCRIPTIONS_PROXY_HOPS = env_int("SUBSCRIPTIONS_PROXY_HOPS", 0)
 
 # --- web --------------------------------------------------------------------
@@ -396,7 +401,8 @@ AXES_LOCKOUT_CALLABLE = "newsroom.security.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "newsroom.security.client_ip"
 AXES_VERBOSE = False  # no banner on every command; lockouts are still logged
 # The header our own proxies write the client's address into, and how many of them
-# append to it: the same rule as SUBSCRIPTIONS_PROXY_HOPS, whose value is the default.
+# append to it. newsroom.security.client_ip reads the address this way for every rate
+# limit, consent record and the staff lockout.
 CLIENT_IP_HEADER = env("CLIENT_IP_HEADER", "HTTP_X_FORWARDED_FOR")
 CLIENT_IP_PROXY_HOPS = env_int("CLIENT_IP_PROXY_HOPS", SUBSCRIPTIONS_PROXY_HOPS)
 

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_safe
 
 from newsroom import selectors
 from newsroom.caching import is_signed_in, public_page
+from newsroom.links import absolute
 from newsroom.models import Article, Author, Category, Topic
 from newsroom.richtext import body_blocks
 
@@ -67,11 +68,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 PAGE_SIZE = 20
 SEARCH_MAX_LENGTH = 200
-
-
-def absolute(path: str) -> str:
-    """The public URL of `path` (canonical links, OpenGraph, JSON-LD, sitemaps)."""
-    return f"{settings.SITE_URL}{path}"
 
 
 def _meta(

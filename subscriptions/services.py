@@ -13,12 +13,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import strip_tags
 
+from newsroom import mail
 from newsroom.models import Category, Topic
 from subscriptions import tokens
 from subscriptions.models import (
@@ -220,38 +220,22 @@ def subscription_request(
         confirmation_send_task.delay(subscriber.pk)
 
 
-def _email(
+def _email_send(
     *,
     subscriber: Subscriber,
     template: str,
     context: dict,
     headers: dict[str, str] | None = None,
     tags: list[str],
-) -> EmailMultiAlternatives:
-    context = {
-        "subscriber": subscriber,
-        "NEWSROOM_NAME": settings.NEWSROOM_NAME,
-        "ORG_ADDRESS": settings.ORG_ADDRESS,
-        "SITE_URL": settings.SITE_URL,
-        **context,
-    }
-    subject = " ".join(
-        render_to_string(f"subscriptions/emails/{template}_subject.txt", context).split()
+) -> bool:
+    return mail.send(
+        template=f"subscriptions/emails/{template}",
+        to=subscriber.email,
+        context={"subscriber": subscriber, **context},
+        headers=headers,
+        tags=tags,
+        metadata={"subscriber_id": str(subscriber.pk), "kind": template},
     )
-    message = EmailMultiAlternatives(
-        subject=subject,
-        body=render_to_string(f"subscriptions/emails/{template}.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[subscriber.email],
-        headers=headers or {},
-    )
-    message.attach_alternative(
-        render_to_string(f"subscriptions/emails/{template}.html", context), "text/html"
-    )
-    # Read by django-anymail's ESP backends; Django's own backends ignore them.
-    message.tags = tags
-    message.metadata = {"subscriber_id": str(subscriber.pk), "kind": template}
-    return message
 
 
 def confirmation_email_send(*, subscriber_id: int, reminder: bool = False) -> bool:
@@ -267,9 +251,7 @@ def confirmation_email_send(*, subscriber_id: int, reminder: bool = False) -> bo
     )
     if not pending:
         return False
-    # The one suppression check, right before sending.
-    if suppressed_among([subscriber.email]):
-        return False
+    # newsroom.mail makes the one suppression check, right before sending.
     context = {
         "newsletters": pending,
         "confirm_url": tokens.confirm_url(subscriber=subscriber),
@@ -279,19 +261,16 @@ def confirmation_email_send(*, subscriber_id: int, reminder: bool = False) -> bo
         # A reminder is not something the reader just asked for: it is list mail and
         # carries RFC 8058 one-click unsubscribe like every other one.
         unsubscribe = tokens.unsubscribe_url(subscriber=subscriber)
-        message = _email(
+        return _email_send(
             subscriber=subscriber,
             template="reminder",
             context={**context, "unsubscribe_url": unsubscribe, "reminder": True},
             headers=tokens.list_unsubscribe_headers(subscriber=subscriber),
             tags=["confirmation-reminder"],
         )
-    else:
-        message = _email(
-            subscriber=subscriber, template="confirm", context=context, tags=["confirmation"]
-        )
-    message.send()
-    return True
+    return _email_send(
+        subscriber=subscriber, template="confirm", context=context, tags=["confirmation"]
+    )
 
 
 def confirmation_reminders_send(*, now: datetime | None = None) -> int:

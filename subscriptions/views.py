@@ -31,34 +31,17 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from newsroom import audit
+from newsroom import audit, ratelimit
 from newsroom.models import Category, Topic
+from newsroom.security import client_ip
 from subscriptions import follows as reader_follows
-from subscriptions import ratelimit, selectors, services, tokens
+from subscriptions import selectors, services, tokens
 from subscriptions.forms import DeleteForm, FollowForm, PreferencesForm, SignupForm
 from subscriptions.models import Newsletter, Subscription
 
 # Per client address: enough for a household behind one NAT, too few for a list-bomber.
-SUBSCRIBE_LIMIT = (10, 600)
-FOLLOW_LIMIT = (120, 600)
-
-
-def client_ip(request: HttpRequest) -> str:
-    """The reader's address: REMOTE_ADDR, or the one our own proxies put in X-Forwarded-For.
-
-    Each proxy appends the address it saw, so with N trusted proxies the Nth entry from
-    the end is the reader's; entries before it are whatever the client claimed.
-    """
-    hops = settings.SUBSCRIPTIONS_PROXY_HOPS
-    if hops:
-        forwarded = [
-            part.strip()
-            for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
-            if part.strip()
-        ]
-        if len(forwarded) >= hops:
-            return forwarded[-hops]
-    return request.META.get("REMOTE_ADDR", "")
+SUBSCRIBE_RATE = "10/10m"
+FOLLOW_RATE = "120/10m"
 
 
 def _meta(request: HttpRequest, source: str) -> services.RequestMeta:
@@ -114,9 +97,7 @@ def privacy(request: HttpRequest) -> HttpResponse:
 @csrf_exempt  # posted from cached pages that carry no CSRF token; see the module docstring
 @require_POST
 def subscribe(request: HttpRequest) -> HttpResponse:
-    if not ratelimit.allow(
-        f"subscribe:{client_ip(request)}", limit=SUBSCRIBE_LIMIT[0], window=SUBSCRIBE_LIMIT[1]
-    ):
+    if not ratelimit.allow(f"subscribe:{client_ip(request)}", rate=SUBSCRIBE_RATE):
         return _too_many(request)
     form = SignupForm(request.POST)
     if not form.is_valid():
@@ -250,9 +231,7 @@ def _error(request: HttpRequest, message: str, status: int) -> HttpResponse:
 @csrf_exempt  # the button sits on cached pages; following changes only this browser's cookie
 @require_POST
 def follow(request: HttpRequest) -> HttpResponse:
-    if not ratelimit.allow(
-        f"follow:{client_ip(request)}", limit=FOLLOW_LIMIT[0], window=FOLLOW_LIMIT[1]
-    ):
+    if not ratelimit.allow(f"follow:{client_ip(request)}", rate=FOLLOW_RATE):
         return _too_many(request)
     form = FollowForm(request.POST)
     if not form.is_valid():

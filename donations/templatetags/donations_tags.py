@@ -10,6 +10,7 @@ from django.urls import reverse
 from donations import reader_state, selectors
 from donations.models import Appeal, Placement
 from donations.money import format_cents
+from newsroom.links import absolute
 
 register = template.Library()
 
@@ -111,17 +112,16 @@ def appeal_slot(context, placement: str, article=None, paragraph: int | None = N
 @register.simple_tag
 def appeal_email_urls(appeal: Appeal) -> dict:
     """Absolute links for an appeal inside an email: the click-through and the beacon."""
-    site = settings.SITE_URL
+    click = click_url(
+        appeal,
+        Placement.NEWSLETTER,
+        frequency=appeal.default_frequency,
+        utm_source="newsletter",
+        utm_medium="email",
+        utm_campaign=f"appeal-{appeal.pk}",
+    )
     return {
-        "click": site
-        + click_url(
-            appeal,
-            Placement.NEWSLETTER,
-            frequency=appeal.default_frequency,
-            utm_source="newsletter",
-            utm_medium="email",
-            utm_campaign=f"appeal-{appeal.pk}",
-        ),
-        "pixel": site + pixel_url(appeal, Placement.NEWSLETTER),
-        "donate": site + reverse("donations:donate"),
+        "click": absolute(click),
+        "pixel": absolute(pixel_url(appeal, Placement.NEWSLETTER)),
+        "donate": absolute(reverse("donations:donate")),
     }

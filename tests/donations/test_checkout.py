@@ -199,6 +199,39 @@ def test_donor_on_another_ip_is_not_locked_out_by_a_flood(client, fake_stripe):
     assert give(client, ip="198.51.100.2").status_code == 303
 
 
+def give_via_proxy(client, *, forwarded_for: str, proxy: str = "10.0.0.2", n: int = 0):
+    data = {**VALID, "email": f"card{n}@mail.example"}
+    return client.post("/donate/", data, REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR=forwarded_for)
+
+
+def test_behind_two_proxies_each_client_has_its_own_limit(client, fake_stripe, settings):
+    settings.CLIENT_IP_PROXY_HOPS = 2
+    codes = [
+        give_via_proxy(client, forwarded_for="198.51.100.1, 10.0.0.1", n=n).status_code
+        for n in range(11)
+    ]
+    assert codes == [303] * 10 + [429]
+
+    # Another reader behind the same proxies is not held back by the first one's flood.
+    other = give_via_proxy(client, forwarded_for="198.51.100.2, 10.0.0.1", n=99)
+    assert other.status_code == 303
+
+
+def test_without_proxies_a_rotating_forwarded_for_does_not_escape_the_limit(
+    client, fake_stripe, settings
+):
+    settings.CLIENT_IP_PROXY_HOPS = 0
+    # TLS ends at a proxy, but no proxy is trusted to append: every entry is the client's claim.
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    codes = [
+        give_via_proxy(
+            client, forwarded_for=f"198.51.100.{n}", proxy="203.0.113.7", n=n
+        ).status_code
+        for n in range(12)
+    ]
+    assert codes == [303] * 10 + [429, 429]
+
+
 def test_one_email_is_limited_across_ips(client, fake_stripe):
     codes = [give(client, ip=f"198.51.100.{n}").status_code for n in range(7)]
     assert codes == [303] * 5 + [429, 429]

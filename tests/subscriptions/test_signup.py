@@ -190,7 +190,7 @@ def test_suppression_keeps_only_the_hash(daily):
 
 
 def test_behind_a_proxy_the_readers_address_is_recorded_and_limited(client, daily, settings):
-    settings.SUBSCRIPTIONS_PROXY_HOPS = 1
+    settings.CLIENT_IP_PROXY_HOPS = 1
     for n in range(10):
         signup(
             client, f"p{n}@mail.example", daily, HTTP_X_FORWARDED_FOR=f"10.0.0.1, 198.51.100.{n}"

@@ -1,4 +1,8 @@
-"""Fixed-window rate limits in the cache (the cache framework, not the database)."""
+"""Fixed-window rate limits in the cache (the cache framework, not the database).
+
+Windows are short (minutes), so a reader sharing an address with a flood is let
+through again when the window turns, not locked out for long.
+"""
 
 from __future__ import annotations
 
@@ -18,19 +22,15 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(count), amount * UNITS[unit]
 
 
-def hit(key: str, rate: str) -> bool:
-    """Count one attempt for `key`; False when the window's limit is exceeded.
-
-    A window is short (minutes), so a donor sharing an office IP with a flood is
-    let through again when the window turns, not locked out for long.
-    """
+def allow(key: str, *, rate: str) -> bool:
+    """Count one hit for `key`; False once more than the rate's limit fell in this window."""
     limit, window = parse_rate(rate)
-    bucket = f"donations:rl:{key}:{int(time.time() // window)}"
+    bucket = f"ratelimit:{key}:{int(time.time() // window)}"
     # add() is atomic on Redis and locmem: the first hit of a window creates the counter.
-    cache.add(bucket, 0, timeout=window + 1)
+    cache.add(bucket, 0, timeout=window)
     try:
         count = cache.incr(bucket)
-    except ValueError:  # expired between add() and incr()
-        cache.set(bucket, 1, timeout=window + 1)
+    except ValueError:  # the counter expired between add() and incr()
+        cache.set(bucket, 1, timeout=window)
         count = 1
     return count <= limit

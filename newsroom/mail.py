@@ -1,0 +1,115 @@
+"""Every email the site sends is built here: text and HTML parts, CSS inlined, the footer.
+
+Rendering (`render`) and assembly (`message`) are apart so that a batch send can render
+once and address many; `send` is the whole path for a one-recipient email, with the
+suppression check (EMAIL_SUPPRESSION_CHECK) right before it leaves. Mail leaves through
+Django's mail API, so an ESP is a backend swap.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import css_inline
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.utils.module_loading import import_string
+
+logger = logging.getLogger(__name__)
+
+_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False)
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+def org_context() -> dict:
+    """What every email's footer may print: the organisation's names, address and tax id."""
+    return {
+        "NEWSROOM_NAME": settings.NEWSROOM_NAME,
+        "ORG_LEGAL_NAME": settings.ORG_LEGAL_NAME,
+        "ORG_ADDRESS": settings.ORG_ADDRESS,
+        "ORG_TAX_ID": settings.ORG_TAX_ID,
+        "SITE_URL": settings.SITE_URL,
+    }
+
+
+def inline_css(html: str) -> str:
+    # Mail clients (Gmail, Outlook) drop <style>; every rule must sit on its element.
+    return _INLINER.inline(html)
+
+
+def suppressed_among(emails: Iterable[str]) -> set[str]:
+    """The addresses among `emails` that must get no email, as EMAIL_SUPPRESSION_CHECK says."""
+    return set(import_string(settings.EMAIL_SUPPRESSION_CHECK)(list(emails)))
+
+
+def render(*, template: str, context: dict) -> RenderedEmail:
+    """Render `<template>_subject.txt`, `<template>.txt` and `<template>.html`, footer included."""
+    context = {**org_context(), **context}
+    return RenderedEmail(
+        subject=" ".join(render_to_string(f"{template}_subject.txt", context).split()),
+        text=render_to_string(f"{template}.txt", context),
+        html=inline_css(render_to_string(f"{template}.html", context)),
+    )
+
+
+def message(
+    *,
+    rendered: RenderedEmail,
+    to: list[str],
+    from_email: str | None = None,
+    headers: dict[str, str] | None = None,
+    tags: list[str] | None = None,
+    metadata: dict[str, str] | None = None,
+) -> EmailMultiAlternatives:
+    """A multipart text + HTML email; list headers only from callers that send list mail.
+
+    `tags` and `metadata` are read by django-anymail's ESP backends (Django's own ignore
+    them); its tracking webhooks bring the metadata back with each event.
+    """
+    email = EmailMultiAlternatives(
+        subject=rendered.subject,
+        body=rendered.text,
+        from_email=from_email or settings.DEFAULT_FROM_EMAIL,
+        to=to,
+        headers=headers or {},
+    )
+    email.attach_alternative(rendered.html, "text/html")
+    if tags is not None:
+        email.tags = tags
+    if metadata is not None:
+        email.metadata = metadata
+    return email
+
+
+def send(
+    *,
+    template: str,
+    to: str,
+    context: dict,
+    from_email: str | None = None,
+    headers: dict[str, str] | None = None,
+    tags: list[str] | None = None,
+    metadata: dict[str, str] | None = None,
+) -> bool:
+    """Render and send one email to `to`; False, and nothing sent, when `to` is suppressed."""
+    if suppressed_among([to]):
+        logger.info("not emailing a suppressed address (%s)", template)
+        return False
+    message(
+        rendered=render(template=template, context=context),
+        to=[to],
+        from_email=from_email,
+        headers=headers,
+        tags=tags,
+        metadata=metadata,
+    ).send()
+    return True
