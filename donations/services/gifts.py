@@ -1,4 +1,4 @@
-"""Writes of the donations app: keyword-only arguments, one transaction each.
+"""Gifts and plans as Stripe reports them: payments, installments, refunds, disputes.
 
 Stripe is the truth about money (docs.stripe.com/webhooks): a gift becomes paid,
 refunded or disputed only from what Stripe reports, through a webhook or through
@@ -10,56 +10,23 @@ have not recorded yet waits (`WaitingFor`) and is replayed when that payment app
 
 from __future__ import annotations
 
-import logging
-import secrets
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.core import signing
-from django.core.cache import cache
-from django.core.mail import EmailMultiAlternatives, mail_admins
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
-from django.template.loader import render_to_string
-from django.urls import reverse
+from django.core.mail import mail_admins
+from django.db import transaction
 from django.utils import timezone
 
-from donations import selectors, stripe_api
-from donations.models import (
-    Appeal,
-    Frequency,
-    Gift,
-    GivingStatement,
-    PaymentFailureNotice,
-    Placement,
-    RecurringPlan,
-    StripeEvent,
-    UsedManageToken,
-)
-from donations.money import fee_cents, format_cents
-from subscriptions.selectors import suppressed_among
+from donations import stripe_api
+from donations.models import Frequency, Gift, PaymentFailureNotice, RecurringPlan, StripeEvent
+from donations.money import format_cents
 
-logger = logging.getLogger(__name__)
-
-COUNTERS = ("impressions", "clicks", "checkouts_started")
-COUNTER_SECONDS = 7 * 86_400
-MANAGE_SALT = "donations.manage-giving"
 UNPAID = (Gift.Status.PENDING, Gift.Status.FAILED, Gift.Status.ABANDONED)
-INTERVALS = {Frequency.MONTHLY: "month", Frequency.ANNUAL: "year"}
 FREQUENCY_OF_INTERVAL = {"month": Frequency.MONTHLY, "year": Frequency.ANNUAL}
-
-
-class CheckoutUnavailable(Exception):
-    """Stripe could not open a Checkout Session; nothing was charged."""
 
 
 class RefundNotPossible(Exception):
     """The gift cannot be refunded (not paid, already refunded, or no Stripe payment)."""
-
-
-class ManageLinkInvalid(Exception):
-    """A manage-giving link that is forged, expired or already used."""
 
 
 class WaitingFor(Exception):
@@ -68,10 +35,6 @@ class WaitingFor(Exception):
     def __init__(self, stripe_id: str):
         super().__init__(f"waiting for {stripe_id}")
         self.stripe_id = stripe_id
-
-
-def absolute(path: str) -> str:
-    return settings.SITE_URL + path
 
 
 def _from_timestamp(value: int | None) -> datetime | None:
@@ -83,185 +46,6 @@ def _id(value) -> str | None:
     if isinstance(value, dict):
         return value.get("id")
     return value or None
-
-
-# --- appeals ---------------------------------------------------------------------
-
-
-def _counter_key(appeal_id: int, counter: str) -> str:
-    return f"donations:count:{counter}:{appeal_id}"
-
-
-def appeal_count(*, appeal_id: int, counter: str) -> None:
-    """Count one impression, click or checkout in the cache; the beat task adds it up."""
-    if counter not in COUNTERS:
-        raise ValueError(f"unknown counter {counter!r}")
-    key = _counter_key(appeal_id, counter)
-    # A week is many flushes (one a minute); the bound keeps stray keys from living forever.
-    cache.add(key, 0, timeout=COUNTER_SECONDS)
-    try:
-        cache.incr(key)
-    except ValueError:  # evicted between add() and incr()
-        cache.set(key, 1, timeout=COUNTER_SECONDS)
-
-
-def appeal_counters_flush() -> int:
-    """Move the cached counters into the appeals' rows; return how many hits moved."""
-    # One flush at a time: two overlapping ones would both subtract what they read.
-    if not cache.add("donations:flush-lock", 1, timeout=55):
-        return 0
-    try:
-        return _flush_counters()
-    finally:
-        cache.delete("donations:flush-lock")
-
-
-def _flush_counters() -> int:
-    recent = timezone.now() - timedelta(days=30)
-    ids = Appeal.objects.filter(Q(ends_at__isnull=True) | Q(ends_at__gte=recent)).values_list(
-        "pk", flat=True
-    )
-    keys = {_counter_key(pk, counter): (pk, counter) for pk in ids for counter in COUNTERS}
-    moved = 0
-    for key, value in cache.get_many(list(keys)).items():
-        value = int(value or 0)
-        if value <= 0:
-            continue
-        pk, counter = keys[key]
-        # Take away only what we read: hits counted meanwhile stay for the next flush.
-        cache.decr(key, value)
-        try:
-            Appeal.objects.filter(pk=pk).update(**{counter: F(counter) + value})
-        except Exception:
-            cache.incr(key, value)  # give the hits back rather than lose them
-            raise
-        moved += value
-    return moved
-
-
-def appeal_cache_clear() -> None:
-    """Forget the cached lists of running appeals, and the cached pages showing them."""
-    from newsroom.caching import content_changed
-
-    cache.delete_many(
-        [
-            "donations:appeal-ids",
-            *[f"donations:active:{placement}" for placement in Placement.values],
-        ]
-    )
-    # Pages embed the chosen appeal; without this a changed appeal would show only
-    # when the page cache expires (PAGE_CACHE_SECONDS).
-    content_changed()
-
-
-# --- checkout --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GiftRequest:
-    amount_cents: int
-    frequency: str
-    email: str
-    cover_fee: bool = False
-    name: str = ""
-    anonymous: bool = False
-    dedication: str = ""
-    honoree_name: str = ""
-    honoree_email: str = ""
-    appeal_id: int | None = None
-    placement: str = ""
-    article_id: int | None = None
-    utm: dict = field(default_factory=dict)
-
-
-def checkout_params(*, gift: Gift) -> dict:
-    """The Checkout Session for a pending gift (docs.stripe.com/api/checkout/sessions/create)."""
-    name = settings.NEWSROOM_NAME
-    recurring = gift.frequency in INTERVALS
-    label = {
-        Frequency.ONE_TIME: f"Gift to {name}",
-        Frequency.MONTHLY: f"Monthly gift to {name}",
-        Frequency.ANNUAL: f"Annual gift to {name}",
-    }[gift.frequency]
-
-    def line(amount: int, title: str) -> dict:
-        price: dict = {
-            "currency": gift.currency,
-            "unit_amount": amount,
-            "product_data": {"name": title},
-        }
-        if recurring:
-            price["recurring"] = {"interval": INTERVALS[gift.frequency]}
-        return {"price_data": price, "quantity": 1}
-
-    items = [line(gift.amount_cents - gift.fee_cents, label)]
-    if gift.fee_cents:
-        # A line of its own, so the donor sees the fee on Stripe's page before paying.
-        items.append(line(gift.fee_cents, "Processing fee, covered by you"))
-    metadata = {"gift_id": str(gift.pk), "frequency": gift.frequency}
-    if gift.appeal_id:
-        metadata["appeal_id"] = str(gift.appeal_id)
-    params: dict = {
-        "mode": "subscription" if recurring else "payment",
-        "line_items": items,
-        "customer_email": gift.donor_email,
-        "client_reference_id": str(gift.pk),
-        "metadata": metadata,
-        "success_url": absolute(reverse("donations:thanks")) + "?session_id={CHECKOUT_SESSION_ID}",
-        "cancel_url": absolute(reverse("donations:cancelled")),
-    }
-    if recurring:
-        # Invoices copy the subscription's metadata (`subscription_details.metadata`),
-        # so every installment leads back to this gift.
-        params["subscription_data"] = {"metadata": metadata, "description": label}
-    else:
-        params["submit_type"] = "donate"
-        # A customer is what the customer portal opens for "manage my giving".
-        params["customer_creation"] = "always"
-        params["payment_intent_data"] = {"metadata": metadata, "description": label}
-    return params
-
-
-def checkout_start(*, gift_request: GiftRequest) -> tuple[Gift, str]:
-    """Record a pending gift, open a Stripe Checkout Session for it, return the gift and URL.
-
-    The pending gift is committed before Stripe is called (its id is the session's
-    metadata and the idempotency key), so this is deliberately not one transaction.
-    """
-    fee = fee_cents(gift_request.amount_cents) if gift_request.cover_fee else 0
-    gift = Gift.objects.create(
-        status=Gift.Status.PENDING,
-        frequency=gift_request.frequency,
-        amount_cents=gift_request.amount_cents + fee,
-        fee_cents=fee,
-        currency=settings.DONATION_CURRENCY,
-        donor_email=gift_request.email,
-        donor_name=gift_request.name,
-        anonymous=gift_request.anonymous,
-        dedication=gift_request.dedication,
-        honoree_name=gift_request.honoree_name if gift_request.dedication else "",
-        honoree_email=gift_request.honoree_email if gift_request.dedication else "",
-        appeal_id=gift_request.appeal_id,
-        placement=gift_request.placement,
-        article_id=gift_request.article_id,
-        utm=gift_request.utm,
-    )
-    try:
-        session = stripe_api.checkout_session_create(
-            params=checkout_params(gift=gift), idempotency_key=f"gift-{gift.pk}-checkout"
-        )
-    except stripe_api.StripeError as exc:
-        logger.warning("checkout session for gift %s failed: %s", gift.pk, exc)
-        Gift.objects.filter(pk=gift.pk).update(status=Gift.Status.FAILED, error=str(exc)[:2000])
-        raise CheckoutUnavailable(str(exc)) from exc
-    Gift.objects.filter(pk=gift.pk).update(stripe_checkout_session_id=session["id"])
-    gift.stripe_checkout_session_id = session["id"]
-    if gift.appeal_id:
-        appeal_count(appeal_id=gift.appeal_id, counter="checkouts_started")
-    return gift, session["url"]
-
-
-# --- applying what Stripe reports ------------------------------------------------
 
 
 def _payment_details(*, payment_intent_id: str | None, invoice_id: str | None = None) -> dict:
@@ -696,181 +480,3 @@ def stripe_reconcile(*, since: timedelta) -> dict[str, int]:
         if gift is not None and not was_given:
             counts["recovered"] += 1
     return counts
-
-
-# --- emails ------------------------------------------------------------------------
-
-
-def org_context() -> dict:
-    return {
-        "NEWSROOM_NAME": settings.NEWSROOM_NAME,
-        "ORG_LEGAL_NAME": settings.ORG_LEGAL_NAME,
-        "ORG_ADDRESS": settings.ORG_ADDRESS,
-        "ORG_TAX_ID": settings.ORG_TAX_ID,
-        "SIGNER_NAME": settings.THANK_YOU_SIGNER_NAME,
-        "SIGNER_TITLE": settings.THANK_YOU_SIGNER_TITLE,
-        "SITE_URL": settings.SITE_URL,
-        "manage_url": absolute(reverse("donations:manage")),
-    }
-
-
-def _send(*, template: str, to: str, context: dict) -> bool:
-    """Render donations/emails/<template>.{txt,html} (+ _subject.txt) and send; False if suppressed."""
-    if suppressed_among([to]):
-        logger.info("not emailing a suppressed address (%s)", template)
-        return False
-    context = {**org_context(), **context}
-    base = f"donations/emails/{template}"
-    subject = " ".join(render_to_string(f"{base}_subject.txt", context).split())
-    message = EmailMultiAlternatives(
-        subject=subject,
-        body=render_to_string(f"{base}.txt", context),
-        from_email=settings.DONATION_FROM_EMAIL,
-        to=[to],
-    )
-    message.attach_alternative(render_to_string(f"{base}.html", context), "text/html")
-    message.send()
-    return True
-
-
-def receipt_send(*, gift_id: int) -> bool:
-    """Email the receipt of a paid gift, once."""
-    with transaction.atomic():
-        gift = (
-            Gift.objects.select_for_update(of=("self",))
-            .select_related("plan")
-            .filter(pk=gift_id)
-            .first()
-        )
-        if gift is None or gift.receipt_sent_at or gift.paid_at is None:
-            return False
-        sent = _send(template="receipt", to=gift.donor_email, context={"gift": gift})
-        # A suppressed address is marked too: the receipt is not owed twice.
-        gift.receipt_sent_at = timezone.now()
-        gift.save(update_fields=["receipt_sent_at"])
-    return sent
-
-
-def honoree_notify(*, gift_id: int) -> bool:
-    """Tell the person a gift honours or remembers about it (never the amount), once."""
-    with transaction.atomic():
-        gift = Gift.objects.select_for_update().filter(pk=gift_id).first()
-        if (
-            gift is None
-            or not gift.dedication
-            or not gift.honoree_email
-            or gift.honoree_notified_at
-            or gift.paid_at is None
-        ):
-            return False
-        sent = _send(template="honoree", to=gift.honoree_email, context={"gift": gift})
-        gift.honoree_notified_at = timezone.now()
-        gift.save(update_fields=["honoree_notified_at"])
-    return sent
-
-
-def card_update_notice_send(*, notice_id: int, hosted_invoice_url: str = "") -> bool:
-    """The friendly "update your card" email for a failed installment, once per invoice."""
-    with transaction.atomic():
-        notice = (
-            PaymentFailureNotice.objects.select_for_update()
-            .select_related("plan")
-            .filter(pk=notice_id)
-            .first()
-        )
-        if notice is None or notice.sent_at:
-            return False
-        sent = _send(
-            template="card_update",
-            to=notice.plan.donor_email,
-            context={"plan": notice.plan, "hosted_invoice_url": hosted_invoice_url},
-        )
-        notice.sent_at = timezone.now()
-        notice.save(update_fields=["sent_at"])
-    return sent
-
-
-def giving_statement_send(*, email: str, year: int) -> bool:
-    """Email one donor's statement of `year`, once: a unique row per donor and year."""
-    email = email.lower()
-    with transaction.atomic():
-        statement, _ = GivingStatement.objects.get_or_create(donor_email=email, year=year)
-        statement = GivingStatement.objects.select_for_update().get(pk=statement.pk)
-        if statement.sent_at:
-            return False
-        gifts = list(selectors.gifts_in_year(email, year))
-        total = sum(gift.net_cents for gift in gifts)
-        if not gifts or total <= 0:
-            return False
-        statement.total_cents = total
-        statement.gift_count = len(gifts)
-        _send(
-            template="statement",
-            to=email,
-            context={"gifts": gifts, "year": year, "total_cents": total, "statement": statement},
-        )
-        statement.sent_at = timezone.now()
-        statement.save()
-    return True
-
-
-def giving_statements_send(*, year: int) -> int:
-    """Send every donor of `year` their statement; return how many were sent now."""
-    return sum(
-        giving_statement_send(email=email, year=year) for email in selectors.donors_for_year(year)
-    )
-
-
-# --- manage my giving --------------------------------------------------------------
-
-
-def manage_token_make(*, email: str) -> str:
-    return signing.dumps({"e": email.lower(), "j": secrets.token_hex(12)}, salt=MANAGE_SALT)
-
-
-def manage_token_read(*, token: str) -> tuple[str, str]:
-    """The (email, token id) a link stands for; ManageLinkInvalid when it cannot be used."""
-    try:
-        payload = signing.loads(
-            token, salt=MANAGE_SALT, max_age=settings.DONATION_MANAGE_LINK_MINUTES * 60
-        )
-    except signing.SignatureExpired as exc:
-        raise ManageLinkInvalid("This link has expired.") from exc
-    except signing.BadSignature as exc:
-        raise ManageLinkInvalid("This link is not valid.") from exc
-    if UsedManageToken.objects.filter(token_id=payload["j"]).exists():
-        raise ManageLinkInvalid("This link has already been used.")
-    return payload["e"], payload["j"]
-
-
-def manage_token_use(*, token: str) -> str:
-    """Spend a link (it works once) and return the donor's email."""
-    email, token_id = manage_token_read(token=token)
-    try:
-        with transaction.atomic():
-            UsedManageToken.objects.create(token_id=token_id)
-    except IntegrityError as exc:  # two clicks at once: only one wins
-        raise ManageLinkInvalid("This link has already been used.") from exc
-    return email
-
-
-def manage_link_send(*, email: str) -> bool:
-    """Email a sign-in link to a donor we know; say nothing to an address we do not."""
-    if not selectors.gifts_for_email(email).exists():
-        return False
-    link = absolute(
-        reverse("donations:manage_open", kwargs={"token": manage_token_make(email=email)})
-    )
-    return _send(
-        template="manage_link",
-        to=email,
-        context={"link": link, "minutes": settings.DONATION_MANAGE_LINK_MINUTES},
-    )
-
-
-def portal_url(*, email: str, return_url: str) -> str | None:
-    """A Stripe customer portal session for the donor, or None when Stripe has no customer."""
-    customer = selectors.customer_id_for_email(email)
-    if not customer:
-        return None
-    return stripe_api.billing_portal_session_create(customer=customer, return_url=return_url)["url"]
