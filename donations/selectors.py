@@ -32,7 +32,8 @@ def active_appeals(placement: str) -> list[Appeal]:
     """Appeals running now in `placement`, highest priority first.
 
     Cached for a minute: a slot renders on every page-cache miss, and this keeps it
-    off the database. Saving an appeal in the admin clears it (services.appeal_cache_clear).
+    off the database. Saving or deleting an appeal clears it (services.appeal_save and
+    services.appeal_delete).
     """
     return active_appeals_in([placement])[placement]
 

@@ -8,7 +8,13 @@ and `manage` (a donor's sign-in link and portal). Callers import from here.
 
 from __future__ import annotations
 
-from donations.services.appeals import appeal_cache_clear, appeal_count, appeal_counters_flush
+from donations.services.appeals import (
+    appeal_cache_clear,
+    appeal_count,
+    appeal_counters_flush,
+    appeal_delete,
+    appeal_save,
+)
 from donations.services.checkout import (
     CheckoutUnavailable,
     GiftRequest,
@@ -62,6 +68,8 @@ __all__ = [
     "appeal_cache_clear",
     "appeal_count",
     "appeal_counters_flush",
+    "appeal_delete",
+    "appeal_save",
     "card_update_notice_send",
     "checkout_params",
     "checkout_start",

@@ -1,10 +1,11 @@
-"""Appeals: counting what readers do with them, and forgetting cached lists when they change."""
+"""Appeals: saving and deleting them, counting what readers do with them, the caches of both."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -78,3 +79,18 @@ def appeal_cache_clear() -> None:
     # Pages embed the chosen appeal; without this a changed appeal would show only
     # when the page cache expires (PAGE_CACHE_SECONDS).
     content_changed()
+
+
+@transaction.atomic
+def appeal_save(*, appeal: Appeal) -> Appeal:
+    """Save an appeal (new or changed) and refresh the cached lists and pages showing appeals."""
+    appeal.save()
+    appeal_cache_clear()
+    return appeal
+
+
+@transaction.atomic
+def appeal_delete(*, appeal: Appeal) -> None:
+    """Delete an appeal; it leaves every cached list and page at once."""
+    appeal.delete()
+    appeal_cache_clear()
