@@ -145,13 +145,15 @@ class AppealAdmin(admin.ModelAdmin):
         gifts = getattr(appeal, "gift_count", 0) or 0
         return f"{gifts / appeal.impressions:.2%}" if appeal.impressions else "no impressions yet"
 
-    def save_model(self, request, obj, form, change) -> None:
-        super().save_model(request, obj, form, change)
-        services.appeal_cache_clear()
+    def save_model(self, request, obj: Appeal, form, change: bool) -> None:
+        services.appeal_save(appeal=obj)
 
-    def delete_model(self, request, obj) -> None:
-        super().delete_model(request, obj)
-        services.appeal_cache_clear()
+    def delete_model(self, request, obj: Appeal) -> None:
+        services.appeal_delete(appeal=obj)
+
+    def delete_queryset(self, request, queryset: QuerySet[Appeal]) -> None:
+        for appeal in queryset:
+            services.appeal_delete(appeal=appeal)
 
 
 GIFT_COLUMNS = [

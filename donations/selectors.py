@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import Lower
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from donations import reader_state
 from donations.models import Appeal, Gift, Placement
-from subscriptions.models import Subscriber
 
 ACTIVE_APPEALS_SECONDS = 60
 RAISED_SECONDS = 60
@@ -32,7 +34,8 @@ def active_appeals(placement: str) -> list[Appeal]:
     """Appeals running now in `placement`, highest priority first.
 
     Cached for a minute: a slot renders on every page-cache miss, and this keeps it
-    off the database. Saving an appeal in the admin clears it (services.appeal_cache_clear).
+    off the database. Saving or deleting an appeal clears it (services.appeal_save and
+    services.appeal_delete).
     """
     return active_appeals_in([placement])[placement]
 
@@ -110,15 +113,21 @@ def last_gift_at(email: str):
 
 
 def is_subscriber(email: str) -> bool:
-    return Subscriber.objects.filter(email__iexact=email, confirmed_at__isnull=False).exists()
+    """Whether `email` gets the newsletter, as the app named by DONATIONS_SUBSCRIBER_CHECK says."""
+    # A setting, not an import: the newsletter's app depends on this one, never the reverse.
+    check = settings.DONATIONS_SUBSCRIBER_CHECK
+    return bool(check) and bool(import_string(check)(email))
 
 
-def appeal_for_newsletter(*, email: str) -> Appeal | None:
+def appeal_for_newsletter(
+    *, email: str, subscriber: Callable[[], bool] | None = None
+) -> Appeal | None:
     """The appeal to show inside a newsletter sent to `email`, or None.
 
     The reader is known by email here, so the audience is decided from our records
-    (paid gifts, confirmed subscription) rather than a cookie. A reader who gave in
-    the last 30 days is not asked again.
+    (paid gifts) and the newsletter's rather than a cookie: `subscriber()` says whether
+    they confirmed a subscription (by default `is_subscriber(email)`), asked only if an
+    audience depends on it. A reader who gave in the last 30 days is not asked again.
     """
     appeals = active_appeals(Placement.NEWSLETTER)
     if not appeals:
@@ -132,18 +141,18 @@ def appeal_for_newsletter(*, email: str) -> Appeal | None:
     else:
         lapsed = now - last > timedelta(days=reader_state.LAPSED_AFTER_DAYS)
         donor_class = "lapsed" if lapsed else "recent"
-    subscriber: bool | None = None  # looked up only if an audience asks
+    subscribed: bool | None = None  # looked up only if an audience asks
     for appeal in appeals:
         asks = appeal.audience in (Appeal.Audience.SUBSCRIBERS, Appeal.Audience.NOT_SUBSCRIBERS)
-        if asks and subscriber is None:
-            subscriber = is_subscriber(email)
-        if audience_matches(appeal.audience, donor_class=donor_class, subscriber=bool(subscriber)):
+        if asks and subscribed is None:
+            subscribed = subscriber() if subscriber is not None else is_subscriber(email)
+        if audience_matches(appeal.audience, donor_class=donor_class, subscriber=bool(subscribed)):
             return appeal
     return None
 
 
 def appeal_raised_cents(appeal: Appeal) -> int:
-    """Money raised during the appeal's run (all paid gifts, net of refunds), for its progress bar."""
+    """Money raised in the appeal's run (paid gifts, net of refunds), for its progress bar."""
     key = f"donations:raised:{appeal.pk}"
     raised = cache.get(key)
     if raised is None:

@@ -9,7 +9,7 @@ from celery import shared_task
 from django.db import OperationalError
 from django.utils import timezone
 
-from donations import services, stripe_api, webhooks
+from donations import services, stripe_api
 
 # Stripe being briefly unreachable, or a database failover, is worth retrying; each
 # service is idempotent, so a retry after a partial run changes nothing twice.
@@ -27,7 +27,7 @@ MAIL_ERRORS = (OSError, AnymailError)
     acks_late=True,
 )
 def stripe_event_process_task(event_id: int) -> str:
-    return webhooks.stripe_event_process(event_id=event_id)
+    return services.stripe_event_process(event_id=event_id)
 
 
 @shared_task(
@@ -73,7 +73,7 @@ def appeal_counters_flush_task() -> int:
 )
 def reconcile_stripe_task(since_hours: int = 48) -> dict:
     counts = services.stripe_reconcile(since=timedelta(hours=since_hours))
-    counts["events_retried"] = webhooks.stripe_events_retry_waiting()
+    counts["events_retried"] = services.stripe_events_retry_waiting()
     return counts
 
 

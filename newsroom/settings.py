@@ -295,6 +295,9 @@ CHECKOUT_CAPTCHA_CHECK = env("CHECKOUT_CAPTCHA_CHECK")
 DONATION_FROM_EMAIL = env("DONATION_FROM_EMAIL", f"{NEWSROOM_NAME} <giving@newsroom.example>")
 # How long a "manage my giving" link works (it works once).
 DONATION_MANAGE_LINK_MINUTES = env_int("DONATION_MANAGE_LINK_MINUTES", 60)
+# Dotted path to a callable(email) -> bool: whether a reader gets the newsletter. The thanks
+# page keeps it in the reader's cookie for appeal audiences; empty means nobody does.
+DONATIONS_SUBSCRIBER_CHECK = "subscriptions.appeals.is_subscriber"
 
 # --- subscriptions ----------------------------------------------------------
 

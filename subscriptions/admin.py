@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 from django import forms
 from django.contrib import admin
-from django.db import transaction
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import path
 
@@ -177,20 +176,14 @@ class SubscriberAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("subscriptions")
 
+    # Deleting a subscriber is what "delete my data" does: the address stays suppressed.
     def delete_model(self, request, obj: Subscriber) -> None:
-        # Deleting a subscriber is what "delete my data" does: the address stays suppressed.
-        self._delete(request, obj)
+        services.subscriber_delete(subscriber=obj, actor=audit.request_actor(request), by="staff")
 
     def delete_queryset(self, request, queryset) -> None:
+        actor = audit.request_actor(request)
         for subscriber in queryset:
-            self._delete(request, subscriber)
-
-    def _delete(self, request, subscriber: Subscriber) -> None:
-        with transaction.atomic():
-            audit.subscriber_deletion_record(
-                subscriber=subscriber, actor=audit.request_actor(request), by="staff"
-            )
-            services.subscriber_delete(subscriber=subscriber)
+            services.subscriber_delete(subscriber=subscriber, actor=actor, by="staff")
 
     def get_urls(self):
         return [

@@ -18,7 +18,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import strip_tags
 
-from newsroom import mail
+from newsroom import audit, mail
 from newsroom.models import Category, Topic
 from subscriptions import tokens
 from subscriptions.models import (
@@ -529,9 +529,15 @@ def suppression_add(*, email: str, reason: str) -> Suppression:
     return suppression
 
 
-def subscriber_delete(*, subscriber: Subscriber) -> None:
-    """Forget the reader: only the hash of the address stays, so no email goes to it again."""
+def subscriber_delete(*, subscriber: Subscriber, actor: audit.Actor | None, by: str) -> None:
+    """Forget the reader: only the hash of the address stays, so no email goes to it again.
+
+    `by` is "reader" (their own "delete my data", `actor` None: the reader's address and
+    IP are what is being forgotten) or "staff" (the admin, `actor` the staff member).
+    """
     with transaction.atomic():
+        # The audit entry names the reader by id and hash only, committed with the deletion.
+        audit.subscriber_deletion_record(subscriber=subscriber, actor=actor, by=by)
         suppression_add(email=subscriber.email, reason=Suppression.Reason.DELETED)
         # Tracking events name the address in clear; they go with the rest.
         TrackingEvent.objects.filter(recipient__iexact=subscriber.email).delete()

@@ -16,7 +16,6 @@ import ipaddress
 import json
 
 from django.conf import settings
-from django.db import transaction
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -31,7 +30,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from newsroom import audit, ratelimit
+from newsroom import ratelimit
 from newsroom.models import Category, Topic
 from newsroom.security import client_ip
 from subscriptions import follows as reader_follows
@@ -403,11 +402,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
         elif action == "delete":
             delete_form = DeleteForm(request.POST)
             if delete_form.is_valid():
-                # The audit trail notes the deletion (by id and hash, not the reader's
-                # address or IP) in the same transaction.
-                with transaction.atomic():
-                    audit.subscriber_deletion_record(subscriber=subscriber, actor=None, by="reader")
-                    services.subscriber_delete(subscriber=subscriber)
+                services.subscriber_delete(subscriber=subscriber, actor=None, by="reader")
                 return _private(render(request, "subscriptions/deleted.html"))
         else:
             return _error(request, "Unknown action.", 400)

@@ -6,12 +6,13 @@ import csv
 import io
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from donations.models import Gift, StripeEvent
 from tests.donations import stripe_payloads as p
 from tests.donations.factories import AppealFactory, GiftFactory, PaidGiftFactory
-from tests.factories import StaffFactory
+from tests.factories import ArticleFactory, StaffFactory
 from tests.helpers import login_staff
 
 pytestmark = pytest.mark.django_db
@@ -168,3 +169,21 @@ def test_appeal_amounts_are_checked_when_staff_save(staff_client):
     from donations.models import Appeal
 
     assert Appeal.objects.get().amounts_monthly == [1000, 2000]
+
+
+def test_deleting_appeals_in_bulk_takes_them_off_cached_pages_at_once(staff_client):
+    appeals = [
+        AppealFactory(headline="Spring ask", priority=200),
+        AppealFactory(headline="Autumn ask"),
+    ]
+    article = ArticleFactory()
+    reader = Client()
+    assert "Spring ask" in reader.get(article.get_absolute_url()).content.decode()
+
+    staff_client.post(
+        reverse("admin:donations_appeal_changelist"),
+        {"action": "delete_selected", "_selected_action": [a.pk for a in appeals], "post": "yes"},
+    )
+
+    page = reader.get(article.get_absolute_url()).content.decode()
+    assert "Spring ask" not in page and "Autumn ask" not in page

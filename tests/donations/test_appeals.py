@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from donations import reader_state
 from donations.models import Appeal, Placement
-from donations.selectors import appeal_for_newsletter, reader_state_key
+from donations.selectors import reader_state_key
 from donations.tasks import appeal_counters_flush_task
+from subscriptions.appeals import appeal_for_newsletter
 from tests.donations.factories import AppealFactory, PaidGiftFactory
 from tests.factories import ArticleFactory, SubscriberFactory
 
@@ -180,6 +181,27 @@ def test_thanks_page_starts_the_quiet_days(client, fake_stripe):
     session_id = Gift.objects.get().stripe_checkout_session_id
     response = client.get(f"/donate/thanks/?session_id={session_id}")
     assert render_slot("site_banner", cookie=cookie_of(response)) == ""
+
+
+def _state_after_thanks(client, email: str) -> reader_state.ReaderState:
+    from donations.models import Gift
+
+    client.post("/donate/", {"frequency": "one_time", "amount": "2500", "email": email})
+    session_id = Gift.objects.get().stripe_checkout_session_id
+    response = client.get(f"/donate/thanks/?session_id={session_id}")
+    request = RequestFactory().get("/")
+    request.COOKIES[reader_state.COOKIE_NAME] = cookie_of(response)
+    return reader_state.read(request)
+
+
+def test_thanks_page_remembers_a_donor_who_gets_the_newsletter(client, fake_stripe):
+    SubscriberFactory(email="s@mail.example")
+    assert _state_after_thanks(client, "s@mail.example").subscriber is True
+
+
+def test_thanks_page_does_not_count_an_unconfirmed_subscriber(client, fake_stripe):
+    SubscriberFactory(email="s@mail.example", confirmed_at=None)
+    assert _state_after_thanks(client, "s@mail.example").subscriber is False
 
 
 def test_impressions_and_clicks_are_counted_in_the_cache_and_flushed(client):

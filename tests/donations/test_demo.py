@@ -4,7 +4,7 @@ import pytest
 
 from donations import demo
 from donations.models import Appeal, Placement
-from donations.selectors import appeal_for_newsletter
+from subscriptions.appeals import appeal_for_newsletter
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from donations import services, webhooks
+from donations import services
 
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -27,7 +27,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, since: str, **options) -> None:
         counts = services.stripe_reconcile(since=parse_since(since))
-        retried = webhooks.stripe_events_retry_waiting()
+        retried = services.stripe_events_retry_waiting()
         self.stdout.write(
             f"Checked {counts['sessions']} checkout sessions and {counts['invoices']} invoices; "
             f"recovered {counts['recovered']} gift(s); processed {retried} waiting event(s) again."

@@ -1,0 +1,140 @@
+"""Emails to donors: receipts, honoree notes, card notices, statements, manage-giving links."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from donations import selectors
+from donations.models import Gift, GivingStatement, PaymentFailureNotice
+from donations.services.manage import manage_token_make
+from newsroom import mail
+from newsroom.links import absolute
+
+logger = logging.getLogger(__name__)
+
+
+def org_context() -> dict:
+    """The organisation's footer, the thank-you's signer and the "manage my giving" link."""
+    return {
+        **mail.org_context(),
+        "SIGNER_NAME": settings.THANK_YOU_SIGNER_NAME,
+        "SIGNER_TITLE": settings.THANK_YOU_SIGNER_TITLE,
+        "manage_url": absolute(reverse("donations:manage")),
+    }
+
+
+def _send(*, template: str, to: str, context: dict) -> bool:
+    """Send donations/emails/<template> from the giving address; False if suppressed."""
+    return mail.send(
+        template=f"donations/emails/{template}",
+        to=to,
+        context={**org_context(), **context},
+        from_email=settings.DONATION_FROM_EMAIL,
+    )
+
+
+def receipt_send(*, gift_id: int) -> bool:
+    """Email the receipt of a paid gift, once."""
+    with transaction.atomic():
+        gift = (
+            Gift.objects.select_for_update(of=("self",))
+            .select_related("plan")
+            .filter(pk=gift_id)
+            .first()
+        )
+        if gift is None or gift.receipt_sent_at or gift.paid_at is None:
+            return False
+        sent = _send(template="receipt", to=gift.donor_email, context={"gift": gift})
+        # A suppressed address is marked too: the receipt is not owed twice.
+        gift.receipt_sent_at = timezone.now()
+        gift.save(update_fields=["receipt_sent_at"])
+    return sent
+
+
+def honoree_notify(*, gift_id: int) -> bool:
+    """Tell the person a gift honours or remembers about it (never the amount), once."""
+    with transaction.atomic():
+        gift = Gift.objects.select_for_update().filter(pk=gift_id).first()
+        if (
+            gift is None
+            or not gift.dedication
+            or not gift.honoree_email
+            or gift.honoree_notified_at
+            or gift.paid_at is None
+        ):
+            return False
+        sent = _send(template="honoree", to=gift.honoree_email, context={"gift": gift})
+        gift.honoree_notified_at = timezone.now()
+        gift.save(update_fields=["honoree_notified_at"])
+    return sent
+
+
+def card_update_notice_send(*, notice_id: int, hosted_invoice_url: str = "") -> bool:
+    """The friendly "update your card" email for a failed installment, once per invoice."""
+    with transaction.atomic():
+        notice = (
+            PaymentFailureNotice.objects.select_for_update()
+            .select_related("plan")
+            .filter(pk=notice_id)
+            .first()
+        )
+        if notice is None or notice.sent_at:
+            return False
+        sent = _send(
+            template="card_update",
+            to=notice.plan.donor_email,
+            context={"plan": notice.plan, "hosted_invoice_url": hosted_invoice_url},
+        )
+        notice.sent_at = timezone.now()
+        notice.save(update_fields=["sent_at"])
+    return sent
+
+
+def giving_statement_send(*, email: str, year: int) -> bool:
+    """Email one donor's statement of `year`, once: a unique row per donor and year."""
+    email = email.lower()
+    with transaction.atomic():
+        statement, _ = GivingStatement.objects.get_or_create(donor_email=email, year=year)
+        statement = GivingStatement.objects.select_for_update().get(pk=statement.pk)
+        if statement.sent_at:
+            return False
+        gifts = list(selectors.gifts_in_year(email, year))
+        total = sum(gift.net_cents for gift in gifts)
+        if not gifts or total <= 0:
+            return False
+        statement.total_cents = total
+        statement.gift_count = len(gifts)
+        _send(
+            template="statement",
+            to=email,
+            context={"gifts": gifts, "year": year, "total_cents": total, "statement": statement},
+        )
+        statement.sent_at = timezone.now()
+        statement.save()
+    return True
+
+
+def giving_statements_send(*, year: int) -> int:
+    """Send every donor of `year` their statement; return how many were sent now."""
+    return sum(
+        giving_statement_send(email=email, year=year) for email in selectors.donors_for_year(year)
+    )
+
+
+def manage_link_send(*, email: str) -> bool:
+    """Email a sign-in link to a donor we know; say nothing to an address we do not."""
+    if not selectors.gifts_for_email(email).exists():
+        return False
+    link = absolute(
+        reverse("donations:manage_open", kwargs={"token": manage_token_make(email=email)})
+    )
+    return _send(
+        template="manage_link",
+        to=email,
+        context={"link": link, "minutes": settings.DONATION_MANAGE_LINK_MINUTES},
+    )

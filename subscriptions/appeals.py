@@ -1,0 +1,39 @@
+"""The appeal shown in the digest, and what giving needs to know of a reader.
+
+The one module of either app that imports the other, in one direction only
+(subscriptions -> donations): the digest asks for its appeals here, and donations
+learns whether a reader gets the newsletter from `is_subscriber`, which the
+DONATIONS_SUBSCRIBER_CHECK setting names so that donations imports nothing back.
+"""
+
+from __future__ import annotations
+
+from django.template.loader import render_to_string
+
+from donations import selectors
+from donations.models import Appeal, Placement
+from subscriptions.models import Subscriber
+
+
+def is_subscriber(email: str) -> bool:
+    """Whether `email` belongs to a reader who confirmed a subscription."""
+    return Subscriber.objects.filter(email__iexact=email, confirmed_at__isnull=False).exists()
+
+
+def newsletter_appeals() -> list[Appeal]:
+    """The appeals running now in the newsletter, highest priority first (cached a minute)."""
+    return selectors.active_appeals(Placement.NEWSLETTER)
+
+
+def appeal_for_newsletter(*, email: str) -> Appeal | None:
+    """The appeal the digest shows the reader at `email`, or None.
+
+    Whether they are a subscriber is looked up only if a running appeal's audience asks:
+    not every copy goes to a confirmed subscriber (staff test sends and previews).
+    """
+    return selectors.appeal_for_newsletter(email=email, subscriber=lambda: is_subscriber(email))
+
+
+def appeal_html(*, appeal: Appeal) -> str:
+    """The appeal's block inside the digest email, links absolute."""
+    return render_to_string("donations/emails/newsletter_appeal.html", {"appeal": appeal})
