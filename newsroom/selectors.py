@@ -76,8 +76,8 @@ def latest_per_category(
 ) -> list[tuple[Category, list[Article]]]:
     """Each category (in its order) with its newest articles; categories with none are left out.
 
-    A ROW_NUMBER() window over every public article read them all (164 ms at 100,000
-    articles, bench/README.md); this reads `per_category` rows per category.
+    A ROW_NUMBER() window would read every public article; this reads `per_category`
+    rows per category from the index.
     """
     ids = _latest_ids(exclude_ids=exclude_ids, per_category=per_category)
     articles = _for_listing(Article.objects.filter(id__in=ids)).order_by(

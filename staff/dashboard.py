@@ -210,8 +210,7 @@ def appeal_funnels(*, now: datetime | None = None, days: int = DAYS) -> list[Fun
     Two queries: the appeals, then their gifts summed per appeal. Summing through a join
     of appeals to gifts made PostgreSQL hash every gift (a sequential scan of the whole
     table); filtered by appeal and status the sums come from the covering index
-    `gift_appeal_results` alone: 26 ms instead of 210 ms for 200,000 gifts of six appeals
-    (bench/README.md, "Dashboard").
+    `gift_appeal_results` alone.
     """
     since = (now or timezone.now()) - timedelta(days=days)
     appeals = list(

@@ -210,7 +210,7 @@ class TrackingEvent(models.Model):
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField(auto_now_add=True)
     payload = models.JSONField(default=dict, blank=True)
-    # What the receiver did with the event (STYLE.md 6: record outcome and error).
+    # What the receiver did with the event: its outcome and error, for staff to see.
     processed_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)
@@ -218,9 +218,8 @@ class TrackingEvent(models.Model):
     class Meta:
         ordering = ["-occurred_at"]
         indexes = [
-            # Readers who opened, clicked, bounced ... per edition, counted from the index
-            # alone (the dashboard and the edition's progress): 22 ms, not 96 ms, for
-            # 80,000 events of ten editions (bench/README.md, "Dashboard").
+            # Readers who opened, clicked, bounced ... per edition are counted from the
+            # index alone, for the dashboard and the edition's progress.
             models.Index(
                 fields=["edition", "event_type", "recipient"], name="tracking_edition_readers"
             ),

@@ -1,4 +1,4 @@
-"""Celery tasks of the subscriptions app: thin, idempotent, given ids (STYLE.md 7)."""
+"""Celery tasks of the subscriptions app: thin and idempotent, given ids, never model instances."""
 
 from __future__ import annotations
 
