@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.urls import path
 
-from subscriptions import digest_urls, views
+from subscriptions import views
+from subscriptions.digest import urls as digest_urls
 
 app_name = "subscriptions"
 

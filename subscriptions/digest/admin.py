@@ -10,7 +10,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from newsroom.models import Category, Topic
-from subscriptions import digest
+from subscriptions.digest import render, staff
+from subscriptions.digest.compose import edition_view
 from subscriptions.models import Delivery, DeliveryBatch, Edition, Subscriber
 
 
@@ -128,12 +129,12 @@ class EditionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Pause sending the selected editions", permissions=["change"])
     def pause_editions(self, request: HttpRequest, queryset) -> None:
-        paused = sum(digest.edition_pause(edition=edition) for edition in queryset)
+        paused = sum(staff.edition_pause(edition=edition) for edition in queryset)
         self.message_user(request, f"Paused {paused} edition(s).")
 
     @admin.action(description="Resume sending the selected editions", permissions=["change"])
     def resume_editions(self, request: HttpRequest, queryset) -> None:
-        batches = sum(digest.edition_resume(edition=edition) for edition in queryset)
+        batches = sum(staff.edition_resume(edition=edition) for edition in queryset)
         self.message_user(request, f"Resumed; {batches} waiting batch(es) queued again.")
 
     def get_urls(self):
@@ -167,12 +168,12 @@ class EditionAdmin(admin.ModelAdmin):
         extra = {}
         if edition is not None:
             extra = {
-                "counts": digest.edition_progress(edition),
-                "progress_bar": _progress_bar(digest.edition_progress(edition)),
+                "counts": staff.edition_progress(edition),
+                "progress_bar": _progress_bar(staff.edition_progress(edition)),
                 "in_doubt_batches": edition.batches.filter(
                     state=DeliveryBatch.State.IN_DOUBT
                 ).annotate(size=Count("deliveries")),
-                "contents": digest.edition_view(edition=edition, followed=None),
+                "contents": edition_view(edition=edition, followed=None),
                 "categories": Category.objects.all(),
                 "topics": Topic.objects.all(),
                 "live": edition.state == Edition.State.SENDING,
@@ -219,7 +220,7 @@ class EditionAdmin(admin.ModelAdmin):
         if error:
             self.message_user(request, error, messages.ERROR)
             return self._back(edition)
-        html = digest.preview_html(edition=edition, subscriber=subscriber, followed=followed)
+        html = render.preview_html(edition=edition, subscriber=subscriber, followed=followed)
         response = HttpResponse(html)
         response["Cache-Control"] = "private, no-store"
         return response
@@ -239,7 +240,7 @@ class EditionAdmin(admin.ModelAdmin):
         if error:
             self.message_user(request, error, messages.ERROR)
             return self._back(edition)
-        digest.edition_send_test(
+        staff.edition_send_test(
             edition=edition, to=request.user.email, subscriber=subscriber, followed=followed
         )
         self.message_user(request, f"A test copy went to {request.user.email}.")
@@ -249,7 +250,7 @@ class EditionAdmin(admin.ModelAdmin):
         if refused := self._refuse(request):
             return refused
         edition = self._edition(request, pk)
-        if digest.edition_pause(edition=edition):
+        if staff.edition_pause(edition=edition):
             self.message_user(request, "Paused: batches not yet started wait until you resume.")
         else:
             self.message_user(
@@ -261,7 +262,7 @@ class EditionAdmin(admin.ModelAdmin):
         if refused := self._refuse(request):
             return refused
         edition = self._edition(request, pk)
-        batches = digest.edition_resume(edition=edition)
+        batches = staff.edition_resume(edition=edition)
         self.message_user(request, f"Resumed; {batches} waiting batch(es) queued again.")
         return self._back(edition)
 
@@ -269,7 +270,7 @@ class EditionAdmin(admin.ModelAdmin):
         if refused := self._refuse(request):
             return refused
         batch = get_object_or_404(DeliveryBatch, pk=pk)
-        count = digest.batch_resend(batch=batch)
+        count = staff.batch_resend(batch=batch)
         if count:
             self.message_user(
                 request, f"Batch {batch.pk}: {count} reader(s) queued to be sent again."
@@ -286,7 +287,7 @@ class EditionAdmin(admin.ModelAdmin):
         if refused := self._refuse(request):
             return refused
         batch = get_object_or_404(DeliveryBatch, pk=pk)
-        count = digest.batch_mark_sent(batch=batch)
+        count = staff.batch_mark_sent(batch=batch)
         self.message_user(request, f"Batch {batch.pk}: {count} reader(s) recorded as sent.")
         return HttpResponseRedirect(
             reverse("admin:subscriptions_edition_change", args=[batch.edition_id])
@@ -337,14 +338,14 @@ class DeliveryBatchAdmin(admin.ModelAdmin):
 
     @admin.action(description="Resend the selected in-doubt batches", permissions=["change"])
     def resend_in_doubt(self, request: HttpRequest, queryset) -> None:
-        count = sum(digest.batch_resend(batch=batch) for batch in queryset)
+        count = sum(staff.batch_resend(batch=batch) for batch in queryset)
         self.message_user(request, f"{count} reader(s) queued to be sent again.")
 
     @admin.action(
         description="Record the selected in-doubt batches as sent", permissions=["change"]
     )
     def mark_in_doubt_sent(self, request: HttpRequest, queryset) -> None:
-        count = sum(digest.batch_mark_sent(batch=batch) for batch in queryset)
+        count = sum(staff.batch_mark_sent(batch=batch) for batch in queryset)
         self.message_user(request, f"{count} reader(s) recorded as sent.")
 
 
