@@ -13,7 +13,6 @@ from django.urls import path
 from newsroom import audit, exports
 from newsroom.models import AuditEntry, Category
 from subscriptions import selectors, services
-from subscriptions.digest import admin as digest_admin  # noqa: F401  (registers the editions' admin)
 from subscriptions.models import (
     ConsentRecord,
     ConsentText,

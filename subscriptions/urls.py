@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from subscriptions import views
-from subscriptions.digest import urls as digest_urls
 
 app_name = "subscriptions"
 
@@ -19,5 +18,5 @@ urlpatterns: list = [
     path("for-you/", views.for_you, name="for_you"),
     path("terms/", views.terms, name="terms"),
     path("privacy/", views.privacy, name="privacy"),
-    *digest_urls.urlpatterns,
+    path("", include("subscriptions.digest.urls")),
 ]
