@@ -87,25 +87,28 @@ class EditionAdmin(admin.ModelAdmin):
         return False
 
     def get_queryset(self, request):
-        by_state = {
-            state: Count("deliveries", filter=Q(deliveries__state=state))
-            for state in ("sent", "queued", "claimed", "failed", "suppressed", "in_doubt")
-        }
-        return super().get_queryset(request).annotate(**{f"n_{k}": v for k, v in by_state.items()})
+        # Each edition's deliveries counted by state in the list's own query (n_<state>).
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                **{
+                    f"n_{state.value}": Count("deliveries", filter=Q(deliveries__state=state))
+                    for state in staff.PROGRESS_STATES
+                }
+            )
+        )
+
+    def _progress(self, obj: Edition) -> dict[str, int]:
+        return staff.progress(
+            by_state={
+                state.value: getattr(obj, f"n_{state.value}") for state in staff.PROGRESS_STATES
+            }
+        )
 
     @admin.display(description="progress")
     def progress(self, obj: Edition) -> str:
-        total = (
-            obj.n_sent
-            + obj.n_queued
-            + obj.n_claimed
-            + obj.n_failed
-            + obj.n_suppressed
-            + obj.n_in_doubt
-        )
-        done = total - obj.n_queued - obj.n_claimed
-        percent = round(100 * done / total) if total else 0
-        return _progress_bar({"total": total, "done": done, "percent": percent})
+        return _progress_bar(self._progress(obj))
 
     @admin.display(description="sent", ordering="n_sent")
     def sent(self, obj: Edition) -> int:
@@ -113,7 +116,7 @@ class EditionAdmin(admin.ModelAdmin):
 
     @admin.display(description="queued")
     def queued(self, obj: Edition) -> int:
-        return obj.n_queued + obj.n_claimed
+        return self._progress(obj)["waiting"]
 
     @admin.display(description="failed")
     def failed(self, obj: Edition) -> int:
@@ -167,9 +170,10 @@ class EditionAdmin(admin.ModelAdmin):
         edition = self.get_object(request, object_id)
         extra = {}
         if edition is not None:
+            counts = staff.edition_progress(edition)
             extra = {
-                "counts": staff.edition_progress(edition),
-                "progress_bar": _progress_bar(staff.edition_progress(edition)),
+                "counts": counts,
+                "progress_bar": _progress_bar(counts),
                 "in_doubt_batches": edition.batches.filter(
                     state=DeliveryBatch.State.IN_DOUBT
                 ).annotate(size=Count("deliveries")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
 
 from django.db import transaction
@@ -124,20 +125,37 @@ PROGRESS_STATES = [
     Delivery.State.SUPPRESSED,
     Delivery.State.IN_DOUBT,
 ]
+# Not settled yet: waiting for a worker, or in a worker's hands now.
+WAITING_STATES = [Delivery.State.QUEUED, Delivery.State.CLAIMED]
 # anymail's normalized tracking event types (anymail docs, "Tracking: event types").
 TRACKED_EVENTS = ["opened", "clicked", "bounced", "unsubscribed"]
 
 
+def progress(
+    *, by_state: Mapping[str, int], events: Mapping[str, int] | None = None
+) -> dict[str, int]:
+    """Staff's figures of a send, from its deliveries by state (and readers by event).
+
+    Every state (and, given `events`, every tracked event) has a count; `waiting` is
+    queued or being sent, `done` is settled either way, `percent` is done of total.
+    """
+    counts = {state.value: by_state.get(state.value, 0) for state in PROGRESS_STATES}
+    if events is not None:
+        counts.update({event: events.get(event, 0) for event in TRACKED_EVENTS})
+    counts["total"] = sum(counts[state.value] for state in PROGRESS_STATES)
+    counts["waiting"] = sum(counts[state.value] for state in WAITING_STATES)
+    counts["done"] = counts["total"] - counts["waiting"]
+    counts["percent"] = round(100 * counts["done"] / counts["total"]) if counts["total"] else 0
+    return counts
+
+
 def edition_progress(edition: Edition) -> dict[str, int]:
-    """Counts staff watch during a send: deliveries by state, readers by tracked event."""
-    counts = {state.value: 0 for state in PROGRESS_STATES}
-    counts.update(
-        dict(
-            edition.deliveries.order_by()
-            .values_list("state")
-            .annotate(n=Count("id"))
-            .values_list("state", "n")
-        )
+    """An edition's progress as staff watch it during a send, with readers by tracked event."""
+    by_state = dict(
+        edition.deliveries.order_by()
+        .values_list("state")
+        .annotate(n=Count("id"))
+        .values_list("state", "n")
     )
     events = dict(
         edition.events.filter(event_type__in=TRACKED_EVENTS)
@@ -146,9 +164,4 @@ def edition_progress(edition: Edition) -> dict[str, int]:
         .annotate(n=Count("recipient", distinct=True))
         .values_list("event_type", "n")
     )
-    counts.update({event: events.get(event, 0) for event in TRACKED_EVENTS})
-    counts["total"] = sum(counts[state.value] for state in PROGRESS_STATES)
-    done = counts["sent"] + counts["failed"] + counts["suppressed"] + counts["in_doubt"]
-    counts["done"] = done
-    counts["percent"] = round(100 * done / counts["total"]) if counts["total"] else 0
-    return counts
+    return progress(by_state=by_state, events=events)
