@@ -36,6 +36,23 @@ def _progress_bar(counts: dict[str, int]) -> str:
     )
 
 
+class WrittenBySendingMixin:
+    """Editions, batches and deliveries are written by the planner and the senders.
+
+    Staff read them and act on them (the actions below), never type one in or edit a
+    field; deleting one would forget who already got an edition and allow a second send.
+    """
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class InDoubtFilter(admin.SimpleListFilter):
     title = "needs attention"
     parameter_name = "attention"
@@ -50,7 +67,7 @@ class InDoubtFilter(admin.SimpleListFilter):
 
 
 @admin.register(Edition)
-class EditionAdmin(admin.ModelAdmin):
+class EditionAdmin(WrittenBySendingMixin, admin.ModelAdmin):
     list_display = [
         "__str__",
         "state",
@@ -74,17 +91,8 @@ class EditionAdmin(admin.ModelAdmin):
         "cutoff_end",
         "composed_at",
     ]
-    readonly_fields = fields
     actions = ["pause_editions", "resume_editions"]
     change_form_template = "subscriptions/digest/admin/edition_change_form.html"
-
-    def has_add_permission(self, request) -> bool:
-        # Editions are composed by the planner (or send_digest), never typed in.
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        # Deleting an edition would forget who already got it and allow a second send.
-        return False
 
     def get_queryset(self, request):
         # Each edition's deliveries counted by state in the list's own query (n_<state>).
@@ -299,7 +307,7 @@ class EditionAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeliveryBatch)
-class DeliveryBatchAdmin(admin.ModelAdmin):
+class DeliveryBatchAdmin(WrittenBySendingMixin, admin.ModelAdmin):
     list_display = [
         "pk",
         "edition",
@@ -324,14 +332,7 @@ class DeliveryBatchAdmin(admin.ModelAdmin):
         "finished_at",
         "error",
     ]
-    readonly_fields = fields
     actions = ["resend_in_doubt", "mark_in_doubt_sent"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(n=Count("deliveries"))
@@ -354,19 +355,13 @@ class DeliveryBatchAdmin(admin.ModelAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(WrittenBySendingMixin, admin.ModelAdmin):
     list_display = ["edition", "subscriber", "state", "sent_at", "esp_message_id", "error"]
     list_filter = ["state", "edition__newsletter"]
     search_fields = ["subscriber__email", "esp_message_id"]
     list_select_related = ["edition__newsletter", "subscriber"]
     fields = ["edition", "subscriber", "batch", "state", "esp_message_id", "sent_at", "error"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        # A delivery has no action of its own: staff act on its batch or edition.
         return False

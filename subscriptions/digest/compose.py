@@ -78,40 +78,12 @@ def publishes_on(newsletter: Newsletter, day: Date) -> bool:
     return True
 
 
-def edition_compose(*, newsletter: Newsletter, date: Date, now: datetime | None = None) -> Edition:
-    """Return the newsletter's edition for `date`, composing and freezing it the first time.
-
-    Articles are new when published after the previous edition's cutoff. With nothing
-    new the edition is stored as skipped, with the reason staff see in the admin.
-    """
-    existing = Edition.objects.filter(newsletter=newsletter, date=date).first()
-    if existing is not None:
-        return existing
-    now = now or timezone.now()
-    previous = (
-        Edition.objects.filter(newsletter=newsletter, date__lt=date).order_by("-date").first()
-    )
-    cutoff_start = previous.cutoff_end if previous else now - _lookback(newsletter)
-    contents = compose_contents(newsletter=newsletter, cutoff_start=cutoff_start, cutoff_end=now)
-    defaults: dict = {"cutoff_start": cutoff_start, "cutoff_end": now, "contents": contents}
-    if not contents["top"]:
-        defaults["state"] = Edition.State.SKIPPED
-        defaults["skip_reason"] = (
-            f"Nothing was published between {timezone.localtime(cutoff_start):%Y-%m-%d %H:%M} "
-            f"and {timezone.localtime(now):%Y-%m-%d %H:%M} ({settings.TIME_ZONE}), "
-            "so this edition was not sent."
-        )
-    # A concurrent planner composing the same day loses the race on the unique
-    # constraint; get_or_create then returns the winner's edition.
-    edition, _ = Edition.objects.get_or_create(newsletter=newsletter, date=date, defaults=defaults)
-    return edition
-
-
 def edition_draft(*, newsletter: Newsletter, date: Date, now: datetime) -> Edition:
     """The stored edition for `date`, or an unsaved one composed as it would be now.
 
     Previews (send_digest --dry-run / --to) use it so that looking never freezes an
-    edition before its send hour.
+    edition before its send hour. Articles are new when published after the previous
+    edition's cutoff; with nothing new the edition is skipped.
     """
     existing = Edition.objects.filter(newsletter=newsletter, date=date).first()
     if existing is not None:
@@ -132,6 +104,38 @@ def edition_draft(*, newsletter: Newsletter, date: Date, now: datetime) -> Editi
         if contents["top"]
         else "Nothing new has been published since the last edition.",
     )
+
+
+def edition_compose(*, newsletter: Newsletter, date: Date, now: datetime | None = None) -> Edition:
+    """Return the newsletter's edition for `date`, composing and freezing it the first time.
+
+    A skipped edition is stored with the reason staff see in the admin.
+    """
+    now = now or timezone.now()
+    draft = edition_draft(newsletter=newsletter, date=date, now=now)
+    if draft.pk is not None:
+        return draft
+    if draft.state == Edition.State.SKIPPED:
+        since = timezone.localtime(draft.cutoff_start)
+        draft.skip_reason = (
+            f"Nothing was published between {since:%Y-%m-%d %H:%M} "
+            f"and {timezone.localtime(now):%Y-%m-%d %H:%M} ({settings.TIME_ZONE}), "
+            "so this edition was not sent."
+        )
+    # A concurrent planner composing the same day loses the race on the unique
+    # constraint; get_or_create then returns the winner's edition.
+    edition, _ = Edition.objects.get_or_create(
+        newsletter=newsletter,
+        date=date,
+        defaults={
+            "cutoff_start": draft.cutoff_start,
+            "cutoff_end": draft.cutoff_end,
+            "contents": draft.contents,
+            "state": draft.state,
+            "skip_reason": draft.skip_reason,
+        },
+    )
+    return edition
 
 
 # --- reading an edition -----------------------------------------------------------

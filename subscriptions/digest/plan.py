@@ -6,7 +6,7 @@ import logging
 from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date as Date
 from datetime import datetime, time, timedelta
@@ -18,13 +18,12 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from subscriptions.digest.compose import (
     edition_compose,
     edition_draft,
-    followed_set,
     group_key,
     publishes_on,
 )
@@ -55,50 +54,6 @@ class DryRun:
     recipients: int
     groups: int
     suppressed: int
-
-
-def digest_dry_run(
-    *, now: datetime | None = None, newsletter_slug: str | None = None, send_now: bool = False
-) -> list[DryRun]:
-    """What digest_plan would do now, written nowhere: editions, readers, groups."""
-    now = now or timezone.now()
-    newsletters = Newsletter.objects.filter(active=True)
-    if newsletter_slug:
-        newsletters = newsletters.filter(slug=newsletter_slug)
-    runs: list[DryRun] = []
-    for newsletter in newsletters:
-        if send_now:
-            plan: dict[Date, list[str] | None] = {timezone.localdate(now): None}
-        else:
-            plan = dict(due_dates(newsletter=newsletter, now=now))
-        for day, zones in sorted(plan.items()):
-            if not _anyone_owed(
-                newsletter=newsletter, date=day, zones=zones, now=now, latest=max(plan)
-            ):
-                continue
-            edition = edition_draft(newsletter=newsletter, date=day, now=now)
-            if edition.state in (Edition.State.SKIPPED, Edition.State.PAUSED):
-                runs.append(DryRun(edition, 0, 0, 0))
-                continue
-            subscribers = (
-                due_subscribers(edition=edition, zones=zones, now=now)
-                .order_by("pk")
-                .only("pk", "email")
-                .prefetch_related(
-                    Prefetch("follows", queryset=Follow.objects.order_by("position", "id"))
-                )
-            )
-            recipients = suppressed = 0
-            groups: set[str] = set()
-            for chunk in _chunks(subscribers.iterator(chunk_size=STREAM_CHUNK), STREAM_CHUNK):
-                blocked = suppressed_among([s.email for s in chunk])
-                suppressed += len(blocked)
-                for subscriber in chunk:
-                    if subscriber.email not in blocked:
-                        recipients += 1
-                        groups.add(group_key(followed_set(subscriber.follows.all())))
-            runs.append(DryRun(edition, recipients, len(groups), suppressed))
-    return runs
 
 
 @dataclass
@@ -157,6 +112,35 @@ def _planner_lock(newsletter_id: int) -> Iterator[bool]:
                 cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [0x64696765, newsletter_id])
 
 
+def _editions_owed(
+    *, now: datetime, newsletter_slug: str | None, send_now: bool, freeze: bool
+) -> Iterator[tuple[Edition, list[str] | None]]:
+    """Each edition owed now, with the time zones owed it (None: every zone).
+
+    With `freeze` each edition is composed and stored, one planner per newsletter at a
+    time; without it each is a draft, and nothing is written or locked (the dry run).
+    """
+    newsletters = Newsletter.objects.filter(active=True)
+    if newsletter_slug:
+        newsletters = newsletters.filter(slug=newsletter_slug)
+    for newsletter in newsletters:
+        with _planner_lock(newsletter.pk) if freeze else nullcontext(True) as got:
+            if not got:
+                logger.info("digest: another planner is on %s, skipping", newsletter.slug)
+                continue
+            if send_now:
+                days: dict[Date, list[str] | None] = {timezone.localdate(now): None}
+            else:
+                days = dict(due_dates(newsletter=newsletter, now=now))
+            for day, zones in sorted(days.items()):
+                if not _anyone_owed(
+                    newsletter=newsletter, date=day, zones=zones, now=now, latest=max(days)
+                ):
+                    continue
+                compose = edition_compose if freeze else edition_draft
+                yield compose(newsletter=newsletter, date=day, now=now), zones
+
+
 def digest_plan(
     *,
     now: datetime | None = None,
@@ -171,40 +155,51 @@ def digest_plan(
     the newsroom's time zone (what `send_digest --now` does).
     """
     now = now or timezone.now()
-    newsletters = Newsletter.objects.filter(active=True)
-    if newsletter_slug:
-        newsletters = newsletters.filter(slug=newsletter_slug)
     results: list[PlanResult] = []
-    for newsletter in newsletters:
-        with _planner_lock(newsletter.pk) as got:
-            if not got:
-                logger.info("digest: another planner is on %s, skipping", newsletter.slug)
+    # closing(): a newsletter's planner lock is released even if planning it fails.
+    with closing(
+        _editions_owed(now=now, newsletter_slug=newsletter_slug, send_now=send_now, freeze=True)
+    ) as owed:
+        for edition, zones in owed:
+            result = PlanResult(edition=edition)
+            results.append(result)
+            if edition.state in (Edition.State.SKIPPED, Edition.State.PAUSED):
                 continue
-            if send_now:
-                plan: dict[Date | None, list[str] | None] = {timezone.localdate(now): None}
-            else:
-                plan = dict(due_dates(newsletter=newsletter, now=now))
-            for day, zones in sorted(plan.items()):
-                if not _anyone_owed(
-                    newsletter=newsletter, date=day, zones=zones, now=now, latest=max(plan)
-                ):
-                    continue
-                edition = edition_compose(newsletter=newsletter, date=day, now=now)
-                result = PlanResult(edition=edition)
-                results.append(result)
-                if edition.state in (Edition.State.SKIPPED, Edition.State.PAUSED):
-                    continue
-                edition_plan(
-                    edition=edition,
-                    zones=zones,
-                    now=now,
-                    enqueue=enqueue,
-                    batch_size=batch_size or settings.ESP_BATCH_SIZE,
-                    result=result,
-                )
+            edition_plan(
+                edition=edition,
+                zones=zones,
+                now=now,
+                enqueue=enqueue,
+                batch_size=batch_size or settings.ESP_BATCH_SIZE,
+                result=result,
+            )
     if enqueue:
         batches_requeue_stalled(now=now)
     return results
+
+
+def digest_dry_run(
+    *, now: datetime | None = None, newsletter_slug: str | None = None, send_now: bool = False
+) -> list[DryRun]:
+    """What digest_plan would do now, written nowhere: editions, readers, groups."""
+    now = now or timezone.now()
+    runs: list[DryRun] = []
+    for edition, zones in _editions_owed(
+        now=now, newsletter_slug=newsletter_slug, send_now=send_now, freeze=False
+    ):
+        run = DryRun(edition, 0, 0, 0)
+        runs.append(run)
+        if edition.state in (Edition.State.SKIPPED, Edition.State.PAUSED):
+            continue
+        groups: set[str] = set()
+        for chunk, suppressed, follows in _due_readers(edition=edition, zones=zones, now=now):
+            run.suppressed += len(suppressed)
+            for pk, email in chunk:
+                if email not in suppressed:
+                    run.recipients += 1
+                    groups.add(group_key(follows.get(pk, [])))
+        run.groups = len(groups)
+    return runs
 
 
 def _anyone_owed(
@@ -252,16 +247,11 @@ def _chunks(iterable: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
-def edition_plan(
-    *,
-    edition: Edition,
-    zones: list[str] | None,
-    now: datetime,
-    enqueue: bool,
-    batch_size: int,
-    result: PlanResult,
-) -> PlanResult:
-    """Write deliveries for the due subscribers, grouped by followed set, in batches.
+def _due_readers(
+    *, edition: Edition, zones: list[str] | None, now: datetime
+) -> Iterator[tuple[list[tuple[int, str]], set[str], dict[int, list[list]]]]:
+    """The readers owed `edition`, a chunk at a time: their (id, email), the suppressed
+    addresses among them, and each one's followed set.
 
     Plain tuples, not model instances: at 100,000 readers building instances took
     most of the planner's time (bench/README.md).
@@ -272,17 +262,8 @@ def edition_plan(
         .values_list("pk", "email")
         .iterator(chunk_size=STREAM_CHUNK)
     )
-    # Readers waiting for their group to fill a batch, as 8-byte ints (array "q"): with
-    # 5,000 followed sets no group fills one, and at 1,000,000 readers lists of Python
-    # ints held 36 bytes a reader until the end.
-    pending: dict[str, tuple[list[list], array]] = {}
-    keys: dict[tuple, str] = {}  # followed set -> group_key, hashed once per set
     for chunk in _chunks(subscribers, STREAM_CHUNK):
         suppressed = suppressed_among([email for _, email in chunk])
-        if suppressed:
-            result.suppressed += _record_suppressed(
-                edition=edition, subscriber_ids=[pk for pk, email in chunk if email in suppressed]
-            )
         follows: dict[int, list[list]] = defaultdict(list)
         for subscriber_id, category_id, topic_id in (
             Follow.objects.filter(subscriber_id__in=[pk for pk, _ in chunk])
@@ -290,6 +271,29 @@ def edition_plan(
             .values_list("subscriber_id", "category_id", "topic_id")
         ):
             follows[subscriber_id].append(["c", category_id] if category_id else ["t", topic_id])
+        yield chunk, suppressed, follows
+
+
+def edition_plan(
+    *,
+    edition: Edition,
+    zones: list[str] | None,
+    now: datetime,
+    enqueue: bool,
+    batch_size: int,
+    result: PlanResult,
+) -> PlanResult:
+    """Write deliveries for the due subscribers, grouped by followed set, in batches."""
+    # Readers waiting for their group to fill a batch, as 8-byte ints (array "q"): with
+    # 5,000 followed sets no group fills one, and at 1,000,000 readers lists of Python
+    # ints held 36 bytes a reader until the end.
+    pending: dict[str, tuple[list[list], array]] = {}
+    keys: dict[tuple, str] = {}  # followed set -> group_key, hashed once per set
+    for chunk, suppressed, follows in _due_readers(edition=edition, zones=zones, now=now):
+        if suppressed:
+            result.suppressed += _record_suppressed(
+                edition=edition, subscriber_ids=[pk for pk, email in chunk if email in suppressed]
+            )
         for pk, email in chunk:
             if email in suppressed:
                 continue
