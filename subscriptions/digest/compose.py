@@ -214,10 +214,10 @@ def edition_view(
     return EditionView(edition=edition, top=top, sections=sections)
 
 
-# An edition's articles, categories and topics by id, read once and shared by every
-# followed set a worker renders: with 5,000 distinct sets, reading them per set took
-# three quarters of each set's rendering (bench/README.md, "The digest"). Kept a
-# minute, so an article unpublished during a send drops out of later renders.
+# An edition's articles, categories and topics by id, read once per worker for every
+# followed set it renders: per set, reading them would be most of a set's rendering
+# (bench/README.md, "The digest"). Kept a minute, so an article unpublished during a
+# send drops out of later renders.
 _PARTS: OrderedDict[tuple, tuple[float, tuple[dict, dict, dict]]] = OrderedDict()
 _PARTS_MAX = 8
 PARTS_TTL_SECONDS = 60.0

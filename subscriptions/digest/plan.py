@@ -253,8 +253,7 @@ def _due_readers(
     """The readers owed `edition`, a chunk at a time: their (id, email), the suppressed
     addresses among them, and each one's followed set.
 
-    Plain tuples, not model instances: at 100,000 readers building instances took
-    most of the planner's time (bench/README.md).
+    Plain tuples: building model instances would be most of the planner's time.
     """
     subscribers = (
         due_subscribers(edition=edition, zones=zones, now=now)
@@ -285,8 +284,7 @@ def edition_plan(
 ) -> PlanResult:
     """Write deliveries for the due subscribers, grouped by followed set, in batches."""
     # Readers waiting for their group to fill a batch, as 8-byte ints (array "q"): with
-    # 5,000 followed sets no group fills one, and at 1,000,000 readers lists of Python
-    # ints held 36 bytes a reader until the end.
+    # many followed sets most readers wait until the end of the stream.
     pending: dict[str, tuple[list[list], array]] = {}
     keys: dict[tuple, str] = {}  # followed set -> group_key, hashed once per set
     for chunk, suppressed, follows in _due_readers(edition=edition, zones=zones, now=now):
@@ -340,10 +338,8 @@ def _flush_pack(
 ) -> None:
     """Write one batch per group, all in one transaction, and queue them as one pack.
 
-    A full batch of one group is a pack of one, queued as its own batch's task.
-
-    With a transaction per group, planning 100,000 readers in 5,000 followed sets took
-    49 s in bench/digest.py; with one per pack, 17 s (bench/README.md).
+    A full batch of one group is a pack of one, queued as its own batch's task. One
+    transaction per pack, not per group: with many small groups, commits cost the most.
     """
     with transaction.atomic():
         _commit_without_waiting_for_disk()
@@ -445,12 +441,13 @@ def _record_suppressed(*, edition: Edition, subscriber_ids: list[int]) -> int:
 def _commit_without_waiting_for_disk() -> None:
     """Let this transaction's COMMIT return before its WAL reaches the disk.
 
-    The planner's profile at 100,000 readers: a quarter of its time was COMMIT waiting
-    for the disk (bench/README.md). PostgreSQL's asynchronous commit ("Asynchronous
-    Commit" in its manual) may lose the last fraction of a second of such commits in a
-    server crash, never consistency. Lost here means readers not queued yet, whom the
-    next planner run queues, and a task finding no batch; any batch a task has claimed
-    is durable, since the claim's own synchronous COMMIT flushes all WAL before it.
+    The planner commits often; waiting for the disk each time would be much of its
+    time (bench/README.md, "The planner's profile").
+    PostgreSQL's asynchronous commit ("Asynchronous Commit" in its manual) may lose the
+    last fraction of a second of such commits in a server crash, never consistency.
+    Lost here means readers not queued yet, whom the next planner run queues, and a
+    task finding no batch; any batch a task has claimed is durable, since the claim's
+    own synchronous COMMIT flushes all WAL before it.
     """
     if db_connection.vendor == "postgresql":
         with db_connection.cursor() as cursor:

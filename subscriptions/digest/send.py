@@ -94,13 +94,12 @@ def edition_send_batches(*, batch_ids: list[int], task_id: str) -> PackOutcome:
     """Send a pack of small batches, their ESP calls overlapping; each batch exactly once.
 
     The planner packs the batches of rare followed sets (one set, one email, one ESP
-    call): 5,000 sets over 100,000 readers are 5,000 calls of 20 readers, and one at a
-    time each worker process sat idle on every round trip (bench/README.md). Each batch
-    keeps its own claim, committed before its call, and its own record of the answer,
-    so a pack is exactly as safe as its batches sent one by one: an ESP error stays in
-    its batch (queued again for the retry, the others recorded as sent), a redelivered
-    pack finds its sent batches sent, and a worker dying leaves in doubt only the
-    batches whose calls were in flight (at most settings.ESP_CONCURRENT_CALLS).
+    call), which sent one at a time would leave the worker idle on every round trip.
+    Each batch keeps its own claim, committed before its call, and its own record of
+    the answer, so a pack is exactly as safe as its batches sent one by one: an ESP
+    error stays in its batch (queued again for the retry, the others recorded as sent),
+    a redelivered pack finds its sent batches sent, and a worker dying leaves in doubt
+    only the batches whose calls were in flight (at most settings.ESP_CONCURRENT_CALLS).
 
     The database work stays in this thread; the others build each reader's merge data
     and wait for the ESP.
@@ -220,8 +219,8 @@ def _claim(*, batch_id: int, task_id: str):
     now = timezone.now()
     with transaction.atomic():
         batch = (
-            # The batch's row only: locking its edition too made every claim of every
-            # worker wait its turn on that one row.
+            # The batch's row only: locking its edition too would make every claim of
+            # every worker wait its turn on that one row.
             DeliveryBatch.objects.select_for_update(of=("self",))
             .select_related("edition__newsletter")
             .filter(pk=batch_id)
@@ -250,7 +249,7 @@ def _claim(*, batch_id: int, task_id: str):
             return BatchOutcome(state="paused")
 
         # One query for the deliveries, their readers and whether each is still
-        # subscribed (three before: with batches of 20, queries cost per reader).
+        # subscribed: in small batches every query costs per reader.
         # FOR UPDATE OF the deliveries only: a deleted reader is a NULL outer join.
         rows = list(
             batch.deliveries.select_for_update(skip_locked=True, of=("self",))
@@ -268,7 +267,7 @@ def _claim(*, batch_id: int, task_id: str):
                 "pk", "subscriber_id", "subscriber__email", "subscriber__name", "subscribed"
             )
         )
-        # The one suppression check, right before the ESP call (seams.md).
+        # The one suppression check, right before the ESP call.
         suppressed = suppressed_among([email for _, sid, email, _, _ in rows if sid is not None])
         dropped: dict[str, list[int]] = defaultdict(list)
         recipients: list[_Recipient] = []
