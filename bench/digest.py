@@ -352,13 +352,13 @@ def profile_planner(args: argparse.Namespace, *, name: str) -> None:
     from pyinstrument import Profiler
 
     setup(args)
-    from subscriptions import digest
+    from subscriptions.digest import plan
 
     seed(args)
     profiler = Profiler(interval=0.005)
     began = time.monotonic()
     with profiler:
-        [result] = digest.digest_plan(send_now=True, enqueue=False)
+        [result] = plan.digest_plan(send_now=True, enqueue=False)
     seconds = time.monotonic() - began
     print(
         f"planned {result.queued} readers in {len(result.batch_ids)} batches in {seconds:.1f} s"
@@ -379,7 +379,7 @@ def run(args: argparse.Namespace) -> dict:
     from django.db.models import Count
 
     from newsroom.celery import app
-    from subscriptions.digest_tasks import digest_plan_task
+    from subscriptions.digest.tasks import digest_plan_task
     from subscriptions.models import Delivery, DeliveryBatch, Edition
 
     seed(args)

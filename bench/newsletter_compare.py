@@ -310,23 +310,23 @@ def edition_content(path: Path) -> dict:
     from django.conf import settings
     from django.utils import timezone
 
-    from subscriptions import digest
+    from subscriptions.digest import compose, render
     from subscriptions.models import Newsletter, Subscriber
 
     newsletter = Newsletter.objects.get(slug="mideast-daily")
     now = timezone.now()
     today = timezone.localtime(now, ZoneInfo("Asia/Jerusalem")).date()
-    draft = digest.edition_draft(newsletter=newsletter, date=today, now=now)
-    view = digest.edition_view(edition=draft, followed=[])
+    draft = compose.edition_draft(newsletter=newsletter, date=today, now=now)
+    view = compose.edition_view(edition=draft, followed=[])
     articles = [*view.top, *(a for section in view.sections for a in section.articles)]
-    rendered = digest.render_edition_email(edition=draft, followed=[])
+    rendered = render.render_edition_email(edition=draft, followed=[])
     reader = Subscriber.objects.filter(email__endswith="@readers.example").first()
-    own = digest.personal_copy(
+    own = render.personal_copy(
         rendered=rendered,
-        values=digest.recipient_values(
+        values=render.recipient_values(
             subscriber=reader,
             newsletter=newsletter,
-            headers=digest.reader_headers(subscriber=reader, newsletter=newsletter),
+            headers=render.reader_headers(subscriber=reader, newsletter=newsletter),
         ),
     )
     content = {
@@ -412,7 +412,7 @@ def run_ours(args: argparse.Namespace, store) -> dict:
 
     from bench.smtp_sink import read_counts, reset_counts
     from newsroom.celery import app
-    from subscriptions.digest_tasks import digest_plan_task
+    from subscriptions.digest.tasks import digest_plan_task
     from subscriptions.models import Delivery, DeliveryBatch, Edition
 
     app.control.purge()

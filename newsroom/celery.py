@@ -11,5 +11,3 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "newsroom.settings")
 app = Celery("newsroom")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-# The digest keeps its tasks beside the rest of its sending code.
-app.autodiscover_tasks(["subscriptions"], related_name="digest_tasks")

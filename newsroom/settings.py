@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "donations",
     "subscriptions",
+    "subscriptions.digest",
 ]
 
 MIDDLEWARE = [

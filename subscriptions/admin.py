@@ -11,11 +11,7 @@ from django.urls import path
 
 from newsroom import audit, exports
 from newsroom.models import AuditEntry, Category
-from subscriptions import (
-    digest_admin,  # noqa: F401  (registers the editions' admin)
-    selectors,
-    services,
-)
+from subscriptions import selectors, services
 from subscriptions.models import (
     ConsentRecord,
     ConsentText,

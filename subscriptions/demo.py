@@ -15,7 +15,7 @@ from django.utils import timezone
 from newsroom.demo import FIRST_NAMES, LAST_NAMES, dates_restore
 from newsroom.models import Category, Topic
 from subscriptions import services
-from subscriptions.digest import compose_contents, group_key
+from subscriptions.digest.compose import compose_contents, group_key
 from subscriptions.models import (
     ConsentRecord,
     Delivery,
@@ -230,7 +230,7 @@ def _editions(rng, *, now: datetime, newsletter: Newsletter, readers: list[_Read
         copies = []
         if edition.state == Edition.State.SENT:
             for reader in readers:
-                # Whom the planner would have owed it (digest.due_subscribers): confirmed by
+                # Whom the planner would have owed it (digest.plan.due_subscribers): confirmed by
                 # the send hour in their zone, and still subscribed.
                 send_moment = datetime.combine(
                     edition.date, time(newsletter.send_hour), ZoneInfo(reader.zone)

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
-from subscriptions import digest_urls, views
+from subscriptions import views
 
 app_name = "subscriptions"
 
@@ -18,5 +18,5 @@ urlpatterns: list = [
     path("for-you/", views.for_you, name="for_you"),
     path("terms/", views.terms, name="terms"),
     path("privacy/", views.privacy, name="privacy"),
-    *digest_urls.urlpatterns,
+    path("", include("subscriptions.digest.urls")),
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from subscriptions import digest
+from subscriptions.digest.compose import edition_compose
 from tests.factories import ArticleFactory, CategoryFactory, NewsletterFactory
 
 
@@ -15,7 +15,7 @@ def test_a_reader_opens_an_edition_from_the_archive(browser_page, transactional_
     economy = CategoryFactory(name="Economy")
     ArticleFactory(headline="Ceasefire talks resume in Cairo", top_story_rank=1)
     ArticleFactory(headline="Port traffic rises for a third month", category=economy)
-    edition = digest.edition_compose(newsletter=newsletter, date=timezone.localdate())
+    edition = edition_compose(newsletter=newsletter, date=timezone.localdate())
 
     browser_page.goto(f"/newsletters/{newsletter.slug}/archive/")
     browser_page.get_by_role(

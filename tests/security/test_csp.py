@@ -1,4 +1,4 @@
-"""Every public page carries a Content Security Policy that allows no inline script and no foreign origin."""
+"""Every public page carries a Content Security Policy: no inline script, no foreign origin."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from subscriptions import digest, tokens
+from subscriptions import tokens
+from subscriptions.digest.compose import edition_compose
 from tests.factories import (
     ArticleFactory,
     AuthorFactory,
@@ -49,7 +50,7 @@ def public_pages(settings):
     )
     newsletter = NewsletterFactory()
     subscriber = SubscriptionFactory(newsletter=newsletter).subscriber
-    edition = digest.edition_compose(newsletter=newsletter, date=timezone.localdate())
+    edition = edition_compose(newsletter=newsletter, date=timezone.localdate())
     site = settings.SITE_URL
     return {
         "home": reverse("home"),

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from donations import reader_state, stripe_api
 from donations import services as donation_services
-from subscriptions import digest, follows, tokens
+from subscriptions import follows, tokens
+from subscriptions.digest.compose import edition_compose
 from tests.donations.conftest import DOORWAY, FakeStripe
 from tests.donations.factories import AppealFactory, PaidGiftFactory
 from tests.factories import (
@@ -86,7 +87,7 @@ def world(monkeypatch, settings):
     ArticleFactory(slug="port-traffic", category=category, authors=[author], topics=[topic])
     newsletter = NewsletterFactory()
     subscriber = SubscriptionFactory(newsletter=newsletter).subscriber
-    edition = digest.edition_compose(newsletter=newsletter, date=timezone.localdate())
+    edition = edition_compose(newsletter=newsletter, date=timezone.localdate())
     appeal = AppealFactory()
     gift = PaidGiftFactory()
     valid_tokens = {

@@ -15,7 +15,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from donations.models import Appeal, Frequency, Gift, PaymentFailureNotice, RecurringPlan
 from staff import dashboard
-from subscriptions.digest import digest_plan
+from subscriptions.digest.plan import digest_plan
 from subscriptions.models import (
     ConsentRecord,
     Delivery,

@@ -9,7 +9,9 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from subscriptions import digest
+from subscriptions.digest import compose, render
+from subscriptions.digest.plan import digest_plan
+from subscriptions.digest.send import edition_send_batch
 from subscriptions.models import DeliveryBatch, Edition
 from tests.factories import (
     ArticleFactory,
@@ -30,8 +32,8 @@ def _digest_settings(settings, monkeypatch):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.ESP_BATCH_SIZE = 500
     settings.ESP_MERGE_FIELD_FORMAT = "{{FIELD}}"
-    digest._RENDERS.clear()
-    digest._PARTS.clear()
+    render._RENDERS.clear()
+    compose._PARTS.clear()
     _appeals_doorway(monkeypatch)
 
 
@@ -43,22 +45,22 @@ def _appeals_doorway(monkeypatch):
     """
     from django.db import connection
 
-    ask = digest._appeal_for
+    ask = render._appeal_for
 
     def appeal_for(email):
         if "donations_appeal" not in connection.introspection.table_names():
             return None
         return ask(email)
 
-    running = digest._appeals_running
+    running = render._appeals_running
 
     def appeals_running():
         if "donations_appeal" not in connection.introspection.table_names():
             return False
         return running()
 
-    monkeypatch.setattr(digest, "_appeal_for", appeal_for)
-    monkeypatch.setattr(digest, "_appeals_running", appeals_running)
+    monkeypatch.setattr(render, "_appeal_for", appeal_for)
+    monkeypatch.setattr(render, "_appeals_running", appeals_running)
 
 
 @pytest.fixture(name="newsletter")
@@ -85,17 +87,17 @@ def at(text: str, zone: str = "UTC") -> datetime:
 def plan_and_send(django_capture_on_commit_callbacks, **kwargs):
     """Run the planner; the batch tasks it enqueues on commit run in-process."""
     with django_capture_on_commit_callbacks(execute=True):
-        return digest.digest_plan(**kwargs)
+        return digest_plan(**kwargs)
 
 
 def plan_only(**kwargs):
     """Run the planner without sending: the batches stay queued for the test to send."""
-    return digest.digest_plan(enqueue=False, **kwargs)
+    return digest_plan(enqueue=False, **kwargs)
 
 
 def send_all(edition: Edition, *, task_id: str = "task-1"):
     return [
-        digest.edition_send_batch(batch_id=pk, task_id=f"{task_id}-{pk}")
+        edition_send_batch(batch_id=pk, task_id=f"{task_id}-{pk}")
         for pk in edition.batches.filter(state=DeliveryBatch.State.QUEUED).values_list(
             "pk", flat=True
         )

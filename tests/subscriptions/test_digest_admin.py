@@ -7,7 +7,8 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from subscriptions import digest
+from subscriptions.digest.compose import edition_compose
+from subscriptions.digest.send import edition_send_batch
 from subscriptions.models import Delivery, DeliveryBatch, Edition, TrackingEvent
 from tests.factories import StaffFactory
 from tests.helpers import login_staff
@@ -38,7 +39,7 @@ def sending(newsletter):
     readers = [subscribe(newsletter) for _ in range(3)]
     [result] = plan_only(send_now=True, batch_size=1)
     batches = list(result.edition.batches.order_by("pk"))
-    digest.edition_send_batch(batch_id=batches[0].pk, task_id="t-1")
+    edition_send_batch(batch_id=batches[0].pk, task_id="t-1")
     DeliveryBatch.objects.filter(pk=batches[2].pk).update(state=DeliveryBatch.State.IN_DOUBT)
     batches[2].deliveries.update(state=Delivery.State.IN_DOUBT)
     TrackingEvent.objects.create(
@@ -76,7 +77,7 @@ def test_the_edition_list_shows_state_and_progress(client, staff, sending):
 
 
 def test_a_skipped_edition_says_why(client, staff, newsletter):
-    edition = digest.edition_compose(newsletter=newsletter, date=timezone.localdate())
+    edition = edition_compose(newsletter=newsletter, date=timezone.localdate())
 
     page = client.get(change_url(edition)).content.decode()
 
@@ -111,7 +112,7 @@ def test_preview_as_a_subscriber_or_a_followed_set(client, staff, newsletter):
     news(headline="Ceasefire talks resume in Cairo", top_story_rank=1)
     news(headline="Port traffic rises for a third month", category=economy)
     reader = subscribe(newsletter, name="Dana", follows=[economy])
-    edition = digest.edition_compose(newsletter=newsletter, date=timezone.localdate())
+    edition = edition_compose(newsletter=newsletter, date=timezone.localdate())
     url = reverse("admin:subscriptions_edition_preview", args=[edition.pk])
 
     as_reader = client.get(url, {"subscriber": reader.email}).content.decode()

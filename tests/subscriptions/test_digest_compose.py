@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from PIL import Image
 
-from subscriptions import digest
+from subscriptions.digest.compose import edition_compose
 from subscriptions.models import Delivery, Edition
 from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
     CategoryFactory,
@@ -34,7 +34,7 @@ def photo() -> SimpleUploadedFile:
 
 
 def compose(newsletter, **kwargs):
-    return digest.edition_compose(newsletter=newsletter, date=timezone.localdate(), **kwargs)
+    return edition_compose(newsletter=newsletter, date=timezone.localdate(), **kwargs)
 
 
 def test_top_stories_are_ranked_first_then_newest(newsletter):

@@ -10,7 +10,10 @@ from anymail.backends.test import EmailBackend as AnymailTestBackend
 from anymail.exceptions import AnymailAPIError
 from django.core import mail
 
-from subscriptions import digest, digest_tasks
+from newsroom.models import Category
+from subscriptions.digest import plan
+from subscriptions.digest import tasks as digest_tasks
+from subscriptions.digest.send import edition_send_batches
 from subscriptions.models import Delivery, DeliveryBatch, Edition
 from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
     CategoryFactory,
@@ -64,7 +67,7 @@ def sets(newsletter):
     owners = [CategoryFactory() for _ in range(3)] + [TopicFactory() for _ in range(3)]
     readers = {}
     for owner in owners:
-        if isinstance(owner, digest.Category):
+        if isinstance(owner, Category):
             news(category=owner)
         else:
             news().topics.add(owner)
@@ -76,7 +79,7 @@ def sets(newsletter):
 def tasks(monkeypatch):
     """The batch tasks the planner enqueues, each as the list of its batch ids."""
     enqueued: list[list[int]] = []
-    single, packed = digest.enqueue_batch, digest.enqueue_batches
+    single, packed = plan.enqueue_batch, plan.enqueue_batches
 
     def record_single(batch_id):
         enqueued.append([batch_id])
@@ -87,8 +90,8 @@ def tasks(monkeypatch):
             enqueued.append(list(batch_ids))
         packed(batch_ids)
 
-    monkeypatch.setattr(digest, "enqueue_batch", record_single)
-    monkeypatch.setattr(digest, "enqueue_batches", record_pack)
+    monkeypatch.setattr(plan, "enqueue_batch", record_single)
+    monkeypatch.setattr(plan, "enqueue_batches", record_pack)
     return enqueued
 
 
@@ -103,7 +106,7 @@ def everyone(sets) -> list:
 def test_small_groups_go_out_in_packs_each_reader_once_with_their_own_links(
     newsletter, sets, tasks, monkeypatch, django_capture_on_commit_callbacks
 ):
-    monkeypatch.setattr(digest, "PACK_BATCHES", 4)
+    monkeypatch.setattr(plan, "PACK_BATCHES", 4)
 
     [result] = plan_and_send(django_capture_on_commit_callbacks, send_now=True)
 
@@ -189,9 +192,9 @@ def test_a_pack_redelivered_after_its_worker_died_resends_nothing_and_sends_the_
     assert len(batch_ids) == len(sets)
 
     with pytest.raises(WorkerLost):
-        digest.edition_send_batches(batch_ids=batch_ids, task_id="pack-1")
+        edition_send_batches(batch_ids=batch_ids, task_id="pack-1")
     settings.EMAIL_BACKEND = ANYMAIL_TEST
-    pack = digest.edition_send_batches(batch_ids=batch_ids, task_id="pack-1")  # redelivered
+    pack = edition_send_batches(batch_ids=batch_ids, task_id="pack-1")  # redelivered
 
     states = {pk: outcome.state for pk, outcome in pack.outcomes.items()}
     assert states[batch_ids[0]] == DeliveryBatch.State.SENT  # recorded before the death
@@ -215,8 +218,8 @@ def test_a_pack_sent_twice_sends_each_batch_once(newsletter, sets, settings):
     settings.EMAIL_BACKEND = ANYMAIL_TEST
     [result] = plan_only(send_now=True)
 
-    digest.edition_send_batches(batch_ids=result.batch_ids, task_id="pack-1")
-    again = digest.edition_send_batches(batch_ids=result.batch_ids, task_id="pack-2")
+    edition_send_batches(batch_ids=result.batch_ids, task_id="pack-1")
+    again = edition_send_batches(batch_ids=result.batch_ids, task_id="pack-2")
 
     assert {outcome.state for outcome in again.outcomes.values()} == {DeliveryBatch.State.SENT}
     assert received() == Counter({r.email: 1 for r in everyone(sets)})

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from subscriptions import digest
+from subscriptions.digest.compose import edition_compose
 from subscriptions.models import Edition
 from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
     CategoryFactory,
@@ -25,7 +25,7 @@ def edition(newsletter):
     economy = CategoryFactory(name="Economy")
     news(headline="Ceasefire talks resume in Cairo", top_story_rank=1)
     news(headline="Port traffic rises for a third month", category=economy)
-    return digest.edition_compose(newsletter=newsletter, date=timezone.localdate())
+    return edition_compose(newsletter=newsletter, date=timezone.localdate())
 
 
 def test_the_web_version_shows_top_stories_and_every_section(client, edition):

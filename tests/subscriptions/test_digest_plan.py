@@ -9,7 +9,10 @@ import time_machine
 from django.core import mail
 from django.utils import timezone
 
-from subscriptions import digest
+from subscriptions.digest import plan
+from subscriptions.digest.compose import edition_compose
+from subscriptions.digest.plan import digest_plan
+from subscriptions.digest.staff import edition_pause, edition_resume
 from subscriptions.models import (
     Delivery,
     DeliveryBatch,
@@ -103,11 +106,11 @@ def test_the_planner_enqueues_each_batch_once_after_commit(
     for _ in range(4):
         subscribe(newsletter)
     enqueued: list[int] = []
-    monkeypatch.setattr(digest, "enqueue_batch", enqueued.append)
+    monkeypatch.setattr(plan, "enqueue_batch", enqueued.append)
 
     with django_capture_on_commit_callbacks(execute=True):
-        digest.digest_plan(send_now=True)
-        digest.digest_plan(send_now=True)
+        digest_plan(send_now=True)
+        digest_plan(send_now=True)
 
     assert enqueued == list(DeliveryBatch.objects.values_list("pk", flat=True))
     assert len(enqueued) == 1
@@ -172,8 +175,8 @@ def test_batches_hold_one_followed_set_and_at_most_the_esp_batch_size(newsletter
 def test_a_paused_edition_gets_no_new_batches(newsletter):
     news()
     subscribe(newsletter)
-    edition = digest.edition_compose(newsletter=newsletter, date=timezone.localdate())
-    digest.edition_pause(edition=edition)
+    edition = edition_compose(newsletter=newsletter, date=timezone.localdate())
+    edition_pause(edition=edition)
 
     plan_only(send_now=True)
 
@@ -200,14 +203,14 @@ def test_pausing_after_the_first_time_zones_holds_the_later_ones(
         clock.move_to(at("2026-06-01T06:00", "Asia/Jerusalem"))
         [first] = plan_and_send(django_capture_on_commit_callbacks)
         assert Edition.objects.get().state == Edition.State.SENT
-        digest.edition_pause(edition=first.edition)
+        edition_pause(edition=first.edition)
 
         clock.move_to(at("2026-06-01T06:00", "America/New_York"))
         plan_and_send(django_capture_on_commit_callbacks)
         assert not Delivery.objects.filter(subscriber=new_york).exists()
 
         with django_capture_on_commit_callbacks(execute=True):
-            digest.edition_resume(edition=first.edition)
+            edition_resume(edition=first.edition)
         plan_and_send(django_capture_on_commit_callbacks)
 
     assert Delivery.objects.get(subscriber=new_york).state == Delivery.State.SENT

@@ -11,7 +11,11 @@ from anymail.exceptions import AnymailAPIError
 from django.core import mail
 from django.test.signals import template_rendered
 
-from subscriptions import digest, digest_tasks
+from subscriptions.digest import render as digest_render
+from subscriptions.digest import tasks as digest_tasks
+from subscriptions.digest.plan import STALLED_AFTER
+from subscriptions.digest.send import SENDING_STALE_AFTER, edition_send_batch
+from subscriptions.digest.staff import batch_resend, edition_pause, edition_resume
 from subscriptions.models import (
     Delivery,
     DeliveryBatch,
@@ -240,11 +244,9 @@ def test_a_task_redelivered_after_its_worker_died_mid_call_marks_the_batch_in_do
     batch = result.edition.batches.get()
 
     with pytest.raises(WorkerLost):
-        digest.edition_send_batch(batch_id=batch.pk, task_id="task-7")
+        edition_send_batch(batch_id=batch.pk, task_id="task-7")
     settings.EMAIL_BACKEND = ANYMAIL_TEST
-    outcome = digest.edition_send_batch(
-        batch_id=batch.pk, task_id="task-7"
-    )  # the broker redelivers
+    outcome = edition_send_batch(batch_id=batch.pk, task_id="task-7")  # the broker redelivers
 
     assert outcome.state == DeliveryBatch.State.IN_DOUBT
     assert len(mail.outbox) == 1  # the call that was in flight; nothing resent
@@ -262,7 +264,7 @@ def test_another_task_finding_a_batch_being_sent_leaves_it_alone(newsletter, esp
         state=DeliveryBatch.State.SENDING, task_id="task-1"
     )
 
-    outcome = digest.edition_send_batch(batch_id=batch.pk, task_id="task-2")
+    outcome = edition_send_batch(batch_id=batch.pk, task_id="task-2")
 
     assert outcome.state == "busy"
     assert DeliveryBatch.objects.get().state == DeliveryBatch.State.SENDING
@@ -273,9 +275,9 @@ def test_a_task_redelivered_after_the_batch_was_sent_does_nothing(newsletter, es
     subscribe(newsletter)
     [result] = plan_only(send_now=True)
     batch = result.edition.batches.get()
-    digest.edition_send_batch(batch_id=batch.pk, task_id="task-1")
+    edition_send_batch(batch_id=batch.pk, task_id="task-1")
 
-    outcome = digest.edition_send_batch(batch_id=batch.pk, task_id="task-1")
+    outcome = edition_send_batch(batch_id=batch.pk, task_id="task-1")
 
     assert outcome.state == DeliveryBatch.State.SENT
     assert len(mail.outbox) == 1
@@ -291,8 +293,8 @@ def test_staff_resend_an_in_doubt_batch_once(
     batch.deliveries.update(state=Delivery.State.IN_DOUBT)
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert digest.batch_resend(batch=batch) == 1
-        assert digest.batch_resend(batch=batch) == 0
+        assert batch_resend(batch=batch) == 1
+        assert batch_resend(batch=batch) == 0
 
     assert [m.to for m in mail.outbox] == [[reader.email]]
     assert Delivery.objects.get().state == Delivery.State.SENT
@@ -304,12 +306,12 @@ def test_a_paused_edition_holds_its_batches_until_resumed(
     subscribe(newsletter)
     [result] = plan_only(send_now=True)
     edition = result.edition
-    digest.edition_pause(edition=edition)
+    edition_pause(edition=edition)
 
     assert send_all(edition)[0].state == "paused"
     assert mail.outbox == []
     with django_capture_on_commit_callbacks(execute=True):
-        assert digest.edition_resume(edition=edition) == 1
+        assert edition_resume(edition=edition) == 1
 
     assert len(mail.outbox) == 1
     assert Edition.objects.get().state == Edition.State.SENT
@@ -351,13 +353,13 @@ def test_a_reader_with_an_active_appeal_sees_it_and_a_recent_donor_does_not(
 
     giver = subscribe(newsletter)
     reader = subscribe(newsletter)
-    monkeypatch.setattr(digest, "_appeals_running", lambda: True)
+    monkeypatch.setattr(digest_render, "_appeals_running", lambda: True)
     monkeypatch.setattr(
-        digest, "_appeal_for", lambda email: None if email == giver.email else Appeal()
+        digest_render, "_appeal_for", lambda email: None if email == giver.email else Appeal()
     )
     monkeypatch.setattr(
-        "subscriptions.digest.render_to_string",
-        _with_appeal_template(digest.render_to_string),
+        "subscriptions.digest.render.render_to_string",
+        _with_appeal_template(digest_render.render_to_string),
     )
 
     plan_and_send(django_capture_on_commit_callbacks, send_now=True)
@@ -416,7 +418,7 @@ def test_a_batch_whose_task_was_lost_is_given_another_by_the_planner(
     reader = subscribe(newsletter)
     with time_machine.travel(timezone.now(), tick=False) as clock:
         [result] = plan_only(send_now=True)  # the broker was down: no task was enqueued
-        clock.shift(digest.STALLED_AFTER - timedelta(minutes=1))
+        clock.shift(STALLED_AFTER - timedelta(minutes=1))
         plan_and_send(django_capture_on_commit_callbacks, send_now=True)
         assert mail.outbox == []
 
@@ -442,7 +444,7 @@ def test_a_batch_left_sending_by_a_lost_task_is_reported_in_doubt(
     batch.deliveries.update(state=Delivery.State.CLAIMED)
 
     with time_machine.travel(
-        timezone.now() + digest.SENDING_STALE_AFTER + timedelta(minutes=1), tick=False
+        timezone.now() + SENDING_STALE_AFTER + timedelta(minutes=1), tick=False
     ):
         plan_and_send(django_capture_on_commit_callbacks, send_now=True)
 

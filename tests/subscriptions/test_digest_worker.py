@@ -16,7 +16,9 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from subscriptions import digest
+from subscriptions.digest import plan as planner
+from subscriptions.digest.plan import digest_plan
+from subscriptions.digest.staff import edition_progress
 from subscriptions.models import Delivery, DeliveryBatch, Subscriber, Subscription
 from tests.conftest import skip_or_fail
 from tests.factories import CategoryFactory, NewsletterFactory
@@ -116,7 +118,7 @@ def test_a_worker_killed_mid_send_loses_nobody_and_duplicates_nobody(
     }
     first = celery_worker_factory(env)
 
-    [result] = digest.digest_plan(send_now=True)
+    [result] = digest_plan(send_now=True)
     assert result.queued == READERS
 
     wait_for(lambda: client.llen(key) >= READERS // 4, timeout=120, what="a quarter of the emails")
@@ -157,7 +159,7 @@ def test_a_worker_killed_mid_send_loses_nobody_and_duplicates_nobody(
     assert states[Delivery.State.IN_DOUBT] == len(doubtful)
     result.edition.refresh_from_db()
     assert result.edition.state == result.edition.State.SENT
-    progress = digest.edition_progress(result.edition)
+    progress = edition_progress(result.edition)
     assert progress["in_doubt"] == len(doubtful)  # what staff see in the admin
     print(
         f"\nkilled after {killed_at} emails; {len(in_doubt)} batch in doubt "
@@ -181,16 +183,16 @@ def test_two_planners_at_once_queue_each_reader_once(monkeypatch, batch_size):
         with lock:
             enqueued.append(batch_id)
 
-    monkeypatch.setattr(digest, "enqueue_batch", record)
+    monkeypatch.setattr(planner, "enqueue_batch", record)
     monkeypatch.setattr(
-        digest, "enqueue_batches", lambda batch_ids: [record(pk) for pk in batch_ids]
+        planner, "enqueue_batches", lambda batch_ids: [record(pk) for pk in batch_ids]
     )
-    monkeypatch.setattr(digest, "_planner_lock", _no_lock)  # both really run side by side
+    monkeypatch.setattr(planner, "_planner_lock", _no_lock)  # both really run side by side
     errors: list[BaseException] = []
 
     def plan() -> None:
         try:
-            digest.digest_plan(send_now=True, batch_size=batch_size)
+            digest_plan(send_now=True, batch_size=batch_size)
         except BaseException as exc:  # surfaced below
             errors.append(exc)
         finally:

@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import validate_email
 from django.utils import timezone
 
-from subscriptions import digest
+from subscriptions.digest import compose, plan, send, staff
 from subscriptions.models import DeliveryBatch, Edition, Newsletter
 
 # In-process sends retry an ESP error a few times before giving a batch up.
@@ -32,7 +32,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--now",
             action="store_true",
-            help="Do not wait for each reader's local send hour: send today's edition to everyone owed it.",
+            help=(
+                "Do not wait for each reader's local send hour: "
+                "send today's edition to everyone owed it."
+            ),
         )
         parser.add_argument(
             "--dry-run",
@@ -67,20 +70,20 @@ class Command(BaseCommand):
     def send_preview(self, newsletters, *, to: str, dry_run: bool) -> None:
         today = timezone.localdate()
         for item in newsletters:
-            edition = digest.edition_draft(newsletter=item, date=today, now=timezone.now())
+            edition = compose.edition_draft(newsletter=item, date=today, now=timezone.now())
             if edition.state == Edition.State.SKIPPED:
                 self.stdout.write(f"{item.name}: nothing to preview. {edition.skip_reason}")
                 continue
             if dry_run:
                 self.stdout.write(f"{item.name}: would send a preview of {today} to {to}.")
                 continue
-            digest.edition_send_test(edition=edition, to=to)
+            staff.edition_send_test(edition=edition, to=to)
             self.stdout.write(
                 self.style.SUCCESS(f"{item.name}: a preview of {today} went to {to}.")
             )
 
     def dry_run(self, slug: str | None, *, send_now: bool) -> None:
-        runs = digest.digest_dry_run(newsletter_slug=slug, send_now=send_now)
+        runs = plan.digest_dry_run(newsletter_slug=slug, send_now=send_now)
         if not runs:
             self.stdout.write(
                 "Nobody is due now (no local send hour has come). Use --now to send anyway."
@@ -93,7 +96,7 @@ class Command(BaseCommand):
                     f"  not sent: {edition.skip_reason or edition.get_state_display()}"
                 )
                 continue
-            view = digest.edition_view(edition=edition, followed=None)
+            view = compose.edition_view(edition=edition, followed=None)
             self.stdout.write("  Top stories:")
             for article in view.top:
                 self.stdout.write(f"    - {article.headline}")
@@ -107,7 +110,7 @@ class Command(BaseCommand):
             )
 
     def send(self, slug: str | None, *, send_now: bool) -> None:
-        results = digest.digest_plan(newsletter_slug=slug, send_now=send_now, enqueue=False)
+        results = plan.digest_plan(newsletter_slug=slug, send_now=send_now, enqueue=False)
         if not results:
             self.stdout.write(
                 "Nobody is due now (no local send hour has come). Use --now to send anyway."
@@ -128,23 +131,24 @@ class Command(BaseCommand):
                 self.progress(done, total)
             if total:
                 self.stdout.write("")
-            counts = digest.edition_progress(edition)
+            counts = staff.edition_progress(edition)
             self.stdout.write(
-                f"  queued {result.queued}, sent {counts['sent']}, suppressed {counts['suppressed']}, "
+                f"  queued {result.queued}, sent {counts['sent']}, "
+                f"suppressed {counts['suppressed']}, "
                 f"failed {counts['failed']}, in doubt {counts['in_doubt']}"
             )
 
     def send_batch(self, batch_id: int) -> int:
         """Send one batch in this process, retrying ESP errors; return how many it held."""
         size = DeliveryBatch.objects.get(pk=batch_id).deliveries.count()
-        task_id = digest.new_task_id()
+        task_id = send.new_task_id()
         for attempt in range(ATTEMPTS):
             try:
-                digest.edition_send_batch(batch_id=batch_id, task_id=task_id)
+                send.edition_send_batch(batch_id=batch_id, task_id=task_id)
                 return size
-            except digest.BatchSendError as exc:
+            except send.BatchSendError as exc:
                 if attempt == ATTEMPTS - 1:
-                    digest.batch_fail(batch_id=batch_id, error=str(exc))
+                    send.batch_fail(batch_id=batch_id, error=str(exc))
                     self.stderr.write(f"\n  batch {batch_id} failed: {exc}")
                     return size
                 time.sleep(2**attempt)

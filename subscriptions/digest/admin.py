@@ -10,7 +10,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from newsroom.models import Category, Topic
-from subscriptions import digest
+from subscriptions.digest import render, staff
+from subscriptions.digest.compose import edition_view
 from subscriptions.models import Delivery, DeliveryBatch, Edition, Subscriber
 
 
@@ -35,6 +36,23 @@ def _progress_bar(counts: dict[str, int]) -> str:
     )
 
 
+class WrittenBySendingMixin:
+    """Editions, batches and deliveries are written by the planner and the senders.
+
+    Staff read them and act on them (the actions below), never type one in or edit a
+    field; deleting one would forget who already got an edition and allow a second send.
+    """
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class InDoubtFilter(admin.SimpleListFilter):
     title = "needs attention"
     parameter_name = "attention"
@@ -49,7 +67,7 @@ class InDoubtFilter(admin.SimpleListFilter):
 
 
 @admin.register(Edition)
-class EditionAdmin(admin.ModelAdmin):
+class EditionAdmin(WrittenBySendingMixin, admin.ModelAdmin):
     list_display = [
         "__str__",
         "state",
@@ -73,38 +91,32 @@ class EditionAdmin(admin.ModelAdmin):
         "cutoff_end",
         "composed_at",
     ]
-    readonly_fields = fields
     actions = ["pause_editions", "resume_editions"]
     change_form_template = "subscriptions/digest/admin/edition_change_form.html"
 
-    def has_add_permission(self, request) -> bool:
-        # Editions are composed by the planner (or send_digest), never typed in.
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        # Deleting an edition would forget who already got it and allow a second send.
-        return False
-
     def get_queryset(self, request):
-        by_state = {
-            state: Count("deliveries", filter=Q(deliveries__state=state))
-            for state in ("sent", "queued", "claimed", "failed", "suppressed", "in_doubt")
-        }
-        return super().get_queryset(request).annotate(**{f"n_{k}": v for k, v in by_state.items()})
+        # Each edition's deliveries counted by state in the list's own query (n_<state>).
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                **{
+                    f"n_{state.value}": Count("deliveries", filter=Q(deliveries__state=state))
+                    for state in staff.PROGRESS_STATES
+                }
+            )
+        )
+
+    def _progress(self, obj: Edition) -> dict[str, int]:
+        return staff.progress(
+            by_state={
+                state.value: getattr(obj, f"n_{state.value}") for state in staff.PROGRESS_STATES
+            }
+        )
 
     @admin.display(description="progress")
     def progress(self, obj: Edition) -> str:
-        total = (
-            obj.n_sent
-            + obj.n_queued
-            + obj.n_claimed
-            + obj.n_failed
-            + obj.n_suppressed
-            + obj.n_in_doubt
-        )
-        done = total - obj.n_queued - obj.n_claimed
-        percent = round(100 * done / total) if total else 0
-        return _progress_bar({"total": total, "done": done, "percent": percent})
+        return _progress_bar(self._progress(obj))
 
     @admin.display(description="sent", ordering="n_sent")
     def sent(self, obj: Edition) -> int:
@@ -112,7 +124,7 @@ class EditionAdmin(admin.ModelAdmin):
 
     @admin.display(description="queued")
     def queued(self, obj: Edition) -> int:
-        return obj.n_queued + obj.n_claimed
+        return self._progress(obj)["waiting"]
 
     @admin.display(description="failed")
     def failed(self, obj: Edition) -> int:
@@ -128,12 +140,12 @@ class EditionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Pause sending the selected editions", permissions=["change"])
     def pause_editions(self, request: HttpRequest, queryset) -> None:
-        paused = sum(digest.edition_pause(edition=edition) for edition in queryset)
+        paused = sum(staff.edition_pause(edition=edition) for edition in queryset)
         self.message_user(request, f"Paused {paused} edition(s).")
 
     @admin.action(description="Resume sending the selected editions", permissions=["change"])
     def resume_editions(self, request: HttpRequest, queryset) -> None:
-        batches = sum(digest.edition_resume(edition=edition) for edition in queryset)
+        batches = sum(staff.edition_resume(edition=edition) for edition in queryset)
         self.message_user(request, f"Resumed; {batches} waiting batch(es) queued again.")
 
     def get_urls(self):
@@ -166,13 +178,14 @@ class EditionAdmin(admin.ModelAdmin):
         edition = self.get_object(request, object_id)
         extra = {}
         if edition is not None:
+            counts = staff.edition_progress(edition)
             extra = {
-                "counts": digest.edition_progress(edition),
-                "progress_bar": _progress_bar(digest.edition_progress(edition)),
+                "counts": counts,
+                "progress_bar": _progress_bar(counts),
                 "in_doubt_batches": edition.batches.filter(
                     state=DeliveryBatch.State.IN_DOUBT
                 ).annotate(size=Count("deliveries")),
-                "contents": digest.edition_view(edition=edition, followed=None),
+                "contents": edition_view(edition=edition, followed=None),
                 "categories": Category.objects.all(),
                 "topics": Topic.objects.all(),
                 "live": edition.state == Edition.State.SENDING,
@@ -219,7 +232,7 @@ class EditionAdmin(admin.ModelAdmin):
         if error:
             self.message_user(request, error, messages.ERROR)
             return self._back(edition)
-        html = digest.preview_html(edition=edition, subscriber=subscriber, followed=followed)
+        html = render.preview_html(edition=edition, subscriber=subscriber, followed=followed)
         response = HttpResponse(html)
         response["Cache-Control"] = "private, no-store"
         return response
@@ -239,7 +252,7 @@ class EditionAdmin(admin.ModelAdmin):
         if error:
             self.message_user(request, error, messages.ERROR)
             return self._back(edition)
-        digest.edition_send_test(
+        staff.edition_send_test(
             edition=edition, to=request.user.email, subscriber=subscriber, followed=followed
         )
         self.message_user(request, f"A test copy went to {request.user.email}.")
@@ -249,7 +262,7 @@ class EditionAdmin(admin.ModelAdmin):
         if refused := self._refuse(request):
             return refused
         edition = self._edition(request, pk)
-        if digest.edition_pause(edition=edition):
+        if staff.edition_pause(edition=edition):
             self.message_user(request, "Paused: batches not yet started wait until you resume.")
         else:
             self.message_user(
@@ -261,7 +274,7 @@ class EditionAdmin(admin.ModelAdmin):
         if refused := self._refuse(request):
             return refused
         edition = self._edition(request, pk)
-        batches = digest.edition_resume(edition=edition)
+        batches = staff.edition_resume(edition=edition)
         self.message_user(request, f"Resumed; {batches} waiting batch(es) queued again.")
         return self._back(edition)
 
@@ -269,7 +282,7 @@ class EditionAdmin(admin.ModelAdmin):
         if refused := self._refuse(request):
             return refused
         batch = get_object_or_404(DeliveryBatch, pk=pk)
-        count = digest.batch_resend(batch=batch)
+        count = staff.batch_resend(batch=batch)
         if count:
             self.message_user(
                 request, f"Batch {batch.pk}: {count} reader(s) queued to be sent again."
@@ -286,7 +299,7 @@ class EditionAdmin(admin.ModelAdmin):
         if refused := self._refuse(request):
             return refused
         batch = get_object_or_404(DeliveryBatch, pk=pk)
-        count = digest.batch_mark_sent(batch=batch)
+        count = staff.batch_mark_sent(batch=batch)
         self.message_user(request, f"Batch {batch.pk}: {count} reader(s) recorded as sent.")
         return HttpResponseRedirect(
             reverse("admin:subscriptions_edition_change", args=[batch.edition_id])
@@ -294,7 +307,7 @@ class EditionAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeliveryBatch)
-class DeliveryBatchAdmin(admin.ModelAdmin):
+class DeliveryBatchAdmin(WrittenBySendingMixin, admin.ModelAdmin):
     list_display = [
         "pk",
         "edition",
@@ -319,14 +332,7 @@ class DeliveryBatchAdmin(admin.ModelAdmin):
         "finished_at",
         "error",
     ]
-    readonly_fields = fields
     actions = ["resend_in_doubt", "mark_in_doubt_sent"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(n=Count("deliveries"))
@@ -337,31 +343,25 @@ class DeliveryBatchAdmin(admin.ModelAdmin):
 
     @admin.action(description="Resend the selected in-doubt batches", permissions=["change"])
     def resend_in_doubt(self, request: HttpRequest, queryset) -> None:
-        count = sum(digest.batch_resend(batch=batch) for batch in queryset)
+        count = sum(staff.batch_resend(batch=batch) for batch in queryset)
         self.message_user(request, f"{count} reader(s) queued to be sent again.")
 
     @admin.action(
         description="Record the selected in-doubt batches as sent", permissions=["change"]
     )
     def mark_in_doubt_sent(self, request: HttpRequest, queryset) -> None:
-        count = sum(digest.batch_mark_sent(batch=batch) for batch in queryset)
+        count = sum(staff.batch_mark_sent(batch=batch) for batch in queryset)
         self.message_user(request, f"{count} reader(s) recorded as sent.")
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(WrittenBySendingMixin, admin.ModelAdmin):
     list_display = ["edition", "subscriber", "state", "sent_at", "esp_message_id", "error"]
     list_filter = ["state", "edition__newsletter"]
     search_fields = ["subscriber__email", "esp_message_id"]
     list_select_related = ["edition__newsletter", "subscriber"]
     fields = ["edition", "subscriber", "batch", "state", "esp_message_id", "sent_at", "error"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        # A delivery has no action of its own: staff act on its batch or edition.
         return False

@@ -15,7 +15,8 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_safe
 
 from newsroom.caching import public_page
-from subscriptions import digest
+from subscriptions.digest.compose import edition_view
+from subscriptions.digest.render import RTL_LANGUAGES
 from subscriptions.models import Edition, Newsletter
 
 ARCHIVE_PAGE_SIZE = 30
@@ -38,7 +39,7 @@ def edition_detail(request: HttpRequest, slug: str, date: str) -> HttpResponse:
         raise Http404("Not a date") from exc
     newsletter = get_object_or_404(Newsletter, slug=slug)
     edition = get_object_or_404(_public_editions(newsletter), date=day)
-    view = digest.edition_view(edition=edition, followed=None)
+    view = edition_view(edition=edition, followed=None)
     newer = _public_editions(newsletter).filter(date__gt=day).order_by("date").first()
     older = _public_editions(newsletter).filter(date__lt=day).first()
     return render(
@@ -50,7 +51,7 @@ def edition_detail(request: HttpRequest, slug: str, date: str) -> HttpResponse:
             "view": view,
             "newer": newer,
             "older": older,
-            "rtl": newsletter.language in digest.RTL_LANGUAGES,
+            "rtl": newsletter.language in RTL_LANGUAGES,
             "SITE_URL": settings.SITE_URL,
         },
     )
@@ -70,6 +71,6 @@ def edition_archive(request: HttpRequest, slug: str) -> HttpResponse:
         {
             "newsletter": newsletter,
             "page": page,
-            "rtl": newsletter.language in digest.RTL_LANGUAGES,
+            "rtl": newsletter.language in RTL_LANGUAGES,
         },
     )

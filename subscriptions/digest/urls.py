@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from subscriptions import digest_views
+from subscriptions.digest import views
 
 urlpatterns: list = [
     path(
         "newsletters/<slug:slug>/archive/",
-        digest_views.edition_archive,
+        views.edition_archive,
         name="edition_archive",
     ),
     re_path(
         r"^newsletters/(?P<slug>[-\w]+)/(?P<date>\d{4}-\d{2}-\d{2})/$",
-        digest_views.edition_detail,
+        views.edition_detail,
         name="edition",
     ),
 ]

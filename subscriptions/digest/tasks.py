@@ -7,7 +7,7 @@ import random
 
 from celery import shared_task
 
-from subscriptions import digest
+from subscriptions.digest import plan, send
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def backoff(retries: int) -> int:
 )
 def digest_plan_task() -> None:
     """Queue the subscribers whose local send hour has come (beat, every five minutes)."""
-    for result in digest.digest_plan():
+    for result in plan.digest_plan():
         if result.queued or result.suppressed:
             logger.info(
                 "digest: %s queued %s in %s groups, %s suppressed",
@@ -53,10 +53,10 @@ def digest_plan_task() -> None:
 def digest_send_batch_task(self, batch_id: int) -> str:
     """Send one batch of an edition (queue `digests`, settings.CELERY_TASK_ROUTES)."""
     try:
-        outcome = digest.edition_send_batch(batch_id=batch_id, task_id=self.request.id or "")
-    except digest.BatchSendError as exc:
+        outcome = send.edition_send_batch(batch_id=batch_id, task_id=self.request.id or "")
+    except send.BatchSendError as exc:
         if self.request.retries >= self.max_retries:
-            digest.batch_fail(batch_id=batch_id, error=str(exc))
+            send.batch_fail(batch_id=batch_id, error=str(exc))
             return "failed"
         raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
     return outcome.state
@@ -65,13 +65,13 @@ def digest_send_batch_task(self, batch_id: int) -> str:
 @shared_task(name="subscriptions.digest_send_batches", **SEND_TASK_OPTIONS)
 def digest_send_batches_task(self, batch_ids: list[int]) -> str:
     """Send a pack of small batches of an edition; retry only the ones the ESP failed."""
-    pack = digest.edition_send_batches(batch_ids=batch_ids, task_id=self.request.id or "")
+    pack = send.edition_send_batches(batch_ids=batch_ids, task_id=self.request.id or "")
     if not pack.retry:
         return "sent"
     failed = sorted(pack.retry)
     if self.request.retries >= self.max_retries:
         for batch_id in failed:
-            digest.batch_fail(batch_id=batch_id, error=pack.retry[batch_id])
+            send.batch_fail(batch_id=batch_id, error=pack.retry[batch_id])
         return "failed"
-    error = digest.BatchSendError("; ".join(f"batch {pk}: {pack.retry[pk]}" for pk in failed))
+    error = send.BatchSendError("; ".join(f"batch {pk}: {pack.retry[pk]}" for pk in failed))
     raise self.retry(args=[failed], exc=error, countdown=backoff(self.request.retries))

@@ -1,0 +1,216 @@
+"""Rendering an edition's email once per followed set and appeal, merge fields for the rest."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import css_inline
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils import translation
+from django.utils.html import escape, strip_tags
+
+from subscriptions import tokens
+from subscriptions.digest.compose import EditionView, absolute_url, edition_view, followed_set
+from subscriptions.models import Edition, Newsletter, Subscriber
+
+logger = logging.getLogger(__name__)
+
+RTL_LANGUAGES = {"ar", "he", "fa", "ur"}
+# Per-recipient values; every other byte of an email is shared by its whole group.
+MERGE_FIELDS = ("greeting", "greeting_html", "preferences_url", "unsubscribe_url")
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+def merge_field(name: str) -> str:
+    """How the ESP spells merge field `name` (settings.ESP_MERGE_FIELD_FORMAT)."""
+    return settings.ESP_MERGE_FIELD_FORMAT.replace("FIELD", name)
+
+
+def web_version_url(edition: Edition) -> str:
+    return absolute_url(edition.get_absolute_url())
+
+
+def edition_subject(view: EditionView) -> str:
+    edition = view.edition
+    lead = view.top[0].headline if view.top else ""
+    day = f"{edition.date.day} {edition.date:%B %Y}"
+    return (
+        f"{edition.newsletter.name}, {day}: {lead}" if lead else f"{edition.newsletter.name}, {day}"
+    )
+
+
+# Rendered emails by (edition, its compose time, followed set, appeal, settings that
+# change the bytes). A worker keeps the last few hundred: one per distinct content.
+_RENDERS: OrderedDict[tuple, RenderedEmail] = OrderedDict()
+_RENDERS_MAX = 256
+_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False)
+
+
+def render_edition_email(*, edition: Edition, followed: list[list], appeal=None) -> RenderedEmail:
+    """Render the email a group gets, with merge fields where each reader differs."""
+    key = (
+        edition.pk,
+        edition.composed_at.isoformat() if edition.composed_at else "",
+        json.dumps(followed),
+        getattr(appeal, "pk", None) if appeal is not None else None,
+        str(getattr(appeal, "updated_at", "")),  # an appeal edited mid-send renders anew
+        settings.ESP_MERGE_FIELD_FORMAT,
+        settings.SITE_URL,
+    )
+    if edition.pk is None or (appeal is not None and getattr(appeal, "pk", None) is None):
+        # A draft (send_digest --dry-run / --to) or an appeal we cannot name: not shared.
+        return _render(edition=edition, followed=followed, appeal=appeal)
+    cached = _RENDERS.get(key)
+    if cached is not None:
+        _RENDERS.move_to_end(key)
+        return cached
+    rendered = _render(edition=edition, followed=followed, appeal=appeal)
+    _RENDERS[key] = rendered
+    while len(_RENDERS) > _RENDERS_MAX:
+        _RENDERS.popitem(last=False)
+    return rendered
+
+
+def _render(*, edition: Edition, followed: list[list], appeal) -> RenderedEmail:
+    newsletter = edition.newsletter
+    view = edition_view(edition=edition, followed=followed, shared=True)
+    appeal_html = ""
+    if appeal is not None:
+        appeal_html = render_to_string(
+            "donations/emails/newsletter_appeal.html", {"appeal": appeal}
+        )
+    context = {
+        "newsletter": newsletter,
+        "edition": edition,
+        "view": view,
+        "top": view.top,
+        "sections": view.sections,
+        "follows_nothing": not followed,
+        "merge": {name: merge_field(name) for name in MERGE_FIELDS},
+        "appeal_html": appeal_html,
+        "appeal_text": " ".join(strip_tags(appeal_html).split()),
+        "web_url": web_version_url(edition),
+        "SITE_URL": settings.SITE_URL,
+        "NEWSROOM_NAME": settings.NEWSROOM_NAME,
+        "ORG_ADDRESS": settings.ORG_ADDRESS,
+        "lang": newsletter.language,
+        "dir": "rtl" if newsletter.language in RTL_LANGUAGES else "ltr",
+        "subject": edition_subject(view),
+    }
+    with translation.override(newsletter.language):
+        html = render_to_string("subscriptions/digest/email.html", context)
+        text = render_to_string("subscriptions/digest/email.txt", context)
+    # Mail clients (Gmail, Outlook) drop <style>; every rule must sit on its element.
+    html = _INLINER.inline(html)
+    return RenderedEmail(subject=context["subject"], text=text, html=html)
+
+
+def recipient_values(
+    *, subscriber: Subscriber, newsletter: Newsletter, headers: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The merge values of one reader: everything in the email that is theirs alone.
+
+    Given the reader's List-Unsubscribe headers, the link is taken from them (RFC 2369
+    §3.2: a list of <URI>s, ours first) instead of signing a second token.
+    """
+    greeting = f"Good morning, {subscriber.name}" if subscriber.name else "Good morning"
+    unsubscribe = ""
+    if headers:
+        first = headers.get("List-Unsubscribe", "").split(",", 1)[0].strip()
+        if first.startswith("<http") and first.endswith(">"):
+            unsubscribe = first[1:-1]
+    return {
+        "greeting": greeting,
+        "greeting_html": escape(greeting),
+        "preferences_url": tokens.preferences_url(subscriber=subscriber),
+        "unsubscribe_url": unsubscribe
+        or tokens.unsubscribe_url(subscriber=subscriber, newsletter=newsletter),
+    }
+
+
+def reader_headers(*, subscriber: Subscriber, newsletter: Newsletter) -> dict[str, str]:
+    return tokens.list_unsubscribe_headers(subscriber=subscriber, newsletter=newsletter)
+
+
+def substitute(content: str, values: dict[str, str]) -> str:
+    """Fill merge fields ourselves, for backends that send one message per recipient."""
+    for name, value in values.items():
+        content = content.replace(merge_field(name), value)
+    return content
+
+
+def personal_copy(*, rendered: RenderedEmail, values: dict[str, str]) -> RenderedEmail:
+    return RenderedEmail(
+        subject=substitute(rendered.subject, values),
+        text=substitute(rendered.text, {k: v for k, v in values.items() if k != "greeting_html"}),
+        html=substitute(rendered.html, values),
+    )
+
+
+def _appeals_running() -> bool:
+    """Whether any newsletter appeal runs now; if none, no reader is asked for one."""
+    try:
+        from donations.models import Placement
+        from donations.selectors import active_appeals
+
+        return bool(active_appeals(Placement.NEWSLETTER))
+    except Exception:
+        logger.exception("digest: no appeals, the donations app failed to list them")
+        return False
+
+
+def _appeal_for(email: str):
+    """The donations app's appeal for this reader, or None.
+
+    The appeal is the one optional part of the email: if the donations app cannot
+    answer, the news still goes out (without an appeal) and the error is logged.
+    Called outside any transaction, so a failed query poisons nothing.
+    """
+    from donations.selectors import appeal_for_newsletter
+
+    try:
+        return appeal_for_newsletter(email=email)
+    except Exception:
+        logger.exception("digest: no appeal, the donations app failed to choose one")
+        return None
+
+
+# --- previews ------------------------------------------------------------------
+
+
+def sample_values(*, newsletter: Newsletter) -> dict[str, str]:
+    """Merge values for previews that are nobody's: links lead to the newsletters page."""
+    from django.urls import reverse
+
+    page = absolute_url(reverse("subscriptions:newsletters"))
+    return {
+        "greeting": "Good morning",
+        "greeting_html": "Good morning",
+        "preferences_url": page,
+        "unsubscribe_url": page,
+    }
+
+
+def preview_html(
+    *, edition: Edition, subscriber: Subscriber | None = None, followed: list[list] | None = None
+) -> str:
+    """The HTML `subscriber` (or a reader following `followed`) gets, links filled in."""
+    if subscriber is not None:
+        followed = followed_set(subscriber.follows.all())
+        values = recipient_values(subscriber=subscriber, newsletter=edition.newsletter)
+        appeal = _appeal_for(subscriber.email)
+    else:
+        values = sample_values(newsletter=edition.newsletter)
+        appeal = None
+    rendered = render_edition_email(edition=edition, followed=followed or [], appeal=appeal)
+    return substitute(rendered.html, values)
