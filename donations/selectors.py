@@ -119,15 +119,13 @@ def is_subscriber(email: str) -> bool:
     return bool(check) and bool(import_string(check)(email))
 
 
-def appeal_for_newsletter(
-    *, email: str, subscriber: Callable[[], bool] | None = None
-) -> Appeal | None:
+def appeal_for_newsletter(*, email: str, subscriber: Callable[[], bool]) -> Appeal | None:
     """The appeal to show inside a newsletter sent to `email`, or None.
 
     The reader is known by email here, so the audience is decided from our records
     (paid gifts) and the newsletter's rather than a cookie: `subscriber()` says whether
-    they confirmed a subscription (by default `is_subscriber(email)`), asked only if an
-    audience depends on it. A reader who gave in the last 30 days is not asked again.
+    they confirmed a subscription, asked only if an audience depends on it. A reader who
+    gave in the last 30 days is not asked again.
     """
     appeals = active_appeals(Placement.NEWSLETTER)
     if not appeals:
@@ -145,7 +143,7 @@ def appeal_for_newsletter(
     for appeal in appeals:
         asks = appeal.audience in (Appeal.Audience.SUBSCRIBERS, Appeal.Audience.NOT_SUBSCRIBERS)
         if asks and subscribed is None:
-            subscribed = subscriber() if subscriber is not None else is_subscriber(email)
+            subscribed = subscriber()
         if audience_matches(appeal.audience, donor_class=donor_class, subscriber=bool(subscribed)):
             return appeal
     return None

@@ -13,7 +13,7 @@ from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.html import escape, strip_tags
 
-from subscriptions import tokens
+from subscriptions import appeals, tokens
 from subscriptions.digest.compose import EditionView, absolute_url, edition_view, followed_set
 from subscriptions.models import Edition, Newsletter, Subscriber
 
@@ -86,9 +86,7 @@ def _render(*, edition: Edition, followed: list[list], appeal) -> RenderedEmail:
     view = edition_view(edition=edition, followed=followed, shared=True)
     appeal_html = ""
     if appeal is not None:
-        appeal_html = render_to_string(
-            "donations/emails/newsletter_appeal.html", {"appeal": appeal}
-        )
+        appeal_html = appeals.appeal_html(appeal=appeal)
     context = {
         "newsletter": newsletter,
         "edition": edition,
@@ -160,10 +158,7 @@ def personal_copy(*, rendered: RenderedEmail, values: dict[str, str]) -> Rendere
 def _appeals_running() -> bool:
     """Whether any newsletter appeal runs now; if none, no reader is asked for one."""
     try:
-        from donations.models import Placement
-        from donations.selectors import active_appeals
-
-        return bool(active_appeals(Placement.NEWSLETTER))
+        return bool(appeals.newsletter_appeals())
     except Exception:
         logger.exception("digest: no appeals, the donations app failed to list them")
         return False
@@ -176,10 +171,8 @@ def _appeal_for(email: str):
     answer, the news still goes out (without an appeal) and the error is logged.
     Called outside any transaction, so a failed query poisons nothing.
     """
-    from donations.selectors import appeal_for_newsletter
-
     try:
-        return appeal_for_newsletter(email=email)
+        return appeals.appeal_for_newsletter(email=email)
     except Exception:
         logger.exception("digest: no appeal, the donations app failed to choose one")
         return None

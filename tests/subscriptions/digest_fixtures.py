@@ -34,33 +34,6 @@ def _digest_settings(settings, monkeypatch):
     settings.ESP_MERGE_FIELD_FORMAT = "{{FIELD}}"
     render._RENDERS.clear()
     compose._PARTS.clear()
-    _appeals_doorway(monkeypatch)
-
-
-def _appeals_doorway(monkeypatch):
-    """Ask the donations app for each reader's appeal, once its tables exist.
-
-    While the donations app has no migration for its models, its selector cannot be
-    queried; the digest then sends without appeals, as it does when none is active.
-    """
-    from django.db import connection
-
-    ask = render._appeal_for
-
-    def appeal_for(email):
-        if "donations_appeal" not in connection.introspection.table_names():
-            return None
-        return ask(email)
-
-    running = render._appeals_running
-
-    def appeals_running():
-        if "donations_appeal" not in connection.introspection.table_names():
-            return False
-        return running()
-
-    monkeypatch.setattr(render, "_appeal_for", appeal_for)
-    monkeypatch.setattr(render, "_appeals_running", appeals_running)
 
 
 @pytest.fixture(name="newsletter")

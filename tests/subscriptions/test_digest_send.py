@@ -10,8 +10,9 @@ from anymail.backends.test import EmailBackend as AnymailTestBackend
 from anymail.exceptions import AnymailAPIError
 from django.core import mail
 from django.test.signals import template_rendered
+from django.utils import timezone
 
-from subscriptions.digest import render as digest_render
+from donations.models import Placement
 from subscriptions.digest import tasks as digest_tasks
 from subscriptions.digest.plan import STALLED_AFTER
 from subscriptions.digest.send import SENDING_STALE_AFTER, edition_send_batch
@@ -24,6 +25,7 @@ from subscriptions.models import (
     Suppression,
     email_hash,
 )
+from tests.donations.factories import AppealFactory, PaidGiftFactory
 from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
     CategoryFactory,
     _digest_settings,
@@ -345,39 +347,18 @@ def test_a_recipient_the_esp_refuses_is_failed_and_the_rest_are_sent(
 
 
 def test_a_reader_with_an_active_appeal_sees_it_and_a_recent_donor_does_not(
-    newsletter, esp, headlines, monkeypatch, django_capture_on_commit_callbacks
+    newsletter, esp, headlines, django_capture_on_commit_callbacks
 ):
-    class Appeal:
-        pk = 41
-        headline = "Keep the desk open through winter"
-
+    AppealFactory(placement=Placement.NEWSLETTER, headline="Keep the desk open through winter")
     giver = subscribe(newsletter)
     reader = subscribe(newsletter)
-    monkeypatch.setattr(digest_render, "_appeals_running", lambda: True)
-    monkeypatch.setattr(
-        digest_render, "_appeal_for", lambda email: None if email == giver.email else Appeal()
-    )
-    monkeypatch.setattr(
-        "subscriptions.digest.render.render_to_string",
-        _with_appeal_template(digest_render.render_to_string),
-    )
+    PaidGiftFactory(donor_email=giver.email, paid_at=timezone.now() - timedelta(days=3))
 
     plan_and_send(django_capture_on_commit_callbacks, send_now=True)
 
     by_reader = {m.to[0]: m for m in mail.outbox}
     assert "Keep the desk open" in by_reader[reader.email].alternatives[0][0]
     assert "Keep the desk open" not in by_reader[giver.email].alternatives[0][0]
-
-
-def _with_appeal_template(render):
-    """The donations app fills newsletter_appeal.html; stand in with the appeal's headline."""
-
-    def rendered(name, context=None, *args, **kwargs):
-        if name == "donations/emails/newsletter_appeal.html":
-            return f"<p>{context['appeal'].headline}</p>"
-        return render(name, context, *args, **kwargs)
-
-    return rendered
 
 
 def test_each_reader_keeps_the_message_id_the_esp_gave_them(
