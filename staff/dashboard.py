@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from donations.models import Appeal, Frequency, Gift, RecurringPlan
 from donations.selectors import GIVEN_STATUSES
+from subscriptions.digest.staff import progress
 from subscriptions.models import ConsentRecord, Delivery, Edition, Newsletter, TrackingEvent
 
 DAYS = 90
@@ -419,23 +420,22 @@ def last_editions(*, now: datetime | None = None, count: int = EDITIONS) -> list
     result = []
     for row in editions:
         seen = reactions.get(row["pk"], {})
-        by_state = deliveries[row["pk"]]
+        figures = progress(by_state=deliveries[row["pk"]])
         result.append(
             EditionStats(
                 pk=row["pk"],
                 newsletter=row["newsletter__name"],
                 date=row["date"],
                 state=row["state"],
-                sent=by_state.get(Delivery.State.SENT, 0),
+                sent=figures["sent"],
                 opened=seen.get("opened", 0),
                 clicked=seen.get("clicked", 0),
                 bounced=seen.get("bounced", 0),
                 complained=seen.get("complained", 0),
                 unsubscribed=unsubscribes[f"e{row['pk']}"],
-                in_doubt=by_state.get(Delivery.State.IN_DOUBT, 0),
-                failed=by_state.get(Delivery.State.FAILED, 0),
-                waiting=by_state.get(Delivery.State.QUEUED, 0)
-                + by_state.get(Delivery.State.CLAIMED, 0),
+                in_doubt=figures["in_doubt"],
+                failed=figures["failed"],
+                waiting=figures["waiting"],
             )
         )
     return result
