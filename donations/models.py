@@ -146,7 +146,8 @@ class RecurringPlan(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.donor_email}: {self.amount_cents / 100:.2f} {self.get_frequency_display().lower()}"
+        frequency = self.get_frequency_display().lower()
+        return f"{self.donor_email}: {self.amount_cents / 100:.2f} {frequency}"
 
 
 class Gift(models.Model):

@@ -70,7 +70,8 @@ def invoice_payment_intent_id(*, invoice_id: str) -> str | None:
     """The PaymentIntent that paid an invoice.
 
     Since API version 2025-03-31 an invoice no longer names its PaymentIntent; its
-    InvoicePayments do (docs.stripe.com/changelog/basil/2025-03-31/add-support-for-multiple-partial-payments-on-invoices).
+    InvoicePayments do (Stripe's changelog, 2025-03-31 "basil": multiple partial
+    payments on invoices).
     """
     payments = _client().v1.invoice_payments.list({"invoice": invoice_id, "status": "paid"})
     for payment in payments.auto_paging_iter():
@@ -96,7 +97,7 @@ def refund_create(*, payment_intent: str, amount: int | None, idempotency_key: s
 
 
 def billing_portal_session_create(*, customer: str, return_url: str) -> dict:
-    """A Customer Portal session (docs.stripe.com/customer-management); `url` is where to send the donor."""
+    """A Customer Portal session (docs.stripe.com/customer-management) to send the donor to."""
     session = _client().v1.billing_portal.sessions.create(
         {"customer": customer, "return_url": return_url}
     )

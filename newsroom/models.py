@@ -130,7 +130,9 @@ class Article(models.Model):
             models.CheckConstraint(
                 condition=Q(status="draft") | Q(published_at__isnull=False),
                 name="article_published_has_date",
-                violation_error_message="A scheduled or published article needs a publication time.",
+                violation_error_message=(
+                    "A scheduled or published article needs a publication time."
+                ),
             ),
         ]
 

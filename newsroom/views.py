@@ -268,7 +268,9 @@ def browse(request: HttpRequest) -> HttpResponse:
             "topics": selectors.topics_with_counts(),
             "meta": _meta(
                 title="Browse categories and topics",
-                description="Every section and subject we cover. Follow the ones that matter to you.",
+                description=(
+                    "Every section and subject we cover. Follow the ones that matter to you."
+                ),
                 path=reverse("browse"),
             ),
         },
