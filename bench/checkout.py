@@ -58,7 +58,8 @@ def gifts_top_up(database_url: str, want: int) -> int:
     have = int(sql("SELECT count(*) FROM donations_gift"))
     if have < want:
         columns = sql(
-            "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns "
+            "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) "
+            "FROM information_schema.columns "
             "WHERE table_name = 'donations_gift' AND column_name <> 'id'"
         ).split(",")
         unique = {
@@ -81,7 +82,7 @@ def gifts_top_up(database_url: str, want: int) -> int:
 
 
 def preset_amount(port: int) -> str:
-    """A preset amount from GET /donate/ (the form is CSRF-exempt: it only sends the reader to Stripe)."""
+    """Read a preset amount from GET /donate/ (CSRF-exempt: it only sends the reader to Stripe)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     connection.request("GET", "/donate/?frequency=one_time", headers={"X-Forwarded-Proto": "https"})
     response = connection.getresponse()

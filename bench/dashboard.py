@@ -76,11 +76,11 @@ SEED_SQL = [
     # The gifts: three years, 70% one-time, 25% monthly, 5% annual; 92% paid, 2% partly
     # refunded, 2% refunded, 4% abandoned; 60% from an appeal.
     """
-    INSERT INTO donations_gift (status, frequency, amount_cents, fee_cents, currency, refunded_cents,
-        donor_email, donor_name, anonymous, dedication, honoree_name, honoree_email, plan_id,
-        appeal_id, placement, article_id, utm, stripe_checkout_session_id, stripe_invoice_id,
-        stripe_payment_intent_id, stripe_charge_id, stripe_customer_id, card_last4, created_at,
-        paid_at, error)
+    INSERT INTO donations_gift (status, frequency, amount_cents, fee_cents, currency,
+        refunded_cents, donor_email, donor_name, anonymous, dedication, honoree_name,
+        honoree_email, plan_id, appeal_id, placement, article_id, utm,
+        stripe_checkout_session_id, stripe_invoice_id, stripe_payment_intent_id,
+        stripe_charge_id, stripe_customer_id, card_last4, created_at, paid_at, error)
     SELECT
         CASE WHEN n % 50 = 0 THEN 'partially_refunded' WHEN n % 50 = 1 THEN 'refunded'
              WHEN n % 25 = 2 THEN 'abandoned' ELSE 'paid' END,
@@ -106,7 +106,8 @@ SEED_SQL = [
     """
     INSERT INTO subscriptions_subscriber (email, name, time_zone, created_at, confirmed_at)
     SELECT 'reader' || n || '@bench.example', '', 'Asia/Jerusalem',
-        now() - ((n % 400) * interval '1 day'), now() - ((n % 400) * interval '1 day') + interval '1 hour'
+        now() - ((n % 400) * interval '1 day'),
+        now() - ((n % 400) * interval '1 day') + interval '1 hour'
     FROM generate_series(1, 150000) AS n
     """,
     # 200,000 subscriptions: 85% active, 10% unsubscribed, 5% never confirmed.
@@ -114,12 +115,15 @@ SEED_SQL = [
     INSERT INTO subscriptions_subscription (subscriber_id, newsletter_id, status, created_at,
         confirmed_at, unsubscribed_at)
     SELECT s.id, nl.id,
-        CASE WHEN s.id % 20 = 0 THEN 'pending' WHEN s.id % 10 = 1 THEN 'unsubscribed' ELSE 'active' END,
+        CASE WHEN s.id % 20 = 0 THEN 'pending' WHEN s.id % 10 = 1 THEN 'unsubscribed'
+             ELSE 'active' END,
         s.created_at,
         CASE WHEN s.id % 20 = 0 THEN NULL ELSE s.confirmed_at END,
-        CASE WHEN s.id % 10 = 1 THEN LEAST(s.confirmed_at + ((s.id % 90) * interval '1 day'), now()) END
+        CASE WHEN s.id % 10 = 1
+             THEN LEAST(s.confirmed_at + ((s.id % 90) * interval '1 day'), now()) END
     FROM subscriptions_subscriber s
-    JOIN subscriptions_newsletter nl ON nl.slug = 'bench-daily' OR (nl.slug = 'bench-weekly' AND s.id % 3 = 0)
+    JOIN subscriptions_newsletter nl
+      ON nl.slug = 'bench-daily' OR (nl.slug = 'bench-weekly' AND s.id % 3 = 0)
     WHERE s.email LIKE '%%@bench.example'
     """,
     """
@@ -139,7 +143,8 @@ SEED_SQL = [
     """
     INSERT INTO subscriptions_delivery (edition_id, subscriber_id, batch_id, state, esp_message_id,
         sent_at, error)
-    SELECT e.id, s.id, NULL, CASE WHEN s.id % 500 = 0 THEN 'in_doubt' ELSE 'sent' END, '', e.composed_at, ''
+    SELECT e.id, s.id, NULL, CASE WHEN s.id % 500 = 0 THEN 'in_doubt' ELSE 'sent' END, '',
+        e.composed_at, ''
     FROM subscriptions_edition e
     JOIN subscriptions_subscriber s ON s.id < (SELECT min(id) FROM subscriptions_subscriber) + 20000
     """,
@@ -147,10 +152,12 @@ SEED_SQL = [
     INSERT INTO subscriptions_trackingevent (esp_event_id, event_type, esp_name, recipient,
         message_id, edition_id, reject_reason, description, occurred_at, received_at, payload,
         processed_at, outcome, error)
-    SELECT 'ev_' || d.id || '_' || t.kind, t.kind, 'bench', 'reader' || d.subscriber_id || '@bench.example',
+    SELECT 'ev_' || d.id || '_' || t.kind, t.kind, 'bench',
+        'reader' || d.subscriber_id || '@bench.example',
         '', d.edition_id, '', '', d.sent_at, d.sent_at, '{}', NULL, '', ''
     FROM subscriptions_delivery d
-    JOIN (VALUES ('opened', 3), ('clicked', 11), ('bounced', 97), ('complained', 991)) AS t(kind, every)
+    JOIN (VALUES ('opened', 3), ('clicked', 11), ('bounced', 97), ('complained', 991))
+      AS t(kind, every)
       ON d.id %% t.every = 0
     """,
 ]
@@ -271,7 +278,8 @@ def main() -> None:
         )
         recent = cursor.fetchone()[0]
     print(
-        f"gifts {args.gifts:,} ({recent:,} in the last 90 days), runs {args.runs} (after one warm-up)"
+        f"gifts {args.gifts:,} ({recent:,} in the last 90 days), "
+        f"runs {args.runs} (after one warm-up)"
     )
     print(f"{'figure':<34} {'p50 ms':>8} {'max ms':>8} {'queries':>8}")
     for name, function in figures:

@@ -235,25 +235,30 @@ def seed(args: argparse.Namespace) -> None:
             cursor.execute("TRUNCATE subscriptions_delivery, subscriptions_deliverybatch CASCADE")
             cursor.execute("TRUNCATE subscriptions_subscriber CASCADE")
             cursor.execute(
-                "INSERT INTO subscriptions_subscriber (email, name, time_zone, created_at, confirmed_at)"
+                "INSERT INTO subscriptions_subscriber"
+                " (email, name, time_zone, created_at, confirmed_at)"
                 " SELECT 'bench' || n || '@readers.example', '', 'Asia/Jerusalem', now(), %s"
                 " FROM generate_series(0, %s - 1) AS n",
                 [confirmed := now - timedelta(days=30), args.readers],
             )
             cursor.execute(
-                "INSERT INTO subscriptions_subscription (subscriber_id, newsletter_id, status, created_at, confirmed_at)"
+                "INSERT INTO subscriptions_subscription"
+                " (subscriber_id, newsletter_id, status, created_at, confirmed_at)"
                 " SELECT id, %s, 'active', now(), %s FROM subscriptions_subscriber",
                 [newsletter.pk, confirmed],
             )
             cursor.execute(
-                "CREATE TEMP TABLE bench_sets (number int, position int, category_id bigint, topic_id bigint)"
+                "CREATE TEMP TABLE bench_sets"
+                " (number int, position int, category_id bigint, topic_id bigint)"
             )
             cursor.executemany("INSERT INTO bench_sets VALUES (%s, %s, %s, %s)", rows)
             cursor.execute(
-                "INSERT INTO subscriptions_follow (subscriber_id, category_id, topic_id, position, created_at)"
+                "INSERT INTO subscriptions_follow"
+                " (subscriber_id, category_id, topic_id, position, created_at)"
                 " SELECT s.id, f.category_id, f.topic_id, f.position, now()"
                 " FROM subscriptions_subscriber s"
-                " JOIN bench_sets f ON f.number = (s.id - (SELECT min(id) FROM subscriptions_subscriber)) %% %s",
+                " JOIN bench_sets f"
+                " ON f.number = (s.id - (SELECT min(id) FROM subscriptions_subscriber)) %% %s",
                 [len(sets)],
             )
             cursor.execute("DROP TABLE bench_sets")
@@ -441,7 +446,10 @@ def run(args: argparse.Namespace) -> dict:
             settled = sum(counts.get(state, 0) for state in settled_states)
             if planned_at is None and total == args.readers:
                 planned_at = time.monotonic() - started
-            line = f"  {settled:>7}/{args.readers} settled, {int(esp.get(env['BENCH_ESP_KEY']) or 0):>7} at the ESP"
+            line = (
+                f"  {settled:>7}/{args.readers} settled, "
+                f"{int(esp.get(env['BENCH_ESP_KEY']) or 0):>7} at the ESP"
+            )
             if sys.stdout.isatty():
                 print("\r" + line, end="", flush=True)
             elif time.monotonic() - shown > 15:

@@ -1,4 +1,4 @@
-"""Side by side: django-newsletter and our digest, the same edition to 10,000 readers, one SMTP sink.
+"""Side by side: django-newsletter and our digest, one edition to 10,000 readers, one SMTP sink.
 
     python bench/newsletter_compare.py                    # 10,000 subscribers each
     python bench/newsletter_compare.py --subscribers 2000 # a quicker look
@@ -289,7 +289,8 @@ def seed_ours(subscribers: int) -> None:
             print(f"seeding {subscribers} subscribers ...", flush=True)
             cursor.execute("TRUNCATE subscriptions_subscriber CASCADE")
             cursor.execute(
-                "INSERT INTO subscriptions_subscriber (email, name, time_zone, created_at, confirmed_at)"
+                "INSERT INTO subscriptions_subscriber"
+                " (email, name, time_zone, created_at, confirmed_at)"
                 " SELECT 'reader' || n || '@readers.example', '', 'Asia/Jerusalem', now(), %s"
                 " FROM generate_series(0, %s - 1) AS n",
                 [now - timedelta(days=30), subscribers],
@@ -393,7 +394,8 @@ def run_peer(args: argparse.Namespace, store, content_path: Path) -> dict:
     errors = log.read_text(errors="replace").count("failed with error")
     return {
         "what": "manage.py submit_newsletter: one process renders each subscriber's copy "
-        "(its templates, and queries for the message's articles and attachments each time) and sends it with EmailMessage.send(), "
+        "(its templates, and queries for the message's articles and attachments each time) "
+        "and sends it with EmailMessage.send(), "
         "a new SMTP connection per message",
         "seconds": elapsed,
         "startup_seconds": startup,
@@ -578,7 +580,8 @@ def main() -> None:
     for label, side in (("django-newsletter", peer), ("ours", ours)):
         if not side["sink"]["all_delivered"]:
             print(
-                f"WARNING: {label}: {side['sink']['recipients']} of {args.subscribers} reached the sink"
+                f"WARNING: {label}: {side['sink']['recipients']} of {args.subscribers} "
+                "reached the sink"
             )
     write_result(
         "newsletter-compare",

@@ -55,7 +55,9 @@ want = {scale} * {ARTICLES_PER_SCALE}
 have = Article.objects.filter(slug__startswith="bench-").count()
 categories = list(Category.objects.all())
 author = Author.objects.first()
-body = "".join(f"<p>Paragraph {{i}} of a long report on water, power and the cities.</p>" for i in range(12))
+body = "".join(
+    f"<p>Paragraph {{i}} of a long report on water, power and the cities.</p>" for i in range(12)
+)
 now = timezone.now()
 new = [
     Article(headline=f"Bench report {{n}}", slug=f"bench-{{n}}", dek="A report for measuring.",
@@ -65,7 +67,9 @@ new = [
 ]
 Article.objects.bulk_create(new, batch_size=1000)
 Through = Article.authors.through
-missing = Article.objects.filter(slug__startswith="bench-", authors=None).values_list("pk", flat=True)
+missing = Article.objects.filter(slug__startswith="bench-", authors=None).values_list(
+    "pk", flat=True
+)
 Through.objects.bulk_create(
     [Through(article_id=pk, author_id=author.pk) for pk in missing.iterator()], batch_size=5000
 )
@@ -141,11 +145,13 @@ def main() -> None:
         f"(load before {load})"
     )
     print(
-        f"the floor: {floors[0]:.0f} req/s first, {floors[1]:.0f} at the end; ratios are to their mean "
-        f"({floor:.0f}){'' if drift <= 0.15 else f'. It moved {drift:.0%}: the load changed, rerun'}"
+        f"the floor: {floors[0]:.0f} req/s first, {floors[1]:.0f} at the end; "
+        f"ratios are to their mean ({floor:.0f})"
+        f"{'' if drift <= 0.15 else f'. It moved {drift:.0%}: the load changed, rerun'}"
     )
     print(
-        f"{'page':24} {'req/s':>9} {'of floor':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'socket':>7}"
+        f"{'page':24} {'req/s':>9} {'of floor':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'non-2xx':>8} {'socket':>7}"
     )
     for name, row in rows:
         row["of_floor"] = row["rps"] / floor

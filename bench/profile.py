@@ -4,8 +4,8 @@ Calls the WSGI application directly (no server, no network) for `--requests` GET
 `--path` and prints pyinstrument's call tree; `--uncached` turns the page cache off.
 Uses the data `bench/pages.py` seeded.
 
-    python bench/profile.py --path /                       # the home page, cached
-    python bench/profile.py --path /news/... --uncached    # an article, rendered each time
+    python bench/profile.py --path /                           # the home page, cached
+    python bench/profile.py --path /articles/... --uncached    # an article, rendered each time
 """
 
 from __future__ import annotations

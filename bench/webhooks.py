@@ -47,7 +47,7 @@ PORT = 8811
 
 
 def event_for(gift_id: int, session_id: str, amount: int, email: str, tag: str) -> dict:
-    """A checkout.session.completed event as Stripe delivers it (see tests/donations/stripe_payloads.py)."""
+    """Build a checkout.session.completed event like tests/donations/stripe_payloads.py."""
     now = int(time.time())
     return {
         "id": f"evt_bench_{tag}_{gift_id}",
@@ -156,7 +156,8 @@ def main() -> None:
         )
         per_thread.append([event_id for event_id, _ in sequence])
     print(
-        f"prepared {len(events)} pending gifts and their signed events in {time.monotonic() - started:.1f} s"
+        f"prepared {len(events)} pending gifts and their signed events "
+        f"in {time.monotonic() - started:.1f} s"
     )
 
     stand_in, stand_in_server = stripe_stand_in()
