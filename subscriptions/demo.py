@@ -61,7 +61,7 @@ def seed() -> list[str]:
                 email=email, defaults={"name": name, "time_zone": zone}
             )
             if made:
-                services._record(
+                services.consent._record(
                     subscriber=subscriber,
                     newsletter=daily,
                     action="subscribe",

@@ -30,7 +30,9 @@ def test_the_consent_wording_a_page_shows_is_recorded_even_after_it_changes(clie
     client.get("/")  # the wording is stored the first time it is shown
     shown = shown_consent_version(client.get(article.get_absolute_url()))
     original = subscription_services.consent_document
-    monkeypatch.setattr(subscription_services, "consent_document", lambda: original() + " Amended.")
+    monkeypatch.setattr(
+        subscription_services.consent, "consent_document", lambda: original() + " Amended."
+    )
 
     signup(client, "reader@mail.example", daily, consent_version=shown)
 
@@ -42,7 +44,9 @@ def test_a_changed_consent_wording_shows_at_once(client, monkeypatch, settings):
     settings.PAGE_CACHE_SECONDS = 0
     before = shown_consent_version(client.get("/"))
     original = subscription_services.consent_document
-    monkeypatch.setattr(subscription_services, "consent_document", lambda: original() + " Amended.")
+    monkeypatch.setattr(
+        subscription_services.consent, "consent_document", lambda: original() + " Amended."
+    )
 
     after = shown_consent_version(client.get("/"))
 

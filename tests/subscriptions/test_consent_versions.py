@@ -29,7 +29,9 @@ def test_changing_the_terms_makes_a_new_version_and_old_records_keep_theirs(
     old = ConsentText.objects.get()
     original = services.consent_document
     monkeypatch.setattr(
-        services, "consent_document", lambda: original() + "\n\nA new clause on data retention."
+        services.consent,
+        "consent_document",
+        lambda: original() + "\n\nA new clause on data retention.",
     )
 
     signup(client, "after@mail.example", daily)
@@ -45,7 +47,7 @@ def test_changing_the_terms_makes_a_new_version_and_old_records_keep_theirs(
 def test_the_version_shown_on_a_cached_form_is_the_one_recorded(client, daily, monkeypatch):
     shown = services.consent_text_current()
     original = services.consent_document
-    monkeypatch.setattr(services, "consent_document", lambda: original() + " Updated.")
+    monkeypatch.setattr(services.consent, "consent_document", lambda: original() + " Updated.")
 
     signup(client, "cached@mail.example", daily, consent_version=shown.sha256)
 

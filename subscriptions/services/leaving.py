@@ -1,0 +1,73 @@
+"""Leaving: unsubscribing, the suppression list and forgetting a reader."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from newsroom import audit
+from subscriptions.models import (
+    ConsentRecord,
+    Newsletter,
+    Subscriber,
+    Subscription,
+    Suppression,
+    TrackingEvent,
+    email_hash,
+)
+from subscriptions.services.consent import RequestMeta, _record
+
+
+def subscription_unsubscribe(
+    *, subscriber: Subscriber, newsletter: Newsletter | None = None, meta: RequestMeta
+) -> int:
+    """Leave one newsletter, or all of them; at once, idempotent. Returns how many ended."""
+    now = timezone.now()
+    ended = 0
+    with transaction.atomic():
+        subscriptions = subscriber.subscriptions.select_for_update().exclude(
+            status=Subscription.Status.UNSUBSCRIBED
+        )
+        if newsletter is not None:
+            subscriptions = subscriptions.filter(newsletter=newsletter)
+        for subscription in subscriptions.select_related("newsletter"):
+            subscription.status = Subscription.Status.UNSUBSCRIBED
+            subscription.unsubscribed_at = now
+            subscription.save(update_fields=["status", "unsubscribed_at"])
+            _record(
+                subscriber=subscriber,
+                newsletter=subscription.newsletter,
+                action=ConsentRecord.Action.UNSUBSCRIBE,
+                meta=meta,
+            )
+            ended += 1
+    return ended
+
+
+def suppression_add(*, email: str, reason: str) -> Suppression:
+    """Put an address on the suppression list (by hash); the first reason given stays."""
+    digest = email_hash(email)
+    try:
+        with transaction.atomic():
+            suppression, _ = Suppression.objects.get_or_create(
+                email_sha256=digest, defaults={"reason": reason}
+            )
+    except IntegrityError:
+        suppression = Suppression.objects.get(email_sha256=digest)
+    return suppression
+
+
+def subscriber_delete(*, subscriber: Subscriber, actor: audit.Actor | None, by: str) -> None:
+    """Forget the reader: only the hash of the address stays, so no email goes to it again.
+
+    `by` is "reader" (their own "delete my data", `actor` None: the reader's address and
+    IP are what is being forgotten) or "staff" (the admin, `actor` the staff member).
+    """
+    with transaction.atomic():
+        # The audit entry names the reader by id and hash only, committed with the deletion.
+        audit.subscriber_deletion_record(subscriber=subscriber, actor=actor, by=by)
+        suppression_add(email=subscriber.email, reason=Suppression.Reason.DELETED)
+        # Tracking events name the address in clear; they go with the rest.
+        TrackingEvent.objects.filter(recipient__iexact=subscriber.email).delete()
+        # Subscriptions, follows and consent records cascade; deliveries keep no address.
+        subscriber.delete()

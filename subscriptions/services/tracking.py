@@ -1,0 +1,149 @@
+"""ESP tracking events: stored once, then applied through a dict of event type -> handler."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from subscriptions.models import Edition, Subscriber, Suppression, TrackingEvent
+from subscriptions.services.consent import RequestMeta
+from subscriptions.services.leaving import subscription_unsubscribe, suppression_add
+from subscriptions.services.signup import normalize_email
+
+logger = logging.getLogger(__name__)
+
+# Soft bounces (anymail "deferred") suppress the address after this many in this window.
+SOFT_BOUNCE_LIMIT = 3
+SOFT_BOUNCE_WINDOW = timedelta(days=30)
+
+
+def _json_safe(value) -> dict:
+    if hasattr(value, "lists"):  # a QueryDict from a form-encoded webhook
+        value = {key: values if len(values) > 1 else values[0] for key, values in value.lists()}
+    try:
+        data = json.loads(json.dumps(value, default=str))
+    except (TypeError, ValueError):
+        data = str(value)
+    return data if isinstance(data, dict) else {"event": data}
+
+
+def _derived_event_id(*, event, esp_name: str) -> str:
+    """A stable id for ESPs whose events carry none (e.g. Postmark deliveries)."""
+    parts = [
+        esp_name,
+        str(event.event_type),
+        str(event.message_id or ""),
+        normalize_email(event.recipient or ""),
+        event.timestamp.isoformat() if event.timestamp else "",
+        str(event.description or ""),
+        str(event.mta_response or ""),
+    ]
+    return "derived:" + hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def tracking_event_record(*, event, esp_name: str) -> TrackingEvent | None:
+    """Store an anymail AnymailTrackingEvent once; None when it was already stored."""
+    event_id = (
+        str(event.event_id) if event.event_id else _derived_event_id(event=event, esp_name=esp_name)
+    )
+    metadata = event.metadata or {}
+    edition_id = metadata.get("edition_id")
+    edition = None
+    if edition_id and str(edition_id).isdigit():
+        edition = Edition.objects.filter(pk=int(edition_id)).first()
+    try:
+        with transaction.atomic():
+            stored, created = TrackingEvent.objects.get_or_create(
+                esp_event_id=event_id[:200],
+                defaults={
+                    "event_type": str(event.event_type)[:30],
+                    "esp_name": esp_name[:40],
+                    "recipient": normalize_email(event.recipient or "")[:254],
+                    "message_id": str(event.message_id or "")[:200],
+                    "edition": edition,
+                    "reject_reason": str(event.reject_reason or "")[:40],
+                    "description": str(event.description or event.mta_response or ""),
+                    "occurred_at": event.timestamp or timezone.now(),
+                    "payload": _json_safe(event.esp_event),
+                },
+            )
+    except IntegrityError:  # the same event arrived twice at the same moment
+        return None
+    return stored if created else None
+
+
+def _suppress_hard(stored: TrackingEvent) -> str:
+    reason = (
+        Suppression.Reason.COMPLAINT
+        if stored.reject_reason == "spam"
+        else Suppression.Reason.HARD_BOUNCE
+    )
+    suppression_add(email=stored.recipient, reason=reason)
+    return f"suppressed ({reason})"
+
+
+def _suppress_complaint(stored: TrackingEvent) -> str:
+    suppression_add(email=stored.recipient, reason=Suppression.Reason.COMPLAINT)
+    return "suppressed (complaint)"
+
+
+def _count_soft_bounce(stored: TrackingEvent) -> str:
+    recent = TrackingEvent.objects.filter(
+        recipient=stored.recipient,
+        event_type="deferred",
+        occurred_at__gt=stored.occurred_at - SOFT_BOUNCE_WINDOW,
+        occurred_at__lte=stored.occurred_at,
+    ).count()
+    if recent >= SOFT_BOUNCE_LIMIT:
+        suppression_add(email=stored.recipient, reason=Suppression.Reason.SOFT_BOUNCES)
+        return f"suppressed after {recent} soft bounces in 30 days"
+    return f"soft bounce {recent} of {SOFT_BOUNCE_LIMIT}"
+
+
+def _unsubscribe(stored: TrackingEvent) -> str:
+    subscriber = Subscriber.objects.filter(email=stored.recipient).first()
+    if subscriber is None:
+        return "unsubscribed: no such subscriber"
+    ended = subscription_unsubscribe(
+        subscriber=subscriber, meta=RequestMeta(source=f"esp:{stored.esp_name}")
+    )
+    return f"unsubscribed from {ended} newsletter(s)"
+
+
+# anymail's normalised event types (anymail.signals.EventType) -> what they change.
+# bounced: anymail reports permanent failures as "bounced" and temporary ones as "deferred".
+TRACKING_HANDLERS = {
+    "bounced": _suppress_hard,
+    "rejected": _suppress_hard,
+    "complained": _suppress_complaint,
+    "deferred": _count_soft_bounce,
+    "unsubscribed": _unsubscribe,
+}
+
+
+def tracking_event_process(*, tracking_event_id: int) -> str:
+    """Apply a stored tracking event to the subscriber; record what was done."""
+    stored = TrackingEvent.objects.filter(pk=tracking_event_id).first()
+    if stored is None or stored.processed_at is not None:
+        return "already processed"
+    handler = TRACKING_HANDLERS.get(stored.event_type)
+    error = ""
+    if handler is None:
+        outcome = "stored"
+    elif not stored.recipient:
+        outcome = "ignored: no recipient"
+    else:
+        try:
+            outcome = handler(stored)
+        except Exception as exc:  # keep the error on the event for staff; the event stays stored
+            logger.exception("tracking event %s failed", stored.pk)
+            outcome, error = "failed", f"{exc.__class__.__name__}: {exc}"
+    TrackingEvent.objects.filter(pk=stored.pk).update(
+        processed_at=timezone.now(), outcome=outcome[:200], error=error
+    )
+    return outcome
