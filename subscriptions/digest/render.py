@@ -13,8 +13,9 @@ from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.html import escape, strip_tags
 
+from newsroom.links import absolute
 from subscriptions import appeals, tokens
-from subscriptions.digest.compose import EditionView, absolute_url, edition_view, followed_set
+from subscriptions.digest.compose import EditionView, edition_view, followed_set
 from subscriptions.models import Edition, Newsletter, Subscriber
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def merge_field(name: str) -> str:
 
 
 def web_version_url(edition: Edition) -> str:
-    return absolute_url(edition.get_absolute_url())
+    return absolute(edition.get_absolute_url())
 
 
 def edition_subject(view: EditionView) -> str:
@@ -185,7 +186,7 @@ def sample_values(*, newsletter: Newsletter) -> dict[str, str]:
     """Merge values for previews that are nobody's: links lead to the newsletters page."""
     from django.urls import reverse
 
-    page = absolute_url(reverse("subscriptions:newsletters"))
+    page = absolute(reverse("subscriptions:newsletters"))
     return {
         "greeting": "Good morning",
         "greeting_html": "Good morning",
