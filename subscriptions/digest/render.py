@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
 
-import css_inline
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.html import escape, strip_tags
 
+from newsroom import mail
 from newsroom.links import absolute
+from newsroom.mail import RenderedEmail
 from subscriptions import appeals, tokens
 from subscriptions.digest.compose import EditionView, edition_view, followed_set
 from subscriptions.models import Edition, Newsletter, Subscriber
@@ -23,13 +23,6 @@ logger = logging.getLogger(__name__)
 RTL_LANGUAGES = {"ar", "he", "fa", "ur"}
 # Per-recipient values; every other byte of an email is shared by its whole group.
 MERGE_FIELDS = ("greeting", "greeting_html", "preferences_url", "unsubscribe_url")
-
-
-@dataclass(frozen=True)
-class RenderedEmail:
-    subject: str
-    text: str
-    html: str
 
 
 def merge_field(name: str) -> str:
@@ -54,7 +47,6 @@ def edition_subject(view: EditionView) -> str:
 # change the bytes). A worker keeps the last few hundred: one per distinct content.
 _RENDERS: OrderedDict[tuple, RenderedEmail] = OrderedDict()
 _RENDERS_MAX = 256
-_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False)
 
 
 def render_edition_email(*, edition: Edition, followed: list[list], appeal=None) -> RenderedEmail:
@@ -89,6 +81,7 @@ def _render(*, edition: Edition, followed: list[list], appeal) -> RenderedEmail:
     if appeal is not None:
         appeal_html = appeals.appeal_html(appeal=appeal)
     context = {
+        **mail.org_context(),
         "newsletter": newsletter,
         "edition": edition,
         "view": view,
@@ -99,9 +92,6 @@ def _render(*, edition: Edition, followed: list[list], appeal) -> RenderedEmail:
         "appeal_html": appeal_html,
         "appeal_text": " ".join(strip_tags(appeal_html).split()),
         "web_url": web_version_url(edition),
-        "SITE_URL": settings.SITE_URL,
-        "NEWSROOM_NAME": settings.NEWSROOM_NAME,
-        "ORG_ADDRESS": settings.ORG_ADDRESS,
         "lang": newsletter.language,
         "dir": "rtl" if newsletter.language in RTL_LANGUAGES else "ltr",
         "subject": edition_subject(view),
@@ -109,9 +99,7 @@ def _render(*, edition: Edition, followed: list[list], appeal) -> RenderedEmail:
     with translation.override(newsletter.language):
         html = render_to_string("subscriptions/digest/email.html", context)
         text = render_to_string("subscriptions/digest/email.txt", context)
-    # Mail clients (Gmail, Outlook) drop <style>; every rule must sit on its element.
-    html = _INLINER.inline(html)
-    return RenderedEmail(subject=context["subject"], text=text, html=html)
+    return RenderedEmail(subject=context["subject"], text=text, html=mail.inline_css(html))
 
 
 def recipient_values(

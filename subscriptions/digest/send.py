@@ -27,9 +27,9 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from newsroom.mail import RenderedEmail
 from subscriptions.digest import render
 from subscriptions.digest.render import (
-    RenderedEmail,
     personal_copy,
     reader_headers,
     recipient_values,

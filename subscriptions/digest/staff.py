@@ -9,10 +9,10 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from newsroom.mail import RenderedEmail
 from subscriptions.digest import plan, render
 from subscriptions.digest.compose import followed_set
 from subscriptions.digest.render import (
-    RenderedEmail,
     personal_copy,
     recipient_values,
     render_edition_email,
