@@ -69,11 +69,16 @@ def message(
     headers: dict[str, str] | None = None,
     tags: list[str] | None = None,
     metadata: dict[str, str] | None = None,
+    merge_data: dict[str, dict[str, str]] | None = None,
+    merge_headers: dict[str, dict[str, str]] | None = None,
+    merge_metadata: dict[str, dict[str, str]] | None = None,
 ) -> EmailMultiAlternatives:
     """A multipart text + HTML email; list headers only from callers that send list mail.
 
-    `tags` and `metadata` are read by django-anymail's ESP backends (Django's own ignore
-    them); its tracking webhooks bring the metadata back with each event.
+    `tags`, `metadata` and the `merge_*` maps are read by django-anymail's ESP backends
+    (Django's own ignore them); its tracking webhooks bring the metadata back with each
+    event. Merge maps, keyed by address, make it one message per `to` address (a batch
+    send), each with its own merge values, headers and metadata.
     """
     email = EmailMultiAlternatives(
         subject=rendered.subject,
@@ -87,6 +92,12 @@ def message(
         email.tags = tags
     if metadata is not None:
         email.metadata = metadata
+    if merge_data is not None:
+        email.merge_data = merge_data
+    if merge_headers is not None:
+        email.merge_headers = merge_headers
+    if merge_metadata is not None:
+        email.merge_metadata = merge_metadata
     return email
 
 
