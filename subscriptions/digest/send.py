@@ -474,7 +474,7 @@ def edition_message(
     merge_headers: dict[str, dict[str, str]] | None = None,
     merge_metadata: dict[str, dict[str, str]] | None = None,
 ) -> EmailMultiAlternatives:
-    """An email of `edition`, tagged and labelled for the ESP as every copy of it is."""
+    """An email of `edition`, labelled as every copy of it is: its list, ESP tags, metadata."""
     newsletter = edition.newsletter
     # anymail hands these to the ESP; its tracking webhooks bring them back, so each
     # delivered/opened/clicked/bounced event attaches to this edition.
@@ -490,6 +490,7 @@ def edition_message(
         merge_data=merge_data,
         merge_headers=merge_headers,
         merge_metadata=merge_metadata,
+        list_id=mail.list_id(name=newsletter.name, slug=newsletter.slug),
     )
 
 
