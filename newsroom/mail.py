@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import css_inline
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.template import Context, Engine
 from django.template.loader import render_to_string
 from django.utils.module_loading import import_string
 
@@ -72,8 +73,10 @@ def suppressed_among(emails: Iterable[str]) -> set[str]:
 def render(*, template: str, context: dict) -> RenderedEmail:
     """Render `<template>_subject.txt`, `<template>.txt` and `<template>.html`, footer included."""
     context = {**org_context(), **context}
+    # A subject is plain text: escaped for HTML it would read "O&#x27;Neil &amp; Co".
+    subject = Engine.get_default().get_template(f"{template}_subject.txt")
     return RenderedEmail(
-        subject=" ".join(render_to_string(f"{template}_subject.txt", context).split()),
+        subject=" ".join(subject.render(Context(context, autoescape=False)).split()),
         text=render_to_string(f"{template}.txt", context),
         html=inline_css(render_to_string(f"{template}.html", context)),
     )

@@ -6,7 +6,7 @@ from email import message_from_bytes, policy
 
 import pytest
 
-from donations.services import receipt_send
+from donations.services import honoree_notify, receipt_send
 from newsroom import mail
 from subscriptions.models import Subscription, Suppression, email_hash
 from subscriptions.services import confirmation_email_send
@@ -98,3 +98,17 @@ def test_a_confirmation_reminder_carries_no_list_id(mailoutbox):
     [message] = mailoutbox
     assert "List-Unsubscribe" in message.extra_headers
     assert "List-Id" not in message.extra_headers
+
+
+def test_a_subject_is_plain_text_not_html(mailoutbox):
+    gift = PaidGiftFactory(
+        donor_name="Tom O'Neil & Co",
+        dedication="honor",
+        honoree_name="Yara Saleh",
+        honoree_email="yara@mail.example",
+        honoree_notified_at=None,
+    )
+    assert honoree_notify(gift_id=gift.pk) is True
+
+    [message] = mailoutbox
+    assert message.subject == "Tom O'Neil & Co made a gift in your honour"
