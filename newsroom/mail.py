@@ -11,10 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from email.header import Header
+from urllib.parse import urlsplit
 
 import css_inline
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.template import Context, Engine
 from django.template.loader import render_to_string
 from django.utils.module_loading import import_string
 
@@ -46,6 +49,22 @@ def inline_css(html: str) -> str:
     return _INLINER.inline(html)
 
 
+def list_id(*, name: str, slug: str) -> str:
+    """The RFC 2919 List-Id of a newsletter: `"Name" <slug.site-host>`.
+
+    The id proper (slug and SITE_URL's host) stays as long as the list does, which is what
+    mail clients filter on; the name is only its label.
+    """
+    host = urlsplit(settings.SITE_URL).hostname or "localhost"
+    name = " ".join(name.split())
+    if name.isascii():
+        label = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    else:
+        # RFC 2047 encoded words, on one line: Django refuses a header with a newline.
+        label = Header(name, "utf-8").encode(maxlinelen=0)
+    return f"{label} <{slug}.{host}>"
+
+
 def suppressed_among(emails: Iterable[str]) -> set[str]:
     """The addresses among `emails` that must get no email, as EMAIL_SUPPRESSION_CHECK says."""
     return set(import_string(settings.EMAIL_SUPPRESSION_CHECK)(list(emails)))
@@ -54,8 +73,10 @@ def suppressed_among(emails: Iterable[str]) -> set[str]:
 def render(*, template: str, context: dict) -> RenderedEmail:
     """Render `<template>_subject.txt`, `<template>.txt` and `<template>.html`, footer included."""
     context = {**org_context(), **context}
+    # A subject is plain text: escaped for HTML it would read "O&#x27;Neil &amp; Co".
+    subject = Engine.get_default().get_template(f"{template}_subject.txt")
     return RenderedEmail(
-        subject=" ".join(render_to_string(f"{template}_subject.txt", context).split()),
+        subject=" ".join(subject.render(Context(context, autoescape=False)).split()),
         text=render_to_string(f"{template}.txt", context),
         html=inline_css(render_to_string(f"{template}.html", context)),
     )
@@ -69,24 +90,41 @@ def message(
     headers: dict[str, str] | None = None,
     tags: list[str] | None = None,
     metadata: dict[str, str] | None = None,
+    merge_data: dict[str, dict[str, str]] | None = None,
+    merge_headers: dict[str, dict[str, str]] | None = None,
+    merge_metadata: dict[str, dict[str, str]] | None = None,
+    list_id: str | None = None,
 ) -> EmailMultiAlternatives:
     """A multipart text + HTML email; list headers only from callers that send list mail.
 
-    `tags` and `metadata` are read by django-anymail's ESP backends (Django's own ignore
-    them); its tracking webhooks bring the metadata back with each event.
+    `list_id` (see list_id()) names the newsletter a message is an issue of (RFC 2919);
+    mail to one person about their own business (receipts, confirmations) has none.
+    `tags`, `metadata` and the `merge_*` maps are read by django-anymail's ESP backends
+    (Django's own ignore them); its tracking webhooks bring the metadata back with each
+    event. Merge maps, keyed by address, make it one message per `to` address (a batch
+    send), each with its own merge values, headers and metadata.
     """
+    headers = dict(headers or {})
+    if list_id:
+        headers["List-Id"] = list_id
     email = EmailMultiAlternatives(
         subject=rendered.subject,
         body=rendered.text,
         from_email=from_email or settings.DEFAULT_FROM_EMAIL,
         to=to,
-        headers=headers or {},
+        headers=headers,
     )
     email.attach_alternative(rendered.html, "text/html")
     if tags is not None:
         email.tags = tags
     if metadata is not None:
         email.metadata = metadata
+    if merge_data is not None:
+        email.merge_data = merge_data
+    if merge_headers is not None:
+        email.merge_headers = merge_headers
+    if merge_metadata is not None:
+        email.merge_metadata = merge_metadata
     return email
 
 

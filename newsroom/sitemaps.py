@@ -13,6 +13,7 @@ from django.views.decorators.http import require_safe
 
 from newsroom import selectors
 from newsroom.caching import public_page
+from newsroom.links import absolute
 from newsroom.models import Article, Author
 
 
@@ -92,7 +93,7 @@ def news_sitemap(request: HttpRequest) -> HttpResponse:
         {
             "entries": [
                 {
-                    "loc": f"{settings.SITE_URL}{article.get_absolute_url()}",
+                    "loc": absolute(article.get_absolute_url()),
                     "language": article.language,
                     "published": article.published_at.isoformat(),
                     "title": article.headline,

@@ -14,6 +14,8 @@ from django.core import signing
 from django.urls import reverse
 from django.utils.crypto import salted_hmac
 
+from newsroom.links import absolute
+
 UNSUBSCRIBE = "subscriptions.unsubscribe"
 PREFERENCES = "subscriptions.preferences"
 CONFIRM = "subscriptions.confirm"
@@ -65,7 +67,7 @@ def read_token(purpose: str, token: str, *, max_age: int) -> dict:
 
 def confirm_url(*, subscriber) -> str:
     token = make_token(CONFIRM, subscriber_id=subscriber.pk, email=subscriber.email)
-    return settings.SITE_URL + reverse("subscriptions:confirm", kwargs={"token": token})
+    return absolute(reverse("subscriptions:confirm", kwargs={"token": token}))
 
 
 def unsubscribe_url(*, subscriber, newsletter=None) -> str:
@@ -75,12 +77,12 @@ def unsubscribe_url(*, subscriber, newsletter=None) -> str:
         newsletter_id=newsletter.pk if newsletter else None,
         email=subscriber.email,
     )
-    return settings.SITE_URL + reverse("subscriptions:unsubscribe", kwargs={"token": token})
+    return absolute(reverse("subscriptions:unsubscribe", kwargs={"token": token}))
 
 
 def preferences_url(*, subscriber) -> str:
     token = make_token(PREFERENCES, subscriber_id=subscriber.pk, email=subscriber.email)
-    return settings.SITE_URL + reverse("subscriptions:preferences", kwargs={"token": token})
+    return absolute(reverse("subscriptions:preferences", kwargs={"token": token}))
 
 
 def list_unsubscribe_headers(*, subscriber, newsletter=None) -> dict[str, str]:

@@ -15,12 +15,9 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
+from newsroom.links import absolute
 from newsroom.models import Article, Category, Topic
 from subscriptions.models import Edition, Follow, Newsletter
-
-
-def absolute_url(url: str) -> str:
-    return url if url.startswith(("http://", "https://")) else settings.SITE_URL + url
 
 
 def compose_contents(
@@ -209,7 +206,7 @@ def edition_view(
             continue
         shown.update(a.pk for a in picked)
         sections.append(
-            Section(title=owner.name, url=absolute_url(owner.get_absolute_url()), articles=picked)
+            Section(title=owner.name, url=absolute(owner.get_absolute_url()), articles=picked)
         )
     return EditionView(edition=edition, top=top, sections=sections)
 
@@ -247,8 +244,8 @@ def _edition_parts(edition: Edition, *, shared: bool) -> tuple[dict, dict, dict]
     articles = Article.objects.published().select_related("category").in_bulk(list(ids))
     for article in articles.values():
         # Emails need absolute links; the templates read these two.
-        article.absolute_url = absolute_url(article.get_absolute_url())
-        article.image_url = absolute_url(article.lead_photo.url) if article.lead_photo else ""
+        article.absolute_url = absolute(article.get_absolute_url())
+        article.image_url = absolute(article.lead_photo.url) if article.lead_photo else ""
     categories = Category.objects.in_bulk([int(k) for k in contents.get("categories", {})])
     topics = Topic.objects.in_bulk([int(k) for k in contents.get("topics", {})])
     parts = (articles, categories, topics)

@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
 
-import css_inline
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.html import escape, strip_tags
 
+from newsroom import mail
+from newsroom.links import absolute
+from newsroom.mail import RenderedEmail
 from subscriptions import appeals, tokens
-from subscriptions.digest.compose import EditionView, absolute_url, edition_view, followed_set
+from subscriptions.digest.compose import EditionView, edition_view, followed_set
 from subscriptions.models import Edition, Newsletter, Subscriber
 
 logger = logging.getLogger(__name__)
@@ -24,20 +25,13 @@ RTL_LANGUAGES = {"ar", "he", "fa", "ur"}
 MERGE_FIELDS = ("greeting", "greeting_html", "preferences_url", "unsubscribe_url")
 
 
-@dataclass(frozen=True)
-class RenderedEmail:
-    subject: str
-    text: str
-    html: str
-
-
 def merge_field(name: str) -> str:
     """How the ESP spells merge field `name` (settings.ESP_MERGE_FIELD_FORMAT)."""
     return settings.ESP_MERGE_FIELD_FORMAT.replace("FIELD", name)
 
 
 def web_version_url(edition: Edition) -> str:
-    return absolute_url(edition.get_absolute_url())
+    return absolute(edition.get_absolute_url())
 
 
 def edition_subject(view: EditionView) -> str:
@@ -53,7 +47,6 @@ def edition_subject(view: EditionView) -> str:
 # change the bytes). A worker keeps the last few hundred: one per distinct content.
 _RENDERS: OrderedDict[tuple, RenderedEmail] = OrderedDict()
 _RENDERS_MAX = 256
-_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False)
 
 
 def render_edition_email(*, edition: Edition, followed: list[list], appeal=None) -> RenderedEmail:
@@ -88,6 +81,7 @@ def _render(*, edition: Edition, followed: list[list], appeal) -> RenderedEmail:
     if appeal is not None:
         appeal_html = appeals.appeal_html(appeal=appeal)
     context = {
+        **mail.org_context(),
         "newsletter": newsletter,
         "edition": edition,
         "view": view,
@@ -98,9 +92,6 @@ def _render(*, edition: Edition, followed: list[list], appeal) -> RenderedEmail:
         "appeal_html": appeal_html,
         "appeal_text": " ".join(strip_tags(appeal_html).split()),
         "web_url": web_version_url(edition),
-        "SITE_URL": settings.SITE_URL,
-        "NEWSROOM_NAME": settings.NEWSROOM_NAME,
-        "ORG_ADDRESS": settings.ORG_ADDRESS,
         "lang": newsletter.language,
         "dir": "rtl" if newsletter.language in RTL_LANGUAGES else "ltr",
         "subject": edition_subject(view),
@@ -108,9 +99,7 @@ def _render(*, edition: Edition, followed: list[list], appeal) -> RenderedEmail:
     with translation.override(newsletter.language):
         html = render_to_string("subscriptions/digest/email.html", context)
         text = render_to_string("subscriptions/digest/email.txt", context)
-    # Mail clients (Gmail, Outlook) drop <style>; every rule must sit on its element.
-    html = _INLINER.inline(html)
-    return RenderedEmail(subject=context["subject"], text=text, html=html)
+    return RenderedEmail(subject=context["subject"], text=text, html=mail.inline_css(html))
 
 
 def recipient_values(
@@ -185,7 +174,7 @@ def sample_values(*, newsletter: Newsletter) -> dict[str, str]:
     """Merge values for previews that are nobody's: links lead to the newsletters page."""
     from django.urls import reverse
 
-    page = absolute_url(reverse("subscriptions:newsletters"))
+    page = absolute(reverse("subscriptions:newsletters"))
     return {
         "greeting": "Good morning",
         "greeting_html": "Good morning",

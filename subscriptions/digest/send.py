@@ -27,9 +27,10 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from newsroom import mail
+from newsroom.mail import RenderedEmail
 from subscriptions.digest import render
 from subscriptions.digest.render import (
-    RenderedEmail,
     personal_copy,
     reader_headers,
     recipient_values,
@@ -463,25 +464,34 @@ def send_messages(
     return results, ""
 
 
-def email_message(
-    *, edition: Edition, rendered: RenderedEmail, to: list[str], headers: dict[str, str]
+def edition_message(
+    *,
+    edition: Edition,
+    rendered: RenderedEmail,
+    to: list[str],
+    headers: dict[str, str] | None = None,
+    merge_data: dict[str, dict[str, str]] | None = None,
+    merge_headers: dict[str, dict[str, str]] | None = None,
+    merge_metadata: dict[str, dict[str, str]] | None = None,
 ) -> EmailMultiAlternatives:
+    """An email of `edition`, labelled as every copy of it is: its list, ESP tags, metadata."""
     newsletter = edition.newsletter
-    message = EmailMultiAlternatives(
-        subject=rendered.subject,
-        body=rendered.text,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=to,
-        headers=headers,
-    )
-    message.attach_alternative(rendered.html, "text/html")
     # anymail hands these to the ESP; its tracking webhooks bring them back, so each
     # delivered/opened/clicked/bounced event attaches to this edition.
-    message.metadata = {"newsletter": newsletter.slug}
+    metadata = {"newsletter": newsletter.slug}
     if edition.pk is not None:
-        message.metadata = {"edition_id": str(edition.pk), **message.metadata}
-    message.tags = ["digest", newsletter.slug]
-    return message
+        metadata = {"edition_id": str(edition.pk), **metadata}
+    return mail.message(
+        rendered=rendered,
+        to=to,
+        headers=headers,
+        tags=["digest", newsletter.slug],
+        metadata=metadata,
+        merge_data=merge_data,
+        merge_headers=merge_headers,
+        merge_metadata=merge_metadata,
+        list_id=mail.list_id(name=newsletter.name, slug=newsletter.slug),
+    )
 
 
 def _send_batch_call(
@@ -497,14 +507,16 @@ def _send_batch_call(
             subscriber=subscriber, newsletter=newsletter, headers=headers
         )
         merge_metadata[subscriber.email] = {"delivery_id": str(recipient.delivery_id)}
-    message = email_message(
-        edition=edition, rendered=rendered, to=[r.subscriber.email for r in group], headers={}
-    )
     # merge_data makes anymail send one message per "to" address (batch send), with
     # merge_headers carrying each reader's own RFC 8058 List-Unsubscribe.
-    message.merge_data = merge_data
-    message.merge_headers = merge_headers
-    message.merge_metadata = merge_metadata
+    message = edition_message(
+        edition=edition,
+        rendered=rendered,
+        to=[r.subscriber.email for r in group],
+        merge_data=merge_data,
+        merge_headers=merge_headers,
+        merge_metadata=merge_metadata,
+    )
     connection.send_messages([message])
     statuses = message.anymail_status.recipients
     results: dict[int, _Result] = {}
@@ -540,7 +552,7 @@ def _send_one_by_one(
         )
         message_id = make_msgid(idstring="digest", domain=domain)
         headers = {**unsubscribe_headers, "Message-ID": message_id}
-        message = email_message(
+        message = edition_message(
             edition=edition, rendered=own, to=[subscriber.email], headers=headers
         )
         try:

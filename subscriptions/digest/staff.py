@@ -9,16 +9,16 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from newsroom.mail import RenderedEmail
 from subscriptions.digest import plan, render
 from subscriptions.digest.compose import followed_set
 from subscriptions.digest.render import (
-    RenderedEmail,
     personal_copy,
     recipient_values,
     render_edition_email,
     sample_values,
 )
-from subscriptions.digest.send import email_message, mark_edition_sent_if_done
+from subscriptions.digest.send import edition_message, mark_edition_sent_if_done
 from subscriptions.models import Delivery, DeliveryBatch, Edition, Subscriber
 
 
@@ -106,13 +106,11 @@ def edition_send_test(
         appeal = render._appeal_for(to)
     rendered = render_edition_email(edition=edition, followed=followed or [], appeal=appeal)
     own = personal_copy(rendered=rendered, values=values)
-    message = email_message(
+    edition_message(
         edition=edition,
         rendered=RenderedEmail(subject=f"[Test] {own.subject}", text=own.text, html=own.html),
         to=[to],
-        headers={},
-    )
-    message.send()
+    ).send()
 
 
 # --- progress -------------------------------------------------------------------

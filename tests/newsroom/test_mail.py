@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from email import message_from_bytes, policy
+
 import pytest
 
+from donations.services import honoree_notify, receipt_send
 from newsroom import mail
-from subscriptions.models import Suppression, email_hash
+from subscriptions.models import Subscription, Suppression, email_hash
+from subscriptions.services import confirmation_email_send
+from tests.donations.factories import PaidGiftFactory
+from tests.factories import SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -48,3 +54,61 @@ def test_the_suppression_list_is_the_one_the_setting_names(mailoutbox, settings)
 
 def nobody_may_be_emailed(emails: list[str]) -> set[str]:
     return set(emails)
+
+
+def test_a_newsletters_list_id_is_its_slug_under_the_sites_host(settings):
+    settings.SITE_URL = "https://news.example"
+    assert mail.list_id(name="Mideast Daily", slug="mideast-daily") == (
+        '"Mideast Daily" <mideast-daily.news.example>'
+    )
+    assert mail.list_id(name='The "Back\\Page"', slug="back-page") == (
+        '"The \\"Back\\\\Page\\"" <back-page.news.example>'
+    )
+
+
+def test_a_list_id_with_a_non_ascii_name_is_encoded_on_one_line(settings):
+    settings.SITE_URL = "https://news.example"
+    value = mail.list_id(name="النشرة اليومية", slug="al-nashra")
+
+    sent = mail.message(
+        rendered=mail.RenderedEmail(subject="s", text="t", html="<p>h</p>"),
+        to=["rana@mail.example"],
+        list_id=value,
+    ).message()
+
+    assert value.isascii() and "\n" not in value
+    parsed = message_from_bytes(sent.as_bytes(), policy=policy.default)
+    assert parsed["List-Id"] == "النشرة اليومية <al-nashra.news.example>"
+
+
+def test_a_receipt_carries_no_list_id(mailoutbox):
+    gift = PaidGiftFactory(receipt_sent_at=None)
+    assert receipt_send(gift_id=gift.pk) is True
+
+    [message] = mailoutbox
+    assert "List-Id" not in message.extra_headers
+    assert message.message()["List-Id"] is None
+
+
+def test_a_confirmation_reminder_carries_no_list_id(mailoutbox):
+    # It asks about the reader's own pending subscriptions, maybe several: no one list's.
+    pending = SubscriptionFactory(status=Subscription.Status.PENDING, confirmed_at=None)
+    assert confirmation_email_send(subscriber_id=pending.subscriber_id, reminder=True) is True
+
+    [message] = mailoutbox
+    assert "List-Unsubscribe" in message.extra_headers
+    assert "List-Id" not in message.extra_headers
+
+
+def test_a_subject_is_plain_text_not_html(mailoutbox):
+    gift = PaidGiftFactory(
+        donor_name="Tom O'Neil & Co",
+        dedication="honor",
+        honoree_name="Yara Saleh",
+        honoree_email="yara@mail.example",
+        honoree_notified_at=None,
+    )
+    assert honoree_notify(gift_id=gift.pk) is True
+
+    [message] = mailoutbox
+    assert message.subject == "Tom O'Neil & Co made a gift in your honour"
