@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 
 
@@ -12,3 +14,8 @@ def absolute(url: str) -> str:
     from any request, and a forged Host header must not reach them.
     """
     return url if url.startswith(("http://", "https://")) else settings.SITE_URL + url
+
+
+def site_host() -> str:
+    """SITE_URL's host name: the domain of our Message-IDs and List-Ids."""
+    return urlsplit(settings.SITE_URL).hostname or "localhost"

@@ -12,7 +12,6 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from email.header import Header
-from urllib.parse import urlsplit
 
 import css_inline
 from django.conf import settings
@@ -20,6 +19,8 @@ from django.core.mail import EmailMultiAlternatives
 from django.template import Context, Engine
 from django.template.loader import render_to_string
 from django.utils.module_loading import import_string
+
+from newsroom import links
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def list_id(*, name: str, slug: str) -> str:
     The id proper (slug and SITE_URL's host) stays as long as the list does, which is what
     mail clients filter on; the name is only its label.
     """
-    host = urlsplit(settings.SITE_URL).hostname or "localhost"
+    host = links.site_host()
     name = " ".join(name.split())
     if name.isascii():
         label = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'

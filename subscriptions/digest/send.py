@@ -11,7 +11,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import make_msgid
-from urllib.parse import urlsplit
 
 from anymail.backends.base import AnymailBaseBackend
 from anymail.exceptions import (
@@ -28,6 +27,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from newsroom import mail
+from newsroom.links import site_host
 from newsroom.mail import RenderedEmail
 from subscriptions.digest import render
 from subscriptions.digest.render import (
@@ -540,7 +540,7 @@ def _send_one_by_one(
     results: dict[int, _Result],
 ) -> str:
     newsletter = edition.newsletter
-    domain = urlsplit(settings.SITE_URL).hostname or "localhost"
+    domain = site_host()
     for recipient in group:
         subscriber = recipient.subscriber
         unsubscribe_headers = reader_headers(subscriber=subscriber, newsletter=newsletter)
