@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from importlib import import_module
 
 from django.apps import apps
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.management.base import BaseCommand
@@ -26,6 +25,7 @@ from django.utils.module_loading import module_has_submodule
 from PIL import Image, ImageDraw
 
 from newsroom import services
+from newsroom.links import absolute
 from newsroom.models import Article, Author, Category, Topic
 
 CATEGORIES = [
@@ -411,7 +411,7 @@ def _two_factor_lines(user) -> list[str]:
     return [
         "  two-factor: every staff account needs an authenticator app (TOTP). The first sign-in",
         "  takes the username and password only (leave the code empty), then asks you to set one up",
-        f"  at {settings.SITE_URL}{reverse('staff_otp_setup')}: scan the QR code (or type the secret)",
+        f"  at {absolute(reverse('staff_otp_setup'))}: scan the QR code (or type the secret)",
         "  into any authenticator app, enter its code, and the admin opens. Later sign-ins ask for",
         "  the app's current code as well.",
     ]
@@ -514,8 +514,8 @@ class Command(BaseCommand):
             f"{len(ARTICLES)} articles (one scheduled, one draft, one in Arabic).",
             *apps_demo_seed(now=now),
             "",
-            f"Open the site:   {settings.SITE_URL}{reverse('home')}",
-            f"Staff admin:     {settings.SITE_URL}{reverse('admin:index')}",
+            f"Open the site:   {absolute(reverse('home'))}",
+            f"Staff admin:     {absolute(reverse('admin:index'))}",
             "  username: editor",
             f"  password: {password}",
             *_two_factor_lines(editor),
