@@ -27,7 +27,7 @@ def current_code(device: TOTPDevice) -> str:
 def login_staff(client: Client, user=None):
     """Sign `user` (a new superuser by default) in on `client`, verified by a TOTP device."""
     if user is None:
-        from tests.factories import StaffFactory
+        from tests.newsroom.factories import StaffFactory
 
         user = StaffFactory()
     device = staff_device(user)

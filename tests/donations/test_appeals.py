@@ -16,7 +16,8 @@ from donations.selectors import reader_state_key
 from donations.tasks import appeal_counters_flush_task
 from subscriptions.appeals import appeal_for_newsletter
 from tests.donations.factories import AppealFactory, PaidGiftFactory
-from tests.factories import ArticleFactory, SubscriberFactory
+from tests.newsroom.factories import ArticleFactory
+from tests.subscriptions.factories import SubscriberFactory
 
 pytestmark = pytest.mark.django_db
 

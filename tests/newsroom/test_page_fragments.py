@@ -10,8 +10,9 @@ from newsroom import services
 from newsroom.models import Category
 from subscriptions import services as subscription_services
 from subscriptions.models import ConsentRecord
-from tests.factories import ArticleFactory, NewsletterFactory
+from tests.newsroom.factories import ArticleFactory
 from tests.subscriptions.conftest import signup
+from tests.subscriptions.factories import NewsletterFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,8 @@ from django.test import Client
 
 from staff import roles
 from tests.donations.conftest import _donation_settings, fake_stripe  # noqa: F401
-from tests.factories import StaffFactory, UserFactory
 from tests.helpers import login_staff
+from tests.newsroom.factories import StaffFactory, UserFactory
 
 
 def member(role: str, **fields):

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from newsroom.celery import app as celery_app
-from tests.factories import NewsletterFactory
+from tests.subscriptions.factories import NewsletterFactory
 
 
 @pytest.fixture

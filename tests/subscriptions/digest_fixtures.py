@@ -13,14 +13,12 @@ from subscriptions.digest import compose, render
 from subscriptions.digest.plan import digest_plan
 from subscriptions.digest.send import edition_send_batch
 from subscriptions.models import DeliveryBatch, Edition
-from tests.factories import (
-    ArticleFactory,
-    CategoryFactory,
+from tests.newsroom.factories import ArticleFactory, CategoryFactory, TopicFactory
+from tests.subscriptions.factories import (
     FollowFactory,
     NewsletterFactory,
     SubscriberFactory,
     SubscriptionFactory,
-    TopicFactory,
 )
 
 UTC = ZoneInfo("UTC")

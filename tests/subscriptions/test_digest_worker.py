@@ -21,12 +21,13 @@ from subscriptions.digest.plan import digest_plan
 from subscriptions.digest.staff import edition_progress
 from subscriptions.models import Delivery, DeliveryBatch, Subscriber, Subscription
 from tests.conftest import skip_or_fail
-from tests.factories import CategoryFactory, NewsletterFactory
+from tests.newsroom.factories import CategoryFactory
 from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
     _digest_settings,
     news,
     subscribe,
 )
+from tests.subscriptions.factories import NewsletterFactory
 
 READERS = 2000
 
