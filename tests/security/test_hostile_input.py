@@ -20,8 +20,8 @@ from donations import reader_state, stripe_api
 from donations import services as donation_services
 from subscriptions import follows, tokens
 from subscriptions.digest.compose import edition_compose
-from tests.donations.conftest import DOORWAY, FakeStripe
 from tests.donations.factories import AppealFactory, PaidGiftFactory
+from tests.donations.fixtures import DOORWAY, FakeStripe
 from tests.newsroom.factories import ArticleFactory, AuthorFactory, CategoryFactory, TopicFactory
 from tests.subscriptions.factories import NewsletterFactory, SubscriptionFactory
 

@@ -12,8 +12,8 @@ from subscriptions.models import ConsentRecord, Follow, Subscription, Suppressio
 from subscriptions.services import suppression_add
 from tests.helpers import login_staff
 from tests.newsroom.factories import CategoryFactory, StaffFactory
-from tests.subscriptions.conftest import signup
 from tests.subscriptions.factories import SubscriptionFactory
+from tests.subscriptions.helpers import signup
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from subscriptions.models import ConsentRecord, Follow, Subscriber, Subscription
 from tests.newsroom.factories import CategoryFactory, TopicFactory
-from tests.subscriptions.conftest import confirm_path, signup
+from tests.subscriptions.helpers import confirm_path, signup
 
 pytestmark = pytest.mark.django_db
 

@@ -21,8 +21,8 @@ from subscriptions.models import (
 )
 from subscriptions.selectors import suppressed_among
 from tests.newsroom.factories import CategoryFactory, TopicFactory
-from tests.subscriptions.conftest import confirm_path, signup
 from tests.subscriptions.factories import NewsletterFactory, SubscriptionFactory
+from tests.subscriptions.helpers import confirm_path, signup
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,8 @@ from django.utils import timezone
 from subscriptions.models import Edition, Subscription, Suppression, TrackingEvent
 from subscriptions.selectors import suppressed_among
 from subscriptions.services import confirmation_email_send
-from tests.subscriptions.conftest import signup
 from tests.subscriptions.factories import SubscriberFactory, SubscriptionFactory
+from tests.subscriptions.helpers import signup
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from subscriptions.models import Suppression, TrackingEvent
 from subscriptions.selectors import suppressed_among
-from tests.subscriptions.conftest import signup
 from tests.subscriptions.factories import NewsletterFactory, SubscriptionFactory
+from tests.subscriptions.helpers import signup
 
 pytestmark = pytest.mark.worker
 
