@@ -1,4 +1,7 @@
-"""The same paths through a real Celery worker on the broker (skipped without PostgreSQL and Redis)."""
+"""The same paths through a real Celery worker on the broker.
+
+Skipped without PostgreSQL and Redis.
+"""
 
 from __future__ import annotations
 
