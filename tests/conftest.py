@@ -21,6 +21,10 @@ from django.core.cache import cache
 
 from newsroom.celery import app as celery_app
 
+# Fixtures that tests of more than one app use; pytest takes this list only from the
+# top-level conftest.py.
+pytest_plugins = ["tests.donations.fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")

@@ -21,13 +21,16 @@ def staff_device(user) -> TOTPDevice:
 
 def current_code(device: TOTPDevice) -> str:
     """The six digits the device's authenticator app shows now (RFC 6238)."""
-    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift):0{device.digits}d}"
+    code = totp(
+        device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift
+    )
+    return f"{code:0{device.digits}d}"
 
 
 def login_staff(client: Client, user=None):
     """Sign `user` (a new superuser by default) in on `client`, verified by a TOTP device."""
     if user is None:
-        from tests.factories import StaffFactory
+        from tests.newsroom.factories import StaffFactory
 
         user = StaffFactory()
     device = staff_device(user)

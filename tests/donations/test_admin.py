@@ -12,8 +12,8 @@ from django.urls import reverse
 from donations.models import Gift, StripeEvent
 from tests.donations import stripe_payloads as p
 from tests.donations.factories import AppealFactory, GiftFactory, PaidGiftFactory
-from tests.factories import ArticleFactory, StaffFactory
 from tests.helpers import login_staff
+from tests.newsroom.factories import ArticleFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
 

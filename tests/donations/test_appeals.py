@@ -11,12 +11,12 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from donations import reader_state
-from donations.models import Appeal, Placement
+from donations.models import Placement
 from donations.selectors import reader_state_key
 from donations.tasks import appeal_counters_flush_task
-from subscriptions.appeals import appeal_for_newsletter
 from tests.donations.factories import AppealFactory, PaidGiftFactory
-from tests.factories import ArticleFactory, SubscriberFactory
+from tests.newsroom.factories import ArticleFactory
+from tests.subscriptions.factories import SubscriberFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -260,32 +260,6 @@ def test_donate_page_uses_the_appeal_it_came_from(client):
 def test_donate_page_hero_appeal(client):
     AppealFactory(placement=Placement.DONATE_PAGE_HERO, headline="Hero copy")
     assert "Hero copy" in client.get("/donate/").content.decode()
-
-
-def test_newsletter_appeal_by_email():
-    appeal = AppealFactory(placement=Placement.NEWSLETTER, audience=Appeal.Audience.SUBSCRIBERS)
-    SubscriberFactory(email="sub@mail.example")
-    SubscriberFactory(email="unconfirmed@mail.example", confirmed_at=None)
-    assert appeal_for_newsletter(email="sub@mail.example") == appeal
-    assert appeal_for_newsletter(email="unconfirmed@mail.example") is None
-
-
-def test_no_newsletter_appeal_for_30_days_after_a_gift():
-    AppealFactory(placement=Placement.NEWSLETTER)
-    PaidGiftFactory(donor_email="Giver@mail.example", paid_at=timezone.now() - timedelta(days=3))
-    PaidGiftFactory(donor_email="old@mail.example", paid_at=timezone.now() - timedelta(days=45))
-    assert appeal_for_newsletter(email="giver@mail.example") is None
-    assert appeal_for_newsletter(email="old@mail.example") is not None
-
-
-def test_newsletter_lapsed_and_non_donor_audiences():
-    lapsed = AppealFactory(placement=Placement.NEWSLETTER, audience="lapsed_donors", priority=50)
-    never = AppealFactory(placement=Placement.NEWSLETTER, audience="non_donors", priority=40)
-    PaidGiftFactory(donor_email="lapsed@mail.example", paid_at=timezone.now() - timedelta(days=500))
-    PaidGiftFactory(donor_email="recent@mail.example", paid_at=timezone.now() - timedelta(days=60))
-    assert appeal_for_newsletter(email="lapsed@mail.example") == lapsed
-    assert appeal_for_newsletter(email="new@mail.example") == never
-    assert appeal_for_newsletter(email="recent@mail.example") is None
 
 
 def test_newsletter_appeal_template_renders_absolute_links():

@@ -8,7 +8,7 @@ from donations import stripe_api
 from donations.models import Gift
 from donations.money import fee_cents
 from tests.donations.factories import AppealFactory
-from tests.factories import ArticleFactory
+from tests.newsroom.factories import ArticleFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -18,7 +18,7 @@ def test_seed_creates_an_appeal_for_every_placement_and_can_run_twice():
 
 
 def test_seeded_newsletter_appeal_reaches_subscribers():
-    from tests.factories import SubscriberFactory
+    from tests.subscriptions.factories import SubscriberFactory
 
     demo.seed()
     SubscriberFactory(email="morning@mail.example")

@@ -11,8 +11,8 @@ import pytest
 
 from donations.models import Gift, PaymentFailureNotice, RecurringPlan, StripeEvent
 from tests.donations import stripe_payloads as p
-from tests.donations.conftest import sign
 from tests.donations.factories import GiftFactory, PaidGiftFactory
+from tests.donations.fixtures import sign
 
 pytestmark = pytest.mark.django_db
 

@@ -16,8 +16,8 @@ import pytest
 
 from donations.models import Gift, StripeEvent
 from tests.donations import stripe_payloads as p
-from tests.donations.conftest import sign
 from tests.donations.factories import GiftFactory
+from tests.donations.fixtures import sign
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

@@ -6,7 +6,8 @@ import pytest
 from django.utils import timezone
 
 from subscriptions.digest.compose import edition_compose
-from tests.factories import ArticleFactory, CategoryFactory, NewsletterFactory
+from tests.newsroom.factories import ArticleFactory, CategoryFactory
+from tests.subscriptions.factories import NewsletterFactory
 
 
 @pytest.mark.browser

@@ -9,7 +9,7 @@ import pytest
 from donations import stripe_api
 from donations.models import Gift
 from donations.money import fee_cents
-from tests.donations.conftest import DOORWAY, FakeStripe
+from tests.donations.fixtures import DOORWAY, FakeStripe
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -7,7 +7,8 @@ import re
 import pytest
 
 from subscriptions.models import Follow, Subscriber, Subscription
-from tests.factories import ArticleFactory, CategoryFactory, NewsletterFactory
+from tests.newsroom.factories import ArticleFactory, CategoryFactory
+from tests.subscriptions.factories import NewsletterFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tests.factories import StaffFactory
 from tests.helpers import login_staff
+from tests.newsroom.factories import StaffFactory
 
 
 @pytest.fixture

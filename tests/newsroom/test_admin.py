@@ -9,8 +9,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from newsroom.models import Article
-from tests.factories import ArticleFactory, AuthorFactory, CategoryFactory, TopicFactory
-from tests.newsroom.factories import jpeg_upload
+from tests.newsroom.factories import (
+    ArticleFactory,
+    AuthorFactory,
+    CategoryFactory,
+    TopicFactory,
+    jpeg_upload,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from newsroom import services
 from newsroom.models import Article
-from tests.factories import ArticleFactory, AuthorFactory, CategoryFactory, TopicFactory
+from tests.newsroom.factories import ArticleFactory, AuthorFactory, CategoryFactory, TopicFactory
 
 pytestmark = pytest.mark.django_db
 

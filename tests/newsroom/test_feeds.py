@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from newsroom.models import Article
-from tests.factories import ArticleFactory, CategoryFactory, TopicFactory
+from tests.newsroom.factories import ArticleFactory, CategoryFactory, TopicFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from newsroom import selectors
 from newsroom.models import Article
-from tests.factories import ArticleFactory, CategoryFactory
+from tests.newsroom.factories import ArticleFactory, CategoryFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,9 @@ from newsroom import services
 from newsroom.models import Category
 from subscriptions import services as subscription_services
 from subscriptions.models import ConsentRecord
-from tests.factories import ArticleFactory, NewsletterFactory
-from tests.subscriptions.conftest import signup
+from tests.newsroom.factories import ArticleFactory
+from tests.subscriptions.factories import NewsletterFactory
+from tests.subscriptions.helpers import signup
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ import pytest
 
 from newsroom import services
 from newsroom.richtext import body_blocks, sanitise_html
-from tests.factories import ArticleFactory, AuthorFactory, CategoryFactory
+from tests.newsroom.factories import ArticleFactory, AuthorFactory, CategoryFactory
 
 HOSTILE = (
     '<p onclick="steal()">Reporting <a href="javascript:alert(1)">link</a> and '

@@ -1,4 +1,4 @@
-"""Staff of each role, signed in past the two-factor gate, and a known time."""
+"""Staff of each role, signed in past the two-factor gate, with the giving settings."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from django.contrib.auth.models import Group
 from django.test import Client
 
 from staff import roles
-from tests.donations.conftest import _donation_settings, fake_stripe  # noqa: F401
-from tests.factories import StaffFactory, UserFactory
 from tests.helpers import login_staff
+from tests.newsroom.factories import StaffFactory, UserFactory
 
 
 def member(role: str, **fields):
@@ -17,6 +16,11 @@ def member(role: str, **fields):
     user = UserFactory(is_staff=True, **fields)
     user.groups.add(Group.objects.get(name=role))
     return user
+
+
+@pytest.fixture(autouse=True)
+def _donation_settings(donation_settings) -> None:
+    """Staff refund gifts and read the dashboard's money with the giving settings."""
 
 
 @pytest.fixture

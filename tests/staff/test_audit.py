@@ -13,7 +13,8 @@ from staff import roles
 from subscriptions import tokens
 from subscriptions.models import Subscriber, email_hash
 from tests.donations.factories import GiftFactory, PaidGiftFactory
-from tests.factories import SubscriberFactory, SubscriptionFactory, UserFactory
+from tests.newsroom.factories import UserFactory
+from tests.subscriptions.factories import SubscriberFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
 

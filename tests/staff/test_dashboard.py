@@ -14,7 +14,8 @@ from donations.models import Frequency, Gift, PaymentFailureNotice, RecurringPla
 from staff import dashboard
 from subscriptions.models import ConsentRecord, Delivery, Edition, Subscription, TrackingEvent
 from tests.donations.factories import AppealFactory, GiftFactory, PaidGiftFactory, PlanFactory
-from tests.factories import NewsletterFactory, StaffFactory, SubscriberFactory, SubscriptionFactory
+from tests.newsroom.factories import StaffFactory
+from tests.subscriptions.factories import NewsletterFactory, SubscriberFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
 

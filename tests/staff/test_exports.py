@@ -15,7 +15,8 @@ from donations.models import Frequency, Gift
 from newsroom.exports import csv_cell
 from newsroom.models import AuditEntry
 from tests.donations.factories import AppealFactory, GiftFactory, PaidGiftFactory, PlanFactory
-from tests.factories import CategoryFactory, FollowFactory, NewsletterFactory, SubscriptionFactory
+from tests.newsroom.factories import CategoryFactory
+from tests.subscriptions.factories import FollowFactory, NewsletterFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,8 @@ from django.urls import reverse
 from donations.models import Gift
 from staff import roles
 from tests.donations.factories import AppealFactory, PaidGiftFactory
-from tests.factories import ArticleFactory, CategoryFactory, SubscriberFactory
+from tests.newsroom.factories import ArticleFactory, CategoryFactory
+from tests.subscriptions.factories import SubscriberFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -176,7 +177,7 @@ def test_the_roles_migration_can_be_reversed_and_applied_again():
 
 def test_a_staffer_who_may_only_view_editions_cannot_pause_or_resend(sign_in):
     from subscriptions.models import DeliveryBatch, Edition
-    from tests.factories import NewsletterFactory
+    from tests.subscriptions.factories import NewsletterFactory
 
     client = sign_in(roles.EDITORS)
     client.user.user_permissions.add(

@@ -1,14 +1,11 @@
-"""Fixtures of the subscriptions tests: a newsletter, a signup helper, links from emails."""
+"""Fixtures of the subscriptions tests: a newsletter, and task retries that run at once."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
-from django.urls import reverse
 
 from newsroom.celery import app as celery_app
-from tests.factories import NewsletterFactory
+from tests.subscriptions.factories import NewsletterFactory
 
 
 @pytest.fixture
@@ -22,36 +19,3 @@ def eager_retries():
 @pytest.fixture
 def daily(db):
     return NewsletterFactory()
-
-
-def signup(client, email: str, *newsletters, **extra):
-    headers = {key: extra.pop(key) for key in list(extra) if key.startswith("HTTP_")}
-    data = {
-        "email": email,
-        "newsletters": [n.pk for n in newsletters],
-        "time_zone": "Europe/Berlin",
-        "source": "footer",
-        **extra,
-    }
-    return client.post(
-        reverse("subscriptions:subscribe"),
-        data,
-        HTTP_USER_AGENT="Mozilla/5.0 (test)",
-        REMOTE_ADDR="203.0.113.7",
-        **headers,
-    )
-
-
-def link_in(message, name: str) -> str:
-    """The path of the first link to `name` (confirm, unsubscribe, ...) in an email's text."""
-    match = re.search(r"https?://[^/\s]+(/[^\s>]*/" + name + r"/[^\s>]+/)", message.body)
-    if match is None:
-        match = re.search(r"https?://[^/\s]+(/" + name + r"/[^\s>]+/)", message.body)
-    assert match, f"no {name} link in {message.body!r}"
-    return match.group(1)
-
-
-def confirm_path(message) -> str:
-    match = re.search(r"https?://[^/\s]+(/newsletters/confirm/[^\s]+/)", message.body)
-    assert match, message.body
-    return match.group(1)

@@ -10,9 +10,10 @@ from django.urls import reverse
 
 from subscriptions.models import ConsentRecord, Follow, Subscription, Suppression, email_hash
 from subscriptions.services import suppression_add
-from tests.factories import CategoryFactory, StaffFactory, SubscriptionFactory
 from tests.helpers import login_staff
-from tests.subscriptions.conftest import signup
+from tests.newsroom.factories import CategoryFactory, StaffFactory
+from tests.subscriptions.factories import SubscriptionFactory
+from tests.subscriptions.helpers import signup
 
 pytestmark = pytest.mark.django_db
 

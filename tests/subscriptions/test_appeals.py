@@ -1,4 +1,4 @@
-"""The seam with giving: the appeals the digest shows, and its block in the email."""
+"""The seam with giving: which appeal the digest shows each reader, and its block in the email."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from donations.models import Placement
-from subscriptions.appeals import appeal_html, newsletter_appeals
-from tests.donations.factories import AppealFactory
+from donations.models import Appeal, Placement
+from subscriptions.appeals import appeal_for_newsletter, appeal_html, newsletter_appeals
+from tests.donations.factories import AppealFactory, PaidGiftFactory
+from tests.subscriptions.factories import SubscriberFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -32,3 +33,29 @@ def test_appeal_html_is_the_block_with_absolute_links(site_url):
     html = appeal_html(appeal=appeal)
     assert "Keep the mornings coming" in html
     assert f'href="{site_url}/donate/a/{appeal.pk}/go/?placement=newsletter' in html
+
+
+def test_newsletter_appeal_by_email():
+    appeal = AppealFactory(placement=Placement.NEWSLETTER, audience=Appeal.Audience.SUBSCRIBERS)
+    SubscriberFactory(email="sub@mail.example")
+    SubscriberFactory(email="unconfirmed@mail.example", confirmed_at=None)
+    assert appeal_for_newsletter(email="sub@mail.example") == appeal
+    assert appeal_for_newsletter(email="unconfirmed@mail.example") is None
+
+
+def test_no_newsletter_appeal_for_30_days_after_a_gift():
+    AppealFactory(placement=Placement.NEWSLETTER)
+    PaidGiftFactory(donor_email="Giver@mail.example", paid_at=timezone.now() - timedelta(days=3))
+    PaidGiftFactory(donor_email="old@mail.example", paid_at=timezone.now() - timedelta(days=45))
+    assert appeal_for_newsletter(email="giver@mail.example") is None
+    assert appeal_for_newsletter(email="old@mail.example") is not None
+
+
+def test_newsletter_lapsed_and_non_donor_audiences():
+    lapsed = AppealFactory(placement=Placement.NEWSLETTER, audience="lapsed_donors", priority=50)
+    never = AppealFactory(placement=Placement.NEWSLETTER, audience="non_donors", priority=40)
+    PaidGiftFactory(donor_email="lapsed@mail.example", paid_at=timezone.now() - timedelta(days=500))
+    PaidGiftFactory(donor_email="recent@mail.example", paid_at=timezone.now() - timedelta(days=60))
+    assert appeal_for_newsletter(email="lapsed@mail.example") == lapsed
+    assert appeal_for_newsletter(email="new@mail.example") == never
+    assert appeal_for_newsletter(email="recent@mail.example") is None

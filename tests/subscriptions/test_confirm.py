@@ -14,8 +14,9 @@ from subscriptions import tokens
 from subscriptions.follows import COOKIE
 from subscriptions.models import ConsentRecord, Follow, Subscriber, Subscription, Suppression
 from subscriptions.services import confirmation_reminders_send, suppression_add
-from tests.factories import CategoryFactory, SubscriberFactory, TopicFactory
-from tests.subscriptions.conftest import confirm_path, signup
+from tests.newsroom.factories import CategoryFactory, TopicFactory
+from tests.subscriptions.factories import SubscriberFactory
+from tests.subscriptions.helpers import confirm_path, signup
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ import pytest
 
 from subscriptions import services
 from subscriptions.models import ConsentRecord, ConsentText
-from tests.subscriptions.conftest import signup
+from tests.subscriptions.helpers import signup
 
 pytestmark = pytest.mark.django_db
 

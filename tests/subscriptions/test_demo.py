@@ -6,7 +6,7 @@ import pytest
 
 from subscriptions import demo
 from subscriptions.models import Follow, Newsletter, Subscriber, Subscription
-from tests.factories import CategoryFactory, TopicFactory
+from tests.newsroom.factories import CategoryFactory, TopicFactory
 
 pytestmark = pytest.mark.django_db
 

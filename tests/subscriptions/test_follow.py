@@ -12,7 +12,8 @@ from django.utils import timezone
 from newsroom.models import Article
 from subscriptions.follows import COOKIE, link_subscriber
 from subscriptions.models import Follow
-from tests.factories import ArticleFactory, CategoryFactory, SubscriberFactory, TopicFactory
+from tests.newsroom.factories import ArticleFactory, CategoryFactory, TopicFactory
+from tests.subscriptions.factories import SubscriberFactory
 
 pytestmark = pytest.mark.django_db
 

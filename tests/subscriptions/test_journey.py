@@ -10,8 +10,8 @@ from django.test import Client
 from django.urls import reverse
 
 from subscriptions.models import ConsentRecord, Follow, Subscriber, Subscription
-from tests.factories import CategoryFactory, TopicFactory
-from tests.subscriptions.conftest import confirm_path, signup
+from tests.newsroom.factories import CategoryFactory, TopicFactory
+from tests.subscriptions.helpers import confirm_path, signup
 
 pytestmark = pytest.mark.django_db
 

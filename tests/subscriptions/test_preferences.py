@@ -20,8 +20,9 @@ from subscriptions.models import (
     email_hash,
 )
 from subscriptions.selectors import suppressed_among
-from tests.factories import CategoryFactory, NewsletterFactory, SubscriptionFactory, TopicFactory
-from tests.subscriptions.conftest import confirm_path, signup
+from tests.newsroom.factories import CategoryFactory, TopicFactory
+from tests.subscriptions.factories import NewsletterFactory, SubscriptionFactory
+from tests.subscriptions.helpers import confirm_path, signup
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from subscriptions.models import ConsentRecord, Subscriber, Subscription, Suppression, email_hash
 from subscriptions.services import suppression_add
-from tests.factories import NewsletterFactory, SubscriptionFactory
-from tests.subscriptions.conftest import confirm_path, signup
+from tests.subscriptions.factories import NewsletterFactory, SubscriptionFactory
+from tests.subscriptions.helpers import confirm_path, signup
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,8 @@ from django.utils import timezone
 from subscriptions.models import Edition, Subscription, Suppression, TrackingEvent
 from subscriptions.selectors import suppressed_among
 from subscriptions.services import confirmation_email_send
-from tests.factories import SubscriberFactory, SubscriptionFactory
-from tests.subscriptions.conftest import signup
+from tests.subscriptions.factories import SubscriberFactory, SubscriptionFactory
+from tests.subscriptions.helpers import signup
 
 pytestmark = pytest.mark.django_db
 
@@ -150,7 +150,9 @@ POSTMARK_HARD_BOUNCE = {
     "MessageID": "883953f4-6105-42a2-a16a-77a8eac79483",
     "Metadata": {"edition_id": "", "subscriber_id": "1"},
     "ServerID": 23,
-    "Description": "The server was unable to deliver your message (ex: unknown user, mailbox not found).",
+    "Description": (
+        "The server was unable to deliver your message (ex: unknown user, mailbox not found)."
+    ),
     "Details": "smtp;550 5.1.1 The email account that you tried to reach does not exist.",
     "Email": EMAIL,
     "From": "daily@newsroom.example",

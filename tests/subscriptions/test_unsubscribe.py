@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from subscriptions import tokens
 from subscriptions.models import ConsentRecord, Subscription, email_hash
-from tests.factories import NewsletterFactory, SubscriptionFactory
+from tests.subscriptions.factories import NewsletterFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,7 @@
-"""The same paths through a real Celery worker on the broker (skipped without PostgreSQL and Redis)."""
+"""The same paths through a real Celery worker on the broker.
+
+Skipped without PostgreSQL and Redis.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +14,8 @@ from django.utils import timezone
 
 from subscriptions.models import Suppression, TrackingEvent
 from subscriptions.selectors import suppressed_among
-from tests.factories import NewsletterFactory, SubscriptionFactory
-from tests.subscriptions.conftest import signup
+from tests.subscriptions.factories import NewsletterFactory, SubscriptionFactory
+from tests.subscriptions.helpers import signup
 
 pytestmark = pytest.mark.worker
 

@@ -21,17 +21,8 @@ from subscriptions.models import (
     Suppression,
     email_hash,
 )
-from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
-    CategoryFactory,
-    TopicFactory,
-    _digest_settings,
-    at,
-    news,
-    newsletter_fixture,
-    plan_and_send,
-    plan_only,
-    subscribe,
-)
+from tests.newsroom.factories import CategoryFactory, TopicFactory
+from tests.subscriptions.digest.helpers import at, news, plan_and_send, plan_only, subscribe
 
 pytestmark = pytest.mark.django_db
 

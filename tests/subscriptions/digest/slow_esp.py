@@ -1,6 +1,6 @@
 """A slow fake ESP for real-worker tests: an anymail backend that records each recipient.
 
-Selected in a worker process with EMAIL_BACKEND=tests.subscriptions.slow_esp.EmailBackend.
+Selected in a worker process with EMAIL_BACKEND=tests.subscriptions.digest.slow_esp.EmailBackend.
 Each call sleeps SLOW_ESP_SECONDS (half before the ESP "accepts" the batch, half after,
 like a request and its response on the wire), then appends every recipient to the Redis
 list SLOW_ESP_KEY at SLOW_ESP_REDIS_URL, so a test can count who got what.

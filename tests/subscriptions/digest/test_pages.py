@@ -10,12 +10,8 @@ from django.utils import timezone
 
 from subscriptions.digest.compose import edition_compose
 from subscriptions.models import Edition
-from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
-    CategoryFactory,
-    _digest_settings,
-    news,
-    newsletter_fixture,
-)
+from tests.newsroom.factories import CategoryFactory
+from tests.subscriptions.digest.helpers import news
 
 pytestmark = pytest.mark.django_db
 

@@ -1,36 +1,20 @@
-"""Composing an edition and the email each reader gets from it."""
+"""Composing an edition: its top stories and sections, and the ones each reader gets."""
 
 from __future__ import annotations
 
-import io
 import re
 from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
-from PIL import Image
 
 from subscriptions.digest.compose import edition_compose
 from subscriptions.models import Delivery, Edition
-from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
-    CategoryFactory,
-    TopicFactory,
-    _digest_settings,
-    news,
-    newsletter_fixture,
-    plan_and_send,
-    subscribe,
-)
+from tests.newsroom.factories import CategoryFactory, TopicFactory
+from tests.subscriptions.digest.helpers import news, plan_and_send, subscribe
 
 pytestmark = pytest.mark.django_db
-
-
-def photo() -> SimpleUploadedFile:
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 6), "#1f3a4d").save(buffer, "JPEG")
-    return SimpleUploadedFile("plant.jpg", buffer.getvalue(), content_type="image/jpeg")
 
 
 def compose(newsletter, **kwargs):
@@ -138,51 +122,6 @@ def test_a_reader_who_follows_nothing_gets_the_latest_per_category(
     assert sections[0] == "Top stories"
     assert sections[1:3] == ["Culture", "Economy"]
     assert "Port traffic rises" in message.body and "Museum reopens" in message.body
-
-
-def test_the_email_has_inlined_html_and_text_with_address_and_links(
-    newsletter, django_capture_on_commit_callbacks, settings
-):
-    news(
-        headline="Desalination plant opens",
-        top_story_rank=1,
-        lead_photo=photo(),
-        lead_photo_alt="Pipes at the plant",
-    )
-    subscribe(newsletter, name="Dana <Admin>")
-
-    plan_and_send(django_capture_on_commit_callbacks, send_now=True)
-
-    [message] = mail.outbox
-    html, mimetype = message.alternatives[0]
-    assert mimetype == "text/html"
-    assert "<style" not in html  # inlined on each element
-    assert 'style="' in html and "<table" in html
-    assert re.search(r'<img [^>]*width="552"', html)
-    assert 'alt="Pipes at the plant"' in html
-    assert settings.ORG_ADDRESS in html and settings.ORG_ADDRESS in message.body
-    assert "Good morning, Dana &lt;Admin&gt;" in html
-    assert "Good morning, Dana <Admin>" in message.body
-    assert "https://news.example/unsubscribe/" in html
-    assert "https://news.example/preferences/" in html
-    edition = Edition.objects.get()
-    assert f"https://news.example{edition.get_absolute_url()}" in html
-    assert 'dir="ltr"' in html
-
-
-@pytest.mark.parametrize("language", ["ar", "he"])
-def test_arabic_and_hebrew_newsletters_are_right_to_left(
-    newsletter, language, django_capture_on_commit_callbacks
-):
-    newsletter.language = language
-    newsletter.save()
-    news(top_story_rank=1)
-    subscribe(newsletter)
-
-    plan_and_send(django_capture_on_commit_callbacks, send_now=True)
-
-    html = mail.outbox[0].alternatives[0][0]
-    assert f'<html lang="{language}" dir="rtl">' in html
 
 
 def test_an_article_unpublished_after_composing_is_left_out(

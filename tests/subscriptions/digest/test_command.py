@@ -9,12 +9,7 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 
 from subscriptions.models import Delivery, Edition
-from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
-    _digest_settings,
-    news,
-    newsletter_fixture,
-    subscribe,
-)
+from tests.subscriptions.digest.helpers import news, subscribe
 
 pytestmark = pytest.mark.django_db
 

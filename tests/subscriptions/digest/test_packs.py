@@ -15,16 +15,8 @@ from subscriptions.digest import plan
 from subscriptions.digest import tasks as digest_tasks
 from subscriptions.digest.send import edition_send_batches
 from subscriptions.models import Delivery, DeliveryBatch, Edition
-from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
-    CategoryFactory,
-    TopicFactory,
-    _digest_settings,
-    news,
-    newsletter_fixture,
-    plan_and_send,
-    plan_only,
-    subscribe,
-)
+from tests.newsroom.factories import CategoryFactory, TopicFactory
+from tests.subscriptions.digest.helpers import news, plan_and_send, plan_only, subscribe
 
 pytestmark = pytest.mark.django_db
 ANYMAIL_TEST = "anymail.backends.test.EmailBackend"

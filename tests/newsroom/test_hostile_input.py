@@ -20,16 +20,10 @@ from donations import reader_state, stripe_api
 from donations import services as donation_services
 from subscriptions import follows, tokens
 from subscriptions.digest.compose import edition_compose
-from tests.donations.conftest import DOORWAY, FakeStripe
 from tests.donations.factories import AppealFactory, PaidGiftFactory
-from tests.factories import (
-    ArticleFactory,
-    AuthorFactory,
-    CategoryFactory,
-    NewsletterFactory,
-    SubscriptionFactory,
-    TopicFactory,
-)
+from tests.donations.fixtures import DOORWAY, FakeStripe
+from tests.newsroom.factories import ArticleFactory, AuthorFactory, CategoryFactory, TopicFactory
+from tests.subscriptions.factories import NewsletterFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
 

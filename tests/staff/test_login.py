@@ -8,8 +8,8 @@ import pytest
 from django.urls import clear_url_caches, reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from tests.factories import StaffFactory
 from tests.helpers import current_code, login_staff, staff_device
+from tests.newsroom.factories import StaffFactory
 
 pytestmark = pytest.mark.django_db
 

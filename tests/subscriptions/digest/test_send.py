@@ -9,14 +9,10 @@ import pytest
 from anymail.backends.test import EmailBackend as AnymailTestBackend
 from anymail.exceptions import AnymailAPIError
 from django.core import mail
-from django.test.signals import template_rendered
-from django.utils import timezone
 
-from donations.models import Placement
 from subscriptions.digest import tasks as digest_tasks
 from subscriptions.digest.plan import STALLED_AFTER
 from subscriptions.digest.send import SENDING_STALE_AFTER, edition_send_batch
-from subscriptions.digest.staff import batch_resend, edition_pause, edition_resume
 from subscriptions.models import (
     Delivery,
     DeliveryBatch,
@@ -25,17 +21,7 @@ from subscriptions.models import (
     Suppression,
     email_hash,
 )
-from tests.donations.factories import AppealFactory, PaidGiftFactory
-from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
-    CategoryFactory,
-    _digest_settings,
-    news,
-    newsletter_fixture,
-    plan_and_send,
-    plan_only,
-    send_all,
-    subscribe,
-)
+from tests.subscriptions.digest.helpers import plan_and_send, plan_only, send_all, subscribe
 
 pytestmark = pytest.mark.django_db
 ANYMAIL_TEST = "anymail.backends.test.EmailBackend"
@@ -61,17 +47,6 @@ class DyingEsp(AnymailTestBackend):
     def post_to_esp(self, payload, message):
         super().post_to_esp(payload, message)
         raise WorkerLost
-
-
-@pytest.fixture
-def esp(settings):
-    settings.EMAIL_BACKEND = ANYMAIL_TEST
-    settings.ESP_BATCH_SIZE = 3
-
-
-@pytest.fixture
-def headlines(db):
-    news(headline="Lead story of the morning", top_story_rank=1)
 
 
 def test_an_esp_batch_is_one_call_with_each_readers_merge_data_and_headers(
@@ -103,44 +78,6 @@ def test_an_esp_batch_is_one_call_with_each_readers_merge_data_and_headers(
     assert reader.name not in html  # shared by the group: personal values are merged by the ESP
     assert set(Delivery.objects.values_list("state", flat=True)) == {Delivery.State.SENT}
     assert all(Delivery.objects.values_list("esp_message_id", flat=True))
-
-
-def test_the_merge_field_syntax_follows_the_esp(
-    newsletter, esp, headlines, settings, django_capture_on_commit_callbacks
-):
-    settings.ESP_MERGE_FIELD_FORMAT = "%recipient.FIELD%"  # Mailgun
-    subscribe(newsletter)
-
-    plan_and_send(django_capture_on_commit_callbacks, send_now=True)
-
-    assert "%recipient.unsubscribe_url%" in mail.outbox[0].anymail_test_params["text_body"]
-
-
-def test_an_edition_is_rendered_once_per_followed_set_not_per_reader(
-    newsletter, esp, headlines, django_capture_on_commit_callbacks
-):
-    politics, culture = CategoryFactory(), CategoryFactory()
-    news(category=politics)
-    news(category=culture)
-    for _ in range(8):
-        subscribe(newsletter, follows=[politics])
-    for _ in range(5):
-        subscribe(newsletter, follows=[culture])
-    renders: list[str] = []
-
-    def count(sender, template, **kwargs):
-        if template.name == "subscriptions/digest/email.html":
-            renders.append(template.name)
-
-    template_rendered.connect(count)
-    try:
-        plan_and_send(django_capture_on_commit_callbacks, send_now=True)
-    finally:
-        template_rendered.disconnect(count)
-
-    assert sum(len(m.to) for m in mail.outbox) == 13
-    assert len(mail.outbox) == 5  # 3+3+2 and 3+2
-    assert len(renders) == 2
 
 
 def test_other_backends_get_one_message_per_reader_with_their_own_links(
@@ -285,40 +222,6 @@ def test_a_task_redelivered_after_the_batch_was_sent_does_nothing(newsletter, es
     assert len(mail.outbox) == 1
 
 
-def test_staff_resend_an_in_doubt_batch_once(
-    newsletter, esp, headlines, django_capture_on_commit_callbacks
-):
-    reader = subscribe(newsletter)
-    [result] = plan_only(send_now=True)
-    batch = result.edition.batches.get()
-    DeliveryBatch.objects.filter(pk=batch.pk).update(state=DeliveryBatch.State.IN_DOUBT)
-    batch.deliveries.update(state=Delivery.State.IN_DOUBT)
-
-    with django_capture_on_commit_callbacks(execute=True):
-        assert batch_resend(batch=batch) == 1
-        assert batch_resend(batch=batch) == 0
-
-    assert [m.to for m in mail.outbox] == [[reader.email]]
-    assert Delivery.objects.get().state == Delivery.State.SENT
-
-
-def test_a_paused_edition_holds_its_batches_until_resumed(
-    newsletter, esp, headlines, django_capture_on_commit_callbacks
-):
-    subscribe(newsletter)
-    [result] = plan_only(send_now=True)
-    edition = result.edition
-    edition_pause(edition=edition)
-
-    assert send_all(edition)[0].state == "paused"
-    assert mail.outbox == []
-    with django_capture_on_commit_callbacks(execute=True):
-        assert edition_resume(edition=edition) == 1
-
-    assert len(mail.outbox) == 1
-    assert Edition.objects.get().state == Edition.State.SENT
-
-
 def test_a_recipient_the_esp_refuses_is_failed_and_the_rest_are_sent(
     newsletter, esp, headlines, monkeypatch
 ):
@@ -344,21 +247,6 @@ def test_a_recipient_the_esp_refuses_is_failed_and_the_rest_are_sent(
     assert Delivery.objects.get(subscriber=kept).state == Delivery.State.SENT
     assert Delivery.objects.get(subscriber=kept).esp_message_id == "m-1"
     assert Delivery.objects.get(subscriber=refused).state == Delivery.State.FAILED
-
-
-def test_a_reader_with_an_active_appeal_sees_it_and_a_recent_donor_does_not(
-    newsletter, esp, headlines, django_capture_on_commit_callbacks
-):
-    AppealFactory(placement=Placement.NEWSLETTER, headline="Keep the desk open through winter")
-    giver = subscribe(newsletter)
-    reader = subscribe(newsletter)
-    PaidGiftFactory(donor_email=giver.email, paid_at=timezone.now() - timedelta(days=3))
-
-    plan_and_send(django_capture_on_commit_callbacks, send_now=True)
-
-    by_reader = {m.to[0]: m for m in mail.outbox}
-    assert "Keep the desk open" in by_reader[reader.email].alternatives[0][0]
-    assert "Keep the desk open" not in by_reader[giver.email].alternatives[0][0]
 
 
 def test_each_reader_keeps_the_message_id_the_esp_gave_them(

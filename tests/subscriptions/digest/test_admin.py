@@ -10,17 +10,9 @@ from django.utils import timezone
 from subscriptions.digest.compose import edition_compose
 from subscriptions.digest.send import edition_send_batch
 from subscriptions.models import Delivery, DeliveryBatch, Edition, TrackingEvent
-from tests.factories import StaffFactory
 from tests.helpers import login_staff
-from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
-    CategoryFactory,
-    _digest_settings,
-    news,
-    newsletter_fixture,
-    plan_only,
-    send_all,
-    subscribe,
-)
+from tests.newsroom.factories import CategoryFactory, StaffFactory
+from tests.subscriptions.digest.helpers import news, plan_only, subscribe
 
 pytestmark = pytest.mark.django_db
 

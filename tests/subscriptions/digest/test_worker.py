@@ -21,12 +21,9 @@ from subscriptions.digest.plan import digest_plan
 from subscriptions.digest.staff import edition_progress
 from subscriptions.models import Delivery, DeliveryBatch, Subscriber, Subscription
 from tests.conftest import skip_or_fail
-from tests.factories import CategoryFactory, NewsletterFactory
-from tests.subscriptions.digest_fixtures import (  # noqa: F401  (autouse fixtures)
-    _digest_settings,
-    news,
-    subscribe,
-)
+from tests.newsroom.factories import CategoryFactory
+from tests.subscriptions.digest.helpers import news
+from tests.subscriptions.factories import NewsletterFactory
 
 READERS = 2000
 
@@ -106,7 +103,7 @@ def test_a_worker_killed_mid_send_loses_nobody_and_duplicates_nobody(
     news(top_story_rank=1)
     everyone = readers(newsletter, READERS, categories)
     env = {
-        "EMAIL_BACKEND": "tests.subscriptions.slow_esp.EmailBackend",
+        "EMAIL_BACKEND": "tests.subscriptions.digest.slow_esp.EmailBackend",
         "SLOW_ESP_SECONDS": "0.4",
         "SLOW_ESP_KEY": key,
         "SLOW_ESP_REDIS_URL": settings.REDIS_URL or settings.CELERY_BROKER_URL,

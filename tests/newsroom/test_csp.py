@@ -10,15 +10,9 @@ from django.utils import timezone
 
 from subscriptions import tokens
 from subscriptions.digest.compose import edition_compose
-from tests.factories import (
-    ArticleFactory,
-    AuthorFactory,
-    CategoryFactory,
-    NewsletterFactory,
-    SubscriptionFactory,
-    TopicFactory,
-)
 from tests.helpers import login_staff
+from tests.newsroom.factories import ArticleFactory, AuthorFactory, CategoryFactory, TopicFactory
+from tests.subscriptions.factories import NewsletterFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -1,44 +1,20 @@
-"""Fixtures and helpers of the digest tests (imported by tests/subscriptions/test_digest_*.py)."""
+"""Helpers of the digest tests: readers who subscribe, news, and running the planner."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
 from django.core import mail
 from django.utils import timezone
 
-from subscriptions.digest import compose, render
 from subscriptions.digest.plan import digest_plan
 from subscriptions.digest.send import edition_send_batch
 from subscriptions.models import DeliveryBatch, Edition
-from tests.factories import (
-    ArticleFactory,
-    CategoryFactory,
-    FollowFactory,
-    NewsletterFactory,
-    SubscriberFactory,
-    SubscriptionFactory,
-    TopicFactory,
-)
+from tests.newsroom.factories import ArticleFactory
+from tests.subscriptions.factories import FollowFactory, SubscriberFactory, SubscriptionFactory
 
 UTC = ZoneInfo("UTC")
-
-
-@pytest.fixture(autouse=True)
-def _digest_settings(settings, monkeypatch):
-    settings.SITE_URL = "https://news.example"
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    settings.ESP_BATCH_SIZE = 500
-    settings.ESP_MERGE_FIELD_FORMAT = "{{FIELD}}"
-    render._RENDERS.clear()
-    compose._PARTS.clear()
-
-
-@pytest.fixture(name="newsletter")
-def newsletter_fixture(db):
-    return NewsletterFactory(top_stories_count=2, section_cap=2)
 
 
 def subscribe(newsletter, *, follows=(), **fields):
@@ -85,17 +61,3 @@ def news(**fields):
     """A published article, an hour old unless told otherwise."""
     fields.setdefault("published_at", timezone.now() - timedelta(hours=1))
     return ArticleFactory(**fields)
-
-
-__all__ = [
-    "UTC",
-    "CategoryFactory",
-    "TopicFactory",
-    "at",
-    "emails_to",
-    "news",
-    "plan_and_send",
-    "plan_only",
-    "send_all",
-    "subscribe",
-]

@@ -1,0 +1,36 @@
+"""Fixtures of the digest tests: email in memory, empty render caches, a newsletter, an ESP."""
+
+from __future__ import annotations
+
+import pytest
+
+from subscriptions.digest import compose, render
+from tests.subscriptions.digest.helpers import news
+from tests.subscriptions.factories import NewsletterFactory
+
+
+@pytest.fixture(autouse=True)
+def _digest_settings(settings, monkeypatch):
+    settings.SITE_URL = "https://news.example"
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.ESP_BATCH_SIZE = 500
+    settings.ESP_MERGE_FIELD_FORMAT = "{{FIELD}}"
+    render._RENDERS.clear()
+    compose._PARTS.clear()
+
+
+@pytest.fixture
+def newsletter(db):
+    return NewsletterFactory(top_stories_count=2, section_cap=2)
+
+
+@pytest.fixture
+def esp(settings):
+    """anymail's test ESP, which takes a batch of readers in one call, three to a batch."""
+    settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
+    settings.ESP_BATCH_SIZE = 3
+
+
+@pytest.fixture
+def headlines(db):
+    news(headline="Lead story of the morning", top_story_rank=1)

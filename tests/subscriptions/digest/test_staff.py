@@ -1,0 +1,46 @@
+"""What staff do to a send: resend a batch in doubt, pause and resume an edition."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import mail
+
+from subscriptions.digest.staff import batch_resend, edition_pause, edition_resume
+from subscriptions.models import Delivery, DeliveryBatch, Edition
+from tests.subscriptions.digest.helpers import plan_only, send_all, subscribe
+
+pytestmark = pytest.mark.django_db
+
+
+def test_staff_resend_an_in_doubt_batch_once(
+    newsletter, esp, headlines, django_capture_on_commit_callbacks
+):
+    reader = subscribe(newsletter)
+    [result] = plan_only(send_now=True)
+    batch = result.edition.batches.get()
+    DeliveryBatch.objects.filter(pk=batch.pk).update(state=DeliveryBatch.State.IN_DOUBT)
+    batch.deliveries.update(state=Delivery.State.IN_DOUBT)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert batch_resend(batch=batch) == 1
+        assert batch_resend(batch=batch) == 0
+
+    assert [m.to for m in mail.outbox] == [[reader.email]]
+    assert Delivery.objects.get().state == Delivery.State.SENT
+
+
+def test_a_paused_edition_holds_its_batches_until_resumed(
+    newsletter, esp, headlines, django_capture_on_commit_callbacks
+):
+    subscribe(newsletter)
+    [result] = plan_only(send_now=True)
+    edition = result.edition
+    edition_pause(edition=edition)
+
+    assert send_all(edition)[0].state == "paused"
+    assert mail.outbox == []
+    with django_capture_on_commit_callbacks(execute=True):
+        assert edition_resume(edition=edition) == 1
+
+    assert len(mail.outbox) == 1
+    assert Edition.objects.get().state == Edition.State.SENT
