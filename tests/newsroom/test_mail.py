@@ -11,7 +11,7 @@ from newsroom import mail
 from subscriptions.models import Subscription, Suppression, email_hash
 from subscriptions.services import confirmation_email_send
 from tests.donations.factories import PaidGiftFactory
-from tests.factories import SubscriptionFactory
+from tests.subscriptions.factories import SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
 

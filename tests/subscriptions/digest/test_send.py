@@ -9,10 +9,13 @@ import pytest
 from anymail.backends.test import EmailBackend as AnymailTestBackend
 from anymail.exceptions import AnymailAPIError
 from django.core import mail
+from django.utils import timezone
 
 from subscriptions.digest import tasks as digest_tasks
+from subscriptions.digest.compose import edition_compose
 from subscriptions.digest.plan import STALLED_AFTER
 from subscriptions.digest.send import SENDING_STALE_AFTER, edition_send_batch
+from subscriptions.digest.staff import edition_send_test
 from subscriptions.models import (
     Delivery,
     DeliveryBatch,
@@ -25,6 +28,8 @@ from tests.subscriptions.digest.helpers import plan_and_send, plan_only, send_al
 
 pytestmark = pytest.mark.django_db
 ANYMAIL_TEST = "anymail.backends.test.EmailBackend"
+# Every copy of an edition is an issue of its newsletter's mailing list (RFC 2919).
+LIST_ID = '"Mideast Daily" <mideast-daily.news.example>'
 
 
 class FlakyEsp(AnymailTestBackend):
@@ -349,3 +354,38 @@ def test_an_esp_without_per_recipient_headers_gets_one_message_per_reader(
         assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert "{{" not in message.body
     assert set(Delivery.objects.values_list("state", flat=True)) == {Delivery.State.SENT}
+
+
+def test_each_readers_copy_names_the_newsletters_list(
+    newsletter, headlines, django_capture_on_commit_callbacks
+):
+    subscribe(newsletter)
+
+    plan_and_send(django_capture_on_commit_callbacks, send_now=True)
+
+    [message] = mail.outbox
+    assert message.extra_headers["List-Id"] == LIST_ID
+    assert message.message()["List-Id"] == LIST_ID
+
+
+def test_an_esp_batch_names_the_list_for_all_its_readers(
+    newsletter, headlines, settings, django_capture_on_commit_callbacks
+):
+    settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
+    subscribe(newsletter)
+    subscribe(newsletter)
+
+    plan_and_send(django_capture_on_commit_callbacks, send_now=True)
+
+    [message] = mail.outbox
+    assert message.anymail_test_params["is_batch_send"] is True
+    assert message.anymail_test_params["extra_headers"]["List-Id"] == LIST_ID
+
+
+def test_a_test_send_carries_the_list_id_readers_get(newsletter, headlines):
+    edition = edition_compose(newsletter=newsletter, date=timezone.localdate())
+
+    edition_send_test(edition=edition, to="desk@news.example")
+
+    [message] = mail.outbox
+    assert message.extra_headers["List-Id"] == LIST_ID
