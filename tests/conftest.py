@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import time_machine
 from django.conf import settings
 from django.core.cache import cache
 
@@ -35,6 +36,17 @@ def skip_or_fail(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"{reason} (REQUIRE_SERVICES=1: this must run here)")
     pytest.skip(reason)
+
+
+@pytest.fixture
+def rate_window() -> Iterator[None]:
+    """Start at the top of an hour, where every fixed rate-limit window begins.
+
+    A window that turns in the middle of a flood test would reset its count.
+    """
+    top_of_next_hour = (time.time() // 3600 + 1) * 3600
+    with time_machine.travel(top_of_next_hour + 1, tick=True):
+        yield
 
 
 @pytest.fixture(autouse=True)

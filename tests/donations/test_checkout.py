@@ -183,7 +183,7 @@ def test_honeypot_refuses_quietly_and_creates_nothing(client, fake_stripe):
     assert not Gift.objects.exists()
 
 
-def test_flood_from_one_ip_gets_429(client, fake_stripe):
+def test_flood_from_one_ip_gets_429(client, fake_stripe, rate_window):
     codes = [give(client, email=f"card{n}@mail.example").status_code for n in range(12)]
     assert codes[:10] == [303] * 10
     assert codes[10:] == [429, 429]
@@ -204,7 +204,9 @@ def give_via_proxy(client, *, forwarded_for: str, proxy: str = "10.0.0.2", n: in
     return client.post("/donate/", data, REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR=forwarded_for)
 
 
-def test_behind_two_proxies_each_client_has_its_own_limit(client, fake_stripe, settings):
+def test_behind_two_proxies_each_client_has_its_own_limit(
+    client, fake_stripe, settings, rate_window
+):
     settings.CLIENT_IP_PROXY_HOPS = 2
     codes = [
         give_via_proxy(client, forwarded_for="198.51.100.1, 10.0.0.1", n=n).status_code
@@ -218,7 +220,7 @@ def test_behind_two_proxies_each_client_has_its_own_limit(client, fake_stripe, s
 
 
 def test_without_proxies_a_rotating_forwarded_for_does_not_escape_the_limit(
-    client, fake_stripe, settings
+    client, fake_stripe, settings, rate_window
 ):
     settings.CLIENT_IP_PROXY_HOPS = 0
     # TLS ends at a proxy, but no proxy is trusted to append: every entry is the client's claim.
@@ -232,7 +234,7 @@ def test_without_proxies_a_rotating_forwarded_for_does_not_escape_the_limit(
     assert codes == [303] * 10 + [429, 429]
 
 
-def test_one_email_is_limited_across_ips(client, fake_stripe):
+def test_one_email_is_limited_across_ips(client, fake_stripe, rate_window):
     codes = [give(client, ip=f"198.51.100.{n}").status_code for n in range(7)]
     assert codes == [303] * 5 + [429, 429]
 

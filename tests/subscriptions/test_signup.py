@@ -117,7 +117,7 @@ def test_honeypot_filled_gets_the_same_page_and_nothing_happens(client, daily, m
     assert mailoutbox == []
 
 
-def test_too_many_signups_from_one_address_are_slowed_down(client, daily):
+def test_too_many_signups_from_one_address_are_slowed_down(client, daily, rate_window):
     for n in range(10):
         assert signup(client, f"r{n}@mail.example", daily).status_code == 200
 
