@@ -2,9 +2,10 @@
 
 An anonymous reader's follows live in the cookie itself. Once the reader confirms an
 email in the browser that signed up, or links a browser with the button on the
-confirmation page, the cookie instead names the subscriber (id and address fingerprint,
-signed), and follows are read from and written to their Follow rows. A link from an email
-alone never binds a browser: whoever holds the link need not be whoever opened it.
+confirmation page, the cookie instead names the subscriber (public id and address
+fingerprint, signed), and follows are read from and written to their Follow rows.
+A link from an email alone never binds a browser: whoever holds a link need not be its
+reader.
 The cookie is set only in answer to a POST or the confirmation link, never on a plain
 GET of a public page, so cached pages stay cacheable.
 
@@ -58,8 +59,12 @@ def read(request: HttpRequest) -> ReaderFollows:
         return ReaderFollows()
     if not isinstance(data, dict):
         return ReaderFollows()
-    if isinstance(data.get("s"), int):
-        subscriber = Subscriber.objects.filter(pk=data["s"]).first()
+    if "p" in data or "s" in data:
+        try:
+            lookup = tokens.subscriber_lookup(data)
+        except signing.BadSignature:
+            return ReaderFollows()
+        subscriber = Subscriber.objects.filter(**lookup).first()
         if subscriber is not None and data.get("e") == tokens.fingerprint(subscriber.email):
             follows = list(subscriber.follows.values_list("category_id", "topic_id"))
             return ReaderFollows(
@@ -88,7 +93,7 @@ def write_anonymous(response: HttpResponse, follows: ReaderFollows) -> None:
 
 def link_subscriber(response: HttpResponse, subscriber: Subscriber) -> None:
     """From now on this browser's follows are the subscriber's."""
-    _set(response, {"s": subscriber.pk, "e": tokens.fingerprint(subscriber.email)})
+    _set(response, tokens.subscriber_claim(subscriber))
 
 
 # --- the browser that signed up -----------------------------------------------------------
