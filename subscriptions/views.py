@@ -410,6 +410,7 @@ NOTICES = {
     "paused": "Your newsletters are paused for a week.",
     "resumed": "Your newsletters will arrive again from tomorrow morning.",
     "unsubscribed": "You are unsubscribed.",
+    "linked": "This browser is now linked: what you follow here shapes your newsletter.",
 }
 
 
@@ -422,6 +423,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
         return _invalid_link(request)
     form = _preferences_form(subscriber)
     delete_form = DeleteForm()
+    browser = reader_follows.read(request)
     status = 200
     if request.method == "POST":
         action = request.POST.get("action", "")
@@ -458,6 +460,11 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
                 subscriber=subscriber, newsletter=newsletter, meta=meta
             )
             notice = "unsubscribed"
+        elif action == "link_browser":
+            # The link names the reader; linking the browser that opened it is asked, never assumed.
+            if browser.subscriber is None:
+                services.follows_merge(subscriber=subscriber, follows=browser.refs())
+            notice = "linked"
         elif action == "delete":
             delete_form = DeleteForm(request.POST)
             if delete_form.is_valid():
@@ -468,7 +475,10 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
         if notice:
             # Post/redirect/get: reloading the page does not repeat the action.
             url = reverse("subscriptions:preferences", kwargs={"token": token})
-            return _private(HttpResponseRedirect(f"{url}?done={notice}", status=303))
+            response = HttpResponseRedirect(f"{url}?done={notice}", status=303)
+            if notice == "linked":
+                reader_follows.link_subscriber(response, subscriber)
+            return _private(response)
         status = 400
     subscriber.refresh_from_db()
     response = render(
@@ -485,6 +495,9 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
             ),
             "suppressed": bool(selectors.suppressed_among([subscriber.email])),
             "paused": bool(subscriber.paused_until and subscriber.paused_until > timezone.now()),
+            "offer_link": browser.subscriber is None or browser.subscriber.pk != subscriber.pk,
+            "browser_follows": browser.subscriber is None
+            and bool(browser.category_ids or browser.topic_ids),
         },
         status=status,
     )

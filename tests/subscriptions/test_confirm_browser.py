@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 import pytest
 from django.test import Client
@@ -12,6 +13,7 @@ from subscriptions import selectors, tokens
 from subscriptions.follows import COOKIE, SIGNUP_COOKIE
 from subscriptions.models import Follow, Subscriber, Subscription
 from tests.newsroom.factories import CategoryFactory, TopicFactory
+from tests.subscriptions.factories import SubscriptionFactory
 from tests.subscriptions.helpers import confirm_path, signup
 
 pytestmark = pytest.mark.django_db
@@ -37,6 +39,10 @@ def _attackers_link(daily, mailoutbox) -> str:
     path = confirm_path(mailoutbox[-1])
     attacker.get(path)
     return path
+
+
+def _reader(daily) -> Subscriber:
+    return SubscriptionFactory(newsletter=daily, subscriber__email="reader@mail.example").subscriber
 
 
 def _csrf(response) -> str:
@@ -212,3 +218,19 @@ def test_preferences_and_unsubscribe_links_act_on_their_reader_but_bind_no_brows
     assert Subscription.objects.get().status == Subscription.Status.UNSUBSCRIBED
     assert not Follow.objects.exists()
     assert victim.get(STATE).json()["subscriber"] is False
+
+
+def test_the_preferences_page_links_this_browser_only_when_asked(daily, mailoutbox, sections):
+    path = urlsplit(tokens.preferences_url(subscriber=_reader(daily))).path
+    phone = Client(enforce_csrf_checks=True)
+    _follow_both(phone)
+    page = phone.get(path)
+    assert b"are on this browser only" in page.content
+
+    response = phone.post(path, {"action": "link_browser", "csrfmiddlewaretoken": _csrf(page)})
+
+    assert response.status_code == 303 and COOKIE in response.cookies
+    assert Follow.objects.count() == 2
+    assert phone.get(STATE).json()["subscriber"] is True
+    assert b"This browser is now linked" in phone.get(response["Location"]).content
+    assert b"link_browser" not in phone.get(path).content
