@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -48,6 +50,8 @@ class Newsletter(models.Model):
 
 class Subscriber(models.Model):
     email = models.EmailField(max_length=254, unique=True)
+    # What links and cookies name the reader by: random, so they tell nothing of the row.
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=120, blank=True)
     time_zone = models.CharField(max_length=64, default=settings.TIME_ZONE)
     created_at = models.DateTimeField(auto_now_add=True)

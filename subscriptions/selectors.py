@@ -45,7 +45,7 @@ def subscriber_from_token(
         raise TokenInvalid("expired") from exc
     except signing.BadSignature as exc:
         raise TokenInvalid("bad signature") from exc
-    subscriber = Subscriber.objects.filter(pk=payload["s"]).first()
+    subscriber = Subscriber.objects.filter(**tokens.subscriber_lookup(payload)).first()
     # The address's fingerprint must match: a token never works for another address.
     if subscriber is None or payload.get("e") != tokens.fingerprint(subscriber.email):
         raise TokenInvalid("no such subscriber")

@@ -2,12 +2,15 @@
 
 Each token is `django.core.signing` output: HMAC-SHA256 under SECRET_KEY with a salt per
 purpose, so a token made for one purpose (confirm) is refused for another (unsubscribe),
-and nobody without the key can make one. The payload carries the subscriber's id and a
-fingerprint of the address, so a token cannot be turned against another address, even one
-that later gets the same row id.
+and nobody without the key can make one. Signing does not hide the payload, so it names
+the subscriber by their random public id (never the row id, which tells list size and
+growth, nor the address) and carries a keyed fingerprint of the address, so a token
+stops working when the address on the row changes.
 """
 
 from __future__ import annotations
+
+import uuid
 
 from django.conf import settings
 from django.core import signing
@@ -42,46 +45,59 @@ def fingerprint(email: str) -> str:
     ).hexdigest()[:FINGERPRINT_LENGTH]
 
 
-def make_token(
-    purpose: str,
-    *,
-    subscriber_id: int,
-    newsletter_id: int | None = None,
-    email: str | None = None,
-) -> str:
-    payload: dict[str, int | str] = {"s": subscriber_id}
+def subscriber_claim(subscriber) -> dict[str, str]:
+    """What a link or cookie says about its reader: public id and address fingerprint."""
+    return {"p": subscriber.public_id.hex, "e": fingerprint(subscriber.email)}
+
+
+def subscriber_lookup(payload: dict) -> dict[str, object]:
+    """The query naming the payload's subscriber; raise signing.BadSignature without one."""
+    public_id = payload.get("p")
+    if isinstance(public_id, str):
+        try:
+            return {"public_id": uuid.UUID(hex=public_id)}
+        except ValueError as exc:
+            raise signing.BadSignature("token payload has no subscriber") from exc
+    # Older links and cookies named the primary key ("s"). Each is still refused once past
+    # its own max age (CONFIRM_MAX_AGE, UNSUBSCRIBE_MAX_AGE, PREFERENCES_MAX_AGE, the follows
+    # cookie's follows.MAX_AGE); once the longest has passed since public ids were
+    # introduced, no valid one is left and this branch can be dropped.
+    legacy = payload.get("s")
+    if isinstance(legacy, int) and not isinstance(legacy, bool):
+        return {"pk": legacy}
+    raise signing.BadSignature("token payload has no subscriber")
+
+
+def make_token(purpose: str, *, subscriber, newsletter_id: int | None = None) -> str:
+    payload: dict[str, int | str] = dict(subscriber_claim(subscriber))
     if newsletter_id is not None:
         payload["n"] = newsletter_id
-    if email is not None:
-        payload["e"] = fingerprint(email)
     return signing.dumps(payload, salt=purpose, compress=True)
 
 
 def read_token(purpose: str, token: str, *, max_age: int) -> dict:
     """Return the payload; raise signing.BadSignature (or SignatureExpired) otherwise."""
     payload = signing.loads(token, salt=purpose, max_age=max_age)
-    if not isinstance(payload, dict) or not isinstance(payload.get("s"), int):
+    if not isinstance(payload, dict):
         raise signing.BadSignature("token payload has no subscriber")
+    subscriber_lookup(payload)
     return payload
 
 
 def confirm_url(*, subscriber) -> str:
-    token = make_token(CONFIRM, subscriber_id=subscriber.pk, email=subscriber.email)
+    token = make_token(CONFIRM, subscriber=subscriber)
     return absolute(reverse("subscriptions:confirm", kwargs={"token": token}))
 
 
 def unsubscribe_url(*, subscriber, newsletter=None) -> str:
     token = make_token(
-        UNSUBSCRIBE,
-        subscriber_id=subscriber.pk,
-        newsletter_id=newsletter.pk if newsletter else None,
-        email=subscriber.email,
+        UNSUBSCRIBE, subscriber=subscriber, newsletter_id=newsletter.pk if newsletter else None
     )
     return absolute(reverse("subscriptions:unsubscribe", kwargs={"token": token}))
 
 
 def preferences_url(*, subscriber) -> str:
-    token = make_token(PREFERENCES, subscriber_id=subscriber.pk, email=subscriber.email)
+    token = make_token(PREFERENCES, subscriber=subscriber)
     return absolute(reverse("subscriptions:preferences", kwargs={"token": token}))
 
 

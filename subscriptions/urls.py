@@ -10,6 +10,7 @@ urlpatterns: list = [
     path("newsletters/", views.newsletters, name="newsletters"),
     path("newsletters/subscribe/", views.subscribe, name="subscribe"),
     path("newsletters/confirm/<str:token>/", views.confirm, name="confirm"),
+    path("newsletters/confirm/<str:token>/browser/", views.confirm_browser, name="confirm_browser"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
     path("preferences/<str:token>/", views.preferences, name="preferences"),
     path("preferences/<str:token>/my-data.json", views.preferences_data, name="preferences_data"),

@@ -117,16 +117,48 @@ def subscribe(request: HttpRequest) -> HttpResponse:
             meta=_meta(request, data["source"]),
         )
     # The same answer for a new, pending, confirmed or suppressed address (no enumeration).
-    return _private(
-        render(
-            request,
-            "subscriptions/check_inbox.html",
-            {
-                "email": services.normalize_email(data["email"]),
-                "valid_days": settings.SUBSCRIPTIONS_CONFIRM_MAX_AGE_DAYS,
-            },
-        )
+    response = render(
+        request,
+        "subscriptions/check_inbox.html",
+        {
+            "email": services.normalize_email(data["email"]),
+            "valid_days": settings.SUBSCRIPTIONS_CONFIRM_MAX_AGE_DAYS,
+        },
     )
+    reader_follows.mark_signup(request, response, email=data["email"])
+    return _private(response)
+
+
+def _masked(email: str) -> str:
+    """Enough of an address for its owner to know it, too little for anyone else to read it."""
+    local, _, domain = email.partition("@")
+    host, dot, tld = domain.rpartition(".")
+    return f"{local[:1]}•••@{host[:1]}•••{dot}{tld}" if host else f"{local[:1]}•••@{domain}"
+
+
+def _confirmed_page(
+    request: HttpRequest, subscriber, *, signed_up_here: bool = False, **context
+) -> HttpResponse:
+    masked = _masked(subscriber.email)
+    return render(
+        request,
+        "subscriptions/confirmed.html",
+        {
+            "subscriber": subscriber,
+            # The whole address only to the browser that typed it: a link can be forwarded.
+            "shown_email": subscriber.email if signed_up_here else masked,
+            "masked_email": masked,
+            "active": Subscription.objects.filter(
+                subscriber=subscriber, status=Subscription.Status.ACTIVE
+            ).select_related("newsletter"),
+            "preferences_url": tokens.preferences_url(subscriber=subscriber),
+            **context,
+        },
+    )
+
+
+def _confirm_subscriber(request: HttpRequest, token: str):
+    return selectors.subscriber_from_token(tokens.CONFIRM, token, max_age=tokens.CONFIRM_MAX_AGE)[0]
 
 
 @never_cache
@@ -140,34 +172,61 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     consent line and sends nothing. A scanner that opens it for a reader who never asked
     confirms a request somebody made with this address: the first email then carries
     one-click unsubscribe, and the consent record keeps the IP and user agent of both.
+
+    The link confirms the address; it binds this browser to the subscriber, and merges
+    the browser's follows into theirs, only when this browser is the one that signed up.
+    Anyone can be sent a link: a browser that did not ask is offered a button instead.
     """
     try:
-        subscriber, _ = selectors.subscriber_from_token(
-            tokens.CONFIRM, token, max_age=tokens.CONFIRM_MAX_AGE
-        )
+        subscriber = _confirm_subscriber(request, token)
     except selectors.TokenInvalid:
         return _invalid_link(request)
     if selectors.suppressed_among([subscriber.email]):
         return _private(render(request, "subscriptions/confirm_suppressed.html", status=409))
     current = reader_follows.read(request)
+    linked = current.subscriber is not None and current.subscriber.pk == subscriber.pk
+    signed_up_here = reader_follows.signed_up_here(request, email=subscriber.email)
+    merge = signed_up_here and current.subscriber is None
+    refs = current.refs()
     activated = services.subscription_confirm(
         subscriber=subscriber,
         meta=_meta(request, "confirmation-link"),
-        follows=None if current.subscriber else current.refs(),
+        follows=refs if merge else None,
     )
-    response = render(
+    response = _confirmed_page(
         request,
-        "subscriptions/confirmed.html",
-        {
-            "subscriber": subscriber,
-            "activated": activated,
-            "active": Subscription.objects.filter(
-                subscriber=subscriber, status=Subscription.Status.ACTIVE
-            ).select_related("newsletter"),
-            "preferences_url": tokens.preferences_url(subscriber=subscriber),
-        },
+        subscriber,
+        signed_up_here=signed_up_here,
+        activated=activated,
+        offer_link=not (linked or signed_up_here),
+        browser_follows=current.subscriber is None and bool(refs.category_ids or refs.topic_ids),
+        browser_subscriber=current.subscriber is not None,
+        token=token,
     )
-    reader_follows.link_subscriber(response, subscriber)
+    if signed_up_here and not linked:
+        reader_follows.link_subscriber(response, subscriber)
+    return _private(response)
+
+
+@never_cache
+@require_POST
+def confirm_browser(request: HttpRequest, token: str) -> HttpResponse:
+    """The reader's answer to "link this browser?" on the confirmation page (CSRF-protected)."""
+    try:
+        subscriber = _confirm_subscriber(request, token)
+    except selectors.TokenInvalid:
+        return _invalid_link(request)
+    if selectors.suppressed_among([subscriber.email]):
+        return _private(render(request, "subscriptions/confirm_suppressed.html", status=409))
+    choice = request.POST.get("choice", "")
+    if choice not in ("link", "apart"):
+        return _error(request, "Unknown choice.", 400)
+    current = reader_follows.read(request)
+    if choice == "link" and current.subscriber is None:
+        services.follows_merge(subscriber=subscriber, follows=current.refs())
+    response = _confirmed_page(request, subscriber, choice=choice)
+    if choice == "link":
+        reader_follows.link_subscriber(response, subscriber)
     return _private(response)
 
 
@@ -351,6 +410,7 @@ NOTICES = {
     "paused": "Your newsletters are paused for a week.",
     "resumed": "Your newsletters will arrive again from tomorrow morning.",
     "unsubscribed": "You are unsubscribed.",
+    "linked": "This browser is now linked: what you follow here shapes your newsletter.",
 }
 
 
@@ -363,6 +423,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
         return _invalid_link(request)
     form = _preferences_form(subscriber)
     delete_form = DeleteForm()
+    browser = reader_follows.read(request)
     status = 200
     if request.method == "POST":
         action = request.POST.get("action", "")
@@ -399,6 +460,11 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
                 subscriber=subscriber, newsletter=newsletter, meta=meta
             )
             notice = "unsubscribed"
+        elif action == "link_browser":
+            # The link names the reader; linking the browser that opened it is asked, never assumed.
+            if browser.subscriber is None:
+                services.follows_merge(subscriber=subscriber, follows=browser.refs())
+            notice = "linked"
         elif action == "delete":
             delete_form = DeleteForm(request.POST)
             if delete_form.is_valid():
@@ -409,7 +475,10 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
         if notice:
             # Post/redirect/get: reloading the page does not repeat the action.
             url = reverse("subscriptions:preferences", kwargs={"token": token})
-            return _private(HttpResponseRedirect(f"{url}?done={notice}", status=303))
+            response = HttpResponseRedirect(f"{url}?done={notice}", status=303)
+            if notice == "linked":
+                reader_follows.link_subscriber(response, subscriber)
+            return _private(response)
         status = 400
     subscriber.refresh_from_db()
     response = render(
@@ -426,6 +495,9 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
             ),
             "suppressed": bool(selectors.suppressed_among([subscriber.email])),
             "paused": bool(subscriber.paused_until and subscriber.paused_until > timezone.now()),
+            "offer_link": browser.subscriber is None or browser.subscriber.pk != subscriber.pk,
+            "browser_follows": browser.subscriber is None
+            and bool(browser.category_ids or browser.topic_ids),
         },
         status=status,
     )

@@ -70,6 +70,12 @@ def _follows_add(*, subscriber: Subscriber, follows: FollowRefs) -> None:
             have_topics.add(topic_id)
 
 
+def follows_merge(*, subscriber: Subscriber, follows: FollowRefs) -> None:
+    """Add a browser's follows to the subscriber's, when its reader chose to link the two."""
+    with transaction.atomic():
+        _follows_add(subscriber=subscriber, follows=follows)
+
+
 def follow_set(
     *,
     subscriber: Subscriber,

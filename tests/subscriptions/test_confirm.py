@@ -94,9 +94,7 @@ def test_a_forged_link_is_refused(client, daily, mailoutbox):
 def test_a_token_for_another_purpose_does_not_confirm(client, daily, mailoutbox):
     signup(client, "purpose@mail.example", daily)
     subscriber = Subscriber.objects.get()
-    token = tokens.make_token(
-        tokens.UNSUBSCRIBE, subscriber_id=subscriber.pk, email=subscriber.email
-    )
+    token = tokens.make_token(tokens.UNSUBSCRIBE, subscriber=subscriber)
 
     response = client.get(reverse("subscriptions:confirm", kwargs={"token": token}))
 
@@ -107,8 +105,25 @@ def test_a_token_for_another_purpose_does_not_confirm(client, daily, mailoutbox)
 def test_a_token_cannot_be_used_for_another_address(client, daily, mailoutbox):
     signup(client, "first@mail.example", daily)
     first = Subscriber.objects.get()
-    token = tokens.make_token(tokens.CONFIRM, subscriber_id=first.pk, email=first.email)
+    token = tokens.make_token(tokens.CONFIRM, subscriber=first)
     # The row is gone and another address now holds the same id.
+    first.delete()
+    Subscriber.objects.create(pk=first.pk, email="second@mail.example")
+
+    response = client.get(reverse("subscriptions:confirm", kwargs={"token": token}))
+
+    assert response.status_code == 400
+    assert Subscriber.objects.get().confirmed_at is None
+
+
+def test_an_older_link_naming_the_row_id_cannot_be_used_for_another_address(
+    client, daily, mailoutbox
+):
+    signup(client, "first@mail.example", daily)
+    first = Subscriber.objects.get()
+    token = signing.dumps(
+        {"s": first.pk, "e": tokens.fingerprint(first.email)}, salt=tokens.CONFIRM, compress=True
+    )
     first.delete()
     Subscriber.objects.create(pk=first.pk, email="second@mail.example")
 
