@@ -14,6 +14,7 @@ from donations.models import Gift, GivingStatement, PaymentFailureNotice
 from donations.services.manage import manage_token_make
 from newsroom import mail
 from newsroom.links import absolute
+from newsroom.text import clean_line
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,17 @@ def org_context() -> dict:
         "SIGNER_TITLE": settings.THANK_YOU_SIGNER_TITLE,
         "manage_url": absolute(reverse("donations:manage")),
     }
+
+
+def _one_line_names(*records) -> None:
+    """Clean the names of gifts and plans about to be printed (in memory, never saved).
+
+    The forms clean what they take; this also covers older rows and names Stripe reports.
+    """
+    for record in records:
+        for field in ("donor_name", "honoree_name"):
+            if hasattr(record, field):
+                setattr(record, field, clean_line(getattr(record, field)))
 
 
 def _send(*, template: str, to: str, context: dict) -> bool:
@@ -49,6 +61,7 @@ def receipt_send(*, gift_id: int) -> bool:
         )
         if gift is None or gift.receipt_sent_at or gift.paid_at is None:
             return False
+        _one_line_names(gift)
         sent = _send(template="receipt", to=gift.donor_email, context={"gift": gift})
         # A suppressed address is marked too: the receipt is not owed twice.
         gift.receipt_sent_at = timezone.now()
@@ -68,6 +81,7 @@ def honoree_notify(*, gift_id: int) -> bool:
             or gift.paid_at is None
         ):
             return False
+        _one_line_names(gift)
         sent = _send(template="honoree", to=gift.honoree_email, context={"gift": gift})
         gift.honoree_notified_at = timezone.now()
         gift.save(update_fields=["honoree_notified_at"])
@@ -85,6 +99,7 @@ def card_update_notice_send(*, notice_id: int, hosted_invoice_url: str = "") -> 
         )
         if notice is None or notice.sent_at:
             return False
+        _one_line_names(notice.plan)
         sent = _send(
             template="card_update",
             to=notice.plan.donor_email,
