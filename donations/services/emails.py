@@ -123,8 +123,14 @@ def honoree_notify(*, gift_id: int) -> bool:
 
     The note's wording is fixed; the names are all the donor chooses of it.
     """
+    address = Gift.objects.filter(pk=gift_id).values_list("honoree_email", flat=True).first()
+    if not address:
+        return False
     with transaction.atomic():
-        gift = Gift.objects.select_for_update().filter(pk=gift_id).first()
+        # Every gift to this address, locked in id order: two notes to one address at once
+        # count each other, and the one order keeps two such tasks from deadlocking.
+        to_address = Gift.objects.select_for_update().filter(honoree_email__iexact=address)
+        gift = next((g for g in to_address.order_by("pk") if g.pk == gift_id), None)
         if (
             gift is None
             or not gift.dedication

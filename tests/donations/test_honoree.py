@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 from django.core import signing
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
 from donations import services
 from donations.models import HonoreeOptOut
+from donations.services import emails
 from donations.tasks import honoree_notify_task
 from newsroom.security import email_hash
+from tests.conftest import skip_or_fail
 from tests.donations.factories import PaidGiftFactory
 
 pytestmark = pytest.mark.django_db
@@ -140,3 +145,40 @@ def test_an_opt_out_link_signed_for_another_purpose_is_refused(client, mailoutbo
     token = signing.Signer(salt="subscriptions.unsubscribe").sign(email_hash(ADDRESS))
     assert client.post(f"/donate/honoree/opt-out/{token}/").status_code == 400
     assert not HonoreeOptOut.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_notes_to_one_address_at_once_count_each_other(mailoutbox, monkeypatch):
+    if connection.vendor != "postgresql":
+        skip_or_fail("notes sent side by side need a database server")
+    for days in (1, 2):
+        honouring(honoree_notified_at=timezone.now() - timedelta(days=days))
+    gifts = [honouring(), honouring()]
+    # Each task, once it has counted, waits a moment for the other to count too.
+    both_counted = threading.Barrier(2, timeout=1)
+    count = emails._honoree_note_refused
+
+    def count_then_wait(*, gift):
+        refused = count(gift=gift)
+        # With the address locked the other task is still waiting for it: nobody comes.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_counted.wait()
+        return refused
+
+    monkeypatch.setattr(emails, "_honoree_note_refused", count_then_wait)
+    results: list[bool] = []
+
+    def notify(gift_id: int) -> None:
+        try:
+            results.append(services.honoree_notify(gift_id=gift_id))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=notify, args=[gift.pk]) for gift in gifts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(results) == [False, True]
+    assert len(notes_to(mailoutbox)) == 1
