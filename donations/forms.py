@@ -19,6 +19,7 @@ from donations.models import (
 from donations.money import format_cents
 from donations.services import GiftRequest
 from newsroom.models import Article
+from newsroom.text import clean_line
 
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 OTHER = "other"
@@ -123,6 +124,13 @@ class DonateForm(forms.Form):
         if not value.is_finite() or value != value.quantize(Decimal("0.01")):
             raise forms.ValidationError("Please enter an amount in dollars and cents, like 30.50.")
         return int(value * 100)
+
+    # Names reach receipts and the honoree's note: one line each, no control characters.
+    def clean_name(self) -> str:
+        return clean_line(self.cleaned_data.get("name"))
+
+    def clean_honoree_name(self) -> str:
+        return clean_line(self.cleaned_data.get("honoree_name"))
 
     def clean_appeal(self) -> int | None:
         pk = self.cleaned_data.get("appeal")

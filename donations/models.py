@@ -216,6 +216,12 @@ class Gift(models.Model):
                 name="gift_appeal_results",
                 condition=Q(appeal__isnull=False),
             ),
+            # The honoree notes of the last days, counted per address before each new one.
+            models.Index(
+                fields=["honoree_notified_at"],
+                name="gift_honoree_notified",
+                condition=Q(honoree_notified_at__isnull=False),
+            ),
         ]
         # Staff acts that Django's add/change/delete/view do not cover (staff.roles).
         permissions = [
@@ -336,3 +342,17 @@ class UsedManageToken(models.Model):
 
     def __str__(self) -> str:
         return self.token_id
+
+
+class HonoreeOptOut(models.Model):
+    """An address that asked for no more notes about gifts made in someone's name."""
+
+    # newsroom.security.email_hash: the opt-out is kept without keeping the address.
+    email_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "honoree opt-out"
+
+    def __str__(self) -> str:
+        return self.email_hash[:12]

@@ -18,5 +18,6 @@ urlpatterns: list = [
     path("donate/manage/giving/", views.manage_giving, name="manage_giving"),
     path("donate/manage/portal/", views.manage_portal, name="manage_portal"),
     path("donate/manage/receipt/<int:pk>/", views.manage_receipt, name="manage_receipt"),
+    path("donate/honoree/opt-out/<str:token>/", views.honoree_opt_out, name="honoree_opt_out"),
     path("webhooks/stripe/", webhooks.stripe_webhook, name="stripe_webhook"),
 ]

@@ -388,3 +388,22 @@ def manage_receipt(request: HttpRequest, pk: int) -> HttpResponse:
     if gift is None:
         raise Http404("No such gift.")
     return render(request, "donations/receipt_page.html", {"gift": gift, **services.org_context()})
+
+
+@csrf_exempt  # RFC 8058 section 3: the one-click POST carries no cookie and no CSRF token
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def honoree_opt_out(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows a button and changes nothing; POST stops honoree notes and answers 200."""
+    try:
+        services.honoree_opt_out_read(token=token)
+    except services.HonoreeOptOutInvalid:
+        response = render(request, "donations/honoree_opt_out.html", {"invalid": True}, status=400)
+    else:
+        # Link scanners follow links: only a POST opts out (RFC 8058 section 3).
+        if request.method == "POST":
+            services.honoree_opt_out(token=token)
+        context = {"done": request.method == "POST"}
+        response = render(request, "donations/honoree_opt_out.html", context)
+    response["Referrer-Policy"] = "no-referrer"
+    return response

@@ -21,6 +21,7 @@ from django.template.loader import render_to_string
 from django.utils.module_loading import import_string
 
 from newsroom import links
+from newsroom.text import clean_line
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,8 @@ def render(*, template: str, context: dict) -> RenderedEmail:
     # A subject is plain text: escaped for HTML it would read "O&#x27;Neil &amp; Co".
     subject = Engine.get_default().get_template(f"{template}_subject.txt")
     return RenderedEmail(
-        subject=" ".join(subject.render(Context(context, autoescape=False)).split()),
+        # A header is one line: names typed by readers may carry line breaks or bidi controls.
+        subject=clean_line(subject.render(Context(context, autoescape=False))),
         text=render_to_string(f"{template}.txt", context),
         html=inline_css(render_to_string(f"{template}.html", context)),
     )

@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
+from django.core import signing
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from donations import selectors
-from donations.models import Gift, GivingStatement, PaymentFailureNotice
+from donations.models import Gift, GivingStatement, HonoreeOptOut, PaymentFailureNotice
 from donations.services.manage import manage_token_make
 from newsroom import mail
 from newsroom.links import absolute
+from newsroom.security import email_hash
+from newsroom.text import clean_line
 
 logger = logging.getLogger(__name__)
+
+# A donor chooses the honoree's address: the note must not become a way to mail strangers.
+HONOREE_NOTES_PER_ADDRESS = 3
+HONOREE_NOTES_WINDOW = timedelta(days=30)
+HONOREE_OPT_OUT_SALT = "donations.honoree-opt-out"
+
+
+class HonoreeOptOutInvalid(Exception):
+    """The opt-out link was not signed by us."""
 
 
 def org_context() -> dict:
@@ -28,13 +41,25 @@ def org_context() -> dict:
     }
 
 
-def _send(*, template: str, to: str, context: dict) -> bool:
+def _one_line_names(*records) -> None:
+    """Clean the names of gifts and plans about to be printed (in memory, never saved).
+
+    The forms clean what they take; this also covers older rows and names Stripe reports.
+    """
+    for record in records:
+        for field in ("donor_name", "honoree_name"):
+            if hasattr(record, field):
+                setattr(record, field, clean_line(getattr(record, field)))
+
+
+def _send(*, template: str, to: str, context: dict, headers: dict[str, str] | None = None) -> bool:
     """Send donations/emails/<template> from the giving address; False if suppressed."""
     return mail.send(
         template=f"donations/emails/{template}",
         to=to,
         context={**org_context(), **context},
         from_email=settings.DONATION_FROM_EMAIL,
+        headers=headers,
     )
 
 
@@ -49,6 +74,7 @@ def receipt_send(*, gift_id: int) -> bool:
         )
         if gift is None or gift.receipt_sent_at or gift.paid_at is None:
             return False
+        _one_line_names(gift)
         sent = _send(template="receipt", to=gift.donor_email, context={"gift": gift})
         # A suppressed address is marked too: the receipt is not owed twice.
         gift.receipt_sent_at = timezone.now()
@@ -56,10 +82,55 @@ def receipt_send(*, gift_id: int) -> bool:
     return sent
 
 
+def honoree_opt_out_url(*, email: str) -> str:
+    """The signed link that stops honoree notes to `email`; it carries a hash, not the address."""
+    token = signing.Signer(salt=HONOREE_OPT_OUT_SALT).sign(email_hash(email))
+    return absolute(reverse("donations:honoree_opt_out", kwargs={"token": token}))
+
+
+def honoree_opt_out_read(*, token: str) -> str:
+    """The address hash an opt-out link stands for; HonoreeOptOutInvalid if forged."""
+    try:
+        return signing.Signer(salt=HONOREE_OPT_OUT_SALT).unsign(token)
+    except signing.BadSignature:
+        raise HonoreeOptOutInvalid("This link is not one of ours.") from None
+
+
+def honoree_opt_out(*, token: str) -> None:
+    """Send no more honoree notes to the address of an opt-out link."""
+    HonoreeOptOut.objects.get_or_create(email_hash=honoree_opt_out_read(token=token))
+
+
+def _honoree_note_refused(*, gift: Gift) -> str:
+    """Why the note of `gift` must not go out, or "" when it may."""
+    if HonoreeOptOut.objects.filter(email_hash=email_hash(gift.honoree_email)).exists():
+        return "opted out"
+    recent = (
+        Gift.objects.filter(
+            honoree_email__iexact=gift.honoree_email.strip(),
+            honoree_notified_at__gte=timezone.now() - HONOREE_NOTES_WINDOW,
+        )
+        .exclude(pk=gift.pk)
+        .count()
+    )
+    if recent >= HONOREE_NOTES_PER_ADDRESS:
+        return "too many notes to this address lately"
+    return ""
+
+
 def honoree_notify(*, gift_id: int) -> bool:
-    """Tell the person a gift honours or remembers about it (never the amount), once."""
+    """Tell the person a gift honours or remembers about it (never the amount), once.
+
+    The note's wording is fixed; the names are all the donor chooses of it.
+    """
+    address = Gift.objects.filter(pk=gift_id).values_list("honoree_email", flat=True).first()
+    if not address:
+        return False
     with transaction.atomic():
-        gift = Gift.objects.select_for_update().filter(pk=gift_id).first()
+        # Every gift to this address, locked in id order: two notes to one address at once
+        # count each other, and the one order keeps two such tasks from deadlocking.
+        to_address = Gift.objects.select_for_update().filter(honoree_email__iexact=address)
+        gift = next((g for g in to_address.order_by("pk") if g.pk == gift_id), None)
         if (
             gift is None
             or not gift.dedication
@@ -68,10 +139,25 @@ def honoree_notify(*, gift_id: int) -> bool:
             or gift.paid_at is None
         ):
             return False
-        sent = _send(template="honoree", to=gift.honoree_email, context={"gift": gift})
+        refused = _honoree_note_refused(gift=gift)
+        # Marked whatever the outcome: a refused note is decided, not owed later.
         gift.honoree_notified_at = timezone.now()
         gift.save(update_fields=["honoree_notified_at"])
-    return sent
+        if refused:
+            logger.info("honoree note of gift %s not sent: %s", gift.pk, refused)
+            return False
+        _one_line_names(gift)
+        opt_out_url = honoree_opt_out_url(email=gift.honoree_email)
+        return _send(
+            template="honoree",
+            to=gift.honoree_email,
+            context={"gift": gift, "opt_out_url": opt_out_url},
+            # RFC 8058: mail clients offer a one-click stop that POSTs to this URL.
+            headers={
+                "List-Unsubscribe": f"<{opt_out_url}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
+        )
 
 
 def card_update_notice_send(*, notice_id: int, hosted_invoice_url: str = "") -> bool:
@@ -85,6 +171,7 @@ def card_update_notice_send(*, notice_id: int, hosted_invoice_url: str = "") -> 
         )
         if notice is None or notice.sent_at:
             return False
+        _one_line_names(notice.plan)
         sent = _send(
             template="card_update",
             to=notice.plan.donor_email,

@@ -14,6 +14,7 @@ from django.utils.html import escape, strip_tags
 from newsroom import mail
 from newsroom.links import absolute
 from newsroom.mail import RenderedEmail
+from newsroom.text import clean_line
 from subscriptions import appeals, tokens
 from subscriptions.digest.compose import EditionView, edition_view, followed_set
 from subscriptions.models import Edition, Newsletter, Subscriber
@@ -110,7 +111,8 @@ def recipient_values(
     Given the reader's List-Unsubscribe headers, the link is taken from them (RFC 2369
     §3.2: a list of <URI>s, ours first) instead of signing a second token.
     """
-    greeting = f"Good morning, {subscriber.name}" if subscriber.name else "Good morning"
+    name = clean_line(subscriber.name)
+    greeting = f"Good morning, {name}" if name else "Good morning"
     unsubscribe = ""
     if headers:
         first = headers.get("List-Unsubscribe", "").split(",", 1)[0].strip()

@@ -124,3 +124,17 @@ def test_a_reader_with_an_active_appeal_sees_it_and_a_recent_donor_does_not(
     by_reader = {m.to[0]: m for m in mail.outbox}
     assert "Keep the desk open" in by_reader[reader.email].alternatives[0][0]
     assert "Keep the desk open" not in by_reader[giver.email].alternatives[0][0]
+
+
+def test_a_subscriber_name_with_line_breaks_greets_on_one_line(
+    newsletter, django_capture_on_commit_callbacks
+):
+    news(headline="Desalination plant opens", top_story_rank=1)
+    subscribe(newsletter, name="Dana\r\nUnsubscribe here: evil.example\u202e")
+
+    plan_and_send(django_capture_on_commit_callbacks, send_now=True)
+
+    [message] = mail.outbox
+    for body in (message.body, message.alternatives[0][0]):
+        assert "Good morning, Dana Unsubscribe here: evil.example" in body
+        assert "\u202e" not in body and "Dana\r" not in body and "Dana\n" not in body
