@@ -18,6 +18,7 @@ from newsroom import selectors
 from newsroom.caching import is_signed_in, public_page
 from newsroom.links import absolute
 from newsroom.models import Article, Author, Category, Topic
+from newsroom.parsing import page_number
 from newsroom.richtext import body_blocks
 
 
@@ -83,7 +84,7 @@ def _meta(
 
 
 def _page(request: HttpRequest, queryset):
-    return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+    return Paginator(queryset, PAGE_SIZE).get_page(page_number(request))
 
 
 @require_safe
