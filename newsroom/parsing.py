@@ -13,7 +13,7 @@ from django.http import HttpRequest
 
 # ASCII digits only, with an optional sign; \d would also match every Unicode digit.
 INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
-# More digits than any id or amount the site uses; int() of a huge string costs time.
+# Longer values overflow the 64-bit integer columns they are looked up in, so name nothing.
 MAX_DIGITS = 18
 # Arabic-Indic (U+0660-0669) and Eastern Arabic-Indic (U+06F0-06F9) digits, as readers
 # of Arabic and Persian type amounts.
