@@ -19,10 +19,20 @@ from donations.models import (
 from donations.money import format_cents
 from donations.services import GiftRequest
 from newsroom.models import Article
+from newsroom.parsing import normalise_digits, parse_int
 from newsroom.text import clean_line
 
+# Room for "25,000.00" with a currency sign and spaces; anything longer is not an amount.
+MAX_AMOUNT_CHARACTERS = 40
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 OTHER = "other"
+
+
+def _too_large(high: int) -> str:
+    return (
+        f"For a gift above {format_cents(high)}, please write to us: "
+        "we would like to thank you in person."
+    )
 
 
 def preset_amounts(*, appeal: Appeal | None, frequency: str) -> list[int]:
@@ -41,10 +51,10 @@ def preset_amounts(*, appeal: Appeal | None, frequency: str) -> list[int]:
 class DonateForm(forms.Form):
     frequency = forms.ChoiceField(choices=Frequency.choices, widget=forms.HiddenInput)
     amount = forms.ChoiceField(label="Your gift", widget=forms.RadioSelect)
+    # No max_length: a long number gets clean_custom_amount's message, not a length rule.
     custom_amount = forms.CharField(
         label="Another amount",
         required=False,
-        max_length=12,
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "size": 8}),
     )
     cover_fee = forms.BooleanField(required=False)
@@ -82,11 +92,11 @@ class DonateForm(forms.Form):
     )
     # A honeypot: people never see it (it is hidden and out of the tab order); bots fill it.
     website = forms.CharField(label="Leave this field empty", required=False)
-    appeal = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    appeal = forms.CharField(required=False, widget=forms.HiddenInput)
     placement = forms.ChoiceField(
         choices=[("", ""), *Placement.choices], required=False, widget=forms.HiddenInput
     )
-    article = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    article = forms.CharField(required=False, widget=forms.HiddenInput)
     utm_source = forms.CharField(required=False, max_length=100, widget=forms.HiddenInput)
     utm_medium = forms.CharField(required=False, max_length=100, widget=forms.HiddenInput)
     utm_campaign = forms.CharField(required=False, max_length=100, widget=forms.HiddenInput)
@@ -114,14 +124,18 @@ class DonateForm(forms.Form):
         raw = (self.cleaned_data.get("custom_amount") or "").strip()
         if not raw:
             return None
-        raw = raw.replace(",", "").lstrip("$€£₪").strip()
+        raw = normalise_digits(raw).replace(",", "").lstrip("$€£₪").strip()
         try:
-            value = Decimal(raw)
+            value = Decimal(raw) if len(raw) <= MAX_AMOUNT_CHARACTERS else None
         except InvalidOperation:
-            raise forms.ValidationError(
-                "Please enter an amount in numbers, like 30 or 30.50."
-            ) from None
-        if not value.is_finite() or value != value.quantize(Decimal("0.01")):
+            value = None
+        # Bounded before any arithmetic: quantize() and * raise past the context's limits.
+        largest = Decimal(settings.DONATION_MAX_CENTS).scaleb(-2)
+        if value is not None and value.is_finite() and value > largest:
+            raise forms.ValidationError(_too_large(settings.DONATION_MAX_CENTS))
+        if value is None or not value.is_finite() or value < -largest:
+            raise forms.ValidationError("Please enter an amount in numbers, like 30 or 30.50.")
+        if value != value.quantize(Decimal("0.01")):
             raise forms.ValidationError("Please enter an amount in dollars and cents, like 30.50.")
         return int(value * 100)
 
@@ -133,11 +147,11 @@ class DonateForm(forms.Form):
         return clean_line(self.cleaned_data.get("honoree_name"))
 
     def clean_appeal(self) -> int | None:
-        pk = self.cleaned_data.get("appeal")
+        pk = parse_int(self.cleaned_data.get("appeal"), minimum=1)
         return pk if pk and Appeal.objects.filter(pk=pk).exists() else None
 
     def clean_article(self) -> int | None:
-        pk = self.cleaned_data.get("article")
+        pk = parse_int(self.cleaned_data.get("article"), minimum=1)
         return pk if pk and Article.objects.filter(pk=pk).exists() else None
 
     def clean(self) -> dict:
@@ -159,11 +173,7 @@ class DonateForm(forms.Form):
                     f"The smallest gift we can take online is {format_cents(low)}.",
                 )
             elif cents > high:
-                self.add_error(
-                    "custom_amount" if choice == OTHER else "amount",
-                    f"For a gift above {format_cents(high)}, please write to us: "
-                    "we would like to thank you in person.",
-                )
+                self.add_error("custom_amount" if choice == OTHER else "amount", _too_large(high))
             else:
                 data["amount_cents"] = cents
         if data.get("dedication") and not (data.get("honoree_name") or "").strip():

@@ -334,8 +334,24 @@ class GivingStatement(models.Model):
         return f"{self.year} statement for {self.donor_email}"
 
 
+class ManageLink(models.Model):
+    """A "manage my giving" link as sent: the link holds a random token, this row its hash."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    email = models.EmailField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"link for {self.email}, until {self.expires_at:%Y-%m-%d %H:%M}"
+
+
 class UsedManageToken(models.Model):
-    """A "manage my giving" link that has been used; a second use is refused."""
+    """A signed "manage my giving" link of the older form that has been used.
+
+    Those links carried the email; they are still honoured until they expire.
+    """
 
     token_id = models.CharField(max_length=64, unique=True)
     used_at = models.DateTimeField(auto_now_add=True)

@@ -37,6 +37,7 @@ from donations.money import fee_cents, fee_description, format_cents
 from donations.tasks import manage_link_send_task
 from newsroom import ratelimit
 from newsroom.links import absolute
+from newsroom.parsing import parse_amount_int, parse_int
 from newsroom.security import client_ip
 
 # A transparent 1x1 GIF: the impression beacon.
@@ -62,9 +63,8 @@ def _frequency(value: str | None, appeal: Appeal | None) -> str:
 
 
 def _appeal_from(value: str | None) -> Appeal | None:
-    if value and value.isdigit():
-        return Appeal.objects.filter(pk=int(value)).first()
-    return None
+    pk = parse_int(value, minimum=1)
+    return Appeal.objects.filter(pk=pk).first() if pk else None
 
 
 def _donate_context(
@@ -131,8 +131,10 @@ def donate(request: HttpRequest) -> HttpResponse:
     presets = preset_amounts(appeal=appeal or hero, frequency=frequency)
 
     if request.method != "POST":
-        initial_amount = request.GET.get("amount", "")
-        if not initial_amount.isdigit() or int(initial_amount) not in presets:
+        asked = parse_amount_int(request.GET.get("amount"))
+        if asked in presets:
+            initial_amount = str(asked)
+        else:
             initial_amount = str(presets[min(1, len(presets) - 1)]) if presets else "other"
         initial = {
             "frequency": frequency,
@@ -204,8 +206,7 @@ def thanks(request: HttpRequest) -> HttpResponse:
         if session_id.startswith("cs_")
         else None
     )
-    checks = request.GET.get("check", "0")
-    checks = int(checks) if checks.isdigit() else 0
+    checks = parse_int(request.GET.get("check"), default=0, minimum=0)
     confirmed = gift is not None and gift.paid_at is not None
     context = {
         "gift": gift,

@@ -32,6 +32,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from newsroom import ratelimit
 from newsroom.models import Category, Topic
+from newsroom.parsing import parse_int
 from newsroom.security import client_ip
 from subscriptions import follows as reader_follows
 from subscriptions import selectors, services, tokens
@@ -452,7 +453,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
             newsletter_id = request.POST.get("newsletter", "")
             if newsletter_id:
                 newsletter = Newsletter.objects.filter(
-                    pk=newsletter_id if newsletter_id.isdigit() else 0
+                    pk=parse_int(newsletter_id, default=0)
                 ).first()
                 if newsletter is None:
                     return _error(request, "That newsletter does not exist.", 400)

@@ -20,6 +20,7 @@ from django.utils import timezone
 from donations import stripe_api
 from donations.models import Frequency, Gift, PaymentFailureNotice, RecurringPlan, StripeEvent
 from donations.money import format_cents
+from newsroom.parsing import parse_int
 
 UNPAID = (Gift.Status.PENDING, Gift.Status.FAILED, Gift.Status.ABANDONED)
 FREQUENCY_OF_INTERVAL = {"month": Frequency.MONTHLY, "year": Frequency.ANNUAL}
@@ -76,10 +77,10 @@ def _needs_details(**lookup) -> bool:
 
 
 def _locked_gift_from_metadata(metadata: dict | None) -> Gift | None:
-    gift_id = str((metadata or {}).get("gift_id") or "")
-    if not gift_id.isdigit():
+    gift_id = parse_int((metadata or {}).get("gift_id"), minimum=1)
+    if gift_id is None:
         return None
-    return Gift.objects.select_for_update().filter(pk=int(gift_id)).first()
+    return Gift.objects.select_for_update().filter(pk=gift_id).first()
 
 
 def _mark_paid(

@@ -10,6 +10,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from newsroom.models import Category, Topic
+from newsroom.parsing import parse_int
 from subscriptions.digest import render, staff
 from subscriptions.digest.compose import edition_view
 from subscriptions.models import Delivery, DeliveryBatch, Edition, Subscriber
@@ -20,8 +21,8 @@ def _followed_from(values: list[str]) -> list[list]:
     followed = []
     for value in values:
         kind, _, pk = value.partition(":")
-        if kind in {"c", "t"} and pk.isdigit():
-            followed.append([kind, int(pk)])
+        if kind in {"c", "t"} and (number := parse_int(pk)) is not None:
+            followed.append([kind, number])
     return followed
 
 

@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_safe
 
 from newsroom.caching import public_page
+from newsroom.parsing import page_number
 from subscriptions.digest.compose import edition_view
 from subscriptions.digest.render import RTL_LANGUAGES
 from subscriptions.models import Edition, Newsletter
@@ -62,9 +63,7 @@ def edition_detail(request: HttpRequest, slug: str, date: str) -> HttpResponse:
 def edition_archive(request: HttpRequest, slug: str) -> HttpResponse:
     """Every edition a newsletter has sent, newest first."""
     newsletter = get_object_or_404(Newsletter, slug=slug)
-    page = Paginator(_public_editions(newsletter), ARCHIVE_PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    page = Paginator(_public_editions(newsletter), ARCHIVE_PAGE_SIZE).get_page(page_number(request))
     return render(
         request,
         "subscriptions/digest/edition_archive.html",

@@ -10,6 +10,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from newsroom.parsing import parse_int
 from subscriptions.models import Edition, Subscriber, Suppression, TrackingEvent
 from subscriptions.services.consent import RequestMeta
 from subscriptions.services.leaving import subscription_unsubscribe, suppression_add
@@ -54,8 +55,8 @@ def tracking_event_record(*, event, esp_name: str) -> TrackingEvent | None:
     metadata = event.metadata or {}
     edition_id = metadata.get("edition_id")
     edition = None
-    if edition_id and str(edition_id).isdigit():
-        edition = Edition.objects.filter(pk=int(edition_id)).first()
+    if pk := parse_int(edition_id, minimum=1):
+        edition = Edition.objects.filter(pk=pk).first()
     try:
         with transaction.atomic():
             stored, created = TrackingEvent.objects.get_or_create(

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import timedelta
 
 import pytest
+from django.core import signing
 from django.utils import timezone
 
 from donations import services
+from donations.models import ManageLink
+from donations.services import manage
 from tests.donations.factories import PaidGiftFactory, PlanFactory
 
 pytestmark = pytest.mark.django_db
@@ -125,3 +129,64 @@ def test_link_requests_are_rate_limited(
             == 200
         )
     assert len(mailoutbox) == 2  # the page still answers the same; no more emails
+
+
+# --- the link is opaque ------------------------------------------------------------------
+
+
+def decoded_pieces(token: str) -> list[bytes]:
+    """Every piece of a token read as URL-safe base64, as anyone holding the link could."""
+    pieces = []
+    for piece in re.split(r"[:.]", token):
+        try:
+            pieces.append(base64.urlsafe_b64decode(piece + "=" * (-len(piece) % 4)))
+        except ValueError:
+            continue
+    return pieces
+
+
+def test_the_emailed_link_holds_no_email_address(
+    client, mailoutbox, django_capture_on_commit_callbacks
+):
+    PaidGiftFactory(donor_email="rana.haddad@mail.example")
+    request_link(client, "rana.haddad@mail.example", django_capture_on_commit_callbacks)
+    link = link_in(mailoutbox[0])
+    token = link.rstrip("/").rsplit("/", 1)[-1]
+
+    assert "rana" not in link.lower() and "mail.example" not in link
+    assert not [piece for piece in decoded_pieces(token) if b"rana" in piece.lower()]
+    page = client.get(link).content.decode()  # the page the link opens, its title included
+    assert "rana.haddad" not in page
+
+
+def test_each_link_is_new_and_the_database_keeps_only_its_hash():
+    first = services.manage_token_make(email="rana@mail.example")
+    second = services.manage_token_make(email="rana@mail.example")
+
+    assert first != second
+    stored = list(ManageLink.objects.values_list("token_hash", flat=True))
+    assert len(stored) == 2 and first not in stored and second not in stored
+
+
+def test_an_opaque_link_is_refused_once_used(client):
+    PaidGiftFactory(donor_email="rana@mail.example")
+    token = services.manage_token_make(email="rana@mail.example")
+
+    assert client.post(f"/donate/manage/open/{token}/")["Location"] == "/donate/manage/giving/"
+    again = client.__class__().post(f"/donate/manage/open/{token}/")
+    assert again.status_code == 410
+    assert "already been used" in again.content.decode()
+
+
+def test_a_link_of_the_older_signed_form_works_once_until_it_expires(client, time_machine):
+    PaidGiftFactory(donor_email="rana@mail.example")
+    # A link as sent before links became opaque: the email signed into the URL.
+    older = signing.dumps({"e": "rana@mail.example", "j": "a1b2c3"}, salt=manage.MANAGE_SALT)
+    expired = signing.dumps({"e": "rana@mail.example", "j": "d4e5f6"}, salt=manage.MANAGE_SALT)
+
+    assert client.post(f"/donate/manage/open/{older}/")["Location"] == "/donate/manage/giving/"
+    assert "already been used" in client.post(f"/donate/manage/open/{older}/").content.decode()
+    time_machine.move_to(timezone.now() + timedelta(minutes=61))
+    response = client.post(f"/donate/manage/open/{expired}/")
+    assert response.status_code == 410
+    assert "This link has expired." in response.content.decode()

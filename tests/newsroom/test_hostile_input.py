@@ -174,6 +174,10 @@ TEXT = st.one_of(
             "1e309",
             "NaN",
             "99999999999999999999",
+            "9" * 40,
+            "1e30",
+            "²",
+            "\u0661\u0662",
             "2026-13-45",
             "one_time",
             "monthly",
@@ -347,3 +351,67 @@ def test_an_email_provider_webhook_that_is_not_configured_answers_404(client):
         ).status_code
         == 404
     )
+
+
+# --- integers in query strings and forms ----------------------------------------------
+
+# What `str.isdigit()` accepts and `int()` refuses or misreads, and numbers past any id.
+NUMBERS = ["²", "\u0661\u0662", "1e30", "-1", "9" * 40, "NaN"]
+# Every query parameter a public view reads.
+QUERY_PARAMETERS = [
+    "page",
+    "q",
+    "appeal",
+    "amount",
+    "frequency",
+    "placement",
+    "article",
+    "session_id",
+    "check",
+    "p",
+    "done",
+    "next",
+    *(f"utm_{part}" for part in ("source", "medium", "campaign", "term", "content")),
+]
+
+
+@pytest.mark.parametrize("value", NUMBERS)
+def test_no_public_page_answers_a_hostile_number_in_its_query_with_a_server_error(
+    client, world, value
+):
+    # Each view parses each parameter on its own, so one request can carry them all; the
+    # thanks page reads `check` beside a session id that looks real.
+    every = form_bytes([(parameter, value) for parameter in QUERY_PARAMETERS])
+    beside_a_session = form_bytes(
+        [(p, "cs_x" if p == "session_id" else value) for p in QUERY_PARAMETERS]
+    )
+    for path in world["paths"]:
+        for query in (every, beside_a_session):
+            assert_survives(client, "GET", path, query, b"", "")
+
+
+@pytest.mark.parametrize("value", NUMBERS)
+@pytest.mark.parametrize("field", ["amount", "custom_amount", "appeal", "article"])
+def test_the_donate_form_answers_a_hostile_number_without_a_server_error(
+    client, world, field, value
+):
+    fields = {"frequency": "one_time", "amount": "other", "custom_amount": "30"}
+    fields.update({"email": "rana@mail.example", field: value})
+    body = form_bytes(list(fields.items()))
+    assert_survives(client, "POST", "/donate/", b"", body, "application/x-www-form-urlencoded")
+
+
+@pytest.mark.parametrize("value", NUMBERS)
+def test_the_thanks_page_answers_a_hostile_check_count_without_a_server_error(client, value):
+    gift = PaidGiftFactory(stripe_checkout_session_id="cs_test_hostile", paid_at=None)
+    query = form_bytes([("session_id", gift.stripe_checkout_session_id), ("check", value)])
+    assert_survives(client, "GET", "/donate/thanks/", query, b"", "")
+
+
+@pytest.mark.parametrize("value", NUMBERS)
+def test_the_preferences_page_answers_a_hostile_newsletter_id_without_a_server_error(
+    client, world, value
+):
+    path = next(p for p in world["paths"] if p.startswith("/preferences/") and p.endswith("/"))
+    body = form_bytes([("action", "unsubscribe"), ("newsletter", value)])
+    assert_survives(client, "POST", path, b"", body, "application/x-www-form-urlencoded")
