@@ -111,3 +111,9 @@ def test_a_session_without_a_second_factor_cannot_make_recovery_codes(client):
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("staff_otp_setup"))
     assert not RecoveryCode.objects.exists()
+
+
+def test_every_admin_page_links_to_the_recovery_codes(otp_admin_client):
+    page = otp_admin_client.get(reverse("admin:newsroom_article_changelist")).content.decode()
+
+    assert f'<a href="{reverse("staff_recovery_codes")}">Recovery codes</a>' in page
