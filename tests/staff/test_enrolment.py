@@ -322,3 +322,21 @@ def test_a_made_up_link_counts_towards_the_lockout(client, newcomer, settings):
     answers = [client.get(made_up, REMOTE_ADDR=IP).status_code for _ in range(2)]
 
     assert answers == [400, 429]
+
+
+def test_a_link_opened_before_signing_in_opens_the_set_up_after_it(client, newcomer, mailoutbox):
+    landing(Client(), newcomer)  # signed in elsewhere, where the link was sent from
+    link = emailed_link_path(mailoutbox[0])
+
+    to_login = client.get(link, REMOTE_ADDR=IP)
+    assert to_login.status_code == 302 and to_login["Location"].startswith(reverse("admin:login"))
+    signed_in = client.post(
+        to_login["Location"],
+        {"username": "newcomer", "password": PASSWORD, "otp_token": "", "next": link},
+        REMOTE_ADDR=IP,
+    )
+    assert signed_in["Location"] == link
+    opened = client.get(link, REMOTE_ADDR=IP)
+
+    assert opened.status_code == 302
+    assert "otpauth://totp/" in client.get(opened["Location"], REMOTE_ADDR=IP).content.decode()
