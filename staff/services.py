@@ -104,6 +104,7 @@ def enrol_link_send(*, user) -> bool:
     return mail.send(
         template="staff/emails/enrol_link",
         to=user.email,
+        from_email=settings.SERVER_EMAIL,  # the site's own address, not a newsletter's
         context={
             "user": user,
             "link": absolute(reverse("staff_enrol_open", kwargs={"token": token})),

@@ -82,8 +82,9 @@ def test_a_password_only_session_sees_no_secret_on_any_staff_page(client, newcom
 
 
 def test_signing_in_without_an_app_emails_a_link_and_says_so_without_the_address(
-    client, newcomer, mailoutbox
+    client, newcomer, mailoutbox, settings
 ):
+    settings.SERVER_EMAIL = "Newsroom site <site@newsroom.example>"
     page = landing(client, newcomer)
 
     body = page.content.decode()
@@ -93,6 +94,7 @@ def test_signing_in_without_an_app_emails_a_link_and_says_so_without_the_address
     assert "newcomer@newsroom.example" not in body
     [email] = mailoutbox
     assert email.to == ["newcomer@newsroom.example"]
+    assert email.from_email == settings.SERVER_EMAIL
     assert "in the same browser where you signed in" in email.body
     assert "30 minutes" in email.body
     assert "two-factor/link/" in email.alternatives[0][0]
