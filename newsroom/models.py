@@ -167,6 +167,10 @@ class AuditEntry(models.Model):
         USER_GROUPS = "user.groups", "Staff roles changed"
         USER_FLAGS = "user.flags", "Staff or superuser status changed"
         GROUP_PERMISSIONS = "group.permissions", "Role permissions changed"
+        ENROL_CODE_ISSUED = "twofactor.code", "Two-factor set-up code issued"
+        TWO_FACTOR_SET_UP = "twofactor.setup", "Authenticator app set up"
+        RECOVERY_CODE_USED = "twofactor.recovery", "Signed in with a recovery code"
+        RECOVERY_CODES_NEW = "twofactor.newcodes", "New recovery codes made"
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(

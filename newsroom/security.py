@@ -1,10 +1,11 @@
 """The hardened site: request size limit, Content Security Policy, staff two-factor login.
 
 Staff sign in at the admin with a password and, once they have an authenticator app,
-its six-digit code in the same form (django-otp's TOTP devices, RFC 6238). A staff
-member without a confirmed device is sent to set one up before any admin page opens.
-django-axes locks a username out from one address after repeated failures; the
-address is the one our own proxies report (`client_ip`).
+its six-digit code (or one of their recovery codes) in the same form (django-otp's
+devices, RFC 6238). A staff member without a confirmed app is kept on the staff app's
+two-factor pages, which ask for a second channel before showing a secret. django-axes
+locks a username out from one address after repeated failures, at sign-in and at set-up;
+the address is the one our own proxies report (`client_ip`).
 """
 
 from __future__ import annotations
@@ -115,7 +116,24 @@ def lockout_response(
     return render(request, "admin/locked_out.html", context, status=429)
 
 
+def login_failure_record(request: HttpRequest, *, username: str) -> None:
+    """Count a failed attempt for `username` from this address, as a wrong password counts.
+
+    django-axes listens to this signal; once the limit is reached it marks the request
+    and AxesMiddleware answers with the lockout page.
+    """
+    user_login_failed.send(sender=__name__, credentials={"username": username}, request=request)
+
+
+def login_locked(request: HttpRequest, *, username: str) -> bool:
+    """Whether `username` is locked out from this address now."""
+    from axes.handlers.proxy import AxesProxyHandler
+
+    return not AxesProxyHandler.is_allowed(request, credentials={"username": username})
+
+
 def has_confirmed_device(user) -> bool:
+    """Whether the account has an authenticator app set up (recovery codes alone are not one)."""
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
 
@@ -123,8 +141,9 @@ class StaffTwoFactorMiddleware:
     """Keep staff without a verified second factor out of every admin page.
 
     Needs django_otp's OTPMiddleware before it. Without a confirmed device a staff
-    member is sent to set one up; with one but a session not verified by it (signed
-    in before the device was set up elsewhere), they sign in again with a code.
+    member is sent to the two-factor pages (and may open only those); with one but a
+    session not verified by it (signed in before the device was set up elsewhere), they
+    sign in again with a code.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
@@ -135,8 +154,8 @@ class StaffTwoFactorMiddleware:
             user = request.user
             if user.is_authenticated and user.is_staff and not user.is_verified():
                 setup = reverse("staff_otp_setup")
-                open_paths = {reverse("admin:login"), reverse("admin:logout"), setup}
-                if request.path not in open_paths:
+                open_paths = {reverse("admin:login"), reverse("admin:logout")}
+                if request.path not in open_paths and not request.path.startswith(setup):
                     query = urlencode({"next": request.get_full_path()})
                     if has_confirmed_device(user):
                         logout(request)
@@ -151,14 +170,14 @@ class StaffLoginForm(AdminAuthenticationForm):
     otp_token = forms.CharField(
         label="Authentication code",
         required=False,
-        max_length=10,
+        max_length=20,
         strip=True,
-        widget=forms.TextInput(
-            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "pattern": "[0-9 ]*"}
-        ),
+        # No numeric keypad or digits-only pattern: a recovery code has letters.
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code"}),
         help_text=(
-            "The six digits your authenticator app shows for this site. "
-            "The first time you sign in, leave it empty: you will set the app up next."
+            "The six digits your authenticator app shows for this site, or one of your "
+            "recovery codes. The first time you sign in, leave it empty: we will email you "
+            "a link to set the app up."
         ),
     )
 
@@ -167,7 +186,7 @@ class StaffLoginForm(AdminAuthenticationForm):
         "otp_required": "Enter the six-digit code from your authenticator app.",
         "otp_invalid": (
             "That authentication code is not right. Codes change every 30 seconds: "
-            "enter the one your app shows now."
+            "enter the one your app shows now (or an unused recovery code)."
         ),
     }
 
@@ -178,14 +197,11 @@ class StaffLoginForm(AdminAuthenticationForm):
         token = (self.cleaned_data.get("otp_token") or "").replace(" ", "")
         if not token:
             raise ValidationError(self.error_messages["otp_required"], code="otp_required")
+        # Every confirmed device of the account: the app, and the recovery codes.
         device = match_token(user, token)
         if device is None:
             # A wrong code counts as a failed login, so guessing codes runs into the lockout.
-            user_login_failed.send(
-                sender=__name__,
-                credentials={"username": user.get_username()},
-                request=self.request,
-            )
+            login_failure_record(self.request, username=user.get_username())
             raise ValidationError(self.error_messages["otp_invalid"], code="otp_invalid")
         # django_otp's user_logged_in receiver stores this device in the session.
         user.otp_device = device

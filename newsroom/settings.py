@@ -412,6 +412,12 @@ CLIENT_IP_PROXY_HOPS = env_int("CLIENT_IP_PROXY_HOPS", SUBSCRIPTIONS_PROXY_HOPS)
 
 # Two-factor login: the issuer name staff see in their authenticator app.
 OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", NEWSROOM_NAME)
+# Setting the app up takes a second channel (staff.services): a one-use link emailed to
+# the account, or a one-use code an Admin issues; how long each works, and how often a
+# signed-in staff member may ask for another link.
+STAFF_ENROL_LINK_MINUTES = env_int("STAFF_ENROL_LINK_MINUTES", 30)
+STAFF_ENROL_CODE_HOURS = env_int("STAFF_ENROL_CODE_HOURS", 24)
+STAFF_ENROL_LINK_RATE = env("STAFF_ENROL_LINK_RATE", "3/15m")
 
 LOGGING = {
     "version": 1,

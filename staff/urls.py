@@ -6,7 +6,12 @@ from django.urls import path
 
 from staff import views
 
+# Staff set up two-factor sign-in before the admin opens (newsroom.security lets a
+# session without a second factor reach these pages only).
 urlpatterns = [
-    # Staff set up two-factor sign-in before the admin opens (newsroom.security).
     path("two-factor/", views.setup, name="staff_otp_setup"),
+    path("two-factor/send/", views.link_resend, name="staff_enrol_send"),
+    path("two-factor/link/<str:token>/", views.link_open, name="staff_enrol_open"),
+    path("two-factor/code/", views.code_enter, name="staff_enrol_code"),
+    path("two-factor/recovery-codes/", views.recovery_codes, name="staff_recovery_codes"),
 ]

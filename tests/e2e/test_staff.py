@@ -1,4 +1,5 @@
-"""Staff sign in through the real login form with an authenticator code and open the dashboard.
+"""Staff sign in through the real login form with an authenticator code and open the dashboard;
+without an app they set one up through the link emailed to them.
 
 The run saves a full-page screenshot of the dashboard with the demo newsroom to
 test-artifacts/dashboard.png; with UPDATE_DOCS_SCREENSHOT=1 also to docs/dashboard.png.
@@ -7,6 +8,7 @@ test-artifacts/dashboard.png; with UPDATE_DOCS_SCREENSHOT=1 also to docs/dashboa
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import pytest
@@ -105,7 +107,9 @@ def test_a_wrong_code_keeps_the_admin_closed(browser_page, desk_editor):
     page.wait_for_url(f"**{reverse('admin:login')}**")
 
 
-def test_staff_without_an_app_set_it_up_before_the_admin_opens(browser_page, desk_editor):
+def test_staff_without_an_app_set_it_up_through_the_emailed_link(
+    browser_page, desk_editor, mailoutbox
+):
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     user, device = desk_editor
@@ -117,14 +121,31 @@ def test_staff_without_an_app_set_it_up_before_the_admin_opens(browser_page, des
     page.get_by_label("Password").fill(PASSWORD)
     page.locator("#login-form input[type=submit]").click()
 
+    # The password alone shows no secret: the page says where the link went.
+    page.wait_for_url(f"**{reverse('staff_otp_setup')}**")
+    assert page.get_by_text("We sent a link to your email address").is_visible()
+    assert page.get_by_text("d***@newsroom.example").is_visible()
+    assert page.get_by_role("img", name="QR code holding the sign-in secret below").count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "two-factor-landing.png"), full_page=True)
+    [email] = mailoutbox
+    assert email.to == ["desk@newsroom.example"]
+    link = re.search(r"https?://\S+/two-factor/link/\S+/", email.body).group(0)
+
+    # The link is on SITE_URL; the browser opens its path on the test's server.
+    page.goto("/" + link.split("://", 1)[1].split("/", 1)[1])
     page.wait_for_url(f"**{reverse('staff_otp_setup')}**")
     assert page.get_by_role("img", name="QR code holding the sign-in secret below").is_visible()
-    ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "two-factor-setup.png"), full_page=True)
     new_device = TOTPDevice.objects.get(user=user)
     page.get_by_label("Code from the app").fill(current_code(new_device))
     page.get_by_role("button", name="Confirm and continue").click()
 
+    # Recovery codes, shown once, then the admin.
+    page.get_by_text("They are shown only now").wait_for()
+    assert page.locator("ol.recovery-codes li").count() == 10
+    page.screenshot(path=str(ARTIFACTS / "recovery-codes.png"), full_page=True)
+    page.get_by_role("link", name="I have kept them: continue").click()
     page.wait_for_url(f"**{reverse('admin:index')}")
     new_device.refresh_from_db()
     assert new_device.confirmed

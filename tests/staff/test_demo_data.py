@@ -145,12 +145,13 @@ def test_the_digest_planner_owes_no_seeded_reader_a_past_edition(fake_stripe):
     assert Delivery.objects.filter(edition__in=past).count() == delivered
 
 
-def test_the_login_it_prints_says_how_to_set_up_the_authenticator_app(settings):
+def test_the_login_it_prints_says_how_to_set_up_the_authenticator_app():
     output = seed()
 
-    setup_url = f"{settings.SITE_URL}{reverse('staff_otp_setup')}"
-    assert setup_url in output
     assert "authenticator app (TOTP)" in output and "leave the code empty" in output
+    assert "one-time set-up link to editor@newsroom.example" in output
+    assert "recovery codes" in output
+    assert reverse("staff_otp_setup") not in output
 
 
 def test_once_the_app_is_set_up_the_login_it_prints_asks_for_its_code():
@@ -161,6 +162,6 @@ def test_once_the_app_is_set_up_the_login_it_prints_asks_for_its_code():
 
     output = seed()
 
-    assert "current code of the authenticator" in output
+    assert "current code of the authenticator" in output and "recovery codes" in output
     assert "TOTPDevice.objects.filter(user__username='editor').delete()" in output
     assert reverse("staff_otp_setup") not in output

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from importlib import import_module
 
 from django.apps import apps
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.management.base import BaseCommand
@@ -404,16 +405,23 @@ def _two_factor_lines(user) -> list[str]:
     if has_confirmed_device(user):
         return [
             "  two-factor: the sign-in form also asks for the current code of the authenticator",
-            "  app you set up before. Lost it? Remove the device, and the next sign-in sets up a new one:",
+            "  app you set up before, or one of your recovery codes. Lost both? Remove the device,",
+            "  and the next sign-in emails a link to set up a new one:",
             '    .venv/bin/python manage.py shell -c "from django_otp.plugins.otp_totp.models import '
             f"TOTPDevice; TOTPDevice.objects.filter(user__username='{user.username}').delete()\"",
         ]
+    email_note = (
+        "the site prints it in its terminal: email goes to the console"
+        if settings.EMAIL_BACKEND.endswith("console.EmailBackend")
+        else "look for it where EMAIL_BACKEND delivers"
+    )
     return [
         "  two-factor: every staff account needs an authenticator app (TOTP). The first sign-in",
-        "  takes the username and password only (leave the code empty), then asks you to set one up",
-        f"  at {absolute(reverse('staff_otp_setup'))}: scan the QR code (or type the secret)",
-        "  into any authenticator app, enter its code, and the admin opens. Later sign-ins ask for",
-        "  the app's current code as well.",
+        "  takes the username and password only (leave the code empty); the admin then emails a",
+        f"  one-time set-up link to {user.email} ({email_note}).",
+        "  Open it in the same browser: scan the QR code (or type the secret) into any",
+        "  authenticator app, enter its code, and keep the ten recovery codes it shows. Later",
+        "  sign-ins ask for the app's current code (or one recovery code) as well.",
     ]
 
 

@@ -1,0 +1,62 @@
+"""Users in the admin, with the action that issues one-use two-factor set-up codes."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers
+
+from newsroom import audit
+from newsroom.admin import AuditedUserAdmin
+from newsroom.security import has_confirmed_device
+from staff import services
+
+User = get_user_model()
+
+
+class StaffUserAdmin(AuditedUserAdmin):
+    actions = [*AuditedUserAdmin.actions, "enrol_code_issue"]
+
+    @admin.action(
+        description="Issue a one-time two-factor set-up code to selected users",
+        permissions=["change"],
+    )
+    def enrol_code_issue(self, request, queryset):
+        """Show each selected staff member's new code once; it is kept only as a hash."""
+        issued, skipped = [], []
+        actor = audit.request_actor(request)
+        for user in queryset.order_by("username"):
+            if not (user.is_staff and user.is_active):
+                skipped.append((user, "not an active staff account"))
+            elif has_confirmed_device(user):
+                skipped.append(
+                    (user, "already has an authenticator app: delete it under TOTP devices first")
+                )
+            else:
+                issued.append((user, services.enrol_code_issue(user=user, actor=actor)))
+        if not issued:
+            self.message_user(
+                request,
+                "No code issued: "
+                + "; ".join(f"{user.get_username()} {why}" for user, why in skipped),
+                messages.WARNING,
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Two-factor set-up codes",
+            "opts": self.opts,
+            "issued": issued,
+            "skipped": skipped,
+            "hours": settings.STAFF_ENROL_CODE_HOURS,
+        }
+        response = TemplateResponse(request, "staff/admin/enrol_codes.html", context)
+        add_never_cache_headers(response)  # the codes are in this page only
+        return response
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+admin.site.register(User, StaffUserAdmin)
