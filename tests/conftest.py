@@ -60,8 +60,9 @@ def broker_refusing(monkeypatch) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    # Nothing listens on the port once the probe is closed.
-    monkeypatch.setattr(celery_app.conf, "broker_url", f"redis://127.0.0.1:{port}/0")
+    # Nothing listens on the port once the probe is closed. The write URL, because Celery
+    # reads CELERY_BROKER_URL from the environment before its configuration.
+    monkeypatch.setattr(celery_app.conf, "broker_write_url", f"redis://127.0.0.1:{port}/0")
     celery_app.conf.task_always_eager = False  # _tasks_in_process sets it back
 
 
