@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from datetime import timedelta
 
 import pytest
@@ -31,6 +33,22 @@ def test_a_row_the_broker_refuses_stays_pending_with_the_reason(broker_refusing)
     assert message.attempts == 1
     assert "OperationalError" in message.last_error
     assert message.kwargs == {"article_id": 7}
+
+
+def test_a_broker_that_never_answers_holds_the_commit_about_a_second(monkeypatch):
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        monkeypatch.setattr(celery_app.conf, "broker_write_url", url)
+        celery_app.conf.task_always_eager = False
+        started = time.monotonic()
+        message = enqueue_and_commit()
+        waited = time.monotonic() - started
+
+    assert message.state == OutboxMessage.State.PENDING
+    assert "Timeout" in message.last_error or "timed out" in message.last_error
+    assert waited < 3
 
 
 def test_a_rolled_back_change_leaves_no_row_and_sends_nothing(broker_refusing):
