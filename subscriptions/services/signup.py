@@ -114,7 +114,7 @@ def subscription_request_process(
             subscriber.confirmation_sent_at = requested_at
             subscriber.save(update_fields=["confirmation_sent_at"])
             send = True
-    # Sent after the claim has committed: a failed send waits for the reminder, as before.
+    # Sent once the claim has committed; a send that fails is covered by the next day's reminder.
     return send and confirmation_email_send(subscriber_id=subscriber.pk)
 
 
