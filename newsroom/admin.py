@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from newsroom import audit, services
-from newsroom.models import Article, AuditEntry, Author, Category, Topic
+from newsroom.models import Article, AuditEntry, Author, Category, OutboxMessage, Topic
 
 # Staff see the newsroom's own name on every admin page and in the browser's tab.
 admin.site.site_header = f"{settings.NEWSROOM_NAME} staff"
@@ -238,6 +238,30 @@ class AuditEntryAdmin(admin.ModelAdmin):
     @admin.display(description="details")
     def summary(self, obj: AuditEntry) -> str:
         return ", ".join(f"{key}: {value}" for key, value in obj.details.items())[:160]
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(admin.ModelAdmin):
+    """What waits to reach the task queue, and why: read-only, the beat task does the sending."""
+
+    list_display = ("created_at", "task", "state", "attempts", "sent_at", "error")
+    list_filter = ("state", "task")
+    date_hierarchy = "created_at"
+    fields = ("task", "kwargs", "state", "attempts", "created_at", "sent_at", "last_error")
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="last error")
+    def error(self, obj: OutboxMessage) -> str:
+        return obj.last_error[:160]
 
 
 class AuditedUserAdmin(UserAdmin):

@@ -201,3 +201,35 @@ class AuditEntry(models.Model):
     def __str__(self) -> str:
         who = self.actor_name or "reader or system"
         return f"{self.at:%Y-%m-%d %H:%M} {who}: {self.get_action_display()} {self.object_repr}"
+
+
+class OutboxMessage(models.Model):
+    """A task a change needs, written in the change's transaction and sent to the broker after.
+
+    The broker may be down when the change commits; the row waits here until a beat run
+    sends it (newsroom.outbox), so nothing a request started is lost.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting to be sent"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed: no more tries"
+
+    task = models.CharField(max_length=200, help_text="The Celery task's name.")
+    kwargs = models.JSONField(default=dict, blank=True)
+    state = models.CharField(
+        max_length=10, choices=State.choices, default=State.PENDING, db_index=True
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "outbox message"
+        # Read-only for staff: rows are written and sent by code, never by hand.
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"{self.task} #{self.pk} ({self.get_state_display()})"

@@ -185,6 +185,10 @@ CELERY_TASK_ROUTES = {
     "subscriptions.digest_send_batches": {"queue": "digests"},
 }
 CELERY_BEAT_SCHEDULE = {
+    "outbox-send-pending": {
+        "task": "newsroom.outbox_send_pending",
+        "schedule": 60.0,
+    },
     "flush-appeal-counters": {
         "task": "donations.appeal_counters_flush",
         "schedule": 60.0,

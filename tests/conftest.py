@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -63,6 +64,18 @@ def _tasks_in_process() -> Iterator[None]:
     celery_app.conf.task_eager_propagates = True
     yield
     celery_app.conf.task_always_eager = True
+
+
+@pytest.fixture
+def broker_refusing(monkeypatch) -> None:
+    """Tasks go to a broker whose port refuses every connection, as when Redis is down."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Nothing listens on the port once the probe is closed. The write URL, because Celery
+    # reads CELERY_BROKER_URL from the environment before its configuration.
+    monkeypatch.setattr(celery_app.conf, "broker_write_url", f"redis://127.0.0.1:{port}/0")
+    celery_app.conf.task_always_eager = False  # _tasks_in_process sets it back
 
 
 @pytest.fixture(autouse=True)

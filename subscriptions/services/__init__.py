@@ -38,11 +38,13 @@ from subscriptions.services.preferences import (
 from subscriptions.services.signup import (
     CONFIRMATION_INTERVAL,
     REMINDER_AFTER,
+    SIGNUP_TASK,
     confirmation_email_send,
     confirmation_reminders_send,
     normalize_email,
     subscription_confirm,
     subscription_request,
+    subscription_request_process,
 )
 from subscriptions.services.tracking import (
     SOFT_BOUNCE_LIMIT,
@@ -57,6 +59,7 @@ __all__ = [
     "MAX_FOLLOWS",
     "PAUSE_DAYS",
     "REMINDER_AFTER",
+    "SIGNUP_TASK",
     "SOFT_BOUNCE_LIMIT",
     "SOFT_BOUNCE_WINDOW",
     "TRACKING_HANDLERS",
@@ -79,6 +82,7 @@ __all__ = [
     "subscriber_resume",
     "subscription_confirm",
     "subscription_request",
+    "subscription_request_process",
     "subscription_unsubscribe",
     "suppression_add",
     "time_zones",

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from newsroom import mail
+from newsroom.outbox import outbox_enqueue
 from subscriptions import tokens
 from subscriptions.models import ConsentRecord, Newsletter, Subscriber, Subscription
 from subscriptions.selectors import suppressed_among
@@ -26,6 +27,10 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
+# The task that does the work of a sign-up request; queued through the outbox by name.
+SIGNUP_TASK = "subscriptions.subscription_request_process"
+
+
 def subscription_request(
     *,
     email: str,
@@ -34,19 +39,49 @@ def subscription_request(
     consent_version: str | None,
     meta: RequestMeta,
 ) -> None:
-    """Ask to join newsletters; send a confirmation email unless one went out this hour.
+    """Record a request to join newsletters; a task decides what, if anything, to send.
 
-    Returns nothing on purpose: the caller answers the same whatever the address's state
-    (no enumeration of who is on the list).
+    The request writes one outbox row whatever the address's state, so neither the
+    answer nor the work behind it (queries, timing) tells who is on the list.
+    """
+    with transaction.atomic():
+        outbox_enqueue(
+            task=SIGNUP_TASK,
+            kwargs={
+                "email": normalize_email(email),
+                "newsletter_ids": sorted({int(pk) for pk in newsletter_ids}),
+                "time_zone": time_zone,
+                "consent_version": consent_version,
+                "ip": meta.ip,
+                "user_agent": meta.user_agent[:500],
+                "source": meta.source[:100],
+                "requested_at": timezone.now().isoformat(),
+            },
+        )
+
+
+def subscription_request_process(
+    *,
+    email: str,
+    newsletter_ids: Iterable[int],
+    time_zone: str | None,
+    consent_version: str | None,
+    meta: RequestMeta,
+    requested_at: datetime,
+) -> bool:
+    """Join the newsletters asked for; send a confirmation unless one went out this hour.
+
+    Idempotent, as the outbox needs: the hourly limit is measured between requests (by
+    their own time, not the time they are processed), so the same request handled twice
+    finds its own claim and sends nothing more. Returns whether an email went out.
     """
     email = normalize_email(email)
     if suppressed_among([email]):
-        return
+        return False
     newsletters = list(Newsletter.objects.filter(pk__in=list(newsletter_ids), active=True))
     if not newsletters:
-        return
+        return False
     consent = consent_text_for_version(consent_version)
-    now = timezone.now()
     send = False
     with transaction.atomic():
         subscriber, _ = Subscriber.objects.get_or_create(
@@ -75,15 +110,12 @@ def subscription_request(
                 )
         pending = subscriber.subscriptions.filter(status=Subscription.Status.PENDING).exists()
         last = subscriber.confirmation_sent_at
-        if pending and (last is None or now - last >= CONFIRMATION_INTERVAL):
-            subscriber.confirmation_sent_at = now
+        if pending and (last is None or requested_at - last >= CONFIRMATION_INTERVAL):
+            subscriber.confirmation_sent_at = requested_at
             subscriber.save(update_fields=["confirmation_sent_at"])
             send = True
-    if send:
-        # The row is committed (the atomic block above has closed), so a worker sees it.
-        from subscriptions.tasks import confirmation_send_task
-
-        confirmation_send_task.delay(subscriber.pk)
+    # Sent once the claim has committed; a send that fails is covered by the next day's reminder.
+    return send and confirmation_email_send(subscriber_id=subscriber.pk)
 
 
 def _email_send(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from django.test import TestCase
 from django.urls import reverse
 
 
@@ -16,13 +17,15 @@ def signup(client, email: str, *newsletters, **extra):
         "source": "footer",
         **extra,
     }
-    return client.post(
-        reverse("subscriptions:subscribe"),
-        data,
-        HTTP_USER_AGENT="Mozilla/5.0 (test)",
-        REMOTE_ADDR="203.0.113.7",
-        **headers,
-    )
+    # The request commits here, as outside a test: its outbox row is sent on commit.
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post(
+            reverse("subscriptions:subscribe"),
+            data,
+            HTTP_USER_AGENT="Mozilla/5.0 (test)",
+            REMOTE_ADDR="203.0.113.7",
+            **headers,
+        )
 
 
 def link_in(message, name: str) -> str:

@@ -6,12 +6,15 @@ Skipped without PostgreSQL and Redis.
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from anymail.signals import AnymailTrackingEvent, tracking
 from django.utils import timezone
 
+from newsroom.celery import app as celery_app
+from newsroom.models import OutboxMessage
 from subscriptions.models import Suppression, TrackingEvent
 from subscriptions.selectors import suppressed_among
 from tests.subscriptions.factories import NewsletterFactory, SubscriptionFactory
@@ -66,3 +69,35 @@ def test_the_worker_sends_the_confirmation_email(celery_worker_factory, client, 
     text = files[0].read_text()
     assert "To: queued@mail.example" in text
     assert "/newsletters/confirm/" in text
+
+
+def test_a_reader_who_signed_up_while_the_broker_refused_gets_one_confirmation(
+    celery_worker_factory, client, tmp_path, broker_refusing
+):
+    outbox = tmp_path / "emails"
+    celery_worker_factory(
+        {
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": str(outbox),
+        }
+    )
+    daily = NewsletterFactory()
+
+    response = signup(client, "late@mail.example", daily)
+
+    assert response.status_code == 200
+    assert b"Check your inbox" in response.content
+    assert OutboxMessage.objects.get().state == OutboxMessage.State.PENDING
+
+    # The broker is back; a minute later beat queues its outbox run, as it does every minute.
+    celery_app.conf.broker_write_url = None
+    OutboxMessage.objects.update(created_at=timezone.now() - timedelta(minutes=2))
+    celery_app.send_task("newsroom.outbox_send_pending")
+    wait_for(lambda: OutboxMessage.objects.get().state == OutboxMessage.State.SENT)
+    files = wait_for(lambda: list(Path(outbox).glob("*.log")) if outbox.exists() else [])
+    celery_app.send_task("newsroom.outbox_send_pending")
+    time.sleep(3)
+
+    texts = [path.read_text() for path in Path(outbox).glob("*.log")]
+    assert files
+    assert sum(text.count("To: late@mail.example") for text in texts) == 1

@@ -1,0 +1,130 @@
+"""The transactional outbox: a task a change needs is stored with the change, then sent.
+
+`outbox_enqueue` writes the row in the caller's transaction and, once that commits, hands
+it to the broker. A broker that refuses or hangs leaves the row pending (the request
+answers as usual) and `outbox_send_pending`, run by beat every minute, sends it later.
+A row is marked sent only after the broker accepted it, so a task can arrive twice:
+every task queued here must be idempotent. Without a broker (tasks eager) the task runs
+in this process on commit instead. Tasks are known by their Celery name, so any app can
+queue through here without newsroom importing it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from newsroom.celery import app
+from newsroom.models import OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+# A request must not wait on a broker that hangs; beat tries again a minute later.
+SEND_TIMEOUT_SECONDS = 1.0
+# Younger pending rows belong to the commit that is sending them right now.
+RETRY_AFTER = timedelta(minutes=1)
+# After this many refusals a row is failed and shown as such to staff; it is not retried.
+MAX_ATTEMPTS = 10
+# Sent rows are kept this long for staff to see, then deleted: their arguments can hold
+# a reader's address.
+KEEP_SENT = timedelta(days=7)
+BATCH_SIZE = 500
+
+
+def outbox_enqueue(*, task: str, kwargs: dict) -> OutboxMessage:
+    """Store `task` with its arguments in the current transaction; send it once that commits."""
+    message = OutboxMessage.objects.create(task=task, kwargs=kwargs)
+    transaction.on_commit(lambda: _send([message]), robust=True)
+    return message
+
+
+def outbox_send_pending(*, now: datetime | None = None) -> int:
+    """Send the rows that are still pending a while after their commit; return how many went."""
+    now = now or timezone.now()
+    OutboxMessage.objects.filter(
+        state=OutboxMessage.State.SENT, sent_at__lt=now - KEEP_SENT
+    ).delete()
+    waiting = OutboxMessage.objects.filter(
+        state=OutboxMessage.State.PENDING, created_at__lte=now - RETRY_AFTER
+    ).order_by("created_at", "id")[:BATCH_SIZE]
+    return _send(list(waiting))
+
+
+def _claim(message: OutboxMessage) -> bool:
+    # Compare-and-set on the attempt count: two beat runs racing send a row once.
+    claimed = OutboxMessage.objects.filter(
+        pk=message.pk, state=OutboxMessage.State.PENDING, attempts=message.attempts
+    ).update(attempts=F("attempts") + 1)
+    message.attempts += 1
+    return bool(claimed)
+
+
+def _sent(message: OutboxMessage) -> None:
+    OutboxMessage.objects.filter(pk=message.pk).update(
+        state=OutboxMessage.State.SENT, sent_at=timezone.now(), last_error=""
+    )
+
+
+def _refused(message: OutboxMessage, error: BaseException) -> None:
+    logger.warning("outbox: %s #%s not sent: %r", message.task, message.pk, error)
+    state = (
+        OutboxMessage.State.FAILED
+        if message.attempts >= MAX_ATTEMPTS
+        else OutboxMessage.State.PENDING
+    )
+    OutboxMessage.objects.filter(pk=message.pk).update(
+        state=state, last_error=f"{type(error).__name__}: {error}"[:2000]
+    )
+
+
+def _send(messages: list[OutboxMessage]) -> int:
+    if app.conf.task_always_eager:
+        return sum(_run_here(message) for message in messages if _claim(message))
+    sent = 0
+    try:
+        connection = app.connection_for_write(
+            transport_options={
+                # One try, bounded: kombu's own retries would hold the request for seconds.
+                "max_retries": 0,
+                "socket_connect_timeout": SEND_TIMEOUT_SECONDS,
+                "socket_timeout": SEND_TIMEOUT_SECONDS,
+            },
+        )
+        with connection:
+            for message in messages:
+                if not _claim(message):
+                    continue
+                try:
+                    app.send_task(
+                        message.task, kwargs=message.kwargs, connection=connection, retry=False
+                    )
+                except Exception as error:
+                    # The broker is away: the rest of the batch would wait on it too.
+                    _refused(message, error)
+                    break
+                _sent(message)
+                sent += 1
+    except Exception:
+        # Closing a connection that never opened can raise too; the rows say what waits.
+        logger.warning("outbox: broker connection failed", exc_info=True)
+    return sent
+
+
+def _run_here(message: OutboxMessage) -> int:
+    task = app.tasks.get(message.task)
+    if task is None:
+        app.loader.import_default_modules()
+        task = app.tasks.get(message.task)
+    try:
+        if task is None:
+            raise LookupError(f"no task named {message.task!r}")
+        task.apply(kwargs=message.kwargs, throw=True)
+    except Exception as error:
+        _refused(message, error)
+        return 0
+    _sent(message)
+    return 1
