@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 
 # What the suppression list keeps; offered here too, beside the Suppression model.
 from newsroom.security import email_hash as email_hash
@@ -162,7 +163,8 @@ class ConsentRecord(models.Model):
         Newsletter, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     action = models.CharField(max_length=20, choices=Action.choices)
-    at = models.DateTimeField(auto_now_add=True)
+    # When the reader acted: the request's time, even when the record is written later.
+    at = models.DateTimeField(default=timezone.now, editable=False)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=500, blank=True)
     source = models.CharField(max_length=100, blank=True, help_text="The form or link used.")

@@ -22,13 +22,14 @@ def subscription_request_process_task(
     requested_at: str,
 ) -> bool:
     # Given the request itself, not ids: nothing is stored for it before this task runs.
+    at = datetime.fromisoformat(requested_at)
     return services.subscription_request_process(
         email=email,
         newsletter_ids=newsletter_ids,
         time_zone=time_zone,
         consent_version=consent_version,
-        meta=services.RequestMeta(ip=ip, user_agent=user_agent, source=source),
-        requested_at=datetime.fromisoformat(requested_at),
+        meta=services.RequestMeta(ip=ip, user_agent=user_agent, source=source, at=at),
+        requested_at=at,
     )
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.utils.html import strip_tags
 
 from subscriptions.models import ConsentRecord, ConsentText, Newsletter, Subscriber
@@ -21,6 +23,8 @@ class RequestMeta:
     ip: str | None = None
     user_agent: str = ""
     source: str = ""
+    # When the reader acted; None for now. Set when the action is processed after the request.
+    at: datetime | None = None
 
 
 def consent_document() -> str:
@@ -93,6 +97,7 @@ def _record(
         subscriber=subscriber,
         newsletter=newsletter,
         action=action,
+        at=meta.at or timezone.now(),
         ip_address=meta.ip or None,
         user_agent=meta.user_agent[:500],
         source=meta.source[:100],

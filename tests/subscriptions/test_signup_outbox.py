@@ -118,3 +118,18 @@ def test_a_sign_up_dispatched_twice_emails_once_however_late_the_second(client, 
     assert len(mailoutbox) == 1
     assert OutboxMessage.objects.get().state == OutboxMessage.State.SENT
     assert ConsentRecord.objects.filter(action=ConsentRecord.Action.SUBSCRIBE).count() == 1
+
+
+def test_consent_sent_later_is_recorded_at_the_time_the_reader_asked(
+    client, daily, mailoutbox, broker_refusing
+):
+    asked = timezone.now().replace(microsecond=0)
+    with time_machine.travel(asked, tick=False):
+        signup(client, "patient@mail.example", daily)
+
+    celery_app.conf.task_always_eager = True
+    with time_machine.travel(asked + timedelta(hours=2), tick=False):
+        outbox.outbox_send_pending()
+
+    record = ConsentRecord.objects.get(action=ConsentRecord.Action.SUBSCRIBE)
+    assert record.at == asked

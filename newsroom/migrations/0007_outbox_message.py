@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('newsroom', '0005_article_top_stories_index'),
+        ('newsroom', '0006_audit_two_factor_actions'),
     ]
 
     operations = [
