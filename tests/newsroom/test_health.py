@@ -80,7 +80,9 @@ def test_healthz_names_an_unreachable_broker_without_its_address(
     port = closed_port()
     url = f"redis://127.0.0.1:{port}/1"
     settings.CELERY_BROKER_URL = url
+    # The write URL too: Celery prefers CELERY_BROKER_URL from the environment (as in CI).
     monkeypatch.setitem(celery_app.conf, "broker_url", url)
+    monkeypatch.setattr(celery_app.conf, "broker_write_url", url)
     with caplog.at_level(logging.ERROR, logger="newsroom.views"):
         response = client.get("/healthz")
 
