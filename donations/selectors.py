@@ -13,12 +13,18 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from donations import reader_state
-from donations.models import Appeal, Gift, Placement
+from donations import money, reader_state
+from donations.models import Appeal, Gift, Placement, RecurringPlan
 
 ACTIVE_APPEALS_SECONDS = 60
 RAISED_SECONDS = 60
 GIVEN_STATUSES = [Gift.Status.PAID, Gift.Status.PARTIALLY_REFUNDED]
+# Plans Stripe still charges, or may: deleting a donor's data leaves them running.
+LIVE_PLAN_STATUSES = [
+    RecurringPlan.Status.INCOMPLETE,
+    RecurringPlan.Status.ACTIVE,
+    RecurringPlan.Status.PAST_DUE,
+]
 
 
 def reader_state_key(request: HttpRequest) -> str:
@@ -226,3 +232,68 @@ def donors_with_totals() -> QuerySet:
         )
         .order_by("email")
     )
+
+
+def gifts_export(*, email: str) -> dict[str, list[dict]]:
+    """The gifts and recurring plans held under `email`, as JSON-ready data for the donor."""
+    gifts = (
+        Gift.objects.filter(donor_email__iexact=email)
+        .select_related("appeal")
+        .order_by("created_at", "pk")
+    )
+    plans = (
+        RecurringPlan.objects.filter(donor_email__iexact=email)
+        .select_related("appeal")
+        .order_by("created_at", "pk")
+    )
+    return {
+        "gifts": [
+            {
+                "receipt_number": gift.pk,
+                "date": _iso(gift.paid_at or gift.created_at),
+                "amount": money.format_cents(gift.amount_cents, gift.currency, exact=True),
+                "amount_minor_units": gift.amount_cents,
+                "refunded_minor_units": gift.refunded_cents,
+                "currency": gift.currency.upper(),
+                "frequency": gift.frequency,
+                "status": gift.status,
+                "name": gift.donor_name,
+                "email": gift.donor_email,
+                "anonymous": gift.anonymous,
+                "appeal": gift.appeal.name if gift.appeal else None,
+                "dedication": gift.dedication or None,
+                "honoree_name": gift.honoree_name or None,
+                "honoree_email": gift.honoree_email or None,
+                "card_last4": gift.card_last4 or None,
+                "plan": gift.plan_id,
+            }
+            for gift in gifts
+        ],
+        "plans": [
+            {
+                "plan": plan.pk,
+                "started": _iso(plan.created_at),
+                "amount": money.format_cents(plan.amount_cents, plan.currency, exact=True),
+                "amount_minor_units": plan.amount_cents,
+                "currency": plan.currency.upper(),
+                "frequency": plan.frequency,
+                "status": plan.status,
+                "name": plan.donor_name,
+                "email": plan.donor_email,
+                "appeal": plan.appeal.name if plan.appeal else None,
+                "canceled_at": _iso(plan.canceled_at),
+            }
+            for plan in plans
+        ],
+    }
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def live_plans_for_email(email: str) -> QuerySet[RecurringPlan]:
+    """Plans under `email` that Stripe still charges (what deleting one's data leaves running)."""
+    return RecurringPlan.objects.filter(
+        donor_email__iexact=email, status__in=LIVE_PLAN_STATUSES
+    ).order_by("created_at", "pk")

@@ -164,6 +164,7 @@ class AuditEntry(models.Model):
         EXPORT_DONORS = "export.donors", "Donors exported"
         EXPORT_SUBSCRIBERS = "export.subscribers", "Subscribers exported"
         SUBSCRIBER_DELETE = "subscriber.delete", "Subscriber deleted"
+        DONOR_ANONYMISE = "donor.anonymise", "Donor's gifts anonymised"
         USER_GROUPS = "user.groups", "Staff roles changed"
         USER_FLAGS = "user.flags", "Staff or superuser status changed"
         GROUP_PERMISSIONS = "group.permissions", "Role permissions changed"

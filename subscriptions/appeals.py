@@ -1,17 +1,21 @@
-"""The appeal shown in the digest, and what giving needs to know of a reader.
+"""The appeal shown in the digest, what giving needs to know of a reader, and a reader's gifts.
 
 The one module of either app that imports the other, in one direction only
 (subscriptions -> donations): the digest asks for its appeals here, and donations
 learns whether a reader gets the newsletter from `is_subscriber`, which the
 DONATIONS_SUBSCRIBER_CHECK setting names so that donations imports nothing back.
+A reader's "download my data" and "delete my data" reach the gifts and plans held
+under their address through `reader_gifts_export` and `reader_gifts_anonymise`.
 """
 
 from __future__ import annotations
 
 from django.template.loader import render_to_string
 
-from donations import selectors
+from donations import money, selectors
+from donations import services as donations_services
 from donations.models import Appeal, Placement
+from newsroom import audit
 from subscriptions.models import Subscriber
 
 
@@ -37,3 +41,26 @@ def appeal_for_newsletter(*, email: str) -> Appeal | None:
 def appeal_html(*, appeal: Appeal) -> str:
     """The appeal's block inside the digest email, links absolute."""
     return render_to_string("donations/emails/newsletter_appeal.html", {"appeal": appeal})
+
+
+def reader_gifts_export(*, email: str) -> dict[str, list[dict]]:
+    """The gifts and plans under `email`, for the reader's data download."""
+    return selectors.gifts_export(email=email)
+
+
+def reader_live_plans(*, email: str) -> list[dict]:
+    """Plans under `email` still charged at Stripe: deleting one's data leaves them running."""
+    return [
+        {
+            "amount": money.format_cents(plan.amount_cents, plan.currency, exact=True),
+            "frequency": plan.get_frequency_display().lower(),
+        }
+        for plan in selectors.live_plans_for_email(email)
+    ]
+
+
+def reader_gifts_anonymise(
+    *, email: str, actor: audit.Actor | None, by: str
+) -> donations_services.Anonymised:
+    """Anonymise the gifts and ended plans under `email`; call inside the deletion's transaction."""
+    return donations_services.donor_anonymise(email=email, actor=actor, by=by)

@@ -9,7 +9,7 @@ from django.core import signing
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from newsroom.models import Article
-from subscriptions import tokens
+from subscriptions import appeals, tokens
 from subscriptions.models import (
     ConsentRecord,
     Delivery,
@@ -164,7 +164,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def subscriber_export(*, subscriber: Subscriber) -> dict:
-    """Everything held about the address, consent history included, as JSON-ready data."""
+    """Everything held about the address, consent history and gifts included, as JSON-ready data."""
     records = ConsentRecord.objects.filter(subscriber=subscriber).select_related(
         "newsletter", "consent_text"
     )
@@ -236,4 +236,6 @@ def subscriber_export(*, subscriber: Subscriber) -> dict:
             }
             for d in deliveries
         ],
+        # Gifts and plans under the same address: the link proves the reader owns it.
+        **appeals.reader_gifts_export(email=subscriber.email),
     }

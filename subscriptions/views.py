@@ -34,8 +34,8 @@ from newsroom import ratelimit
 from newsroom.models import Category, Topic
 from newsroom.parsing import parse_int
 from newsroom.security import client_ip
+from subscriptions import appeals, selectors, services, tokens
 from subscriptions import follows as reader_follows
-from subscriptions import selectors, services, tokens
 from subscriptions.forms import DeleteForm, FollowForm, PreferencesForm, SignupForm
 from subscriptions.models import Newsletter, Subscription
 
@@ -469,8 +469,11 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
         elif action == "delete":
             delete_form = DeleteForm(request.POST)
             if delete_form.is_valid():
+                live_plans = appeals.reader_live_plans(email=subscriber.email)
                 services.subscriber_delete(subscriber=subscriber, actor=None, by="reader")
-                return _private(render(request, "subscriptions/deleted.html"))
+                return _private(
+                    render(request, "subscriptions/deleted.html", {"live_plans": live_plans})
+                )
         else:
             return _error(request, "Unknown action.", 400)
         if notice:
@@ -490,6 +493,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
             "token": token,
             "form": form,
             "delete_form": delete_form,
+            "live_plans": appeals.reader_live_plans(email=subscriber.email),
             "notice": NOTICES.get(request.GET.get("done", ""), ""),
             "subscriptions": subscriber.subscriptions.select_related("newsletter").order_by(
                 "newsletter__name"

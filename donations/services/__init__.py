@@ -2,8 +2,9 @@
 
 One module per stage a gift goes through: `appeals` (what asks), `checkout` (the
 pending gift and Stripe's page), `events` (Stripe's webhook events, stored and
-dispatched), `gifts` (what Stripe reports, applied), `emails` (what donors are sent)
-and `manage` (a donor's sign-in link and portal). Callers import from here.
+dispatched), `gifts` (what Stripe reports, applied), `emails` (what donors are sent),
+`manage` (a donor's sign-in link and portal) and `donors` (a donor's own data,
+anonymised on request). Callers import from here.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from donations.services.checkout import (
     checkout_params,
     checkout_start,
 )
+from donations.services.donors import Anonymised, deleted_email, donor_anonymise
 from donations.services.emails import (
     HonoreeOptOutInvalid,
     card_update_notice_send,
@@ -61,6 +63,7 @@ from donations.services.manage import (
 
 __all__ = [
     "HANDLERS",
+    "Anonymised",
     "CheckoutUnavailable",
     "GiftRequest",
     "HonoreeOptOutInvalid",
@@ -75,6 +78,8 @@ __all__ = [
     "card_update_notice_send",
     "checkout_params",
     "checkout_start",
+    "deleted_email",
+    "donor_anonymise",
     "gift_apply_charge_refunded",
     "gift_apply_checkout_session",
     "gift_apply_invoice_paid",

@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from newsroom import audit
+from subscriptions import appeals
 from subscriptions.models import (
     ConsentRecord,
     Newsletter,
@@ -60,10 +61,13 @@ def suppression_add(*, email: str, reason: str) -> Suppression:
 def subscriber_delete(*, subscriber: Subscriber, actor: audit.Actor | None, by: str) -> None:
     """Forget the reader: only the hash of the address stays, so no email goes to it again.
 
+    Gifts and ended plans under the address are anonymised, not deleted (tax records);
+    a plan still running at Stripe is left as it is, for the reader to cancel.
     `by` is "reader" (their own "delete my data", `actor` None: the reader's address and
     IP are what is being forgotten) or "staff" (the admin, `actor` the staff member).
     """
     with transaction.atomic():
+        appeals.reader_gifts_anonymise(email=subscriber.email, actor=actor, by=by)
         # The audit entry names the reader by id and hash only, committed with the deletion.
         audit.subscriber_deletion_record(subscriber=subscriber, actor=actor, by=by)
         suppression_add(email=subscriber.email, reason=Suppression.Reason.DELETED)

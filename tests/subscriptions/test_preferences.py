@@ -6,8 +6,11 @@ import json
 from urllib.parse import urlsplit
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
+from donations.models import Gift, RecurringPlan
+from newsroom.models import AuditEntry
 from subscriptions import tokens
 from subscriptions.models import (
     ConsentRecord,
@@ -20,6 +23,7 @@ from subscriptions.models import (
     email_hash,
 )
 from subscriptions.selectors import suppressed_among
+from tests.donations.factories import PaidGiftFactory, PlanFactory
 from tests.newsroom.factories import CategoryFactory, TopicFactory
 from tests.subscriptions.factories import NewsletterFactory, SubscriptionFactory
 from tests.subscriptions.helpers import confirm_path, signup
@@ -178,3 +182,75 @@ def test_a_suppressed_reader_is_told_nothing_will_be_sent(client, member):
     body = client.get(prefs(member)).content.decode()
 
     assert "we no longer send to it" in body
+
+
+def test_download_my_data_includes_the_gifts_and_plans_of_that_address_only(client, member):
+    gift = PaidGiftFactory(donor_email="prefs@mail.example", amount_cents=5000)
+    plan = PlanFactory(donor_email="prefs@mail.example")
+    PaidGiftFactory(donor_email="someone@mail.example")
+    PlanFactory(donor_email="someone@mail.example")
+
+    data = json.loads(client.get(prefs(member) + "my-data.json").content)
+
+    assert [g["receipt_number"] for g in data["gifts"]] == [gift.pk]
+    assert data["gifts"][0]["amount_minor_units"] == 5000
+    assert [p["plan"] for p in data["plans"]] == [plan.pk]
+
+
+def test_delete_my_data_anonymises_the_gifts_and_calls_nothing_at_stripe(
+    client, member, fake_stripe
+):
+    gift = PaidGiftFactory(donor_email="prefs@mail.example", amount_cents=5000)
+
+    response = client.post(prefs(member), {"action": "delete", "confirm": "on"})
+
+    assert b"kept for tax records" in response.content
+    gift.refresh_from_db()
+    assert gift.donor_email.startswith("deleted-") and gift.donor_email.endswith("@invalid")
+    assert gift.donor_name == "Deleted reader"
+    assert gift.amount_cents == 5000 and gift.paid_at is not None
+    assert not Gift.objects.filter(donor_email__iexact="prefs@mail.example").exists()
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.SUBSCRIBER_DELETE).exists()
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.DONOR_ANONYMISE).exists()
+    assert fake_stripe.calls == []
+
+
+def test_a_reader_giving_monthly_is_told_deleting_does_not_cancel_it(client, member, fake_stripe):
+    plan = PlanFactory(donor_email="prefs@mail.example", amount_cents=2000)
+    manage = reverse("donations:manage")
+
+    page = client.get(prefs(member)).content.decode()
+
+    assert "Deleting your data does not stop that gift" in page and manage in page
+    response = client.post(prefs(member), {"action": "delete", "confirm": "on"})
+    body = response.content.decode()
+    assert "still running" in body and manage in body
+    plan.refresh_from_db()
+    assert plan.status == RecurringPlan.Status.ACTIVE
+    assert plan.donor_email == "prefs@mail.example"
+    assert not Subscriber.objects.exists()
+    assert fake_stripe.calls == []
+
+
+def test_the_privacy_page_says_gifts_are_kept_anonymised(client, db):
+    body = client.get(reverse("subscriptions:privacy")).content.decode()
+
+    assert "Gifts are tax records" in body and "anonymised" in body
+
+
+def test_gifts_stay_as_they_were_if_the_deletion_fails(member, monkeypatch):
+    from subscriptions import services
+    from subscriptions.services import leaving
+
+    gift = PaidGiftFactory(donor_email="prefs@mail.example")
+
+    def broken(**kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(leaving, "suppression_add", broken)
+    with pytest.raises(RuntimeError):
+        services.subscriber_delete(subscriber=member, actor=None, by="reader")
+
+    gift.refresh_from_db()
+    assert gift.donor_email == "prefs@mail.example"
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.DONOR_ANONYMISE).exists()
