@@ -4,13 +4,16 @@ The one module of either app that imports the other, in one direction only
 (subscriptions -> donations): the digest asks for its appeals here, and donations
 learns whether a reader gets the newsletter from `is_subscriber`, which the
 DONATIONS_SUBSCRIBER_CHECK setting names so that donations imports nothing back.
+Reader state (which appeal a browser sees) is set here too: on confirming, and through
+the reader token the digest's links carry.
 """
 
 from __future__ import annotations
 
+from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
-from donations import selectors
+from donations import reader_state, selectors
 from donations.models import Appeal, Placement
 from subscriptions.models import Subscriber
 
@@ -37,3 +40,13 @@ def appeal_for_newsletter(*, email: str) -> Appeal | None:
 def appeal_html(*, appeal: Appeal) -> str:
     """The appeal's block inside the digest email, links absolute."""
     return render_to_string("donations/emails/newsletter_appeal.html", {"appeal": appeal})
+
+
+def mark_subscriber(request: HttpRequest, response: HttpResponse) -> None:
+    """Show this browser the subscribers' appeals from now on (any browser: it only picks one)."""
+    reader_state.mark_subscriber(request, response)
+
+
+def subscriber_link(url: str) -> str:
+    """`url` with a reader token saying "subscriber", for links in the digest."""
+    return reader_state.with_token(url, reader_state.token_make(subscriber=True))

@@ -34,8 +34,8 @@ from newsroom import ratelimit
 from newsroom.models import Category, Topic
 from newsroom.parsing import parse_int
 from newsroom.security import client_ip
+from subscriptions import appeals, selectors, services, tokens
 from subscriptions import follows as reader_follows
-from subscriptions import selectors, services, tokens
 from subscriptions.forms import DeleteForm, FollowForm, PreferencesForm, SignupForm
 from subscriptions.models import Newsletter, Subscription
 
@@ -206,6 +206,7 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     )
     if signed_up_here and not linked:
         reader_follows.link_subscriber(response, subscriber)
+    appeals.mark_subscriber(request, response)
     return _private(response)
 
 
