@@ -4,6 +4,12 @@ It holds the appeals a reader dismissed (each until a date), the day of their la
 gift, and whether they get the newsletter. It is signed (django.core.signing), so a
 reader can delete it but not forge it. Cached pages vary on a short key of it
 (`selectors.reader_state_key`), so appeals honour it while pages stay cacheable.
+
+It is set by the thank-you page, by confirming a subscription, and by a reader token:
+links in receipts and in the digest carry `?rt=<token>` (what the email knew: subscriber,
+day of the last gift; never an address or an id), which `ReaderTokenMiddleware` adds to
+the cookie before redirecting to the clean URL. Each such visit rewrites the cookie, so
+the day of the last gift outlives the browser's 400-day cap on the cookie itself.
 """
 
 from __future__ import annotations
@@ -16,13 +22,43 @@ from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from django.utils.dateparse import parse_date
 
 COOKIE_NAME = "reader_state"
 SALT = "donations.reader-state"
 # Browsers cap cookie lifetimes at 400 days (RFC 6265bis, section 5.6.1).
 MAX_AGE = 400 * 86_400
 QUIET_DAYS_AFTER_GIFT = 30
-LAPSED_AFTER_DAYS = 365
+# A donor is "lapsed" from 13 to 36 whole months after their last gift; after that the
+# gift is too old to speak of and they are asked as someone who never gave ("none").
+LAPSED_FROM_MONTHS = 13
+LAPSED_UNTIL_MONTHS = 36
+LINK_PARAM = "rt"
+LINK_SALT = "donations.reader-token"
+
+
+def months_since(day: date, today: date) -> int:
+    """Whole calendar months from `day` to `today` (a month from 31 Jan is 28/29 Feb)."""
+    months = (today.year - day.year) * 12 + today.month - day.month
+    if today.day < day.day and not _last_day_of_month(today):
+        months -= 1
+    return months
+
+
+def _last_day_of_month(day: date) -> bool:
+    return (day + timedelta(days=1)).month != day.month
+
+
+def donor_class(last_gift: date | None, today: date) -> str:
+    """ "none" (never gave, or over 36 months ago), "recent" (under 13 months) or "lapsed"."""
+    if last_gift is None:
+        return "none"
+    months = months_since(last_gift, today)
+    if months < LAPSED_FROM_MONTHS:
+        return "recent"
+    if months <= LAPSED_UNTIL_MONTHS:
+        return "lapsed"
+    return "none"
 
 
 @dataclass
@@ -41,11 +77,7 @@ class ReaderState:
         )
 
     def donor_class(self, today: date) -> str:
-        if self.last_gift is None:
-            return "none"
-        if today - self.last_gift > timedelta(days=LAPSED_AFTER_DAYS):
-            return "lapsed"
-        return "recent"
+        return donor_class(self.last_gift, today)
 
     def key(self, today: date) -> str:
         """A short digest of everything that changes which appeal is shown; "" for nothing."""
@@ -102,3 +134,41 @@ def write(response: HttpResponse, state: ReaderState) -> None:
         samesite="Lax",
         secure=not settings.DEBUG,
     )
+
+
+def mark_subscriber(request: HttpRequest, response: HttpResponse) -> None:
+    """Remember on this browser that its reader gets the newsletter (changes only the appeal)."""
+    state = read(request)
+    state.subscriber = True
+    write(response, state)
+
+
+def token_make(*, subscriber: bool = False, last_gift: date | None = None) -> str:
+    """A reader token for links in emails: what the email knows of its reader, nothing else."""
+    payload: dict = {}
+    if subscriber:
+        payload["s"] = 1
+    if last_gift:
+        payload["g"] = last_gift.isoformat()
+    # No timestamp: the token states facts as of the email, which the cookie only adds to.
+    return signing.Signer(salt=LINK_SALT).sign_object(payload, compress=True)
+
+
+def token_apply(state: ReaderState, token: str) -> bool:
+    """Add what a reader token says to `state`; False (nothing changed) for a forged token."""
+    try:
+        payload = signing.Signer(salt=LINK_SALT).unsign_object(token)
+        last_gift = parse_date(payload["g"]) if payload.get("g") else None
+        subscriber = bool(payload.get("s"))
+    except (signing.BadSignature, ValueError, TypeError, AttributeError):
+        return False
+    # A token only adds: an older email must not undo a newer gift or subscription.
+    state.subscriber = state.subscriber or subscriber
+    if last_gift and (state.last_gift is None or last_gift > state.last_gift):
+        state.last_gift = last_gift
+    return True
+
+
+def with_token(url: str, token: str) -> str:
+    """`url` with the reader token in its query."""
+    return f"{url}{'&' if '?' in url else '?'}{LINK_PARAM}={token}"

@@ -78,7 +78,10 @@ def appeal_ids() -> frozenset[int]:
 
 
 def audience_matches(audience: str, *, donor_class: str, subscriber: bool) -> bool:
-    """donor_class: "none" (never gave), "recent" (in the last 12 months) or "lapsed"."""
+    """donor_class: as `reader_state.donor_class`, "none", "recent" or "lapsed".
+
+    "lapsed" is a last gift 13 to 36 months ago; a gift older than that counts as "none".
+    """
     return {
         Appeal.Audience.EVERYONE: True,
         Appeal.Audience.NON_DONORS: donor_class == "none",
@@ -140,11 +143,10 @@ def appeal_for_newsletter(*, email: str, subscriber: Callable[[], bool]) -> Appe
     now = timezone.now()
     if last is not None and now - last < timedelta(days=reader_state.QUIET_DAYS_AFTER_GIFT):
         return None
-    if last is None:
-        donor_class = "none"
-    else:
-        lapsed = now - last > timedelta(days=reader_state.LAPSED_AFTER_DAYS)
-        donor_class = "lapsed" if lapsed else "recent"
+    # The same rule as on the web, from the day of the gift.
+    donor_class = reader_state.donor_class(
+        timezone.localdate(last) if last is not None else None, timezone.localdate(now)
+    )
     subscribed: bool | None = None  # looked up only if an audience asks
     for appeal in appeals:
         asks = appeal.audience in (Appeal.Audience.SUBSCRIBERS, Appeal.Audience.NOT_SUBSCRIBERS)

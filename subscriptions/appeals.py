@@ -6,13 +6,16 @@ learns whether a reader gets the newsletter from `is_subscriber`, which the
 DONATIONS_SUBSCRIBER_CHECK setting names so that donations imports nothing back.
 A reader's "download my data" and "delete my data" reach the gifts and plans held
 under their address through `reader_gifts_export` and `reader_gifts_anonymise`.
+Reader state (which appeal a browser sees) is set here too: on confirming, and through
+the reader token the digest's links carry.
 """
 
 from __future__ import annotations
 
+from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
-from donations import money, selectors
+from donations import money, reader_state, selectors
 from donations import services as donations_services
 from donations.models import Appeal, Placement
 from newsroom import audit
@@ -64,3 +67,13 @@ def reader_gifts_anonymise(
 ) -> donations_services.Anonymised:
     """Anonymise the gifts and ended plans under `email`; call inside the deletion's transaction."""
     return donations_services.donor_anonymise(email=email, actor=actor, by=by)
+
+
+def mark_subscriber(request: HttpRequest, response: HttpResponse) -> None:
+    """Show this browser the subscribers' appeals from now on (any browser: it only picks one)."""
+    reader_state.mark_subscriber(request, response)
+
+
+def subscriber_link(url: str) -> str:
+    """`url` with a reader token saying "subscriber", for links in the digest."""
+    return reader_state.with_token(url, reader_state.token_make(subscriber=True))

@@ -206,6 +206,7 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     )
     if signed_up_here and not linked:
         reader_follows.link_subscriber(response, subscriber)
+    appeals.mark_subscriber(request, response)
     return _private(response)
 
 

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from donations import selectors
+from donations import reader_state, selectors
 from donations.models import Gift, GivingStatement, HonoreeOptOut, PaymentFailureNotice
 from donations.services.manage import manage_token_make
 from newsroom import mail
@@ -75,11 +75,24 @@ def receipt_send(*, gift_id: int) -> bool:
         if gift is None or gift.receipt_sent_at or gift.paid_at is None:
             return False
         _one_line_names(gift)
-        sent = _send(template="receipt", to=gift.donor_email, context={"gift": gift})
+        sent = _send(template="receipt", to=gift.donor_email, context=_receipt_links(gift))
         # A suppressed address is marked too: the receipt is not owed twice.
         gift.receipt_sent_at = timezone.now()
         gift.save(update_fields=["receipt_sent_at"])
     return sent
+
+
+def _receipt_links(gift: Gift) -> dict:
+    """The receipt's context: its links to the site tell the reader's browser of the gift."""
+    token = reader_state.token_make(
+        last_gift=timezone.localdate(gift.paid_at),
+        subscriber=selectors.is_subscriber(gift.donor_email),
+    )
+    return {
+        "gift": gift,
+        "manage_url": reader_state.with_token(absolute(reverse("donations:manage")), token),
+        "home_url": reader_state.with_token(absolute("/"), token),
+    }
 
 
 def honoree_opt_out_url(*, email: str) -> str:

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from newsroom.links import absolute
 from newsroom.models import Article, Category, Topic
+from subscriptions import appeals
 from subscriptions.models import Edition, Follow, Newsletter
 
 
@@ -243,8 +244,9 @@ def _edition_parts(edition: Edition, *, shared: bool) -> tuple[dict, dict, dict]
         ids.update(section_ids)
     articles = Article.objects.published().select_related("category").in_bulk(list(ids))
     for article in articles.values():
-        # Emails need absolute links; the templates read these two.
-        article.absolute_url = absolute(article.get_absolute_url())
+        # Emails need absolute links; the templates read these two. A reader arriving by
+        # one is known as a subscriber, so the site shows them the subscribers' appeal.
+        article.absolute_url = appeals.subscriber_link(absolute(article.get_absolute_url()))
         article.image_url = absolute(article.lead_photo.url) if article.lead_photo else ""
     categories = Category.objects.in_bulk([int(k) for k in contents.get("categories", {})])
     topics = Topic.objects.in_bulk([int(k) for k in contents.get("topics", {})])
