@@ -2,7 +2,8 @@
 
 One module per stage a gift goes through: `appeals` (what asks), `checkout` (the
 pending gift and Stripe's page), `events` (Stripe's webhook events, stored and
-dispatched), `gifts` (what Stripe reports, applied), `emails` (what donors are sent)
+dispatched), `gifts` (what Stripe reports, applied), `reconcile` (what a lost webhook
+missed, from Stripe's records), `emails` (what donors are sent)
 and `manage` (a donor's sign-in link and portal). Callers import from here.
 """
 
@@ -49,7 +50,6 @@ from donations.services.gifts import (
     gift_refund_request,
     plan_apply_subscription,
     plan_record_payment_failed,
-    stripe_reconcile,
 )
 from donations.services.manage import (
     ManageLinkInvalid,
@@ -58,6 +58,7 @@ from donations.services.manage import (
     manage_token_use,
     portal_url,
 )
+from donations.services.reconcile import ReconcileWindowTooLong, stripe_reconcile
 
 __all__ = [
     "HANDLERS",
@@ -65,6 +66,7 @@ __all__ = [
     "GiftRequest",
     "HonoreeOptOutInvalid",
     "ManageLinkInvalid",
+    "ReconcileWindowTooLong",
     "RefundNotPossible",
     "WaitingFor",
     "appeal_cache_clear",
