@@ -66,6 +66,17 @@ def invoices_list(*, created_gte: int, status: str = "paid") -> Iterator[dict]:
         yield _plain(invoice)
 
 
+def events_list(*, created_gte: int, types: list[str]) -> Iterator[dict]:
+    """Every event of `types` created at or after the Unix time `created_gte`, newest first.
+
+    Stripe keeps events for 30 days (docs.stripe.com/api/events/list); the SDK fetches
+    the following pages (`has_more`, `starting_after`) as the loop reaches them.
+    """
+    page = _client().v1.events.list({"created": {"gte": created_gte}, "types": types, "limit": 100})
+    for event in page.auto_paging_iter():
+        yield _plain(event)
+
+
 def invoice_payment_intent_id(*, invoice_id: str) -> str | None:
     """The PaymentIntent that paid an invoice.
 

@@ -72,9 +72,7 @@ def appeal_counters_flush_task() -> int:
     name="donations.reconcile_stripe", autoretry_for=RETRYABLE, retry_backoff=True, max_retries=3
 )
 def reconcile_stripe_task(since_hours: int = 48) -> dict:
-    counts = services.stripe_reconcile(since=timedelta(hours=since_hours))
-    counts["events_retried"] = services.stripe_events_retry_waiting()
-    return counts
+    return services.stripe_reconcile(since=timedelta(hours=since_hours))
 
 
 @shared_task(name="donations.giving_statements_send")

@@ -2,9 +2,10 @@
 
 One module per stage a gift goes through: `appeals` (what asks), `checkout` (the
 pending gift and Stripe's page), `events` (Stripe's webhook events, stored and
-dispatched), `gifts` (what Stripe reports, applied), `emails` (what donors are sent),
-`manage` (a donor's sign-in link and portal) and `donors` (a donor's own data,
-anonymised on request). Callers import from here.
+dispatched), `gifts` (what Stripe reports, applied), `reconcile` (what a lost webhook
+missed, from Stripe's records), `emails` (what donors are sent), `manage` (a donor's
+sign-in link and portal) and `donors` (a donor's own data, anonymised on request).
+Callers import from here.
 """
 
 from __future__ import annotations
@@ -51,7 +52,6 @@ from donations.services.gifts import (
     gift_refund_request,
     plan_apply_subscription,
     plan_record_payment_failed,
-    stripe_reconcile,
 )
 from donations.services.manage import (
     ManageLinkInvalid,
@@ -60,6 +60,7 @@ from donations.services.manage import (
     manage_token_use,
     portal_url,
 )
+from donations.services.reconcile import ReconcileWindowTooLong, stripe_reconcile
 
 __all__ = [
     "HANDLERS",
@@ -68,6 +69,7 @@ __all__ = [
     "GiftRequest",
     "HonoreeOptOutInvalid",
     "ManageLinkInvalid",
+    "ReconcileWindowTooLong",
     "RefundNotPossible",
     "WaitingFor",
     "appeal_cache_clear",

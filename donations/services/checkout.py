@@ -40,6 +40,25 @@ class GiftRequest:
     utm: dict = field(default_factory=dict)
 
 
+def gift_metadata(*, gift: Gift) -> dict[str, str]:
+    """What Stripe keeps of a pending gift, so a gift our database lost can be rebuilt whole.
+
+    Metadata values are strings of at most 500 characters (docs.stripe.com/metadata).
+    """
+    metadata = {"gift_id": str(gift.pk), "frequency": gift.frequency}
+    optional = {
+        "appeal_id": str(gift.appeal_id or ""),
+        "article_id": str(gift.article_id or ""),
+        "placement": gift.placement,
+        "dedication": gift.dedication,
+        "honoree_name": gift.honoree_name if gift.dedication else "",
+        "honoree_email": gift.honoree_email if gift.dedication else "",
+        **{key: str(value) for key, value in (gift.utm or {}).items() if key.startswith("utm_")},
+    }
+    metadata.update({key: value[:500] for key, value in optional.items() if value})
+    return metadata
+
+
 def checkout_params(*, gift: Gift) -> dict:
     """The Checkout Session for a pending gift (docs.stripe.com/api/checkout/sessions/create)."""
     name = settings.NEWSROOM_NAME
@@ -64,9 +83,7 @@ def checkout_params(*, gift: Gift) -> dict:
     if gift.fee_cents:
         # A line of its own, so the donor sees the fee on Stripe's page before paying.
         items.append(line(gift.fee_cents, "Processing fee, covered by you"))
-    metadata = {"gift_id": str(gift.pk), "frequency": gift.frequency}
-    if gift.appeal_id:
-        metadata["appeal_id"] = str(gift.appeal_id)
+    metadata = gift_metadata(gift=gift)
     params: dict = {
         "mode": "subscription" if recurring else "payment",
         "line_items": items,

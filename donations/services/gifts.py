@@ -2,15 +2,15 @@
 
 Stripe is the truth about money (docs.stripe.com/webhooks): a gift becomes paid,
 refunded or disputed only from what Stripe reports, through a webhook or through
-`stripe_reconcile`. Every function that applies a Stripe object is idempotent and
-does not depend on the order events arrive in: it finds our rows by Stripe ids (all
+`stripe_reconcile` (services.reconcile). Every function that applies a Stripe object is
+idempotent and does not depend on the order events arrive in: it finds our rows by Stripe ids (all
 unique in the database), only moves a gift forward, and an event about a payment we
 have not recorded yet waits (`WaitingFor`) and is replayed when that payment appears.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.mail import mail_admins
@@ -18,8 +18,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from donations import stripe_api
-from donations.models import Frequency, Gift, PaymentFailureNotice, RecurringPlan, StripeEvent
+from donations.models import (
+    Appeal,
+    Frequency,
+    Gift,
+    PaymentFailureNotice,
+    Placement,
+    RecurringPlan,
+    StripeEvent,
+)
 from donations.money import format_cents
+from newsroom.models import Article
 from newsroom.parsing import parse_int
 
 UNPAID = (Gift.Status.PENDING, Gift.Status.FAILED, Gift.Status.ABANDONED)
@@ -163,8 +172,18 @@ def _plan_for(
 
 
 def _gift_from_session(session: dict, metadata: dict) -> Gift:
-    """Re-create a gift our database lost, from the Checkout Session Stripe kept."""
+    """Re-create a gift our database lost, from the Checkout Session Stripe kept.
+
+    The session's metadata carries what the donor chose besides the amount
+    (`checkout.gift_metadata`), so the rebuilt gift keeps its appeal, UTM and dedication.
+    """
     details = session.get("customer_details") or {}
+    appeal_id = parse_int(metadata.get("appeal_id"), minimum=1)
+    article_id = parse_int(metadata.get("article_id"), minimum=1)
+    dedication = metadata.get("dedication") or ""
+    if dedication not in Gift.Dedication.values:
+        dedication = ""
+    placement = metadata.get("placement") or ""
     return Gift.objects.create(
         status=Gift.Status.PENDING,
         frequency=metadata.get("frequency") or Frequency.ONE_TIME,
@@ -172,6 +191,14 @@ def _gift_from_session(session: dict, metadata: dict) -> Gift:
         currency=session.get("currency") or settings.DONATION_CURRENCY,
         donor_email=details.get("email") or session.get("customer_email") or "",
         donor_name=details.get("name") or "",
+        dedication=dedication,
+        honoree_name=metadata.get("honoree_name", "") if dedication else "",
+        honoree_email=metadata.get("honoree_email", "") if dedication else "",
+        # An appeal or article deleted since checkout is left out, as SET_NULL would.
+        appeal_id=appeal_id if Appeal.objects.filter(pk=appeal_id).exists() else None,
+        article_id=article_id if Article.objects.filter(pk=article_id).exists() else None,
+        placement=placement if placement in Placement.values else "",
+        utm={key: value for key, value in metadata.items() if key.startswith("utm_") and value},
         stripe_checkout_session_id=session["id"],
     )
 
@@ -188,9 +215,14 @@ def gift_apply_checkout_session(*, session: dict, event_type: str) -> Gift | Non
     if paid and _needs_details(stripe_checkout_session_id=session["id"]):
         details = _payment_details(payment_intent_id=payment_intent_id, invoice_id=invoice_id)
     with transaction.atomic():
-        gift = Gift.objects.select_for_update().filter(
-            stripe_checkout_session_id=session["id"]
-        ).first() or _locked_gift_from_metadata(metadata)
+        # The pending gift made at checkout: by session id, else by the id we sent twice.
+        gift = (
+            Gift.objects.select_for_update()
+            .filter(stripe_checkout_session_id=session["id"])
+            .first()
+            or _locked_gift_from_metadata(metadata)
+            or _locked_gift_from_metadata({"gift_id": session.get("client_reference_id")})
+        )
         if gift is None:
             gift = _gift_from_session(session, metadata)
         gift.stripe_checkout_session_id = gift.stripe_checkout_session_id or session["id"]
@@ -453,31 +485,3 @@ def gift_refund_request(*, gift_id: int) -> Gift:
     gift.refund_requested_at = timezone.now()
     Gift.objects.filter(pk=gift.pk).update(refund_requested_at=gift.refund_requested_at)
     return gift
-
-
-def stripe_reconcile(*, since: timedelta) -> dict[str, int]:
-    """Fill in every paid gift Stripe has since `since` ago that a lost webhook missed."""
-    created_gte = int((timezone.now() - since).timestamp())
-    counts = {"sessions": 0, "invoices": 0, "recovered": 0}
-    for session in stripe_api.checkout_sessions_list(created_gte=created_gte):
-        counts["sessions"] += 1
-        done = session.get("status") == "expired" or (
-            session.get("status") == "complete" and session.get("payment_status") == "paid"
-        )
-        if not done:
-            continue
-        was_given = Gift.objects.filter(
-            stripe_checkout_session_id=session["id"], paid_at__isnull=False
-        ).exists()
-        gift = gift_apply_checkout_session(session=session, event_type="reconcile")
-        if gift is not None and gift.paid_at and not was_given:
-            counts["recovered"] += 1
-    for invoice in stripe_api.invoices_list(created_gte=created_gte, status="paid"):
-        counts["invoices"] += 1
-        was_given = Gift.objects.filter(
-            stripe_invoice_id=invoice["id"], paid_at__isnull=False
-        ).exists()
-        gift = gift_apply_invoice_paid(invoice=invoice)
-        if gift is not None and not was_given:
-            counts["recovered"] += 1
-    return counts

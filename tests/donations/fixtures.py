@@ -24,6 +24,7 @@ class FakeStripe:
         self.checkout_url_base = checkout_url_base
         self.sessions: list[dict] = []
         self.invoices: list[dict] = []
+        self.events: list[dict] = []
         self.intents: dict[str, dict] = {}
         self.invoice_intents: dict[str, str] = {}
         self.fail_with: Exception | None = None
@@ -54,6 +55,10 @@ class FakeStripe:
     def invoices_list(self, *, created_gte: int, status: str = "paid"):
         self._record("invoices_list", created_gte=created_gte, status=status)
         return iter(self.invoices)
+
+    def events_list(self, *, created_gte: int, types: list[str]):
+        self._record("events_list", created_gte=created_gte, types=types)
+        return iter(event for event in self.events if event["type"] in types)
 
     def invoice_payment_intent_id(self, *, invoice_id: str) -> str | None:
         self._record("invoice_payment_intent_id", invoice_id=invoice_id)
@@ -99,6 +104,7 @@ DOORWAY = [
     "checkout_session_create",
     "checkout_sessions_list",
     "invoices_list",
+    "events_list",
     "invoice_payment_intent_id",
     "payment_intent_retrieve",
     "refund_create",

@@ -1,4 +1,4 @@
-"""Fill in gifts a lost webhook missed: `python manage.py reconcile_stripe --since 2d`."""
+"""Fill in what a lost webhook missed: `python manage.py reconcile_stripe --since 2d`."""
 
 from __future__ import annotations
 
@@ -20,15 +20,26 @@ def parse_since(value: str) -> timedelta:
 
 
 class Command(BaseCommand):
-    help = "List recent Checkout Sessions and invoices at Stripe and record any gift we missed."
+    help = (
+        "Apply the Stripe events of the handled types that the site never stored or processed, "
+        "record any gift a lost webhook missed, and retry events waiting or failed."
+    )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--since", default="2d", help="How far back to look: 30m, 12h, 2d, 1w.")
+        parser.add_argument(
+            "--since", default="2d", help="How far back to look, up to 30d: 30m, 12h, 2d, 1w."
+        )
 
     def handle(self, *args, since: str, **options) -> None:
-        counts = services.stripe_reconcile(since=parse_since(since))
-        retried = services.stripe_events_retry_waiting()
+        try:
+            counts = services.stripe_reconcile(since=parse_since(since))
+        except services.ReconcileWindowTooLong as exc:
+            raise CommandError(f"--since {since}: {exc}") from exc
         self.stdout.write(
+            f"Listed {counts['events']} Stripe event(s): stored {counts['events_stored']} "
+            f"the site had missed, processed {counts['events_processed']}, "
+            f"{counts['events_failed']} failed. "
             f"Checked {counts['sessions']} checkout sessions and {counts['invoices']} invoices; "
-            f"recovered {counts['recovered']} gift(s); processed {retried} waiting event(s) again."
+            f"recovered {counts['recovered']} gift(s); "
+            f"processed {counts['retried']} waiting event(s) again."
         )

@@ -1,0 +1,101 @@
+"""A local Stripe API on a thread: the real SDK talks HTTP to it (settings.STRIPE_API_BASE).
+
+It answers the GETs reconcile makes, from lists the test fills, in pages of `PAGE_SIZE`
+with `has_more`, so the SDK's own pagination (`starting_after`) is what is exercised.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+PAGE_SIZE = 2
+
+
+class StripeHTTP:
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+        self.sessions: list[dict] = []
+        self.invoices: list[dict] = []
+        self.requests: list[tuple[str, dict[str, list[str]]]] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> StripeHTTP:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def requested(self, path: str) -> list[dict[str, list[str]]]:
+        return [query for seen, query in self.requests if seen == path]
+
+    def _page(self, path: str, objects: list[dict], query: dict[str, list[str]]) -> dict:
+        gte = int(query.get("created[gte]", ["0"])[0])
+        types = [value for key, value in query.items() if key.startswith("types[")]
+        wanted = {name for values in types for name in values}
+        found = [
+            obj
+            for obj in sorted(objects, key=lambda obj: obj.get("created") or 0, reverse=True)
+            if (obj.get("created") or time.time()) >= gte
+            and (not wanted or obj.get("type") in wanted)
+        ]
+        after = query.get("starting_after", [None])[0]
+        if after:
+            found = found[[obj["id"] for obj in found].index(after) + 1 :]
+        return {
+            "object": "list",
+            "url": path,
+            "data": found[:PAGE_SIZE],
+            "has_more": len(found) > PAGE_SIZE,
+        }
+
+    def _answer(self, path: str, query: dict[str, list[str]]) -> tuple[int, dict]:
+        lists = {
+            "/v1/events": self.events,
+            "/v1/checkout/sessions": self.sessions,
+            "/v1/invoices": self.invoices,
+        }
+        if path in lists:
+            return 200, self._page(path, lists[path], query)
+        if path.startswith("/v1/payment_intents/"):
+            intent_id = path.rsplit("/", 1)[1]
+            return 200, {
+                "id": intent_id,
+                "object": "payment_intent",
+                "customer": "cus_http_1",
+                "latest_charge": {
+                    "id": f"ch_for_{intent_id}",
+                    "object": "charge",
+                    "created": int(time.time()),
+                    "payment_method_details": {"type": "card", "card": {"last4": "4242"}},
+                },
+            }
+        return 404, {"error": {"type": "invalid_request_error", "message": f"No {path}"}}
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        stripe_http = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                query = parse_qs(parts.query)
+                stripe_http.requests.append((parts.path, query))
+                status, body = stripe_http._answer(parts.path, query)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        return Handler
