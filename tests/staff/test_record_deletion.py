@@ -1,4 +1,4 @@
-"""Money records are never deleted in the admin, not even by an Admin: staff refund instead."""
+"""Money records are never deleted in the admin, and reader records not without a trace."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from donations.models import (
     StripeEvent,
 )
 from staff import roles
+from subscriptions.models import Newsletter, Subscription
 from tests.donations.factories import AppealFactory, PaidGiftFactory, PlanFactory
+from tests.subscriptions.factories import NewsletterFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -94,3 +96,27 @@ def test_an_appeal_that_raised_nothing_can_still_be_deleted(administrator):
     administrator.post(reverse("admin:donations_appeal_delete", args=[appeal.pk]), {"post": "yes"})
 
     assert not Appeal.objects.filter(pk=appeal.pk).exists()
+
+
+def test_a_newsletter_readers_signed_up_to_is_not_deleted_with_their_subscriptions(
+    audience_editor,
+):
+    subscription = SubscriptionFactory(newsletter=NewsletterFactory(name="Mideast Daily"))
+    newsletter = subscription.newsletter
+    url = reverse("admin:subscriptions_newsletter_delete", args=[newsletter.pk])
+
+    page = audience_editor.get(url).content.decode()
+    audience_editor.post(url, {"post": "yes"})
+
+    assert "Mideast Daily has subscribers: switch it off (untick active) instead" in page
+    assert Subscription.objects.filter(pk=subscription.pk).exists()
+
+
+def test_a_newsletter_nobody_signed_up_to_can_still_be_deleted(audience_editor):
+    newsletter = NewsletterFactory()
+
+    audience_editor.post(
+        reverse("admin:subscriptions_newsletter_delete", args=[newsletter.pk]), {"post": "yes"}
+    )
+
+    assert not Newsletter.objects.filter(pk=newsletter.pk).exists()
