@@ -148,6 +148,18 @@ class AppealAdmin(admin.ModelAdmin):
     def save_model(self, request, obj: Appeal, form, change: bool) -> None:
         services.appeal_save(appeal=obj)
 
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        """Refuse, as Django refuses a protected row, to delete an appeal that raised money."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # Its gifts would keep their amounts but lose what they were given to; switching
+        # the appeal off keeps both.
+        raised = [
+            f"{appeal} raised gifts: switch it off (untick active) instead"
+            for appeal in objs
+            if appeal.gifts.exists() or appeal.plans.exists()
+        ]
+        return deleted, counts, perms_needed, [*protected, *raised]
+
     def delete_model(self, request, obj: Appeal) -> None:
         services.appeal_delete(appeal=obj)
 
@@ -326,6 +338,9 @@ class GiftAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # Stripe is the truth; staff act through the actions
 
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # money records are kept for the books: staff refund instead
+
     @admin.display(description="amount", ordering="amount_cents")
     def amount(self, gift: Gift) -> str:
         return format_cents(gift.amount_cents, gift.currency, exact=True)
@@ -444,6 +459,9 @@ class RecurringPlanAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # a plan ends by cancelling it at Stripe; its record stays
+
     @admin.display(description="amount", ordering="amount_cents")
     def amount(self, plan: RecurringPlan) -> str:
         return format_cents(plan.amount_cents, plan.currency, exact=True)
@@ -467,6 +485,9 @@ class StripeEventAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # the record of what Stripe told us about money, and the dedupe key
 
     @admin.display(description="error")
     def short_error(self, event: StripeEvent) -> str:
@@ -499,6 +520,9 @@ class GivingStatementAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # what a donor was told they gave in a tax year
+
     @admin.display(description="total", ordering="total_cents")
     def total(self, statement: GivingStatement) -> str:
         return format_cents(statement.total_cents, exact=True)
@@ -512,3 +536,6 @@ class PaymentFailureNoticeAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # deleting one would send the donor the same notice again

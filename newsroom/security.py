@@ -38,19 +38,28 @@ def admin_prefix() -> str:
 def client_ip(request: HttpRequest) -> str:
     """The client's address: REMOTE_ADDR, or the one our own proxies put in CLIENT_IP_HEADER.
 
-    Each proxy appends the address it saw, so with N trusted proxies the Nth entry from
-    the end is the client's; entries before it are whatever the client claimed.
+    With CLIENT_IP_PROXY_HOPS = 0 nothing in front of the site is trusted. With N, a list
+    header such as X-Forwarded-For gives its Nth entry from the end: each proxy appends the
+    address it saw, and entries before ours are whatever the client claimed. A header
+    holding one address, as a CDN writes CF-Connecting-IP or True-Client-IP over whatever
+    the client sent, is that address. Anything that is not an address gives REMOTE_ADDR.
     """
+    remote = request.META.get("REMOTE_ADDR", "")
     hops = settings.CLIENT_IP_PROXY_HOPS
-    if hops:
-        header = request.META.get(settings.CLIENT_IP_HEADER, "")
-        forwarded = [part.strip() for part in header.split(",") if part.strip()]
-        if len(forwarded) >= hops:
-            try:
-                return str(ipaddress.ip_address(forwarded[-hops]))
-            except ValueError:  # a proxy passed something that is not an address
-                pass
-    return request.META.get("REMOTE_ADDR", "")
+    if hops < 1:
+        return remote
+    header = request.META.get(settings.CLIENT_IP_HEADER, "")
+    entries = [part.strip() for part in header.split(",") if part.strip()]
+    if len(entries) == 1:
+        claimed = entries[0]
+    elif len(entries) >= hops:
+        claimed = entries[-hops]
+    else:  # no header, or fewer entries than proxies: not the way we were told requests come
+        return remote
+    try:
+        return str(ipaddress.ip_address(claimed))
+    except ValueError:
+        return remote
 
 
 class RequestSizeLimitMiddleware:

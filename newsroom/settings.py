@@ -309,9 +309,6 @@ DONATIONS_SUBSCRIBER_CHECK = "subscriptions.appeals.is_subscriber"
 # --- subscriptions ----------------------------------------------------------
 
 SUBSCRIPTIONS_CONFIRM_MAX_AGE_DAYS = env_int("SUBSCRIPTIONS_CONFIRM_MAX_AGE_DAYS", 7)
-# How many proxies in front of the app append to X-Forwarded-For (0: trust REMOTE_ADDR only);
-# the default of CLIENT_IP_PROXY_HOPS.
-SUBSCRIPTIONS_PROXY_HOPS = env_int("SUBSCRIPTIONS_PROXY_HOPS", 0)
 
 # --- web --------------------------------------------------------------------
 
@@ -410,11 +407,14 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "newsroom.security.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "newsroom.security.client_ip"
 AXES_VERBOSE = False  # no banner on every command; lockouts are still logged
-# The header our own proxies write the client's address into, and how many of them
-# append to it. newsroom.security.client_ip reads the address this way for every rate
-# limit, consent record and the staff lockout.
+# The one setting for trusted proxies: how many are in front of the site (0: trust the
+# connection's address only) and the header they write the client's address into, a list
+# each appends to (X-Forwarded-For) or one address a CDN writes (HTTP_CF_CONNECTING_IP).
+# newsroom.security.client_ip reads the address this way for every rate limit, consent
+# record, audit entry and the staff lockout. SUBSCRIPTIONS_PROXY_HOPS is the deprecated
+# name of CLIENT_IP_PROXY_HOPS, still read when the new name is unset.
 CLIENT_IP_HEADER = env("CLIENT_IP_HEADER", "HTTP_X_FORWARDED_FOR")
-CLIENT_IP_PROXY_HOPS = env_int("CLIENT_IP_PROXY_HOPS", SUBSCRIPTIONS_PROXY_HOPS)
+CLIENT_IP_PROXY_HOPS = env_int("CLIENT_IP_PROXY_HOPS", env_int("SUBSCRIPTIONS_PROXY_HOPS", 0))
 
 # Two-factor login: the issuer name staff see in their authenticator app.
 OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", NEWSROOM_NAME)

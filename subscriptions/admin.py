@@ -241,6 +241,17 @@ class NewsletterAdmin(admin.ModelAdmin):
     def active_count(self, obj: Newsletter) -> int:
         return obj.subscriptions.filter(status=Subscription.Status.ACTIVE).count()
 
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        """Refuse, as for a protected row, to delete a newsletter readers signed up to."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # Its subscriptions would go with it, unaudited; switching it off keeps them.
+        held = [
+            f"{newsletter} has subscribers: switch it off (untick active) instead"
+            for newsletter in objs
+            if newsletter.subscriptions.exists()
+        ]
+        return deleted, counts, perms_needed, [*protected, *held]
+
 
 @admin.register(ConsentText)
 class ConsentTextAdmin(ReadOnlyMixin, admin.ModelAdmin):
