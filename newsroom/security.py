@@ -146,31 +146,55 @@ def has_confirmed_device(user) -> bool:
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
 
-class StaffTwoFactorMiddleware:
-    """Keep staff without a verified second factor out of every admin page.
+def second_factor_optional(view: Callable) -> Callable:
+    """Mark a staff view a session without a verified second factor may open: the set-up."""
+    view.second_factor_optional = True
+    return view
 
-    Needs django_otp's OTPMiddleware before it. Without a confirmed device a staff
-    member is sent to the two-factor pages (and may open only those); with one but a
-    session not verified by it (signed in before the device was set up elsewhere), they
-    sign in again with a code.
+
+def second_factor_refusal(request: HttpRequest) -> HttpResponse | None:
+    """Where staff without a verified second factor go instead of staff-only content.
+
+    Nowhere (None) for a verified session and for anyone who is not staff. Without a
+    confirmed device: the two-factor set-up. With one but a session not verified by it
+    (signed in before the device was set up elsewhere): signed out, to sign in with a code.
+    """
+    user = request.user
+    if not (user.is_authenticated and user.is_staff) or user.is_verified():
+        return None
+    query = urlencode({"next": request.get_full_path()})
+    if has_confirmed_device(user):
+        logout(request)
+        return HttpResponseRedirect(f"{reverse('admin:login')}?{query}")
+    return HttpResponseRedirect(f"{reverse('staff_otp_setup')}?{query}")
+
+
+class StaffTwoFactorMiddleware:
+    """Keep staff without a verified second factor out of every view under ADMIN_URL.
+
+    Needs django_otp's OTPMiddleware before it. It decides by the resolved view, so a
+    new admin or staff page is covered without asking; the only ones open to a
+    password-only session are the admin's sign-in and sign-out and the views marked
+    `second_factor_optional` (the set-up). Staff-only content outside the admin (a draft's
+    preview) asks `second_factor_refusal` itself.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path_info.startswith(admin_prefix()):
-            user = request.user
-            if user.is_authenticated and user.is_staff and not user.is_verified():
-                setup = reverse("staff_otp_setup")
-                open_paths = {reverse("admin:login"), reverse("admin:logout")}
-                if request.path not in open_paths and not request.path.startswith(setup):
-                    query = urlencode({"next": request.get_full_path()})
-                    if has_confirmed_device(user):
-                        logout(request)
-                        return HttpResponseRedirect(f"{reverse('admin:login')}?{query}")
-                    return HttpResponseRedirect(f"{setup}?{query}")
         return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view: Callable, view_args: tuple, view_kwargs: dict
+    ) -> HttpResponse | None:
+        if not request.path_info.startswith(admin_prefix()):
+            return None
+        if getattr(view, "second_factor_optional", False):
+            return None
+        if request.path in {reverse("admin:login"), reverse("admin:logout")}:
+            return None
+        return second_factor_refusal(request)
 
 
 class StaffLoginForm(AdminAuthenticationForm):

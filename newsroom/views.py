@@ -22,6 +22,7 @@ from newsroom.links import absolute
 from newsroom.models import Article, Author, Category, Topic
 from newsroom.parsing import page_number
 from newsroom.richtext import body_blocks
+from newsroom.security import second_factor_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +168,8 @@ def article(request: HttpRequest, slug: str) -> HttpResponse:
     if preview and not (is_signed_in(request) and request.user.is_staff):
         # Drafts and articles whose time has not come do not exist for readers.
         raise Http404("No such article.")
+    if preview and (refusal := second_factor_refusal(request)):
+        return refusal  # staff-only content: a password alone does not open it
     bidi = get_language_info(item.language)["bidi"] if item.language else False
     return render(
         request,

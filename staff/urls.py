@@ -6,8 +6,8 @@ from django.urls import path
 
 from staff import views
 
-# Staff set up two-factor sign-in before the admin opens (newsroom.security lets a
-# session without a second factor reach these pages only).
+# Staff set up two-factor sign-in before the admin opens: a session without a second
+# factor may reach only the views marked second_factor_optional (newsroom.security).
 urlpatterns = [
     path("two-factor/", views.setup, name="staff_otp_setup"),
     path("two-factor/send/", views.link_resend, name="staff_enrol_send"),

@@ -33,6 +33,7 @@ from newsroom.security import (
     lockout_response,
     login_failure_record,
     login_locked,
+    second_factor_optional,
 )
 from staff import services
 
@@ -149,6 +150,7 @@ def _refused(request: HttpRequest, exc: services.EnrolmentRefused, **kwargs) -> 
     return _landing(request, refused=str(exc), status=400, **kwargs)
 
 
+@second_factor_optional
 @never_cache
 @staff_member_required
 @require_http_methods(["GET", "POST"])
@@ -200,6 +202,7 @@ def setup(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/otp_setup.html", context, status=status)
 
 
+@second_factor_optional
 @never_cache
 @staff_member_required
 @require_POST
@@ -219,6 +222,7 @@ def link_resend(request: HttpRequest) -> HttpResponse:
     return _setup_redirect(request)
 
 
+@second_factor_optional
 @never_cache
 @staff_member_required
 @require_GET
@@ -235,6 +239,7 @@ def link_open(request: HttpRequest, token: str) -> HttpResponse:
     return _open(request, device)
 
 
+@second_factor_optional
 @never_cache
 @staff_member_required
 @require_POST
