@@ -157,31 +157,33 @@ def stripe_events_requeue_received(
 
 def stripe_event_process(*, event_id: int) -> str:
     """Run an event's handler and record the outcome (and error) on the stored event."""
-    event = StripeEvent.objects.get(pk=event_id)
-    if event.outcome in DONE:
-        return event.outcome
-    # Compare-and-set on the attempt count: the same event queued twice at once (a
-    # redelivery, a requeue, staff) runs its handler once; the loser leaves it as it is.
-    claimed = StripeEvent.objects.filter(
-        pk=event_id, attempts=event.attempts, outcome=event.outcome
-    ).update(attempts=F("attempts") + 1)
-    if not claimed:
-        return StripeEvent.objects.get(pk=event_id).outcome
-    handler = HANDLERS.get(event.type)
-    update: dict = {"processed_at": timezone.now()}
-    try:
-        if handler is None:
-            update.update(outcome=StripeEvent.Outcome.IGNORED, error="")
-        else:
-            handler(event.payload["data"]["object"], event.payload)
-            update.update(outcome=StripeEvent.Outcome.PROCESSED, error="", waiting_for="")
-    except WaitingFor as waiting:
-        update.update(outcome=StripeEvent.Outcome.WAITING, waiting_for=waiting.stripe_id, error="")
-    except Exception:
-        update.update(outcome=StripeEvent.Outcome.FAILED, error=traceback.format_exc()[-4000:])
+    failure: Exception | None = None
+    with transaction.atomic():
+        # The event's row is locked while its handler runs: the same event queued twice
+        # (a redelivery, a requeue, staff) runs once, the other run finds it done.
+        event = StripeEvent.objects.select_for_update().get(pk=event_id)
+        if event.outcome in DONE:
+            return event.outcome
+        handler = HANDLERS.get(event.type)
+        update: dict = {"attempts": F("attempts") + 1, "processed_at": timezone.now()}
+        try:
+            # A savepoint: a handler that fails leaves this transaction able to record it.
+            with transaction.atomic():
+                if handler is None:
+                    update.update(outcome=StripeEvent.Outcome.IGNORED, error="")
+                else:
+                    handler(event.payload["data"]["object"], event.payload)
+                    update.update(outcome=StripeEvent.Outcome.PROCESSED, error="", waiting_for="")
+        except WaitingFor as waiting:
+            update.update(
+                outcome=StripeEvent.Outcome.WAITING, waiting_for=waiting.stripe_id, error=""
+            )
+        except Exception as error:
+            update.update(outcome=StripeEvent.Outcome.FAILED, error=traceback.format_exc()[-4000:])
+            failure = error
         StripeEvent.objects.filter(pk=event_id).update(**update)
-        raise
-    StripeEvent.objects.filter(pk=event_id).update(**update)
+    if failure is not None:
+        raise failure
     return update["outcome"]
 
 
