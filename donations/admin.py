@@ -498,16 +498,9 @@ class StripeEventAdmin(admin.ModelAdmin):
     # Without the permission Django neither lists the action nor runs a forged POST of it.
     @admin.action(description="Process the selected events again", permissions=["change"])
     def process_again(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> None:
-        from donations.tasks import stripe_event_process_task
-
-        ids = list(
-            queryset.filter(
-                outcome__in=[StripeEvent.Outcome.FAILED, StripeEvent.Outcome.WAITING]
-            ).values_list("pk", flat=True)
-        )
-        for event_id in ids:
-            stripe_event_process_task.delay_on_commit(event_id)
-        self.message_user(request, f"Queued {len(ids)} event(s) to be processed again.")
+        # Events still `received` too: one the broker never delivered is processed here.
+        queued = services.stripe_events_queue(event_ids=queryset.values_list("pk", flat=True))
+        self.message_user(request, f"Queued {queued} event(s) to be processed again.")
 
 
 @admin.register(GivingStatement)

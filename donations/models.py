@@ -296,6 +296,11 @@ class StripeEvent(models.Model):
     )
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    queued_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the event was last handed to the outbox to be processed.",
+    )
 
     class Meta:
         ordering = ["-received_at"]

@@ -30,6 +30,12 @@ def stripe_event_process_task(event_id: int) -> str:
     return services.stripe_event_process(event_id=event_id)
 
 
+@shared_task(name="donations.stripe_events_requeue_received")
+def stripe_events_requeue_received_task() -> int:
+    """Beat, every minute: queue again the events still `received` a few minutes on."""
+    return services.stripe_events_requeue_received()
+
+
 @shared_task(
     name="donations.receipt_send", autoretry_for=MAIL_ERRORS, retry_backoff=True, max_retries=5
 )

@@ -1,9 +1,10 @@
 """Stripe's webhook: verify, store once, answer at once, process in a task.
 
 docs.stripe.com/webhooks: the signature is checked on the raw body; each event is
-stored under its unique id (a redelivery is a no-op that still answers 200); a 2xx
-goes back before any work is done, because Stripe retries slow endpoints; event types
-we do not handle are answered 200 so Stripe does not retry them for days.
+stored under its unique id with its outbox row (a redelivery stores nothing more and
+still answers 200); a 2xx goes back before any work is done, because Stripe retries slow
+endpoints, and whatever the broker does, because the stored event is processed once it
+is back; event types we do not handle are answered 200 so Stripe does not retry them.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from donations import services, stripe_api
-from donations.models import StripeEvent
-from donations.tasks import stripe_event_process_task
 
 
 @csrf_exempt
@@ -30,7 +29,5 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         return HttpResponse("Invalid signature.", status=400, content_type="text/plain")
     if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
         return HttpResponse("Not an event.", status=400, content_type="text/plain")
-    stored, created = services.stripe_event_store(event=event)
-    if created and stored.outcome == StripeEvent.Outcome.RECEIVED:
-        stripe_event_process_task.delay_on_commit(stored.pk)
+    services.stripe_event_store(event=event)
     return HttpResponse("ok", content_type="text/plain")

@@ -191,6 +191,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "newsroom.outbox_send_pending",
         "schedule": 60.0,
     },
+    # The outbox makes sure the broker took each event's task; this makes sure it ran.
+    "requeue-stripe-events": {
+        "task": "donations.stripe_events_requeue_received",
+        "schedule": 60.0,
+    },
     "flush-appeal-counters": {
         "task": "donations.appeal_counters_flush",
         "schedule": 60.0,

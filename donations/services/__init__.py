@@ -40,6 +40,8 @@ from donations.services.events import (
     HANDLERS,
     stripe_event_process,
     stripe_event_store,
+    stripe_events_queue,
+    stripe_events_requeue_received,
     stripe_events_retry_waiting,
 )
 from donations.services.gifts import (
@@ -103,6 +105,8 @@ __all__ = [
     "receipt_send",
     "stripe_event_process",
     "stripe_event_store",
+    "stripe_events_queue",
+    "stripe_events_requeue_received",
     "stripe_events_retry_waiting",
     "stripe_reconcile",
 ]

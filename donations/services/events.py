@@ -3,16 +3,23 @@
 docs.stripe.com/webhooks: a redelivered event is stored once (the unique Stripe id),
 each type we handle maps to one service, and the outcome and any error are recorded
 on the stored event; types we do not handle are stored as ignored.
+
+An event is stored together with its outbox row (newsroom.outbox), so the webhook answers
+200 whatever the broker does and a stored event is always processed: the outbox sends
+the row once the broker takes it, a redelivery of an event still `received` queues it
+again, and `stripe_events_requeue_received` (beat, every minute) queues again any event
+still `received` a few minutes after it was last queued.
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from donations.models import StripeEvent
@@ -25,6 +32,7 @@ from donations.services.gifts import (
     plan_apply_subscription,
     plan_record_payment_failed,
 )
+from newsroom.outbox import outbox_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +75,30 @@ HANDLERS: dict[str, Callable[[dict, dict], None]] = {
 }
 
 
+# The task that processes a stored event, queued through the outbox by its Celery name.
+PROCESS_TASK = "donations.stripe_event_process"
+# An event still `received` this long after it was queued is queued again: long enough
+# for a worker to have taken it, short enough that a refund shows within minutes.
+REQUEUE_AFTER = timedelta(minutes=5)
+DONE = (StripeEvent.Outcome.PROCESSED, StripeEvent.Outcome.IGNORED)
+
+
+def _queue(event_ids: Iterable[int], *, now: datetime) -> None:
+    """Queue each event's processing through the outbox, in the caller's transaction."""
+    event_ids = list(event_ids)
+    StripeEvent.objects.filter(pk__in=event_ids).update(queued_at=now)
+    for event_id in event_ids:
+        outbox_enqueue(task=PROCESS_TASK, kwargs={"event_id": event_id})
+
+
 def stripe_event_store(*, event: dict) -> tuple[StripeEvent, bool]:
-    """Store a verified event under its Stripe id; (event, False) when it was already stored."""
+    """Store a verified event under its Stripe id with its outbox row, in one transaction.
+
+    Returns (event, False) when it was already stored; a redelivery of an event that is
+    still `received` is queued again, since Stripe resending it is our sign it may be lost.
+    """
     handled = event["type"] in HANDLERS
+    now = timezone.now()
     try:
         with transaction.atomic():
             stored = StripeEvent.objects.create(
@@ -78,41 +107,96 @@ def stripe_event_store(*, event: dict) -> tuple[StripeEvent, bool]:
                 livemode=bool(event.get("livemode")),
                 payload=event,
                 outcome=StripeEvent.Outcome.RECEIVED if handled else StripeEvent.Outcome.IGNORED,
-                processed_at=None if handled else timezone.now(),
+                processed_at=None if handled else now,
             )
+            if handled:
+                _queue([stored.pk], now=now)
     except IntegrityError:
-        return StripeEvent.objects.get(stripe_id=event["id"]), False
+        with transaction.atomic():
+            stored = StripeEvent.objects.select_for_update().get(stripe_id=event["id"])
+            if stored.outcome == StripeEvent.Outcome.RECEIVED:
+                _queue([stored.pk], now=now)
+        return stored, False
     return stored, True
+
+
+def stripe_events_queue(*, event_ids: Iterable[int]) -> int:
+    """Queue the given events to be processed again (those not processed or ignored yet)."""
+    with transaction.atomic():
+        ids = list(
+            StripeEvent.objects.filter(pk__in=list(event_ids))
+            .exclude(outcome__in=DONE)
+            .values_list("pk", flat=True)
+        )
+        _queue(ids, now=timezone.now())
+    return len(ids)
+
+
+def stripe_events_requeue_received(
+    *, older_than: timedelta = REQUEUE_AFTER, now: datetime | None = None
+) -> int:
+    """Queue again the events still `received` `older_than` after they were last queued.
+
+    The outbox alone is not enough: it guarantees the broker took the task, not that a
+    worker ran it (a broker that lost its queue, a worker gone before recording), and it
+    gives a row up after ten refusals; the event's own state says what is still owed.
+    """
+    now = now or timezone.now()
+    cutoff = now - older_than
+    with transaction.atomic():
+        ids = list(
+            StripeEvent.objects.select_for_update(skip_locked=True)
+            .filter(outcome=StripeEvent.Outcome.RECEIVED, received_at__lte=cutoff)
+            .filter(Q(queued_at__isnull=True) | Q(queued_at__lte=cutoff))
+            .order_by("received_at")
+            .values_list("pk", flat=True)[:500]
+        )
+        _queue(ids, now=now)
+    return len(ids)
 
 
 def stripe_event_process(*, event_id: int) -> str:
     """Run an event's handler and record the outcome (and error) on the stored event."""
-    event = StripeEvent.objects.get(pk=event_id)
-    if event.outcome in {StripeEvent.Outcome.PROCESSED, StripeEvent.Outcome.IGNORED}:
-        return event.outcome
-    handler = HANDLERS.get(event.type)
-    update: dict = {"attempts": F("attempts") + 1, "processed_at": timezone.now()}
-    try:
-        if handler is None:
-            update.update(outcome=StripeEvent.Outcome.IGNORED, error="")
-        else:
-            handler(event.payload["data"]["object"], event.payload)
-            update.update(outcome=StripeEvent.Outcome.PROCESSED, error="", waiting_for="")
-    except WaitingFor as waiting:
-        update.update(outcome=StripeEvent.Outcome.WAITING, waiting_for=waiting.stripe_id, error="")
-    except Exception:
-        update.update(outcome=StripeEvent.Outcome.FAILED, error=traceback.format_exc()[-4000:])
+    failure: Exception | None = None
+    with transaction.atomic():
+        # The event's row is locked while its handler runs: the same event queued twice
+        # (a redelivery, a requeue, staff) runs once, the other run finds it done.
+        event = StripeEvent.objects.select_for_update().get(pk=event_id)
+        if event.outcome in DONE:
+            return event.outcome
+        handler = HANDLERS.get(event.type)
+        update: dict = {"attempts": F("attempts") + 1, "processed_at": timezone.now()}
+        try:
+            # A savepoint: a handler that fails leaves this transaction able to record it.
+            with transaction.atomic():
+                if handler is None:
+                    update.update(outcome=StripeEvent.Outcome.IGNORED, error="")
+                else:
+                    handler(event.payload["data"]["object"], event.payload)
+                    update.update(outcome=StripeEvent.Outcome.PROCESSED, error="", waiting_for="")
+        except WaitingFor as waiting:
+            update.update(
+                outcome=StripeEvent.Outcome.WAITING, waiting_for=waiting.stripe_id, error=""
+            )
+        except Exception as error:
+            update.update(outcome=StripeEvent.Outcome.FAILED, error=traceback.format_exc()[-4000:])
+            failure = error
         StripeEvent.objects.filter(pk=event_id).update(**update)
-        raise
-    StripeEvent.objects.filter(pk=event_id).update(**update)
+    if failure is not None:
+        raise failure
     return update["outcome"]
 
 
-def stripe_events_retry_waiting() -> int:
-    """Process again the events still waiting or failed (the daily reconcile calls this)."""
+def stripe_events_retry_waiting(*, received_before: datetime | None = None) -> int:
+    """Process again, here, the events waiting, failed or still `received` (the reconcile).
+
+    Events `received` in the last few minutes are left to the task already queued for them.
+    """
     retried = 0
+    received_before = received_before or timezone.now() - REQUEUE_AFTER
     pending = StripeEvent.objects.filter(
-        outcome__in=[StripeEvent.Outcome.WAITING, StripeEvent.Outcome.FAILED]
+        Q(outcome__in=[StripeEvent.Outcome.WAITING, StripeEvent.Outcome.FAILED])
+        | Q(outcome=StripeEvent.Outcome.RECEIVED, received_at__lte=received_before)
     ).values_list("pk", flat=True)
     for event_id in pending:
         try:

@@ -530,8 +530,8 @@ def test_a_failing_handler_is_recorded_and_retried_by_the_daily_reconcile(
 
     gift = GiftFactory()
     fake_stripe.fail_with = RuntimeError("the card network said no")
-    with pytest.raises(RuntimeError):
-        post_event(p.event("checkout.session.completed", p.checkout_session(gift)))
+    response = post_event(p.event("checkout.session.completed", p.checkout_session(gift)))
+    assert response.status_code == 200  # the failure is the task's, recorded on the event
     stored = StripeEvent.objects.get()
     assert stored.outcome == StripeEvent.Outcome.FAILED
     assert "the card network said no" in stored.error

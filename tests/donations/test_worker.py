@@ -10,13 +10,17 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.utils import timezone
 
 from donations.models import Gift, StripeEvent
+from newsroom.celery import app as celery_app
+from newsroom.models import OutboxMessage
 from tests.donations import stripe_payloads as p
-from tests.donations.factories import GiftFactory
+from tests.donations.factories import GiftFactory, PaidGiftFactory
 from tests.donations.fixtures import sign
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -114,3 +118,40 @@ def test_worker_records_the_gift_and_sends_one_receipt(
     receipts = [f.read_text() for f in mail_dir.iterdir()]
     assert sum(text.count("Subject: Your receipt: $64.00") for text in receipts) == 1
     assert Gift.objects.count() == 1
+
+
+def test_a_refund_sent_while_the_broker_refused_is_applied_once_it_is_back(
+    client, celery_worker_factory, broker_refusing
+):
+    celery_worker_factory()
+    gift = PaidGiftFactory(amount_cents=5000, stripe_payment_intent_id="pi_down")
+    event = p.event(
+        "charge.refunded", p.charge(payment_intent="pi_down", amount=5000, amount_refunded=5000)
+    )
+    payload = json.dumps(event)
+    for _ in range(2):  # Stripe's first delivery, then a redelivery: both answered 200
+        response = client.post(
+            "/webhooks/stripe/",
+            payload,
+            content_type="application/json",
+            HTTP_STRIPE_SIGNATURE=sign(payload),
+        )
+        assert response.status_code == 200
+    assert StripeEvent.objects.get().outcome == StripeEvent.Outcome.RECEIVED
+
+    # The broker is back; a minute later beat queues its outbox run, as it does every minute.
+    celery_app.conf.broker_write_url = None
+    OutboxMessage.objects.update(created_at=timezone.now() - timedelta(minutes=2))
+    celery_app.send_task("newsroom.outbox_send_pending")
+
+    def refunded() -> bool:
+        gift.refresh_from_db()
+        return gift.status == Gift.Status.REFUNDED
+
+    assert wait_for(refunded)
+    assert wait_for(
+        lambda: not OutboxMessage.objects.exclude(state=OutboxMessage.State.SENT).exists()
+    )
+    stored = StripeEvent.objects.get()
+    assert (stored.outcome, stored.attempts) == (StripeEvent.Outcome.PROCESSED, 1)
+    assert gift.refunded_cents == 5000

@@ -1,0 +1,193 @@
+"""A stored Stripe event is always processed, whatever the broker did when it arrived."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+
+from donations import services
+from donations.models import Gift, StripeEvent
+from donations.tasks import reconcile_stripe_task, stripe_events_requeue_received_task
+from newsroom import outbox
+from newsroom.celery import app as celery_app
+from newsroom.models import OutboxMessage
+from tests.donations import stripe_payloads as p
+from tests.donations.factories import PaidGiftFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def gift() -> Gift:
+    return PaidGiftFactory(amount_cents=5000, stripe_payment_intent_id="pi_r")
+
+
+@pytest.fixture
+def refund() -> dict:
+    return p.event(
+        "charge.refunded", p.charge(payment_intent="pi_r", amount=5000, amount_refunded=5000)
+    )
+
+
+def broker_back() -> None:
+    # The in-process worker stands in for the broker and a worker taking the task.
+    celery_app.conf.task_always_eager = True
+
+
+def outbox_run(minutes: int = 2) -> int:
+    """Beat's outbox run, `minutes` after now."""
+    return outbox.outbox_send_pending(now=timezone.now() + timedelta(minutes=minutes))
+
+
+def test_a_refund_arriving_while_the_broker_refuses_is_answered_200_and_stored(
+    post_event, broker_refusing, gift, refund
+):
+    response = post_event(refund)
+
+    assert response.status_code == 200
+    stored = StripeEvent.objects.get()
+    assert (stored.outcome, stored.attempts) == (StripeEvent.Outcome.RECEIVED, 0)
+    row = OutboxMessage.objects.get()
+    assert (row.task, row.kwargs) == ("donations.stripe_event_process", {"event_id": stored.pk})
+    assert row.state == OutboxMessage.State.PENDING
+    gift.refresh_from_db()
+    assert (gift.status, gift.refunded_cents) == (Gift.Status.PAID, 0)
+
+
+def test_once_the_broker_is_back_the_outbox_run_refunds_the_gift_once(
+    post_event, broker_refusing, gift, refund, django_capture_on_commit_callbacks
+):
+    post_event(refund)
+    broker_back()
+
+    assert outbox_run() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        services.stripe_events_requeue_received(now=timezone.now() + timedelta(minutes=10))
+    outbox_run(minutes=20)
+
+    gift.refresh_from_db()
+    assert (gift.status, gift.refunded_cents) == (Gift.Status.REFUNDED, 5000)
+    stored = StripeEvent.objects.get()
+    assert (stored.outcome, stored.attempts) == (StripeEvent.Outcome.PROCESSED, 1)
+    assert OutboxMessage.objects.count() == 1
+
+
+def test_a_redelivery_of_an_unprocessed_event_queues_it_again_and_it_runs_once(
+    post_event, broker_refusing, gift, refund
+):
+    first = post_event(refund)
+    again = post_event(refund)
+
+    assert (first.status_code, again.status_code) == (200, 200)
+    stored = StripeEvent.objects.get()
+    assert OutboxMessage.objects.filter(kwargs={"event_id": stored.pk}).count() == 2
+
+    broker_back()
+    assert outbox_run() == 2
+
+    gift.refresh_from_db()
+    assert (gift.status, gift.refunded_cents) == (Gift.Status.REFUNDED, 5000)
+    stored.refresh_from_db()
+    assert (stored.outcome, stored.attempts) == (StripeEvent.Outcome.PROCESSED, 1)
+
+
+def test_a_redelivery_of_a_processed_event_queues_nothing(post_event, gift, refund):
+    post_event(refund)
+    post_event(refund)
+
+    assert OutboxMessage.objects.count() == 1
+    assert StripeEvent.objects.get().attempts == 1
+
+
+def test_beat_queues_again_an_event_the_outbox_gave_up_on(
+    post_event, broker_refusing, gift, refund, django_capture_on_commit_callbacks
+):
+    post_event(refund)
+    later = timezone.now()
+    for _ in range(outbox.MAX_ATTEMPTS):
+        later += timedelta(minutes=1)
+        outbox.outbox_send_pending(now=later)
+    assert OutboxMessage.objects.get().state == OutboxMessage.State.FAILED
+
+    broker_back()
+    with django_capture_on_commit_callbacks(execute=True):
+        queued = services.stripe_events_requeue_received(now=later)
+
+    assert queued == 1
+    gift.refresh_from_db()
+    assert (gift.status, gift.refunded_cents) == (Gift.Status.REFUNDED, 5000)
+    assert StripeEvent.objects.get().outcome == StripeEvent.Outcome.PROCESSED
+
+
+def test_beat_leaves_an_event_queued_in_the_last_few_minutes_to_its_task(
+    post_event, broker_refusing, gift, refund, django_capture_on_commit_callbacks
+):
+    post_event(refund)
+    broker_back()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        queued = services.stripe_events_requeue_received(now=timezone.now() + timedelta(minutes=2))
+
+    assert queued == 0
+    assert StripeEvent.objects.get().outcome == StripeEvent.Outcome.RECEIVED
+
+
+def test_the_beat_task_runs_every_minute_and_queues_what_is_owed(
+    gift, refund, django_capture_on_commit_callbacks
+):
+    [entry] = [
+        e
+        for e in settings.CELERY_BEAT_SCHEDULE.values()
+        if e["task"] == stripe_events_requeue_received_task.name
+    ]
+    assert entry["schedule"] <= 60
+    stored = services.stripe_event_store(event=refund)[0]
+    StripeEvent.objects.filter(pk=stored.pk).update(
+        received_at=timezone.now() - timedelta(minutes=6),
+        queued_at=timezone.now() - timedelta(minutes=6),
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert stripe_events_requeue_received_task.delay().get() == 1
+
+    gift.refresh_from_db()
+    assert gift.status == Gift.Status.REFUNDED
+
+
+def test_staff_process_again_an_event_still_received(
+    otp_admin_client, gift, refund, django_capture_on_commit_callbacks
+):
+    stored = StripeEvent.objects.create(stripe_id=refund["id"], type=refund["type"], payload=refund)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = otp_admin_client.post(
+            reverse("admin:donations_stripeevent_changelist"),
+            {"action": "process_again", "_selected_action": [stored.pk]},
+            follow=True,
+        )
+
+    assert "Queued 1 event(s) to be processed again." in response.content.decode()
+    stored.refresh_from_db()
+    assert stored.outcome == StripeEvent.Outcome.PROCESSED
+    gift.refresh_from_db()
+    assert (gift.status, gift.refunded_cents) == (Gift.Status.REFUNDED, 5000)
+
+
+def test_the_nightly_reconcile_processes_an_event_still_received(
+    fake_stripe, gift, refund, django_capture_on_commit_callbacks
+):
+    stored = StripeEvent.objects.create(stripe_id=refund["id"], type=refund["type"], payload=refund)
+    StripeEvent.objects.filter(pk=stored.pk).update(received_at=timezone.now() - timedelta(hours=1))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        counts = reconcile_stripe_task.delay().get()
+
+    assert counts["retried"] == 1
+    stored.refresh_from_db()
+    assert stored.outcome == StripeEvent.Outcome.PROCESSED
+    gift.refresh_from_db()
+    assert gift.status == Gift.Status.REFUNDED
