@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from donations.money import format_cents
+
 
 class Frequency(models.TextChoices):
     ONE_TIME = "one_time", "One-time"
@@ -147,7 +149,8 @@ class RecurringPlan(models.Model):
 
     def __str__(self) -> str:
         frequency = self.get_frequency_display().lower()
-        return f"{self.donor_email}: {self.amount_cents / 100:.2f} {frequency}"
+        amount = format_cents(self.amount_cents, self.currency, exact=True)
+        return f"{self.donor_email}: {amount} {frequency}"
 
 
 class Gift(models.Model):
@@ -256,7 +259,8 @@ class Gift(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.amount_cents / 100:.2f} {self.currency.upper()} from {self.donor_email}"
+        amount = format_cents(self.amount_cents, self.currency, exact=True)
+        return f"{amount} from {self.donor_email}"
 
     @property
     def net_cents(self) -> int:
