@@ -20,7 +20,7 @@ from donations.models import (
     RecurringPlan,
     StripeEvent,
 )
-from donations.money import format_cents
+from donations.money import format_cents, plain_amount
 from newsroom import audit, exports
 from newsroom.models import AuditEntry
 
@@ -206,8 +206,8 @@ DONOR_COLUMNS = [
 EXPORT_CHUNK = 2000
 
 
-def _dollars(cents: int | None) -> str:
-    return f"{(cents or 0) / 100:.2f}"
+def _dollars(cents: int | None, currency: str | None = None) -> str:
+    return plain_amount(cents or 0, currency)
 
 
 def _gift_rows(gifts: QuerySet[Gift]):
@@ -262,9 +262,9 @@ def _gift_rows(gifts: QuerySet[Gift]):
             status,
             paid_at,
             frequency,
-            _dollars(amount),
-            _dollars(fee),
-            _dollars(refunded),
+            _dollars(amount, currency),
+            _dollars(fee, currency),
+            _dollars(refunded, currency),
             currency,
             email,
             name,

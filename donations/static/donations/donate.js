@@ -14,27 +14,42 @@
   var fixed = parseInt(form.getAttribute("data-fee-fixed"), 10);
   var currency = form.getAttribute("data-currency") || "USD";
   var lang = document.documentElement.lang || "en";
+  // Amounts are in the currency's minor unit: JPY has no decimals, KWD three.
+  var digits = new Intl.NumberFormat("en", { style: "currency", currency: currency })
+    .resolvedOptions().maximumFractionDigits;
+  var unit = Math.pow(10, digits);
+  // Stripe charges three-decimal currencies in steps of 10 (as donations/money.py).
+  var step = digits === 3 ? 10 : 1;
 
   function format(cents) {
     return new Intl.NumberFormat(lang, {
       style: "currency",
       currency: currency,
-      minimumFractionDigits: cents % 100 ? 2 : 0,
-      maximumFractionDigits: 2,
-    }).format(cents / 100);
+      minimumFractionDigits: cents % unit ? digits : 0,
+      maximumFractionDigits: digits,
+    }).format(cents / unit);
   }
 
   function fee(cents) {
     // The same sum as donations/money.py: (amount + fixed) / (1 - rate), rounded up.
-    return Math.ceil(((cents + fixed) * 10000) / (10000 - bp)) - cents;
+    var total = Math.ceil(((cents + fixed) * 10000) / ((10000 - bp) * step)) * step;
+    return total - cents;
+  }
+
+  function ascii(text) {
+    // Arabic-Indic and Eastern Arabic-Indic digits, and the Arabic decimal separator.
+    return text
+      .replace(/[\u0660-\u0669]/g, function (d) { return d.charCodeAt(0) - 0x0660; })
+      .replace(/[\u06f0-\u06f9]/g, function (d) { return d.charCodeAt(0) - 0x06f0; })
+      .replace(/\u066b/g, ".");
   }
 
   function chosenCents() {
     var checked = form.querySelector("input[name=amount]:checked");
     if (!checked) return null;
     if (checked.hasAttribute("data-other")) {
-      var value = parseFloat((custom.value || "").replace(/[^0-9.]/g, ""));
-      return isFinite(value) && value > 0 ? Math.round(value * 100) : null;
+      var value = parseFloat(ascii(custom.value || "").replace(/[^0-9.]/g, ""));
+      return isFinite(value) && value > 0 ? Math.round(value * unit) : null;
     }
     return parseInt(checked.value, 10);
   }
