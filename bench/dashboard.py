@@ -205,6 +205,8 @@ def main() -> None:
     os.environ.update(
         {
             "DJANGO_SETTINGS_MODULE": "newsroom.settings",
+            # The laptop's settings with PostgreSQL and Redis: no secrets, a test client.
+            "DJANGO_DEBUG": "1",
             "DATABASE_URL": args.database_url,
             "REDIS_URL": args.redis_url,
             "CACHE_KEY_PREFIX": "bench-dashboard",

@@ -8,13 +8,21 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 
 from newsroom import selectors
+from newsroom.links import absolute
 from newsroom.models import Article, Category, Topic
 
 FEED_SIZE = 30
 
 
 class _ArticleFeed(Feed):
-    """Shared item fields; each feed picks its articles."""
+    """Shared item fields; each feed picks its articles.
+
+    Every link is made absolute on SITE_URL here: django.contrib.syndication puts the
+    request's host before a relative link only, and a feed is read far from any request.
+    """
+
+    def item_link(self, item: Article) -> str:
+        return absolute(item.get_absolute_url())
 
     def item_title(self, item: Article) -> str:
         return item.headline
@@ -42,7 +50,10 @@ class SiteFeed(_ArticleFeed):
         return settings.NEWSROOM_NAME
 
     def link(self) -> str:
-        return reverse("home")
+        return absolute(reverse("home"))
+
+    def feed_url(self) -> str:
+        return absolute(reverse("feed"))
 
     def items(self):
         return selectors.articles_public()[:FEED_SIZE]
@@ -56,7 +67,10 @@ class CategoryFeed(_ArticleFeed):
         return f"{obj.name} · {settings.NEWSROOM_NAME}"
 
     def link(self, obj: Category) -> str:
-        return obj.get_absolute_url()
+        return absolute(obj.get_absolute_url())
+
+    def feed_url(self, obj: Category) -> str:
+        return absolute(reverse("category_feed", kwargs={"slug": obj.slug}))
 
     def description(self, obj: Category) -> str:
         return obj.description or f"The latest in {obj.name}."
@@ -73,7 +87,10 @@ class TopicFeed(_ArticleFeed):
         return f"{obj.name} · {settings.NEWSROOM_NAME}"
 
     def link(self, obj: Topic) -> str:
-        return obj.get_absolute_url()
+        return absolute(obj.get_absolute_url())
+
+    def feed_url(self, obj: Topic) -> str:
+        return absolute(reverse("topic_feed", kwargs={"slug": obj.slug}))
 
     def description(self, obj: Topic) -> str:
         return obj.description or f"The latest on {obj.name}."

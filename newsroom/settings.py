@@ -39,17 +39,22 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
+# Off unless asked for: a deployment that forgets the variable gets production's
+# settings and stops at the first missing secret, never debug pages and laptop keys.
+# scripts/run and the test suite's settings turn it on.
+DEBUG = env_bool("DJANGO_DEBUG", False)
 
 
 def secret(name: str, default: str, how: str) -> str:
-    """Read a secret; outside DEBUG a missing one stops the process with its name."""
+    """Read a value production must set; outside DEBUG a missing one stops the process."""
     value = env(name)
     if value:
         return value
     if DEBUG:
         return default
-    raise ImproperlyConfigured(f"{name} is not set. {how}")
+    raise ImproperlyConfigured(
+        f"{name} is not set. {how} On a laptop, DJANGO_DEBUG=1 uses a default instead."
+    )
 
 
 # --- core -------------------------------------------------------------------
@@ -61,7 +66,18 @@ SECRET_KEY = secret(
     "`python -c 'import secrets; print(secrets.token_urlsafe(64))'`.",
 )
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
-SITE_URL = env("SITE_URL", "http://localhost:8000").rstrip("/")
+# Every absolute URL the site writes (pages, feeds, sitemaps, emails) is on it, never on
+# the request's host: production must say what its public address is.
+SITE_URL = secret(
+    "SITE_URL",
+    "http://localhost:8000",
+    "Set it to the site's public address, e.g. `https://news.example.org`.",
+).rstrip("/")
+if not SITE_URL.startswith(("https://", "http://")):
+    raise ImproperlyConfigured(
+        f"SITE_URL is {SITE_URL!r}. Set it to an address with its scheme, "
+        "e.g. `https://news.example.org`."
+    )
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", SITE_URL)
 
 INSTALLED_APPS = [

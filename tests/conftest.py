@@ -103,6 +103,8 @@ def _worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         # The worker talks to the test database pytest-django created.
         "DATABASE_URL": f"postgres://{auth}{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
         "DJANGO_SETTINGS_MODULE": "newsroom.settings",
+        # The laptop's settings, as the suite's own (tests/settings.py).
+        "DJANGO_DEBUG": "1",
         "PYTHONPATH": str(ROOT),
     }
     env.update(extra or {})

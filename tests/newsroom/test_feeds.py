@@ -79,6 +79,59 @@ def test_feed_items_carry_link_date_and_description(client, content):
     assert item.findtext("category") == "Climate & Water"
 
 
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+@pytest.mark.parametrize(
+    ("path", "page"),
+    [
+        ("/feed/", "/"),
+        ("/category/climate-water/feed/", "/category/climate-water/"),
+        ("/topic/energy/feed/", "/topic/energy/"),
+    ],
+)
+def test_feed_links_are_on_site_url_whatever_host_the_feed_was_asked_on(
+    client, content, site_url, path, page
+):
+    root = parse_xml(client.get(path, HTTP_HOST="testserver").content)
+    channel = root.find("channel")
+    item = next(
+        i for i in root.iter("item") if i.findtext("title") == "Solar & shade on the reservoir"
+    )
+
+    assert channel.findtext("link") == f"{site_url}{page}"
+    assert channel.find(f"{ATOM}link").get("href") == f"{site_url}{path}"
+    assert item.findtext("link") == f"{site_url}{content['fresh'].get_absolute_url()}"
+    assert item.findtext("guid") == f"{site_url}{content['fresh'].get_absolute_url()}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/feed/",
+        "/category/climate-water/feed/",
+        "/topic/energy/feed/",
+        "/sitemap.xml",
+        "/news-sitemap.xml",
+        "/robots.txt",
+        "/",
+        "article",
+    ],
+)
+def test_the_host_a_request_came_to_appears_nowhere_in_what_the_site_writes(
+    client, content, site_url, settings, path
+):
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "other.example"]
+    if path == "article":
+        path = content["fresh"].get_absolute_url()
+
+    response = client.get(path, HTTP_HOST="other.example")
+
+    assert response.status_code == 200
+    assert "other.example" not in response.content.decode()
+    assert site_url in response.content.decode()
+
+
 def test_category_feed_has_only_that_category(client, content):
     titles = rss_titles(client.get("/category/climate-water/feed/"))
 

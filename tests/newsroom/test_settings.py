@@ -13,15 +13,16 @@ PRODUCTION = {
     "STRIPE_SECRET_KEY": "sk_test_x",
     "STRIPE_WEBHOOK_SECRET": "whsec_x",
     "ANYMAIL_WEBHOOK_SECRET": "user:pass",
+    "SITE_URL": "https://news.example",
 }
 
 
-def load_settings(**overrides: str) -> subprocess.CompletedProcess:
+def load_settings(code: str = "print('loaded')", **overrides: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in PRODUCTION}
     env.update({k: v for k, v in {**PRODUCTION, **overrides}.items() if v is not None})
     env = {k: v for k, v in env.items() if v != "<unset>"}
     return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); print('loaded')"],
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
         cwd=ROOT,
         env={**env, "DJANGO_SETTINGS_MODULE": "newsroom.settings"},
         capture_output=True,
@@ -38,7 +39,7 @@ def test_production_settings_load_with_every_secret():
 
 
 def test_a_missing_secret_in_production_names_the_variable():
-    for name in ("DJANGO_SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
+    for name in ("DJANGO_SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "SITE_URL"):
         result = load_settings(**{name: "<unset>"})
 
         assert result.returncode != 0
@@ -46,13 +47,56 @@ def test_a_missing_secret_in_production_names_the_variable():
         assert f"{name} is not set" in result.stderr
 
 
-def test_the_laptop_defaults_need_no_secret():
+LAPTOP = {
+    name: "<unset>"
+    for name in (
+        "DJANGO_SECRET_KEY",
+        "STRIPE_SECRET_KEY",
+        "STRIPE_WEBHOOK_SECRET",
+        "ANYMAIL_WEBHOOK_SECRET",
+        "SITE_URL",
+    )
+}
+
+
+def test_the_laptop_defaults_need_no_secret_once_debug_is_asked_for():
     result = load_settings(
-        DJANGO_DEBUG="<unset>",
-        DJANGO_SECRET_KEY="<unset>",
-        STRIPE_SECRET_KEY="<unset>",
-        STRIPE_WEBHOOK_SECRET="<unset>",
-        ANYMAIL_WEBHOOK_SECRET="<unset>",
+        "from django.conf import settings; print(settings.DEBUG, settings.SITE_URL)",
+        DJANGO_DEBUG="1",
+        **LAPTOP,
     )
 
     assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "http://localhost:8000"]
+
+
+def test_debug_is_off_unless_asked_for():
+    result = load_settings(
+        "from django.conf import settings; print(settings.DEBUG)", DJANGO_DEBUG="<unset>"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False"]
+
+
+def test_a_deployment_that_sets_nothing_stops_at_the_first_missing_secret():
+    result = load_settings(DJANGO_DEBUG="<unset>", **LAPTOP)
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: DJANGO_SECRET_KEY is not set" in result.stderr
+    assert "DJANGO_DEBUG=1" in result.stderr
+
+
+def test_a_missing_site_url_in_production_says_how_to_set_it():
+    result = load_settings(DJANGO_DEBUG="<unset>", SITE_URL="<unset>")
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SITE_URL is not set" in result.stderr
+    assert "public address, e.g. `https://" in result.stderr
+
+
+def test_a_site_url_without_its_scheme_is_refused():
+    result = load_settings(SITE_URL="news.example")
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SITE_URL is 'news.example'" in result.stderr

@@ -407,7 +407,7 @@ def _two_factor_lines(user) -> list[str]:
             "  two-factor: the sign-in form also asks for the current code of the authenticator",
             "  app you set up before, or one of your recovery codes. Lost both? Remove the device,",
             "  and the next sign-in emails a link to set up a new one:",
-            '    .venv/bin/python manage.py shell -c "from django_otp.plugins.otp_totp.models import '
+            '    DJANGO_DEBUG=1 .venv/bin/python manage.py shell -c "from django_otp.plugins.otp_totp.models import '
             f"TOTPDevice; TOTPDevice.objects.filter(user__username='{user.username}').delete()\"",
         ]
     email_note = (
