@@ -29,6 +29,7 @@ from donations.models import (
 )
 from donations.money import format_cents
 from newsroom.models import Article
+from newsroom.outbox import outbox_enqueue
 from newsroom.parsing import parse_int
 
 UNPAID = (Gift.Status.PENDING, Gift.Status.FAILED, Gift.Status.ABANDONED)
@@ -104,7 +105,7 @@ def _mark_paid(
     payment_intent_id = details.get("payment_intent_id")
     if payment_intent_id and not gift.stripe_payment_intent_id:
         gift.stripe_payment_intent_id = payment_intent_id
-        transaction.on_commit(lambda: _replay_waiting(payment_intent_id))
+        _replay_waiting(payment_intent_id)
     if invoice_id and not gift.stripe_invoice_id:
         gift.stripe_invoice_id = invoice_id
     gift.stripe_charge_id = gift.stripe_charge_id or details.get("charge_id", "")
@@ -119,26 +120,23 @@ def _mark_paid(
         gift.error = ""
     gift.save()
     if became_paid:
-        gift_id = gift.pk
-        transaction.on_commit(lambda: _after_paid(gift_id))
+        _after_paid(gift.pk)
     return became_paid
 
 
 def _after_paid(gift_id: int) -> None:
-    from donations import tasks
-
-    tasks.receipt_send_task.delay(gift_id)
-    tasks.honoree_notify_task.delay(gift_id)
+    # Through the outbox, in the gift's transaction: a broker that is down when the gift
+    # is recorded delays the receipt, it never loses it.
+    outbox_enqueue(task="donations.receipt_send", kwargs={"gift_id": gift_id})
+    outbox_enqueue(task="donations.honoree_notify", kwargs={"gift_id": gift_id})
 
 
 def _replay_waiting(stripe_id: str) -> None:
-    from donations import tasks
-
     waiting = StripeEvent.objects.filter(
         outcome=StripeEvent.Outcome.WAITING, waiting_for=stripe_id
     ).values_list("pk", flat=True)
     for event_id in waiting:
-        tasks.stripe_event_process_task.delay(event_id)
+        outbox_enqueue(task="donations.stripe_event_process", kwargs={"event_id": event_id})
 
 
 def _plan_for(
@@ -414,10 +412,13 @@ def plan_record_payment_failed(*, invoice: dict) -> RecurringPlan | None:
             stripe_invoice_id=invoice["id"], defaults={"plan": plan}
         )
         if created:
-            from donations import tasks
-
-            hosted = invoice.get("hosted_invoice_url") or ""
-            transaction.on_commit(lambda: tasks.card_update_notice_task.delay(notice.pk, hosted))
+            outbox_enqueue(
+                task="donations.card_update_notice_send",
+                kwargs={
+                    "notice_id": notice.pk,
+                    "hosted_invoice_url": invoice.get("hosted_invoice_url") or "",
+                },
+            )
     return plan
 
 

@@ -16,7 +16,7 @@ from newsroom import outbox
 from newsroom.celery import app as celery_app
 from newsroom.models import OutboxMessage
 from tests.donations import stripe_payloads as p
-from tests.donations.factories import PaidGiftFactory
+from tests.donations.factories import GiftFactory, PaidGiftFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -191,3 +191,26 @@ def test_the_nightly_reconcile_processes_an_event_still_received(
     assert stored.outcome == StripeEvent.Outcome.PROCESSED
     gift.refresh_from_db()
     assert gift.status == Gift.Status.REFUNDED
+
+
+def test_a_receipt_queued_while_the_broker_refuses_is_sent_once_when_it_is_back(
+    post_event, broker_refusing, fake_stripe, mailoutbox, django_capture_on_commit_callbacks
+):
+    pending = GiftFactory(amount_cents=5000)
+    post_event(
+        p.event("checkout.session.completed", p.checkout_session(pending, payment_intent="pi_1"))
+    )
+    # A worker processes the event while the broker refuses what it queues in turn.
+    with django_capture_on_commit_callbacks(execute=True):
+        services.stripe_event_process(event_id=StripeEvent.objects.get().pk)
+    pending.refresh_from_db()
+    assert pending.status == Gift.Status.PAID
+    assert mailoutbox == []
+    assert OutboxMessage.objects.filter(task="donations.receipt_send").exists()
+
+    broker_back()
+    outbox_run()
+    outbox_run(minutes=5)
+
+    receipts = [m for m in mailoutbox if m.to == [pending.donor_email]]
+    assert len(receipts) == 1
