@@ -73,6 +73,19 @@ class ArticleForm(forms.ModelForm):
         return data
 
 
+class ReadOnlyMixin:
+    """Append-only records: staff read them, nobody adds, edits or deletes them here."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Article)
 class ArticleAdmin(admin.ModelAdmin):
     form = ArticleForm
@@ -197,7 +210,7 @@ class AuthorAdmin(_SectionAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Read-only for everyone, superusers included: an audit trail nobody can edit."""
 
     list_display = (
@@ -226,22 +239,13 @@ class AuditEntryAdmin(admin.ModelAdmin):
     readonly_fields = fields
     list_select_related = ("actor",)
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
     @admin.display(description="details")
     def summary(self, obj: AuditEntry) -> str:
         return ", ".join(f"{key}: {value}" for key, value in obj.details.items())[:160]
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(admin.ModelAdmin):
+class OutboxMessageAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """What waits to reach the task queue, and why: read-only, the beat task does the sending."""
 
     list_display = ("created_at", "task", "state", "attempts", "sent_at", "error")
@@ -249,15 +253,6 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     fields = ("task", "kwargs", "state", "attempts", "created_at", "sent_at", "last_error")
     readonly_fields = fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="last error")
     def error(self, obj: OutboxMessage) -> str:

@@ -10,6 +10,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import path
 
 from newsroom import audit, exports
+from newsroom.admin import ReadOnlyMixin
 from newsroom.models import AuditEntry, Category
 from subscriptions import selectors, services
 from subscriptions.models import (
@@ -23,19 +24,6 @@ from subscriptions.models import (
     TrackingEvent,
     email_hash,
 )
-
-
-class ReadOnlyMixin:
-    """Append-only records: staff read them, nobody edits or deletes them here."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class StatusFilter(admin.SimpleListFilter):

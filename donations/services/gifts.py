@@ -422,19 +422,23 @@ def plan_record_payment_failed(*, invoice: dict) -> RecurringPlan | None:
     return plan
 
 
+def _gift_paid_by_locked(payment_intent_id: str) -> Gift:
+    """The gift this PaymentIntent paid, locked; WaitingFor until that payment is recorded."""
+    gift = (
+        Gift.objects.select_for_update().filter(stripe_payment_intent_id=payment_intent_id).first()
+    )
+    if gift is None:
+        raise WaitingFor(payment_intent_id)
+    return gift
+
+
 def gift_apply_charge_refunded(*, charge: dict) -> Gift | None:
     """Record how much of a gift Stripe has refunded (the total so far, so replays agree)."""
     payment_intent_id = _id(charge.get("payment_intent"))
     if not payment_intent_id:
         return None
     with transaction.atomic():
-        gift = (
-            Gift.objects.select_for_update()
-            .filter(stripe_payment_intent_id=payment_intent_id)
-            .first()
-        )
-        if gift is None:
-            raise WaitingFor(payment_intent_id)
+        gift = _gift_paid_by_locked(payment_intent_id)
         refunded = min(charge.get("amount_refunded") or 0, gift.amount_cents)
         gift.refunded_cents = max(gift.refunded_cents, refunded)
         if gift.refunded_cents >= gift.amount_cents:
@@ -451,13 +455,7 @@ def gift_flag_dispute(*, dispute: dict) -> Gift | None:
     if not payment_intent_id:
         return None
     with transaction.atomic():
-        gift = (
-            Gift.objects.select_for_update()
-            .filter(stripe_payment_intent_id=payment_intent_id)
-            .first()
-        )
-        if gift is None:
-            raise WaitingFor(payment_intent_id)
+        gift = _gift_paid_by_locked(payment_intent_id)
         if gift.disputed_at is None:
             gift.disputed_at = _from_timestamp(dispute.get("created")) or timezone.now()
             gift.save(update_fields=["disputed_at"])
