@@ -114,6 +114,8 @@ MIDDLEWARE = [
     # Before the session: a link's reader token becomes a cookie and a clean redirect.
     "donations.middleware.ReaderTokenMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The URL's prefix names the language (`/ar/`); never the cookie or Accept-Language.
+    "newsroom.i18n.UrlLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.http.ConditionalGetMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 from django.conf import settings
+from django.conf.urls.i18n import i18n_patterns
 from django.contrib import admin
 from django.contrib.sitemaps.views import sitemap
 from django.http import Http404
@@ -56,18 +57,9 @@ def esp_tracking_webhooks() -> list[URLPattern]:
     ]
 
 
+# Machines' and staff's addresses have one URL whatever the language.
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
-    path("", views.home, name="home"),
-    re_path(rf"^articles/{SLUG}/$", views.article, name="article"),
-    re_path(rf"^category/{SLUG}/$", views.category, name="category"),
-    re_path(rf"^category/{SLUG}/feed/$", public_page(feeds.CategoryFeed()), name="category_feed"),
-    re_path(rf"^topic/{SLUG}/$", views.topic, name="topic"),
-    re_path(rf"^topic/{SLUG}/feed/$", public_page(feeds.TopicFeed()), name="topic_feed"),
-    re_path(rf"^author/{SLUG}/$", views.author, name="author"),
-    path("search/", views.search, name="search"),
-    path("browse/", views.browse, name="browse"),
-    path("feed/", public_page(feeds.SiteFeed()), name="feed"),
     path(
         "sitemap.xml",
         public_page(sitemap),
@@ -80,8 +72,24 @@ urlpatterns = [
     path(settings.ADMIN_URL, include("staff.urls")),
     path(settings.ADMIN_URL, admin.site.urls),
     path("webhooks/anymail/", include((esp_tracking_webhooks(), "anymail"))),
-    path("", include("donations.urls")),
-    path("", include("subscriptions.urls")),
     # Uploaded photos; a CDN in front of the site caches them.
     path("media/<path:path>", serve, {"document_root": settings.MEDIA_ROOT}),
 ]
+
+# Readers' pages: the site's default language at `/`, each other language under its code
+# (`/ar/`, `/he/`), so that the URL alone names a page's language and stays cacheable.
+urlpatterns += i18n_patterns(
+    path("", views.home, name="home"),
+    re_path(rf"^articles/{SLUG}/$", views.article, name="article"),
+    re_path(rf"^category/{SLUG}/$", views.category, name="category"),
+    re_path(rf"^category/{SLUG}/feed/$", public_page(feeds.CategoryFeed()), name="category_feed"),
+    re_path(rf"^topic/{SLUG}/$", views.topic, name="topic"),
+    re_path(rf"^topic/{SLUG}/feed/$", public_page(feeds.TopicFeed()), name="topic_feed"),
+    re_path(rf"^author/{SLUG}/$", views.author, name="author"),
+    path("search/", views.search, name="search"),
+    path("browse/", views.browse, name="browse"),
+    path("feed/", public_page(feeds.SiteFeed()), name="feed"),
+    path("", include("donations.urls")),
+    path("", include("subscriptions.urls")),
+    prefix_default_language=False,
+)

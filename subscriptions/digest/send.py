@@ -3,39 +3,21 @@
 from __future__ import annotations
 
 import logging
-import smtplib
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.utils import make_msgid
 
-from anymail.backends.base import AnymailBaseBackend
-from anymail.exceptions import (
-    AnymailError,
-    AnymailInvalidAddress,
-    AnymailRecipientsRefused,
-    AnymailUnsupportedFeature,
-)
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from newsroom import mail
-from newsroom.links import site_host
-from newsroom.mail import RenderedEmail
 from subscriptions.digest import render
-from subscriptions.digest.render import (
-    personal_copy,
-    reader_headers,
-    recipient_values,
-    render_edition_email,
-)
+from subscriptions.digest.esp import Recipient, Result, prepare_messages, send_messages
 from subscriptions.models import Delivery, DeliveryBatch, Edition, Subscriber, Subscription
 from subscriptions.selectors import suppressed_among
 
@@ -44,8 +26,6 @@ logger = logging.getLogger(__name__)
 # A batch found "sending" for longer than this belongs to a dead worker: the task's
 # hard time limit (tasks.SEND_TIME_LIMIT) has long killed any live one.
 SENDING_STALE_AFTER = timedelta(minutes=15)
-# anymail's per-recipient statuses that mean "the ESP will not deliver this one".
-REFUSED_STATUSES = {"rejected", "invalid", "failed"}
 
 
 class BatchSendError(Exception):
@@ -60,27 +40,14 @@ class BatchOutcome:
     failed: int = 0
 
 
-@dataclass
-class _Recipient:
-    delivery_id: int
-    subscriber: Subscriber
-
-
-@dataclass
-class _Result:
-    ok: bool
-    message_id: str = ""
-    error: str = ""
-
-
 def edition_send_batch(*, batch_id: int, task_id: str) -> BatchOutcome:
     """Send one batch exactly once; raise BatchSendError (batch queued again) on ESP errors."""
     started = _start(batch_id=batch_id, task_id=task_id)
     if isinstance(started, BatchOutcome):
         return started
     batch, prepared, suppressed = started
-    results, error = send_messages(edition=batch.edition, prepared=prepared)
-    return _settle(batch=batch, results=results, error=error, suppressed=suppressed)
+    report = send_messages(edition=batch.edition, prepared=prepared)
+    return _settle(batch=batch, results=report.results, error=report.error, suppressed=suppressed)
 
 
 @dataclass
@@ -113,7 +80,7 @@ def edition_send_batches(*, batch_ids: list[int], task_id: str) -> PackOutcome:
         for future in futures:
             batch, suppressed = in_flight.pop(future)
             try:
-                results, error = future.result()
+                report = future.result()
             except Exception:
                 # Not an ESP answer we know (a bug, a backend's own error): whether the
                 # call went out is unknown, so the batch stays "sending" and the planner
@@ -124,8 +91,8 @@ def edition_send_batches(*, batch_ids: list[int], task_id: str) -> PackOutcome:
             try:
                 pack.outcomes[batch.pk] = _settle(
                     batch=batch,
-                    results=results,
-                    error=error,
+                    results=report.results,
+                    error=report.error,
                     suppressed=suppressed,
                     mark_done=False,
                 )
@@ -197,7 +164,7 @@ def _start(
 def _settle(
     *,
     batch: DeliveryBatch,
-    results: dict[int, _Result],
+    results: dict[int, Result],
     error: str,
     suppressed: int,
     mark_done: bool = True,
@@ -271,7 +238,7 @@ def _claim(*, batch_id: int, task_id: str):
         # The one suppression check, right before the ESP call.
         suppressed = suppressed_among([email for _, sid, email, _, _ in rows if sid is not None])
         dropped: dict[str, list[int]] = defaultdict(list)
-        recipients: list[_Recipient] = []
+        recipients: list[Recipient] = []
         for delivery_id, subscriber_id, email, name, subscribed in rows:
             if subscriber_id is None:
                 dropped["The subscriber was deleted before sending."].append(delivery_id)
@@ -281,7 +248,7 @@ def _claim(*, batch_id: int, task_id: str):
                 dropped["Unsubscribed before sending."].append(delivery_id)
             else:
                 subscriber = Subscriber(pk=subscriber_id, email=email, name=name)
-                recipients.append(_Recipient(delivery_id, subscriber))
+                recipients.append(Recipient(delivery_id, subscriber))
         for reason, ids in dropped.items():
             Delivery.objects.filter(pk__in=ids).update(
                 state=Delivery.State.SUPPRESSED, error=reason
@@ -300,7 +267,7 @@ def _claim(*, batch_id: int, task_id: str):
 
 
 def _finish(
-    *, batch: DeliveryBatch, results: dict[int, _Result], error: str, mark_done: bool = True
+    *, batch: DeliveryBatch, results: dict[int, Result], error: str, mark_done: bool = True
 ) -> None:
     now = timezone.now()
     with transaction.atomic():
@@ -394,184 +361,6 @@ def batch_fail(*, batch_id: int, error: str) -> None:
         batch.finished_at = timezone.now()
         batch.save(update_fields=["state", "error", "finished_at"])
     mark_edition_sent_if_done(batch.edition_id)
-
-
-# Errors after which a retry may succeed (API down, rate limit, network, SMTP).
-RETRYABLE = (AnymailError, smtplib.SMTPException, OSError)
-
-
-def esp_supports_batch(connection) -> bool:
-    """django-anymail backends send one API call with per-recipient merge data."""
-    return isinstance(connection, AnymailBaseBackend)
-
-
-def prepare_messages(
-    *,
-    edition: Edition,
-    followed: list[list],
-    recipients: list[_Recipient],
-    appeals_running: bool | None = None,
-) -> list[tuple[RenderedEmail, list[_Recipient]]]:
-    """Render what `recipients` get, once per appeal among them, before any ESP call.
-
-    The donations app picks each reader's appeal (a reader who gave recently sees none).
-    """
-    by_appeal: dict[object, tuple[object, list[_Recipient]]] = {}
-    # One look per batch (or pack) first: on a day without a newsletter appeal (most
-    # days) this spares a lookup per reader. donations.selectors.appeal_for_newsletter
-    # returns None whenever active_appeals(NEWSLETTER) is empty.
-    ask = render._appeals_running() if appeals_running is None else appeals_running
-    for recipient in recipients:
-        appeal = render._appeal_for(recipient.subscriber.email) if ask else None
-        appeal_key = getattr(appeal, "pk", id(appeal)) if appeal is not None else None
-        by_appeal.setdefault(appeal_key, (appeal, []))[1].append(recipient)
-    return [
-        (render_edition_email(edition=edition, followed=followed, appeal=appeal), group)
-        for appeal, group in by_appeal.values()
-    ]
-
-
-def send_messages(
-    *, edition: Edition, prepared: list[tuple[RenderedEmail, list[_Recipient]]]
-) -> tuple[dict[int, _Result], str]:
-    """Send prepared groups; return per-delivery results and the ESP error that stopped us."""
-    results: dict[int, _Result] = {}
-    connection = get_connection()
-    try:
-        connection.open()
-        for rendered, group in prepared:
-            if esp_supports_batch(connection):
-                try:
-                    results.update(_send_batch_call(connection, edition, rendered, group))
-                    continue
-                except (AnymailUnsupportedFeature, AnymailInvalidAddress) as exc:
-                    # This ESP cannot take per-recipient headers in a batch, or one
-                    # address broke the whole call: fall back to one message each.
-                    logger.warning("digest: batch call refused (%s); sending one by one", exc)
-                except AnymailRecipientsRefused as exc:
-                    results.update({r.delivery_id: _Result(False, error=str(exc)) for r in group})
-                    continue
-                except RETRYABLE as exc:
-                    return results, f"{type(exc).__name__}: {exc}"
-            error = _send_one_by_one(connection, edition, rendered, group, results)
-            if error:
-                return results, error
-    finally:
-        try:
-            connection.close()
-        except RETRYABLE:
-            logger.warning("digest: closing the email connection failed", exc_info=True)
-    return results, ""
-
-
-def edition_message(
-    *,
-    edition: Edition,
-    rendered: RenderedEmail,
-    to: list[str],
-    headers: dict[str, str] | None = None,
-    merge_data: dict[str, dict[str, str]] | None = None,
-    merge_headers: dict[str, dict[str, str]] | None = None,
-    merge_metadata: dict[str, dict[str, str]] | None = None,
-) -> EmailMultiAlternatives:
-    """An email of `edition`, labelled as every copy of it is: its list, ESP tags, metadata."""
-    newsletter = edition.newsletter
-    # anymail hands these to the ESP; its tracking webhooks bring them back, so each
-    # delivered/opened/clicked/bounced event attaches to this edition.
-    metadata = {"newsletter": newsletter.slug}
-    if edition.pk is not None:
-        metadata = {"edition_id": str(edition.pk), **metadata}
-    return mail.message(
-        rendered=rendered,
-        to=to,
-        headers=headers,
-        tags=["digest", newsletter.slug],
-        metadata=metadata,
-        merge_data=merge_data,
-        merge_headers=merge_headers,
-        merge_metadata=merge_metadata,
-        list_id=mail.list_id(name=newsletter.name, slug=newsletter.slug),
-    )
-
-
-def _send_batch_call(
-    connection, edition: Edition, rendered: RenderedEmail, group: list[_Recipient]
-) -> dict[int, _Result]:
-    newsletter = edition.newsletter
-    merge_data, merge_headers, merge_metadata = {}, {}, {}
-    for recipient in group:
-        subscriber = recipient.subscriber
-        headers = reader_headers(subscriber=subscriber, newsletter=newsletter)
-        merge_headers[subscriber.email] = headers
-        merge_data[subscriber.email] = recipient_values(
-            subscriber=subscriber, newsletter=newsletter, headers=headers
-        )
-        merge_metadata[subscriber.email] = {"delivery_id": str(recipient.delivery_id)}
-    # merge_data makes anymail send one message per "to" address (batch send), with
-    # merge_headers carrying each reader's own RFC 8058 List-Unsubscribe.
-    message = edition_message(
-        edition=edition,
-        rendered=rendered,
-        to=[r.subscriber.email for r in group],
-        merge_data=merge_data,
-        merge_headers=merge_headers,
-        merge_metadata=merge_metadata,
-    )
-    connection.send_messages([message])
-    statuses = message.anymail_status.recipients
-    results: dict[int, _Result] = {}
-    for recipient in group:
-        status = statuses.get(recipient.subscriber.email)
-        if status is not None and status.status in REFUSED_STATUSES:
-            results[recipient.delivery_id] = _Result(False, error=f"ESP status: {status.status}")
-        else:
-            message_id = status.message_id if status is not None else None
-            results[recipient.delivery_id] = _Result(
-                True, message_id="" if message_id is None else str(message_id)
-            )
-    return results
-
-
-def _send_one_by_one(
-    connection,
-    edition: Edition,
-    rendered: RenderedEmail,
-    group: list[_Recipient],
-    results: dict[int, _Result],
-) -> str:
-    newsletter = edition.newsletter
-    domain = site_host()
-    for recipient in group:
-        subscriber = recipient.subscriber
-        unsubscribe_headers = reader_headers(subscriber=subscriber, newsletter=newsletter)
-        own = personal_copy(
-            rendered=rendered,
-            values=recipient_values(
-                subscriber=subscriber, newsletter=newsletter, headers=unsubscribe_headers
-            ),
-        )
-        message_id = make_msgid(idstring="digest", domain=domain)
-        headers = {**unsubscribe_headers, "Message-ID": message_id}
-        message = edition_message(
-            edition=edition, rendered=own, to=[subscriber.email], headers=headers
-        )
-        try:
-            connection.send_messages([message])
-        except (
-            AnymailInvalidAddress,
-            AnymailRecipientsRefused,
-            smtplib.SMTPRecipientsRefused,
-        ) as exc:
-            results[recipient.delivery_id] = _Result(False, error=str(exc))
-            continue
-        except RETRYABLE as exc:
-            return f"{type(exc).__name__}: {exc}"
-        status = getattr(message, "anymail_status", None)
-        esp_id = getattr(status, "message_id", None) if status is not None else None
-        results[recipient.delivery_id] = _Result(
-            True, message_id=message_id if esp_id is None else str(esp_id)
-        )
-    return ""
 
 
 def new_task_id() -> str:

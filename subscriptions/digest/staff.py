@@ -12,13 +12,14 @@ from django.utils import timezone
 from newsroom.mail import RenderedEmail
 from subscriptions.digest import plan, render
 from subscriptions.digest.compose import followed_set
+from subscriptions.digest.esp import edition_message
 from subscriptions.digest.render import (
     personal_copy,
     recipient_values,
     render_edition_email,
     sample_values,
 )
-from subscriptions.digest.send import edition_message, mark_edition_sent_if_done
+from subscriptions.digest.send import mark_edition_sent_if_done
 from subscriptions.models import Delivery, DeliveryBatch, Edition, Subscriber
 
 
