@@ -223,13 +223,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": CELERY_BROKER_TIMEOUT_SECONDS,
     "socket_timeout": CELERY_BROKER_TIMEOUT_SECONDS,
 }
-# One more try after a failed publish, at once, rather than Celery's three.
-CELERY_TASK_PUBLISH_RETRY_POLICY = {
-    "max_retries": 1,
-    "interval_start": 0,
-    "interval_step": 0,
-    "interval_max": 0,
-}
+# One try: each of Celery's three retries would wait the timeout again (a hung broker held
+# a publish 3 s with one retry). Tasks a request must not lose go through the outbox.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 0}
 CELERY_TASK_ROUTES = {
     "subscriptions.digest_send_batch": {"queue": "digests"},
     "subscriptions.digest_send_batches": {"queue": "digests"},
