@@ -71,4 +71,7 @@ class ServiceUnavailableMiddleware:
         # RFC 9110 §10.2.3: when to try again; clients and crawlers honour it.
         response["Retry-After"] = str(exception.retry_after_seconds)
         add_never_cache_headers(response)
+        # Django would log each such answer ("Service Unavailable: ...") as an error: the
+        # cause is logged by `report`, once a minute, and one line per request is the flood.
+        response._has_been_logged = True
         return response
