@@ -155,8 +155,11 @@ def donate(request: HttpRequest) -> HttpResponse:
         patch_vary_headers(response, ["Cookie"])
         return response
 
+    # Closed when the cache cannot count: unlimited attempts are how stolen cards are tested.
     if not ratelimit.allow(
-        f"checkout-ip:{client_ip(request)}", rate=settings.CHECKOUT_RATE_LIMIT_PER_IP
+        f"checkout-ip:{client_ip(request)}",
+        rate=settings.CHECKOUT_RATE_LIMIT_PER_IP,
+        when_cache_fails=ratelimit.FAIL_CLOSED,
     ):
         return _too_many()
     form = DonateForm(request.POST, presets=presets)
@@ -167,7 +170,11 @@ def donate(request: HttpRequest) -> HttpResponse:
     status = 400
     if form.is_valid():
         email_key = f"checkout-email:{form.cleaned_data['email'].strip().lower()}"
-        if not ratelimit.allow(email_key, rate=settings.CHECKOUT_RATE_LIMIT_PER_EMAIL):
+        if not ratelimit.allow(
+            email_key,
+            rate=settings.CHECKOUT_RATE_LIMIT_PER_EMAIL,
+            when_cache_fails=ratelimit.FAIL_CLOSED,
+        ):
             return _too_many()
         if settings.CHECKOUT_CAPTCHA_CHECK and not import_string(settings.CHECKOUT_CAPTCHA_CHECK)(
             request
@@ -298,15 +305,22 @@ def manage(request: HttpRequest) -> HttpResponse:
     """Ask for a sign-in link; the answer is the same whether we know the address or not."""
     if request.method != "POST":
         return render(request, "donations/manage_request.html", {"form": ManageLinkForm()})
+    # Closed when the cache cannot count: these links sign a donor in to their giving.
     if not ratelimit.allow(
-        f"manage-ip:{client_ip(request)}", rate=settings.CHECKOUT_RATE_LIMIT_PER_IP
+        f"manage-ip:{client_ip(request)}",
+        rate=settings.CHECKOUT_RATE_LIMIT_PER_IP,
+        when_cache_fails=ratelimit.FAIL_CLOSED,
     ):
         return _too_many()
     form = ManageLinkForm(request.POST)
     if not form.is_valid():
         return render(request, "donations/manage_request.html", {"form": form}, status=400)
     email = form.cleaned_data["email"].strip().lower()
-    if ratelimit.allow(f"manage-email:{email}", rate=settings.CHECKOUT_RATE_LIMIT_PER_EMAIL):
+    if ratelimit.allow(
+        f"manage-email:{email}",
+        rate=settings.CHECKOUT_RATE_LIMIT_PER_EMAIL,
+        when_cache_fails=ratelimit.FAIL_CLOSED,
+    ):
         # Sent by a task after the response, so the answer takes as long for an
         # address we know as for one we do not.
         manage_link_send_task.delay_on_commit(email)

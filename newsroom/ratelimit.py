@@ -2,13 +2,23 @@
 
 Windows are short (minutes), so a reader sharing an address with a flood is let
 through again when the window turns, not locked out for long.
+
+When the cache cannot count (Redis down or hung), each caller says what happens:
+`FAIL_OPEN` lets the request through (reading, following, signing up: nothing of value
+is at stake, and refusing would take the site down with Redis); `FAIL_CLOSED` stops it
+with `Unavailable`, a 503 with `Retry-After` (checkout, sign-in links: money and accounts).
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from enum import Enum
 
-from django.core.cache import cache
+from newsroom import faults
+from newsroom.redis_cache import CacheUnavailable, strict
+
+logger = logging.getLogger(__name__)
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
@@ -22,15 +32,38 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(count), amount * UNITS[unit]
 
 
-def allow(key: str, *, rate: str) -> bool:
-    """Count one hit for `key`; False once more than the rate's limit fell in this window."""
+class WhenCacheFails(Enum):
+    FAIL_OPEN = "open"
+    FAIL_CLOSED = "closed"
+
+
+FAIL_OPEN = WhenCacheFails.FAIL_OPEN
+FAIL_CLOSED = WhenCacheFails.FAIL_CLOSED
+
+
+class Unavailable(faults.ServiceUnavailable):
+    """A FAIL_CLOSED limit could not count: the request is refused with a 503."""
+
+
+def allow(key: str, *, rate: str, when_cache_fails: WhenCacheFails) -> bool:
+    """Count one hit for `key`; False once more than the rate's limit fell in this window.
+
+    When the cache cannot count, FAIL_OPEN answers True and FAIL_CLOSED raises Unavailable.
+    """
     limit, window = parse_rate(rate)
     bucket = f"ratelimit:{key}:{int(time.time() // window)}"
-    # add() is atomic on Redis and locmem: the first hit of a window creates the counter.
-    cache.add(bucket, 0, timeout=window)
+    counter = strict()
     try:
-        count = cache.incr(bucket)
-    except ValueError:  # the counter expired between add() and incr()
-        cache.set(bucket, 1, timeout=window)
-        count = 1
+        # add() is atomic on Redis and locmem: the first hit of a window creates the counter.
+        counter.add(bucket, 0, timeout=window)
+        try:
+            count = counter.incr(bucket)
+        except ValueError:  # the counter expired between add() and incr()
+            counter.set(bucket, 1, timeout=window)
+            count = 1
+    except CacheUnavailable as error:
+        if when_cache_fails is FAIL_OPEN:
+            return True
+        faults.report(logger, "rate limit: refused while the cache is unavailable", error)
+        raise Unavailable from error
     return count <= limit

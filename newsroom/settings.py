@@ -35,6 +35,11 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else default
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
@@ -117,6 +122,8 @@ MIDDLEWARE = [
     # The URL's prefix names the language (`/ar/`); never the cookie or Accept-Language.
     "newsroom.i18n.UrlLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # A view that cannot go on without a service that is down answers 503, not 500.
+    "newsroom.faults.ServiceUnavailableMiddleware",
     "django.middleware.http.ConditionalGetMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -167,12 +174,22 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USING_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 
 REDIS_URL = env("REDIS_URL")
+# The cache only speeds pages up (newsroom.redis_cache): a Redis slower than this is
+# treated as down, pages are rendered from the database meanwhile, and Redis is left
+# alone for REDIS_CACHE_PAUSE_SECONDS before it is tried again.
+REDIS_CACHE_TIMEOUT_SECONDS = env_float("REDIS_CACHE_TIMEOUT_SECONDS", 0.25)
+REDIS_CACHE_PAUSE_SECONDS = env_float("REDIS_CACHE_PAUSE_SECONDS", 1.0)
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "newsroom.redis_cache.FailSoftRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env("CACHE_KEY_PREFIX", "newsroom"),
+            "OPTIONS": {
+                "socket_connect_timeout": REDIS_CACHE_TIMEOUT_SECONDS,
+                "socket_timeout": REDIS_CACHE_TIMEOUT_SECONDS,
+                "pause_after_error": REDIS_CACHE_PAUSE_SECONDS,
+            },
         }
     }
 else:
@@ -196,10 +213,19 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+# A request that queues a task waits at most about this long for a broker that hangs or
+# refuses (kombu's defaults are no socket timeout and a 4 s connect timeout, tried again).
+CELERY_BROKER_TIMEOUT_SECONDS = env_float("CELERY_BROKER_TIMEOUT_SECONDS", 1.0)
+CELERY_BROKER_CONNECTION_TIMEOUT = CELERY_BROKER_TIMEOUT_SECONDS
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # A task taken by a worker that dies is redelivered after this many seconds.
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+    "socket_connect_timeout": CELERY_BROKER_TIMEOUT_SECONDS,
+    "socket_timeout": CELERY_BROKER_TIMEOUT_SECONDS,
 }
+# One try: each of Celery's three retries would wait the timeout again (a hung broker held
+# a publish 3 s with one retry). Tasks a request must not lose go through the outbox.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 0}
 CELERY_TASK_ROUTES = {
     "subscriptions.digest_send_batch": {"queue": "digests"},
     "subscriptions.digest_send_batches": {"queue": "digests"},
@@ -386,7 +412,7 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz(/live|/ready)?$"]
 
 # Any request whose Content-Length is larger is answered 413 before its body is read:
 # no public form or webhook needs more (a Stripe event is a few kilobytes). The admin
@@ -447,6 +473,14 @@ OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", NEWSROOM_NAME)
 STAFF_ENROL_LINK_MINUTES = env_int("STAFF_ENROL_LINK_MINUTES", 30)
 STAFF_ENROL_CODE_HOURS = env_int("STAFF_ENROL_CODE_HOURS", 24)
 STAFF_ENROL_LINK_RATE = env("STAFF_ENROL_LINK_RATE", "3/15m")
+
+# A failing service (Redis, the broker) is logged once per kind of failure per this many
+# seconds, with the count of failures held back (newsroom.faults).
+FAULT_LOG_SECONDS = env_int("FAULT_LOG_SECONDS", 60)
+# /healthz/ready: each part's check is given this long, and its answer is kept in the
+# process's memory this long, so a load balancer asking every second costs one check.
+HEALTHZ_CHECK_TIMEOUT_SECONDS = env_float("HEALTHZ_CHECK_TIMEOUT_SECONDS", 0.3)
+HEALTHZ_CACHE_SECONDS = env_float("HEALTHZ_CACHE_SECONDS", 1.0)
 
 LOGGING = {
     "version": 1,

@@ -60,6 +60,8 @@ def esp_tracking_webhooks() -> list[URLPattern]:
 # Machines' and staff's addresses have one URL whatever the language.
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("healthz/ready", views.healthz, name="healthz_ready"),
+    path("healthz/live", views.healthz_live, name="healthz_live"),
     path(
         "sitemap.xml",
         public_page(sitemap),

@@ -111,7 +111,12 @@ def _open(request: HttpRequest, device: TOTPDevice) -> HttpResponseRedirect:
 
 def _link_send(request: HttpRequest) -> str:
     user = request.user
-    if not ratelimit.allow(f"staff-enrol-link:{user.pk}", rate=settings.STAFF_ENROL_LINK_RATE):
+    # Closed when the cache cannot count: each link sets up a second factor for the account.
+    if not ratelimit.allow(
+        f"staff-enrol-link:{user.pk}",
+        rate=settings.STAFF_ENROL_LINK_RATE,
+        when_cache_fails=ratelimit.FAIL_CLOSED,
+    ):
         outcome = "limited"
     elif services.enrol_link_send(user=user):
         outcome = "sent"

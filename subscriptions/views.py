@@ -97,7 +97,11 @@ def privacy(request: HttpRequest) -> HttpResponse:
 @csrf_exempt  # posted from cached pages that carry no CSRF token; see the module docstring
 @require_POST
 def subscribe(request: HttpRequest) -> HttpResponse:
-    if not ratelimit.allow(f"subscribe:{client_ip(request)}", rate=SUBSCRIBE_RATE):
+    # Open when the cache cannot count: an address gets one confirmation an hour however
+    # often it is signed up (services.signup), and sign-up must not fall with Redis.
+    if not ratelimit.allow(
+        f"subscribe:{client_ip(request)}", rate=SUBSCRIBE_RATE, when_cache_fails=ratelimit.FAIL_OPEN
+    ):
         return _too_many(request)
     form = SignupForm(request.POST)
     if not form.is_valid():
@@ -291,7 +295,10 @@ def _error(request: HttpRequest, message: str, status: int) -> HttpResponse:
 @csrf_exempt  # the button sits on cached pages; following changes only this browser's cookie
 @require_POST
 def follow(request: HttpRequest) -> HttpResponse:
-    if not ratelimit.allow(f"follow:{client_ip(request)}", rate=FOLLOW_RATE):
+    # Open when the cache cannot count: following changes only this browser's cookie.
+    if not ratelimit.allow(
+        f"follow:{client_ip(request)}", rate=FOLLOW_RATE, when_cache_fails=ratelimit.FAIL_OPEN
+    ):
         return _too_many(request)
     form = FollowForm(request.POST)
     if not form.is_valid():

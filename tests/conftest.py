@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import time_machine
@@ -22,6 +23,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from newsroom.celery import app as celery_app
+from tests.faultproxy import FaultProxy
 
 # Fixtures that tests of more than one app use; pytest takes this list only from the
 # top-level conftest.py.
@@ -76,6 +78,34 @@ def broker_refusing(monkeypatch) -> None:
     # reads CELERY_BROKER_URL from the environment before its configuration.
     monkeypatch.setattr(celery_app.conf, "broker_write_url", f"redis://127.0.0.1:{port}/0")
     celery_app.conf.task_always_eager = False  # _tasks_in_process sets it back
+
+
+@pytest.fixture
+def redis_cache_proxy(settings) -> Iterator[FaultProxy]:
+    """The cache on the real Redis (REDIS_URL) through a FaultProxy a test can make fail.
+
+    The cache is production's: the fail-soft backend with the default timeouts.
+    """
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        skip_or_fail("Redis fault tests need a Redis server: set REDIS_URL")
+    where = urlsplit(url)
+    with FaultProxy(where.hostname or "127.0.0.1", where.port or 6379) as proxy:
+        # Assigning CACHES makes Django build the cache anew (a setting_changed receiver).
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "newsroom.redis_cache.FailSoftRedisCache",
+                "LOCATION": f"redis://{proxy.address}{where.path or '/0'}",
+                "KEY_PREFIX": "faults",
+                "OPTIONS": {
+                    "socket_connect_timeout": settings.REDIS_CACHE_TIMEOUT_SECONDS,
+                    "socket_timeout": settings.REDIS_CACHE_TIMEOUT_SECONDS,
+                    "pause_after_error": settings.REDIS_CACHE_PAUSE_SECONDS,
+                },
+            }
+        }
+        cache.clear()
+        yield proxy
 
 
 @pytest.fixture(autouse=True)

@@ -295,3 +295,30 @@ def test_public_donation_pages_set_no_cookie_and_carry_no_csrf_token(client, url
 def test_cancel_page_says_nothing_was_charged(client):
     page = client.get("/donate/cancelled/").content.decode()
     assert "nothing was charged" in page and 'href="/donate/"' in page
+
+
+# --- while Redis is down -------------------------------------------------------------
+
+
+def test_checkout_answers_503_with_retry_after_while_its_rate_limit_cannot_count(
+    client, fake_stripe, redis_cache_proxy
+):
+    redis_cache_proxy.mode = "refuse"
+
+    response = give(client)
+
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) > 0
+    assert "Nothing was charged" in response.content.decode()
+    assert "no-store" in response["Cache-Control"]
+    assert not fake_stripe.named("checkout_session_create")
+    assert not Gift.objects.exists()
+
+
+def test_the_donate_page_itself_answers_while_redis_is_down(client, redis_cache_proxy):
+    redis_cache_proxy.mode = "hang"
+
+    response = client.get("/donate/?frequency=monthly")
+
+    assert response.status_code == 200
+    assert "Give monthly" in response.content.decode()

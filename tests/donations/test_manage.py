@@ -190,3 +190,17 @@ def test_a_link_of_the_older_signed_form_works_once_until_it_expires(client, tim
     response = client.post(f"/donate/manage/open/{expired}/")
     assert response.status_code == 410
     assert "This link has expired." in response.content.decode()
+
+
+def test_link_requests_answer_503_while_their_rate_limit_cannot_count(
+    client, mailoutbox, django_capture_on_commit_callbacks, redis_cache_proxy
+):
+    PaidGiftFactory(donor_email="rana@mail.example")
+    redis_cache_proxy.mode = "refuse"
+
+    response = request_link(client, "rana@mail.example", django_capture_on_commit_callbacks)
+
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) > 0
+    assert not mailoutbox
+    assert not ManageLink.objects.exists()

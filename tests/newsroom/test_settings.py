@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,21 @@ def test_a_site_url_without_its_scheme_is_refused():
 
     assert result.returncode != 0
     assert "ImproperlyConfigured: SITE_URL is 'news.example'" in result.stderr
+
+
+def test_production_cache_misses_rather_than_fails_when_redis_refuses():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = (
+        "from django.core.cache import cache; from newsroom.celery import app; "
+        "print(cache.get('page', 'rendered from the database')); "
+        "options = cache._options; "
+        "print(options['socket_timeout'], options['socket_connect_timeout']); "
+        "transport = app.conf.broker_transport_options; "
+        "print(transport['socket_timeout'], transport['socket_connect_timeout'])"
+    )
+    result = load_settings(code, REDIS_URL=f"redis://127.0.0.1:{port}/0")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["rendered from the database", "0.25 0.25", "1.0 1.0"]

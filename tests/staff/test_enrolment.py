@@ -342,3 +342,16 @@ def test_a_link_opened_before_signing_in_opens_the_set_up_after_it(client, newco
 
     assert opened.status_code == 302
     assert "otpauth://totp/" in client.get(opened["Location"], REMOTE_ADDR=IP).content.decode()
+
+
+def test_no_link_is_sent_while_its_rate_limit_cannot_count(
+    client, newcomer, mailoutbox, redis_cache_proxy
+):
+    redis_cache_proxy.mode = "refuse"
+    password_sign_in(client, newcomer.get_username())
+
+    response = client.get(reverse("staff_otp_setup"), REMOTE_ADDR=IP)
+
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) > 0
+    assert not mailoutbox

@@ -250,3 +250,19 @@ def test_the_gate_and_setup_page_follow_the_configured_url(client, editor, admin
 
     assert response.status_code == 302
     assert response["Location"].startswith("/back-office-7f3a/two-factor/")
+
+
+def test_signing_in_needs_no_redis_and_the_lockout_still_holds(
+    client, editor, settings, redis_cache_proxy
+):
+    # Failed attempts are counted in the database (django-axes), not in the cache.
+    device = staff_device(editor)
+    redis_cache_proxy.mode = "refuse"
+
+    assert sign_in(client, code=current_code(device)).status_code == 302
+    assert client.get(reverse("admin:index")).status_code == 200
+
+    client.logout()
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        sign_in(client, password="wrong")
+    assert sign_in(client, code=current_code(device)).status_code == 429

@@ -201,3 +201,13 @@ def test_the_follow_button_include_works_for_categories_and_topics(client):
     assert 'name="next" value="/category/politics/"' in html
     assert "csrfmiddlewaretoken" not in html
     assert 'aria-pressed="false"' in html
+
+
+def test_following_works_while_redis_is_down(client, redis_cache_proxy):
+    CategoryFactory(name="Politics", slug="politics")
+    redis_cache_proxy.mode = "refuse"
+
+    response = client.post(FOLLOW, {"kind": "category", "slug": "politics"})
+
+    assert response.status_code == 200
+    assert b"You follow Politics" in response.content

@@ -214,3 +214,14 @@ def test_with_several_newsletters_no_box_is_ticked_in_advance(client, daily):
     assert body.count('type="checkbox"') == 2
     assert " checked" not in body
     assert "The Levant Ledger's" in body
+
+
+def test_signing_up_works_while_redis_is_down(client, daily, mailoutbox, redis_cache_proxy):
+    # The per-address limit of one confirmation an hour is in the database.
+    redis_cache_proxy.mode = "refuse"
+
+    first = signup(client, "reader@mail.example", daily)
+    again = signup(client, "reader@mail.example", daily)
+
+    assert first.status_code == again.status_code == 200
+    assert len(mailoutbox) == 1
