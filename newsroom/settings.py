@@ -234,6 +234,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "subscriptions.digest_plan",
         "schedule": crontab(minute="*/5"),
     },
+    # In-doubt batches settled from the ESP's own log (Postmark, Mailgun).
+    "settle-in-doubt-digest-batches": {
+        "task": "subscriptions.digest_settle_in_doubt",
+        "schedule": crontab(minute="*/10"),
+    },
 }
 
 # --- email ------------------------------------------------------------------

@@ -23,7 +23,7 @@ ANYMAIL_TEST = "anymail.backends.test.EmailBackend"
 
 
 class PickyEsp(AnymailTestBackend):
-    """anymail's test ESP that answers 503 to calls for `refuse`, `failures` times."""
+    """anymail's test ESP refusing the connection for calls to `refuse`, `failures` times."""
 
     refuse: set[str] = set()
     failures = 0
@@ -33,7 +33,9 @@ class PickyEsp(AnymailTestBackend):
         with PickyEsp.lock:
             if PickyEsp.failures and PickyEsp.refuse & set(message.to):
                 PickyEsp.failures -= 1
-                raise AnymailAPIError("503 Service Unavailable", backend=self)
+                raise AnymailAPIError(
+                    "Connection refused", backend=self
+                ) from ConnectionRefusedError(111, "Connection refused")
         return super().post_to_esp(payload, message)
 
 
@@ -168,7 +170,7 @@ def test_a_batch_that_keeps_failing_in_a_pack_ends_failed_and_the_others_are_sen
         Delivery.State.FAILED
     }
     failed = DeliveryBatch.objects.get(state=DeliveryBatch.State.FAILED)
-    assert failed.attempts == digest_tasks.SEND_MAX_RETRIES + 1 and "503" in failed.error
+    assert failed.attempts == digest_tasks.SEND_MAX_RETRIES + 1 and "refused" in failed.error
     assert DeliveryBatch.objects.filter(state=DeliveryBatch.State.SENT).count() == len(sets) - 1
     assert Edition.objects.get().state == Edition.State.SENT
 
