@@ -64,8 +64,17 @@ def edition_send_batch(*, batch_id: int, task_id: str) -> BatchOutcome:
     if isinstance(started, BatchOutcome):
         return started
     batch, prepared, suppressed = started
-    report = send_messages(edition=batch.edition, prepared=prepared, on_accepted=_record_accepted)
+    report = _call_esp(edition=batch.edition, prepared=prepared, on_accepted=_record_accepted)
     return _settle(batch=batch, report=report, suppressed=suppressed)
+
+
+def _call_esp(**kwargs) -> SendReport:
+    """esp.send_messages, with an error it lets through (opening the connection, a
+    backend's own bug) reported like the others, for failures.verdict to judge."""
+    try:
+        return send_messages(**kwargs)
+    except Exception as exc:
+        return SendReport({}, f"{type(exc).__name__}: {exc}", exc)
 
 
 @dataclass
@@ -116,17 +125,8 @@ def edition_send_batches(*, batch_ids: list[int], task_id: str) -> PackOutcome:
         for future in done:
             batch, suppressed = in_flight.pop(future)
             try:
-                report = future.result()
-            except Exception:
-                # Not an ESP answer we know (a bug, a backend's own error): whether the
-                # call went out is unknown, so the batch stays "sending" and the planner
-                # reports it in doubt once stale, as for a worker that died.
-                logger.exception("digest: batch %s failed during its ESP call", batch.pk)
-                pack.outcomes[batch.pk] = BatchOutcome(state=DeliveryBatch.State.SENDING)
-                continue
-            try:
                 pack.outcomes[batch.pk] = _settle(
-                    batch=batch, report=report, suppressed=suppressed, mark_done=False
+                    batch=batch, report=future.result(), suppressed=suppressed, mark_done=False
                 )
             except BatchSendError as exc:
                 pack.retry[batch.pk] = exc
@@ -153,7 +153,7 @@ def edition_send_batches(*, batch_ids: list[int], task_id: str) -> PackOutcome:
             batch, prepared, suppressed = started
             editions.add(batch.edition_id)
             future = pool.submit(
-                send_messages,
+                _call_esp,
                 edition=batch.edition,
                 prepared=prepared,
                 on_accepted=lambda delivery_id, result: accepted.put((delivery_id, result)),
