@@ -254,6 +254,10 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Mideast Daily <daily@newsroom.ex
 SERVER_EMAIL = env("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 # The mailbox that receives `mailto:` unsubscribe requests (RFC 2369 List-Unsubscribe).
 UNSUBSCRIBE_MAILTO = env("UNSUBSCRIBE_MAILTO", "unsubscribe@newsroom.example")
+# The ESP whose inbound webhook receives mail to UNSUBSCRIBE_MAILTO, as anymail names it
+# ("postmark", "mailgun", ...). Empty: no mail is received, so List-Unsubscribe offers
+# the https link only.
+INBOUND_EMAIL_ESP = env("INBOUND_EMAIL_ESP").strip().lower()
 # Dotted path to a callable(emails) -> set of those that must get no email (bounced,
 # complained, deleted, or suppressed by staff), asked by newsroom.mail before each send.
 EMAIL_SUPPRESSION_CHECK = (
