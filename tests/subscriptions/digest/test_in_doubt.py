@@ -301,3 +301,12 @@ def test_staff_settle_selected_batches_from_the_admin(
 
     assert "3 reader(s) found in the ESP" in response.content.decode()
     assert DeliveryBatch.objects.get().state == DeliveryBatch.State.SENT
+
+
+def test_the_dashboard_counts_every_reader_in_doubt(client, doubtful):
+    login_staff(client, StaffFactory(is_superuser=True))
+
+    page = client.get(reverse("admin:index")).content.decode()
+
+    assert "3 readers in 1 batch in doubt" in page
+    assert "?state__exact=in_doubt" in page
