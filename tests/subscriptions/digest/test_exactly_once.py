@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import socket
 from collections import Counter
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from io import StringIO
 from urllib.parse import parse_qs
 
@@ -124,16 +126,21 @@ def test_an_error_proving_the_esp_took_nothing_is_retried_and_each_reader_gets_o
     )
 
 
+@pytest.mark.parametrize("form", ["seconds", "HTTP date"])
 def test_a_429_is_retried_no_sooner_than_its_retry_after(
-    newsletter, headlines, mailgun, esp_network
+    newsletter, headlines, mailgun, esp_network, form, time_machine
 ):
+    now = datetime.now(UTC).replace(microsecond=0)
+    time_machine.move_to(now, tick=False)
+    in_an_hour = format_datetime(now + timedelta(hours=1), usegmt=True)
+    retry_after = "3600" if form == "seconds" else in_an_hour
     subscribe(newsletter)
     [result] = plan_only(send_now=True)
     esp_network.add(
         responses.POST,
         MAILGUN_SEND,
         status=429,
-        headers={"Retry-After": "3600"},
+        headers={"Retry-After": retry_after},
         json={"message": "Too many requests"},
     )
 
