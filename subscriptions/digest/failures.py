@@ -90,15 +90,15 @@ def retry_after(response) -> int | None:
 def _causes(exc: BaseException) -> Iterator[BaseException]:
     """`exc` and what it wraps: its cause and context, and requests' and urllib3's reasons."""
     seen: set[int] = set()
-    todo = [exc]
-    while todo:
-        current = todo.pop()
+    pending = [exc]
+    while pending:
+        current = pending.pop()
         if id(current) in seen:
             continue
         seen.add(id(current))
         yield current
-        todo += [e for e in (current.__cause__, current.__context__) if e is not None]
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
         if isinstance(current, MaxRetryError) and current.reason is not None:
-            todo.append(current.reason)
+            pending.append(current.reason)
         if isinstance(current, requests.RequestException):
-            todo += [arg for arg in current.args if isinstance(arg, BaseException)]
+            pending += [arg for arg in current.args if isinstance(arg, BaseException)]

@@ -28,7 +28,7 @@ class SmtpServer:
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
-                server.session(self.rfile, self.wfile)
+                server.converse(self.rfile, self.wfile)
 
         socketserver.ThreadingTCPServer.allow_reuse_address = True
         self.tcp = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
@@ -51,7 +51,7 @@ class SmtpServer:
     def subjects(self) -> list[str]:
         return [message_from_bytes(data)["Subject"] for _, data in self.received]
 
-    def session(self, rfile, wfile) -> None:
+    def converse(self, rfile, wfile) -> None:
         def reply(line: str) -> None:
             wfile.write(f"{line}\r\n".encode())
             wfile.flush()
