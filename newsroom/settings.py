@@ -260,6 +260,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "subscriptions.digest_plan",
         "schedule": crontab(minute="*/5"),
     },
+    # In-doubt batches settled from the ESP's own log (Postmark, Mailgun).
+    "settle-in-doubt-digest-batches": {
+        "task": "subscriptions.digest_settle_in_doubt",
+        "schedule": crontab(minute="*/10"),
+    },
 }
 
 # --- email ------------------------------------------------------------------
@@ -275,6 +280,10 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Mideast Daily <daily@newsroom.ex
 SERVER_EMAIL = env("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 # The mailbox that receives `mailto:` unsubscribe requests (RFC 2369 List-Unsubscribe).
 UNSUBSCRIBE_MAILTO = env("UNSUBSCRIBE_MAILTO", "unsubscribe@newsroom.example")
+# The ESP whose inbound webhook receives mail to UNSUBSCRIBE_MAILTO, as anymail names it
+# ("postmark", "mailgun", ...). Empty: no mail is received, so List-Unsubscribe offers
+# the https link only.
+INBOUND_EMAIL_ESP = env("INBOUND_EMAIL_ESP").strip().lower()
 # Dotted path to a callable(emails) -> set of those that must get no email (bounced,
 # complained, deleted, or suppressed by staff), asked by newsroom.mail before each send.
 EMAIL_SUPPRESSION_CHECK = (

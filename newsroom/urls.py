@@ -8,6 +8,7 @@ from django.conf import settings
 from django.conf.urls.i18n import i18n_patterns
 from django.contrib import admin
 from django.contrib.sitemaps.views import sitemap
+from django.core.exceptions import ImproperlyConfigured
 from django.http import Http404
 from django.urls import URLPattern, include, path, re_path
 from django.views.static import serve
@@ -24,20 +25,23 @@ SLUG = r"(?P<slug>[-\w]+)"
 admin.site.login_form = StaffLoginForm
 
 
-def esp_tracking_webhooks() -> list[URLPattern]:
-    """django-anymail's tracking webhooks, each answering 404 while its ESP is not configured.
+def esp_webhooks() -> list[URLPattern]:
+    """django-anymail's tracking webhooks, and the inbound webhook of INBOUND_EMAIL_ESP.
 
     anymail.urls routes every ESP's inbound and tracking webhooks, and a view whose
     ESP lacks its key (or boto3, for Amazon SES) raises on every request: a 500 for
-    anyone who posts to it. Inbound mail is never received here, so only the
-    tracking routes are mounted.
+    anyone who posts to it. Each answers 404 instead while its ESP is not configured;
+    an inbound webhook answers 404 unless its ESP is INBOUND_EMAIL_ESP, so mail is
+    taken only from the ESP the newsroom receives it through.
     """
     from anymail import urls as anymail_urls
     from anymail.exceptions import AnymailConfigurationError
 
-    def not_found_until_configured(view):
+    def not_found_until_configured(view, inbound_esp: str = ""):
         @functools.wraps(view)
         def webhook(request, *args, **kwargs):
+            if inbound_esp and inbound_esp != settings.INBOUND_EMAIL_ESP:
+                raise Http404("Mail is not received through this email provider.")
             try:
                 return view(request, *args, **kwargs)
             except AnymailConfigurationError:
@@ -45,15 +49,30 @@ def esp_tracking_webhooks() -> list[URLPattern]:
 
         return webhook
 
+    inbound = {
+        route.name.removesuffix("_inbound_webhook")
+        for route in anymail_urls.urlpatterns
+        if route.name.endswith("_inbound_webhook")
+    }
+    if settings.INBOUND_EMAIL_ESP and settings.INBOUND_EMAIL_ESP not in inbound:
+        raise ImproperlyConfigured(
+            f"INBOUND_EMAIL_ESP={settings.INBOUND_EMAIL_ESP!r} is not an email provider "
+            f"that receives mail; use one of {', '.join(sorted(inbound))}, or leave it empty."
+        )
     return [
         URLPattern(
             route.pattern,
-            not_found_until_configured(route.callback),
+            not_found_until_configured(
+                route.callback,
+                route.name.removesuffix("_inbound_webhook")
+                if route.name.endswith("_inbound_webhook")
+                else "",
+            ),
             route.default_args,
             route.name,
         )
         for route in anymail_urls.urlpatterns
-        if route.name.endswith("tracking_webhook")
+        if route.name.endswith(("_tracking_webhook", "_inbound_webhook"))
     ]
 
 
@@ -73,7 +92,7 @@ urlpatterns = [
     # The staff app's pages (two-factor setup) first: the admin's catch-all would answer them.
     path(settings.ADMIN_URL, include("staff.urls")),
     path(settings.ADMIN_URL, admin.site.urls),
-    path("webhooks/anymail/", include((esp_tracking_webhooks(), "anymail"))),
+    path("webhooks/anymail/", include((esp_webhooks(), "anymail"))),
     # Uploaded photos; a CDN in front of the site caches them.
     path("media/<path:path>", serve, {"document_root": settings.MEDIA_ROOT}),
 ]

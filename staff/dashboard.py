@@ -43,7 +43,7 @@ APPEALS = 12
 EDITIONS = 10
 FAILED_RENEWALS_SHOWN = 10
 # Queries the whole dashboard may make, whatever the size of the data.
-MAX_QUERIES = 10
+MAX_QUERIES = 11
 
 NET = F("amount_cents") - F("refunded_cents")
 ONE_TIME = Q(frequency=Frequency.ONE_TIME)
@@ -441,6 +441,13 @@ def last_editions(*, now: datetime | None = None, count: int = EDITIONS) -> list
     return result
 
 
+def in_doubt_total() -> dict[str, int]:
+    """Readers and batches in doubt in every edition, old ones included: they wait for staff."""
+    return Delivery.objects.filter(state=Delivery.State.IN_DOUBT).aggregate(
+        readers=Count("pk"), batches=Count("batch", distinct=True)
+    )
+
+
 # --- the page ------------------------------------------------------------------------
 
 
@@ -474,4 +481,5 @@ def dashboard_for(user, *, now: datetime | None = None) -> dict:
         figures["week_ends"], figures["growth"] = newsletter_growth(now=now)
     if shown["editions"]:
         figures["editions"] = last_editions(now=now)
+        figures["in_doubt"] = in_doubt_total()
     return figures

@@ -102,11 +102,14 @@ def preferences_url(*, subscriber) -> str:
 
 
 def list_unsubscribe_headers(*, subscriber, newsletter=None) -> dict[str, str]:
-    """RFC 2369 List-Unsubscribe with RFC 8058 one-click POST."""
+    """RFC 2369 List-Unsubscribe with RFC 8058 one-click POST.
+
+    The mailto: is offered only when mail to it is received (INBOUND_EMAIL_ESP).
+    """
+    links = [f"<{unsubscribe_url(subscriber=subscriber, newsletter=newsletter)}>"]
+    if settings.INBOUND_EMAIL_ESP:
+        links.append(f"<mailto:{settings.UNSUBSCRIBE_MAILTO}?subject=unsubscribe>")
     return {
-        "List-Unsubscribe": (
-            f"<{unsubscribe_url(subscriber=subscriber, newsletter=newsletter)}>, "
-            f"<mailto:{settings.UNSUBSCRIBE_MAILTO}?subject=unsubscribe>"
-        ),
+        "List-Unsubscribe": ", ".join(links),
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }

@@ -10,10 +10,9 @@ event to a task, so the ESP gets its 200 quickly and a duplicate delivery is a n
 
 from __future__ import annotations
 
-from django.conf import settings
+import re
 
-from subscriptions.models import Subscriber
-from subscriptions.services import RequestMeta, subscription_unsubscribe, tracking_event_record
+from subscriptions.services import tracking_event_record, unsubscribe_by_mail
 
 
 def tracking_received(sender, event, esp_name: str, **kwargs) -> None:
@@ -32,23 +31,42 @@ def _addresses(value) -> list[str]:
     return [item.addr_spec.lower() for item in items if getattr(item, "addr_spec", None)]
 
 
-def inbound_received(sender, event, esp_name: str, **kwargs) -> None:
-    """A message to the List-Unsubscribe mailto: address unsubscribes its sender (RFC 2369).
+def sender_verified(message, sender: str) -> bool:
+    """Whether the receiving ESP vouches for `sender`: DKIM signed by the sender's domain,
+    or SPF passed for an envelope sender of that domain.
 
-    Anything else arriving through anymail's inbound webhook is not for this app.
+    From the headers the ESP adds on receipt: Authentication-Results (RFC 8601),
+    Received-SPF (RFC 7208 §9.1; Postmark), X-Mailgun-Spf (Mailgun).
     """
+    domain = sender.rpartition("@")[2].lower()
+    signed_by = re.compile(rf"header\.[di]=@?(?:[\w-]+\.)*{re.escape(domain)}(?![\w.-])")
+    for results in message.get_all("Authentication-Results") or []:
+        for clause in str(results).lower().split(";"):
+            clause = clause.strip()
+            if clause.startswith("dkim=pass") and signed_by.search(clause):
+                return True
+    envelope = (message.envelope_sender or "").lower()
+    spf = [str(message.get(name, "")) for name in ("Received-SPF", "X-Mailgun-Spf")]
+    return envelope.rpartition("@")[2] == domain and any(
+        value.strip().lower().startswith("pass") for value in spf
+    )
+
+
+def inbound_received(sender, event, esp_name: str, **kwargs) -> None:
+    """Mail through anymail's inbound webhook: one to the List-Unsubscribe mailto:
+    address unsubscribes its sender; anything else is not for this app."""
     message = event.message
     if message is None:
         return
-    target = settings.UNSUBSCRIBE_MAILTO.lower()
     recipients = _addresses(message.to) + _addresses(message.cc)
     if message.envelope_recipient:
         recipients.append(message.envelope_recipient.lower())
     senders = _addresses(message.from_email)
-    if target not in recipients or len(senders) != 1:
+    if len(senders) != 1:
         return
-    subscriber = Subscriber.objects.filter(email=senders[0]).first()
-    if subscriber is not None:
-        subscription_unsubscribe(
-            subscriber=subscriber, meta=RequestMeta(source=f"mailto:{esp_name}")
-        )
+    unsubscribe_by_mail(
+        sender=senders[0],
+        recipients=recipients,
+        sender_verified=sender_verified(message, senders[0]),
+        esp_name=esp_name,
+    )

@@ -7,11 +7,12 @@ from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from newsroom.models import Category, Topic
 from newsroom.parsing import parse_int
-from subscriptions.digest import render, staff
+from subscriptions.digest import in_doubt, render, staff
 from subscriptions.digest.compose import edition_view
 from subscriptions.models import Delivery, DeliveryBatch, Edition, Subscriber
 
@@ -333,7 +334,7 @@ class DeliveryBatchAdmin(WrittenBySendingMixin, admin.ModelAdmin):
         "finished_at",
         "error",
     ]
-    actions = ["resend_in_doubt", "mark_in_doubt_sent"]
+    actions = ["settle_from_esp", "resend_in_doubt", "mark_in_doubt_sent"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(n=Count("deliveries"))
@@ -341,6 +342,31 @@ class DeliveryBatchAdmin(WrittenBySendingMixin, admin.ModelAdmin):
     @admin.display(description="readers", ordering="n")
     def size(self, obj: DeliveryBatch) -> int:
         return obj.n
+
+    @admin.action(
+        description="Settle the selected in-doubt batches from the ESP's log",
+        permissions=["change"],
+    )
+    def settle_from_esp(self, request: HttpRequest, queryset) -> None:
+        if in_doubt.esp_that_can_tell() is None:
+            self.message_user(
+                request,
+                "This email provider cannot be asked which messages it took: check its log, "
+                "then resend the batch or record it as sent.",
+                messages.WARNING,
+            )
+            return
+        settled = in_doubt.batches_settle(
+            now=timezone.now(), batch_ids=list(queryset.values_list("pk", flat=True))
+        )
+        self.message_user(
+            request,
+            f"{len(settled)} batch(es) settled: {sum(s.sent for s in settled)} reader(s) "
+            f"found in the ESP's log and recorded as sent, "
+            f"{sum(s.resent for s in settled)} queued to be sent again. In-doubt batches "
+            f"younger than {in_doubt.SETTLE_AFTER.seconds // 60} minutes, or that the ESP "
+            "did not answer for, wait.",
+        )
 
     @admin.action(description="Resend the selected in-doubt batches", permissions=["change"])
     def resend_in_doubt(self, request: HttpRequest, queryset) -> None:

@@ -1,14 +1,14 @@
-"""Sending a batch exactly once: claim it, call the ESP, record its answer."""
+"""Sending a batch exactly once: render it, claim it, call the ESP, record its answer."""
 
 from __future__ import annotations
 
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from queue import SimpleQueue
 
 from django.conf import settings
 from django.db import connection as db_connection
@@ -17,7 +17,14 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from subscriptions.digest import render
-from subscriptions.digest.esp import Recipient, Result, prepare_messages, send_messages
+from subscriptions.digest.esp import (
+    Recipient,
+    Result,
+    SendReport,
+    prepare_messages,
+    send_messages,
+)
+from subscriptions.digest.failures import verdict
 from subscriptions.models import Delivery, DeliveryBatch, Edition, Subscriber, Subscription
 from subscriptions.selectors import suppressed_among
 
@@ -29,7 +36,14 @@ SENDING_STALE_AFTER = timedelta(minutes=15)
 
 
 class BatchSendError(Exception):
-    """The ESP (or SMTP server) failed for a batch; the batch is queued again for a retry."""
+    """The ESP provably took nothing of a batch; the batch is queued again for a retry.
+
+    `retry_after` is how long the ESP asked us to wait (a 429's Retry-After), if it did.
+    """
+
+    def __init__(self, message: str, *, retry_after: int | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -41,13 +55,26 @@ class BatchOutcome:
 
 
 def edition_send_batch(*, batch_id: int, task_id: str) -> BatchOutcome:
-    """Send one batch exactly once; raise BatchSendError (batch queued again) on ESP errors."""
+    """Send one batch exactly once.
+
+    Raise BatchSendError (the batch queued again) when the ESP provably took nothing;
+    any other failure of the call leaves the batch in doubt, never retried by itself.
+    """
     started = _start(batch_id=batch_id, task_id=task_id)
     if isinstance(started, BatchOutcome):
         return started
     batch, prepared, suppressed = started
-    report = send_messages(edition=batch.edition, prepared=prepared)
-    return _settle(batch=batch, results=report.results, error=report.error, suppressed=suppressed)
+    report = _call_esp(edition=batch.edition, prepared=prepared, on_accepted=_record_accepted)
+    return _settle(batch=batch, report=report, suppressed=suppressed)
+
+
+def _call_esp(**kwargs) -> SendReport:
+    """esp.send_messages, with an error it lets through (opening the connection, a
+    backend's own bug) reported like the others, for failures.verdict to judge."""
+    try:
+        return send_messages(**kwargs)
+    except Exception as exc:
+        return SendReport({}, f"{type(exc).__name__}: {exc}", exc)
 
 
 @dataclass
@@ -55,7 +82,11 @@ class PackOutcome:
     """What became of each batch of a pack; `retry` holds the ones to try again, with why."""
 
     outcomes: dict[int, BatchOutcome] = field(default_factory=dict)
-    retry: dict[int, str] = field(default_factory=dict)
+    retry: dict[int, BatchSendError] = field(default_factory=dict)
+
+
+# How often a pack's thread records the messages its calls reported accepted (SMTP).
+ACCEPTED_POLL_SECONDS = 0.05
 
 
 def edition_send_batches(*, batch_ids: list[int], task_id: str) -> PackOutcome:
@@ -65,47 +96,47 @@ def edition_send_batches(*, batch_ids: list[int], task_id: str) -> PackOutcome:
     call), which sent one at a time would leave the worker idle on every round trip.
     Each batch keeps its own claim, committed before its call, and its own record of
     the answer, so a pack is exactly as safe as its batches sent one by one: an ESP
-    error stays in its batch (queued again for the retry, the others recorded as sent),
-    a redelivered pack finds its sent batches sent, and a worker dying leaves in doubt
-    only the batches whose calls were in flight (at most settings.ESP_CONCURRENT_CALLS).
+    error stays in its batch (queued again for the retry, or in doubt, the others
+    recorded as sent), a redelivered pack finds its sent batches sent, and a worker
+    dying leaves in doubt only the batches whose calls were in flight (at most
+    settings.ESP_CONCURRENT_CALLS).
 
     The database work stays in this thread; the others build each reader's merge data
-    and wait for the ESP.
+    and wait for the ESP, and hand over each message accepted on its own (SMTP) through
+    `accepted`, recorded here within ACCEPTED_POLL_SECONDS.
     """
     pack = PackOutcome()
     editions: set[int] = set()
     in_flight: dict[Future, tuple[DeliveryBatch, int]] = {}
+    accepted: SimpleQueue[tuple[int, Result]] = SimpleQueue()
 
-    def settle(futures: Iterable[Future]) -> None:
-        for future in futures:
+    def record_accepted() -> None:
+        rows = []
+        while not accepted.empty():
+            rows.append(accepted.get())
+        if rows:
+            _record_sent([(pk, r.message_id[:200]) for pk, r in rows], sent_at=timezone.now())
+
+    def settle_one_or_more() -> None:
+        done: set[Future] = set()
+        while not done:
+            done, _ = wait(in_flight, timeout=ACCEPTED_POLL_SECONDS, return_when=FIRST_COMPLETED)
+            record_accepted()
+        for future in done:
             batch, suppressed = in_flight.pop(future)
             try:
-                report = future.result()
-            except Exception:
-                # Not an ESP answer we know (a bug, a backend's own error): whether the
-                # call went out is unknown, so the batch stays "sending" and the planner
-                # reports it in doubt once stale, as for a worker that died.
-                logger.exception("digest: batch %s failed during its ESP call", batch.pk)
-                pack.outcomes[batch.pk] = BatchOutcome(state=DeliveryBatch.State.SENDING)
-                continue
-            try:
                 pack.outcomes[batch.pk] = _settle(
-                    batch=batch,
-                    results=report.results,
-                    error=report.error,
-                    suppressed=suppressed,
-                    mark_done=False,
+                    batch=batch, report=future.result(), suppressed=suppressed, mark_done=False
                 )
             except BatchSendError as exc:
-                pack.retry[batch.pk] = str(exc)
+                pack.retry[batch.pk] = exc
 
     calls = max(1, settings.ESP_CONCURRENT_CALLS)
     appeals_running = render._appeals_running()  # once for the pack: the sends take seconds
     with ThreadPoolExecutor(max_workers=calls, thread_name_prefix="digest-esp") as pool:
         for batch_id in batch_ids:
             if len(in_flight) >= calls:
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                settle(done)
+                settle_one_or_more()
             try:
                 started = _start(
                     batch_id=batch_id,
@@ -114,16 +145,22 @@ def edition_send_batches(*, batch_ids: list[int], task_id: str) -> PackOutcome:
                     appeals_running=appeals_running,
                 )
             except BatchSendError as exc:
-                pack.retry[batch_id] = str(exc)
+                pack.retry[batch_id] = exc
                 continue
             if isinstance(started, BatchOutcome):
                 pack.outcomes[batch_id] = started
                 continue
             batch, prepared, suppressed = started
             editions.add(batch.edition_id)
-            future = pool.submit(send_messages, edition=batch.edition, prepared=prepared)
+            future = pool.submit(
+                _call_esp,
+                edition=batch.edition,
+                prepared=prepared,
+                on_accepted=lambda delivery_id, result: accepted.put((delivery_id, result)),
+            )
             in_flight[future] = (batch, suppressed)
-        settle(list(in_flight))
+        while in_flight:
+            settle_one_or_more()
     for edition_id in editions or _editions_of(batch_ids):
         mark_edition_sent_if_done(edition_id)
     return pack
@@ -136,54 +173,129 @@ def _editions_of(batch_ids: list[int]) -> set[int]:
 def _start(
     *, batch_id: int, task_id: str, mark_done: bool = True, appeals_running: bool | None = None
 ):
-    """Claim a batch and render its emails: (batch, prepared, suppressed) or its outcome."""
-    claim = _claim(batch_id=batch_id, task_id=task_id)
-    if isinstance(claim, BatchOutcome):
-        if claim.state == DeliveryBatch.State.IN_DOUBT and mark_done:
-            # Nothing is left to send; the in-doubt batch waits for staff in the admin.
+    """Render a batch's emails, then claim it: (batch, prepared, suppressed) or its outcome.
+
+    Rendering comes first, with nothing claimed: a worker that dies while rendering
+    leaves the batch queued, and its redelivered task simply sends it.
+    """
+    looked = _look(batch_id=batch_id, task_id=task_id)
+    if isinstance(looked, BatchOutcome):
+        if looked.state == DeliveryBatch.State.IN_DOUBT and mark_done:
+            # Nothing is left to send; the in-doubt batch waits to be settled.
             mark_edition_sent_if_done(DeliveryBatch.objects.get(pk=batch_id).edition_id)
-        return claim
-    batch, recipients, suppressed = claim
-    if not recipients:
-        _finish(batch=batch, results={}, error="", mark_done=mark_done)
-        return BatchOutcome(state=DeliveryBatch.State.SENT, suppressed=suppressed)
+        return looked
+    batch, recipients = looked
     try:
-        prepared = prepare_messages(
-            edition=batch.edition,
-            followed=batch.followed,
-            recipients=recipients,
-            appeals_running=appeals_running,
+        prepared = (
+            prepare_messages(
+                edition=batch.edition,
+                followed=batch.followed,
+                recipients=recipients,
+                appeals_running=appeals_running,
+            )
+            if recipients
+            else []
         )
     except Exception as exc:
-        # Nothing reached the ESP yet: the batch can safely wait for a retry.
-        _finish(batch=batch, results={}, error=f"Rendering failed: {exc!r}")
-        raise BatchSendError(f"Rendering failed: {exc!r}") from exc
+        # Nothing is claimed and nothing reached the ESP: the batch waits for a retry.
+        error = f"Rendering failed: {exc!r}"
+        DeliveryBatch.objects.filter(pk=batch.pk).update(error=error[:2000])
+        raise BatchSendError(error) from exc
+    claim = _claim(batch_id=batch_id, task_id=task_id, rendered=recipients)
+    if isinstance(claim, BatchOutcome):
+        return claim
+    batch, claimed, suppressed = claim
+    if not claimed:
+        _finish(batch=batch, results={}, state=DeliveryBatch.State.SENT, mark_done=mark_done)
+        return BatchOutcome(state=DeliveryBatch.State.SENT, suppressed=suppressed)
+    prepared = [
+        (rendered, kept)
+        for rendered, group in prepared
+        if (kept := [r for r in group if r.delivery_id in claimed])
+    ]
     return batch, prepared, suppressed
 
 
 def _settle(
-    *,
-    batch: DeliveryBatch,
-    results: dict[int, Result],
-    error: str,
-    suppressed: int,
-    mark_done: bool = True,
+    *, batch: DeliveryBatch, report: SendReport, suppressed: int, mark_done: bool = True
 ) -> BatchOutcome:
     """Record the ESP's answer for a batch; raise BatchSendError if it must be retried."""
-    _finish(batch=batch, results=results, error=error, mark_done=mark_done)
-    if error:
-        raise BatchSendError(error)
-    failed = sum(1 for r in results.values() if not r.ok)
+    results = report.results
+    sent = sum(1 for r in results.values() if r.ok)
+    if report.error:
+        found = verdict(report.exception)
+        if found.refused:
+            _finish(
+                batch=batch,
+                results=results,
+                state=DeliveryBatch.State.QUEUED,
+                error=report.error,
+                mark_done=mark_done,
+            )
+            raise BatchSendError(report.error, retry_after=found.retry_after)
+        _finish(
+            batch=batch,
+            results=results,
+            state=DeliveryBatch.State.IN_DOUBT,
+            error=f"The ESP call failed after it may have reached the ESP: {report.error}",
+            mark_done=mark_done,
+        )
+        logger.warning("digest: batch %s is in doubt (%s)", batch.pk, report.error)
+        return BatchOutcome(state=DeliveryBatch.State.IN_DOUBT, sent=sent, suppressed=suppressed)
+    _finish(batch=batch, results=results, state=DeliveryBatch.State.SENT, mark_done=mark_done)
     return BatchOutcome(
         state=DeliveryBatch.State.SENT,
-        sent=len(results) - failed,
+        sent=sent,
         suppressed=suppressed,
-        failed=failed,
+        failed=len(results) - sent,
     )
 
 
-def _claim(*, batch_id: int, task_id: str):
-    """Lock the batch, drop who may no longer be emailed, claim the rest, commit."""
+def _readers(batch: DeliveryBatch, *, lock: bool) -> tuple[list[Recipient], dict[str, list[int]]]:
+    """The batch's waiting readers who may still be emailed, and the others by reason.
+
+    One query for the deliveries, their readers and whether each is still subscribed:
+    in small batches every query costs per reader.
+    """
+    deliveries = batch.deliveries.all()
+    if lock:
+        # FOR UPDATE OF the deliveries only: a deleted reader is a NULL outer join.
+        deliveries = deliveries.select_for_update(skip_locked=True, of=("self",))
+    rows = list(
+        deliveries.filter(state=Delivery.State.QUEUED)
+        .annotate(
+            subscribed=Exists(
+                Subscription.objects.filter(
+                    subscriber=OuterRef("subscriber_id"),
+                    newsletter=batch.edition.newsletter_id,
+                    status=Subscription.Status.ACTIVE,
+                )
+            )
+        )
+        .values_list("pk", "subscriber_id", "subscriber__email", "subscriber__name", "subscribed")
+    )
+    suppressed = suppressed_among([email for _, sid, email, _, _ in rows if sid is not None])
+    dropped: dict[str, list[int]] = defaultdict(list)
+    recipients: list[Recipient] = []
+    for delivery_id, subscriber_id, email, name, subscribed in rows:
+        if subscriber_id is None:
+            dropped["The subscriber was deleted before sending."].append(delivery_id)
+        elif email in suppressed:
+            dropped["On the suppression list."].append(delivery_id)
+        elif not subscribed:
+            dropped["Unsubscribed before sending."].append(delivery_id)
+        else:
+            subscriber = Subscriber(pk=subscriber_id, email=email, name=name)
+            recipients.append(Recipient(delivery_id, subscriber))
+    return recipients, dropped
+
+
+def _look(*, batch_id: int, task_id: str):
+    """(batch, readers to render) for a queued batch, or the outcome of one that is not.
+
+    A batch found "sending" by its own task again, or long after its start, belongs
+    to a worker that died during the ESP call: it is reported in doubt here.
+    """
     now = timezone.now()
     with transaction.atomic():
         batch = (
@@ -200,8 +312,10 @@ def _claim(*, batch_id: int, task_id: str):
             redelivered = bool(task_id) and batch.task_id == task_id
             stale = batch.started_at is not None and batch.started_at < now - SENDING_STALE_AFTER
             if redelivered or stale:
-                # The worker that called the ESP died before recording the answer: some
-                # or all of these emails may have gone. Staff decide; we never resend.
+                # The worker that called the ESP died before recording the answer: the
+                # readers it had not recorded may or may not have their email. They are
+                # settled by asking the ESP where it can tell, by staff elsewhere;
+                # never resent by themselves.
                 batch.deliveries.filter(state=Delivery.State.CLAIMED).update(
                     state=Delivery.State.IN_DOUBT
                 )
@@ -215,59 +329,72 @@ def _claim(*, batch_id: int, task_id: str):
             return BatchOutcome(state=batch.state)
         if batch.edition.state == Edition.State.PAUSED:
             return BatchOutcome(state="paused")
+    recipients, _ = _readers(batch, lock=False)
+    return batch, recipients
 
-        # One query for the deliveries, their readers and whether each is still
-        # subscribed: in small batches every query costs per reader.
-        # FOR UPDATE OF the deliveries only: a deleted reader is a NULL outer join.
-        rows = list(
-            batch.deliveries.select_for_update(skip_locked=True, of=("self",))
-            .filter(state=Delivery.State.QUEUED)
-            .annotate(
-                subscribed=Exists(
-                    Subscription.objects.filter(
-                        subscriber=OuterRef("subscriber_id"),
-                        newsletter=batch.edition.newsletter_id,
-                        status=Subscription.Status.ACTIVE,
-                    )
-                )
-            )
-            .values_list(
-                "pk", "subscriber_id", "subscriber__email", "subscriber__name", "subscribed"
-            )
+
+def _claim(*, batch_id: int, task_id: str, rendered: list[Recipient]):
+    """Claim the rendered readers still due, in one transaction; (batch, claimed ids,
+    suppressed) or the outcome of a batch another worker took meanwhile.
+
+    Readers who unsubscribed or were suppressed while we rendered are dropped here,
+    right before the ESP call. While a batch is queued nobody adds readers to it, so
+    the readers still due are among those rendered.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        batch = (
+            DeliveryBatch.objects.select_for_update(of=("self",))
+            .select_related("edition__newsletter")
+            .filter(pk=batch_id)
+            .first()
         )
-        # The one suppression check, right before the ESP call.
-        suppressed = suppressed_among([email for _, sid, email, _, _ in rows if sid is not None])
-        dropped: dict[str, list[int]] = defaultdict(list)
-        recipients: list[Recipient] = []
-        for delivery_id, subscriber_id, email, name, subscribed in rows:
-            if subscriber_id is None:
-                dropped["The subscriber was deleted before sending."].append(delivery_id)
-            elif email in suppressed:
-                dropped["On the suppression list."].append(delivery_id)
-            elif not subscribed:
-                dropped["Unsubscribed before sending."].append(delivery_id)
-            else:
-                subscriber = Subscriber(pk=subscriber_id, email=email, name=name)
-                recipients.append(Recipient(delivery_id, subscriber))
+        if batch is None:
+            return BatchOutcome(state="missing")
+        if batch.state == DeliveryBatch.State.SENDING:
+            return BatchOutcome(state="busy")
+        if batch.state != DeliveryBatch.State.QUEUED:
+            return BatchOutcome(state=batch.state)
+        if batch.edition.state == Edition.State.PAUSED:
+            return BatchOutcome(state="paused")
+        due, dropped = _readers(batch, lock=True)
+        claimed = {r.delivery_id for r in due} & {r.delivery_id for r in rendered}
         for reason, ids in dropped.items():
             Delivery.objects.filter(pk__in=ids).update(
                 state=Delivery.State.SUPPRESSED, error=reason
             )
-        Delivery.objects.filter(pk__in=[r.delivery_id for r in recipients]).update(
-            state=Delivery.State.CLAIMED
-        )
+        Delivery.objects.filter(pk__in=claimed).update(state=Delivery.State.CLAIMED)
         batch.state = DeliveryBatch.State.SENDING
         batch.task_id = task_id
         batch.started_at = now
         batch.attempts += 1
-        batch.save(update_fields=["state", "task_id", "started_at", "attempts"])
+        batch.error = ""
+        batch.save(update_fields=["state", "task_id", "started_at", "attempts", "error"])
     # Committed: from here on a crash leaves the batch "sending", which is what lets a
     # redelivered task tell "maybe sent" from "never tried".
-    return batch, recipients, sum(len(ids) for ids in dropped.values())
+    return batch, claimed, sum(len(ids) for ids in dropped.values())
+
+
+def _record_accepted(delivery_id: int, result: Result) -> None:
+    """Record one message the ESP accepted on its own (SMTP), committed before the next."""
+    _record_sent([(delivery_id, result.message_id[:200])], sent_at=timezone.now())
+
+
+# What the readers claimed and not answered for become, by the batch's new state.
+UNANSWERED = {
+    DeliveryBatch.State.SENT: Delivery.State.QUEUED,
+    DeliveryBatch.State.QUEUED: Delivery.State.QUEUED,  # the ESP took nothing: retried
+    DeliveryBatch.State.IN_DOUBT: Delivery.State.IN_DOUBT,
+}
 
 
 def _finish(
-    *, batch: DeliveryBatch, results: dict[int, Result], error: str, mark_done: bool = True
+    *,
+    batch: DeliveryBatch,
+    results: dict[int, Result],
+    state: str,
+    error: str = "",
+    mark_done: bool = True,
 ) -> None:
     now = timezone.now()
     with transaction.atomic():
@@ -278,15 +405,14 @@ def _finish(
                 refused[r.error[:300]].append(pk)
         for reason, ids in refused.items():
             Delivery.objects.filter(pk__in=ids).update(state=Delivery.State.FAILED, error=reason)
-        # Whoever was claimed but not attempted (the ESP failed first) waits for the retry.
         Delivery.objects.filter(batch=batch, state=Delivery.State.CLAIMED).update(
-            state=Delivery.State.QUEUED
+            state=UNANSWERED[state]
         )
-        batch.state = DeliveryBatch.State.QUEUED if error else DeliveryBatch.State.SENT
+        batch.state = state
         batch.error = error[:2000]
-        batch.finished_at = None if error else now
+        batch.finished_at = now if state == DeliveryBatch.State.SENT else None
         batch.save(update_fields=["state", "error", "finished_at"])
-    if not error and mark_done:
+    if state != DeliveryBatch.State.QUEUED and mark_done:
         mark_edition_sent_if_done(batch.edition_id)
 
 

@@ -21,6 +21,7 @@ from subscriptions.services.leaving import (
     subscriber_delete,
     subscription_unsubscribe,
     suppression_add,
+    unsubscribe_by_mail,
 )
 from subscriptions.services.preferences import (
     MAX_FOLLOWS,
@@ -88,5 +89,6 @@ __all__ = [
     "time_zones",
     "tracking_event_process",
     "tracking_event_record",
+    "unsubscribe_by_mail",
     "valid_time_zone",
 ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -17,6 +20,8 @@ from subscriptions.models import (
     email_hash,
 )
 from subscriptions.services.consent import RequestMeta, _record
+
+logger = logging.getLogger(__name__)
 
 
 def subscription_unsubscribe(
@@ -43,6 +48,27 @@ def subscription_unsubscribe(
             )
             ended += 1
     return ended
+
+
+def unsubscribe_by_mail(
+    *, sender: str, recipients: list[str], sender_verified: bool, esp_name: str
+) -> int:
+    """A mail to UNSUBSCRIBE_MAILTO unsubscribes its sender from every newsletter (RFC 2369).
+
+    Only when the receiving ESP vouches for the sender (SPF or DKIM of the sender's
+    domain): a From line alone is anyone's to write. Returns how many subscriptions ended.
+    """
+    if settings.UNSUBSCRIBE_MAILTO.lower() not in [r.lower() for r in recipients]:
+        return 0
+    if not sender_verified:
+        logger.info("an unsubscribe mail whose sender the ESP could not verify was ignored")
+        return 0
+    subscriber = Subscriber.objects.filter(email__iexact=sender).first()
+    if subscriber is None:
+        return 0
+    return subscription_unsubscribe(
+        subscriber=subscriber, meta=RequestMeta(source=f"mailto:{esp_name}")
+    )
 
 
 def suppression_add(*, email: str, reason: str) -> Suppression:

@@ -248,35 +248,3 @@ def test_a_suppressed_address_never_gets_a_confirmation(client, daily, mailoutbo
     signup(client, "held@mail.example", daily)
 
     assert [m.to for m in mailoutbox] == [["first@mail.example"]]
-
-
-# --- the mailto: half of List-Unsubscribe ------------------------------------------------------
-
-
-def _inbound(to: str, sender: str = EMAIL):
-    from anymail.inbound import AnymailInboundMessage
-    from anymail.signals import AnymailInboundEvent, inbound
-
-    message = AnymailInboundMessage.construct(
-        from_email=sender, to=to, subject="unsubscribe", text="unsubscribe"
-    )
-    inbound.send(
-        sender=object,
-        event=AnymailInboundEvent(event_type="inbound", message=message),
-        esp_name="TestESP",
-    )
-
-
-def test_a_mail_to_the_unsubscribe_address_unsubscribes_its_sender(member, settings):
-    _inbound(to=settings.UNSUBSCRIBE_MAILTO)
-
-    member.refresh_from_db()
-    assert member.status == Subscription.Status.UNSUBSCRIBED
-    assert member.subscriber.consent_records.get().source == "mailto:TestESP"
-
-
-def test_a_mail_to_another_address_changes_nothing(member):
-    _inbound(to="letters@newsroom.example")
-
-    member.refresh_from_db()
-    assert member.status == Subscription.Status.ACTIVE

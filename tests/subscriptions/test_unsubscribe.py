@@ -140,7 +140,8 @@ def test_a_token_cannot_unsubscribe_another_address(member, daily):
     assert other.status == Subscription.Status.ACTIVE
 
 
-def test_list_unsubscribe_headers_follow_rfc_8058(member, site_url):
+def test_list_unsubscribe_headers_follow_rfc_8058(member, site_url, settings):
+    settings.INBOUND_EMAIL_ESP = "postmark"
     headers = tokens.list_unsubscribe_headers(
         subscriber=member.subscriber, newsletter=member.newsletter
     )

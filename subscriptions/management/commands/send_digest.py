@@ -110,7 +110,9 @@ class Command(BaseCommand):
             )
 
     def send(self, slug: str | None, *, send_now: bool) -> None:
+        """Send what is due; fail (exit status 1) naming each batch that failed or is in doubt."""
         results = plan.digest_plan(newsletter_slug=slug, send_now=send_now, enqueue=False)
+        problems: list[str] = []
         if not results:
             self.stdout.write(
                 "Nobody is due now (no local send hour has come). Use --now to send anyway."
@@ -137,9 +139,27 @@ class Command(BaseCommand):
                 f"suppressed {counts['suppressed']}, "
                 f"failed {counts['failed']}, in doubt {counts['in_doubt']}"
             )
+            problems += self.unsent(edition, result.batch_ids)
+        if problems:
+            raise CommandError(
+                "Not every batch was sent:\n"
+                + "\n".join(problems)
+                + "\nIn-doubt batches are settled from the ESP's log where it can tell; "
+                "otherwise resend or record them as sent under the edition in the admin."
+            )
+
+    def unsent(self, edition: Edition, batch_ids: list[int]) -> list[str]:
+        """A line per batch of this run that ended failed or in doubt, with its error."""
+        return [
+            f"  {edition}: batch {batch.pk} {batch.get_state_display().lower()}: {batch.error}"
+            for batch in DeliveryBatch.objects.filter(
+                pk__in=batch_ids,
+                state__in=[DeliveryBatch.State.FAILED, DeliveryBatch.State.IN_DOUBT],
+            )
+        ]
 
     def send_batch(self, batch_id: int) -> int:
-        """Send one batch in this process, retrying ESP errors; return how many it held."""
+        """Send one batch in this process, retrying what the ESP refused; return its size."""
         size = DeliveryBatch.objects.get(pk=batch_id).deliveries.count()
         task_id = send.new_task_id()
         for attempt in range(ATTEMPTS):
@@ -151,7 +171,8 @@ class Command(BaseCommand):
                     send.batch_fail(batch_id=batch_id, error=str(exc))
                     self.stderr.write(f"\n  batch {batch_id} failed: {exc}")
                     return size
-                time.sleep(2**attempt)
+                # As long as the ESP asked (a 429's Retry-After), or a growing pause.
+                time.sleep(max(2**attempt, exc.retry_after or 0))
         return size
 
     def progress(self, done: int, total: int) -> None:

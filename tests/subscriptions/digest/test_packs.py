@@ -9,11 +9,13 @@ import pytest
 from anymail.backends.test import EmailBackend as AnymailTestBackend
 from anymail.exceptions import AnymailAPIError
 from django.core import mail
+from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
 
 from newsroom.models import Category
 from subscriptions.digest import plan
 from subscriptions.digest import tasks as digest_tasks
 from subscriptions.digest.send import edition_send_batches
+from subscriptions.digest.staff import batch_resend
 from subscriptions.models import Delivery, DeliveryBatch, Edition
 from tests.newsroom.factories import CategoryFactory, TopicFactory
 from tests.subscriptions.digest.helpers import news, plan_and_send, plan_only, subscribe
@@ -23,7 +25,7 @@ ANYMAIL_TEST = "anymail.backends.test.EmailBackend"
 
 
 class PickyEsp(AnymailTestBackend):
-    """anymail's test ESP that answers 503 to calls for `refuse`, `failures` times."""
+    """anymail's test ESP refusing the connection for calls to `refuse`, `failures` times."""
 
     refuse: set[str] = set()
     failures = 0
@@ -33,7 +35,9 @@ class PickyEsp(AnymailTestBackend):
         with PickyEsp.lock:
             if PickyEsp.failures and PickyEsp.refuse & set(message.to):
                 PickyEsp.failures -= 1
-                raise AnymailAPIError("503 Service Unavailable", backend=self)
+                raise AnymailAPIError(
+                    "Connection refused", backend=self
+                ) from ConnectionRefusedError(111, "Connection refused")
         return super().post_to_esp(payload, message)
 
 
@@ -168,7 +172,7 @@ def test_a_batch_that_keeps_failing_in_a_pack_ends_failed_and_the_others_are_sen
         Delivery.State.FAILED
     }
     failed = DeliveryBatch.objects.get(state=DeliveryBatch.State.FAILED)
-    assert failed.attempts == digest_tasks.SEND_MAX_RETRIES + 1 and "503" in failed.error
+    assert failed.attempts == digest_tasks.SEND_MAX_RETRIES + 1 and "refused" in failed.error
     assert DeliveryBatch.objects.filter(state=DeliveryBatch.State.SENT).count() == len(sets) - 1
     assert Edition.objects.get().state == Edition.State.SENT
 
@@ -204,6 +208,39 @@ def test_a_pack_redelivered_after_its_worker_died_resends_nothing_and_sends_the_
         doubtful
     )
     assert Edition.objects.get().state == Edition.State.SENT  # nothing left to send; staff decide
+
+
+class DyingOnFourthMessage(LocmemBackend):
+    """One message per call, as SMTP: the worker dies sending the fourth."""
+
+    def send_messages(self, messages):
+        if len(mail.outbox) == 3:
+            raise WorkerLost
+        return super().send_messages(messages)
+
+
+def test_a_pack_on_smtp_records_each_message_as_accepted_so_a_resend_skips_them(
+    newsletter, sets, settings, django_capture_on_commit_callbacks
+):
+    settings.EMAIL_BACKEND = f"{__name__}.DyingOnFourthMessage"
+    settings.ESP_CONCURRENT_CALLS = 1  # one call in flight: the death lands on a known batch
+    [result] = plan_only(send_now=True)
+    first, second = result.batch_ids[:2]
+
+    with pytest.raises(WorkerLost):
+        edition_send_batches(batch_ids=result.batch_ids, task_id="pack-1")
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    edition_send_batches(batch_ids=result.batch_ids, task_id="pack-1")  # redelivered
+
+    assert DeliveryBatch.objects.get(pk=first).state == DeliveryBatch.State.SENT
+    assert DeliveryBatch.objects.get(pk=second).state == DeliveryBatch.State.IN_DOUBT
+    assert Counter(Delivery.objects.filter(batch_id=second).values_list("state", flat=True)) == {
+        Delivery.State.SENT: 1,  # accepted before the death, and recorded
+        Delivery.State.IN_DOUBT: 1,
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        assert batch_resend(batch=DeliveryBatch.objects.get(pk=second)) == 1
+    assert received() == Counter({r.email: 1 for r in everyone(sets)})
 
 
 def test_a_pack_sent_twice_sends_each_batch_once(newsletter, sets, settings):

@@ -23,6 +23,7 @@ from subscriptions.models import Delivery, DeliveryBatch, Subscriber, Subscripti
 from tests.conftest import skip_or_fail
 from tests.newsroom.factories import CategoryFactory
 from tests.subscriptions.digest.helpers import news
+from tests.subscriptions.digest.slow_http_esp import SlowMailgun
 from tests.subscriptions.factories import NewsletterFactory
 
 READERS = 2000
@@ -211,3 +212,109 @@ def _no_lock(newsletter_id):
     from contextlib import nullcontext
 
     return nullcontext(True)
+
+
+@pytest.mark.worker
+@pytest.mark.parametrize(
+    ("sets", "bound"),
+    # 2 followed sets of 200 readers: full batches of 100, a task each, one call in
+    # flight. 40 sets of 10: small batches in packs, ESP_CONCURRENT_CALLS calls in flight.
+    [(2, 1), (40, 4)],
+    ids=["full batches", "packs of small batches"],
+)
+def test_sigkill_with_calls_in_flight_at_the_esp_leaves_in_doubt_only_those_calls(
+    celery_worker_factory, settings, sets, bound
+):
+    settings.ESP_BATCH_SIZE = 100
+    newsletter = NewsletterFactory()
+    categories = [CategoryFactory() for _ in range(sets)]
+    for category in categories:
+        news(category=category)
+    news(top_story_rank=1)
+    everyone = readers_following(newsletter, 400, categories)
+    with SlowMailgun(delay=3) as esp:
+        env = {
+            "EMAIL_BACKEND": "anymail.backends.mailgun.EmailBackend",
+            "ANYMAIL_MAILGUN_API_KEY": "key-test",
+            "ANYMAIL_MAILGUN_API_URL": esp.url,
+            "ESP_MERGE_FIELD_FORMAT": "%recipient.FIELD%",
+            "ESP_BATCH_SIZE": "100",
+            "ESP_CONCURRENT_CALLS": str(bound if bound > 1 else 4),
+            # Redis gives a dead worker's unacknowledged task to another after this long.
+            "CELERY_VISIBILITY_TIMEOUT": "5",
+            "SITE_URL": settings.SITE_URL,
+        }
+        first = celery_worker_factory(env)
+        [result] = digest_plan(send_now=True)
+
+        wait_for(
+            lambda: len(esp.snapshot()[1]) >= bound,
+            timeout=120,
+            every=0.05,
+            what=f"{bound} ESP call(s) in flight",
+        )
+        first.kill()
+        _, unanswered = esp.snapshot()
+        esp.delay = 0
+        celery_worker_factory(env)
+
+        def settled():
+            return not DeliveryBatch.objects.filter(
+                edition=result.edition,
+                state__in=[DeliveryBatch.State.QUEUED, DeliveryBatch.State.SENDING],
+            ).exists()
+
+        wait_for(settled, timeout=180, every=1, what="every batch sent or in doubt")
+        calls, _ = esp.snapshot()
+
+    in_doubt = list(
+        DeliveryBatch.objects.filter(edition=result.edition, state=DeliveryBatch.State.IN_DOUBT)
+    )
+    assert 1 <= len(in_doubt) <= bound
+    doubtful = set(
+        Delivery.objects.filter(batch__in=in_doubt).values_list("subscriber__email", flat=True)
+    )
+    assert {address for call in unanswered for address in call} <= doubtful
+    received = Counter(address for call in calls for address in call)
+    assert all(count == 1 for count in received.values()), "somebody got the edition twice"
+    for subscriber in everyone:
+        if subscriber.email not in doubtful:
+            assert received[subscriber.email] == 1, f"{subscriber.email} got nothing"
+    assert Delivery.objects.filter(
+        edition=result.edition, state=Delivery.State.IN_DOUBT
+    ).count() == len(doubtful)
+
+
+def readers_following(newsletter, count: int, categories) -> list[Subscriber]:
+    """`count` confirmed subscribers, written in bulk, spread evenly over `categories`."""
+    from django.utils import timezone
+
+    from subscriptions.models import Follow
+
+    now = timezone.now()
+    subscribers = Subscriber.objects.bulk_create(
+        [
+            Subscriber(
+                email=f"reader{n}@load.example", confirmed_at=now, time_zone="Asia/Jerusalem"
+            )
+            for n in range(count)
+        ]
+    )
+    Subscription.objects.bulk_create(
+        [
+            Subscription(
+                subscriber=s,
+                newsletter=newsletter,
+                status=Subscription.Status.ACTIVE,
+                confirmed_at=now,
+            )
+            for s in subscribers
+        ]
+    )
+    Follow.objects.bulk_create(
+        [
+            Follow(subscriber=s, category=categories[n % len(categories)], position=0)
+            for n, s in enumerate(subscribers)
+        ]
+    )
+    return subscribers
