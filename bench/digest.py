@@ -1,7 +1,7 @@
 """The digest end to end: one edition to 100,000 subscribers with 50 distinct followed sets.
 
 Starts a real Celery worker (PostgreSQL, Redis broker), asks it to run the beat planner
-task, and waits until every delivery is settled while a local fake ESP (bench/fake_esp.py,
+task, and waits until every delivery is settled while a local fake ESP (bench/inprocess_esp.py,
 an anymail backend) counts recipients. Prints recipients per second end to end (planner
 included) and the worker processes' peak memory (VmHWM).
 
@@ -137,7 +137,7 @@ def environment(args: argparse.Namespace) -> dict[str, str]:
         "CELERY_BROKER_URL": args.broker_url,
         "CACHE_KEY_PREFIX": "bench-digest",
         "ESP_BATCH_SIZE": str(args.batch_size),
-        "EMAIL_BACKEND": "bench.fake_esp.EmailBackend",
+        "EMAIL_BACKEND": "bench.inprocess_esp.EmailBackend",
         "BENCH_ESP_LATENCY": str(args.esp_latency),
         "BENCH_ESP_KEY": "bench:digest:esp",
         "BENCH_ESP_REDIS_URL": args.redis_url,

@@ -232,14 +232,19 @@ def _claim(*, batch_id: int, task_id: str):
                 )
             )
             .values_list(
-                "pk", "subscriber_id", "subscriber__email", "subscriber__name", "subscribed"
+                "pk",
+                "subscriber_id",
+                "subscriber__email",
+                "subscriber__name",
+                "subscriber__public_id",
+                "subscribed",
             )
         )
         # The one suppression check, right before the ESP call.
-        suppressed = suppressed_among([email for _, sid, email, _, _ in rows if sid is not None])
+        suppressed = suppressed_among([email for _, sid, email, _, _, _ in rows if sid is not None])
         dropped: dict[str, list[int]] = defaultdict(list)
         recipients: list[Recipient] = []
-        for delivery_id, subscriber_id, email, name, subscribed in rows:
+        for delivery_id, subscriber_id, email, name, public_id, subscribed in rows:
             if subscriber_id is None:
                 dropped["The subscriber was deleted before sending."].append(delivery_id)
             elif email in suppressed:
@@ -247,7 +252,10 @@ def _claim(*, batch_id: int, task_id: str):
             elif not subscribed:
                 dropped["Unsubscribed before sending."].append(delivery_id)
             else:
-                subscriber = Subscriber(pk=subscriber_id, email=email, name=name)
+                # The public id too: the reader's links are signed with it (tokens).
+                subscriber = Subscriber(
+                    pk=subscriber_id, email=email, name=name, public_id=public_id
+                )
                 recipients.append(Recipient(delivery_id, subscriber))
         for reason, ids in dropped.items():
             Delivery.objects.filter(pk__in=ids).update(
