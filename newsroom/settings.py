@@ -271,8 +271,8 @@ ANYMAIL.setdefault(
         "webhook is configured to send.",
     ),
 )
-# How many recipients the ESP takes in one batch call (Postmark 500, Mailgun and
-# SendGrid 1000, Amazon SES 50).
+# Readers in one digest batch (one task, one claim); the digest sends a batch in calls of
+# at most what its ESP takes (subscriptions/digest/esp.py: Postmark 500, SES 50, ...).
 ESP_BATCH_SIZE = env_int("ESP_BATCH_SIZE", 500)
 # How many ESP calls one digest task keeps in flight when it sends several small
 # batches (readers of rare followed sets) together; mind the ESP's connection limit.
