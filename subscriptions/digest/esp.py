@@ -245,7 +245,8 @@ def send_messages(
         for rendered, group in prepared
         for start in range(0, len(group), profile.per_call)
     ]
-    hear = on_accepted if len(calls) > 1 or profile.batch == SINGLE else None
+    # One call is recorded from the report; more, each as it is accepted.
+    hear = on_accepted if len(calls) > 1 else None
     connection = get_connection(profile.batch_backend or None)
     try:
         connection.open()
