@@ -31,7 +31,8 @@ Faults, for tests of what the sender does when the ESP misbehaves: --latency sec
 before each answer; --fail-every N with --fail-status S: every Nth API call is refused
 with S (nothing accepted; 429 carries Retry-After); --drop-every N: every Nth call is
 accepted and counted, then the connection is closed without an answer (the caller cannot
-know the messages went).
+know the messages went); --answer-after seconds between taking a call's messages and
+answering it (a worker killed meanwhile leaves them sent but unrecorded).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class Faults:
     fail_every: int = 0
     fail_status: int = 503
     drop_every: int = 0
+    answer_after: float = 0.0
 
 
 @dataclass
@@ -140,6 +142,8 @@ class Handler(BaseHTTPRequestHandler):
             store.recipients += len(messages)
             if store.keep:
                 store.messages.extend(messages)
+        if faults.answer_after:
+            time.sleep(faults.answer_after)  # taken at once, answered late
         if faults.drop_every and call % faults.drop_every == 0:
             with store.lock:
                 store.dropped_calls += 1
@@ -261,15 +265,18 @@ class Handler(BaseHTTPRequestHandler):
         data = b"" if body is None else json.dumps(body).encode()
         if isinstance(body, str):
             data = body.encode()
-        self.send_response(status)
-        self.send_header(
-            "Content-Type", "text/plain" if isinstance(body, str) else "application/json"
-        )
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            self.send_header(
+                "Content-Type", "text/plain" if isinstance(body, str) else "application/json"
+            )
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the caller gave up waiting (its read timeout)
 
 
 def mailgun_received(fields: dict[str, list[str]], *, message_id: str = "") -> list[dict]:
@@ -363,10 +370,15 @@ def main() -> None:
     parser.add_argument("--fail-status", type=int, default=503)
     parser.add_argument("--drop-every", type=int, default=0, help="accept, then hang up")
     parser.add_argument(
+        "--answer-after", type=float, default=0.0, help="seconds from accepting to answering"
+    )
+    parser.add_argument(
         "--no-keep", action="store_true", help="count messages only (benchmarks at scale)"
     )
     args = parser.parse_args()
-    faults = Faults(args.latency, args.fail_every, args.fail_status, args.drop_every)
+    faults = Faults(
+        args.latency, args.fail_every, args.fail_status, args.drop_every, args.answer_after
+    )
     server = StandIn((args.host, args.port), faults=faults, keep=not args.no_keep)
     print(f"fake ESP (Postmark, Mailgun) on {server.url}", flush=True)
     try:

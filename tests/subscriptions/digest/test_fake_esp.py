@@ -124,3 +124,20 @@ def test_a_batch_of_two_calls_reports_each_message_of_the_first_before_the_secon
     assert sorted(report.results) == list(range(1, 501))
     assert report.exception.status_code == 503
     assert stand_in.store.stats()["recipients"] == 500
+
+
+@pytest.mark.parametrize("stand_in", [Faults(answer_after=2)], indirect=True)
+def test_a_read_timeout_after_the_esp_took_the_call_is_reported_with_the_error_itself(
+    settings, stand_in, newsletter, headlines
+):
+    postmark(settings, stand_in)
+    settings.ANYMAIL["REQUESTS_TIMEOUT"] = 0.5
+    edition, prepared = prepared_batch(newsletter, 3)
+
+    report = send_messages(edition=edition, prepared=prepared)
+
+    # The first fault: the ESP took all three, the sender heard nothing.
+    assert isinstance(report.exception, AnymailRequestsAPIError)
+    assert "timed out" in str(report.exception).lower()
+    assert report.results == {}
+    assert stand_in.store.stats()["recipients"] == 3
