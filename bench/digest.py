@@ -1,7 +1,7 @@
 """The digest end to end: one edition to 100,000 subscribers with 50 distinct followed sets.
 
 Starts a real Celery worker (PostgreSQL, Redis broker), asks it to run the beat planner
-task, and waits until every delivery is settled while a local fake ESP (bench/fake_esp.py,
+task, and waits until every delivery is settled while a local fake ESP (bench/inprocess_esp.py,
 an anymail backend) counts recipients. Prints recipients per second end to end (planner
 included) and the worker processes' peak memory (VmHWM).
 
@@ -11,6 +11,12 @@ included) and the worker processes' peak memory (VmHWM).
     python bench/digest.py --quick                  # the suite's: 1x and 10x growth rows
     python bench/digest.py --readers 20000 --concurrency 2 --esp-latency 0.1
     python bench/digest.py --scale 100 --profile-planner  # the planner alone, under pyinstrument
+    python bench/digest.py --esp postmark           # over HTTP to bench/fake_esp.py, anymail's
+    python bench/digest.py --esp mailgun            #   real Postmark or Mailgun backend
+
+With --esp postmark or mailgun, the ESP is bench/fake_esp.py started as its own process
+(answering after --esp-latency seconds), and the worker sends through anymail's real
+backend over HTTP; the stand-in counts the calls and recipients.
 
 Readers are seeded in SQL (generate_series), once per scale, each scale in its own
 database (newsroom_bench_digest_x<scale>), seeded again when the number of followed
@@ -117,12 +123,33 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="run only the planner, in this process under pyinstrument, queueing nothing",
     )
+    parser.add_argument(
+        "--esp",
+        choices=("inprocess", "postmark", "mailgun"),
+        default="inprocess",
+        help="inprocess: bench/inprocess_esp.py; postmark, mailgun: HTTP to bench/fake_esp.py",
+    )
+    parser.add_argument("--esp-port", type=int, default=18025, help="the HTTP stand-in's port")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/9")
     return parser.parse_args()
 
 
 def environment(args: argparse.Namespace) -> dict[str, str]:
+    stand_in = f"http://127.0.0.1:{args.esp_port}"
+    esp = {
+        "inprocess": {"EMAIL_BACKEND": "bench.inprocess_esp.EmailBackend"},
+        "postmark": {
+            "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
+            "ANYMAIL_POSTMARK_SERVER_TOKEN": "bench-token",
+            "ANYMAIL_POSTMARK_API_URL": f"{stand_in}/",
+        },
+        "mailgun": {
+            "EMAIL_BACKEND": "anymail.backends.mailgun.EmailBackend",
+            "ANYMAIL_MAILGUN_API_KEY": "bench-key",
+            "ANYMAIL_MAILGUN_API_URL": f"{stand_in}/v3",
+        },
+    }[args.esp]
     return {
         "DJANGO_SETTINGS_MODULE": "newsroom.settings",
         "DJANGO_DEBUG": "0",
@@ -137,7 +164,7 @@ def environment(args: argparse.Namespace) -> dict[str, str]:
         "CELERY_BROKER_URL": args.broker_url,
         "CACHE_KEY_PREFIX": "bench-digest",
         "ESP_BATCH_SIZE": str(args.batch_size),
-        "EMAIL_BACKEND": "bench.fake_esp.EmailBackend",
+        **esp,
         "BENCH_ESP_LATENCY": str(args.esp_latency),
         "BENCH_ESP_KEY": "bench:digest:esp",
         "BENCH_ESP_REDIS_URL": args.redis_url,
@@ -236,8 +263,9 @@ def seed(args: argparse.Namespace) -> None:
             cursor.execute("TRUNCATE subscriptions_subscriber CASCADE")
             cursor.execute(
                 "INSERT INTO subscriptions_subscriber"
-                " (email, name, time_zone, created_at, confirmed_at)"
-                " SELECT 'bench' || n || '@readers.example', '', 'Asia/Jerusalem', now(), %s"
+                " (email, name, time_zone, created_at, confirmed_at, public_id)"
+                " SELECT 'bench' || n || '@readers.example', '', 'Asia/Jerusalem', now(), %s,"
+                " gen_random_uuid()"
                 " FROM generate_series(0, %s - 1) AS n",
                 [confirmed := now - timedelta(days=30), args.readers],
             )
@@ -376,6 +404,40 @@ def profile_planner(args: argparse.Namespace, *, name: str) -> None:
     print(f"wrote {out.relative_to(ROOT)}")
 
 
+def start_stand_in(args: argparse.Namespace) -> subprocess.Popen:
+    """bench/fake_esp.py in its own process, counting only (no message kept)."""
+    stand_in = subprocess.Popen(
+        [
+            PYTHON,
+            str(ROOT / "bench" / "fake_esp.py"),
+            "--port",
+            str(args.esp_port),
+            "--latency",
+            str(args.esp_latency),
+            "--no-keep",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            stand_in_stats(args)
+            return stand_in
+        except OSError:
+            if stand_in.poll() is not None or time.monotonic() > deadline:
+                sys.exit("the ESP stand-in did not start")
+            time.sleep(0.2)
+
+
+def stand_in_stats(args: argparse.Namespace) -> dict:
+    from urllib.request import urlopen
+
+    with urlopen(f"http://127.0.0.1:{args.esp_port}/_stand_in/stats", timeout=5) as response:
+        return json.loads(response.read())
+
+
 def run(args: argparse.Namespace) -> dict:
     """One edition to args.readers subscribers in its own process; returns its figures."""
     setup(args)
@@ -391,6 +453,14 @@ def run(args: argparse.Namespace) -> dict:
     esp = redis.Redis.from_url(args.redis_url)
     esp.delete(env["BENCH_ESP_KEY"], STATS_KEY)
     app.control.purge()
+    stand_in = start_stand_in(args) if args.esp != "inprocess" else None
+
+    def at_esp() -> tuple[int, int | None]:
+        """Recipients the ESP took, and its API calls (counted by the HTTP stand-in only)."""
+        if stand_in is None:
+            return int(esp.get(env["BENCH_ESP_KEY"]) or 0), None
+        stats = stand_in_stats(args)
+        return stats["recipients"], stats["calls"]
 
     log = ROOT / "test-artifacts" / "bench-digest-worker.log"
     log.parent.mkdir(exist_ok=True)
@@ -446,10 +516,7 @@ def run(args: argparse.Namespace) -> dict:
             settled = sum(counts.get(state, 0) for state in settled_states)
             if planned_at is None and total == args.readers:
                 planned_at = time.monotonic() - started
-            line = (
-                f"  {settled:>7}/{args.readers} settled, "
-                f"{int(esp.get(env['BENCH_ESP_KEY']) or 0):>7} at the ESP"
-            )
+            line = f"  {settled:>7}/{args.readers} settled, {at_esp()[0]:>7} at the ESP"
             if sys.stdout.isatty():
                 print("\r" + line, end="", flush=True)
             elif time.monotonic() - shown > 15:
@@ -464,11 +531,14 @@ def run(args: argparse.Namespace) -> dict:
         elapsed = time.monotonic() - started
         print()
         peaks = {pid: peak_rss_mb(pid) for pid in process_group(worker.pid)}
+        delivered, calls = at_esp()
     finally:
         stop_worker(worker)
+        if stand_in is not None:
+            stand_in.terminate()
+            stand_in.wait(10)
 
     edition = Edition.objects.get(newsletter__slug="mideast-daily")
-    delivered = int(esp.get(env["BENCH_ESP_KEY"]) or 0)
     batches = DeliveryBatch.objects.filter(edition=edition).count()
     groups = DeliveryBatch.objects.filter(edition=edition).values("group_key").distinct().count()
     stats = [json.loads(item) for item in esp.lrange(STATS_KEY, 0, -1)]
@@ -487,7 +557,9 @@ def run(args: argparse.Namespace) -> dict:
         "batch_size": args.batch_size,
         "esp_latency_ms": args.esp_latency * 1000,
         "concurrency": args.concurrency,
+        "esp": args.esp,
         "recipients_at_esp": delivered,
+        "esp_calls": calls,
         "states": dict(Delivery.objects.order_by().values_list("state").annotate(n=Count("id"))),
         "planned_all_seconds": planned_at,
         "planner_task_seconds": sum(item["seconds"] for item in planner) if planner else None,
@@ -512,6 +584,7 @@ def main() -> None:
     if not (args.growth or args.quick):
         args.readers = args.readers or 10_000 * args.scale
         sets = "" if args.sets == 50 else f"-sets{args.sets}"
+        sets += "" if args.esp == "inprocess" else f"-{args.esp}"
         args.database_url = (
             args.database_url
             or f"postgres://postgres@127.0.0.1:5432/newsroom_bench_digest_x{args.scale}"

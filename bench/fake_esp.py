@@ -1,56 +1,393 @@
-"""A local fake ESP for bench/digest.py: an anymail backend that answers like a batch API.
+"""A local stand-in for Postmark's and Mailgun's HTTP APIs, for the benchmark, the demo and tests.
 
-anymail builds the full payload (merge data, per-recipient headers, metadata) as it
-would for a real ESP; instead of an HTTPS call, this waits BENCH_ESP_LATENCY seconds
-(the round trip) and counts the recipients in Redis (BENCH_ESP_KEY at BENCH_ESP_REDIS_URL).
+    python bench/fake_esp.py                      # http://127.0.0.1:8025/
+    python bench/fake_esp.py --port 8026 --latency 0.05 --fail-every 10 --fail-status 503
+
+Point django-anymail's real backends at it and they send over real HTTP:
+
+    EMAIL_BACKEND=anymail.backends.postmark.EmailBackend
+    ANYMAIL_POSTMARK_SERVER_TOKEN=any-token  ANYMAIL_POSTMARK_API_URL=http://127.0.0.1:8025/
+
+    EMAIL_BACKEND=anymail.backends.mailgun.EmailBackend
+    ANYMAIL_MAILGUN_API_KEY=any-key  ANYMAIL_MAILGUN_API_URL=http://127.0.0.1:8025/v3
+
+It answers as those APIs do (status codes and bodies from their API references):
+
+    POST /email, /email/batch          Postmark: X-Postmark-Server-Token required (401,
+                                       ErrorCode 10), at most 500 messages a batch and 50
+                                       recipients a message (422, ErrorCode 300), one Tag
+                                       (a string); each message answered with its MessageID
+    POST /v3/<domain>/messages         Mailgun: basic auth api:<key> (401 "Forbidden"),
+                                       at most 1,000 recipients (400), at most 3 o:tag,
+                                       recipient-variables for every recipient when given;
+                                       answered {"id": "<...@domain>", "message": "Queued..."}
+
+Every message accepted is counted, and kept as each reader would receive it (Mailgun's
+%recipient.x% filled in from recipient-variables), readable at GET /_stand_in/messages
+(with --keep, the default in tests; the benchmark keeps counts only). GET /_stand_in/stats
+gives the counts; POST /_stand_in/reset empties it.
+
+Faults, for tests of what the sender does when the ESP misbehaves: --latency seconds
+before each answer; --fail-every N with --fail-status S: every Nth API call is refused
+with S (nothing accepted; 429 carries Retry-After); --drop-every N: every Nth call is
+accepted and counted, then the connection is closed without an answer (the caller cannot
+know the messages went); --answer-after seconds between taking a call's messages and
+answering it (a worker killed meanwhile leaves them sent but unrecorded).
 """
 
 from __future__ import annotations
 
-import os
+import argparse
+import base64
+import json
+import re
+import threading
 import time
 import uuid
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.policy import HTTP
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
-import redis
-from anymail.backends.test import EmailBackend as AnymailTestBackend
-from anymail.message import AnymailRecipientStatus
-
-_counter: redis.Redis | None = None
-
-
-def counter() -> redis.Redis:
-    """One Redis client per process (thread-safe, pooled): a client per backend instance
-    cost a new connection per ESP call, 7 ms of each 20-reader batch's 57 ms."""
-    global _counter
-    if _counter is None:
-        _counter = redis.Redis.from_url(
-            os.environ.get("BENCH_ESP_REDIS_URL", "redis://127.0.0.1:6379/0")
-        )
-    return _counter
+POSTMARK_BATCH_MAX = 500
+POSTMARK_RECIPIENTS_MAX = 50
+MAILGUN_RECIPIENTS_MAX = 1000
+MAILGUN_TAGS_MAX = 3
 
 
-class EmailBackend(AnymailTestBackend):
-    esp_name = "BenchFake"
+@dataclass
+class Faults:
+    latency: float = 0.0
+    fail_every: int = 0
+    fail_status: int = 503
+    drop_every: int = 0
+    answer_after: float = 0.0
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.latency = float(os.environ.get("BENCH_ESP_LATENCY", "0.05"))
-        self.key = os.environ.get("BENCH_ESP_KEY", "bench:esp:recipients")
-        self.redis = counter()
 
-    def post_to_esp(self, payload, message):
-        params = payload.get_params()
-        recipients = list(payload.recipient_emails)
-        merge_data = params.get("merge_data") or {}
-        missing = [email for email in recipients if email not in merge_data]
-        if merge_data and missing:
-            raise ValueError(f"no merge data for {len(missing)} recipient(s)")
-        time.sleep(self.latency)
-        self.redis.incrby(self.key, len(recipients))
-        message_id = f"<{uuid.uuid4().hex}@bench-esp.example>"
-        return {
-            "recipient_status": {
-                email: AnymailRecipientStatus(message_id=message_id, status="queued")
-                for email in recipients
+@dataclass
+class Store:
+    """What the stand-in accepted; shared by the server's threads."""
+
+    keep: bool = True
+    calls: int = 0
+    refused_calls: int = 0
+    dropped_calls: int = 0
+    recipients: int = 0
+    messages: list[dict] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def stats(self) -> dict:
+        with self.lock:
+            return {
+                "calls": self.calls,
+                "refused_calls": self.refused_calls,
+                "dropped_calls": self.dropped_calls,
+                "recipients": self.recipients,
             }
-        }
+
+    def reset(self) -> None:
+        with self.lock:
+            self.calls = self.refused_calls = self.dropped_calls = self.recipients = 0
+            self.messages = []
+
+
+class Refused(Exception):
+    def __init__(self, status: int, body: dict | str, headers: dict[str, str] | None = None):
+        super().__init__(str(body))
+        self.status, self.body, self.headers = status, body, headers or {}
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: StandIn
+    protocol_version = "HTTP/1.1"  # keep-alive, as a real API: requests reuses connections
+
+    def log_message(self, format, *args):
+        pass  # a benchmark's hundreds of calls a second would drown the terminal
+
+    def do_GET(self):
+        if self.path == "/_stand_in/stats":
+            return self._answer(200, self.server.store.stats())
+        if self.path == "/_stand_in/messages":
+            with self.server.store.lock:
+                return self._answer(200, list(self.server.store.messages))
+        return self._answer(404, {"message": "Not found"})
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path == "/_stand_in/reset":
+            self.server.store.reset()
+            return self._answer(204, None)
+        store, faults = self.server.store, self.server.faults
+        with store.lock:
+            store.calls += 1
+            call = store.calls
+        if faults.latency:
+            time.sleep(faults.latency)
+        try:
+            if faults.fail_every and call % faults.fail_every == 0:
+                retry = {"Retry-After": "1"} if faults.fail_status == 429 else {}
+                raise Refused(faults.fail_status, {"message": "Injected failure"}, retry)
+            if self.path in ("/email", "/email/batch"):
+                messages, answer = self._postmark(body, batch=self.path == "/email/batch")
+            elif m := re.fullmatch(r"/v3/([^/]+)/messages", self.path):
+                messages, answer = self._mailgun(body, domain=m.group(1))
+            else:
+                raise Refused(404, {"message": "Not found"})
+        except Refused as refused:
+            with store.lock:
+                store.refused_calls += 1
+            return self._answer(refused.status, refused.body, refused.headers)
+        with store.lock:
+            store.recipients += len(messages)
+            if store.keep:
+                store.messages.extend(messages)
+        if faults.answer_after:
+            time.sleep(faults.answer_after)  # taken at once, answered late
+        if faults.drop_every and call % faults.drop_every == 0:
+            with store.lock:
+                store.dropped_calls += 1
+            self.close_connection = True
+            self.connection.close()  # accepted, and the answer never comes
+            return None
+        return self._answer(200, answer)
+
+    # --- Postmark: https://postmarkapp.com/developer/api/email-api ----------------
+
+    def _postmark(self, body: bytes, *, batch: bool):
+        if not self.headers.get("X-Postmark-Server-Token"):
+            raise Refused(
+                401, {"ErrorCode": 10, "Message": "No Account or Server API tokens were supplied"}
+            )
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise Refused(
+                422, {"ErrorCode": 402, "Message": "Received invalid JSON input."}
+            ) from None
+        items = data if batch else [data]
+        if batch and not isinstance(data, list):
+            raise Refused(422, {"ErrorCode": 402, "Message": "A batch is a JSON array."})
+        if len(items) > POSTMARK_BATCH_MAX:
+            raise Refused(
+                422,
+                {
+                    "ErrorCode": 300,
+                    "Message": f"Invalid email request: at most {POSTMARK_BATCH_MAX} "
+                    "messages per batch.",
+                },
+            )
+        messages, answers = [], []
+        for item in items:
+            to = [a.strip() for a in str(item.get("To") or "").split(",") if a.strip()]
+            problem = ""
+            if not to:
+                problem = "Zero recipients specified"
+            elif len(to) > POSTMARK_RECIPIENTS_MAX:
+                problem = f"Invalid 'To' address: more than {POSTMARK_RECIPIENTS_MAX} recipients"
+            elif not item.get("From"):
+                problem = "Invalid 'From' address: ''."
+            elif "Tag" in item and not isinstance(item["Tag"], str):
+                problem = "Invalid 'Tag': one tag, a string."
+            if problem:
+                answers.append({"ErrorCode": 300, "Message": problem})
+                continue
+            message_id = str(uuid.uuid4())
+            answers.append(
+                {
+                    "To": item["To"],
+                    "SubmittedAt": time.strftime("%Y-%m-%dT%H:%M:%S.0000000Z", time.gmtime()),
+                    "MessageID": message_id,
+                    "ErrorCode": 0,
+                    "Message": "OK",
+                }
+            )
+            headers = {h["Name"]: h["Value"] for h in item.get("Headers") or []}
+            for address in to:
+                messages.append(
+                    {
+                        "esp": "postmark",
+                        "message_id": message_id,
+                        "to": address,
+                        "subject": item.get("Subject", ""),
+                        "text": item.get("TextBody", ""),
+                        "html": item.get("HtmlBody", ""),
+                        "headers": headers,
+                        "metadata": item.get("Metadata") or {},
+                        "tags": [item["Tag"]] if item.get("Tag") else [],
+                    }
+                )
+        if not batch:
+            answer = answers[0]
+            if answer["ErrorCode"]:
+                raise Refused(422, answer)
+            return messages, answer
+        return messages, answers
+
+    # --- Mailgun: https://documentation.mailgun.com/docs/mailgun/api-reference/ -----
+
+    def _mailgun(self, body: bytes, *, domain: str):
+        auth = self.headers.get("Authorization", "")
+        try:
+            user, _, key = base64.b64decode(auth.removeprefix("Basic ")).decode().partition(":")
+        except ValueError:
+            user, key = "", ""
+        if not auth.startswith("Basic ") or user != "api" or not key:
+            raise Refused(401, "Forbidden")
+        fields = form_fields(self.headers.get("Content-Type", ""), body)
+        to = fields.get("to", [])
+        if not to:
+            raise Refused(400, {"message": "'to' parameter is missing"})
+        if len(to) > MAILGUN_RECIPIENTS_MAX:
+            raise Refused(
+                400, {"message": f"Too many recipients: at most {MAILGUN_RECIPIENTS_MAX}"}
+            )
+        if len(fields.get("o:tag", [])) > MAILGUN_TAGS_MAX:
+            raise Refused(400, {"message": f"Too many tags: at most {MAILGUN_TAGS_MAX}"})
+        variables = {}
+        if "recipient-variables" in fields:
+            try:
+                variables = json.loads(fields["recipient-variables"][0])
+            except ValueError:
+                raise Refused(400, {"message": "recipient-variables is not valid JSON"}) from None
+            missing = [a for a in to if _address(a) not in variables]
+            if missing:
+                raise Refused(400, {"message": f"No recipient-variables for {missing[0]}"})
+        message_id = f"<{time.strftime('%Y%m%d%H%M%S')}.{uuid.uuid4().hex}@{domain}>"
+        if not self.server.store.keep:
+            # Counting only: filling in each reader's copy is the stand-in's work, not
+            # the sender's, and would weigh on a benchmark sharing the machine.
+            return to, {"id": message_id, "message": "Queued. Thank you."}
+        messages = mailgun_received(fields, message_id=message_id)
+        return messages, {"id": message_id, "message": "Queued. Thank you."}
+
+    def _answer(self, status: int, body, headers: dict[str, str] | None = None):
+        data = b"" if body is None else json.dumps(body).encode()
+        if isinstance(body, str):
+            data = body.encode()
+        try:
+            self.send_response(status)
+            self.send_header(
+                "Content-Type", "text/plain" if isinstance(body, str) else "application/json"
+            )
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the caller gave up waiting (its read timeout)
+
+
+def mailgun_received(fields: dict[str, list[str]], *, message_id: str = "") -> list[dict]:
+    """Each reader's message as Mailgun delivers a batch: %recipient.x% filled in everywhere."""
+    variables = json.loads(fields.get("recipient-variables", ["{}"])[0])
+    first = {name: values[0] for name, values in fields.items()}
+    messages = []
+    for address in fields.get("to", []):
+        own = variables.get(_address(address), {})
+
+        def fill(text: str, own=own) -> str:
+            return re.sub(r"%recipient\.([^%]+)%", lambda m: str(own.get(m.group(1), "")), text)
+
+        messages.append(
+            {
+                "esp": "mailgun",
+                "message_id": message_id,
+                "to": _address(address),
+                "subject": fill(first.get("subject", "")),
+                "text": fill(first.get("text", "")),
+                "html": fill(first.get("html", "")),
+                "headers": {
+                    name[2:]: fill(value) for name, value in first.items() if name[:2] == "h:"
+                },
+                "metadata": {
+                    name[2:]: fill(value) for name, value in first.items() if name[:2] == "v:"
+                },
+                "tags": fields.get("o:tag", []),
+            }
+        )
+    return messages
+
+
+def form_fields(content_type: str, body: bytes | str) -> dict[str, list[str]]:
+    """A form's fields, multipart (anymail's, with attachments) or urlencoded, each a list."""
+    if isinstance(body, str):
+        body = body.encode()
+    if content_type.startswith("multipart/form-data"):
+        parsed = message_from_bytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode() + body, policy=HTTP
+        )
+        fields: dict[str, list[str]] = {}
+        for part in parsed.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if name:
+                payload = part.get_payload(decode=True) or b""
+                fields.setdefault(name, []).append(payload.decode("utf-8"))
+        return fields
+    return parse_qs(body.decode("utf-8"), keep_blank_values=True)
+
+
+def _address(text: str) -> str:
+    """The bare address of `Name <address>` (Mailgun keys recipient-variables by it)."""
+    match = re.search(r"<([^>]+)>", text)
+    return (match.group(1) if match else text).strip()
+
+
+class StandIn(ThreadingHTTPServer):
+    daemon_threads = True
+    # Concurrent batch calls from several workers: the default backlog of 5 refuses some.
+    request_queue_size = 128
+
+    def __init__(self, address=("127.0.0.1", 0), *, faults: Faults | None = None, keep=True):
+        super().__init__(address, Handler)
+        self.faults = faults or Faults()
+        self.store = Store(keep=keep)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> StandIn:
+        """Serve from a daemon thread (tests, the demo); stop with shutdown()."""
+        threading.Thread(target=self.serve_forever, name="fake-esp", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8025)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--fail-every", type=int, default=0, help="refuse every Nth call")
+    parser.add_argument("--fail-status", type=int, default=503)
+    parser.add_argument("--drop-every", type=int, default=0, help="accept, then hang up")
+    parser.add_argument(
+        "--answer-after", type=float, default=0.0, help="seconds from accepting to answering"
+    )
+    parser.add_argument(
+        "--no-keep", action="store_true", help="count messages only (benchmarks at scale)"
+    )
+    args = parser.parse_args()
+    faults = Faults(
+        args.latency, args.fail_every, args.fail_status, args.drop_every, args.answer_after
+    )
+    server = StandIn((args.host, args.port), faults=faults, keep=not args.no_keep)
+    print(f"fake ESP (Postmark, Mailgun) on {server.url}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -306,17 +306,16 @@ ANYMAIL.setdefault(
         "webhook is configured to send.",
     ),
 )
-# How many recipients the ESP takes in one batch call (Postmark 500, Mailgun and
-# SendGrid 1000, Amazon SES 50).
+# Readers in one digest batch (one task, one claim); the digest sends a batch in calls of
+# at most what its ESP takes (subscriptions/digest/esp.py: Postmark 500, SES 50, ...).
 ESP_BATCH_SIZE = env_int("ESP_BATCH_SIZE", 500)
 # How many ESP calls one digest task keeps in flight when it sends several small
 # batches (readers of rare followed sets) together; mind the ESP's connection limit.
 ESP_CONCURRENT_CALLS = env_int("ESP_CONCURRENT_CALLS", 4)
-# How the ESP writes a per-recipient merge field in a batch send's body; FIELD is
-# replaced by the field's name. Postmark and Amazon SES "{{FIELD}}", Brevo "{{params.FIELD}}",
-# Mailgun "%recipient.FIELD%", Mailjet "[[var:FIELD]]", Mandrill "*|FIELD|*"
-# (anymail docs, "Batch sending/merge and ESP templates").
-ESP_MERGE_FIELD_FORMAT = env("ESP_MERGE_FIELD_FORMAT", "{{FIELD}}")
+# Only to override how a merging ESP writes a per-recipient merge field (FIELD is
+# replaced by the field's name): the digest knows each ESP's own syntax
+# (subscriptions/digest/esp.py), and an anymail backend it does not know gets "{{FIELD}}".
+ESP_MERGE_FIELD_FORMAT = env("ESP_MERGE_FIELD_FORMAT")
 
 # --- stripe -----------------------------------------------------------------
 

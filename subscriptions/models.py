@@ -211,6 +211,11 @@ class TrackingEvent(models.Model):
     edition = models.ForeignKey(
         "Edition", null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
     )
+    # The reader's copy the event is about, found from the delivery_id the digest sends
+    # as per-message metadata (subscriptions.digest.esp).
+    delivery = models.ForeignKey(
+        "Delivery", null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
     reject_reason = models.CharField(max_length=40, blank=True)
     description = models.TextField(blank=True)
     occurred_at = models.DateTimeField()

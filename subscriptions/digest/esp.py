@@ -1,25 +1,31 @@
 """The digest's doorway to the email provider: a rendered batch in, each reader's result out.
 
-Everything that depends on which ESP (or SMTP server) is configured lives here; the
-batch's life (claim, record, retry, in doubt) lives in send.py.
+Everything that depends on which ESP (or SMTP server) is configured lives here: the
+ESP's profile (recognised from EMAIL_BACKEND) says how it writes a merge field, how many
+messages one call may carry, how many tags a message takes, and which way a batch goes
+cheapest. The batch's life (claim, record, retry, in doubt) lives in send.py.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import smtplib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from email.utils import make_msgid
 
 from anymail.backends.base import AnymailBaseBackend
 from anymail.exceptions import (
+    AnymailAPIError,
     AnymailError,
     AnymailInvalidAddress,
     AnymailRecipientsRefused,
     AnymailUnsupportedFeature,
 )
+from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.utils.module_loading import import_string
 
 from newsroom import mail
 from newsroom.links import site_host
@@ -72,10 +78,118 @@ OnAccepted = Callable[[int, Result], None]
 # Errors after which a retry may succeed (API down, rate limit, network, SMTP).
 RETRYABLE = (AnymailError, smtplib.SMTPException, OSError)
 
+# How a batch goes to the ESP:
+MERGE = "merge"  # one call, one shared body, the ESP fills in each reader's merge values
+DISTINCT = "distinct"  # one call carrying each reader's whole message, filled in by us
+TEMPLATE = "template"  # a stored template per rendered email, then calls with merge values
+SINGLE = "single"  # one message per call (SMTP, or a backend we do not know)
 
-def esp_supports_batch(connection) -> bool:
-    """django-anymail backends send one API call with per-recipient merge data."""
-    return isinstance(connection, AnymailBaseBackend)
+
+@dataclass(frozen=True)
+class Profile:
+    """What the digest must know of one ESP; the values are the ESP's documented limits."""
+
+    name: str
+    batch: str
+    # Messages (one reader each) in one API call.
+    per_call: int
+    # Tags one message may carry; None: no limit we could reach.
+    max_tags: int | None
+    # How the ESP writes merge field FIELD in a shared body (MERGE and TEMPLATE only).
+    merge_format: str = render.MERGE_FORMAT
+    # Fixed parameters the ESP needs for that way of sending (anymail's esp_extra).
+    esp_extra: dict = field(default_factory=dict)
+    # The backend that sends a DISTINCT batch: anymail's own, with each reader's body.
+    batch_backend: str = ""
+
+
+# Keyed by anymail's backend class; a subclass of one is recognised as it.
+PROFILES: dict[str, Profile] = {
+    # /email/batch takes up to 500 messages, each its own body; one Tag per message;
+    # merge_data only with a stored template, which would render per reader.
+    # https://postmarkapp.com/developer/api/email-api#send-batch-emails
+    "anymail.backends.postmark.EmailBackend": Profile(
+        "Postmark",
+        DISTINCT,
+        per_call=500,
+        max_tags=1,
+        batch_backend="subscriptions.digest.esp_backends.PostmarkBatchBackend",
+    ),
+    # Batch sending: up to 1,000 recipients a call with recipient-variables, written
+    # %recipient.name% anywhere in the message; up to 3 tags (o:tag).
+    # https://documentation.mailgun.com/docs/mailgun/user-manual/sending-messages/#batch-sending
+    "anymail.backends.mailgun.EmailBackend": Profile(
+        "Mailgun", MERGE, per_call=1000, max_tags=3, merge_format="%recipient.FIELD%"
+    ),
+    # SendBulkEmail merges only into a stored template (anymail refuses merge_data and
+    # merge_headers without one): 50 destinations a call; tags travel as X-Tag headers.
+    # Triple braces: the values are ours, already escaped where HTML needs it.
+    # https://docs.aws.amazon.com/ses/latest/APIReference-V2/API_SendBulkEmail.html
+    "anymail.backends.amazon_ses.EmailBackend": Profile(
+        "Amazon SES", TEMPLATE, per_call=50, max_tags=None, merge_format="{{{FIELD}}}"
+    ),
+    # messageVersions: up to 1,000 per call, each with its own params ({{ params.x }}).
+    # https://developers.brevo.com/docs/batch-send-transactional-emails
+    "anymail.backends.brevo.EmailBackend": Profile(
+        "Brevo", MERGE, per_call=1000, max_tags=None, merge_format="{{ params.FIELD }}"
+    ),
+    "anymail.backends.sendinblue.EmailBackend": Profile(
+        "Brevo", MERGE, per_call=1000, max_tags=None, merge_format="{{ params.FIELD }}"
+    ),
+    # Send API v3.1: up to 50 messages a call, each with its own Variables, filled in by
+    # the template language ({{var:x}}); one tag (CustomCampaign).
+    # https://dev.mailjet.com/email/guides/send-api-v31/
+    "anymail.backends.mailjet.EmailBackend": Profile(
+        "Mailjet",
+        MERGE,
+        per_call=50,
+        max_tags=1,
+        merge_format="{{var:FIELD}}",
+        esp_extra={"Globals": {"TemplateLanguage": True}},
+    ),
+    # A transmission's recipients each carry substitution_data and metadata; one
+    # campaign_id. Triple braces: the values are ours, already escaped for HTML.
+    # https://developers.sparkpost.com/api/transmissions/
+    "anymail.backends.sparkpost.EmailBackend": Profile(
+        "SparkPost", MERGE, per_call=1000, max_tags=1, merge_format="{{{FIELD}}}"
+    ),
+    # /emails/batch takes up to 100 emails, each its own body; no merge at all.
+    # https://resend.com/docs/api-reference/emails/send-batch-emails
+    "anymail.backends.resend.EmailBackend": Profile(
+        "Resend",
+        DISTINCT,
+        per_call=100,
+        max_tags=None,
+        batch_backend="subscriptions.digest.esp_backends.ResendBatchBackend",
+    ),
+}
+SMTP = Profile("SMTP", SINGLE, per_call=1, max_tags=0)
+
+
+def esp_profile(backend: str | None = None) -> Profile:
+    """The profile of `backend` (a dotted path; settings.EMAIL_BACKEND by default).
+
+    An anymail backend we have no profile for is sent the way anymail promises for all
+    (one call with merge_data), in ESP_MERGE_FIELD_FORMAT; anything else, one by one.
+    ESP_MERGE_FIELD_FORMAT, when set, overrides a merging ESP's own syntax.
+    """
+    backend_class = import_string(backend or settings.EMAIL_BACKEND)
+    override = settings.ESP_MERGE_FIELD_FORMAT
+    for cls in backend_class.__mro__:
+        profile = PROFILES.get(f"{cls.__module__}.{cls.__name__}")
+        if profile is not None:
+            if override and profile.batch == MERGE:
+                return replace(profile, merge_format=override)
+            return profile
+    if issubclass(backend_class, AnymailBaseBackend):
+        return Profile(
+            backend_class.__name__,
+            MERGE,
+            per_call=settings.ESP_BATCH_SIZE,
+            max_tags=None,
+            merge_format=override or render.MERGE_FORMAT,
+        )
+    return SMTP
 
 
 def prepare_messages(
@@ -88,7 +202,9 @@ def prepare_messages(
     """Render what `recipients` get, once per appeal among them, before any ESP call.
 
     The donations app picks each reader's appeal (a reader who gave recently sees none).
+    Merge fields are written the way the configured ESP fills them in.
     """
+    merge_format = esp_profile().merge_format
     by_appeal: dict[object, tuple[object, list[Recipient]]] = {}
     # One look per batch (or pack) first: on a day without a newsletter appeal (most
     # days) this spares a lookup per reader. donations.selectors.appeal_for_newsletter
@@ -99,7 +215,12 @@ def prepare_messages(
         appeal_key = getattr(appeal, "pk", id(appeal)) if appeal is not None else None
         by_appeal.setdefault(appeal_key, (appeal, []))[1].append(recipient)
     return [
-        (render_edition_email(edition=edition, followed=followed, appeal=appeal), group)
+        (
+            render_edition_email(
+                edition=edition, followed=followed, appeal=appeal, merge_format=merge_format
+            ),
+            group,
+        )
         for appeal, group in by_appeal.values()
     ]
 
@@ -112,37 +233,62 @@ def send_messages(
 ) -> SendReport:
     """Send prepared groups; report per-delivery results and the ESP error that stopped us.
 
-    `on_accepted` hears of each message sent on its own (SMTP, or an ESP that refused
-    the batch call) as soon as it is accepted, so that it can be recorded before the
-    next one goes.
+    Each group goes in calls of at most the ESP's messages per call. `on_accepted` hears
+    of each message accepted as soon as its call is, before the next call goes, whenever
+    a batch takes more than one call (SMTP: one per message), so that it can be
+    recorded; a batch sent in one call is recorded from the report.
     """
+    profile = esp_profile()
     results: dict[int, Result] = {}
-    connection = get_connection()
+    calls = [
+        (rendered, group[start : start + profile.per_call])
+        for rendered, group in prepared
+        for start in range(0, len(group), profile.per_call)
+    ]
+    # One call is recorded from the report; more, each as it is accepted.
+    hear = on_accepted if len(calls) > 1 else None
+    connection = get_connection(profile.batch_backend or None)
     try:
         connection.open()
-        for rendered, group in prepared:
-            if esp_supports_batch(connection):
-                try:
-                    results.update(_send_batch_call(connection, edition, rendered, group))
-                    continue
-                except (AnymailUnsupportedFeature, AnymailInvalidAddress) as exc:
-                    # This ESP cannot take per-recipient headers in a batch, or one
-                    # address broke the whole call: fall back to one message each.
-                    logger.warning("digest: batch call refused (%s); sending one by one", exc)
-                except AnymailRecipientsRefused as exc:
-                    results.update({r.delivery_id: Result(False, error=str(exc)) for r in group})
-                    continue
-                except RETRYABLE as exc:
+        for rendered, group in calls:
+            if profile.batch == SINGLE:
+                exc = _send_one_by_one(connection, edition, rendered, group, results, on_accepted)
+                if exc is not None:
                     return SendReport(results, f"{type(exc).__name__}: {exc}", exc)
-            exc = _send_one_by_one(connection, edition, rendered, group, results, on_accepted)
-            if exc is not None:
+                continue
+            try:
+                sent = _send_batch_call(connection, profile, edition, rendered, group)
+            except AnymailRecipientsRefused as exc:
+                sent = {r.delivery_id: Result(False, error=str(exc)) for r in group}
+            except (AnymailUnsupportedFeature, AnymailInvalidAddress) as exc:
+                # One address broke the whole call (or a backend we do not know refused
+                # per-reader headers): one message each, so only that reader fails.
+                logger.warning("digest: batch call refused (%s); sending one by one", exc)
+                exc = _send_one_by_one(connection, edition, rendered, group, results, on_accepted)
+                if exc is not None:
+                    return SendReport(results, f"{type(exc).__name__}: {exc}", exc)
+                continue
+            except RETRYABLE as exc:
                 return SendReport(results, f"{type(exc).__name__}: {exc}", exc)
+            results.update(sent)
+            if hear is not None:
+                for delivery_id, result in sent.items():
+                    if result.ok:
+                        hear(delivery_id, result)
     finally:
         try:
             connection.close()
         except RETRYABLE:
             logger.warning("digest: closing the email connection failed", exc_info=True)
     return SendReport(results)
+
+
+def edition_tags(*, edition: Edition, max_tags: int | None) -> list[str]:
+    """The ESP's tags for an edition, no more than the ESP takes (the newsletter's first)."""
+    tags = ["digest", edition.newsletter.slug]
+    if max_tags is None or len(tags) <= max_tags:
+        return tags
+    return tags[len(tags) - max_tags :]
 
 
 def edition_message(
@@ -154,50 +300,64 @@ def edition_message(
     merge_data: dict[str, dict[str, str]] | None = None,
     merge_headers: dict[str, dict[str, str]] | None = None,
     merge_metadata: dict[str, dict[str, str]] | None = None,
+    profile: Profile | None = None,
 ) -> EmailMultiAlternatives:
     """An email of `edition`, labelled as every copy of it is: its list, ESP tags, metadata."""
     newsletter = edition.newsletter
+    profile = profile or esp_profile()
     # anymail hands these to the ESP; its tracking webhooks bring them back, so each
     # delivered/opened/clicked/bounced event attaches to this edition.
     metadata = {"newsletter": newsletter.slug}
     if edition.pk is not None:
         metadata = {"edition_id": str(edition.pk), **metadata}
-    return mail.message(
+    message = mail.message(
         rendered=rendered,
         to=to,
         headers=headers,
-        tags=["digest", newsletter.slug],
+        tags=edition_tags(edition=edition, max_tags=profile.max_tags),
         metadata=metadata,
         merge_data=merge_data,
         merge_headers=merge_headers,
         merge_metadata=merge_metadata,
         list_id=mail.list_id(name=newsletter.name, slug=newsletter.slug),
     )
+    if profile.esp_extra:
+        message.esp_extra = profile.esp_extra
+    return message
 
 
 def _send_batch_call(
-    connection, edition: Edition, rendered: RenderedEmail, group: list[Recipient]
+    connection, profile: Profile, edition: Edition, rendered: RenderedEmail, group: list[Recipient]
 ) -> dict[int, Result]:
+    """One ESP call for `group`: each reader one message, with their own links and headers."""
     newsletter = edition.newsletter
-    merge_data, merge_headers, merge_metadata = {}, {}, {}
+    merge_data, merge_headers, merge_metadata, copies = {}, {}, {}, {}
     for recipient in group:
         subscriber = recipient.subscriber
         headers = reader_headers(subscriber=subscriber, newsletter=newsletter)
+        values = recipient_values(subscriber=subscriber, newsletter=newsletter, headers=headers)
         merge_headers[subscriber.email] = headers
-        merge_data[subscriber.email] = recipient_values(
-            subscriber=subscriber, newsletter=newsletter, headers=headers
-        )
+        # The delivery's id comes back with each tracking event (subscriptions.webhooks).
         merge_metadata[subscriber.email] = {"delivery_id": str(recipient.delivery_id)}
-    # merge_data makes anymail send one message per "to" address (batch send), with
+        if profile.batch == DISTINCT:
+            copies[subscriber.email] = personal_copy(rendered=rendered, values=values)
+        else:
+            merge_data[subscriber.email] = values
+    # merge_metadata makes anymail send one message per "to" address (a batch send),
     # merge_headers carrying each reader's own RFC 8058 List-Unsubscribe.
     message = edition_message(
         edition=edition,
         rendered=rendered,
         to=[r.subscriber.email for r in group],
-        merge_data=merge_data,
+        merge_data=merge_data or None,
         merge_headers=merge_headers,
         merge_metadata=merge_metadata,
+        profile=profile,
     )
+    if profile.batch == DISTINCT:
+        message.reader_copies = copies  # read by esp_backends' batch payloads
+    elif profile.batch == TEMPLATE:
+        _as_stored_template(connection, message, rendered)
     connection.send_messages([message])
     statuses = message.anymail_status.recipients
     results: dict[int, Result] = {}
@@ -213,6 +373,44 @@ def _send_batch_call(
     return results
 
 
+def _as_stored_template(connection, message: EmailMultiAlternatives, rendered: RenderedEmail):
+    """Make `message` a send of `rendered` stored as an Amazon SES template.
+
+    SES merges per reader only into a stored template. It is named for its content, so a
+    retry, another worker or the next batch of the same followed set finds it made;
+    creating it is one call per rendered email, against 20 per 1,000 readers saved.
+    """
+    from botocore.exceptions import ClientError
+
+    digest = hashlib.sha256(
+        "\0".join((rendered.subject, rendered.text, rendered.html)).encode()
+    ).hexdigest()
+    name = f"digest-{digest[:48]}"
+    if name not in _SES_TEMPLATES:
+        try:
+            connection.client.create_email_template(
+                TemplateName=name,
+                TemplateContent={
+                    "Subject": rendered.subject,
+                    "Text": rendered.text,
+                    "Html": rendered.html,
+                },
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "AlreadyExistsException":
+                raise AnymailAPIError(f"Amazon SES refused the template: {exc}") from exc
+        _SES_TEMPLATES.add(name)
+    # A template's send carries no subject or body of its own (anymail refuses them).
+    message.subject = ""
+    message.body = ""
+    message.alternatives = []
+    message.template_id = name
+
+
+# Templates this process made or found made, by name (their names are their content).
+_SES_TEMPLATES: set[str] = set()
+
+
 def _send_one_by_one(
     connection,
     edition: Edition,
@@ -223,6 +421,7 @@ def _send_one_by_one(
 ) -> BaseException | None:
     newsletter = edition.newsletter
     domain = site_host()
+    profile = esp_profile()
     for recipient in group:
         subscriber = recipient.subscriber
         unsubscribe_headers = reader_headers(subscriber=subscriber, newsletter=newsletter)
@@ -231,12 +430,17 @@ def _send_one_by_one(
             values=recipient_values(
                 subscriber=subscriber, newsletter=newsletter, headers=unsubscribe_headers
             ),
+            merge_format=profile.merge_format,
         )
         message_id = make_msgid(idstring="digest", domain=domain)
         headers = {**unsubscribe_headers, "Message-ID": message_id}
         message = edition_message(
-            edition=edition, rendered=own, to=[subscriber.email], headers=headers
+            edition=edition, rendered=own, to=[subscriber.email], headers=headers, profile=profile
         )
+        if profile.batch != SINGLE:
+            # For the ESP's tracking webhook, as in a batch call.
+            message.metadata = {**message.metadata, "delivery_id": str(recipient.delivery_id)}
+            message.esp_extra = {}
         try:
             connection.send_messages([message])
         except (

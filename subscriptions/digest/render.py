@@ -24,11 +24,14 @@ logger = logging.getLogger(__name__)
 RTL_LANGUAGES = {"ar", "he", "fa", "ur"}
 # Per-recipient values; every other byte of an email is shared by its whole group.
 MERGE_FIELDS = ("greeting", "greeting_html", "preferences_url", "unsubscribe_url")
+# How a merge field is written where the site fills it in itself (previews, one message
+# per reader); an ESP that merges writes it its own way (digest.esp's profiles).
+MERGE_FORMAT = "{{FIELD}}"
 
 
-def merge_field(name: str) -> str:
-    """How the ESP spells merge field `name` (settings.ESP_MERGE_FIELD_FORMAT)."""
-    return settings.ESP_MERGE_FIELD_FORMAT.replace("FIELD", name)
+def merge_field(name: str, merge_format: str = MERGE_FORMAT) -> str:
+    """How merge field `name` is written in the rendered email: FIELD replaced by it."""
+    return merge_format.replace("FIELD", name)
 
 
 def web_version_url(edition: Edition) -> str:
@@ -50,7 +53,9 @@ _RENDERS: OrderedDict[tuple, RenderedEmail] = OrderedDict()
 _RENDERS_MAX = 256
 
 
-def render_edition_email(*, edition: Edition, followed: list[list], appeal=None) -> RenderedEmail:
+def render_edition_email(
+    *, edition: Edition, followed: list[list], appeal=None, merge_format: str = MERGE_FORMAT
+) -> RenderedEmail:
     """Render the email a group gets, with merge fields where each reader differs."""
     key = (
         edition.pk,
@@ -58,24 +63,24 @@ def render_edition_email(*, edition: Edition, followed: list[list], appeal=None)
         json.dumps(followed),
         getattr(appeal, "pk", None) if appeal is not None else None,
         str(getattr(appeal, "updated_at", "")),  # an appeal edited mid-send renders anew
-        settings.ESP_MERGE_FIELD_FORMAT,
+        merge_format,
         settings.SITE_URL,
     )
     if edition.pk is None or (appeal is not None and getattr(appeal, "pk", None) is None):
         # A draft (send_digest --dry-run / --to) or an appeal we cannot name: not shared.
-        return _render(edition=edition, followed=followed, appeal=appeal)
+        return _render(edition=edition, followed=followed, appeal=appeal, merge_format=merge_format)
     cached = _RENDERS.get(key)
     if cached is not None:
         _RENDERS.move_to_end(key)
         return cached
-    rendered = _render(edition=edition, followed=followed, appeal=appeal)
+    rendered = _render(edition=edition, followed=followed, appeal=appeal, merge_format=merge_format)
     _RENDERS[key] = rendered
     while len(_RENDERS) > _RENDERS_MAX:
         _RENDERS.popitem(last=False)
     return rendered
 
 
-def _render(*, edition: Edition, followed: list[list], appeal) -> RenderedEmail:
+def _render(*, edition: Edition, followed: list[list], appeal, merge_format: str) -> RenderedEmail:
     newsletter = edition.newsletter
     view = edition_view(edition=edition, followed=followed, shared=True)
     appeal_html = ""
@@ -89,7 +94,7 @@ def _render(*, edition: Edition, followed: list[list], appeal) -> RenderedEmail:
         "top": view.top,
         "sections": view.sections,
         "follows_nothing": not followed,
-        "merge": {name: merge_field(name) for name in MERGE_FIELDS},
+        "merge": {name: merge_field(name, merge_format) for name in MERGE_FIELDS},
         "appeal_html": appeal_html,
         "appeal_text": " ".join(strip_tags(appeal_html).split()),
         "web_url": web_version_url(edition),
@@ -131,18 +136,21 @@ def reader_headers(*, subscriber: Subscriber, newsletter: Newsletter) -> dict[st
     return tokens.list_unsubscribe_headers(subscriber=subscriber, newsletter=newsletter)
 
 
-def substitute(content: str, values: dict[str, str]) -> str:
-    """Fill merge fields ourselves, for backends that send one message per recipient."""
+def substitute(content: str, values: dict[str, str], merge_format: str = MERGE_FORMAT) -> str:
+    """Fill merge fields ourselves, for ESPs that take each reader's message whole."""
     for name, value in values.items():
-        content = content.replace(merge_field(name), value)
+        content = content.replace(merge_field(name, merge_format), value)
     return content
 
 
-def personal_copy(*, rendered: RenderedEmail, values: dict[str, str]) -> RenderedEmail:
+def personal_copy(
+    *, rendered: RenderedEmail, values: dict[str, str], merge_format: str = MERGE_FORMAT
+) -> RenderedEmail:
+    text_values = {k: v for k, v in values.items() if k != "greeting_html"}
     return RenderedEmail(
-        subject=substitute(rendered.subject, values),
-        text=substitute(rendered.text, {k: v for k, v in values.items() if k != "greeting_html"}),
-        html=substitute(rendered.html, values),
+        subject=substitute(rendered.subject, values, merge_format),
+        text=substitute(rendered.text, text_values, merge_format),
+        html=substitute(rendered.html, values, merge_format),
     )
 
 

@@ -272,12 +272,19 @@ def _readers(batch: DeliveryBatch, *, lock: bool) -> tuple[list[Recipient], dict
                 )
             )
         )
-        .values_list("pk", "subscriber_id", "subscriber__email", "subscriber__name", "subscribed")
+        .values_list(
+            "pk",
+            "subscriber_id",
+            "subscriber__email",
+            "subscriber__name",
+            "subscriber__public_id",
+            "subscribed",
+        )
     )
-    suppressed = suppressed_among([email for _, sid, email, _, _ in rows if sid is not None])
+    suppressed = suppressed_among([email for _, sid, email, _, _, _ in rows if sid is not None])
     dropped: dict[str, list[int]] = defaultdict(list)
     recipients: list[Recipient] = []
-    for delivery_id, subscriber_id, email, name, subscribed in rows:
+    for delivery_id, subscriber_id, email, name, public_id, subscribed in rows:
         if subscriber_id is None:
             dropped["The subscriber was deleted before sending."].append(delivery_id)
         elif email in suppressed:
@@ -285,7 +292,8 @@ def _readers(batch: DeliveryBatch, *, lock: bool) -> tuple[list[Recipient], dict
         elif not subscribed:
             dropped["Unsubscribed before sending."].append(delivery_id)
         else:
-            subscriber = Subscriber(pk=subscriber_id, email=email, name=name)
+            # The public id too: the reader's links are signed with it (tokens).
+            subscriber = Subscriber(pk=subscriber_id, email=email, name=name, public_id=public_id)
             recipients.append(Recipient(delivery_id, subscriber))
     return recipients, dropped
 

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from newsroom.parsing import parse_int
-from subscriptions.models import Edition, Subscriber, Suppression, TrackingEvent
+from subscriptions.models import Delivery, Edition, Subscriber, Suppression, TrackingEvent
 from subscriptions.services.consent import RequestMeta
 from subscriptions.services.leaving import subscription_unsubscribe, suppression_add
 from subscriptions.services.signup import normalize_email
@@ -57,6 +57,14 @@ def tracking_event_record(*, event, esp_name: str) -> TrackingEvent | None:
     edition = None
     if pk := parse_int(edition_id, minimum=1):
         edition = Edition.objects.filter(pk=pk).first()
+    recipient = normalize_email(event.recipient or "")[:254]
+    delivery = None
+    if edition is not None and (pk := parse_int(metadata.get("delivery_id"), minimum=1)):
+        # Only the delivery of this edition to this recipient: metadata is the ESP's echo
+        # of what we sent, but a stray id must not attach an event to another reader.
+        delivery = Delivery.objects.filter(
+            pk=pk, edition=edition, subscriber__email=recipient
+        ).first()
     try:
         with transaction.atomic():
             stored, created = TrackingEvent.objects.get_or_create(
@@ -64,9 +72,10 @@ def tracking_event_record(*, event, esp_name: str) -> TrackingEvent | None:
                 defaults={
                     "event_type": str(event.event_type)[:30],
                     "esp_name": esp_name[:40],
-                    "recipient": normalize_email(event.recipient or "")[:254],
+                    "recipient": recipient,
                     "message_id": str(event.message_id or "")[:200],
                     "edition": edition,
+                    "delivery": delivery,
                     "reject_reason": str(event.reject_reason or "")[:40],
                     "description": str(event.description or event.mta_response or ""),
                     "occurred_at": event.timestamp or timezone.now(),
