@@ -110,6 +110,9 @@ MIDDLEWARE = [
     "newsroom.security.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "newsroom.security.CSPMiddleware",
+    # Its process_exception runs after every other's: a database error left unhandled
+    # anywhere in a view becomes the 503 page.
+    "newsroom.unavailable.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before the session: a link's reader token becomes a cookie and a clean redirect.
     "donations.middleware.ReaderTokenMiddleware",
@@ -165,6 +168,32 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USING_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
+# The one place that tells a web process from the others: newsroom/wsgi.py (gunicorn's
+# entry point) sets it to "web"; workers, beat and management commands leave it unset.
+WEB_PROCESS = env("NEWSROOM_PROCESS") == "web"
+# Seconds to open a connection, for every process: a database that accepts connections
+# and never answers fails fast instead of holding a gunicorn worker until it is killed.
+DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 3)
+# Seconds one SQL statement may run before PostgreSQL cancels it (0: no limit). A page
+# must answer or fail fast (503); a task may scan whole tables, a migration rewrite one.
+DATABASE_STATEMENT_TIMEOUT = env_int("DATABASE_STATEMENT_TIMEOUT", 5)
+DATABASE_TASK_STATEMENT_TIMEOUT = env_int("DATABASE_TASK_STATEMENT_TIMEOUT", 300)
+if USING_POSTGRES:
+    statement_timeout = (
+        DATABASE_STATEMENT_TIMEOUT if WEB_PROCESS else DATABASE_TASK_STATEMENT_TIMEOUT
+    )
+    DATABASES["default"]["OPTIONS"] = {
+        **DATABASES["default"].get("OPTIONS", {}),
+        "connect_timeout": DATABASE_CONNECT_TIMEOUT,
+        "options": f"-c statement_timeout={statement_timeout * 1000}",
+        # A server gone from the network sends no reset and cannot cancel its statement:
+        # the kernel gives the connection up after about ten seconds without an answer
+        # (libpq "keepalives" and "tcp_user_timeout" parameters).
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 10_000,
+    }
 
 REDIS_URL = env("REDIS_URL")
 if REDIS_URL:

@@ -17,12 +17,14 @@ PRODUCTION = {
 }
 
 
-def load_settings(code: str = "print('loaded')", **overrides: str) -> subprocess.CompletedProcess:
+def load_settings(
+    code: str = "print('loaded')", *, setup: str = "import django; django.setup()", **overrides: str
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in PRODUCTION}
     env.update({k: v for k, v in {**PRODUCTION, **overrides}.items() if v is not None})
     env = {k: v for k, v in env.items() if v != "<unset>"}
     return subprocess.run(
-        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        [sys.executable, "-c", f"{setup}; {code}"],
         cwd=ROOT,
         env={**env, "DJANGO_SETTINGS_MODULE": "newsroom.settings"},
         capture_output=True,

@@ -1,0 +1,138 @@
+"""A database that is down, hung or too slow answers 503 with a page, never a 500.
+
+Three bounds turn a database that does not answer into an error within seconds: the
+connect timeout (a new connection), the statement timeout (a statement the server is
+slow to finish; the server cancels it) and, in web processes, the watchdog below (an
+open connection whose server has stopped answering altogether, which cannot cancel
+anything). The middleware turns that error into a page that says to come back
+shortly, with `Retry-After` (RFC 9110 §10.2.3), and one log line per kind of failure a
+minute instead of a traceback per request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 30
+LOG_EVERY_SECONDS = 60
+# Beyond the statement timeout, the time the server's own cancellation may take to arrive.
+CANCEL_GRACE_SECONDS = 2
+_last_logged: dict[str, float] = {}
+
+
+def log_once_a_minute(kind: str, error: BaseException) -> None:
+    """Log `error` as one line, at most once a minute per `kind` in this process."""
+    now = time.monotonic()
+    if now - _last_logged.get(kind, -LOG_EVERY_SECONDS) < LOG_EVERY_SECONDS:
+        return
+    _last_logged[kind] = now
+    # The driver's message names hosts and ports: logged, never shown to readers.
+    first_line = (str(error).splitlines() or [""])[0]
+    logger.error("%s: %s: %s", kind, type(error).__name__, first_line)
+
+
+def database_unavailable(request: HttpRequest) -> HttpResponse:
+    # The template leaves out every part of the layout that reads the database.
+    response = render(request, "newsroom/unavailable.html", status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class _Watchdog:
+    """One thread per web process that cuts the database socket of a request stuck on it.
+
+    A request past its bound whose connection is still waiting for an answer has met a
+    server that stopped answering: shutting the socket down makes the driver raise at
+    once, and the request gets the 503 page instead of holding its worker.
+    """
+
+    def __init__(self) -> None:
+        self._watched: dict[int, tuple[float, object]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, *, seconds: float, database) -> int:
+        token = threading.get_ident()
+        with self._lock:
+            self._watched[token] = (time.monotonic() + seconds, database)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True, name="db-watchdog")
+                self._thread.start()
+        return token
+
+    def forget(self, token: int) -> None:
+        with self._lock:
+            self._watched.pop(token, None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(0.25)
+            now = time.monotonic()
+            with self._lock:
+                overdue = [
+                    (token, database)
+                    for token, (deadline, database) in self._watched.items()
+                    if deadline <= now
+                ]
+            for token, database in overdue:
+                if _cut_if_waiting(database):
+                    self.forget(token)
+
+
+def _cut_if_waiting(database) -> bool:
+    raw = getattr(database, "connection", None)
+    pgconn = getattr(raw, "pgconn", None)
+    if pgconn is None:
+        return False
+    from psycopg.pq import TransactionStatus
+
+    if pgconn.transaction_status != TransactionStatus.ACTIVE:
+        return False  # not waiting on the server: busy with something else, or done
+    with contextlib.suppress(OSError), socket.socket(fileno=os.dup(pgconn.socket)) as sock:
+        sock.shutdown(socket.SHUT_RDWR)
+    return True
+
+
+_watchdog = _Watchdog()
+
+
+class DatabaseUnavailableMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.bound = (
+            settings.DATABASE_STATEMENT_TIMEOUT + CANCEL_GRACE_SECONDS
+            if settings.WEB_PROCESS
+            and settings.USING_POSTGRES
+            and settings.DATABASE_STATEMENT_TIMEOUT
+            else None
+        )
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if self.bound is None:
+            return self.get_response(request)
+        # The wrapper itself, not django.db.connection: that proxy is per thread.
+        token = _watchdog.watch(seconds=self.bound, database=connections[DEFAULT_DB_ALIAS])
+        try:
+            return self.get_response(request)
+        finally:
+            _watchdog.forget(token)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        log_once_a_minute("database unavailable", exception)
+        return database_unavailable(request)
