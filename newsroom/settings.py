@@ -300,6 +300,11 @@ ANYMAIL.setdefault(
         "webhook is configured to send.",
     ),
 )
+# Seconds one call to the ESP's API may take to connect, and to answer (django-anymail's
+# requests-based backends); its default would let a hung ESP hold a task for minutes.
+ESP_CONNECT_TIMEOUT_SECONDS = env_int("ESP_CONNECT_TIMEOUT_SECONDS", 5)
+ESP_READ_TIMEOUT_SECONDS = env_int("ESP_READ_TIMEOUT_SECONDS", 20)
+ANYMAIL.setdefault("REQUESTS_TIMEOUT", (ESP_CONNECT_TIMEOUT_SECONDS, ESP_READ_TIMEOUT_SECONDS))
 # How many recipients the ESP takes in one batch call (Postmark 500, Mailgun and
 # SendGrid 1000, Amazon SES 50).
 ESP_BATCH_SIZE = env_int("ESP_BATCH_SIZE", 500)
@@ -327,6 +332,11 @@ STRIPE_WEBHOOK_SECRET = secret(
 )
 # Point the SDK at another API host (a local mock); empty means Stripe itself.
 STRIPE_API_BASE = env("STRIPE_API_BASE")
+# Seconds one call to Stripe may take (connecting, then waiting for the answer), and how
+# many times a call that failed on the network is tried again: a donor waits at most
+# about (1 + retries) x timeout before "We could not reach our payment processor".
+STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 8)
+STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 1)
 
 # --- the organisation ---------------------------------------------------------
 

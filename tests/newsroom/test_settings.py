@@ -102,3 +102,16 @@ def test_a_site_url_without_its_scheme_is_refused():
 
     assert result.returncode != 0
     assert "ImproperlyConfigured: SITE_URL is 'news.example'" in result.stderr
+
+
+def test_stripe_and_esp_calls_are_bounded_by_default():
+    result = load_settings(
+        "from django.conf import settings; "
+        "from donations.stripe_api import _client; "
+        "client = _client()._requestor._get_http_client(); "
+        "print(settings.ANYMAIL['REQUESTS_TIMEOUT'], client._timeout, "
+        "_client()._requestor._options.max_network_retries)"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["(5,", "20)", "8", "1"]
