@@ -34,7 +34,6 @@ from donations import reader_state, selectors, services, stripe_api
 from donations.forms import UTM_FIELDS, DonateForm, ManageLinkForm, preset_amounts
 from donations.models import Appeal, Frequency, Gift, Placement
 from donations.money import fee_cents, fee_description, format_cents
-from donations.tasks import manage_link_send_task
 from newsroom import ratelimit
 from newsroom.links import absolute
 from newsroom.parsing import parse_amount_int, parse_int
@@ -307,9 +306,7 @@ def manage(request: HttpRequest) -> HttpResponse:
         return render(request, "donations/manage_request.html", {"form": form}, status=400)
     email = form.cleaned_data["email"].strip().lower()
     if ratelimit.allow(f"manage-email:{email}", rate=settings.CHECKOUT_RATE_LIMIT_PER_EMAIL):
-        # Sent by a task after the response, so the answer takes as long for an
-        # address we know as for one we do not.
-        manage_link_send_task.delay_on_commit(email)
+        services.manage_link_request(email=email)
     return render(
         request,
         "donations/manage_sent.html",

@@ -44,6 +44,6 @@ def confirmation_reminders_send_task() -> int:
     return services.confirmation_reminders_send()
 
 
-@shared_task(name="subscriptions.tracking_event_process")
+@shared_task(name=services.TRACKING_TASK)
 def tracking_event_process_task(tracking_event_id: int) -> str:
     return services.tracking_event_process(tracking_event_id=tracking_event_id)
