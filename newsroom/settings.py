@@ -210,6 +210,9 @@ else:
 # Anonymous pages are cached whole for this many seconds, server-side and by a CDN
 # (`s-maxage`); publishing or editing an article makes them fresh at once.
 PAGE_CACHE_SECONDS = env_int("PAGE_CACHE_SECONDS", 300)
+# How long a cached page is kept past its freshness, to be served (marked stale) while
+# the database cannot be reached; pages with a query string are not kept past it.
+PAGE_CACHE_STALE_SECONDS = env_int("PAGE_CACHE_STALE_SECONDS", 86_400)
 # Dotted path to a callable(request) -> str: the part of a cached page's key that differs
 # between readers (an appeal dismissed, a recent gift); empty: every reader shares a page.
 PAGE_CACHE_READER_KEY = "donations.selectors.reader_state_key"

@@ -152,3 +152,40 @@ def test_gunicorns_entry_point_gets_the_short_statement_timeout_and_others_the_l
     assert "statement_timeout=5000" in web.stdout, web.stderr
     assert "statement_timeout=300000" in others.stdout, others.stderr
     assert "'connect_timeout': 3" in web.stdout and "'connect_timeout': 3" in others.stdout
+
+
+@pytest.fixture
+def through_proxy(database_proxy) -> Iterator[FaultProxy]:
+    """This test process's own database connection goes through the fault proxy."""
+    _server_address()
+    saved = {key: connection.settings_dict[key] for key in ("HOST", "PORT")}
+    connection.close()
+    connection.settings_dict.update(HOST="127.0.0.1", PORT=str(database_proxy.port))
+    try:
+        yield database_proxy
+    finally:
+        database_proxy.mode = "pass"
+        connection.close()
+        connection.settings_dict.update(saved)
+
+
+def test_a_cached_page_is_served_stale_while_postgresql_hangs_whatever_became_of_its_version(
+    client, transactional_db, through_proxy
+):
+    from django.core.cache import cache
+
+    from newsroom.caching import STATE_KEY
+    from tests.newsroom.factories import ArticleFactory
+
+    article = ArticleFactory(headline="Reservoir levels recover")
+    first = client.get(article.get_absolute_url())
+    assert first.status_code == 200
+    cache.delete(STATE_KEY)  # evicted, or Redis restarted
+    through_proxy.mode = "hang"
+    through_proxy.cut_all()  # the kept connection is gone too, as in a restart
+
+    response = client.get(article.get_absolute_url())
+
+    assert response.status_code == 200
+    assert response.content == first.content
+    assert response["X-Cache"] == "stale"
