@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from anymail.exceptions import AnymailError
 from celery import shared_task
 
 from subscriptions import services
 
 
-@shared_task(name=services.SIGNUP_TASK)
+# A confirmation the ESP did not take is tried again: the sign-up gave its claim back.
+@shared_task(
+    name=services.SIGNUP_TASK,
+    autoretry_for=(OSError, AnymailError),
+    retry_backoff=True,
+    max_retries=3,
+)
 def subscription_request_process_task(
     *,
     email: str,
