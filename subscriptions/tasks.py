@@ -6,16 +6,20 @@ from datetime import datetime
 
 from anymail.exceptions import AnymailError
 from celery import shared_task
+from django.db import OperationalError
 
 from subscriptions import services
 
 
-# A confirmation the ESP did not take is tried again: the sign-up gave its claim back.
+# Tried again when the ESP did not take the confirmation (the sign-up gave its claim
+# back) or the database was away: the request is in no row yet, only in this task.
 @shared_task(
     name=services.SIGNUP_TASK,
-    autoretry_for=(OSError, AnymailError),
-    retry_backoff=True,
-    max_retries=3,
+    autoretry_for=(OSError, AnymailError, OperationalError),
+    # Up to about 30 s, 1, 2, 4, 8 and 10 minutes: an outage of half an hour is covered.
+    retry_backoff=30,
+    retry_backoff_max=600,
+    max_retries=6,
 )
 def subscription_request_process_task(
     *,
