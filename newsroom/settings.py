@@ -182,10 +182,13 @@ if USING_POSTGRES:
     statement_timeout = (
         DATABASE_STATEMENT_TIMEOUT if WEB_PROCESS else DATABASE_TASK_STATEMENT_TIMEOUT
     )
+    options = DATABASES["default"].get("OPTIONS", {})
+    # After any server options DATABASE_URL gives (`?options=-c search_path=...`).
+    server_options = f"{options.get('options', '')} -c statement_timeout={statement_timeout}s"
     DATABASES["default"]["OPTIONS"] = {
-        **DATABASES["default"].get("OPTIONS", {}),
+        **options,
         "connect_timeout": DATABASE_CONNECT_TIMEOUT,
-        "options": f"-c statement_timeout={statement_timeout * 1000}",
+        "options": server_options.strip(),
         # A server gone from the network sends no reset and cannot cancel its statement:
         # the kernel gives the connection up after about ten seconds without an answer
         # (libpq "keepalives" and "tcp_user_timeout" parameters).

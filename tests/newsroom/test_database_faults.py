@@ -149,8 +149,8 @@ def test_gunicorns_entry_point_gets_the_short_statement_timeout_and_others_the_l
     # What `celery worker`, beat and manage.py do: load the settings themselves.
     others = load_settings(show, DATABASE_URL=database_url, NEWSROOM_PROCESS="<unset>")
 
-    assert "statement_timeout=5000" in web.stdout, web.stderr
-    assert "statement_timeout=300000" in others.stdout, others.stderr
+    assert "statement_timeout=5s" in web.stdout, web.stderr
+    assert "statement_timeout=300s" in others.stdout, others.stderr
     assert "'connect_timeout': 3" in web.stdout and "'connect_timeout': 3" in others.stdout
 
 
