@@ -55,20 +55,25 @@ def database_unavailable(request: HttpRequest) -> HttpResponse:
 class _Watchdog:
     """One thread per web process that cuts the database socket of a request stuck on it.
 
-    A request past its bound whose connection is still waiting for an answer has met a
-    server that stopped answering: shutting the socket down makes the driver raise at
-    once, and the request gets the 503 page instead of holding its worker.
+    A connection seen waiting for the server's answer at every look for longer than the
+    bound has met a server that stopped answering (a slow statement is cancelled by the
+    server before then): shutting the socket down makes the driver raise at once, and
+    the request gets the 503 page instead of holding its worker. Only the wait counts,
+    not the request's age, so a request slow elsewhere (a call to Stripe) is left alone.
     """
 
+    LOOK_EVERY_SECONDS = 0.25
+
     def __init__(self) -> None:
-        self._watched: dict[int, tuple[float, object]] = {}
+        # Per request thread: its connection, and since when it has been seen waiting.
+        self._watched: dict[int, list] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def watch(self, *, seconds: float, database) -> int:
         token = threading.get_ident()
         with self._lock:
-            self._watched[token] = (time.monotonic() + seconds, database)
+            self._watched[token] = [database, None, seconds]
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, daemon=True, name="db-watchdog")
                 self._thread.start()
@@ -80,31 +85,38 @@ class _Watchdog:
 
     def _run(self) -> None:
         while True:
-            time.sleep(0.25)
+            time.sleep(self.LOOK_EVERY_SECONDS)
             now = time.monotonic()
             with self._lock:
-                overdue = [
-                    (token, database)
-                    for token, (deadline, database) in self._watched.items()
-                    if deadline <= now
-                ]
-            for token, database in overdue:
-                if _cut_if_waiting(database):
-                    self.forget(token)
+                watched = list(self._watched.items())
+            for token, entry in watched:
+                try:
+                    self._look(token, entry, now)
+                except Exception:  # a connection closed under our eyes: the thread lives on
+                    entry[1] = None
+
+    def _look(self, token: int, entry: list, now: float) -> None:
+        database, waiting_since, seconds = entry
+        pgconn = getattr(getattr(database, "connection", None), "pgconn", None)
+        if pgconn is None or not _waiting(pgconn):
+            entry[1] = None
+        elif waiting_since is None:
+            entry[1] = now
+        elif now - waiting_since >= seconds:
+            _cut(pgconn)
+            self.forget(token)
 
 
-def _cut_if_waiting(database) -> bool:
-    raw = getattr(database, "connection", None)
-    pgconn = getattr(raw, "pgconn", None)
-    if pgconn is None:
-        return False
+def _waiting(pgconn) -> bool:
     from psycopg.pq import TransactionStatus
 
-    if pgconn.transaction_status != TransactionStatus.ACTIVE:
-        return False  # not waiting on the server: busy with something else, or done
+    # ACTIVE: a command was sent and its result has not come back yet.
+    return pgconn.transaction_status == TransactionStatus.ACTIVE
+
+
+def _cut(pgconn) -> None:
     with contextlib.suppress(OSError), socket.socket(fileno=os.dup(pgconn.socket)) as sock:
         sock.shutdown(socket.SHUT_RDWR)
-    return True
 
 
 _watchdog = _Watchdog()

@@ -41,6 +41,16 @@ def _url(*, host: str, port: int) -> str:
     return f"postgres://{auth}{host}:{port}/{db['NAME']}"
 
 
+def _nobody_else_on_the_database() -> None:
+    # A session cut by a fault can outlive its client by a moment on the server; the
+    # suite drops this database at its end and must find nobody else on it.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture
 def site(transactional_db) -> Iterator[Callable[..., Gunicorn]]:
     """Start the site in gunicorn on a database address of the test's choosing."""
@@ -71,13 +81,7 @@ def site(transactional_db) -> Iterator[Callable[..., Gunicorn]]:
     yield start
     for server in servers:
         server.stop()
-    with connection.cursor() as cursor:
-        # A killed worker's session can outlive it by a moment; the suite drops this
-        # database at its end and must find nobody else on it.
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
+    _nobody_else_on_the_database()
 
 
 @pytest.fixture
@@ -174,6 +178,7 @@ def through_proxy(database_proxy) -> Iterator[FaultProxy]:
         database_proxy.mode = "pass"
         connection.close()
         connection.settings_dict.update(saved)
+        _nobody_else_on_the_database()
 
 
 def test_a_cached_page_is_served_stale_while_postgresql_hangs_whatever_became_of_its_version(
