@@ -54,6 +54,7 @@ def _nobody_else_on_the_database() -> None:
 @pytest.fixture
 def site(transactional_db) -> Iterator[Callable[..., Gunicorn]]:
     """Start the site in gunicorn on a database address of the test's choosing."""
+    _server_address()  # skip or fail before anything starts
     servers: list[Gunicorn] = []
 
     def start(database_url: str, **extra: str) -> Gunicorn:
