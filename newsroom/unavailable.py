@@ -147,4 +147,8 @@ class DatabaseUnavailableMiddleware:
         if not isinstance(exception, OperationalError | InterfaceError):
             return None
         log_once_a_minute("database unavailable", exception)
-        return database_unavailable(request)
+        response = database_unavailable(request)
+        # Django's own "Service Unavailable: <path>" line per request (django.utils.log.
+        # log_response honours this mark): the line a minute above stands for them all.
+        response._has_been_logged = True
+        return response

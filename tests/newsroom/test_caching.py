@@ -358,3 +358,17 @@ def test_a_page_never_cached_gets_the_503_page_while_the_database_is_unreachable
     assert "Back in a moment" in response.content.decode()
     assert response["Retry-After"] == "30"
     assert "Connection refused" not in response.content.decode()
+
+
+def test_an_outage_is_logged_once_a_minute_not_once_a_request(client, article, caplog):
+    from newsroom import unavailable
+
+    unavailable._last_logged.clear()
+    with database_unreachable():
+        for _ in range(5):
+            assert client.get(article.category.get_absolute_url()).status_code == 503
+
+    lines = [record for record in caplog.records if record.levelname in ("ERROR", "WARNING")]
+    assert [record.getMessage() for record in lines] == [
+        "database unavailable: OperationalError: connection failed: Connection refused"
+    ]
