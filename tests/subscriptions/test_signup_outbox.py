@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -161,3 +161,21 @@ def test_a_confirmation_the_esp_never_took_does_not_block_the_next_sign_up(
     # Beat tries the first request again: it finds the confirmation sent since.
     outbox.outbox_send_pending(now=timezone.now() + timedelta(minutes=3))
     assert len(mailoutbox) == 1
+
+
+def test_a_sign_up_the_database_failed_leaves_nothing_that_blocks_the_next(
+    client, daily, mailoutbox
+):
+    def refuse_writes(execute, sql, params, many, context):
+        if sql.startswith("INSERT"):
+            raise OperationalError("server closed the connection unexpectedly")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(refuse_writes):
+        failed = signup(client, "retry@mail.example", daily)
+
+    assert failed.status_code == 503
+    assert "nothing was saved" in failed.content.decode()
+    assert not OutboxMessage.objects.exists() and not Subscriber.objects.exists()
+    assert signup(client, "retry@mail.example", daily).status_code == 200
+    assert [message.to for message in mailoutbox] == [["retry@mail.example"]]
