@@ -36,7 +36,10 @@ def _client() -> stripe.StripeClient:
         base_addresses=base_addresses,
         # Safe with idempotency keys: a retried POST is answered with the first result
         # (docs.stripe.com/api/idempotent_requests).
-        max_network_retries=2,
+        max_network_retries=settings.STRIPE_MAX_NETWORK_RETRIES,
+        # The SDK's own default waits 80 s per try: a hung Stripe would hold the donor's
+        # request until gunicorn kills it. Each try is bounded here instead.
+        http_client=stripe.RequestsClient(timeout=settings.STRIPE_TIMEOUT_SECONDS),
     )
 
 

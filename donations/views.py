@@ -34,7 +34,6 @@ from donations import reader_state, selectors, services, stripe_api
 from donations.forms import UTM_FIELDS, DonateForm, ManageLinkForm, preset_amounts
 from donations.models import Appeal, Frequency, Gift, Placement
 from donations.money import fee_cents, fee_description, format_cents
-from donations.tasks import manage_link_send_task
 from newsroom import ratelimit
 from newsroom.links import absolute
 from newsroom.parsing import parse_amount_int, parse_int
@@ -321,9 +320,7 @@ def manage(request: HttpRequest) -> HttpResponse:
         rate=settings.CHECKOUT_RATE_LIMIT_PER_EMAIL,
         when_cache_fails=ratelimit.FAIL_CLOSED,
     ):
-        # Sent by a task after the response, so the answer takes as long for an
-        # address we know as for one we do not.
-        manage_link_send_task.delay_on_commit(email)
+        services.manage_link_request(email=email)
     return render(
         request,
         "donations/manage_sent.html",

@@ -7,6 +7,11 @@ content version it was rendered at. A hit fetches the current version and the pa
 editing anything bumps the version, so every page is fresh at once; and the version
 also moves by itself when the next scheduled article's time comes, so a scheduled
 article appears on cached pages with nothing to run.
+
+A stored page outlives its freshness by PAGE_CACHE_STALE_SECONDS: when the database
+cannot be reached (to rebuild a lost content version, or to render the page), the last
+copy of that URL is served instead of an error, marked `X-Cache: stale` with its `Age`
+(RFC 9111 §5.1) and `max-age=0`, so nothing downstream keeps it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import DatabaseError
 from django.db.models import Min
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -94,9 +100,24 @@ def _lookup(request: HttpRequest) -> tuple[dict, str, dict | None]:
     found = cache.get_many([STATE_KEY, key])
     state = _current(found.get(STATE_KEY))
     stored = found.get(key)
-    if stored is not None and stored.get("version") != state["version"]:
-        stored = None  # rendered before the last change: render it again
+    if stored is not None and (
+        stored.get("version") != state["version"]
+        or stored.get("fresh_until", 0) <= timezone.now().timestamp()
+    ):
+        stored = None  # rendered before the last change, or kept only for an outage
     return state, key, stored
+
+
+def _stale(stored: dict) -> HttpResponse:
+    """The last stored copy of a page, served while the database cannot be reached."""
+    response = HttpResponse(stored["content"])
+    for header, value in stored["headers"].items():
+        response[header] = value
+    response["X-Cache"] = "stale"
+    response["Age"] = str(max(0, int(timezone.now().timestamp() - stored.get("stored_at", 0))))
+    response["Cache-Control"] = "public, max-age=0, must-revalidate"
+    patch_vary_headers(response, ("Cookie",))
+    return response
 
 
 def content_version(request: HttpRequest) -> str | None:
@@ -139,6 +160,43 @@ def _per_reader(request: HttpRequest, response: HttpResponse) -> bool:
     )
 
 
+def _render(view: Callable[..., HttpResponse], request: HttpRequest, *args, **kwargs):
+    response = view(request, *args, **kwargs)
+    if hasattr(response, "render") and not response.is_rendered:
+        response.render()  # a TemplateResponse (the sitemap view's)
+    return response
+
+
+def _store(request: HttpRequest, response: HttpResponse, *, state: dict, key: str) -> None:
+    if settings.PAGE_CACHE_SECONDS <= 0:
+        return
+    # Fresh until the next scheduled article appears at the latest.
+    due = _seconds_until_next_due(state)
+    fresh = min(settings.PAGE_CACHE_SECONDS, due) if due else settings.PAGE_CACHE_SECONDS
+    # Kept longer for an outage, except pages with a query string (searches, pages of a
+    # list): anyone can make endless such URLs, and a day of them would fill the cache.
+    keep = fresh if request.META.get("QUERY_STRING") else fresh + settings.PAGE_CACHE_STALE_SECONDS
+    now = timezone.now().timestamp()
+    cache.set(
+        key,
+        {
+            "version": state["version"],
+            "stored_at": now,
+            "fresh_until": now + fresh,
+            "content": response.content,
+            "headers": {h: response[h] for h in STORED_HEADERS if response.has_header(h)},
+        },
+        keep,
+    )
+
+
+def _stored_copy(request: HttpRequest) -> dict | None:
+    try:
+        return cache.get(_page_key(request))
+    except Exception:
+        return None  # the cache is failing too: the database's error is the one to show
+
+
 def public_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Serve a public page from the server-side cache for readers who are not signed in.
 
@@ -155,33 +213,26 @@ def public_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
             patch_vary_headers(response, ("Cookie",))
             return response
 
-        state, key, stored = _lookup(request)
-        request._newsroom_content_version = state["version"]
-        if stored is None:
-            response = view(request, *args, **kwargs)
-            if hasattr(response, "render") and not response.is_rendered:
-                response.render()  # a TemplateResponse (the sitemap view's)
-            if response.status_code != 200 or response.streaming or _per_reader(request, response):
-                return response
-            _public_headers(response, state=state)
-            if settings.PAGE_CACHE_SECONDS > 0:
-                # Never outlive the moment the next scheduled article appears.
-                due = _seconds_until_next_due(state)
-                timeout = (
-                    min(settings.PAGE_CACHE_SECONDS, due) if due else settings.PAGE_CACHE_SECONDS
-                )
-                cache.set(
-                    key,
-                    {
-                        "version": state["version"],
-                        "content": response.content,
-                        "headers": {
-                            h: response[h] for h in STORED_HEADERS if response.has_header(h)
-                        },
-                    },
-                    timeout,
-                )
-        else:
+        try:
+            state, key, stored = _lookup(request)
+            request._newsroom_content_version = state["version"]
+            if stored is None:
+                response = _render(view, request, *args, **kwargs)
+                if (
+                    response.status_code != 200
+                    or response.streaming
+                    or _per_reader(request, response)
+                ):
+                    return response
+                _public_headers(response, state=state)
+                _store(request, response, state=state, key=key)
+        except DatabaseError:
+            # A lost content version or a cache miss needs the database; it cannot answer.
+            last = _stored_copy(request)
+            if last is None:
+                raise
+            return _stale(last)
+        if stored is not None:
             response = HttpResponse(stored["content"])
             for header, value in stored["headers"].items():
                 response[header] = value

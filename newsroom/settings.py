@@ -115,6 +115,9 @@ MIDDLEWARE = [
     "newsroom.security.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "newsroom.security.CSPMiddleware",
+    # Its process_exception runs after every other's: a database error left unhandled
+    # anywhere in a view becomes the 503 page.
+    "newsroom.unavailable.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before the session: a link's reader token becomes a cookie and a clean redirect.
     "donations.middleware.ReaderTokenMiddleware",
@@ -172,6 +175,35 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USING_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
+# The one place that tells a web process from the others: newsroom/wsgi.py (gunicorn's
+# entry point) sets it to "web"; workers, beat and management commands leave it unset.
+WEB_PROCESS = env("NEWSROOM_PROCESS") == "web"
+# Seconds to open a connection, for every process: a database that accepts connections
+# and never answers fails fast instead of holding a gunicorn worker until it is killed.
+DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 3)
+# Seconds one SQL statement may run before PostgreSQL cancels it (0: no limit). A page
+# must answer or fail fast (503); a task may scan whole tables, a migration rewrite one.
+DATABASE_STATEMENT_TIMEOUT = env_int("DATABASE_STATEMENT_TIMEOUT", 5)
+DATABASE_TASK_STATEMENT_TIMEOUT = env_int("DATABASE_TASK_STATEMENT_TIMEOUT", 300)
+if USING_POSTGRES:
+    statement_timeout = (
+        DATABASE_STATEMENT_TIMEOUT if WEB_PROCESS else DATABASE_TASK_STATEMENT_TIMEOUT
+    )
+    options = DATABASES["default"].get("OPTIONS", {})
+    # After any server options DATABASE_URL gives (`?options=-c search_path=...`).
+    server_options = f"{options.get('options', '')} -c statement_timeout={statement_timeout}s"
+    DATABASES["default"]["OPTIONS"] = {
+        **options,
+        "connect_timeout": DATABASE_CONNECT_TIMEOUT,
+        "options": server_options.strip(),
+        # A server gone from the network sends no reset and cannot cancel its statement:
+        # the kernel gives the connection up after about ten seconds without an answer
+        # (libpq "keepalives" and "tcp_user_timeout" parameters).
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 10_000,
+    }
 
 REDIS_URL = env("REDIS_URL")
 # The cache only speeds pages up (newsroom.redis_cache): a Redis slower than this is
@@ -198,6 +230,9 @@ else:
 # Anonymous pages are cached whole for this many seconds, server-side and by a CDN
 # (`s-maxage`); publishing or editing an article makes them fresh at once.
 PAGE_CACHE_SECONDS = env_int("PAGE_CACHE_SECONDS", 300)
+# How long a cached page is kept past its freshness, to be served (marked stale) while
+# the database cannot be reached; pages with a query string are not kept past it.
+PAGE_CACHE_STALE_SECONDS = env_int("PAGE_CACHE_STALE_SECONDS", 86_400)
 # Dotted path to a callable(request) -> str: the part of a cached page's key that differs
 # between readers (an appeal dismissed, a recent gift); empty: every reader shares a page.
 PAGE_CACHE_READER_KEY = "donations.selectors.reader_state_key"
@@ -306,6 +341,11 @@ ANYMAIL.setdefault(
         "webhook is configured to send.",
     ),
 )
+# Seconds one call to the ESP's API may take to connect, and to answer (django-anymail's
+# requests-based backends); its default would let a hung ESP hold a task for minutes.
+ESP_CONNECT_TIMEOUT_SECONDS = env_int("ESP_CONNECT_TIMEOUT_SECONDS", 5)
+ESP_READ_TIMEOUT_SECONDS = env_int("ESP_READ_TIMEOUT_SECONDS", 20)
+ANYMAIL.setdefault("REQUESTS_TIMEOUT", (ESP_CONNECT_TIMEOUT_SECONDS, ESP_READ_TIMEOUT_SECONDS))
 # Readers in one digest batch (one task, one claim); the digest sends a batch in calls of
 # at most what its ESP takes (subscriptions/digest/esp.py: Postmark 500, SES 50, ...).
 ESP_BATCH_SIZE = env_int("ESP_BATCH_SIZE", 500)
@@ -332,6 +372,11 @@ STRIPE_WEBHOOK_SECRET = secret(
 )
 # Point the SDK at another API host (a local mock); empty means Stripe itself.
 STRIPE_API_BASE = env("STRIPE_API_BASE")
+# Seconds one call to Stripe may take (connecting, then waiting for the answer), and how
+# many times a call that failed on the network is tried again: a donor waits at most
+# about (1 + retries) x timeout before "We could not reach our payment processor".
+STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 8)
+STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 1)
 
 # --- the organisation ---------------------------------------------------------
 

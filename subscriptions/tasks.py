@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from anymail.exceptions import AnymailError
 from celery import shared_task
+from django.db import OperationalError
 
 from subscriptions import services
 
 
-@shared_task(name=services.SIGNUP_TASK)
+# Tried again when the ESP did not take the confirmation (the sign-up gave its claim
+# back) or the database was away: the request is in no row yet, only in this task.
+@shared_task(
+    name=services.SIGNUP_TASK,
+    autoretry_for=(OSError, AnymailError, OperationalError),
+    # Up to about 30 s, 1, 2, 4, 8 and 10 minutes: an outage of half an hour is covered.
+    retry_backoff=30,
+    retry_backoff_max=600,
+    max_retries=6,
+)
 def subscription_request_process_task(
     *,
     email: str,
@@ -44,6 +55,6 @@ def confirmation_reminders_send_task() -> int:
     return services.confirmation_reminders_send()
 
 
-@shared_task(name="subscriptions.tracking_event_process")
+@shared_task(name=services.TRACKING_TASK)
 def tracking_event_process_task(tracking_event_id: int) -> str:
     return services.tracking_event_process(tracking_event_id=tracking_event_id)

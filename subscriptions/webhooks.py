@@ -4,8 +4,9 @@ anymail's webhook views (mounted at /webhooks/anymail/) check the basic-auth sec
 (ANYMAIL["WEBHOOK_SECRET"]) and parse each ESP's payload into AnymailTrackingEvent
 objects, then send the `tracking` signal:
 https://anymail.dev/en/stable/sending/tracking/#normalized-tracking-event
-This receiver stores each event once (its ESP event id is unique) and hands the stored
-event to a task, so the ESP gets its 200 quickly and a duplicate delivery is a no-op.
+This receiver stores each event once (its ESP event id is unique) with the outbox row
+of the task that applies it, so the ESP gets its 200 quickly, a duplicate delivery is a
+no-op, and a broker that is down loses nothing.
 """
 
 from __future__ import annotations
@@ -16,12 +17,8 @@ from subscriptions.services import tracking_event_record, unsubscribe_by_mail
 
 
 def tracking_received(sender, event, esp_name: str, **kwargs) -> None:
-    stored = tracking_event_record(event=event, esp_name=esp_name)
-    if stored is None:
-        return  # seen before: nothing to do, anymail still answers 200
-    from subscriptions.tasks import tracking_event_process_task
-
-    tracking_event_process_task.delay(stored.pk)
+    # Seen before (None): nothing to do, anymail still answers 200.
+    tracking_event_record(event=event, esp_name=esp_name)
 
 
 def _addresses(value) -> list[str]:

@@ -25,6 +25,7 @@ from donations.services.checkout import (
 )
 from donations.services.donors import Anonymised, deleted_email, donor_anonymise
 from donations.services.emails import (
+    MANAGE_LINK_TASK,
     HonoreeOptOutInvalid,
     card_update_notice_send,
     giving_statement_send,
@@ -32,6 +33,7 @@ from donations.services.emails import (
     honoree_notify,
     honoree_opt_out,
     honoree_opt_out_read,
+    manage_link_request,
     manage_link_send,
     org_context,
     receipt_send,
@@ -66,6 +68,7 @@ from donations.services.reconcile import ReconcileWindowTooLong, stripe_reconcil
 
 __all__ = [
     "HANDLERS",
+    "MANAGE_LINK_TASK",
     "Anonymised",
     "CheckoutUnavailable",
     "GiftRequest",
@@ -94,6 +97,7 @@ __all__ = [
     "honoree_notify",
     "honoree_opt_out",
     "honoree_opt_out_read",
+    "manage_link_request",
     "manage_link_send",
     "manage_token_make",
     "manage_token_read",

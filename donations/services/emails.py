@@ -16,6 +16,7 @@ from donations.models import Gift, GivingStatement, HonoreeOptOut, PaymentFailur
 from donations.services.manage import manage_token_make
 from newsroom import mail
 from newsroom.links import absolute
+from newsroom.outbox import outbox_enqueue
 from newsroom.security import email_hash
 from newsroom.text import clean_line
 
@@ -224,6 +225,20 @@ def giving_statements_send(*, year: int) -> int:
     return sum(
         giving_statement_send(email=email, year=year) for email in selectors.donors_for_year(year)
     )
+
+
+MANAGE_LINK_TASK = "donations.manage_link_send"
+
+
+def manage_link_request(*, email: str) -> None:
+    """Queue a sign-in link for `email` through the outbox, whether or not we know it.
+
+    The task decides after the response, so the answer takes as long for an address we
+    know as for one we do not; a broker that is down delays the link, never loses it.
+    The outbox may hand the task over twice (rarely): that is two links, each working once.
+    """
+    with transaction.atomic():
+        outbox_enqueue(task=MANAGE_LINK_TASK, kwargs={"email": email})
 
 
 def manage_link_send(*, email: str) -> bool:

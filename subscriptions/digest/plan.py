@@ -480,6 +480,13 @@ def _insert_deliveries(*, edition_id: int, batch_id: int, subscriber_ids: list[i
     return Delivery.objects.filter(batch_id=batch_id).count()
 
 
+# Staff's actions queue a batch through the outbox by this name (digest/staff.py).
+SEND_BATCH_TASK = "subscriptions.digest_send_batch"
+
+
+# The planner queues directly, not through the outbox: it runs in a worker (beat's task),
+# never in a request, and a batch whose task a broker hiccup lost is given one again by
+# batches_requeue_stalled; an outbox row per pack would double the planner's writes.
 def enqueue_batch(batch_id: int) -> None:
     from subscriptions.digest.tasks import digest_send_batch_task
 

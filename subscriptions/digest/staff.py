@@ -1,15 +1,19 @@
-"""What staff do to a send (pause, resume, settle in-doubt batches, test) and its progress."""
+"""What staff do to a send (pause, resume, settle in-doubt batches, test) and its progress.
+
+A batch staff queue again goes through the outbox with the change that needs it, so a
+broker that is down when they click delays the batch, never answers 500 or loses it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import partial
 
 from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
 from newsroom.mail import RenderedEmail
+from newsroom.outbox import outbox_enqueue
 from subscriptions.digest import plan, render
 from subscriptions.digest.compose import followed_set
 from subscriptions.digest.esp import edition_message
@@ -45,7 +49,7 @@ def edition_resume(*, edition: Edition) -> int:
             edition.batches.filter(state=DeliveryBatch.State.QUEUED).values_list("pk", flat=True)
         )
         for batch_id in batch_ids:
-            transaction.on_commit(partial(plan.enqueue_batch, batch_id))
+            outbox_enqueue(task=plan.SEND_BATCH_TASK, kwargs={"batch_id": batch_id})
     if not batch_ids:
         mark_edition_sent_if_done(edition.pk)
     return len(batch_ids)
@@ -67,7 +71,7 @@ def batch_resend(*, batch: DeliveryBatch) -> int:
         Edition.objects.filter(pk=locked.edition_id, state=Edition.State.SENT).update(
             state=Edition.State.SENDING
         )
-        transaction.on_commit(partial(plan.enqueue_batch, locked.pk))
+        outbox_enqueue(task=plan.SEND_BATCH_TASK, kwargs={"batch_id": locked.pk})
     return count
 
 

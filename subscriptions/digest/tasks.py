@@ -56,7 +56,7 @@ def digest_plan_task() -> None:
             )
 
 
-@shared_task(name="subscriptions.digest_send_batch", **SEND_TASK_OPTIONS)
+@shared_task(name=plan.SEND_BATCH_TASK, **SEND_TASK_OPTIONS)
 def digest_send_batch_task(self, batch_id: int) -> str:
     """Send one batch of an edition (queue `digests`, settings.CELERY_TASK_ROUTES).
 

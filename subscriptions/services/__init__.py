@@ -51,6 +51,7 @@ from subscriptions.services.tracking import (
     SOFT_BOUNCE_LIMIT,
     SOFT_BOUNCE_WINDOW,
     TRACKING_HANDLERS,
+    TRACKING_TASK,
     tracking_event_process,
     tracking_event_record,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "SOFT_BOUNCE_LIMIT",
     "SOFT_BOUNCE_WINDOW",
     "TRACKING_HANDLERS",
+    "TRACKING_TASK",
     "FollowRefs",
     "RequestMeta",
     "confirmation_email_send",

@@ -114,8 +114,18 @@ def subscription_request_process(
             subscriber.confirmation_sent_at = requested_at
             subscriber.save(update_fields=["confirmation_sent_at"])
             send = True
-    # Sent once the claim has committed; a send that fails is covered by the next day's reminder.
-    return send and confirmation_email_send(subscriber_id=subscriber.pk)
+    if not send:
+        return False
+    # Sent once the claim has committed.
+    try:
+        return confirmation_email_send(subscriber_id=subscriber.pk)
+    except Exception:
+        # No email went: give the claim back, so this request run again, or the reader's
+        # next one, sends it instead of meeting an hour's "already sent".
+        Subscriber.objects.filter(pk=subscriber.pk, confirmation_sent_at=requested_at).update(
+            confirmation_sent_at=last
+        )
+        raise
 
 
 def _email_send(

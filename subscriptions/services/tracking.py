@@ -10,6 +10,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from newsroom.outbox import outbox_enqueue
 from newsroom.parsing import parse_int
 from subscriptions.models import Delivery, Edition, Subscriber, Suppression, TrackingEvent
 from subscriptions.services.consent import RequestMeta
@@ -47,8 +48,17 @@ def _derived_event_id(*, event, esp_name: str) -> str:
     return "derived:" + hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
+# The task that applies a stored event; queued through the outbox by name.
+TRACKING_TASK = "subscriptions.tracking_event_process"
+
+
 def tracking_event_record(*, event, esp_name: str) -> TrackingEvent | None:
-    """Store an anymail AnymailTrackingEvent once; None when it was already stored."""
+    """Store an anymail AnymailTrackingEvent once, with the task that applies it.
+
+    None when it was already stored. The event and its outbox row commit together: a
+    broker that is down delays the bounce's suppression, never loses it (the ESP's
+    redelivery would find the event stored and do nothing).
+    """
     event_id = (
         str(event.event_id) if event.event_id else _derived_event_id(event=event, esp_name=esp_name)
     )
@@ -82,6 +92,8 @@ def tracking_event_record(*, event, esp_name: str) -> TrackingEvent | None:
                     "payload": _json_safe(event.esp_event),
                 },
             )
+            if created:
+                outbox_enqueue(task=TRACKING_TASK, kwargs={"tracking_event_id": stored.pk})
     except IntegrityError:  # the same event arrived twice at the same moment
         return None
     return stored if created else None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from newsroom import services
 from newsroom.models import Article
@@ -296,3 +298,78 @@ def test_with_the_page_cache_off_every_request_renders_the_page(client, article,
 
     assert b"Reservoirs full again" in response.content
     assert response["ETag"].startswith('"')
+
+
+@contextmanager
+def database_unreachable():
+    """Every query fails as it does when the database server cannot be reached."""
+
+    def refuse(execute, sql, params, many, context):
+        raise OperationalError("connection failed: Connection refused")
+
+    with connection.execute_wrapper(refuse):
+        yield
+
+
+def test_with_the_content_version_lost_and_the_database_unreachable_the_last_copy_is_served(
+    client, article
+):
+    from django.core.cache import cache
+
+    from newsroom.caching import STATE_KEY
+
+    first = client.get(article.get_absolute_url())
+    cache.delete(STATE_KEY)  # evicted, or Redis restarted
+
+    with database_unreachable():
+        response = client.get(article.get_absolute_url())
+
+    assert response.status_code == 200
+    assert response.content == first.content
+    assert response["X-Cache"] == "stale"
+    assert response["Cache-Control"] == "public, max-age=0, must-revalidate"
+
+
+def test_a_page_past_its_freshness_is_served_stale_only_while_the_database_is_unreachable(
+    client, article, settings
+):
+    settings.PAGE_CACHE_SECONDS = 60
+    start = timezone.now()
+    with time_machine.travel(start, tick=False) as clock:
+        first = client.get("/")
+        clock.shift(timedelta(minutes=10))
+        Article.objects.filter(pk=article.pk).update(headline="Reservoirs full again")
+
+        with database_unreachable():
+            stale = client.get("/")
+        fresh = client.get("/")
+
+    assert stale.status_code == 200 and stale.content == first.content
+    assert stale["X-Cache"] == "stale" and stale["Age"] == "600"
+    assert b"Reservoirs full again" in fresh.content
+    assert not fresh.has_header("X-Cache")
+
+
+def test_a_page_never_cached_gets_the_503_page_while_the_database_is_unreachable(client, article):
+    with database_unreachable():
+        response = client.get(article.category.get_absolute_url())
+
+    assert response.status_code == 503
+    assert "Back in a moment" in response.content.decode()
+    assert response["Retry-After"] == "30"
+    assert "Connection refused" not in response.content.decode()
+
+
+def test_an_outage_is_logged_once_a_minute_not_once_a_request(client, article, caplog, settings):
+    from newsroom import faults
+
+    settings.FAULT_LOG_SECONDS = 60
+    faults._logged.clear()
+    with database_unreachable():
+        for _ in range(5):
+            assert client.get(article.category.get_absolute_url()).status_code == 503
+
+    lines = [record for record in caplog.records if record.levelname in ("ERROR", "WARNING")]
+    assert [record.getMessage() for record in lines] == [
+        "database unavailable: OperationalError: connection failed: Connection refused"
+    ]

@@ -18,12 +18,14 @@ PRODUCTION = {
 }
 
 
-def load_settings(code: str = "print('loaded')", **overrides: str) -> subprocess.CompletedProcess:
+def load_settings(
+    code: str = "print('loaded')", *, setup: str = "import django; django.setup()", **overrides: str
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in PRODUCTION}
     env.update({k: v for k, v in {**PRODUCTION, **overrides}.items() if v is not None})
     env = {k: v for k, v in env.items() if v != "<unset>"}
     return subprocess.run(
-        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        [sys.executable, "-c", f"{setup}; {code}"],
         cwd=ROOT,
         env={**env, "DJANGO_SETTINGS_MODULE": "newsroom.settings"},
         capture_output=True,
@@ -119,3 +121,16 @@ def test_production_cache_misses_rather_than_fails_when_redis_refuses():
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["rendered from the database", "0.25 0.25", "1.0 1.0"]
+
+
+def test_stripe_and_esp_calls_are_bounded_by_default():
+    result = load_settings(
+        "from django.conf import settings; "
+        "from donations.stripe_api import _client; "
+        "client = _client()._requestor._get_http_client(); "
+        "print(settings.ANYMAIL['REQUESTS_TIMEOUT'], client._timeout, "
+        "_client()._requestor._options.max_network_retries)"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["(5,", "20)", "8", "1"]

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -18,6 +18,7 @@ from newsroom.celery import app as celery_app
 from newsroom.models import OutboxMessage
 from subscriptions.models import ConsentRecord, Subscriber, Subscription, Suppression
 from subscriptions.services import suppression_add
+from tests.hungserver import HungServer
 from tests.subscriptions.factories import SubscriptionFactory
 from tests.subscriptions.helpers import confirm_path, signup
 
@@ -133,3 +134,48 @@ def test_consent_sent_later_is_recorded_at_the_time_the_reader_asked(
 
     record = ConsentRecord.objects.get(action=ConsentRecord.Action.SUBSCRIBE)
     assert record.at == asked
+
+
+def test_a_confirmation_the_esp_never_took_does_not_block_the_next_sign_up(
+    client, daily, mailoutbox, settings
+):
+    with HungServer() as esp:
+        settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
+        settings.ANYMAIL = {
+            **settings.ANYMAIL,
+            "POSTMARK_SERVER_TOKEN": "server-token",
+            "POSTMARK_API_URL": f"{esp.url}/",
+            "REQUESTS_TIMEOUT": (1, 1),
+        }
+        response = signup(client, "unlucky@mail.example", daily)
+    assert response.status_code == 200
+    assert not esp.gave_up  # the send stopped waiting by itself
+    assert mailoutbox == []
+
+    # The ESP is back; the reader, seeing nothing, signs up again a minute later.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    with time_machine.travel(timezone.now() + timedelta(minutes=1), tick=False):
+        signup(client, "unlucky@mail.example", daily)
+    assert len(mailoutbox) == 1
+
+    # Beat tries the first request again: it finds the confirmation sent since.
+    outbox.outbox_send_pending(now=timezone.now() + timedelta(minutes=3))
+    assert len(mailoutbox) == 1
+
+
+def test_a_sign_up_the_database_failed_leaves_nothing_that_blocks_the_next(
+    client, daily, mailoutbox
+):
+    def refuse_writes(execute, sql, params, many, context):
+        if sql.startswith("INSERT"):
+            raise OperationalError("server closed the connection unexpectedly")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(refuse_writes):
+        failed = signup(client, "retry@mail.example", daily)
+
+    assert failed.status_code == 503
+    assert "nothing was saved" in failed.content.decode()
+    assert not OutboxMessage.objects.exists() and not Subscriber.objects.exists()
+    assert signup(client, "retry@mail.example", daily).status_code == 200
+    assert [message.to for message in mailoutbox] == [["retry@mail.example"]]

@@ -8,8 +8,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from anymail.signals import AnymailTrackingEvent, tracking
+from django.test import TestCase
 from django.utils import timezone
 
+from newsroom import outbox
+from newsroom.celery import app as celery_app
+from newsroom.models import OutboxMessage
 from subscriptions.models import Edition, Subscription, Suppression, TrackingEvent
 from subscriptions.selectors import suppressed_among
 from subscriptions.services import confirmation_email_send
@@ -36,7 +40,9 @@ def send(event_type: str, *, event_id: str | None = "ev-1", when: datetime | Non
         esp_event=fields.pop("esp_event", {"raw": event_type}),
         **fields,
     )
-    tracking.send(sender=object, event=event, esp_name="TestESP")
+    # The webhook's request commits here, as outside a test: its outbox row is sent on commit.
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        tracking.send(sender=object, event=event, esp_name="TestESP")
     return event
 
 
@@ -186,12 +192,13 @@ def webhook_secret(settings):
 
 
 def test_a_postmark_hard_bounce_posted_to_its_url_suppresses(client, member, webhook_secret):
-    response = client.post(
-        "/webhooks/anymail/postmark/tracking/",
-        data=json.dumps(POSTMARK_HARD_BOUNCE),
-        content_type="application/json",
-        **_auth(webhook_secret),
-    )
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = client.post(
+            "/webhooks/anymail/postmark/tracking/",
+            data=json.dumps(POSTMARK_HARD_BOUNCE),
+            content_type="application/json",
+            **_auth(webhook_secret),
+        )
 
     assert response.status_code == 200
     stored = TrackingEvent.objects.get()
@@ -203,12 +210,13 @@ def test_a_postmark_hard_bounce_posted_to_its_url_suppresses(client, member, web
 
 
 def test_a_postmark_spam_complaint_suppresses(client, member, webhook_secret):
-    response = client.post(
-        "/webhooks/anymail/postmark/tracking/",
-        data=json.dumps(POSTMARK_SPAM_COMPLAINT),
-        content_type="application/json",
-        **_auth(webhook_secret),
-    )
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = client.post(
+            "/webhooks/anymail/postmark/tracking/",
+            data=json.dumps(POSTMARK_SPAM_COMPLAINT),
+            content_type="application/json",
+            **_auth(webhook_secret),
+        )
 
     assert response.status_code == 200
     assert Suppression.objects.get().reason == Suppression.Reason.COMPLAINT
@@ -216,24 +224,26 @@ def test_a_postmark_spam_complaint_suppresses(client, member, webhook_secret):
 
 def test_a_repeated_postmark_delivery_is_a_no_op_that_answers_200(client, member, webhook_secret):
     for _ in range(2):
-        response = client.post(
-            "/webhooks/anymail/postmark/tracking/",
-            data=json.dumps(POSTMARK_HARD_BOUNCE),
-            content_type="application/json",
-            **_auth(webhook_secret),
-        )
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            response = client.post(
+                "/webhooks/anymail/postmark/tracking/",
+                data=json.dumps(POSTMARK_HARD_BOUNCE),
+                content_type="application/json",
+                **_auth(webhook_secret),
+            )
         assert response.status_code == 200
 
     assert TrackingEvent.objects.count() == 1
 
 
 def test_the_webhook_refuses_wrong_credentials(client, member, webhook_secret):
-    response = client.post(
-        "/webhooks/anymail/postmark/tracking/",
-        data=json.dumps(POSTMARK_HARD_BOUNCE),
-        content_type="application/json",
-        **_auth("esp:guessed"),
-    )
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = client.post(
+            "/webhooks/anymail/postmark/tracking/",
+            data=json.dumps(POSTMARK_HARD_BOUNCE),
+            content_type="application/json",
+            **_auth("esp:guessed"),
+        )
 
     assert response.status_code in (400, 401, 403)
     assert not TrackingEvent.objects.exists()
@@ -248,3 +258,25 @@ def test_a_suppressed_address_never_gets_a_confirmation(client, daily, mailoutbo
     signup(client, "held@mail.example", daily)
 
     assert [m.to for m in mailoutbox] == [["first@mail.example"]]
+
+
+def test_a_bounce_posted_while_the_broker_refuses_is_applied_once_it_is_back(
+    client, member, webhook_secret, broker_refusing
+):
+    for _ in range(2):  # the ESP's first delivery, then its redelivery: both answered 200
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            response = client.post(
+                "/webhooks/anymail/postmark/tracking/",
+                data=json.dumps(POSTMARK_HARD_BOUNCE),
+                content_type="application/json",
+                **_auth(webhook_secret),
+            )
+        assert response.status_code == 200
+    assert not suppressed_among([EMAIL])
+    assert OutboxMessage.objects.get().state == OutboxMessage.State.PENDING
+
+    # The broker is back; beat's outbox run hands the event over, played here in-process.
+    celery_app.conf.task_always_eager = True
+    outbox.outbox_send_pending(now=timezone.now() + timedelta(minutes=2))
+    assert Suppression.objects.get().reason == Suppression.Reason.HARD_BOUNCE
+    assert TrackingEvent.objects.get().processed_at is not None

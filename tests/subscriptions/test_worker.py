@@ -101,3 +101,55 @@ def test_a_reader_who_signed_up_while_the_broker_refused_gets_one_confirmation(
     texts = [path.read_text() for path in Path(outbox).glob("*.log")]
     assert files
     assert sum(text.count("To: late@mail.example") for text in texts) == 1
+
+
+def test_signing_up_again_while_the_broker_refused_neither_blocks_nor_doubles(
+    celery_worker_factory, client, tmp_path, broker_refusing
+):
+    outbox = tmp_path / "emails"
+    celery_worker_factory(
+        {
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": str(outbox),
+        }
+    )
+    daily = NewsletterFactory()
+
+    assert signup(client, "eager@mail.example", daily).status_code == 200
+    assert signup(client, "eager@mail.example", daily).status_code == 200
+
+    celery_app.conf.broker_write_url = None
+    OutboxMessage.objects.update(created_at=timezone.now() - timedelta(minutes=2))
+    celery_app.send_task("newsroom.outbox_send_pending")
+    wait_for(lambda: not OutboxMessage.objects.exclude(state=OutboxMessage.State.SENT).exists())
+    wait_for(lambda: list(Path(outbox).glob("*.log")) if outbox.exists() else [])
+    time.sleep(3)  # room for a second email, were one coming
+
+    texts = [path.read_text() for path in Path(outbox).glob("*.log")]
+    assert sum(text.count("To: eager@mail.example") for text in texts) == 1
+
+
+def test_a_bounce_received_while_the_broker_refused_is_applied_once_it_is_back(
+    celery_worker, broker_refusing
+):
+    SubscriptionFactory(subscriber__email="gone@mail.example")
+
+    tracking.send(
+        sender=object,
+        event=AnymailTrackingEvent(
+            event_type="bounced",
+            timestamp=timezone.now(),
+            event_id="worker-bounce-refused",
+            recipient="gone@mail.example",
+            esp_event={},
+        ),
+        esp_name="TestESP",
+    )
+    assert OutboxMessage.objects.get().state == OutboxMessage.State.PENDING
+
+    celery_app.conf.broker_write_url = None
+    OutboxMessage.objects.update(created_at=timezone.now() - timedelta(minutes=2))
+    celery_app.send_task("newsroom.outbox_send_pending")
+
+    wait_for(lambda: suppressed_among(["gone@mail.example"]))
+    assert TrackingEvent.objects.get().processed_at is not None
