@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from urllib.parse import urlsplit
 
-from django.test import Client
+from django.test import Client, TestCase
 
 from subscriptions.models import Delivery, Subscription
 
@@ -65,13 +65,15 @@ def assert_each_reader_got_their_own(received: list[dict], readers: list, newsle
 def post_webhook(esp: str, body, content_type: str = "application/json", **headers):
     """POST `body` to the project's anymail tracking URL of `esp`, with the webhook's auth."""
     auth = base64.b64encode(WEBHOOK_AUTH.encode()).decode()
-    return Client().post(
-        f"/webhooks/anymail/{esp}/tracking/",
-        data=body,
-        content_type=content_type,
-        HTTP_AUTHORIZATION=f"Basic {auth}",
-        **headers,
-    )
+    # The event is processed by a task queued on commit (the outbox), as after a real request.
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return Client().post(
+            f"/webhooks/anymail/{esp}/tracking/",
+            data=body,
+            content_type=content_type,
+            HTTP_AUTHORIZATION=f"Basic {auth}",
+            **headers,
+        )
 
 
 def events_of(email: str) -> list[str]:
