@@ -2,14 +2,44 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 
-class Category(models.Model):
+class Translated(models.Model):
+    """A name and text shown in every language: the default's in fields, others in `translations`.
+
+    One row serves every language, so a reader who follows a category follows it in all
+    of them. A JSON field, not a column per language, so a language added to LANGUAGES
+    needs no migration.
+    """
+
+    translations = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Per language code, e.g. {"ar": {"name": "…"}}; missing text falls back.',
+    )
+
+    class Meta:
+        abstract = True
+
+    def translated(self, field: str, *, language: str | None = None) -> str:
+        """`field` in `language` (the active one by default), or in the site's language."""
+        language = language or translation.get_language() or settings.LANGUAGE_CODE
+        text = self.translations.get(language, {}).get(field) if self.translations else None
+        return text or getattr(self, field)
+
+    @property
+    def local_name(self) -> str:
+        return self.translated("name")
+
+
+class Category(Translated):
     name = models.CharField(max_length=80, unique=True)
     slug = models.SlugField(max_length=80, unique=True, allow_unicode=True)
     description = models.TextField(blank=True)
@@ -25,8 +55,12 @@ class Category(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("category", kwargs={"slug": self.slug})
 
+    @property
+    def local_description(self) -> str:
+        return self.translated("description")
 
-class Topic(models.Model):
+
+class Topic(Translated):
     name = models.CharField(max_length=80, unique=True)
     slug = models.SlugField(max_length=80, unique=True, allow_unicode=True)
     description = models.TextField(blank=True)
@@ -40,8 +74,12 @@ class Topic(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("topic", kwargs={"slug": self.slug})
 
+    @property
+    def local_description(self) -> str:
+        return self.translated("description")
 
-class Author(models.Model):
+
+class Author(Translated):
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=120, unique=True, allow_unicode=True)
     bio = models.TextField(blank=True)
@@ -55,6 +93,10 @@ class Author(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("author", kwargs={"slug": self.slug})
+
+    @property
+    def local_bio(self) -> str:
+        return self.translated("bio")
 
 
 class ArticleQuerySet(models.QuerySet):
@@ -84,6 +126,8 @@ class Article(models.Model):
     language = models.CharField(
         max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
     )
+    # Versions of one story in several languages share this key; each has its own slug.
+    story = models.UUIDField(default=uuid.uuid4, db_index=True, editable=False)
     lead_photo = models.ImageField(
         upload_to="photos/%Y/%m/",
         blank=True,
@@ -119,6 +163,9 @@ class Article(models.Model):
         indexes = [
             models.Index(fields=["status", "published_at"]),
             models.Index(fields=["category", "status", "published_at"]),
+            # Each language's front, category pages and feeds: a walk down one language's rows.
+            models.Index(fields=["language", "status", "published_at"]),
+            models.Index(fields=["language", "category", "status", "published_at"]),
             # The home page's top stories: a handful of rows, found without scanning every article.
             models.Index(
                 fields=["top_story_rank"],
@@ -127,6 +174,11 @@ class Article(models.Model):
             ),
         ]
         constraints = [
+            models.UniqueConstraint(
+                fields=["story", "language"],
+                name="article_one_version_per_language",
+                violation_error_message="This story already has a version in that language.",
+            ),
             models.CheckConstraint(
                 condition=Q(status="draft") | Q(published_at__isnull=False),
                 name="article_published_has_date",
@@ -140,7 +192,9 @@ class Article(models.Model):
         return self.headline
 
     def get_absolute_url(self) -> str:
-        return reverse("article", kwargs={"slug": self.slug})
+        # Under its own language's prefix, whatever the language of the page linking to it.
+        with translation.override(self.language):
+            return reverse("article", kwargs={"slug": self.slug})
 
     @property
     def is_public(self) -> bool:
