@@ -48,9 +48,11 @@ def test_switching_to_arabic_mirrors_the_layout(browser_page, demo):
     first_section = _box(page, page.locator(".site-nav li a").first)
     assert brand["x"] + brand["width"] > width / 2
     assert first_section["x"] + first_section["width"] > width / 2
-    assert page.get_by_role("navigation", name="الأقسام").get_by_role(
-        "link", name="المناخ والمياه"
-    ).is_visible()
+    assert (
+        page.get_by_role("navigation", name="الأقسام")
+        .get_by_role("link", name="المناخ والمياه")
+        .is_visible()
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "home-ar.png"
     page.screenshot(path=str(shot), full_page=True)
