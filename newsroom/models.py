@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.translation import gettext_lazy as _
 
 
 class Translated(models.Model):
@@ -43,7 +44,7 @@ class Category(Translated):
     name = models.CharField(max_length=80, unique=True)
     slug = models.SlugField(max_length=80, unique=True, allow_unicode=True)
     description = models.TextField(blank=True)
-    order = models.PositiveIntegerField(default=0, help_text="Lower comes first.")
+    order = models.PositiveIntegerField(default=0, help_text=_("Lower comes first."))
 
     class Meta:
         ordering = ["order", "name"]
@@ -115,14 +116,16 @@ class ArticleQuerySet(models.QuerySet):
 
 class Article(models.Model):
     class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        SCHEDULED = "scheduled", "Scheduled"
-        PUBLISHED = "published", "Published"
+        DRAFT = "draft", _("Draft")
+        SCHEDULED = "scheduled", _("Scheduled")
+        PUBLISHED = "published", _("Published")
 
     headline = models.CharField(max_length=200)
     slug = models.SlugField(max_length=200, unique=True, allow_unicode=True)
     dek = models.CharField("standfirst (dek)", max_length=400, blank=True)
-    body = models.TextField(help_text="HTML; sanitised when saved through the admin or services.")
+    body = models.TextField(
+        help_text=_("HTML; sanitised when saved through the admin or services.")
+    )
     language = models.CharField(
         max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
     )
@@ -143,7 +146,7 @@ class Article(models.Model):
     pull_quotes = models.JSONField(
         default=list,
         blank=True,
-        help_text="A list of short quotes; they are shown between the body's paragraphs.",
+        help_text=_("A list of short quotes; they are shown between the body's paragraphs."),
     )
     authors = models.ManyToManyField(Author, related_name="articles")
     category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="articles")
@@ -153,7 +156,7 @@ class Article(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     top_story_rank = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="1 is the lead story; empty is not a top story."
+        null=True, blank=True, help_text=_("1 is the lead story; empty is not a top story.")
     )
 
     objects = ArticleQuerySet.as_manager()
@@ -213,19 +216,19 @@ class AuditEntry(models.Model):
     """
 
     class Action(models.TextChoices):
-        GIFT_REFUND = "gift.refund", "Refund asked at Stripe"
-        EXPORT_GIFTS = "export.gifts", "Gifts exported"
-        EXPORT_DONORS = "export.donors", "Donors exported"
-        EXPORT_SUBSCRIBERS = "export.subscribers", "Subscribers exported"
-        SUBSCRIBER_DELETE = "subscriber.delete", "Subscriber deleted"
-        DONOR_ANONYMISE = "donor.anonymise", "Donor's gifts anonymised"
-        USER_GROUPS = "user.groups", "Staff roles changed"
-        USER_FLAGS = "user.flags", "Staff or superuser status changed"
-        GROUP_PERMISSIONS = "group.permissions", "Role permissions changed"
-        ENROL_CODE_ISSUED = "twofactor.code", "Two-factor set-up code issued"
-        TWO_FACTOR_SET_UP = "twofactor.setup", "Authenticator app set up"
-        RECOVERY_CODE_USED = "twofactor.recovery", "Signed in with a recovery code"
-        RECOVERY_CODES_NEW = "twofactor.newcodes", "New recovery codes made"
+        GIFT_REFUND = "gift.refund", _("Refund asked at Stripe")
+        EXPORT_GIFTS = "export.gifts", _("Gifts exported")
+        EXPORT_DONORS = "export.donors", _("Donors exported")
+        EXPORT_SUBSCRIBERS = "export.subscribers", _("Subscribers exported")
+        SUBSCRIBER_DELETE = "subscriber.delete", _("Subscriber deleted")
+        DONOR_ANONYMISE = "donor.anonymise", _("Donor's gifts anonymised")
+        USER_GROUPS = "user.groups", _("Staff roles changed")
+        USER_FLAGS = "user.flags", _("Staff or superuser status changed")
+        GROUP_PERMISSIONS = "group.permissions", _("Role permissions changed")
+        ENROL_CODE_ISSUED = "twofactor.code", _("Two-factor set-up code issued")
+        TWO_FACTOR_SET_UP = "twofactor.setup", _("Authenticator app set up")
+        RECOVERY_CODE_USED = "twofactor.recovery", _("Signed in with a recovery code")
+        RECOVERY_CODES_NEW = "twofactor.newcodes", _("New recovery codes made")
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(
@@ -234,7 +237,7 @@ class AuditEntry(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        help_text="Empty: a reader acting on their own data, or a command run on the server.",
+        help_text=_("Empty: a reader acting on their own data, or a command run on the server."),
     )
     # Kept apart from the foreign key so the entry still names a deleted staff account.
     actor_name = models.CharField(max_length=150, blank=True)
@@ -266,11 +269,11 @@ class OutboxMessage(models.Model):
     """
 
     class State(models.TextChoices):
-        PENDING = "pending", "Waiting to be sent"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed: no more tries"
+        PENDING = "pending", _("Waiting to be sent")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed: no more tries")
 
-    task = models.CharField(max_length=200, help_text="The Celery task's name.")
+    task = models.CharField(max_length=200, help_text=_("The Celery task's name."))
     kwargs = models.JSONField(default=dict, blank=True)
     state = models.CharField(
         max_length=10, choices=State.choices, default=State.PENDING, db_index=True
