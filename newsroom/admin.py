@@ -5,10 +5,12 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import ForeignKeyRawIdWidget
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.db import models
+from django.db.models import ManyToOneRel
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -41,24 +43,21 @@ class PullQuotesField(forms.CharField):
         return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-class VersionChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, obj: Article) -> str:
-        return f"{obj.headline} ({obj.get_language_display()})"
-
-
 class ArticleForm(forms.ModelForm):
     pull_quotes = PullQuotesField(
         required=False,
         label=_("Pull quotes"),
         help_text=_("One quote per line; they are placed between the body's paragraphs."),
     )
-    translation_of = VersionChoiceField(
-        queryset=Article.objects.order_by("-published_at", "-id"),
+    # An article's id, not a <select> of every article: a newsroom has too many to list.
+    translation_of = forms.ModelChoiceField(
+        queryset=Article.objects.all(),
         required=False,
+        widget=ForeignKeyRawIdWidget(ManyToOneRel(None, Article, "id"), admin.site),
         label=_("Translation of"),
         help_text=_(
-            "Another language's version of this story: the two become one story, and each "
-            "page links to the other."
+            "The number of this story's version in another language (the magnifier finds "
+            "it): the two become one story, and each page links to the other."
         ),
     )
 

@@ -281,3 +281,14 @@ def test_each_languages_page_is_its_own_cache_entry(client, newsroom, django_ass
     assert _root(arabic.content.decode()) == ("ar", "rtl")
     assert arabic["Content-Language"] == "ar"
     assert newsroom["ar"].headline in arabic.content.decode()
+
+
+def test_a_category_is_one_row_followed_alike_in_every_language(client, newsroom):
+    follow = re.compile(r'<input type="hidden" name="slug" value="([^"]+)">')
+
+    slugs = {
+        prefix: follow.findall(_html(client.get(f"{prefix}category/climate-water/")))
+        for prefix in ("/", "/ar/", "/he/")
+    }
+
+    assert slugs == {prefix: ["climate-water"] for prefix in ("/", "/ar/", "/he/")}
