@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.urls import reverse, translate_url
+from django.urls import NoReverseMatch, reverse
 from django.utils import translation
 
 
@@ -46,14 +46,16 @@ def language_versions(request: HttpRequest, *, versions: dict[str, str] | None) 
     match = getattr(request, "resolver_match", None)
     links = []
     for code, name in settings.LANGUAGES:
-        if versions is not None:
-            url = versions.get(code)
-        elif match is not None:
-            url = translate_url(request.path, code)
-        else:
-            url = None  # a page with no route (a 404): only the fronts are known
+        url = versions.get(code) if versions is not None else None
         with translation.override(code):
             front = reverse("home")
+            if versions is None and match is not None:
+                # The route this request resolved to, reversed in `code` (translate_url
+                # without resolving the path again).
+                try:
+                    url = reverse(match.view_name, args=match.args, kwargs=match.kwargs)
+                except NoReverseMatch:
+                    url = None  # an unnamed route: only the fronts are known
         info = translation.get_language_info(code)
         links.append(
             {

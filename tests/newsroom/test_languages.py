@@ -292,3 +292,10 @@ def test_a_category_is_one_row_followed_alike_in_every_language(client, newsroom
     }
 
     assert slugs == {prefix: ["climate-water"] for prefix in ("/", "/ar/", "/he/")}
+
+
+def test_another_apps_page_switches_to_the_same_page_in_each_language(client, newsroom):
+    page = _html(client.get("/ar/donate/"))
+
+    assert _root(page) == ("ar", "rtl")
+    assert _switcher(page) == {"en": "/donate/", "ar": "/ar/donate/", "he": "/he/donate/"}
