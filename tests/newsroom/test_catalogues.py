@@ -18,31 +18,35 @@ CATALOGUES = sorted(ROOT.glob("*/locale/*/LC_MESSAGES/django.po"))
 
 
 def _entries(path: Path) -> dict[str, str | tuple[str, ...]]:
-    """The .po's translations, keyed as GNUTranslations keys its catalogue; fuzzy ones left out."""
+    """The .po's translations, keyed as GNUTranslations keys its catalogue.
+
+    A fuzzy entry counts as untranslated: msgfmt leaves it out of the .mo.
+    """
     entries: dict[str, str | tuple[str, ...]] = {}
     for block in path.read_text(encoding="utf-8").split("\n\n"):
         fields: dict[str, list[str]] = {}
         field = ""
+        fuzzy = False
         for line in block.splitlines():
             if line.startswith("#,") and "fuzzy" in line:
-                break
-            if line.startswith(("msgctxt ", "msgid", "msgstr")):
+                fuzzy = True
+            elif line.startswith(("msgctxt ", "msgid", "msgstr")):
                 field, _, value = line.partition(" ")
                 fields[field] = [ast.literal_eval(value)]
             elif line.startswith('"') and field:
                 fields[field].append(ast.literal_eval(line))
+        msgid = "".join(fields.get("msgid", []))
+        if not msgid:
+            continue  # the header, or a block of comments
+        if "msgctxt" in fields:
+            msgid = "".join(fields["msgctxt"]) + "\x04" + msgid
+        forms = sorted(key for key in fields if key.startswith("msgstr["))
+        if fuzzy:
+            entries[msgid] = ("",) if forms else ""
+        elif forms:
+            entries[msgid] = tuple("".join(fields[key]) for key in forms)
         else:
-            msgid = "".join(fields.get("msgid", []))
-            if not msgid:
-                continue  # the header, or a block of comments
-            if "msgctxt" in fields:
-                msgid = "".join(fields["msgctxt"]) + "\x04" + msgid
-            forms = sorted(key for key in fields if key.startswith("msgstr["))
-            entries[msgid] = (
-                tuple("".join(fields[key]) for key in forms)
-                if forms
-                else "".join(fields.get("msgstr", []))
-            )
+            entries[msgid] = "".join(fields.get("msgstr", []))
     return entries
 
 
