@@ -1,4 +1,8 @@
-"""RSS 2.0 feeds: the whole site, each category, each topic (django.contrib.syndication)."""
+"""RSS 2.0 feeds: the whole site, each category, each topic (django.contrib.syndication).
+
+Each feed is in the language of its URL (`/ar/feed/`): that language's articles, and the
+channel's <language> (Feed.language unset: the active language).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from django.conf import settings
 from django.contrib.syndication.views import Feed
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.utils.translation import get_language, gettext
 
 from newsroom import selectors
 from newsroom.links import absolute
@@ -37,14 +42,15 @@ class _ArticleFeed(Feed):
         return item.updated_at
 
     def item_author_name(self, item: Article) -> str:
-        return ", ".join(author.name for author in item.authors.all())
+        return ", ".join(author.local_name for author in item.authors.all())
 
     def item_categories(self, item: Article) -> list[str]:
-        return [item.category.name]
+        return [item.category.local_name]
 
 
 class SiteFeed(_ArticleFeed):
-    description = "The latest reporting."
+    def description(self) -> str:
+        return gettext("The latest reporting.")
 
     def title(self) -> str:
         return settings.NEWSROOM_NAME
@@ -56,7 +62,7 @@ class SiteFeed(_ArticleFeed):
         return absolute(reverse("feed"))
 
     def items(self):
-        return selectors.articles_public()[:FEED_SIZE]
+        return selectors.articles_public(language=get_language())[:FEED_SIZE]
 
 
 class CategoryFeed(_ArticleFeed):
@@ -64,7 +70,7 @@ class CategoryFeed(_ArticleFeed):
         return get_object_or_404(Category, slug=slug)
 
     def title(self, obj: Category) -> str:
-        return f"{obj.name} · {settings.NEWSROOM_NAME}"
+        return f"{obj.local_name} · {settings.NEWSROOM_NAME}"
 
     def link(self, obj: Category) -> str:
         return absolute(obj.get_absolute_url())
@@ -73,10 +79,12 @@ class CategoryFeed(_ArticleFeed):
         return absolute(reverse("category_feed", kwargs={"slug": obj.slug}))
 
     def description(self, obj: Category) -> str:
-        return obj.description or f"The latest in {obj.name}."
+        return obj.local_description or gettext("The latest in %(name)s.") % {
+            "name": obj.local_name
+        }
 
     def items(self, obj: Category):
-        return selectors.articles_in_category(category=obj)[:FEED_SIZE]
+        return selectors.articles_in_category(category=obj, language=get_language())[:FEED_SIZE]
 
 
 class TopicFeed(_ArticleFeed):
@@ -84,7 +92,7 @@ class TopicFeed(_ArticleFeed):
         return get_object_or_404(Topic, slug=slug)
 
     def title(self, obj: Topic) -> str:
-        return f"{obj.name} · {settings.NEWSROOM_NAME}"
+        return f"{obj.local_name} · {settings.NEWSROOM_NAME}"
 
     def link(self, obj: Topic) -> str:
         return absolute(obj.get_absolute_url())
@@ -93,7 +101,9 @@ class TopicFeed(_ArticleFeed):
         return absolute(reverse("topic_feed", kwargs={"slug": obj.slug}))
 
     def description(self, obj: Topic) -> str:
-        return obj.description or f"The latest on {obj.name}."
+        return obj.local_description or gettext("The latest on %(name)s.") % {
+            "name": obj.local_name
+        }
 
     def items(self, obj: Topic):
-        return selectors.articles_on_topic(topic=obj)[:FEED_SIZE]
+        return selectors.articles_on_topic(topic=obj, language=get_language())[:FEED_SIZE]

@@ -2,18 +2,49 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext_lazy as _
 
 
-class Category(models.Model):
+class Translated(models.Model):
+    """A name and text shown in every language: the default's in fields, others in `translations`.
+
+    One row serves every language, so a reader who follows a category follows it in all
+    of them. A JSON field, not a column per language, so a language added to LANGUAGES
+    needs no migration.
+    """
+
+    translations = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Per language code, e.g. {"ar": {"name": "…"}}; missing text falls back.',
+    )
+
+    class Meta:
+        abstract = True
+
+    def translated(self, field: str, *, language: str | None = None) -> str:
+        """`field` in `language` (the active one by default), or in the site's language."""
+        language = language or translation.get_language() or settings.LANGUAGE_CODE
+        text = self.translations.get(language, {}).get(field) if self.translations else None
+        return text or getattr(self, field)
+
+    @property
+    def local_name(self) -> str:
+        return self.translated("name")
+
+
+class Category(Translated):
     name = models.CharField(max_length=80, unique=True)
     slug = models.SlugField(max_length=80, unique=True, allow_unicode=True)
     description = models.TextField(blank=True)
-    order = models.PositiveIntegerField(default=0, help_text="Lower comes first.")
+    order = models.PositiveIntegerField(default=0, help_text=_("Lower comes first."))
 
     class Meta:
         ordering = ["order", "name"]
@@ -25,8 +56,12 @@ class Category(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("category", kwargs={"slug": self.slug})
 
+    @property
+    def local_description(self) -> str:
+        return self.translated("description")
 
-class Topic(models.Model):
+
+class Topic(Translated):
     name = models.CharField(max_length=80, unique=True)
     slug = models.SlugField(max_length=80, unique=True, allow_unicode=True)
     description = models.TextField(blank=True)
@@ -40,8 +75,12 @@ class Topic(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("topic", kwargs={"slug": self.slug})
 
+    @property
+    def local_description(self) -> str:
+        return self.translated("description")
 
-class Author(models.Model):
+
+class Author(Translated):
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=120, unique=True, allow_unicode=True)
     bio = models.TextField(blank=True)
@@ -55,6 +94,10 @@ class Author(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("author", kwargs={"slug": self.slug})
+
+    @property
+    def local_bio(self) -> str:
+        return self.translated("bio")
 
 
 class ArticleQuerySet(models.QuerySet):
@@ -73,17 +116,21 @@ class ArticleQuerySet(models.QuerySet):
 
 class Article(models.Model):
     class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        SCHEDULED = "scheduled", "Scheduled"
-        PUBLISHED = "published", "Published"
+        DRAFT = "draft", _("Draft")
+        SCHEDULED = "scheduled", _("Scheduled")
+        PUBLISHED = "published", _("Published")
 
     headline = models.CharField(max_length=200)
     slug = models.SlugField(max_length=200, unique=True, allow_unicode=True)
     dek = models.CharField("standfirst (dek)", max_length=400, blank=True)
-    body = models.TextField(help_text="HTML; sanitised when saved through the admin or services.")
+    body = models.TextField(
+        help_text=_("HTML; sanitised when saved through the admin or services.")
+    )
     language = models.CharField(
         max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
     )
+    # Versions of one story in several languages share this key; each has its own slug.
+    story = models.UUIDField(default=uuid.uuid4, db_index=True, editable=False)
     lead_photo = models.ImageField(
         upload_to="photos/%Y/%m/",
         blank=True,
@@ -99,7 +146,7 @@ class Article(models.Model):
     pull_quotes = models.JSONField(
         default=list,
         blank=True,
-        help_text="A list of short quotes; they are shown between the body's paragraphs.",
+        help_text=_("A list of short quotes; they are shown between the body's paragraphs."),
     )
     authors = models.ManyToManyField(Author, related_name="articles")
     category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="articles")
@@ -109,7 +156,7 @@ class Article(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     top_story_rank = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="1 is the lead story; empty is not a top story."
+        null=True, blank=True, help_text=_("1 is the lead story; empty is not a top story.")
     )
 
     objects = ArticleQuerySet.as_manager()
@@ -119,6 +166,9 @@ class Article(models.Model):
         indexes = [
             models.Index(fields=["status", "published_at"]),
             models.Index(fields=["category", "status", "published_at"]),
+            # Each language's front, category pages and feeds: a walk down one language's rows.
+            models.Index(fields=["language", "status", "published_at"]),
+            models.Index(fields=["language", "category", "status", "published_at"]),
             # The home page's top stories: a handful of rows, found without scanning every article.
             models.Index(
                 fields=["top_story_rank"],
@@ -127,6 +177,11 @@ class Article(models.Model):
             ),
         ]
         constraints = [
+            models.UniqueConstraint(
+                fields=["story", "language"],
+                name="article_one_version_per_language",
+                violation_error_message="This story already has a version in that language.",
+            ),
             models.CheckConstraint(
                 condition=Q(status="draft") | Q(published_at__isnull=False),
                 name="article_published_has_date",
@@ -140,7 +195,9 @@ class Article(models.Model):
         return self.headline
 
     def get_absolute_url(self) -> str:
-        return reverse("article", kwargs={"slug": self.slug})
+        # Under its own language's prefix, whatever the language of the page linking to it.
+        with translation.override(self.language):
+            return reverse("article", kwargs={"slug": self.slug})
 
     @property
     def is_public(self) -> bool:
@@ -159,19 +216,19 @@ class AuditEntry(models.Model):
     """
 
     class Action(models.TextChoices):
-        GIFT_REFUND = "gift.refund", "Refund asked at Stripe"
-        EXPORT_GIFTS = "export.gifts", "Gifts exported"
-        EXPORT_DONORS = "export.donors", "Donors exported"
-        EXPORT_SUBSCRIBERS = "export.subscribers", "Subscribers exported"
-        SUBSCRIBER_DELETE = "subscriber.delete", "Subscriber deleted"
-        DONOR_ANONYMISE = "donor.anonymise", "Donor's gifts anonymised"
-        USER_GROUPS = "user.groups", "Staff roles changed"
-        USER_FLAGS = "user.flags", "Staff or superuser status changed"
-        GROUP_PERMISSIONS = "group.permissions", "Role permissions changed"
-        ENROL_CODE_ISSUED = "twofactor.code", "Two-factor set-up code issued"
-        TWO_FACTOR_SET_UP = "twofactor.setup", "Authenticator app set up"
-        RECOVERY_CODE_USED = "twofactor.recovery", "Signed in with a recovery code"
-        RECOVERY_CODES_NEW = "twofactor.newcodes", "New recovery codes made"
+        GIFT_REFUND = "gift.refund", _("Refund asked at Stripe")
+        EXPORT_GIFTS = "export.gifts", _("Gifts exported")
+        EXPORT_DONORS = "export.donors", _("Donors exported")
+        EXPORT_SUBSCRIBERS = "export.subscribers", _("Subscribers exported")
+        SUBSCRIBER_DELETE = "subscriber.delete", _("Subscriber deleted")
+        DONOR_ANONYMISE = "donor.anonymise", _("Donor's gifts anonymised")
+        USER_GROUPS = "user.groups", _("Staff roles changed")
+        USER_FLAGS = "user.flags", _("Staff or superuser status changed")
+        GROUP_PERMISSIONS = "group.permissions", _("Role permissions changed")
+        ENROL_CODE_ISSUED = "twofactor.code", _("Two-factor set-up code issued")
+        TWO_FACTOR_SET_UP = "twofactor.setup", _("Authenticator app set up")
+        RECOVERY_CODE_USED = "twofactor.recovery", _("Signed in with a recovery code")
+        RECOVERY_CODES_NEW = "twofactor.newcodes", _("New recovery codes made")
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(
@@ -180,7 +237,7 @@ class AuditEntry(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        help_text="Empty: a reader acting on their own data, or a command run on the server.",
+        help_text=_("Empty: a reader acting on their own data, or a command run on the server."),
     )
     # Kept apart from the foreign key so the entry still names a deleted staff account.
     actor_name = models.CharField(max_length=150, blank=True)
@@ -212,11 +269,11 @@ class OutboxMessage(models.Model):
     """
 
     class State(models.TextChoices):
-        PENDING = "pending", "Waiting to be sent"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed: no more tries"
+        PENDING = "pending", _("Waiting to be sent")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed: no more tries")
 
-    task = models.CharField(max_length=200, help_text="The Celery task's name.")
+    task = models.CharField(max_length=200, help_text=_("The Celery task's name."))
     kwargs = models.JSONField(default=dict, blank=True)
     state = models.CharField(
         max_length=10, choices=State.choices, default=State.PENDING, db_index=True

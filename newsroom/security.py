@@ -27,6 +27,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import urlencode
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django_otp import match_token
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -121,7 +123,11 @@ def lockout_response(
     from django.contrib import admin
 
     minutes = max(1, round(settings.AXES_COOLOFF_TIME.total_seconds() / 60))
-    context = {**admin.site.each_context(request), "title": "Sign-in locked", "minutes": minutes}
+    context = {
+        **admin.site.each_context(request),
+        "title": gettext("Sign-in locked"),
+        "minutes": minutes,
+    }
     return render(request, "admin/locked_out.html", context, status=429)
 
 
@@ -201,13 +207,13 @@ class StaffLoginForm(AdminAuthenticationForm):
     """The admin login: username, password and, once set up, the authenticator's code."""
 
     otp_token = forms.CharField(
-        label="Authentication code",
+        label=_("Authentication code"),
         required=False,
         max_length=20,
         strip=True,
         # No numeric keypad or digits-only pattern: a recovery code has letters.
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code"}),
-        help_text=(
+        help_text=_(
             "The six digits your authenticator app shows for this site, or one of your "
             "recovery codes. The first time you sign in, leave it empty: we will email you "
             "a link to set the app up."
@@ -216,8 +222,8 @@ class StaffLoginForm(AdminAuthenticationForm):
 
     error_messages = {
         **AdminAuthenticationForm.error_messages,
-        "otp_required": "Enter the six-digit code from your authenticator app.",
-        "otp_invalid": (
+        "otp_required": _("Enter the six-digit code from your authenticator app."),
+        "otp_invalid": _(
             "That authentication code is not right. Codes change every 30 seconds: "
             "enter the one your app shows now (or an unused recovery code)."
         ),

@@ -25,8 +25,15 @@ def article_save(
     article: Article,
     authors: Iterable[Author] | None = None,
     topics: Iterable[Topic] | None = None,
+    translation_of: Article | None = None,
 ) -> Article:
-    """Sanitise and save an article (new or changed), its authors and topics; refresh pages."""
+    """Sanitise and save an article (new or changed), its authors and topics; refresh pages.
+
+    `translation_of`: another version of the same story; this one joins its story (the
+    model refuses a second version in one language).
+    """
+    if translation_of is not None:
+        article.story = translation_of.story
     article.body = sanitise_html(article.body)
     article.pull_quotes = [str(q).strip() for q in (article.pull_quotes or []) if str(q).strip()]
     if article.status == Article.Status.PUBLISHED and article.published_at is None:

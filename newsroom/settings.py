@@ -420,6 +420,9 @@ LANGUAGE_CODE = env("LANGUAGE_CODE", "en")
 LANGUAGES = [("en", "English"), ("ar", "العربية"), ("he", "עברית")]
 TIME_ZONE = env("TIME_ZONE", "Asia/Jerusalem")
 USE_I18N = True
+# Dates in each language's own words (Arabic and Hebrew month names come with Django);
+# the newsroom's English style in newsroom/formats.
+FORMAT_MODULE_PATH = ["newsroom.formats"]
 USE_TZ = True
 
 STATIC_URL = "/static/"

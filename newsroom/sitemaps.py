@@ -1,4 +1,8 @@
-"""sitemap.xml (django.contrib.sitemaps) and the Google News sitemap of the last 48 hours."""
+"""sitemap.xml (django.contrib.sitemaps) and the Google News sitemap of the last 48 hours.
+
+Every page is listed in each language with its alternates (`xhtml:link`, hreflang); an
+article lists the versions of its story, each under its own language's prefix.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,10 @@ class _SiteSitemap(Sitemap):
     """Locations on SITE_URL, the public address, whatever host the request came to."""
 
     limit = 5000
+    # Pages that exist in every language: one <url> each, every language its alternate.
+    i18n = True
+    alternates = True
+    x_default = True
 
     def get_protocol(self, protocol=None) -> str:
         return urlsplit(settings.SITE_URL).scheme or "https"
@@ -32,16 +40,42 @@ class _SiteSitemap(Sitemap):
 class ArticleSitemap(_SiteSitemap):
     changefreq = "daily"
     priority = 0.8
+    # An article exists in its own language only; its alternates are its story's versions.
+    i18n = False
 
     def items(self):
         return (
             Article.objects.published()
-            .only("slug", "updated_at", "published_at")
-            .order_by("-published_at")
+            .only("slug", "language", "story", "updated_at", "published_at")
+            .order_by("-published_at", "-id")
         )
 
     def lastmod(self, item: Article):
         return item.updated_at
+
+    def get_urls(self, page=1, site=None, protocol=None) -> list[dict]:
+        urls = super().get_urls(page=page, site=site, protocol=protocol)
+        stories: dict = {}
+        versions = (
+            Article.objects.published()
+            .filter(story__in={url["item"].story for url in urls})
+            .only("slug", "language", "story")
+        )
+        for version in versions:
+            stories.setdefault(version.story, []).append(version)
+        for url in urls:
+            story = stories.get(url["item"].story, [])
+            if len(story) < 2:
+                continue  # no translation: nothing to point to
+            url["alternates"] = [
+                {"location": absolute(v.get_absolute_url()), "lang_code": v.language} for v in story
+            ]
+            default = next((v for v in story if v.language == settings.LANGUAGE_CODE), None)
+            if default is not None:
+                url["alternates"].append(
+                    {"location": absolute(default.get_absolute_url()), "lang_code": "x-default"}
+                )
+        return urls
 
 
 class SectionSitemap(_SiteSitemap):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.safestring import mark_safe
-from django.utils.translation import get_language_info
+from django.utils.translation import get_language, gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_safe
 
@@ -68,8 +68,9 @@ def _page(request: HttpRequest, queryset):
 @require_safe
 @public_page
 def home(request: HttpRequest) -> HttpResponse:
-    top = selectors.top_stories()
-    sections = selectors.latest_per_category(exclude_ids=[a.id for a in top])
+    language = get_language()
+    top = selectors.top_stories(language=language)
+    sections = selectors.latest_per_category(language=language, exclude_ids=[a.id for a in top])
     return render(
         request,
         "newsroom/home.html",
@@ -78,7 +79,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "sections": sections,
             "meta": _meta(
                 title=settings.NEWSROOM_NAME,
-                description="Independent, reader-funded reporting from the Middle East.",
+                description=gettext("Independent, reader-funded reporting from the Middle East."),
                 path=reverse("home"),
             ),
         },
@@ -110,11 +111,17 @@ def _news_article_jsonld(article: Article) -> dict:
         "url": absolute(article.get_absolute_url()),
         "datePublished": article.published_at.isoformat() if article.published_at else None,
         "dateModified": article.updated_at.isoformat(),
-        "articleSection": article.category.name,
-        "keywords": [topic.name for topic in article.topics.all()],
+        "articleSection": article.category.translated("name", language=article.language),
+        "keywords": [
+            topic.translated("name", language=article.language) for topic in article.topics.all()
+        ],
         "isAccessibleForFree": True,
         "author": [
-            {"@type": "Person", "name": author.name, "url": absolute(author.get_absolute_url())}
+            {
+                "@type": "Person",
+                "name": author.translated("name", language=article.language),
+                "url": absolute(author.get_absolute_url()),
+            }
             for author in article.authors.all()
         ],
         "publisher": {
@@ -140,14 +147,17 @@ def article(request: HttpRequest, slug: str) -> HttpResponse:
         raise Http404("No such article.")
     if preview and (refusal := second_factor_refusal(request)):
         return refusal  # staff-only content: a password alone does not open it
-    bidi = get_language_info(item.language)["bidi"] if item.language else False
+    if item.language != get_language():
+        # An article lives under its own language's prefix only: one URL per version.
+        return redirect(item.get_absolute_url(), permanent=not preview)
+    versions = {v.language: v.get_absolute_url() for v in selectors.story_versions(article=item)}
     return render(
         request,
         "newsroom/article.html",
         {
             "article": item,
             "preview": preview,
-            "article_dir": "rtl" if bidi else "ltr",
+            "language_versions": {item.language: item.get_absolute_url(), **versions},
             "blocks": _place_pull_quotes(body_blocks(item.body), item.pull_quotes or []),
             "jsonld": _news_article_jsonld(item),
             "meta": _meta(
@@ -170,10 +180,14 @@ def category(request: HttpRequest, slug: str) -> HttpResponse:
         "newsroom/category.html",
         {
             "category": item,
-            "page": _page(request, selectors.articles_in_category(category=item)),
+            "page": _page(
+                request, selectors.articles_in_category(category=item, language=get_language())
+            ),
             "feed_url": reverse("category_feed", kwargs={"slug": item.slug}),
             "meta": _meta(
-                title=item.name, description=item.description, path=item.get_absolute_url()
+                title=item.local_name,
+                description=item.local_description,
+                path=item.get_absolute_url(),
             ),
         },
     )
@@ -188,10 +202,14 @@ def topic(request: HttpRequest, slug: str) -> HttpResponse:
         "newsroom/topic.html",
         {
             "topic": item,
-            "page": _page(request, selectors.articles_on_topic(topic=item)),
+            "page": _page(
+                request, selectors.articles_on_topic(topic=item, language=get_language())
+            ),
             "feed_url": reverse("topic_feed", kwargs={"slug": item.slug}),
             "meta": _meta(
-                title=item.name, description=item.description, path=item.get_absolute_url()
+                title=item.local_name,
+                description=item.local_description,
+                path=item.get_absolute_url(),
             ),
         },
     )
@@ -208,8 +226,8 @@ def author(request: HttpRequest, slug: str) -> HttpResponse:
             "author": item,
             "page": _page(request, selectors.articles_by_author(author=item)),
             "meta": _meta(
-                title=item.name,
-                description=item.bio,
+                title=item.local_name,
+                description=item.local_bio,
                 path=item.get_absolute_url(),
                 image=item.photo.url if item.photo else "",
                 kind="profile",
@@ -222,7 +240,11 @@ def author(request: HttpRequest, slug: str) -> HttpResponse:
 @public_page
 def search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:SEARCH_MAX_LENGTH]
-    page = _page(request, selectors.search_articles(query=query)) if query else None
+    page = (
+        _page(request, selectors.search_articles(query=query, language=get_language()))
+        if query
+        else None
+    )
     return render(
         request,
         "newsroom/search.html",
@@ -230,8 +252,11 @@ def search(request: HttpRequest) -> HttpResponse:
             "query": query,
             "page": page,
             "meta": _meta(
-                title=f"Search: {query}" if query else "Search",
-                description=f"Search the reporting of {settings.NEWSROOM_NAME}.",
+                title=gettext("Search: %(query)s") % {"query": query}
+                if query
+                else gettext("Search"),
+                description=gettext("Search the reporting of %(name)s.")
+                % {"name": settings.NEWSROOM_NAME},
                 path=reverse("search"),
             ),
         },
@@ -245,11 +270,11 @@ def browse(request: HttpRequest) -> HttpResponse:
         request,
         "newsroom/browse.html",
         {
-            "categories": selectors.categories_with_counts(),
-            "topics": selectors.topics_with_counts(),
+            "categories": selectors.categories_with_counts(language=get_language()),
+            "topics": selectors.topics_with_counts(language=get_language()),
             "meta": _meta(
-                title="Browse categories and topics",
-                description=(
+                title=gettext("Browse categories and topics"),
+                description=gettext(
                     "Every section and subject we cover. Follow the ones that matter to you."
                 ),
                 path=reverse("browse"),

@@ -5,10 +5,13 @@ import json
 from django import template
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
+from django.utils import translation
 from django.utils.safestring import SafeString, mark_safe
 
 from newsroom import selectors
 from newsroom.caching import content_version
+from newsroom.i18n import language_versions
+from newsroom.links import absolute
 
 register = template.Library()
 
@@ -45,6 +48,26 @@ def site_nav(context) -> dict:
 @register.inclusion_tag("newsroom/_article_card.html")
 def article_card(article, *, level: int = 3, photo: bool = True) -> dict:
     """One article in a list: photo, category, headline, dek, byline, time."""
-    # A card for an article in another language says so, for screen readers (WCAG 3.1.2).
-    lang = article.language if article.language != settings.LANGUAGE_CODE else ""
-    return {"article": article, "level": level, "photo": photo, "lang": lang}
+    # An article in another language than the page's: its own words carry their language
+    # (WCAG 3.1.2) and direction; the kicker and byline around them stay the page's.
+    lang = article.language if article.language != translation.get_language() else ""
+    text_dir = ""
+    if lang:
+        text_dir = "rtl" if translation.get_language_info(lang)["bidi"] else "ltr"
+    return {"article": article, "level": level, "photo": photo, "lang": lang, "dir": text_dir}
+
+
+@register.simple_tag(takes_context=True)
+def page_languages(context) -> dict:
+    """The page in every language: the switcher's links, the hreflang alternates, x-default."""
+    request = context.get("request")
+    if request is None:
+        return {"links": [], "x_default": ""}
+    links = language_versions(request, versions=context.get("language_versions"))
+    for link in links:
+        link["absolute"] = absolute(link["url"])
+    alternates = [link for link in links if link["alternate"]]
+    default = next((a for a in alternates if a["code"] == settings.LANGUAGE_CODE), None)
+    current = next((a for a in alternates if a["current"]), None)
+    x_default = (default or current or {"absolute": ""})["absolute"]
+    return {"links": links, "alternates": alternates, "x_default": x_default}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -229,3 +230,68 @@ def test_admin_pages_carry_the_newsrooms_name(client, staff_client, settings):
         assert f"{settings.NEWSROOM_NAME} staff" in page
         assert "Django administration" not in page
         assert "Django site admin" not in page
+
+
+def test_a_translation_joins_its_story_and_each_version_links_to_the_other(staff_client):
+    english = ArticleFactory(headline="Wells rise in the valley")
+
+    english_versions_url = reverse("admin:newsroom_article_change", args=[english.pk])
+    add = staff_client.get(english_versions_url)
+    translate = re.search(r'href="([^"]+language=ar[^"]*)"', add.content.decode()).group(1)
+    assert staff_client.get(translate.replace("&amp;", "&")).status_code == 200
+    response = staff_client.post(
+        reverse("admin:newsroom_article_add"),
+        article_form(
+            headline="الآبار ترتفع في الوادي",
+            slug="الآبار-ترتفع",
+            language="ar",
+            translation_of=english.pk,
+        ),
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    arabic = Article.objects.get(slug="الآبار-ترتفع")
+    assert arabic.story == english.story
+    english_page = staff_client.get(english_versions_url).content.decode()
+    arabic_page = staff_client.get(
+        reverse("admin:newsroom_article_change", args=[arabic.pk])
+    ).content.decode()
+    assert reverse("admin:newsroom_article_change", args=[arabic.pk]) in english_page
+    assert english_versions_url in arabic_page
+
+
+def test_a_second_version_in_one_language_is_refused_with_a_message(staff_client):
+    english = ArticleFactory()
+    ArticleFactory(language="ar", story=english.story)
+
+    response = staff_client.post(
+        reverse("admin:newsroom_article_add"),
+        article_form(slug="another-arabic", language="ar", translation_of=english.pk),
+    )
+
+    assert response.status_code == 200
+    assert "This story already has a version in that language" in response.content.decode()
+    assert not Article.objects.filter(slug="another-arabic").exists()
+
+
+def test_a_categorys_names_in_other_languages_are_edited_in_the_admin(staff_client, client):
+    category = CategoryFactory(name="Economy", slug="economy")
+
+    response = staff_client.post(
+        reverse("admin:newsroom_category_change", args=[category.pk]),
+        {
+            "name": "Economy",
+            "slug": "economy",
+            "description": "",
+            "order": 0,
+            "name_ar": "الاقتصاد",
+            "description_ar": "",
+            "name_he": "כלכלה",
+            "description_he": "",
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    category.refresh_from_db()
+    assert category.translations == {"ar": {"name": "الاقتصاد"}, "he": {"name": "כלכלה"}}
+    assert ">الاقتصاد</a>" in client.get("/ar/").content.decode()

@@ -41,7 +41,7 @@ def test_each_category_shows_its_four_newest_public_articles_newest_first():
     )
     CategoryFactory(name="Empty", order=0)
 
-    sections = selectors.latest_per_category(exclude_ids=[])
+    sections = selectors.latest_per_category(language="en", exclude_ids=[])
 
     assert headlines(sections) == [
         ("Politics", ["Politics new", "Politics old"]),
@@ -58,7 +58,7 @@ def test_top_stories_are_left_out_and_the_next_newest_takes_their_place():
             headline=f"Economy {n}", category=economy, published_at=now - timedelta(hours=n + 1)
         )
 
-    sections = selectors.latest_per_category(exclude_ids=[top.id])
+    sections = selectors.latest_per_category(language="en", exclude_ids=[top.id])
 
     assert headlines(sections) == [
         ("Economy", ["Economy 0", "Economy 1", "Economy 2", "Economy 3"])
@@ -72,6 +72,6 @@ def test_articles_published_at_the_same_moment_come_newest_id_first():
     second = ArticleFactory(headline="Filed second", category=economy, published_at=moment)
     assert second.id > first.id
 
-    sections = selectors.latest_per_category(exclude_ids=[], per_category=1)
+    sections = selectors.latest_per_category(language="en", exclude_ids=[], per_category=1)
 
     assert headlines(sections) == [("Economy", ["Filed second"])]

@@ -255,7 +255,7 @@ def test_search_without_matches_says_so(client):
 
     page = text_of(client.get("/search/", {"q": "zeppelin"}))
 
-    assert "No results for “zeppelin”" in page
+    assert "No results for “<bdi>zeppelin</bdi>”" in page
 
 
 def test_empty_search_shows_the_form(client):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+from collections import Counter
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -27,7 +28,8 @@ def test_seed_demo_loads_a_newsroom_and_prints_the_login(client):
     assert Article.objects.count() >= 12
     assert Article.objects.filter(status=Article.Status.DRAFT).count() == 1
     assert Article.objects.filter(status=Article.Status.SCHEDULED).count() == 1
-    assert Article.objects.filter(language="ar").count() == 1
+    assert Article.objects.filter(language="ar").count() >= 3
+    assert Article.objects.filter(language="he").count() >= 3
     assert Article.objects.filter(top_story_rank__isnull=False).count() >= 3
     photo = Article.objects.exclude(lead_photo="").first()
     with photo.lead_photo.open("rb") as handle:
@@ -61,3 +63,20 @@ def test_seed_demo_twice_creates_nothing_twice_and_resets_the_password():
     new_password = second.split("password: ")[1].split()[0]
     assert new_password != first.split("password: ")[1].split()[0]
     assert get_user_model().objects.get(username="editor").check_password(new_password)
+
+
+def test_seed_demo_tells_stories_in_three_languages_some_translated(client):
+    run_seed()
+
+    for code in ("en", "ar", "he"):
+        front = client.get("/" if code == "en" else f"/{code}/").content.decode()
+        headlines = Article.objects.published().filter(language=code, top_story_rank=1)
+        assert headlines.exists() and headlines.first().headline in front
+    stories = Counter(Article.objects.values_list("story", flat=True))
+    assert max(stories.values()) == 3  # one story in all three languages
+    assert sum(1 for versions in stories.values() if versions > 1) >= 4
+    water = Category.objects.get(slug="climate-water")
+    assert water.translated("name", language="ar") == "المناخ والمياه"
+    assert water.translated("name", language="he") == "אקלים ומים"
+    assert Author.objects.get(slug="nadia-saleh").translated("name", language="ar") == "نادية صالح"
+    assert "المناخ والمياه" in client.get("/ar/").content.decode()

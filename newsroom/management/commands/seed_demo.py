@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import secrets
+from collections import Counter
 from datetime import datetime, timedelta
 from importlib import import_module
 
@@ -23,6 +24,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.module_loading import module_has_submodule
+from django.utils.translation import get_language_info
 from PIL import Image, ImageDraw
 
 from newsroom import services
@@ -76,6 +78,117 @@ AUTHORS = [
         (40, 110, 70),
     ),
 ]
+
+# Names and descriptions in Arabic and Hebrew: the same rows serve every language.
+NAMES = {
+    "politics": {
+        "ar": {"name": "سياسة", "description": "برلمانات وائتلافات ومحاكم، والشارع."},
+        "he": {"name": "פוליטיקה", "description": "פרלמנטים, קואליציות, בתי משפט והרחוב."},
+    },
+    "economy": {
+        "ar": {
+            "name": "اقتصاد",
+            "description": "الأسعار والأجور والموانئ، والأموال التي تتنقل بينها.",
+        },
+        "he": {"name": "כלכלה", "description": "מחירים, שכר, נמלים והכסף שעובר ביניהם."},
+    },
+    "climate-water": {
+        "ar": {
+            "name": "المناخ والمياه",
+            "description": "الحر والجفاف والأنهار والمياه الجوفية، وخطط تقاسمها.",
+        },
+        "he": {
+            "name": "אקלים ומים",
+            "description": "חום, בצורת, נהרות, אקוויפרים והתוכניות לחלוק בהם.",
+        },
+    },
+    "culture": {
+        "ar": {"name": "ثقافة", "description": "كتب وأفلام وموسيقى وطعام، والناس الذين يصنعونها."},
+        "he": {"name": "תרבות", "description": "ספרים, קולנוע, מוזיקה, אוכל והאנשים שיוצרים אותם."},
+    },
+    "technology": {
+        "ar": {
+            "name": "تكنولوجيا",
+            "description": "الشركات الناشئة والشبكات والمراقبة، والأدوات التي يبنيها الناس.",
+        },
+        "he": {"name": "טכנולוגיה", "description": "סטארט-אפים, רשתות, מעקב והכלים שאנשים בונים."},
+    },
+    "elections": {
+        "ar": {"name": "الانتخابات", "description": "الحملات والاقتراع والنتائج."},
+        "he": {"name": "בחירות", "description": "קמפיינים, קלפיות ותוצאות."},
+    },
+    "jordan-river": {
+        "ar": {"name": "نهر الأردن", "description": "النهر وواديه والبلدان الواقعة على ضفافه."},
+        "he": {"name": "נהר הירדן", "description": "הנהר, העמק שלו והמדינות שלאורכו."},
+    },
+    "energy": {
+        "ar": {"name": "الطاقة", "description": "حقول الغاز ومزارع الطاقة الشمسية وشبكة الكهرباء."},
+        "he": {"name": "אנרגיה", "description": "שדות גז, חוות סולאריות ורשת החשמל."},
+    },
+    "cities": {
+        "ar": {"name": "المدن", "description": "السكن والنقل والحياة في مدن المنطقة."},
+        "he": {"name": "ערים", "description": "דיור, תחבורה והחיים בערי האזור."},
+    },
+    "media": {
+        "ar": {"name": "الإعلام", "description": "الصحافة والمنصات وحرية الصحافة."},
+        "he": {"name": "תקשורת", "description": "עיתונות, פלטפורמות וחופש העיתונות."},
+    },
+    "labour": {
+        "ar": {"name": "العمل", "description": "العمل والنقابات والهجرة من أجل العمل."},
+        "he": {"name": "עבודה", "description": "עבודה, איגודים והגירת עבודה."},
+    },
+    "nadia-saleh": {
+        "ar": {
+            "name": "نادية صالح",
+            "bio": "تغطي شؤون المياه والمناخ من عمّان. قبل الصحافة أمضت عقدًا في مسح الآبار.",
+        },
+        "he": {
+            "name": "נאדיה סאלח",
+            "bio": "מסקרת מים ואקלים מעמאן. לפני העיתונות סקרה בארות במשך עשור.",
+        },
+    },
+    "yoav-mizrahi": {
+        "ar": {
+            "name": "يوآف مزراحي",
+            "bio": "مراسل الشؤون الاقتصادية في حيفا، يكتب عن الموانئ والأسعار والناس الذين يقفون وراءهما.",
+        },
+        "he": {
+            "name": "יואב מזרחי",
+            "bio": "כתב כלכלי בחיפה, כותב על נמלים, מחירים והאנשים שמאחורי שניהם.",
+        },
+    },
+    "rania-khoury": {
+        "ar": {
+            "name": "رانيا خوري",
+            "bio": "مراسلة سياسية في بيروت؛ غطّت أربع جولات انتخابية وثلاث حكومات تصريف أعمال.",
+        },
+        "he": {
+            "name": "ראניה ח'ורי",
+            "bio": "כתבת פוליטית בביירות; סיקרה ארבע מערכות בחירות ושלוש ממשלות מעבר.",
+        },
+    },
+    "omar-farid": {
+        "ar": {
+            "name": "عمر فريد",
+            "bio": "يكتب عن الثقافة والتكنولوجيا من القاهرة، ومؤخرًا من القطارات بين المدن.",
+        },
+        "he": {
+            "name": "עומר פריד",
+            "bio": "כותב על תרבות וטכנולוגיה מקהיר, ולאחרונה גם מרכבות בין ערים.",
+        },
+    },
+}
+
+# Each version of a story in another language: its slug -> the slug of the version it
+# translates (which comes before it in ARTICLES).
+TRANSLATIONS = {
+    "مزارعو-الوادي-يستبدلون-قنوات-الغمر-بالتنقيط": "valley-farmers-trade-flood-canals-for-drip-lines",
+    "חקלאי-העמק-עוברים-לטפטוף": "valley-farmers-trade-flood-canals-for-drip-lines",
+    "محادثات-الائتلاف-تتعثر-عند-ميزانية-البلديات": "coalition-talks-stall-over-budget-for-municipalities",
+    "small-dams-bring-water-back-to-the-wells": "سدود-صغيرة-في-الوادي",
+    "הנמל-שלא-ישן-לומד-לעבוד-בלי-משמרת-לילה": "container-port-automation-and-the-night-shift",
+    "haifa-rents-outpace-wages": "שכר-הדירה-בחיפה-עולה-מהר-מהשכר",
+}
 
 # (slug, headline, dek, category, topics, authors, hours ago (negative: scheduled ahead;
 # None: draft), top story rank, language, paragraphs, pull quotes, photo caption,
@@ -353,6 +466,175 @@ ARTICLES = [
         "",
         ((80, 80, 80), (160, 160, 160)),
     ),
+    # --- versions in other languages, and stories first written in Arabic or Hebrew ---
+    (
+        "مزارعو-الوادي-يستبدلون-قنوات-الغمر-بالتنقيط",
+        "مزارعو الوادي يستبدلون قنوات الغمر بخطوط التنقيط مع انحسار النهر",
+        "خفّضت جمعية تعاونية تضم 140 مزارعًا استهلاكها للمياه بمقدار الثلث خلال موسمين. الحفاظ على هذا التوفير أصعب.",
+        "climate-water",
+        ["jordan-river"],
+        ["nadia-saleh"],
+        4,
+        1,
+        "ar",
+        [
+            "في الخامسة صباحًا تكون غرفة المضخات عند طرف الجمعية التعاونية قد بدأت بالدوران. قبل عشرين عامًا كانت الساعة نفسها تعني فتح البوابات ومراقبة المياه البنية وهي تنتشر بين صفوف البندورة.",
+            "اليوم تصل المياه عبر خطوط بلاستيكية سوداء، بضعة لترات في الساعة عند جذع كل نبتة. وتُظهر سجلات المزارعين الفرق: سحبت الجمعية من القناة في الموسم الماضي 31 في المئة أقل مما سحبته قبل ثلاث سنوات.",
+            "<h2>أين يذهب التوفير</h2>",
+            "يحذّر باحثون في علم المياه درسوا مشاريع مشابهة من أن الكفاءة قد تتبدد في التوسع: حين يحتاج كل حقل إلى مياه أقل، يغري ذلك بزراعة حقول أكثر.",
+            "تقول رئيسة الجمعية إن الأعضاء صوّتوا على تجميد المساحة المزروعة خمس سنوات. «لم نوفّر المياه لننفقها من جديد»، قالت.",
+        ],
+        ["لم نوفّر المياه لننفقها من جديد."],
+        "خطوط التنقيط بين صفوف شتلات البندورة في الوادي.",
+        "تصوير: نادية صالح / The Levant Ledger",
+        ((46, 110, 78), (196, 170, 92)),
+    ),
+    (
+        "חקלאי-העמק-עוברים-לטפטוף",
+        "חקלאי העמק מחליפים את תעלות ההצפה בטפטפות, והנהר הולך ומצטמק",
+        "אגודה שיתופית של 140 מגדלים קיצצה בשליש את צריכת המים שלה בתוך שתי עונות. לשמור על החיסכון קשה יותר.",
+        "climate-water",
+        ["jordan-river"],
+        ["nadia-saleh"],
+        4,
+        1,
+        "he",
+        [
+            "בחמש בבוקר בית המשאבות בקצה האגודה כבר מזמזם. לפני עשרים שנה אותה שעה פירושה הייתה לפתוח סכרים ולראות מים חומים מתפשטים בין שורות העגבניות.",
+            "היום המים מגיעים בצינורות פלסטיק שחורים, כמה ליטרים בשעה לרגלי כל צמח. הספרים של המגדלים מראים את השינוי: בעונה שעברה שאבה האגודה מהתעלה 31 אחוז פחות מאשר לפני שלוש שנים.",
+            "<h2>לאן הולך החיסכון</h2>",
+            "הידרולוגים שחקרו מיזמים דומים מזהירים שהיעילות עלולה להיבלע בהתרחבות: כשכל שדה צריך פחות מים, מתפתים לשתול עוד שדות.",
+            'יושבת הראש של האגודה אומרת שהחברים הצביעו על הגבלת השטח המעובד לחמש שנים. "לא חסכנו את המים כדי לבזבז אותם שוב", אמרה.',
+        ],
+        ["לא חסכנו את המים כדי לבזבז אותם שוב."],
+        "צינורות טפטוף בין שורות של שתילי עגבניות בעמק.",
+        "צילום: נאדיה סאלח / The Levant Ledger",
+        ((46, 110, 78), (196, 170, 92)),
+    ),
+    (
+        "محادثات-الائتلاف-تتعثر-عند-ميزانية-البلديات",
+        "محادثات الائتلاف تتعثر عند بند واحد في الموازنة: أموال البلدات",
+        "تتفق ثلاثة أحزاب على الوزارات والبرنامج، لكنها لا تتفق على من يدفع ثمن جمع النفايات وإنارة الشوارع.",
+        "politics",
+        ["elections", "cities"],
+        ["rania-khoury"],
+        6,
+        2,
+        "ar",
+        [
+            "أمضى المفاوضون إحدى عشرة ساعة يوم الثلاثاء في قاعة اجتماعات بأحد الفنادق، وخرجوا متفقين على كل شيء تقريبًا باستثناء التحويلات إلى المجالس البلدية.",
+            "يقول رؤساء بلديات البلدات الصغيرة إن الصيغة المعتمدة منذ عقد تتركهم عاجزين عن دفع كلفة الخدمات الأساسية. وتردّ المدن الكبرى بأنها تتحمل كلفة عمّال يأتون إليها يوميًا ويدفعون ضرائبهم في مكان آخر.",
+            "<blockquote><p>الحكومة التي لا تستطيع جمع النفايات لن يُغفر لها أي شيء آخر تفعله.</p></blockquote>",
+            "قال أحد المفاوضين، طالبًا عدم ذكر اسمه لأن المحادثات مستمرة، إن حلًا وسطًا يربط التحويلات بعدد السكان الذين تخدمهم البلدية خلال ساعات العمل مطروح على الطاولة.",
+            "ومنح الرئيس الأحزاب مهلة حتى نهاية الشهر قبل أن تبدأ المشاورات من جديد.",
+        ],
+        ["السؤال ليس من يحكم، بل من يدفع ثمن إنارة الشوارع."],
+        "مندوبون يغادرون الفندق بعد الساعة الحادية عشرة من المحادثات.",
+        "تصوير: كريم أبو جودة",
+        ((70, 60, 110), (210, 190, 160)),
+    ),
+    (
+        "small-dams-bring-water-back-to-the-wells",
+        "Small stone dams in the valley are bringing water back to the wells",
+        "Farmers built dozens of stone barriers across the flood channels; after two winters, the wells have started to rise.",
+        "climate-water",
+        ["jordan-river"],
+        ["nadia-saleh"],
+        11,
+        None,
+        "en",
+        [
+            "Every winter the floodwater rushed through the valley and was gone within hours. Three years ago the farmers decided to slow it down.",
+            "They built more than forty barriers from local stone, none of them higher than a metre, so that the water pools behind them and soaks into the ground.",
+            "An engineer at the farmers' association says the water level in three nearby wells has risen by about two metres since then.",
+            "Experts warn that the measurements are still few, and that a single dry winter could wipe out the gains.",
+        ],
+        ["The water pools behind the stones and soaks into the ground."],
+        "A stone barrier across a flood channel in the valley.",
+        "Photo: Nadia Saleh / The Levant Ledger",
+        ((150, 120, 70), (90, 130, 150)),
+    ),
+    (
+        "הנמל-שלא-ישן-לומד-לעבוד-בלי-משמרת-לילה",
+        "הנמל שלא ישן לומד לעבוד בלי משמרת הלילה",
+        "העגורנים האוטומטיים הכפילו את הקצב במסוף החדש. איגוד עובדי הנמל מנהל משא ומתן על מה שיבוא אחר כך.",
+        "economy",
+        ["labour"],
+        ["yoav-mizrahi"],
+        9,
+        2,
+        "he",
+        [
+            "העגורנים של המסוף החדש צבועים לבן, ורוב הזמן מפעילים אותם ממשרד במרחק שני קילומטרים.",
+            "אוניות עוזבות עכשיו את הרציף אחרי קצת יותר מיממה, לעומת כמעט שלוש ברציף הישן, וחברות ספנות התחילו להעביר לכאן עגינות מנמלים אחרים במזרח הים התיכון.",
+            "האיגוד שמייצג 1,200 עובדי נמל חתם באביב שעבר על הסכם שמבטיח שלא יהיו פיטורים כפויים עד 2028, בתמורה להסבה למפעילים מרחוק.",
+            "פחות משליש מהמועמדים עברו עד עכשיו את הקורס. באיגוד אומרים שהמבחן מודד מהירות בסימולטור, לא היכרות עם הנמל.",
+        ],
+        ["העגורנים מהירים. השאלה היא מי יישב ליד ההגאים."],
+        "עגורנים אוטומטיים במסוף המכולות החדש בשעת בין ערביים.",
+        "צילום: יואב מזרחי / The Levant Ledger",
+        ((30, 60, 100), (230, 140, 60)),
+    ),
+    (
+        "שכר-הדירה-בחיפה-עולה-מהר-מהשכר",
+        "שכר הדירה בחיפה עולה מהר יותר מהשכר, והסטודנטים עוברים לקריות",
+        "בשלוש שנים עלה שכר הדירה הממוצע בעיר ב-18 אחוז. השכר עלה בתשעה.",
+        "economy",
+        ["cities"],
+        ["yoav-mizrahi"],
+        7,
+        3,
+        "he",
+        [
+            "בתחילת כל סמסטר לוח המודעות בכניסה לפקולטה מתמלא במודעות על חדרים להשכרה. השנה רובן מהקריות, לא מהכרמל.",
+            "לפי נתוני הלשכה המרכזית לסטטיסטיקה, שכר הדירה הממוצע לדירת שלושה חדרים בחיפה עלה ב-18 אחוז מאז 2023, בזמן שהשכר הממוצע באזור עלה בתשעה אחוזים.",
+            "העירייה אומרת שהיא מקדמת אלפי יחידות דיור חדשות ליד תחנות הרכבת. התושבים אומרים שעד שייבנו, הם כבר יגורו במקום אחר.",
+        ],
+        ["עד שייבנו, אנחנו כבר נגור במקום אחר."],
+        "מודעות על חדרים להשכרה בלוח המודעות של האוניברסיטה.",
+        "צילום: יואב מזרחי / The Levant Ledger",
+        ((110, 90, 130), (220, 210, 190)),
+    ),
+    (
+        "haifa-rents-outpace-wages",
+        "Rents in Haifa are rising faster than wages, and students are moving to the suburbs",
+        "In three years the average rent in the city rose by 18 percent. Wages rose by nine.",
+        "economy",
+        ["cities"],
+        ["yoav-mizrahi"],
+        7,
+        None,
+        "en",
+        [
+            "At the start of every semester the notice board at the faculty entrance fills with rooms to let. This year most of them are in the bay suburbs, not on the Carmel.",
+            "According to the Central Bureau of Statistics, the average rent for a three-room flat in Haifa has risen by 18 percent since 2023, while average wages in the district rose by nine percent.",
+            "The city says it is advancing thousands of new homes near the railway stations. Residents say that by the time they are built, they will be living somewhere else.",
+        ],
+        ["By the time they are built, we will be living somewhere else."],
+        "Rooms to let on the university notice board.",
+        "Photo: Yoav Mizrahi / The Levant Ledger",
+        ((110, 90, 130), (220, 210, 190)),
+    ),
+    (
+        "دور-النشر-الصغيرة-في-معرض-الكتاب",
+        "دور النشر الصغيرة تراهن على الترجمة في معرض الكتاب",
+        "ارتفعت كلفة الورق والشحن، فاختار ناشرون مستقلون أن يقدّموا عددًا أقل من العناوين، وأن يكون نصفها مترجمًا.",
+        "culture",
+        ["media"],
+        ["omar-farid"],
+        20,
+        3,
+        "ar",
+        [
+            "في الجناح الأصغر من المعرض تصطف كتب دار نشر لا يتجاوز عدد العاملين فيها أربعة أشخاص. نصف العناوين هذا العام روايات مترجمة عن التركية والفارسية والإسبانية.",
+            "يقول صاحب الدار إن كلفة طباعة الكتاب الواحد تضاعفت تقريبًا منذ عام 2021، وإن القرّاء باتوا يشترون أقل لكنهم يختارون بعناية أكبر.",
+            "ويرى مترجمون أن الإقبال على الأدب المترجم يمنحهم عملًا ثابتًا لأول مرة منذ سنوات، وإن بقيت الأجور متواضعة.",
+        ],
+        ["القرّاء يشترون أقل، لكنهم يختارون بعناية أكبر."],
+        "زوار يتصفحون الكتب في جناح إحدى دور النشر المستقلة.",
+        "تصوير: عمر فريد",
+        ((120, 60, 50), (230, 210, 170)),
+    ),
 ]
 
 
@@ -425,6 +707,13 @@ def _two_factor_lines(user) -> list[str]:
     ]
 
 
+def _languages_line() -> str:
+    counts = Counter(row[8] for row in ARTICLES)
+    return ", ".join(
+        f"{counts[code]} {get_language_info(code)['name']}" for code, _name in settings.LANGUAGES
+    )
+
+
 def apps_demo_seed(*, now: datetime) -> list[str]:
     """Ask each installed app's `demo.seed_demo` for its data, in INSTALLED_APPS order."""
     lines: list[str] = []
@@ -447,20 +736,24 @@ class Command(BaseCommand):
         for order, (slug, name, description) in enumerate(CATEGORIES):
             category, _ = Category.objects.get_or_create(slug=slug, defaults={"name": name})
             category.name, category.description, category.order = name, description, order
+            category.translations = NAMES[slug]
             categories[slug] = services.section_save(obj=category)
         topics = {}
         for slug, name, description in TOPICS:
             topic, _ = Topic.objects.get_or_create(slug=slug, defaults={"name": name})
             topic.name, topic.description = name, description
+            topic.translations = NAMES[slug]
             topics[slug] = services.section_save(obj=topic)
         authors = {}
         for slug, name, bio, colour in AUTHORS:
             author, _ = Author.objects.get_or_create(slug=slug, defaults={"name": name})
             author.name, author.bio = name, bio
+            author.translations = NAMES[slug]
             if not author.photo or not author.photo.storage.exists(author.photo.name):
                 author.photo.save(f"{slug}.jpg", ContentFile(_portrait(colour)), save=False)
             authors[slug] = services.section_save(obj=author)
 
+        saved: dict[str, Article] = {}
         for index, (
             slug,
             headline,
@@ -501,10 +794,12 @@ class Command(BaseCommand):
             article.lead_photo_alt = caption
             article.lead_photo_caption = caption
             article.lead_photo_credit = credit
-            services.article_save(
+            original = saved.get(TRANSLATIONS.get(slug, ""))
+            saved[slug] = services.article_save(
                 article=article,
                 authors=[authors[a] for a in author_slugs],
                 topics=[topics[t] for t in topic_slugs],
+                translation_of=original,
             )
 
         password = secrets.token_urlsafe(12)
@@ -519,7 +814,8 @@ class Command(BaseCommand):
 
         lines = [
             f"Newsroom: {len(CATEGORIES)} categories, {len(TOPICS)} topics, {len(AUTHORS)} authors, "
-            f"{len(ARTICLES)} articles (one scheduled, one draft, one in Arabic).",
+            f"{len(ARTICLES)} articles in {_languages_line()}, {len(TRANSLATIONS)} of them "
+            "versions of a story in another language (one scheduled, one draft).",
             *apps_demo_seed(now=now),
             "",
             f"Open the site:   {absolute(reverse('home'))}",
