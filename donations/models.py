@@ -45,6 +45,14 @@ class Appeal(models.Model):
         NOT_SUBSCRIBERS = "not_subscribers", "Readers who do not get the newsletter"
 
     name = models.CharField("internal name", max_length=120, unique=True)
+    # One appeal, one language: staff write each language's copy as its own appeal, so
+    # its wording, schedule and results stand alone. Blank shows it on every language.
+    language = models.CharField(
+        max_length=8,
+        choices=settings.LANGUAGES,
+        blank=True,
+        help_text="Shown on pages and newsletters in this language; blank: in every language.",
+    )
     headline = models.CharField(max_length=160)
     body = models.TextField(help_text="Plain text; blank lines separate paragraphs.")
     cta_label = models.CharField("call-to-action label", max_length=60, default="Give today")
@@ -131,6 +139,10 @@ class RecurringPlan(models.Model):
     amount_cents = models.PositiveIntegerField()
     currency = models.CharField(max_length=3, default=settings.DONATION_CURRENCY)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.INCOMPLETE)
+    # The language of the page the plan was started on: its notices and portal speak it.
+    language = models.CharField(
+        max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
+    )
     appeal = models.ForeignKey(
         Appeal, null=True, blank=True, on_delete=models.SET_NULL, related_name="plans"
     )
@@ -181,6 +193,10 @@ class Gift(models.Model):
     dedication = models.CharField(max_length=6, choices=Dedication.choices, blank=True, default="")
     honoree_name = models.CharField(max_length=120, blank=True)
     honoree_email = models.EmailField(blank=True)
+    # The language of the page the donor gave on: receipts, notes and Checkout speak it.
+    language = models.CharField(
+        max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
+    )
     plan = models.ForeignKey(
         RecurringPlan, null=True, blank=True, on_delete=models.PROTECT, related_name="gifts"
     )

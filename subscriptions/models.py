@@ -55,6 +55,10 @@ class Subscriber(models.Model):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=120, blank=True)
     time_zone = models.CharField(max_length=64, default=settings.TIME_ZONE)
+    # One language per reader: their emails, one-click pages and the digest's articles.
+    language = models.CharField(
+        max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
     paused_until = models.DateTimeField(null=True, blank=True)
@@ -285,8 +289,9 @@ class DeliveryBatch(models.Model):
 
     edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="batches")
     group_key = models.CharField(max_length=64, help_text="The followed set this batch renders.")
-    # [["c", category id] | ["t", topic id], ...] in the readers' follow order: what
-    # the batch renders, frozen when planned so later follow changes cannot split it.
+    # [["l", language], ["c", category id] | ["t", topic id], ...]: the readers' language,
+    # then their follows in their order; what the batch renders, frozen when planned so
+    # later follow or language changes cannot split it.
     followed = models.JSONField(default=list, blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)
