@@ -94,7 +94,7 @@ def render_edition_email(*, edition: Edition, followed: list[list], appeal=None)
 
 def _render(*, edition: Edition, followed: list[list], appeal) -> RenderedEmail:
     # The batch's language (its followed set's first item), else the newsletter's own.
-    named, follows = split_language(followed)
+    named, _follows = split_language(followed)
     language = named or edition.newsletter.language
     with translation.override(language):
         return _render_in(edition=edition, followed=followed, appeal=appeal, language=language)
@@ -141,9 +141,7 @@ def recipient_values(
     """
     name = clean_line(subscriber.name)
     with translation.override(subscriber.language):
-        greeting = (
-            _("Good morning, %(name)s") % {"name": name} if name else _("Good morning")
-        )
+        greeting = _("Good morning, %(name)s") % {"name": name} if name else _("Good morning")
     unsubscribe = ""
     if headers:
         first = headers.get("List-Unsubscribe", "").split(",", 1)[0].strip()
