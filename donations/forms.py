@@ -166,9 +166,10 @@ class DonateForm(forms.Form):
             self.add_error("honoree_name", "Please tell us who this gift honours or remembers.")
         return data
 
-    def gift_request(self) -> GiftRequest:
+    def gift_request(self, *, language: str) -> GiftRequest:
         data = self.cleaned_data
         return GiftRequest(
+            language=language,
             amount_cents=data["amount_cents"],
             frequency=data["frequency"],
             email=data["email"].strip(),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
+from django.utils import translation
 
 from newsroom.parsing import normalise_digits
 
@@ -40,6 +41,9 @@ _DECIMAL_COMMA = re.compile(
 )
 # Scientific notation: Decimal reads "1e30", a reader never means it.
 _EXPONENT = re.compile(r"[0-9.,]*[0-9][eE][+-]?[0-9]+", re.ASCII)
+# Languages whose readers write the currency after the amount (CLDR's currency patterns for
+# Arabic and Hebrew, "25 $", with Latin digits as our pages use), a no-break space between.
+SIGN_AFTER = frozenset({"ar", "he"})
 # A currency sign the reader may type before or after the number (codes are stripped too).
 _SIGNS = "$€£₪¥﷼"
 
@@ -140,9 +144,12 @@ def plain_amount(cents: int, currency: str | None = None) -> str:
     return f"{whole}.{rest:0{exponent}d}" if exponent else str(whole)
 
 
-def format_cents(cents: int, currency: str | None = None, *, exact: bool = False) -> str:
-    """An amount in minor units as readers write it: $25 for whole amounts, $25.50
-    otherwise (or always with the currency's decimals when `exact`); ¥1,000 has none."""
+def format_cents(
+    cents: int, currency: str | None = None, *, exact: bool = False, language: str | None = None
+) -> str:
+    """An amount in minor units as readers of `language` (the active one when None) write
+    it: $25 for whole amounts, $25.50 otherwise (or always with the currency's decimals
+    when `exact`); ¥1,000 has none; in Arabic and Hebrew the sign follows: 25 $."""
     currency = (currency or settings.DONATION_CURRENCY).lower()
     exponent = currency_exponent(currency)
     symbol = SYMBOLS.get(currency)
@@ -150,4 +157,7 @@ def format_cents(cents: int, currency: str | None = None, *, exact: bool = False
     number = f"{whole:,}"
     if exponent and (rest or exact):
         number += f".{rest:0{exponent}d}"
+    language = (language or translation.get_language() or settings.LANGUAGE_CODE).split("-")[0]
+    if language in SIGN_AFTER:
+        return f"{number}\u00a0{symbol or currency.upper()}"
     return f"{symbol}{number}" if symbol else f"{number} {currency.upper()}"

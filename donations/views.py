@@ -23,6 +23,7 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import translation
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.module_loading import import_string
@@ -175,7 +176,10 @@ def donate(request: HttpRequest) -> HttpResponse:
             form.add_error(None, "Please complete the check that you are a person, then try again.")
         else:
             try:
-                _, url = services.checkout_start(gift_request=form.gift_request())
+                _, url = services.checkout_start(
+                    # The page's language: receipts and Checkout speak it.
+                    gift_request=form.gift_request(language=translation.get_language())
+                )
             except services.CheckoutUnavailable:
                 form.add_error(
                     None,
@@ -309,7 +313,7 @@ def manage(request: HttpRequest) -> HttpResponse:
     if ratelimit.allow(f"manage-email:{email}", rate=settings.CHECKOUT_RATE_LIMIT_PER_EMAIL):
         # Sent by a task after the response, so the answer takes as long for an
         # address we know as for one we do not.
-        manage_link_send_task.delay_on_commit(email)
+        manage_link_send_task.delay_on_commit(email, translation.get_language())
     return render(
         request,
         "donations/manage_sent.html",
@@ -370,7 +374,9 @@ def manage_portal(request: HttpRequest) -> HttpResponse:
         return redirect("donations:manage")
     try:
         url = services.portal_url(
-            email=email, return_url=absolute(reverse("donations:manage_giving"))
+            email=email,
+            return_url=absolute(reverse("donations:manage_giving")),
+            language=translation.get_language(),
         )
     except stripe_api.StripeError:
         url = None
