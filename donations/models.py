@@ -6,14 +6,15 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from donations.money import format_cents
 
 
 class Frequency(models.TextChoices):
-    ONE_TIME = "one_time", "One-time"
-    MONTHLY = "monthly", "Monthly"
-    ANNUAL = "annual", "Annual"
+    ONE_TIME = "one_time", _("One-time")
+    MONTHLY = "monthly", _("Monthly")
+    ANNUAL = "annual", _("Annual")
 
 
 class Placement(models.TextChoices):
@@ -126,10 +127,10 @@ class RecurringPlan(models.Model):
     """A monthly or annual gift: one Stripe subscription; each installment is a Gift."""
 
     class Status(models.TextChoices):
-        INCOMPLETE = "incomplete", "Waiting for the first payment"
-        ACTIVE = "active", "Active"
-        PAST_DUE = "past_due", "Past due"
-        CANCELED = "canceled", "Cancelled"
+        INCOMPLETE = "incomplete", _("Waiting for the first payment")
+        ACTIVE = "active", _("Active")
+        PAST_DUE = "past_due", _("Past due")
+        CANCELED = "canceled", _("Cancelled")
 
     stripe_subscription_id = models.CharField(max_length=255, unique=True)
     stripe_customer_id = models.CharField(max_length=255, blank=True)
@@ -175,9 +176,9 @@ class Gift(models.Model):
         REFUNDED = "refunded", "Refunded"
 
     class Dedication(models.TextChoices):
-        NONE = "", "No dedication"
-        HONOR = "honor", "In honour of"
-        MEMORY = "memory", "In memory of"
+        NONE = "", _("No dedication")
+        HONOR = "honor", _("In honour of")
+        MEMORY = "memory", _("In memory of")
 
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     frequency = models.CharField(max_length=10, choices=Frequency.choices)

@@ -7,6 +7,7 @@ import re
 
 from django.conf import settings
 from django.utils import translation
+from django.utils.translation import gettext as _
 
 from newsroom.parsing import normalise_digits
 
@@ -81,7 +82,8 @@ def parse_amount(text: str, currency: str | None = None) -> int:
     """
     currency = (currency or settings.DONATION_CURRENCY).lower()
     exponent = currency_exponent(currency)
-    numbers = f"Please enter an amount in numbers, like {_example(currency)}."
+    like = {"example": _example(currency)}
+    numbers = _("Please enter an amount in numbers, like %(example)s.") % like
     raw = normalise_digits(str(text)).replace(ARABIC_DECIMAL, ".").strip()
     if len(raw) > MAX_AMOUNT_CHARACTERS:
         raise AmountInvalid(numbers)
@@ -91,8 +93,8 @@ def parse_amount(text: str, currency: str | None = None) -> int:
     match = _AMOUNT.fullmatch(raw) or _DECIMAL_COMMA.fullmatch(raw)
     if match is None and _EXPONENT.fullmatch(raw):
         raise AmountInvalid(
-            f"Please write the amount out in digits, like {_example(currency)}, "
-            "not as a power of ten."
+            _("Please write the amount out in digits, like %(example)s, not as a power of ten.")
+            % like
         )
     if match is None:
         raise AmountInvalid(numbers)
@@ -103,19 +105,23 @@ def parse_amount(text: str, currency: str | None = None) -> int:
     minor = whole * 10**exponent + int(fraction.ljust(exponent, "0") or 0)
     if minor % minor_step(currency):
         raise AmountInvalid(
-            f"Please enter an amount whose last decimal is 0, like {_example(currency)}: "
-            "our payment processor takes no smaller unit."
+            _(
+                "Please enter an amount whose last decimal is 0, like %(example)s: "
+                "our payment processor takes no smaller unit."
+            )
+            % like
         )
     return minor
 
 
 def _too_precise(currency: str) -> str:
     exponent = currency_exponent(currency)
+    like = {"example": _example(currency), "decimals": exponent}
     if exponent == 0:
-        return f"Please enter a whole amount, without decimals, like {_example(currency)}."
+        return _("Please enter a whole amount, without decimals, like %(example)s.") % like
     if currency in ("usd", "cad", "aud"):
-        return f"Please enter an amount in dollars and cents, like {_example(currency)}."
-    return f"Please enter an amount with at most {exponent} decimals, like {_example(currency)}."
+        return _("Please enter an amount in dollars and cents, like %(example)s.") % like
+    return _("Please enter an amount with at most %(decimals)s decimals, like %(example)s.") % like
 
 
 def fee_cents(amount_cents: int, currency: str | None = None) -> int:

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 # What the suppression list keeps; offered here too, beside the Suppression model.
 from newsroom.security import email_hash as email_hash
@@ -16,9 +17,9 @@ from newsroom.security import email_hash as email_hash
 
 class Newsletter(models.Model):
     class Cadence(models.TextChoices):
-        DAILY = "daily", "Every day"
-        WEEKDAYS = "weekdays", "Monday to Friday"
-        WEEKLY = "weekly", "Once a week"
+        DAILY = "daily", _("Every day")
+        WEEKDAYS = "weekdays", _("Monday to Friday")
+        WEEKLY = "weekly", _("Once a week")
 
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=80, unique=True)
