@@ -232,14 +232,19 @@ def _claim(*, batch_id: int, task_id: str):
                 )
             )
             .values_list(
-                "pk", "subscriber_id", "subscriber__email", "subscriber__name", "subscribed"
+                "pk",
+                "subscriber_id",
+                "subscriber__email",
+                "subscriber__name",
+                "subscriber__language",
+                "subscribed",
             )
         )
         # The one suppression check, right before the ESP call.
-        suppressed = suppressed_among([email for _, sid, email, _, _ in rows if sid is not None])
+        suppressed = suppressed_among([row[2] for row in rows if row[1] is not None])
         dropped: dict[str, list[int]] = defaultdict(list)
         recipients: list[Recipient] = []
-        for delivery_id, subscriber_id, email, name, subscribed in rows:
+        for delivery_id, subscriber_id, email, name, language, subscribed in rows:
             if subscriber_id is None:
                 dropped["The subscriber was deleted before sending."].append(delivery_id)
             elif email in suppressed:
@@ -247,7 +252,8 @@ def _claim(*, batch_id: int, task_id: str):
             elif not subscribed:
                 dropped["Unsubscribed before sending."].append(delivery_id)
             else:
-                subscriber = Subscriber(pk=subscriber_id, email=email, name=name)
+                # The language names each reader's greeting and links (render.recipient_values).
+                subscriber = Subscriber(pk=subscriber_id, email=email, name=name, language=language)
                 recipients.append(Recipient(delivery_id, subscriber))
         for reason, ids in dropped.items():
             Delivery.objects.filter(pk__in=ids).update(
