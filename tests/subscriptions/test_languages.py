@@ -76,7 +76,7 @@ def test_the_page_language_is_only_the_default_the_reader_chooses(client, daily,
     signup_at(client, "/ar/newsletters/subscribe/", daily, language="he")
 
     assert Subscriber.objects.get().language == "he"
-    assert "<html lang=\"he\" dir=\"rtl\">" in mailoutbox[0].alternatives[0][0]
+    assert '<html lang="he" dir="rtl">' in mailoutbox[0].alternatives[0][0]
 
 
 def test_a_language_the_site_lacks_is_refused_and_nobody_is_signed_up(client, daily, mailoutbox):
