@@ -18,6 +18,7 @@ def test_a_staff_member_who_picks_arabic_gets_the_admin_in_arabic(sign_in):
     assert response.status_code == 303 and response["Location"] == "/admin/"
     assert '<html lang="ar" dir="rtl">' in page
     assert "تسجيل الخروج" in page  # "Log out", from Django's own Arabic catalogue
+    assert "لوحة المتابعة" in page and "حسب اللغة" in page  # the dashboard, from ours
 
 
 def test_the_choice_is_each_staff_members_own(sign_in):
