@@ -37,7 +37,12 @@ def test_the_arabic_digest_reads_from_the_right(browser_page, site_url):
         language="ar",
         top_story_rank=1,
     )
-    news(headline="حركة الموانئ ترتفع للشهر الثالث", language="ar", category=economy)
+    news(
+        headline="حركة الموانئ ترتفع للشهر الثالث",
+        dek="السفن تعود إلى العقبة وحيفا وبيروت مع تراجع كلفة التأمين البحري.",
+        language="ar",
+        category=economy,
+    )
     news(headline="Ceasefire talks resume in Cairo", top_story_rank=1)
     reader = subscribe(newsletter, language="ar", name="سلمى", follows=[economy])
     edition = edition_compose(newsletter=newsletter, date=timezone.localdate())
