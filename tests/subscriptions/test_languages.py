@@ -67,7 +67,9 @@ def test_a_reader_signing_up_at_the_arabic_page_gets_it_all_in_arabic(
     assert ENGLISH_STORY not in html
     with translation.override("ar"):
         month = dateformat.format(timezone.localdate(), "F")
+        weekday = dateformat.format(timezone.localdate(), "l")
     assert month in digest.subject
+    assert f"{weekday}، " in html  # the Arabic comma
     assert re.search(r"https://news.example/ar/preferences/[^\"]+/", html)
     assert "https://news.example/ar/unsubscribe/" in digest.extra_headers["List-Unsubscribe"]
 
