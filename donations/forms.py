@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from donations.models import (
     Appeal,
@@ -25,10 +27,9 @@ OTHER = "other"
 
 
 def _too_large(high: int) -> str:
-    return (
-        f"For a gift above {format_cents(high)}, please write to us: "
-        "we would like to thank you in person."
-    )
+    return _(
+        "For a gift above %(amount)s, please write to us: we would like to thank you in person."
+    ) % {"amount": format_cents(high)}
 
 
 def preset_amounts(*, appeal: Appeal | None, frequency: str) -> list[int]:
@@ -46,48 +47,55 @@ def preset_amounts(*, appeal: Appeal | None, frequency: str) -> list[int]:
 
 class DonateForm(forms.Form):
     frequency = forms.ChoiceField(choices=Frequency.choices, widget=forms.HiddenInput)
-    amount = forms.ChoiceField(label="Your gift", widget=forms.RadioSelect)
+    amount = forms.ChoiceField(label=gettext_lazy("Your gift"), widget=forms.RadioSelect)
     # No max_length: a long number gets clean_custom_amount's message, not a length rule.
     custom_amount = forms.CharField(
-        label="Another amount",
+        label=gettext_lazy("Another amount"),
         required=False,
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "size": 8}),
     )
     cover_fee = forms.BooleanField(required=False)
     name = forms.CharField(
-        label="Your name",
+        label=gettext_lazy("Your name"),
         max_length=120,
         required=False,
         widget=forms.TextInput(attrs={"autocomplete": "name"}),
     )
     email = forms.EmailField(
-        label="Your email",
+        label=gettext_lazy("Your email"),
         max_length=254,
-        help_text="For your receipt.",
+        help_text=gettext_lazy("For your receipt."),
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
         error_messages={
-            "required": "Please enter your email address, so we can send your receipt.",
-            "invalid": "Please enter a valid email address, like name@example.com.",
+            "required": gettext_lazy(
+                "Please enter your email address, so we can send your receipt."
+            ),
+            "invalid": gettext_lazy("Please enter a valid email address, like name@example.com."),
         },
     )
-    anonymous = forms.BooleanField(label="Keep my gift anonymous", required=False)
+    anonymous = forms.BooleanField(label=gettext_lazy("Keep my gift anonymous"), required=False)
     dedication = forms.ChoiceField(
-        label="Dedicate this gift",
-        choices=[("", "No dedication"), *[(v, label) for v, label in Gift.Dedication.choices if v]],
+        label=gettext_lazy("Dedicate this gift"),
+        choices=[
+            ("", gettext_lazy("No dedication")),
+            *[(v, label) for v, label in Gift.Dedication.choices if v],
+        ],
         required=False,
         widget=forms.RadioSelect,
     )
-    honoree_name = forms.CharField(label="Their name", max_length=120, required=False)
+    honoree_name = forms.CharField(label=gettext_lazy("Their name"), max_length=120, required=False)
     honoree_email = forms.EmailField(
-        label="Their email (optional)",
+        label=gettext_lazy("Their email (optional)"),
         required=False,
-        help_text="We will tell them about your gift, without the amount.",
+        help_text=gettext_lazy("We will tell them about your gift, without the amount."),
         error_messages={
-            "invalid": "Please enter a valid email address for them, or leave it empty."
+            "invalid": gettext_lazy(
+                "Please enter a valid email address for them, or leave it empty."
+            )
         },
     )
     # A honeypot: people never see it (it is hidden and out of the tab order); bots fill it.
-    website = forms.CharField(label="Leave this field empty", required=False)
+    website = forms.CharField(label=gettext_lazy("Leave this field empty"), required=False)
     appeal = forms.CharField(required=False, widget=forms.HiddenInput)
     placement = forms.ChoiceField(
         choices=[("", ""), *Placement.choices], required=False, widget=forms.HiddenInput
@@ -104,11 +112,11 @@ class DonateForm(forms.Form):
         self.presets = presets
         self.fields["amount"].choices = [
             *[(str(cents), format_cents(cents)) for cents in presets],
-            (OTHER, "Another amount"),
+            (OTHER, _("Another amount")),
         ]
-        self.fields["amount"].error_messages["required"] = "Please choose an amount."
-        self.fields["amount"].error_messages["invalid_choice"] = "Please choose an amount."
-        self.fields["frequency"].error_messages["invalid_choice"] = (
+        self.fields["amount"].error_messages["required"] = _("Please choose an amount.")
+        self.fields["amount"].error_messages["invalid_choice"] = _("Please choose an amount.")
+        self.fields["frequency"].error_messages["invalid_choice"] = _(
             "Please choose one-time, monthly or annual."
         )
 
@@ -146,7 +154,9 @@ class DonateForm(forms.Form):
         if choice == OTHER:
             cents = data.get("custom_amount")
             if cents is None and "custom_amount" not in self.errors:
-                self.add_error("custom_amount", "Please enter the amount you would like to give.")
+                self.add_error(
+                    "custom_amount", _("Please enter the amount you would like to give.")
+                )
         elif choice:
             cents = int(choice)
         else:
@@ -156,19 +166,21 @@ class DonateForm(forms.Form):
             if cents < low:
                 self.add_error(
                     "custom_amount" if choice == OTHER else "amount",
-                    f"The smallest gift we can take online is {format_cents(low)}.",
+                    _("The smallest gift we can take online is %(amount)s.")
+                    % {"amount": format_cents(low)},
                 )
             elif cents > high:
                 self.add_error("custom_amount" if choice == OTHER else "amount", _too_large(high))
             else:
                 data["amount_cents"] = cents
         if data.get("dedication") and not (data.get("honoree_name") or "").strip():
-            self.add_error("honoree_name", "Please tell us who this gift honours or remembers.")
+            self.add_error("honoree_name", _("Please tell us who this gift honours or remembers."))
         return data
 
-    def gift_request(self) -> GiftRequest:
+    def gift_request(self, *, language: str) -> GiftRequest:
         data = self.cleaned_data
         return GiftRequest(
+            language=language,
             amount_cents=data["amount_cents"],
             frequency=data["frequency"],
             email=data["email"].strip(),
@@ -187,11 +199,11 @@ class DonateForm(forms.Form):
 
 class ManageLinkForm(forms.Form):
     email = forms.EmailField(
-        label="The email address you gave with",
+        label=gettext_lazy("The email address you gave with"),
         max_length=254,
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
         error_messages={
-            "required": "Please enter your email address.",
-            "invalid": "Please enter a valid email address, like name@example.com.",
+            "required": gettext_lazy("Please enter your email address."),
+            "invalid": gettext_lazy("Please enter a valid email address, like name@example.com."),
         },
     )

@@ -6,14 +6,15 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from donations.money import format_cents
 
 
 class Frequency(models.TextChoices):
-    ONE_TIME = "one_time", "One-time"
-    MONTHLY = "monthly", "Monthly"
-    ANNUAL = "annual", "Annual"
+    ONE_TIME = "one_time", _("One-time")
+    MONTHLY = "monthly", _("Monthly")
+    ANNUAL = "annual", _("Annual")
 
 
 class Placement(models.TextChoices):
@@ -45,6 +46,14 @@ class Appeal(models.Model):
         NOT_SUBSCRIBERS = "not_subscribers", "Readers who do not get the newsletter"
 
     name = models.CharField("internal name", max_length=120, unique=True)
+    # One appeal, one language: staff write each language's copy as its own appeal, so
+    # its wording, schedule and results stand alone. Blank shows it on every language.
+    language = models.CharField(
+        max_length=8,
+        choices=settings.LANGUAGES,
+        blank=True,
+        help_text="Shown on pages and newsletters in this language; blank: in every language.",
+    )
     headline = models.CharField(max_length=160)
     body = models.TextField(help_text="Plain text; blank lines separate paragraphs.")
     cta_label = models.CharField("call-to-action label", max_length=60, default="Give today")
@@ -118,10 +127,10 @@ class RecurringPlan(models.Model):
     """A monthly or annual gift: one Stripe subscription; each installment is a Gift."""
 
     class Status(models.TextChoices):
-        INCOMPLETE = "incomplete", "Waiting for the first payment"
-        ACTIVE = "active", "Active"
-        PAST_DUE = "past_due", "Past due"
-        CANCELED = "canceled", "Cancelled"
+        INCOMPLETE = "incomplete", _("Waiting for the first payment")
+        ACTIVE = "active", _("Active")
+        PAST_DUE = "past_due", _("Past due")
+        CANCELED = "canceled", _("Cancelled")
 
     stripe_subscription_id = models.CharField(max_length=255, unique=True)
     stripe_customer_id = models.CharField(max_length=255, blank=True)
@@ -131,6 +140,10 @@ class RecurringPlan(models.Model):
     amount_cents = models.PositiveIntegerField()
     currency = models.CharField(max_length=3, default=settings.DONATION_CURRENCY)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.INCOMPLETE)
+    # The language of the page the plan was started on: its notices and portal speak it.
+    language = models.CharField(
+        max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
+    )
     appeal = models.ForeignKey(
         Appeal, null=True, blank=True, on_delete=models.SET_NULL, related_name="plans"
     )
@@ -163,9 +176,9 @@ class Gift(models.Model):
         REFUNDED = "refunded", "Refunded"
 
     class Dedication(models.TextChoices):
-        NONE = "", "No dedication"
-        HONOR = "honor", "In honour of"
-        MEMORY = "memory", "In memory of"
+        NONE = "", _("No dedication")
+        HONOR = "honor", _("In honour of")
+        MEMORY = "memory", _("In memory of")
 
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     frequency = models.CharField(max_length=10, choices=Frequency.choices)
@@ -181,6 +194,10 @@ class Gift(models.Model):
     dedication = models.CharField(max_length=6, choices=Dedication.choices, blank=True, default="")
     honoree_name = models.CharField(max_length=120, blank=True)
     honoree_email = models.EmailField(blank=True)
+    # The language of the page the donor gave on: receipts, notes and Checkout speak it.
+    language = models.CharField(
+        max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
+    )
     plan = models.ForeignKey(
         RecurringPlan, null=True, blank=True, on_delete=models.PROTECT, related_name="gifts"
     )

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from newsroom.parsing import normalise_digits
 
@@ -40,6 +42,9 @@ _DECIMAL_COMMA = re.compile(
 )
 # Scientific notation: Decimal reads "1e30", a reader never means it.
 _EXPONENT = re.compile(r"[0-9.,]*[0-9][eE][+-]?[0-9]+", re.ASCII)
+# Languages whose readers write the currency after the amount (CLDR's currency patterns for
+# Arabic and Hebrew, "25 $", with Latin digits as our pages use), a no-break space between.
+SIGN_AFTER = frozenset({"ar", "he"})
 # A currency sign the reader may type before or after the number (codes are stripped too).
 _SIGNS = "$€£₪¥﷼"
 
@@ -77,7 +82,8 @@ def parse_amount(text: str, currency: str | None = None) -> int:
     """
     currency = (currency or settings.DONATION_CURRENCY).lower()
     exponent = currency_exponent(currency)
-    numbers = f"Please enter an amount in numbers, like {_example(currency)}."
+    like = {"example": _example(currency)}
+    numbers = _("Please enter an amount in numbers, like %(example)s.") % like
     raw = normalise_digits(str(text)).replace(ARABIC_DECIMAL, ".").strip()
     if len(raw) > MAX_AMOUNT_CHARACTERS:
         raise AmountInvalid(numbers)
@@ -87,8 +93,8 @@ def parse_amount(text: str, currency: str | None = None) -> int:
     match = _AMOUNT.fullmatch(raw) or _DECIMAL_COMMA.fullmatch(raw)
     if match is None and _EXPONENT.fullmatch(raw):
         raise AmountInvalid(
-            f"Please write the amount out in digits, like {_example(currency)}, "
-            "not as a power of ten."
+            _("Please write the amount out in digits, like %(example)s, not as a power of ten.")
+            % like
         )
     if match is None:
         raise AmountInvalid(numbers)
@@ -99,19 +105,23 @@ def parse_amount(text: str, currency: str | None = None) -> int:
     minor = whole * 10**exponent + int(fraction.ljust(exponent, "0") or 0)
     if minor % minor_step(currency):
         raise AmountInvalid(
-            f"Please enter an amount whose last decimal is 0, like {_example(currency)}: "
-            "our payment processor takes no smaller unit."
+            _(
+                "Please enter an amount whose last decimal is 0, like %(example)s: "
+                "our payment processor takes no smaller unit."
+            )
+            % like
         )
     return minor
 
 
 def _too_precise(currency: str) -> str:
     exponent = currency_exponent(currency)
+    like = {"example": _example(currency), "decimals": exponent}
     if exponent == 0:
-        return f"Please enter a whole amount, without decimals, like {_example(currency)}."
+        return _("Please enter a whole amount, without decimals, like %(example)s.") % like
     if currency in ("usd", "cad", "aud"):
-        return f"Please enter an amount in dollars and cents, like {_example(currency)}."
-    return f"Please enter an amount with at most {exponent} decimals, like {_example(currency)}."
+        return _("Please enter an amount in dollars and cents, like %(example)s.") % like
+    return _("Please enter an amount with at most %(decimals)s decimals, like %(example)s.") % like
 
 
 def fee_cents(amount_cents: int, currency: str | None = None) -> int:
@@ -140,9 +150,12 @@ def plain_amount(cents: int, currency: str | None = None) -> str:
     return f"{whole}.{rest:0{exponent}d}" if exponent else str(whole)
 
 
-def format_cents(cents: int, currency: str | None = None, *, exact: bool = False) -> str:
-    """An amount in minor units as readers write it: $25 for whole amounts, $25.50
-    otherwise (or always with the currency's decimals when `exact`); ¥1,000 has none."""
+def format_cents(
+    cents: int, currency: str | None = None, *, exact: bool = False, language: str | None = None
+) -> str:
+    """An amount in minor units as readers of `language` (the active one when None) write
+    it: $25 for whole amounts, $25.50 otherwise (or always with the currency's decimals
+    when `exact`); ¥1,000 has none; in Arabic and Hebrew the sign follows: 25 $."""
     currency = (currency or settings.DONATION_CURRENCY).lower()
     exponent = currency_exponent(currency)
     symbol = SYMBOLS.get(currency)
@@ -150,4 +163,7 @@ def format_cents(cents: int, currency: str | None = None, *, exact: bool = False
     number = f"{whole:,}"
     if exponent and (rest or exact):
         number += f".{rest:0{exponent}d}"
+    language = (language or translation.get_language() or settings.LANGUAGE_CODE).split("-")[0]
+    if language in SIGN_AFTER:
+        return f"{number}\u00a0{symbol or currency.upper()}"
     return f"{symbol}{number}" if symbol else f"{number} {currency.upper()}"

@@ -10,7 +10,7 @@ from django.core.cache import cache
 from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import Lower
 from django.http import HttpRequest
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.module_loading import import_string
 
 from donations import money, reader_state
@@ -103,8 +103,9 @@ def appeal_for_reader(
         return None
     hidden = state.hidden_appeals(today)
     donor_class = state.donor_class(today)
+    language = translation.get_language()  # the page's, named by its URL
     for appeal in active_appeals(placement) if running is None else running:
-        if appeal.pk in hidden:
+        if appeal.pk in hidden or not speaks(appeal, language):
             continue
         if audience_matches(appeal.audience, donor_class=donor_class, subscriber=state.subscriber):
             return appeal
@@ -128,8 +129,15 @@ def is_subscriber(email: str) -> bool:
     return bool(check) and bool(import_string(check)(email))
 
 
-def appeal_for_newsletter(*, email: str, subscriber: Callable[[], bool]) -> Appeal | None:
-    """The appeal to show inside a newsletter sent to `email`, or None.
+def speaks(appeal: Appeal, language: str | None) -> bool:
+    """Whether `appeal` may be shown to a reader of `language` (None: any reader)."""
+    return not appeal.language or language is None or appeal.language == language
+
+
+def appeal_for_newsletter(
+    *, email: str, subscriber: Callable[[], bool], language: str | None = None
+) -> Appeal | None:
+    """The appeal to show inside a newsletter sent to `email`, in `language`, or None.
 
     The reader is known by email here, so the audience is decided from our records
     (paid gifts) and the newsletter's rather than a cookie: `subscriber()` says whether
@@ -149,6 +157,8 @@ def appeal_for_newsletter(*, email: str, subscriber: Callable[[], bool]) -> Appe
     )
     subscribed: bool | None = None  # looked up only if an audience asks
     for appeal in appeals:
+        if not speaks(appeal, language):
+            continue
         asks = appeal.audience in (Appeal.Audience.SUBSCRIBERS, Appeal.Audience.NOT_SUBSCRIBERS)
         if asks and subscribed is None:
             subscribed = subscriber()

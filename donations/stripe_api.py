@@ -22,6 +22,18 @@ from django.conf import settings
 # "Prevent replay attacks"): older signatures are refused.
 WEBHOOK_TOLERANCE_SECONDS = 300
 
+# The languages Stripe's hosted pages speak (docs.stripe.com/js/appendix/supported_locales,
+# the Checkout column, and the portal's `locale`): the API refuses a session asking for
+# any other. Arabic and Hebrew are not among them, so those donors get "auto" (their
+# browser's language where Stripe has it) and our own wording in the line items.
+CHECKOUT_LOCALES = frozenset(
+    {"bg", "cs", "da", "de", "el", "en", "en-GB", "es", "es-419", "et", "fi", "fil", "fr"}
+    | {"fr-CA", "hr", "hu", "id", "it", "ja", "ko", "lt", "lv", "ms", "mt", "nb", "nl"}
+    | {"pl", "pt", "pt-BR", "ro", "ru", "sk", "sl", "sv", "th", "tr", "vi", "zh"}
+    | {"zh-HK", "zh-TW"}
+)
+PORTAL_LOCALES = CHECKOUT_LOCALES | {"en-AU", "en-CA", "en-IE", "en-IN", "en-NZ", "en-SG"}
+
 SignatureVerificationError = stripe.SignatureVerificationError
 StripeError = stripe.StripeError
 
@@ -47,8 +59,15 @@ def _plain(obj: Any) -> dict:
     return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
 
 
-def checkout_session_create(*, params: dict, idempotency_key: str) -> dict:
-    """Create a hosted Checkout Session; the returned dict carries `id` and `url`."""
+def stripe_locale(language: str, *, offered: frozenset[str] = CHECKOUT_LOCALES) -> str:
+    """The `locale` to open a Stripe page with for a donor who reads `language`."""
+    return language if language in offered else "auto"
+
+
+def checkout_session_create(*, params: dict, idempotency_key: str, language: str) -> dict:
+    """Create a hosted Checkout Session in the donor's language; the returned dict
+    carries `id` and `url`."""
+    params = {**params, "locale": stripe_locale(language)}
     session = _client().v1.checkout.sessions.create(params, {"idempotency_key": idempotency_key})
     return _plain(session)
 
@@ -110,10 +129,15 @@ def refund_create(*, payment_intent: str, amount: int | None, idempotency_key: s
     return _plain(refund)
 
 
-def billing_portal_session_create(*, customer: str, return_url: str) -> dict:
-    """A Customer Portal session (docs.stripe.com/customer-management) to send the donor to."""
+def billing_portal_session_create(*, customer: str, return_url: str, language: str) -> dict:
+    """A Customer Portal session (docs.stripe.com/customer-management) to send the donor
+    to, in their language."""
     session = _client().v1.billing_portal.sessions.create(
-        {"customer": customer, "return_url": return_url}
+        {
+            "customer": customer,
+            "return_url": return_url,
+            "locale": stripe_locale(language, offered=PORTAL_LOCALES),
+        }
     )
     return _plain(session)
 

@@ -68,8 +68,8 @@ def card_update_notice_task(notice_id: int, hosted_invoice_url: str = "") -> boo
     retry_backoff=True,
     max_retries=3,
 )
-def manage_link_send_task(email: str) -> bool:
-    return services.manage_link_send(email=email)
+def manage_link_send_task(email: str, language: str | None = None) -> bool:
+    return services.manage_link_send(email=email, language=language)
 
 
 @shared_task(name="donations.appeal_counters_flush")

@@ -23,9 +23,12 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import translation
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -43,14 +46,14 @@ from newsroom.security import client_ip
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 MANAGE_SESSION_KEY = "donations_manage"
 MANAGE_SESSION_SECONDS = 3600
-TOO_MANY = (
+TOO_MANY = gettext_lazy(
     "Too many attempts in a short time. Please wait a few minutes and try again. "
     "Nothing has been charged."
 )
 
 
 def _too_many() -> HttpResponse:
-    response = HttpResponse(TOO_MANY, status=429, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(str(TOO_MANY), status=429, content_type="text/plain; charset=utf-8")
     response["Retry-After"] = "120"
     return response
 
@@ -92,9 +95,11 @@ def _donate_context(
     return {
         "form": form,
         "frequency": frequency,
-        "frequency_word": {"one_time": "once", "monthly": "monthly", "annual": "every year"}[
-            frequency
-        ],
+        "frequency_word": {
+            "one_time": _("once"),
+            "monthly": _("monthly"),
+            "annual": _("every year"),
+        }[frequency],
         "tabs": tabs,
         "appeal": shown,
         "raised_cents": selectors.appeal_raised_cents(shown) if shown and shown.goal_cents else 0,
@@ -164,7 +169,7 @@ def donate(request: HttpRequest) -> HttpResponse:
     form = DonateForm(request.POST, presets=presets)
     if form.is_honeypot_filled:
         return HttpResponseBadRequest(
-            "Your gift could not be processed.", content_type="text/plain; charset=utf-8"
+            _("Your gift could not be processed."), content_type="text/plain; charset=utf-8"
         )
     status = 400
     if form.is_valid():
@@ -178,15 +183,22 @@ def donate(request: HttpRequest) -> HttpResponse:
         if settings.CHECKOUT_CAPTCHA_CHECK and not import_string(settings.CHECKOUT_CAPTCHA_CHECK)(
             request
         ):
-            form.add_error(None, "Please complete the check that you are a person, then try again.")
+            form.add_error(
+                None, _("Please complete the check that you are a person, then try again.")
+            )
         else:
             try:
-                _, url = services.checkout_start(gift_request=form.gift_request())
+                _gift, url = services.checkout_start(
+                    # The page's language: receipts and Checkout speak it.
+                    gift_request=form.gift_request(language=translation.get_language())
+                )
             except services.CheckoutUnavailable:
                 form.add_error(
                     None,
-                    "We could not reach our payment processor. Nothing was charged; "
-                    "please try again in a moment.",
+                    _(
+                        "We could not reach our payment processor. Nothing was charged; "
+                        "please try again in a moment."
+                    ),
                 )
                 status = 503
             else:
@@ -320,7 +332,7 @@ def manage(request: HttpRequest) -> HttpResponse:
         rate=settings.CHECKOUT_RATE_LIMIT_PER_EMAIL,
         when_cache_fails=ratelimit.FAIL_CLOSED,
     ):
-        services.manage_link_request(email=email)
+        services.manage_link_request(email=email, language=translation.get_language())
     return render(
         request,
         "donations/manage_sent.html",
@@ -381,7 +393,9 @@ def manage_portal(request: HttpRequest) -> HttpResponse:
         return redirect("donations:manage")
     try:
         url = services.portal_url(
-            email=email, return_url=absolute(reverse("donations:manage_giving"))
+            email=email,
+            return_url=absolute(reverse("donations:manage_giving")),
+            language=translation.get_language(),
         )
     except stripe_api.StripeError:
         url = None

@@ -130,6 +130,8 @@ MIDDLEWARE = [
     "django.middleware.http.ConditionalGetMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Staff pages in the language each staff member chose (after the user is known).
+    "staff.middleware.StaffLanguageMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "newsroom.security.StaffTwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

@@ -7,6 +7,8 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from newsroom import audit
 from newsroom.admin import AuditedUserAdmin
@@ -14,6 +16,12 @@ from newsroom.security import has_confirmed_device
 from staff import services
 
 User = get_user_model()
+
+# The admin's titles in each staff member's language (staff.middleware); newsroom.admin,
+# loaded first, names them in the site's default language only.
+admin.site.site_header = format_lazy(_("{name} staff"), name=settings.NEWSROOM_NAME)
+admin.site.site_title = format_lazy(_("{name} staff"), name=settings.NEWSROOM_NAME)
+admin.site.index_title = _("Dashboard")
 
 
 class StaffUserAdmin(AuditedUserAdmin):

@@ -29,6 +29,7 @@ from staff.models import (
     EnrolmentGrant,
     RecoveryCode,
     RecoveryCodeDevice,
+    StaffPreference,
     code_normalise,
 )
 
@@ -235,3 +236,13 @@ def recovery_code_sign_in_record(*, user, actor: Actor) -> None:
         obj=user,
         details={"codes_left": recovery_codes_left(user=user)},
     )
+
+
+def staff_language_set(*, user, language: str) -> StaffPreference:
+    """Save the language the admin speaks to `user`; a language the site lacks is refused."""
+    if language not in dict(settings.LANGUAGES):
+        raise ValueError(f"{language!r} is not one of the site's languages.")
+    preference, _ = StaffPreference.objects.update_or_create(
+        user=user, defaults={"language": language}
+    )
+    return preference

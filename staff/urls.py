@@ -14,4 +14,5 @@ urlpatterns = [
     path("two-factor/link/<str:token>/", views.link_open, name="staff_enrol_open"),
     path("two-factor/code/", views.code_enter, name="staff_enrol_code"),
     path("two-factor/recovery-codes/", views.recovery_codes, name="staff_recovery_codes"),
+    path("my-language/", views.language, name="staff_language"),
 ]

@@ -19,8 +19,11 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_otp import login as otp_login
@@ -296,3 +299,36 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
         "next": _next_url(request),
     }
     return render(request, "staff/recovery_codes.html", context)
+
+
+class LanguageForm(forms.Form):
+    language = forms.ChoiceField(
+        label=gettext_lazy("The language of the admin for you"),
+        choices=settings.LANGUAGES,
+        error_messages={"invalid_choice": gettext_lazy("Choose Arabic, Hebrew or English.")},
+    )
+
+
+@never_cache
+@staff_member_required
+@require_http_methods(["GET", "POST"])
+def language(request: HttpRequest) -> HttpResponse:
+    """Each staff member picks the language the admin speaks to them."""
+    if request.method == "POST":
+        form = LanguageForm(request.POST)
+        if form.is_valid():
+            services.staff_language_set(user=request.user, language=form.cleaned_data["language"])
+            with translation.override(form.cleaned_data["language"]):
+                messages.success(request, _("The admin now speaks your language."))
+            return HttpResponseRedirect(_next_url(request), status=303)
+        status = 400
+    else:
+        form = LanguageForm(initial={"language": translation.get_language()})
+        status = 200
+    context = {
+        **admin.site.each_context(request),
+        "title": _("Your language"),
+        "form": form,
+        "next": _next_url(request),
+    }
+    return render(request, "staff/language.html", context, status=status)

@@ -33,12 +33,17 @@ def newsletter_appeals() -> list[Appeal]:
 
 
 def appeal_for_newsletter(*, email: str) -> Appeal | None:
-    """The appeal the digest shows the reader at `email`, or None.
+    """The appeal the digest shows the reader at `email`, in their language, or None.
 
     Whether they are a subscriber is looked up only if a running appeal's audience asks:
     not every copy goes to a confirmed subscriber (staff test sends and previews).
     """
-    return selectors.appeal_for_newsletter(email=email, subscriber=lambda: is_subscriber(email))
+    language = (
+        Subscriber.objects.filter(email__iexact=email).values_list("language", flat=True).first()
+    )
+    return selectors.appeal_for_newsletter(
+        email=email, subscriber=lambda: is_subscriber(email), language=language
+    )
 
 
 def appeal_html(*, appeal: Appeal) -> str:

@@ -31,9 +31,20 @@ from subscriptions.models import (
 )
 
 DEMO_READERS = [
-    ("noor.demo@reader.example", "Noor", "Asia/Amman", 2),
-    ("daniel.demo@reader.example", "Daniel", "Europe/Berlin", 3),
+    ("noor.demo@reader.example", "Noor", "Asia/Amman", 2, "ar"),
+    ("daniel.demo@reader.example", "Daniel", "Europe/Berlin", 3, "en"),
+    ("yael.demo@reader.example", "Yael", "Asia/Jerusalem", 2, "he"),
 ]
+
+
+def demo_language(email: str) -> str:
+    """The language a demo reader reads in: most English, a quarter Arabic, some Hebrew.
+
+    Taken from the address, not the random stream, so the rest of the history is the same
+    whatever the languages.
+    """
+    share = sum(map(ord, email)) % 20
+    return "ar" if share < 5 else "he" if share < 8 else "en"
 
 
 def seed() -> list[str]:
@@ -56,9 +67,9 @@ def seed() -> list[str]:
         topics = list(Topic.objects.order_by("name"))
         consent = services.consent_text_current()
         meta = services.RequestMeta(source="demo-seed")
-        for index, (email, name, zone, count) in enumerate(DEMO_READERS):
+        for index, (email, name, zone, count, language) in enumerate(DEMO_READERS):
             subscriber, made = Subscriber.objects.get_or_create(
-                email=email, defaults={"name": name, "time_zone": zone}
+                email=email, defaults={"name": name, "time_zone": zone, "language": language}
             )
             if made:
                 services.consent._record(
@@ -79,7 +90,10 @@ def seed() -> list[str]:
                 )
             follows = Follow.objects.filter(subscriber=subscriber).count()
             made_now = "created" if made else "already there"
-            lines.append(f"subscriber {email}: {made_now}, confirmed, {follows} follows")
+            lines.append(
+                f"subscriber {email} ({subscriber.language}): {made_now}, confirmed, "
+                f"{follows} follows"
+            )
     return lines
 
 
@@ -280,6 +294,7 @@ def _write_readers(rng, *, now: datetime, newsletter: Newsletter, readers: list[
             email=r.email,
             name=r.name,
             time_zone=r.zone,
+            language=demo_language(r.email),
             confirmed_at=r.confirmed,
             confirmation_sent_at=r.created + timedelta(seconds=rng.randint(2, 30)),
             # Who has not confirmed after a day was reminded once (services.REMINDER_AFTER).

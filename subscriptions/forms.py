@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from newsroom.models import Category, Topic
 from subscriptions.models import Newsletter
@@ -13,23 +15,30 @@ SOURCES = ("footer", "newsletters-page")
 
 class SignupForm(forms.Form):
     email = forms.EmailField(
-        label="Email address",
+        label=_("Email address"),
         max_length=254,
         error_messages={
-            "required": "Enter your email address.",
-            "invalid": "Enter a valid email address, like name@example.com.",
+            "required": _("Enter your email address."),
+            "invalid": _("Enter a valid email address, like name@example.com."),
         },
     )
     newsletters = forms.ModelMultipleChoiceField(
         queryset=Newsletter.objects.filter(active=True),
         widget=forms.CheckboxSelectMultiple,
         error_messages={
-            "required": "Choose at least one newsletter.",
-            "invalid_choice": "That newsletter is not available.",
-            "invalid_pk_value": "That newsletter is not available.",
+            "required": _("Choose at least one newsletter."),
+            "invalid_choice": _("That newsletter is not available."),
+            "invalid_pk_value": _("That newsletter is not available."),
         },
     )
     time_zone = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+    # Blank: the language of the page the form was sent from.
+    language = forms.ChoiceField(
+        label=_("Language of your newsletter"),
+        choices=settings.LANGUAGES,
+        required=False,
+        error_messages={"invalid_choice": _("Choose Arabic, Hebrew or English.")},
+    )
     consent_version = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
     source = forms.CharField(required=False, max_length=40, widget=forms.HiddenInput)
     # A field people never see: bots that fill every input give themselves away.
@@ -49,24 +58,31 @@ class PreferencesForm(forms.Form):
         queryset=Newsletter.objects.filter(active=True),
         widget=forms.CheckboxSelectMultiple,
         required=False,
-        label="Newsletters",
+        label=_("Newsletters"),
     )
     categories = forms.ModelMultipleChoiceField(
         queryset=Category.objects.all(),
         widget=forms.CheckboxSelectMultiple,
         required=False,
-        label="Categories you follow",
+        label=_("Categories you follow"),
     )
     topics = forms.ModelMultipleChoiceField(
         queryset=Topic.objects.all(),
         widget=forms.CheckboxSelectMultiple,
         required=False,
-        label="Topics you follow",
+        label=_("Topics you follow"),
+    )
+    language = forms.ChoiceField(
+        label=_("Language of your newsletter"),
+        help_text=_("Your newsletter, its stories and our emails to you come in this language."),
+        choices=settings.LANGUAGES,
+        required=False,  # left out, the reader's language stays as it is
+        error_messages={"invalid_choice": _("Choose Arabic, Hebrew or English.")},
     )
     time_zone = forms.ChoiceField(
-        label="Your time zone",
-        help_text="Newsletters arrive at their morning hour in this time zone.",
-        error_messages={"invalid_choice": "Choose a time zone from the list."},
+        label=_("Your time zone"),
+        help_text=_("Newsletters arrive at their morning hour in this time zone."),
+        error_messages={"invalid_choice": _("Choose a time zone from the list.")},
     )
 
     def __init__(self, *args, **kwargs) -> None:
@@ -78,12 +94,12 @@ class FollowForm(forms.Form):
     kind = forms.ChoiceField(
         choices=[("category", "category"), ("topic", "topic")],
         error_messages={
-            "required": "Say whether this is a category or a topic.",
-            "invalid_choice": "Only categories and topics can be followed.",
+            "required": _("Say whether this is a category or a topic."),
+            "invalid_choice": _("Only categories and topics can be followed."),
         },
     )
     slug = forms.CharField(
-        max_length=200, error_messages={"required": "Say which category or topic to follow."}
+        max_length=200, error_messages={"required": _("Say which category or topic to follow.")}
     )
     action = forms.ChoiceField(
         choices=[("toggle", "toggle"), ("follow", "follow"), ("unfollow", "unfollow")],
@@ -94,6 +110,6 @@ class FollowForm(forms.Form):
 
 class DeleteForm(forms.Form):
     confirm = forms.BooleanField(
-        label="Yes, delete everything you hold about this address.",
-        error_messages={"required": "Tick the box to confirm that you want your data deleted."},
+        label=_("Yes, delete everything you hold about this address."),
+        error_messages={"required": _("Tick the box to confirm that you want your data deleted.")},
     )

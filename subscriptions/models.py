@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 # What the suppression list keeps; offered here too, beside the Suppression model.
 from newsroom.security import email_hash as email_hash
@@ -16,9 +17,9 @@ from newsroom.security import email_hash as email_hash
 
 class Newsletter(models.Model):
     class Cadence(models.TextChoices):
-        DAILY = "daily", "Every day"
-        WEEKDAYS = "weekdays", "Monday to Friday"
-        WEEKLY = "weekly", "Once a week"
+        DAILY = "daily", _("Every day")
+        WEEKDAYS = "weekdays", _("Monday to Friday")
+        WEEKLY = "weekly", _("Once a week")
 
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=80, unique=True)
@@ -55,6 +56,10 @@ class Subscriber(models.Model):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=120, blank=True)
     time_zone = models.CharField(max_length=64, default=settings.TIME_ZONE)
+    # One language per reader: their emails, one-click pages and the digest's articles.
+    language = models.CharField(
+        max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
     paused_until = models.DateTimeField(null=True, blank=True)
@@ -290,8 +295,9 @@ class DeliveryBatch(models.Model):
 
     edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="batches")
     group_key = models.CharField(max_length=64, help_text="The followed set this batch renders.")
-    # [["c", category id] | ["t", topic id], ...] in the readers' follow order: what
-    # the batch renders, frozen when planned so later follow changes cannot split it.
+    # [["l", language], ["c", category id] | ["t", topic id], ...]: the readers' language,
+    # then their follows in their order; what the batch renders, frozen when planned so
+    # later follow or language changes cannot split it.
     followed = models.JSONField(default=list, blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)

@@ -31,6 +31,7 @@ def subscription_request_process_task(
     user_agent: str,
     source: str,
     requested_at: str,
+    language: str | None = None,  # absent from requests queued before readers had one
 ) -> bool:
     # Given the request itself, not ids: nothing is stored for it before this task runs.
     at = datetime.fromisoformat(requested_at)
@@ -41,6 +42,7 @@ def subscription_request_process_task(
         consent_version=consent_version,
         meta=services.RequestMeta(ip=ip, user_agent=user_agent, source=source, at=at),
         requested_at=at,
+        language=language,
     )
 
 

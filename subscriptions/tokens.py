@@ -15,6 +15,7 @@ import uuid
 from django.conf import settings
 from django.core import signing
 from django.urls import reverse
+from django.utils import translation
 from django.utils.crypto import salted_hmac
 
 from newsroom.links import absolute
@@ -84,21 +85,27 @@ def read_token(purpose: str, token: str, *, max_age: int) -> dict:
     return payload
 
 
+def _reader_url(name: str, *, subscriber, token: str) -> str:
+    """The page `name` in the reader's language: its URL's prefix is what decides it."""
+    with translation.override(subscriber.language):
+        return absolute(reverse(name, kwargs={"token": token}))
+
+
 def confirm_url(*, subscriber) -> str:
     token = make_token(CONFIRM, subscriber=subscriber)
-    return absolute(reverse("subscriptions:confirm", kwargs={"token": token}))
+    return _reader_url("subscriptions:confirm", subscriber=subscriber, token=token)
 
 
 def unsubscribe_url(*, subscriber, newsletter=None) -> str:
     token = make_token(
         UNSUBSCRIBE, subscriber=subscriber, newsletter_id=newsletter.pk if newsletter else None
     )
-    return absolute(reverse("subscriptions:unsubscribe", kwargs={"token": token}))
+    return _reader_url("subscriptions:unsubscribe", subscriber=subscriber, token=token)
 
 
 def preferences_url(*, subscriber) -> str:
     token = make_token(PREFERENCES, subscriber=subscriber)
-    return absolute(reverse("subscriptions:preferences", kwargs={"token": token}))
+    return _reader_url("subscriptions:preferences", subscriber=subscriber, token=token)
 
 
 def list_unsubscribe_headers(*, subscriber, newsletter=None) -> dict[str, str]:

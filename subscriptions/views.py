@@ -24,8 +24,10 @@ from django.http import (
 )
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -120,6 +122,8 @@ def subscribe(request: HttpRequest) -> HttpResponse:
             time_zone=data["time_zone"],
             consent_version=data["consent_version"],
             meta=_meta(request, data["source"]),
+            # Unless the reader chose otherwise, the language of the page they signed up on.
+            language=data["language"] or translation.get_language(),
         )
     # The same answer for a new, pending, confirmed or suppressed address (no enumeration).
     response = render(
@@ -226,7 +230,7 @@ def confirm_browser(request: HttpRequest, token: str) -> HttpResponse:
         return _private(render(request, "subscriptions/confirm_suppressed.html", status=409))
     choice = request.POST.get("choice", "")
     if choice not in ("link", "apart"):
-        return _error(request, "Unknown choice.", 400)
+        return _error(request, _("Unknown choice."), 400)
     current = reader_follows.read(request)
     if choice == "link" and current.subscriber is None:
         services.follows_merge(subscriber=subscriber, follows=current.refs())
@@ -307,7 +311,13 @@ def follow(request: HttpRequest) -> HttpResponse:
     kind, slug = form.cleaned_data["kind"], form.cleaned_data["slug"]
     item = _followed_item(kind, slug)
     if item is None:
-        return _error(request, f"There is no {kind} “{slug}” to follow.", 404)
+        return _error(
+            request,
+            _("There is no category “%(slug)s” to follow.") % {"slug": slug}
+            if kind == "category"
+            else _("There is no topic “%(slug)s” to follow.") % {"slug": slug},
+            404,
+        )
 
     current = reader_follows.read(request)
     ids = current.category_ids if kind == "category" else current.topic_ids
@@ -322,7 +332,9 @@ def follow(request: HttpRequest) -> HttpResponse:
         )
     elif following and item.pk not in ids:
         if len(ids) >= services.MAX_FOLLOWS:
-            return _error(request, "You follow as many categories and topics as we can keep.", 400)
+            return _error(
+                request, _("You follow as many categories and topics as we can keep."), 400
+            )
         ids.append(item.pk)
     elif not following and item.pk in ids:
         ids.remove(item.pk)
@@ -410,16 +422,19 @@ def _preferences_form(subscriber) -> PreferencesForm:
             "categories": [f.category_id for f in follows if f.category_id],
             "topics": [f.topic_id for f in follows if f.topic_id],
             "time_zone": services.valid_time_zone(subscriber.time_zone),
+            "language": subscriber.language,
         }
     )
 
 
 NOTICES = {
-    "saved": "Your preferences are saved.",
-    "paused": "Your newsletters are paused for a week.",
-    "resumed": "Your newsletters will arrive again from tomorrow morning.",
-    "unsubscribed": "You are unsubscribed.",
-    "linked": "This browser is now linked: what you follow here shapes your newsletter.",
+    "saved": gettext_lazy("Your preferences are saved."),
+    "paused": gettext_lazy("Your newsletters are paused for a week."),
+    "resumed": gettext_lazy("Your newsletters will arrive again from tomorrow morning."),
+    "unsubscribed": gettext_lazy("You are unsubscribed."),
+    "linked": gettext_lazy(
+        "This browser is now linked: what you follow here shapes your newsletter."
+    ),
 }
 
 
@@ -447,9 +462,11 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
                     categories=form.cleaned_data["categories"],
                     topics=form.cleaned_data["topics"],
                     time_zone=form.cleaned_data["time_zone"],
+                    language=form.cleaned_data["language"],
                     meta=meta,
                 )
                 notice = "saved"
+                subscriber.refresh_from_db(fields=["language"])
         elif action == "pause":
             services.subscriber_pause(subscriber=subscriber, meta=meta)
             notice = "paused"
@@ -464,7 +481,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
                     pk=parse_int(newsletter_id, default=0)
                 ).first()
                 if newsletter is None:
-                    return _error(request, "That newsletter does not exist.", 400)
+                    return _error(request, _("That newsletter does not exist."), 400)
             services.subscription_unsubscribe(
                 subscriber=subscriber, newsletter=newsletter, meta=meta
             )
@@ -483,10 +500,12 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
                     render(request, "subscriptions/deleted.html", {"live_plans": live_plans})
                 )
         else:
-            return _error(request, "Unknown action.", 400)
+            return _error(request, _("Unknown action."), 400)
         if notice:
-            # Post/redirect/get: reloading the page does not repeat the action.
-            url = reverse("subscriptions:preferences", kwargs={"token": token})
+            # Post/redirect/get: reloading the page does not repeat the action. The page
+            # answers in the reader's language, which they may just have changed.
+            with translation.override(subscriber.language):
+                url = reverse("subscriptions:preferences", kwargs={"token": token})
             response = HttpResponseRedirect(f"{url}?done={notice}", status=303)
             if notice == "linked":
                 reader_follows.link_subscriber(response, subscriber)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from donations import stripe_api
 from donations.models import Frequency, Gift
@@ -38,6 +40,8 @@ class GiftRequest:
     placement: str = ""
     article_id: int | None = None
     utm: dict = field(default_factory=dict)
+    # The language of the page the donor gave on ("" is the site's default).
+    language: str = ""
 
 
 def gift_metadata(*, gift: Gift) -> dict[str, str]:
@@ -45,7 +49,7 @@ def gift_metadata(*, gift: Gift) -> dict[str, str]:
 
     Metadata values are strings of at most 500 characters (docs.stripe.com/metadata).
     """
-    metadata = {"gift_id": str(gift.pk), "frequency": gift.frequency}
+    metadata = {"gift_id": str(gift.pk), "frequency": gift.frequency, "language": gift.language}
     optional = {
         "appeal_id": str(gift.appeal_id or ""),
         "article_id": str(gift.article_id or ""),
@@ -60,13 +64,19 @@ def gift_metadata(*, gift: Gift) -> dict[str, str]:
 
 
 def checkout_params(*, gift: Gift) -> dict:
-    """The Checkout Session for a pending gift (docs.stripe.com/api/checkout/sessions/create)."""
-    name = settings.NEWSROOM_NAME
+    """The Checkout Session for a pending gift (docs.stripe.com/api/checkout/sessions/create),
+    its wording and return pages in the donor's language."""
+    with translation.override(gift.language):
+        return _checkout_params(gift=gift)
+
+
+def _checkout_params(*, gift: Gift) -> dict:
+    name = {"name": settings.NEWSROOM_NAME}
     recurring = gift.frequency in INTERVALS
     label = {
-        Frequency.ONE_TIME: f"Gift to {name}",
-        Frequency.MONTHLY: f"Monthly gift to {name}",
-        Frequency.ANNUAL: f"Annual gift to {name}",
+        Frequency.ONE_TIME: _("Gift to %(name)s") % name,
+        Frequency.MONTHLY: _("Monthly gift to %(name)s") % name,
+        Frequency.ANNUAL: _("Annual gift to %(name)s") % name,
     }[gift.frequency]
 
     def line(amount: int, title: str) -> dict:
@@ -82,7 +92,7 @@ def checkout_params(*, gift: Gift) -> dict:
     items = [line(gift.amount_cents - gift.fee_cents, label)]
     if gift.fee_cents:
         # A line of its own, so the donor sees the fee on Stripe's page before paying.
-        items.append(line(gift.fee_cents, "Processing fee, covered by you"))
+        items.append(line(gift.fee_cents, _("Processing fee, covered by you")))
     metadata = gift_metadata(gift=gift)
     params: dict = {
         "mode": "subscription" if recurring else "payment",
@@ -128,10 +138,13 @@ def checkout_start(*, gift_request: GiftRequest) -> tuple[Gift, str]:
         placement=gift_request.placement,
         article_id=gift_request.article_id,
         utm=gift_request.utm,
+        language=gift_request.language or settings.LANGUAGE_CODE,
     )
     try:
         session = stripe_api.checkout_session_create(
-            params=checkout_params(gift=gift), idempotency_key=f"gift-{gift.pk}-checkout"
+            params=checkout_params(gift=gift),
+            idempotency_key=f"gift-{gift.pk}-checkout",
+            language=gift.language,
         )
     except stripe_api.StripeError as exc:
         logger.warning("checkout session for gift %s failed: %s", gift.pk, exc)

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core import signing
 from django.db import transaction
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from donations import reader_state, selectors
 from donations.models import Gift, GivingStatement, HonoreeOptOut, PaymentFailureNotice
@@ -54,7 +54,8 @@ def _one_line_names(*records) -> None:
 
 
 def _send(*, template: str, to: str, context: dict, headers: dict[str, str] | None = None) -> bool:
-    """Send donations/emails/<template> from the giving address; False if suppressed."""
+    """Send donations/emails/<template> from the giving address, in the active language (the
+    caller's translation.override: the donor's); False if suppressed."""
     return mail.send(
         template=f"donations/emails/{template}",
         to=to,
@@ -76,7 +77,9 @@ def receipt_send(*, gift_id: int) -> bool:
         if gift is None or gift.receipt_sent_at or gift.paid_at is None:
             return False
         _one_line_names(gift)
-        sent = _send(template="receipt", to=gift.donor_email, context=_receipt_links(gift))
+        # In the language the donor gave in: words, dates, amounts and links.
+        with translation.override(gift.language):
+            sent = _send(template="receipt", to=gift.donor_email, context=_receipt_links(gift))
         # A suppressed address is marked too: the receipt is not owed twice.
         gift.receipt_sent_at = timezone.now()
         gift.save(update_fields=["receipt_sent_at"])
@@ -161,17 +164,19 @@ def honoree_notify(*, gift_id: int) -> bool:
             logger.info("honoree note of gift %s not sent: %s", gift.pk, refused)
             return False
         _one_line_names(gift)
-        opt_out_url = honoree_opt_out_url(email=gift.honoree_email)
-        return _send(
-            template="honoree",
-            to=gift.honoree_email,
-            context={"gift": gift, "opt_out_url": opt_out_url},
-            # RFC 8058: mail clients offer a one-click stop that POSTs to this URL.
-            headers={
-                "List-Unsubscribe": f"<{opt_out_url}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            },
-        )
+        # The donor's language: they wrote the honoree's name in it.
+        with translation.override(gift.language):
+            opt_out_url = honoree_opt_out_url(email=gift.honoree_email)
+            return _send(
+                template="honoree",
+                to=gift.honoree_email,
+                context={"gift": gift, "opt_out_url": opt_out_url},
+                # RFC 8058: mail clients offer a one-click stop that POSTs to this URL.
+                headers={
+                    "List-Unsubscribe": f"<{opt_out_url}>",
+                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                },
+            )
 
 
 def card_update_notice_send(*, notice_id: int, hosted_invoice_url: str = "") -> bool:
@@ -186,11 +191,12 @@ def card_update_notice_send(*, notice_id: int, hosted_invoice_url: str = "") -> 
         if notice is None or notice.sent_at:
             return False
         _one_line_names(notice.plan)
-        sent = _send(
-            template="card_update",
-            to=notice.plan.donor_email,
-            context={"plan": notice.plan, "hosted_invoice_url": hosted_invoice_url},
-        )
+        with translation.override(notice.plan.language):
+            sent = _send(
+                template="card_update",
+                to=notice.plan.donor_email,
+                context={"plan": notice.plan, "hosted_invoice_url": hosted_invoice_url},
+            )
         notice.sent_at = timezone.now()
         notice.save(update_fields=["sent_at"])
     return sent
@@ -210,11 +216,19 @@ def giving_statement_send(*, email: str, year: int) -> bool:
             return False
         statement.total_cents = total
         statement.gift_count = len(gifts)
-        _send(
-            template="statement",
-            to=email,
-            context={"gifts": gifts, "year": year, "total_cents": total, "statement": statement},
-        )
+        # The language of the year's last gift: the one the donor gave in most recently.
+        language = max(gifts, key=lambda gift: (gift.paid_at, gift.pk)).language
+        with translation.override(language):
+            _send(
+                template="statement",
+                to=email,
+                context={
+                    "gifts": gifts,
+                    "year": year,
+                    "total_cents": total,
+                    "statement": statement,
+                },
+            )
         statement.sent_at = timezone.now()
         statement.save()
     return True
@@ -230,7 +244,7 @@ def giving_statements_send(*, year: int) -> int:
 MANAGE_LINK_TASK = "donations.manage_link_send"
 
 
-def manage_link_request(*, email: str) -> None:
+def manage_link_request(*, email: str, language: str | None = None) -> None:
     """Queue a sign-in link for `email` through the outbox, whether or not we know it.
 
     The task decides after the response, so the answer takes as long for an address we
@@ -238,18 +252,22 @@ def manage_link_request(*, email: str) -> None:
     The outbox may hand the task over twice (rarely): that is two links, each working once.
     """
     with transaction.atomic():
-        outbox_enqueue(task=MANAGE_LINK_TASK, kwargs={"email": email})
+        outbox_enqueue(task=MANAGE_LINK_TASK, kwargs={"email": email, "language": language})
 
 
-def manage_link_send(*, email: str) -> bool:
-    """Email a sign-in link to a donor we know; say nothing to an address we do not."""
+def manage_link_send(*, email: str, language: str | None = None) -> bool:
+    """Email a sign-in link to a donor we know; say nothing to an address we do not.
+
+    In `language`, the page's where the donor asked (None: the site's default).
+    """
     if not selectors.gifts_for_email(email).exists():
         return False
-    link = absolute(
-        reverse("donations:manage_open", kwargs={"token": manage_token_make(email=email)})
-    )
-    return _send(
-        template="manage_link",
-        to=email,
-        context={"link": link, "minutes": settings.DONATION_MANAGE_LINK_MINUTES},
-    )
+    with translation.override(language or settings.LANGUAGE_CODE):
+        link = absolute(
+            reverse("donations:manage_open", kwargs={"token": manage_token_make(email=email)})
+        )
+        return _send(
+            template="manage_link",
+            to=email,
+            context={"link": link, "minutes": settings.DONATION_MANAGE_LINK_MINUTES},
+        )

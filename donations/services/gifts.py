@@ -158,6 +158,7 @@ def _plan_for(
         "amount_cents": origin.amount_cents if origin else amount_cents,
         "currency": origin.currency if origin else settings.DONATION_CURRENCY,
         "appeal_id": origin.appeal_id if origin else None,
+        "language": origin.language if origin else settings.LANGUAGE_CODE,
     }
     plan, _ = RecurringPlan.objects.get_or_create(
         stripe_subscription_id=subscription_id, defaults=defaults
@@ -182,7 +183,9 @@ def _gift_from_session(session: dict, metadata: dict) -> Gift:
     if dedication not in Gift.Dedication.values:
         dedication = ""
     placement = metadata.get("placement") or ""
+    language = metadata.get("language") or ""
     return Gift.objects.create(
+        language=language if language in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE,
         status=Gift.Status.PENDING,
         frequency=metadata.get("frequency") or Frequency.ONE_TIME,
         amount_cents=session.get("amount_total") or 0,

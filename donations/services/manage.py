@@ -96,9 +96,12 @@ def manage_token_use(*, token: str) -> str:
     return link.email
 
 
-def portal_url(*, email: str, return_url: str) -> str | None:
-    """A Stripe customer portal session for the donor, or None when Stripe has no customer."""
+def portal_url(*, email: str, return_url: str, language: str) -> str | None:
+    """A Stripe customer portal session for the donor, in `language`, or None when Stripe
+    has no customer."""
     customer = selectors.customer_id_for_email(email)
     if not customer:
         return None
-    return stripe_api.billing_portal_session_create(customer=customer, return_url=return_url)["url"]
+    return stripe_api.billing_portal_session_create(
+        customer=customer, return_url=return_url, language=language
+    )["url"]

@@ -13,7 +13,7 @@ from time import monotonic
 
 from django.conf import settings
 from django.db.models import F
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from newsroom.links import absolute
 from newsroom.models import Article, Category, Topic
@@ -24,12 +24,32 @@ from subscriptions.models import Edition, Follow, Newsletter
 def compose_contents(
     *, newsletter: Newsletter, cutoff_start: datetime | None, cutoff_end: datetime
 ) -> dict:
-    """The article ids an edition freezes: top stories, then per category and per topic.
+    """The article ids an edition freezes, for each language the site offers.
+
+    {"languages": {code: {"top", "categories", "topics"}}}, each language's from its own
+    articles; the newsletter's own language is repeated at the top level, which is what
+    the edition's page and the admin show. Followed categories and topics are shared
+    rows, so a reader following one gets its articles in their language.
+    """
+    languages = {
+        code: _language_contents(
+            newsletter=newsletter, language=code, cutoff_start=cutoff_start, cutoff_end=cutoff_end
+        )
+        for code, _ in settings.LANGUAGES
+    }
+    own = languages.get(newsletter.language) or {"top": [], "categories": {}, "topics": {}}
+    return {**own, "languages": languages}
+
+
+def _language_contents(
+    *, newsletter: Newsletter, language: str, cutoff_start: datetime | None, cutoff_end: datetime
+) -> dict:
+    """Top stories, then per category and per topic, of the articles in `language`.
 
     Only articles published in (cutoff_start, cutoff_end] are new. Top stories are
     ranked by `top_story_rank` (1 first), then recency; sections never repeat them.
     """
-    new = Article.objects.published(now=cutoff_end)
+    new = Article.objects.published(now=cutoff_end).filter(language=language)
     if cutoff_start is not None:
         new = new.filter(published_at__gt=cutoff_start)
     top = list(
@@ -59,6 +79,23 @@ def compose_contents(
         if len(section) < cap:
             section.append(article_id)
     return {"top": top, "categories": categories, "topics": topics}
+
+
+def languages_with_news(edition: Edition) -> list[str] | None:
+    """The languages this edition has top stories in; None for an edition composed before
+    editions had languages (every reader gets its one set of stories)."""
+    languages = (edition.contents or {}).get("languages")
+    if languages is None:
+        return None
+    return [code for code, part in languages.items() if part.get("top")]
+
+
+def language_contents(edition: Edition, language: str | None) -> dict:
+    """The edition's contents in `language` (None: the newsletter's own)."""
+    contents = edition.contents or {}
+    if language is None:
+        return contents
+    return contents.get("languages", {}).get(language, contents)
 
 
 def _lookback(newsletter: Newsletter) -> timedelta:
@@ -91,16 +128,15 @@ def edition_draft(*, newsletter: Newsletter, date: Date, now: datetime) -> Editi
     )
     cutoff_start = previous.cutoff_end if previous else now - _lookback(newsletter)
     contents = compose_contents(newsletter=newsletter, cutoff_start=cutoff_start, cutoff_end=now)
+    news = any(part["top"] for part in contents["languages"].values())
     return Edition(
         newsletter=newsletter,
         date=date,
         cutoff_start=cutoff_start,
         cutoff_end=now,
         contents=contents,
-        state=Edition.State.COMPOSED if contents["top"] else Edition.State.SKIPPED,
-        skip_reason=""
-        if contents["top"]
-        else "Nothing new has been published since the last edition.",
+        state=Edition.State.COMPOSED if news else Edition.State.SKIPPED,
+        skip_reason="" if news else "Nothing new has been published since the last edition.",
     )
 
 
@@ -153,9 +189,18 @@ class EditionView:
     sections: list[Section]
 
 
-def followed_set(follows: Iterable[Follow]) -> list[list]:
-    """A reader's follows as [["c", id] | ["t", id], ...] in the order they chose them."""
-    return [["c", f.category_id] if f.category_id else ["t", f.topic_id] for f in follows]
+def followed_set(follows: Iterable[Follow], *, language: str | None = None) -> list[list]:
+    """A reader's follows as [["c", id] | ["t", id], ...] in the order they chose them,
+    after ["l", language] when given: a batch renders one language's stories."""
+    followed = [["c", f.category_id] if f.category_id else ["t", f.topic_id] for f in follows]
+    return [["l", language], *followed] if language else followed
+
+
+def split_language(followed: list[list] | None) -> tuple[str | None, list[list] | None]:
+    """(language, follows) of a followed set; language None when it names none."""
+    if not followed or followed[0][0] != "l":
+        return None, followed
+    return followed[0][1], followed[1:]
 
 
 def group_key(followed: list[list]) -> str:
@@ -163,16 +208,24 @@ def group_key(followed: list[list]) -> str:
 
 
 def edition_view(
-    *, edition: Edition, followed: list[list] | None, shared: bool = False
+    *,
+    edition: Edition,
+    followed: list[list] | None,
+    shared: bool = False,
+    language: str | None = None,
 ) -> EditionView:
     """Top stories and the sections a reader with `followed` gets (None: every section).
+
+    A followed set that starts with ["l", language] reads that language's stories;
+    `language` does the same for the edition's web page (followed None).
 
     A reader who follows nothing gets the latest per category. An article shown once is
     not shown again further down (a story can be in a category and a topic both), and
     an article unpublished since composing is left out (within a minute when `shared`:
     the emails of a send read the edition's articles once, see _edition_parts).
     """
-    contents = edition.contents or {}
+    named, followed = split_language(followed)
+    contents = language_contents(edition, named or language)
     by_category = contents.get("categories", {})
     by_topic = contents.get("topics", {})
     articles, categories, topics = _edition_parts(edition, shared=shared)
@@ -207,7 +260,7 @@ def edition_view(
             continue
         shown.update(a.pk for a in picked)
         sections.append(
-            Section(title=owner.name, url=absolute(owner.get_absolute_url()), articles=picked)
+            Section(title=owner.local_name, url=absolute(owner.get_absolute_url()), articles=picked)
         )
     return EditionView(edition=edition, top=top, sections=sections)
 
@@ -236,20 +289,27 @@ def _edition_parts(edition: Edition, *, shared: bool) -> tuple[dict, dict, dict]
             _PARTS.move_to_end(key)
             return cached[1]
     contents = edition.contents or {}
-    ids = set(contents.get("top", []))
-    for section_ids in [
-        *contents.get("categories", {}).values(),
-        *contents.get("topics", {}).values(),
-    ]:
-        ids.update(section_ids)
+    parts_by_language = [contents, *contents.get("languages", {}).values()]
+    ids: set[int] = set()
+    category_ids: set[int] = set()
+    topic_ids: set[int] = set()
+    for part in parts_by_language:
+        ids.update(part.get("top", []))
+        for section_ids in [*part.get("categories", {}).values(), *part.get("topics", {}).values()]:
+            ids.update(section_ids)
+        category_ids.update(int(k) for k in part.get("categories", {}))
+        topic_ids.update(int(k) for k in part.get("topics", {}))
     articles = Article.objects.published().select_related("category").in_bulk(list(ids))
     for article in articles.values():
         # Emails need absolute links; the templates read these two. A reader arriving by
         # one is known as a subscriber, so the site shows them the subscribers' appeal.
-        article.absolute_url = appeals.subscriber_link(absolute(article.get_absolute_url()))
+        # Each article at its own language's address, whichever language renders it.
+        with translation.override(article.language):
+            url = absolute(article.get_absolute_url())
+        article.absolute_url = appeals.subscriber_link(url)
         article.image_url = absolute(article.lead_photo.url) if article.lead_photo else ""
-    categories = Category.objects.in_bulk([int(k) for k in contents.get("categories", {})])
-    topics = Topic.objects.in_bulk([int(k) for k in contents.get("topics", {})])
+    categories = Category.objects.in_bulk(list(category_ids))
+    topics = Topic.objects.in_bulk(list(topic_ids))
     parts = (articles, categories, topics)
     if shared:
         _PARTS[key] = (now, parts)

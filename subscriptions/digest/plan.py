@@ -1,4 +1,5 @@
-"""Planning a send: who is due, grouped by followed set into batches, each batch queued once."""
+"""Planning a send: who is due, grouped by language and followed set into batches, each
+batch queued once."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from subscriptions.digest.compose import (
     edition_compose,
     edition_draft,
     group_key,
+    languages_with_news,
     publishes_on,
 )
 from subscriptions.digest.send import SENDING_STALE_AFTER
@@ -194,10 +196,10 @@ def digest_dry_run(
         groups: set[str] = set()
         for chunk, suppressed, follows in _due_readers(edition=edition, zones=zones, now=now):
             run.suppressed += len(suppressed)
-            for pk, email in chunk:
+            for pk, email, language in chunk:
                 if email not in suppressed:
                     run.recipients += 1
-                    groups.add(group_key(follows.get(pk, [])))
+                    groups.add(group_key([["l", language], *follows.get(pk, [])]))
         run.groups = len(groups)
     return runs
 
@@ -220,10 +222,14 @@ def _anyone_owed(
 
 
 def due_subscribers(*, edition: Edition, zones: list[str] | None, now: datetime):
-    """The subscribers owed this edition: subscribed, confirmed, not paused, not yet queued."""
+    """The subscribers owed this edition: subscribed, confirmed, not paused, not yet queued,
+    and reading a language it has news in (nobody is sent an edition without stories)."""
     subscribers = _subscribers_of(edition.newsletter).filter(
         Q(paused_until__isnull=True) | Q(paused_until__lte=now)
     )
+    languages = languages_with_news(edition)
+    if languages is not None:
+        subscribers = subscribers.filter(language__in=languages)
     if edition.pk is not None:
         subscribers = subscribers.exclude(
             Exists(Delivery.objects.filter(edition=edition, subscriber=OuterRef("pk")))
@@ -249,23 +255,23 @@ def _chunks(iterable: Iterable, size: int) -> Iterator[list]:
 
 def _due_readers(
     *, edition: Edition, zones: list[str] | None, now: datetime
-) -> Iterator[tuple[list[tuple[int, str]], set[str], dict[int, list[list]]]]:
-    """The readers owed `edition`, a chunk at a time: their (id, email), the suppressed
-    addresses among them, and each one's followed set.
+) -> Iterator[tuple[list[tuple[int, str, str]], set[str], dict[int, list[list]]]]:
+    """The readers owed `edition`, a chunk at a time: their (id, email, language), the
+    suppressed addresses among them, and each one's follows.
 
     Plain tuples: building model instances would be most of the planner's time.
     """
     subscribers = (
         due_subscribers(edition=edition, zones=zones, now=now)
         .order_by("pk")
-        .values_list("pk", "email")
+        .values_list("pk", "email", "language")
         .iterator(chunk_size=STREAM_CHUNK)
     )
     for chunk in _chunks(subscribers, STREAM_CHUNK):
-        suppressed = suppressed_among([email for _, email in chunk])
+        suppressed = suppressed_among([email for _, email, _ in chunk])
         follows: dict[int, list[list]] = defaultdict(list)
         for subscriber_id, category_id, topic_id in (
-            Follow.objects.filter(subscriber_id__in=[pk for pk, _ in chunk])
+            Follow.objects.filter(subscriber_id__in=[pk for pk, _, _ in chunk])
             .order_by("subscriber_id", "position", "id")
             .values_list("subscriber_id", "category_id", "topic_id")
         ):
@@ -282,20 +288,22 @@ def edition_plan(
     batch_size: int,
     result: PlanResult,
 ) -> PlanResult:
-    """Write deliveries for the due subscribers, grouped by followed set, in batches."""
+    """Write deliveries for the due subscribers, grouped by language and followed set, in
+    batches: each group's followed set starts with ["l", language] (compose.followed_set)."""
     # Readers waiting for their group to fill a batch, as 8-byte ints (array "q"): with
     # many followed sets most readers wait until the end of the stream.
     pending: dict[str, tuple[list[list], array]] = {}
-    keys: dict[tuple, str] = {}  # followed set -> group_key, hashed once per set
+    keys: dict[tuple, str] = {}  # (language, followed set) -> group_key, hashed once
     for chunk, suppressed, follows in _due_readers(edition=edition, zones=zones, now=now):
         if suppressed:
             result.suppressed += _record_suppressed(
-                edition=edition, subscriber_ids=[pk for pk, email in chunk if email in suppressed]
+                edition=edition,
+                subscriber_ids=[pk for pk, email, _ in chunk if email in suppressed],
             )
-        for pk, email in chunk:
+        for pk, email, language in chunk:
             if email in suppressed:
                 continue
-            followed = follows.get(pk, [])
+            followed = [["l", language], *follows.get(pk, [])]
             shape = tuple(kind + str(item) for kind, item in followed)
             key = keys.get(shape)
             if key is None:

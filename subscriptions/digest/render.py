@@ -8,15 +8,21 @@ from collections import OrderedDict
 
 from django.conf import settings
 from django.template.loader import render_to_string
-from django.utils import translation
+from django.utils import dateformat, translation
 from django.utils.html import escape, strip_tags
+from django.utils.translation import gettext as _
 
 from newsroom import mail
 from newsroom.links import absolute
 from newsroom.mail import RenderedEmail
 from newsroom.text import clean_line
 from subscriptions import appeals, tokens
-from subscriptions.digest.compose import EditionView, edition_view, followed_set
+from subscriptions.digest.compose import (
+    EditionView,
+    edition_view,
+    followed_set,
+    split_language,
+)
 from subscriptions.models import Edition, Newsletter, Subscriber
 
 logger = logging.getLogger(__name__)
@@ -39,12 +45,23 @@ def web_version_url(edition: Edition) -> str:
 
 
 def edition_subject(view: EditionView) -> str:
+    """The subject line in the active language: the newsletter, the day, the lead story."""
     edition = view.edition
     lead = view.top[0].headline if view.top else ""
-    day = f"{edition.date.day} {edition.date:%B %Y}"
-    return (
-        f"{edition.newsletter.name}, {day}: {lead}" if lead else f"{edition.newsletter.name}, {day}"
-    )
+    # The month's name in the active language (Django's date formats, not the C locale).
+    day = dateformat.format(edition.date, "j F Y")
+    name = edition.newsletter.name
+    if lead:
+        return _("%(newsletter)s, %(day)s: %(lead)s") % {
+            "newsletter": name,
+            "day": day,
+            "lead": lead,
+        }
+    return _("%(newsletter)s, %(day)s") % {"newsletter": name, "day": day}
+
+
+def is_rtl(language: str) -> bool:
+    return language.split("-")[0] in RTL_LANGUAGES
 
 
 # Rendered emails by (edition, its compose time, followed set, appeal, settings that
@@ -81,11 +98,29 @@ def render_edition_email(
 
 
 def _render(*, edition: Edition, followed: list[list], appeal, merge_format: str) -> RenderedEmail:
+    # The batch's language (its followed set's first item), else the newsletter's own.
+    named, _follows = split_language(followed)
+    language = named or edition.newsletter.language
+    with translation.override(language):
+        return _render_in(
+            edition=edition,
+            followed=followed,
+            appeal=appeal,
+            merge_format=merge_format,
+            language=language,
+        )
+
+
+def _render_in(
+    *, edition: Edition, followed: list[list], appeal, merge_format: str, language: str
+) -> RenderedEmail:
     newsletter = edition.newsletter
+    _named, follows = split_language(followed)
     view = edition_view(edition=edition, followed=followed, shared=True)
     appeal_html = ""
     if appeal is not None:
         appeal_html = appeals.appeal_html(appeal=appeal)
+    rtl = is_rtl(language)
     context = {
         **mail.org_context(),
         "newsletter": newsletter,
@@ -93,18 +128,19 @@ def _render(*, edition: Edition, followed: list[list], appeal, merge_format: str
         "view": view,
         "top": view.top,
         "sections": view.sections,
-        "follows_nothing": not followed,
+        "follows_nothing": not follows,
         "merge": {name: merge_field(name, merge_format) for name in MERGE_FIELDS},
         "appeal_html": appeal_html,
         "appeal_text": " ".join(strip_tags(appeal_html).split()),
         "web_url": web_version_url(edition),
-        "lang": newsletter.language,
-        "dir": "rtl" if newsletter.language in RTL_LANGUAGES else "ltr",
+        "lang": language,
+        "dir": "rtl" if rtl else "ltr",
+        # Outlook's Word engine ignores CSS direction: each cell says its side itself.
+        "align": "right" if rtl else "left",
         "subject": edition_subject(view),
     }
-    with translation.override(newsletter.language):
-        html = render_to_string("subscriptions/digest/email.html", context)
-        text = render_to_string("subscriptions/digest/email.txt", context)
+    html = render_to_string("subscriptions/digest/email.html", context)
+    text = render_to_string("subscriptions/digest/email.txt", context)
     return RenderedEmail(subject=context["subject"], text=text, html=mail.inline_css(html))
 
 
@@ -117,7 +153,8 @@ def recipient_values(
     §3.2: a list of <URI>s, ours first) instead of signing a second token.
     """
     name = clean_line(subscriber.name)
-    greeting = f"Good morning, {name}" if name else "Good morning"
+    with translation.override(subscriber.language):
+        greeting = _("Good morning, %(name)s") % {"name": name} if name else _("Good morning")
     unsubscribe = ""
     if headers:
         first = headers.get("List-Unsubscribe", "").split(",", 1)[0].strip()
@@ -184,10 +221,12 @@ def sample_values(*, newsletter: Newsletter) -> dict[str, str]:
     """Merge values for previews that are nobody's: links lead to the newsletters page."""
     from django.urls import reverse
 
-    page = absolute(reverse("subscriptions:newsletters"))
+    with translation.override(newsletter.language):
+        page = absolute(reverse("subscriptions:newsletters"))
+        greeting = _("Good morning")
     return {
-        "greeting": "Good morning",
-        "greeting_html": "Good morning",
+        "greeting": greeting,
+        "greeting_html": escape(greeting),
         "preferences_url": page,
         "unsubscribe_url": page,
     }
@@ -198,7 +237,7 @@ def preview_html(
 ) -> str:
     """The HTML `subscriber` (or a reader following `followed`) gets, links filled in."""
     if subscriber is not None:
-        followed = followed_set(subscriber.follows.all())
+        followed = followed_set(subscriber.follows.all(), language=subscriber.language)
         values = recipient_values(subscriber=subscriber, newsletter=edition.newsletter)
         appeal = _appeal_for(subscriber.email)
     else:

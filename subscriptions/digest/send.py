@@ -278,13 +278,14 @@ def _readers(batch: DeliveryBatch, *, lock: bool) -> tuple[list[Recipient], dict
             "subscriber__email",
             "subscriber__name",
             "subscriber__public_id",
+            "subscriber__language",
             "subscribed",
         )
     )
-    suppressed = suppressed_among([email for _, sid, email, _, _, _ in rows if sid is not None])
+    suppressed = suppressed_among([row[2] for row in rows if row[1] is not None])
     dropped: dict[str, list[int]] = defaultdict(list)
     recipients: list[Recipient] = []
-    for delivery_id, subscriber_id, email, name, public_id, subscribed in rows:
+    for delivery_id, subscriber_id, email, name, public_id, language, subscribed in rows:
         if subscriber_id is None:
             dropped["The subscriber was deleted before sending."].append(delivery_id)
         elif email in suppressed:
@@ -292,8 +293,11 @@ def _readers(batch: DeliveryBatch, *, lock: bool) -> tuple[list[Recipient], dict
         elif not subscribed:
             dropped["Unsubscribed before sending."].append(delivery_id)
         else:
-            # The public id too: the reader's links are signed with it (tokens).
-            subscriber = Subscriber(pk=subscriber_id, email=email, name=name, public_id=public_id)
+            # The public id signs the reader's links (tokens); the language names their
+            # greeting and links (render.recipient_values).
+            subscriber = Subscriber(
+                pk=subscriber_id, email=email, name=name, public_id=public_id, language=language
+            )
             recipients.append(Recipient(delivery_id, subscriber))
     return recipients, dropped
 

@@ -103,7 +103,7 @@ def edition_send_test(
     Nothing is recorded as a delivery: a test never counts as anyone's edition.
     """
     if subscriber is not None:
-        followed = followed_set(subscriber.follows.all())
+        followed = followed_set(subscriber.follows.all(), language=subscriber.language)
         values = recipient_values(subscriber=subscriber, newsletter=edition.newsletter)
         appeal = render._appeal_for(subscriber.email)
     else:

@@ -12,12 +12,12 @@ from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import translation
 from django.views.decorators.http import require_safe
 
 from newsroom.caching import public_page
 from newsroom.parsing import page_number
 from subscriptions.digest.compose import edition_view
-from subscriptions.digest.render import RTL_LANGUAGES
 from subscriptions.models import Edition, Newsletter
 
 ARCHIVE_PAGE_SIZE = 30
@@ -40,7 +40,8 @@ def edition_detail(request: HttpRequest, slug: str, date: str) -> HttpResponse:
         raise Http404("Not a date") from exc
     newsletter = get_object_or_404(Newsletter, slug=slug)
     edition = get_object_or_404(_public_editions(newsletter), date=day)
-    view = edition_view(edition=edition, followed=None)
+    # The stories in the page's language: /ar/newsletters/... is the Arabic edition.
+    view = edition_view(edition=edition, followed=None, language=translation.get_language())
     newer = _public_editions(newsletter).filter(date__gt=day).order_by("date").first()
     older = _public_editions(newsletter).filter(date__lt=day).first()
     return render(
@@ -52,7 +53,7 @@ def edition_detail(request: HttpRequest, slug: str, date: str) -> HttpResponse:
             "view": view,
             "newer": newer,
             "older": older,
-            "rtl": newsletter.language in RTL_LANGUAGES,
+            "rtl": translation.get_language_bidi(),
             "SITE_URL": settings.SITE_URL,
         },
     )
@@ -70,6 +71,6 @@ def edition_archive(request: HttpRequest, slug: str) -> HttpResponse:
         {
             "newsletter": newsletter,
             "page": page,
-            "rtl": newsletter.language in RTL_LANGUAGES,
+            "rtl": translation.get_language_bidi(),
         },
     )

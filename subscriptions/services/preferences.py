@@ -109,8 +109,10 @@ def preferences_update(
     topics: Iterable[Topic],
     time_zone: str,
     meta: RequestMeta,
+    language: str | None = None,
 ) -> None:
-    """Save the preferences page: newsletters, follows and time zone, recording each change."""
+    """Save the preferences page: newsletters, follows, time zone and language, recording
+    each change (`language` None keeps the reader's)."""
     chosen = {newsletter.pk: newsletter for newsletter in newsletters}
     category_ids = [category.pk for category in categories][:MAX_FOLLOWS]
     topic_ids = [topic.pk for topic in topics][:MAX_FOLLOWS]
@@ -175,6 +177,11 @@ def preferences_update(
         if zone != subscriber.time_zone:
             subscriber.time_zone = zone
             subscriber.save(update_fields=["time_zone"])
+            changed = True
+        offered = {code for code, _ in settings.LANGUAGES}
+        if language in offered and language != subscriber.language:
+            subscriber.language = language
+            subscriber.save(update_fields=["language"])
             changed = True
         if changed:
             _record(subscriber=subscriber, action=ConsentRecord.Action.PREFERENCE_CHANGE, meta=meta)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from newsroom import mail
 from newsroom.outbox import outbox_enqueue
@@ -38,6 +38,7 @@ def subscription_request(
     time_zone: str | None,
     consent_version: str | None,
     meta: RequestMeta,
+    language: str,
 ) -> None:
     """Record a request to join newsletters; a task decides what, if anything, to send.
 
@@ -52,6 +53,7 @@ def subscription_request(
                 "newsletter_ids": sorted({int(pk) for pk in newsletter_ids}),
                 "time_zone": time_zone,
                 "consent_version": consent_version,
+                "language": language,
                 "ip": meta.ip,
                 "user_agent": meta.user_agent[:500],
                 "source": meta.source[:100],
@@ -68,6 +70,7 @@ def subscription_request_process(
     consent_version: str | None,
     meta: RequestMeta,
     requested_at: datetime,
+    language: str | None = None,
 ) -> bool:
     """Join the newsletters asked for; send a confirmation unless one went out this hour.
 
@@ -84,11 +87,17 @@ def subscription_request_process(
     consent = consent_text_for_version(consent_version)
     send = False
     with transaction.atomic():
+        language = valid_language(language)
         subscriber, _ = Subscriber.objects.get_or_create(
-            email=email, defaults={"time_zone": valid_time_zone(time_zone)}
+            email=email, defaults={"time_zone": valid_time_zone(time_zone), "language": language}
         )
         # Serialise requests for one address so the hourly limit holds under concurrency.
         subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
+        # Until the address is confirmed its latest request speaks for it; afterwards only
+        # the reader's own preferences page changes their language.
+        if subscriber.confirmed_at is None and subscriber.language != language:
+            subscriber.language = language
+            subscriber.save(update_fields=["language"])
         for newsletter in newsletters:
             subscription, created = Subscription.objects.get_or_create(
                 subscriber=subscriber, newsletter=newsletter
@@ -128,6 +137,12 @@ def subscription_request_process(
         raise
 
 
+def valid_language(language: str | None) -> str:
+    """`language` if the site offers it, otherwise the site's default."""
+    offered = {code for code, _ in settings.LANGUAGES}
+    return language if language in offered else settings.LANGUAGE_CODE
+
+
 def _email_send(
     *,
     subscriber: Subscriber,
@@ -136,14 +151,16 @@ def _email_send(
     headers: dict[str, str] | None = None,
     tags: list[str],
 ) -> bool:
-    return mail.send(
-        template=f"subscriptions/emails/{template}",
-        to=subscriber.email,
-        context={"subscriber": subscriber, **context},
-        headers=headers,
-        tags=tags,
-        metadata={"subscriber_id": str(subscriber.pk), "kind": template},
-    )
+    # In the reader's language: the email's words and dates (its links carry it too).
+    with translation.override(subscriber.language):
+        return mail.send(
+            template=f"subscriptions/emails/{template}",
+            to=subscriber.email,
+            context={"subscriber": subscriber, **context},
+            headers=headers,
+            tags=tags,
+            metadata={"subscriber_id": str(subscriber.pk), "kind": template},
+        )
 
 
 def confirmation_email_send(*, subscriber_id: int, reminder: bool = False) -> bool:
@@ -162,6 +179,7 @@ def confirmation_email_send(*, subscriber_id: int, reminder: bool = False) -> bo
     # newsroom.mail makes the one suppression check, right before sending.
     context = {
         "newsletters": pending,
+        "newsletter_names": ", ".join(newsletter.name for newsletter in pending),
         "confirm_url": tokens.confirm_url(subscriber=subscriber),
         "valid_days": settings.SUBSCRIPTIONS_CONFIRM_MAX_AGE_DAYS,
     }

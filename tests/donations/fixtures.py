@@ -38,8 +38,13 @@ class FakeStripe:
         if self.fail_with is not None:
             raise self.fail_with
 
-    def checkout_session_create(self, *, params: dict, idempotency_key: str) -> dict:
-        self._record("checkout_session_create", params=params, idempotency_key=idempotency_key)
+    def checkout_session_create(self, *, params: dict, idempotency_key: str, language: str) -> dict:
+        self._record(
+            "checkout_session_create",
+            params=params,
+            idempotency_key=idempotency_key,
+            language=language,
+        )
         number = len(self.named("checkout_session_create"))
         session_id = f"cs_test_fake_{number}"
         return {
@@ -95,8 +100,15 @@ class FakeStripe:
             "amount": amount,
         }
 
-    def billing_portal_session_create(self, *, customer: str, return_url: str) -> dict:
-        self._record("billing_portal_session_create", customer=customer, return_url=return_url)
+    def billing_portal_session_create(
+        self, *, customer: str, return_url: str, language: str
+    ) -> dict:
+        self._record(
+            "billing_portal_session_create",
+            customer=customer,
+            return_url=return_url,
+            language=language,
+        )
         return {"id": "bps_test_1", "url": self.customer_portal_url}
 
 

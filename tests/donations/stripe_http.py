@@ -2,6 +2,8 @@
 
 It answers the GETs reconcile makes, from lists the test fills, in pages of `PAGE_SIZE`
 with `has_more`, so the SDK's own pagination (`starting_after`) is what is exercised.
+It opens Checkout and customer portal sessions (POSTs, kept in `posted`), refusing a
+`locale` Stripe's hosted pages do not speak, with Stripe's own kind of error.
 """
 
 from __future__ import annotations
@@ -13,6 +15,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 PAGE_SIZE = 2
+# What Stripe's hosted pages accept as `locale` (docs.stripe.com/js/appendix/supported_locales).
+CHECKOUT_LOCALES = (
+    {"auto", "bg", "cs", "da", "de", "el", "en", "en-GB", "es", "es-419", "et"}
+    | {"fi", "fil", "fr", "fr-CA", "hr", "hu", "id", "it", "ja", "ko", "lt", "lv", "ms", "mt", "nb"}
+    | {"nl", "pl", "pt", "pt-BR", "ro", "ru", "sk", "sl", "sv", "th", "tr", "vi", "zh", "zh-HK"}
+    | {"zh-TW"}
+)
 
 
 class StripeHTTP:
@@ -21,6 +30,7 @@ class StripeHTTP:
         self.sessions: list[dict] = []
         self.invoices: list[dict] = []
         self.requests: list[tuple[str, dict[str, list[str]]]] = []
+        self.posted: list[tuple[str, dict[str, list[str]]]] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -35,6 +45,37 @@ class StripeHTTP:
 
     def requested(self, path: str) -> list[dict[str, list[str]]]:
         return [query for seen, query in self.requests if seen == path]
+
+    def posted_to(self, path: str) -> list[dict[str, list[str]]]:
+        return [form for seen, form in self.posted if seen == path]
+
+    def _create(self, path: str, form: dict[str, list[str]]) -> tuple[int, dict]:
+        locale = form.get("locale", ["auto"])[0]
+        if locale not in CHECKOUT_LOCALES:
+            return 400, {
+                "error": {
+                    "type": "invalid_request_error",
+                    "param": "locale",
+                    "message": f"Invalid locale: {locale}",
+                }
+            }
+        number = len(self.posted_to(path))
+        if path == "/v1/checkout/sessions":
+            session_id = f"cs_http_{number}"
+            return 200, {
+                "id": session_id,
+                "object": "checkout.session",
+                "url": f"https://checkout.stripe.test/c/pay/{session_id}",
+                "locale": locale,
+            }
+        if path == "/v1/billing_portal/sessions":
+            return 200, {
+                "id": f"bps_http_{number}",
+                "object": "billing_portal.session",
+                "url": f"https://billing.stripe.test/p/session/{number}",
+                "locale": locale,
+            }
+        return 404, {"error": {"type": "invalid_request_error", "message": f"No {path}"}}
 
     def _page(self, path: str, objects: list[dict], query: dict[str, list[str]]) -> dict:
         gte = int(query.get("created[gte]", ["0"])[0])
@@ -88,6 +129,19 @@ class StripeHTTP:
                 query = parse_qs(parts.query)
                 stripe_http.requests.append((parts.path, query))
                 status, body = stripe_http._answer(parts.path, query)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(length).decode())
+                stripe_http.posted.append((parts.path, form))
+                status, body = stripe_http._create(parts.path, form)
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -100,7 +100,11 @@ def test_portal_button_opens_stripes_customer_portal(client, fake_stripe):
     assert response.status_code == 303
     assert response["Location"] == fake_stripe.customer_portal_url
     assert fake_stripe.named("billing_portal_session_create") == [
-        {"customer": "cus_rana", "return_url": "https://news.example/donate/manage/giving/"}
+        {
+            "customer": "cus_rana",
+            "return_url": "https://news.example/donate/manage/giving/",
+            "language": "en",
+        }
     ]
 
 

@@ -331,9 +331,15 @@ def _sections(client) -> set[str]:
 def test_each_role_sees_only_its_own_sections(
     editor, fundraiser, audience_editor, administrator, sign_in
 ):
-    assert _sections(fundraiser) == {"dash-money", "dash-appeals"}
-    assert _sections(audience_editor) == {"dash-audience", "dash-editions"}
-    everything = {"dash-money", "dash-appeals", "dash-audience", "dash-editions"}
+    assert _sections(fundraiser) == {"dash-money", "dash-appeals", "dash-languages"}
+    assert _sections(audience_editor) == {"dash-audience", "dash-editions", "dash-languages"}
+    everything = {
+        "dash-money",
+        "dash-appeals",
+        "dash-audience",
+        "dash-editions",
+        "dash-languages",
+    }
     assert _sections(administrator) == everything
     assert _sections(sign_in("superuser")) == everything
     page = editor.get(reverse("admin:index")).content.decode()
@@ -394,3 +400,45 @@ def test_large_counts_in_the_tables_are_grouped_by_thousands(administrator):
     appeal.save()
     page = administrator.get(reverse("admin:index")).content.decode()
     assert "<td>1,234,567</td><td>12,345</td>" in page
+
+
+# --- per language ------------------------------------------------------------------------
+
+
+def test_gifts_subscribers_and_edition_copies_are_counted_per_language():
+    PaidGiftFactory(language="ar", amount_cents=2500, paid_at=NOW - timedelta(days=1))
+    PaidGiftFactory(language="ar", amount_cents=1000, paid_at=NOW - timedelta(days=2))
+    PaidGiftFactory(language="he", amount_cents=5000, paid_at=NOW - timedelta(days=1))
+    PaidGiftFactory(language="he", amount_cents=7000, paid_at=NOW - timedelta(days=200))
+    daily = NewsletterFactory()
+    readers = {
+        language: [SubscriberFactory(language=language) for _ in range(count)]
+        for language, count in (("en", 1), ("ar", 3), ("he", 2))
+    }
+    for reader in [r for group in readers.values() for r in group]:
+        SubscriptionFactory(subscriber=reader, newsletter=daily)
+    edition = _edition(daily, TODAY, NOW)
+    for reader in readers["ar"]:
+        Delivery.objects.create(edition=edition, subscriber=reader, state="sent")
+    Delivery.objects.create(edition=edition, subscriber=readers["he"][0], state="failed")
+
+    rows = {
+        row.code: row
+        for row in dashboard.by_language(
+            shown={"money": True, "audience": True, "editions": True}, now=NOW
+        )
+    }
+
+    assert (rows["ar"].gifts, rows["ar"].cents) == (2, 3500)
+    assert (rows["he"].gifts, rows["he"].cents) == (1, 5000)
+    assert [rows[code].subscribers for code in ("en", "ar", "he")] == [1, 3, 2]
+    assert [rows[code].copies for code in ("en", "ar", "he")] == [0, 3, 0]
+
+
+def test_the_dashboard_shows_the_figures_per_language(administrator):
+    PaidGiftFactory(language="he", amount_cents=5000)
+
+    page = administrator.get(reverse("admin:index")).content.decode()
+
+    assert 'id="table-languages"' in page
+    assert '<th scope="row" lang="he">עברית</th><td>1</td>' in page

@@ -165,3 +165,13 @@ def test_once_the_app_is_set_up_the_login_it_prints_asks_for_its_code():
     assert "current code of the authenticator" in output and "recovery codes" in output
     assert "TOTPDevice.objects.filter(user__username='editor').delete()" in output
     assert reverse("staff_otp_setup") not in output
+
+
+def test_the_demo_has_readers_and_gifts_in_each_language(fake_stripe):
+    seed()
+
+    for language in ("en", "ar", "he"):
+        assert Subscriber.objects.filter(language=language, confirmed_at__isnull=False).exists()
+        assert Gift.objects.filter(language=language, status=Gift.Status.PAID).exists()
+    rows = dashboard.by_language(shown={"money": True, "audience": True, "editions": False})
+    assert all(row.subscribers and row.gifts for row in rows)

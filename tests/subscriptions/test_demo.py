@@ -1,4 +1,4 @@
-"""The demo seed creates Mideast Daily and two confirmed readers, and can run twice."""
+"""The demo seed creates Mideast Daily and a reader of each language, and can run twice."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ def test_seed_is_idempotent():
 
     daily = Newsletter.objects.get(slug="mideast-daily")
     assert daily.name == "Mideast Daily" and daily.send_hour == 6
-    assert Subscriber.objects.count() == 2
-    assert Subscription.objects.filter(status="active").count() == 2
+    assert sorted(Subscriber.objects.values_list("language", flat=True)) == ["ar", "en", "he"]
+    assert Subscription.objects.filter(status="active").count() == 3
     assert all(s.confirmed_at for s in Subscriber.objects.all())
-    assert Follow.objects.count() == 7
-    assert len(first) == len(second) == 3
+    assert Follow.objects.count() == 9  # 2 + 1, 3 + 1 and, past the two topics, 2
+    assert len(first) == len(second) == 4

@@ -10,6 +10,14 @@
   var custom = form.querySelector("#id_custom_amount");
   var coverFee = form.querySelector("#id_cover_fee");
   var word = form.getAttribute("data-frequency-word");
+  // The page's own wording, translated on the server: {amount}, {when} and {fee} are filled here.
+  var giveWhen = form.getAttribute("data-label-give") || "Give {when}";
+  var giveAmount = form.getAttribute("data-label-give-amount") || "Give {amount} {when}";
+  var feeNote = form.getAttribute("data-label-fee-note") || "On {amount} that adds {fee}.";
+
+  function fill(template, values) {
+    return template.replace(/\{(amount|when|fee)\}/g, function (_, name) { return values[name]; });
+  }
   var bp = parseInt(form.getAttribute("data-fee-bp"), 10);
   var fixed = parseInt(form.getAttribute("data-fee-fixed"), 10);
   var currency = form.getAttribute("data-currency") || "USD";
@@ -57,12 +65,12 @@
   function update() {
     var cents = chosenCents();
     if (cents === null) {
-      button.textContent = "Give " + word;
+      button.textContent = fill(giveWhen, { when: word });
       return;
     }
     var extra = coverFee && coverFee.checked ? fee(cents) : 0;
-    button.textContent = "Give " + format(cents + extra) + " " + word;
-    if (note) note.textContent = "On " + format(cents) + " that adds " + format(fee(cents)) + ".";
+    button.textContent = fill(giveAmount, { amount: format(cents + extra), when: word });
+    if (note) note.textContent = fill(feeNote, { amount: format(cents), fee: format(fee(cents)) });
   }
 
   form.addEventListener("change", update);

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from subscriptions.digest.compose import edition_compose
 from subscriptions.models import Edition
@@ -44,13 +44,19 @@ def test_the_web_version_is_cacheable_and_sets_no_cookie(client, edition):
     assert "csrfmiddlewaretoken" not in response.content.decode()
 
 
-def test_an_arabic_newsletters_pages_are_right_to_left(client, edition):
-    edition.newsletter.language = "ar"
-    edition.newsletter.save()
+def test_an_editions_arabic_page_is_right_to_left_with_the_arabic_stories(client, newsletter):
+    news(headline="Ceasefire talks resume in Cairo", top_story_rank=1)
+    news(headline="استئناف محادثات وقف إطلاق النار في القاهرة", language="ar")
+    edition = edition_compose(newsletter=newsletter, date=timezone.localdate())
+    with translation.override("ar"):
+        url = edition.get_absolute_url()
 
-    page = client.get(edition.get_absolute_url()).content.decode()
+    page = client.get(url).content.decode()
 
+    assert url.startswith("/ar/")
     assert '<html lang="ar" dir="rtl">' in page
+    assert "استئناف محادثات وقف إطلاق النار في القاهرة" in page
+    assert "Ceasefire talks resume in Cairo" not in page
 
 
 def test_the_archive_lists_sent_editions_newest_first_and_not_skipped_days(client, edition):

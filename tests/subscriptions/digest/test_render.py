@@ -59,13 +59,11 @@ def test_the_email_has_inlined_html_and_text_with_address_and_links(
 
 
 @pytest.mark.parametrize("language", ["ar", "he"])
-def test_arabic_and_hebrew_newsletters_are_right_to_left(
+def test_arabic_and_hebrew_readers_get_a_right_to_left_digest(
     newsletter, language, django_capture_on_commit_callbacks
 ):
-    newsletter.language = language
-    newsletter.save()
-    news(top_story_rank=1)
-    subscribe(newsletter)
+    news(top_story_rank=1, language=language)
+    subscribe(newsletter, language=language)
 
     plan_and_send(django_capture_on_commit_callbacks, send_now=True)
 
