@@ -28,6 +28,7 @@ def newsroom():
     )
     NewsletterFactory(name="Mideast Daily")
     AppealFactory(headline="Keep the Ledger free to read")
+    ArticleFactory(headline="تأجيل التصويت على الميزانية", language="ar", category=politics)
     return article
 
 
@@ -44,7 +45,7 @@ def public_pages(article) -> dict[str, str]:
         "/donate/": "Give",
         "/donate/manage/": "email",
         "/newsletters/": "Mideast Daily",
-        "/ar/": "Budget vote delayed",
+        "/ar/": "تأجيل التصويت على الميزانية",
     }
 
 
