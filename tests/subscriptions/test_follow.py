@@ -210,4 +210,4 @@ def test_following_works_while_redis_is_down(client, redis_cache_proxy):
     response = client.post(FOLLOW, {"kind": "category", "slug": "politics"})
 
     assert response.status_code == 200
-    assert b"You follow Politics" in response.content
+    assert b"You follow <bdi>Politics</bdi>" in response.content
