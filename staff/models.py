@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django_otp.models import Device
 
 # Recovery and set-up codes: ten characters of Crockford's base32 (50 bits), written
@@ -41,8 +42,8 @@ class EnrolmentGrant(models.Model):
     """
 
     class Kind(models.TextChoices):
-        EMAIL_LINK = "link", "Link emailed to the account"
-        ADMIN_CODE = "code", "Code issued by an Admin"
+        EMAIL_LINK = "link", _("Link emailed to the account")
+        ADMIN_CODE = "code", _("Code issued by an Admin")
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrolment_grants"
