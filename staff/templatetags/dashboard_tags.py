@@ -11,6 +11,7 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from donations.models import Frequency
 from donations.money import format_cents
 from staff import charts, dashboard
 
@@ -214,3 +215,9 @@ def cents(value) -> str:
 @register.filter
 def rate(value, digits: int = 1) -> str:
     return percent(value, int(digits))
+
+
+@register.filter
+def frequency(value: str) -> str:
+    """A plan's frequency as donors read it, in the page's language."""
+    return Frequency(value).label if value in Frequency.values else value
