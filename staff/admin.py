@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
 from django.utils.text import format_lazy
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from newsroom import audit
@@ -28,7 +29,7 @@ class StaffUserAdmin(AuditedUserAdmin):
     actions = [*AuditedUserAdmin.actions, "enrol_code_issue"]
 
     @admin.action(
-        description="Issue a one-time two-factor set-up code to selected users",
+        description=_("Issue a one-time two-factor set-up code to selected users"),
         permissions=["change"],
     )
     def enrol_code_issue(self, request, queryset):
@@ -37,24 +38,28 @@ class StaffUserAdmin(AuditedUserAdmin):
         actor = audit.request_actor(request)
         for user in queryset.order_by("username"):
             if not (user.is_staff and user.is_active):
-                skipped.append((user, "not an active staff account"))
+                skipped.append((user, _("not an active staff account")))
             elif has_confirmed_device(user):
                 skipped.append(
-                    (user, "already has an authenticator app: delete it under TOTP devices first")
+                    (
+                        user,
+                        _("already has an authenticator app: delete it under TOTP devices first"),
+                    )
                 )
             else:
                 issued.append((user, services.enrol_code_issue(user=user, actor=actor)))
         if not issued:
             self.message_user(
                 request,
-                "No code issued: "
-                + "; ".join(f"{user.get_username()} {why}" for user, why in skipped),
+                gettext("No code issued: {reasons}").format(
+                    reasons="; ".join(f"{user.get_username()} {why}" for user, why in skipped)
+                ),
                 messages.WARNING,
             )
             return None
         context = {
             **self.admin_site.each_context(request),
-            "title": "Two-factor set-up codes",
+            "title": _("Two-factor set-up codes"),
             "opts": self.opts,
             "issued": issued,
             "skipped": skipped,

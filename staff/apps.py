@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.apps import AppConfig
 from django.contrib.auth.signals import user_logged_in
 from django.db.models.signals import post_migrate
+from django.utils.translation import gettext_lazy, ngettext
 
 
 def _sync_roles(sender, using="default", **kwargs) -> None:
@@ -30,15 +31,20 @@ def _recovery_code_sign_in(sender, request, user, **kwargs) -> None:
     left = services.recovery_codes_left(user=user)
     messages.warning(
         request,
-        f"You signed in with a recovery code; {left} left. Lost your authenticator app? "
-        "Ask an Admin to remove it, and set up a new one at your next sign-in.",
+        ngettext(
+            "You signed in with a recovery code; {left} left. Lost your authenticator app? "
+            "Ask an Admin to remove it, and set up a new one at your next sign-in.",
+            "You signed in with a recovery code; {left} left. Lost your authenticator app? "
+            "Ask an Admin to remove it, and set up a new one at your next sign-in.",
+            left,
+        ).format(left=left),
         fail_silently=True,
     )
 
 
 class StaffConfig(AppConfig):
     name = "staff"
-    verbose_name = "Staff"
+    verbose_name = gettext_lazy("Staff")
 
     def ready(self) -> None:
         from staff.roles import ROLES_MIGRATION

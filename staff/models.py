@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django_otp.models import Device
 
 # Recovery and set-up codes: ten characters of Crockford's base32 (50 bits), written
@@ -41,13 +42,13 @@ class EnrolmentGrant(models.Model):
     """
 
     class Kind(models.TextChoices):
-        EMAIL_LINK = "link", "Link emailed to the account"
-        ADMIN_CODE = "code", "Code issued by an Admin"
+        EMAIL_LINK = "link", _("Link emailed to the account")
+        ADMIN_CODE = "code", _("Code issued by an Admin")
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrolment_grants"
     )
-    kind = models.CharField(max_length=4, choices=Kind.choices)
+    kind = models.CharField(_("kind"), max_length=4, choices=Kind.choices)
     # A link's token: its SHA-256 (256 random bits need no salt). A code: CODE_HASHER's.
     secret_hash = models.CharField(max_length=128, db_index=True)
     device_state = models.CharField(max_length=64)
@@ -58,12 +59,14 @@ class EnrolmentGrant(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
-    created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField()
-    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("issued at"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires at"))
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = _("set-up grant")
+        verbose_name_plural = _("set-up grants")
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} for {self.user}"
@@ -80,6 +83,8 @@ class RecoveryCodeDevice(Device):
         constraints = [
             models.UniqueConstraint(fields=["user"], name="one_recovery_code_set_per_user")
         ]
+        verbose_name = _("recovery code set")
+        verbose_name_plural = _("recovery code sets")
 
     def verify_token(self, token) -> bool:
         code = code_normalise(str(token))
@@ -99,7 +104,11 @@ class RecoveryCodeDevice(Device):
 class RecoveryCode(models.Model):
     device = models.ForeignKey(RecoveryCodeDevice, on_delete=models.CASCADE, related_name="codes")
     code_hash = models.CharField(max_length=128)
-    used_at = models.DateTimeField(null=True, blank=True)
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("recovery code")
+        verbose_name_plural = _("recovery codes")
 
     def __str__(self) -> str:
         return f"recovery code {self.pk} of {self.device.user}"
@@ -112,8 +121,12 @@ class StaffPreference(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_preference"
     )
     language = models.CharField(
-        max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
+        _("language"), max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
     )
+
+    class Meta:
+        verbose_name = _("staff preference")
+        verbose_name_plural = _("staff preferences")
 
     def __str__(self) -> str:
         return f"{self.user}: {self.language}"

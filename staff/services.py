@@ -16,7 +16,8 @@ from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from newsroom import mail
@@ -102,16 +103,22 @@ def enrol_link_send(*, user) -> bool:
             secret_hash=_token_hash(token),
             lifetime=timedelta(minutes=minutes),
         )
-    return mail.send(
-        template="staff/emails/enrol_link",
-        to=user.email,
-        from_email=settings.SERVER_EMAIL,  # the site's own address, not a newsletter's
-        context={
-            "user": user,
-            "link": absolute(reverse("staff_enrol_open", kwargs={"token": token})),
-            "minutes": minutes,
-        },
+    # In the language the admin speaks to them, else the one this request speaks.
+    language = (
+        StaffPreference.objects.filter(user=user).values_list("language", flat=True).first()
+        or translation.get_language()
     )
+    with translation.override(language):
+        return mail.send(
+            template="staff/emails/enrol_link",
+            to=user.email,
+            from_email=settings.SERVER_EMAIL,  # the site's own address, not a newsletter's
+            context={
+                "user": user,
+                "link": absolute(reverse("staff_enrol_open", kwargs={"token": token})),
+                "minutes": minutes,
+            },
+        )
 
 
 def enrol_code_issue(*, user, actor: Actor) -> str:
@@ -137,27 +144,31 @@ def enrol_code_issue(*, user, actor: Actor) -> str:
 def _grant_spend(grant: EnrolmentGrant, *, user) -> TOTPDevice:
     if grant.user_id != user.pk:
         raise EnrolmentRefused(
-            "This set-up link belongs to another account. Open it signed in as the person "
-            "it was sent to.",
+            _(
+                "This set-up link belongs to another account. Open it signed in as the person "
+                "it was sent to."
+            ),
             guess=True,
         )
     if grant.used_at is not None:
         raise EnrolmentRefused(
-            "This set-up link or code has already been used. Ask for a new one below."
+            _("This set-up link or code has already been used. Ask for a new one below.")
         )
     if grant.expires_at <= timezone.now():
-        raise EnrolmentRefused("This set-up link or code has expired. Ask for a new one below.")
+        raise EnrolmentRefused(_("This set-up link or code has expired. Ask for a new one below."))
     if grant.device_state != device_state(user):
         raise EnrolmentRefused(
-            "This set-up link or code no longer works: the account's two-factor devices "
-            "changed since it was made. Ask for a new one below."
+            _(
+                "This set-up link or code no longer works: the account's two-factor devices "
+                "changed since it was made. Ask for a new one below."
+            )
         )
     # Spent once, even when the link is opened twice at the same moment.
     if not EnrolmentGrant.objects.filter(pk=grant.pk, used_at__isnull=True).update(
         used_at=timezone.now()
     ):
         raise EnrolmentRefused(
-            "This set-up link or code has already been used. Ask for a new one below."
+            _("This set-up link or code has already been used. Ask for a new one below.")
         )
     return pending_device(user)
 
@@ -169,7 +180,7 @@ def enrol_link_open(*, user, token: str) -> TOTPDevice:
     ).first()
     if grant is None:
         raise EnrolmentRefused(
-            "This set-up link is not valid. Use the newest link we emailed you, whole.",
+            _("This set-up link is not valid. Use the newest link we emailed you, whole."),
             guess=True,
         )
     return _grant_spend(grant, user=user)
@@ -184,7 +195,7 @@ def enrol_code_redeem(*, user, code: str) -> TOTPDevice:
         if CODE_HASHER.verify(typed, grant.secret_hash):
             return _grant_spend(grant, user=user)
     raise EnrolmentRefused(
-        "That code is not right. Check it with the Admin who gave it to you.", guess=True
+        _("That code is not right. Check it with the Admin who gave it to you."), guess=True
     )
 
 

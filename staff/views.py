@@ -48,7 +48,7 @@ LINK_KEY = "staff_enrol_link"
 
 class ConfirmDeviceForm(forms.Form):
     token = forms.CharField(
-        label="Code from the app",
+        label=gettext_lazy("Code from the app"),
         max_length=10,
         strip=True,
         widget=forms.TextInput(
@@ -59,7 +59,7 @@ class ConfirmDeviceForm(forms.Form):
 
 class AdminCodeForm(forms.Form):
     code = forms.CharField(
-        label="Set-up code from an Admin",
+        label=gettext_lazy("Set-up code from an Admin"),
         max_length=20,
         strip=True,
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
@@ -140,7 +140,7 @@ def _landing(
     user = request.user
     context = {
         **admin.site.each_context(request),
-        "title": "Set up two-factor sign-in",
+        "title": _("Set up two-factor sign-in"),
         "email": services.email_masked(user.email) if user.email else "",
         "link": request.session.get(LINK_KEY, ""),
         "minutes": settings.STAFF_ENROL_LINK_MINUTES,
@@ -193,13 +193,15 @@ def setup(request: HttpRequest) -> HttpResponse:
         login_failure_record(request, username=_username(request))
         form.add_error(
             "token",
-            "That code is not right. Check that the app shows this site, "
-            "then enter the code it shows now (codes change every 30 seconds).",
+            _(
+                "That code is not right. Check that the app shows this site, "
+                "then enter the code it shows now (codes change every 30 seconds)."
+            ),
         )
     secret = base64.b32encode(device.bin_key).decode("ascii")
     context = {
         **admin.site.each_context(request),
-        "title": "Set up two-factor sign-in",
+        "title": _("Set up two-factor sign-in"),
         "form": form,
         "secret": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
         "config_url": device.config_url,
@@ -222,11 +224,13 @@ def link_resend(request: HttpRequest) -> HttpResponse:
     if outcome == "limited":
         messages.error(
             request,
-            "You asked for several links in a short time. Use the newest one in your "
-            "inbox, or ask again in a few minutes.",
+            _(
+                "You asked for several links in a short time. Use the newest one in your "
+                "inbox, or ask again in a few minutes."
+            ),
         )
     elif outcome == "sent":
-        messages.success(request, "We sent a new link. Links sent before it still work once.")
+        messages.success(request, _("We sent a new link. Links sent before it still work once."))
     return _setup_redirect(request)
 
 
@@ -270,12 +274,14 @@ def code_enter(request: HttpRequest) -> HttpResponse:
 def _recovery_codes_page(
     request: HttpRequest, *, codes: list[str], first: bool = False
 ) -> HttpResponse:
-    heading = f"{settings.NEWSROOM_NAME}: recovery codes"
+    heading = _("{name}: recovery codes for {username}").format(
+        name=settings.NEWSROOM_NAME, username=request.user.get_username()
+    )
     context = {
         **admin.site.each_context(request),
-        "title": "Your recovery codes",
+        "title": _("Your recovery codes"),
         "codes": codes,
-        "codes_text": "\n".join([f"{heading} for {request.user.get_username()}", "", *codes]),
+        "codes_text": "\n".join([heading, "", *codes]),
         "first": first,
         "next": _next_url(request),
     }
@@ -294,7 +300,7 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
         return _recovery_codes_page(request, codes=codes)
     context = {
         **admin.site.each_context(request),
-        "title": "Recovery codes",
+        "title": _("Recovery codes"),
         "left": services.recovery_codes_left(user=request.user),
         "next": _next_url(request),
     }

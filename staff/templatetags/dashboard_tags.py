@@ -6,7 +6,12 @@ from datetime import timedelta
 
 from django import template
 from django.urls import reverse
+from django.utils.dateformat import format as date_format
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
+from donations.models import Frequency
 from donations.money import format_cents
 from staff import charts, dashboard
 
@@ -23,33 +28,43 @@ def percent(rate: float | None, digits: int = 1) -> str:
 
 def _money_charts(figures: dict) -> dict:
     days = figures["gift_days"]
-    labels = [f"{d.day:%d %b}" for d in days]
+    labels = [date_format(d.day, "j M") for d in days]
     gifts = charts.stacked_columns(
         slug="chart-gifts",
-        title=f"Gifts per day, last {len(days)} days",
-        desc=(
-            f"{sum(d.one_time for d in days):,} one-time and {sum(d.recurring for d in days):,} "
-            f"recurring gifts from {days[0].day:%d %B} to {days[-1].day:%d %B %Y}. "
+        title=ngettext(
+            "Gifts per day, last {days} day", "Gifts per day, last {days} days", len(days)
+        ).format(days=len(days)),
+        desc=_(
+            "{one_time} one-time and {recurring} recurring gifts from {first} to {last}. "
             "The table below lists each day."
+        ).format(
+            one_time=number_format(sum(d.one_time for d in days), force_grouping=True),
+            recurring=number_format(sum(d.recurring for d in days), force_grouping=True),
+            first=date_format(days[0].day, "j F"),
+            last=date_format(days[-1].day, "j F Y"),
         ),
         labels=labels,
         series=[
-            charts.Series("one-time", [d.one_time for d in days]),
-            charts.Series("recurring", [d.recurring for d in days]),
+            charts.Series(_("one-time"), [d.one_time for d in days]),
+            charts.Series(_("recurring"), [d.recurring for d in days]),
         ],
     )
     revenue = charts.stacked_columns(
         slug="chart-revenue",
-        title=f"Revenue per day, last {len(days)} days",
-        desc=(
-            f"{money(sum(d.one_time_cents for d in days))} from one-time gifts and "
-            f"{money(sum(d.recurring_cents for d in days))} from recurring gifts, net of refunds. "
-            "The table below lists each day."
+        title=ngettext(
+            "Revenue per day, last {days} day", "Revenue per day, last {days} days", len(days)
+        ).format(days=len(days)),
+        desc=_(
+            "{one_time} from one-time gifts and {recurring} from recurring gifts, net of "
+            "refunds. The table below lists each day."
+        ).format(
+            one_time=money(sum(d.one_time_cents for d in days)),
+            recurring=money(sum(d.recurring_cents for d in days)),
         ),
         labels=labels,
         series=[
-            charts.Series("one-time", [d.one_time_cents for d in days]),
-            charts.Series("recurring", [d.recurring_cents for d in days]),
+            charts.Series(_("one-time"), [d.one_time_cents for d in days]),
+            charts.Series(_("recurring"), [d.recurring_cents for d in days]),
         ],
         fmt=money,
     )
@@ -60,28 +75,30 @@ def _funnel_charts(funnels: list[dashboard.Funnel]) -> dict:
     labels = [f.name for f in funnels]
     steps = charts.grouped_bars(
         slug="chart-funnel",
-        title="Each appeal's funnel, step by step",
-        desc=(
+        title=_("Each appeal's funnel, step by step"),
+        desc=_(
             "For each appeal: the share of impressions that were clicked, of clicks that "
             "started a checkout, and of checkouts that became a gift. The table below has "
             "every count."
         ),
         labels=labels,
         series=[
-            charts.Series("clicked (of impressions)", [f.click_rate or 0 for f in funnels]),
-            charts.Series("started checkout (of clicks)", [f.checkout_rate or 0 for f in funnels]),
-            charts.Series("gave (of checkouts)", [f.completion_rate or 0 for f in funnels]),
+            charts.Series(_("clicked (of impressions)"), [f.click_rate or 0 for f in funnels]),
+            charts.Series(
+                _("started checkout (of clicks)"), [f.checkout_rate or 0 for f in funnels]
+            ),
+            charts.Series(_("gave (of checkouts)"), [f.completion_rate or 0 for f in funnels]),
         ],
         fmt=lambda v: f"{v:.1%}",
         top=1,
     )
     rpm = charts.grouped_bars(
         slug="chart-rpm",
-        title="Revenue per thousand impressions, by appeal",
-        desc="What each appeal raised for every thousand times it was shown.",
+        title=_("Revenue per thousand impressions, by appeal"),
+        desc=_("What each appeal raised for every thousand times it was shown."),
         labels=labels,
         series=[
-            charts.Series("revenue per 1,000 impressions", [f.rpm_cents or 0 for f in funnels])
+            charts.Series(_("revenue per 1,000 impressions"), [f.rpm_cents or 0 for f in funnels])
         ],
         fmt=money,
     )
@@ -92,25 +109,46 @@ def _audience_charts(figures: dict) -> dict:
     ends = figures["week_ends"]
     growth = figures["growth"]
     # A week ending at midnight is labelled with its last day.
-    labels = [f"{(end - timedelta(days=1)):%d %b}" for end in ends]
+    labels = [date_format(end - timedelta(days=1), "j M") for end in ends]
     subscribers = charts.lines(
         slug="chart-subscribers",
-        title=f"Confirmed subscribers per newsletter, last {len(ends)} weeks",
+        title=ngettext(
+            "Confirmed subscribers per newsletter, last {weeks} week",
+            "Confirmed subscribers per newsletter, last {weeks} weeks",
+            len(ends),
+        ).format(weeks=len(ends)),
         desc="; ".join(
-            f"{g.name}: {g.counts[0]:,} on {labels[0]}, {g.counts[-1]:,} on {labels[-1]}"
+            _("{name}: {first} on {first_day}, {last} on {last_day}").format(
+                name=g.name,
+                first=number_format(g.counts[0], force_grouping=True),
+                first_day=labels[0],
+                last=number_format(g.counts[-1], force_grouping=True),
+                last_day=labels[-1],
+            )
             for g in growth
         )
-        or "No newsletters yet.",
+        or _("No newsletters yet."),
         labels=labels,
         series=[charts.Series(g.name, g.counts) for g in growth],
     )
     confirmation = charts.grouped_bars(
         slug="chart-confirmation",
-        title=f"Confirmation rate of new signups, last {figures['signup_days']} days",
-        desc="; ".join(f"{g.name}: {g.confirmed:,} of {g.signups:,} confirmed" for g in growth)
-        or "No newsletters yet.",
+        title=ngettext(
+            "Confirmation rate of new signups, last {days} day",
+            "Confirmation rate of new signups, last {days} days",
+            figures["signup_days"],
+        ).format(days=figures["signup_days"]),
+        desc="; ".join(
+            _("{name}: {confirmed} of {signups} confirmed").format(
+                name=g.name,
+                confirmed=number_format(g.confirmed, force_grouping=True),
+                signups=number_format(g.signups, force_grouping=True),
+            )
+            for g in growth
+        )
+        or _("No newsletters yet."),
         labels=[g.name for g in growth],
-        series=[charts.Series("confirmed", [g.confirmation_rate or 0 for g in growth])],
+        series=[charts.Series(_("confirmed"), [g.confirmation_rate or 0 for g in growth])],
         fmt=lambda v: f"{v:.0%}",
         top=1,
     )
@@ -118,23 +156,23 @@ def _audience_charts(figures: dict) -> dict:
 
 
 def _edition_charts(editions: list[dashboard.EditionStats]) -> dict:
-    labels = [f"{e.newsletter} {e.date:%d %b}" for e in editions]
+    labels = [f"{e.newsletter} {date_format(e.date, 'j M')}" for e in editions]
     return {
         "reactions": charts.grouped_bars(
             slug="chart-editions",
-            title="Readers' reactions to the last editions",
-            desc=(
+            title=_("Readers' reactions to the last editions"),
+            desc=_(
                 "For each edition, readers who opened it, clicked a link, bounced, "
                 "complained or unsubscribed. The table below has the numbers and the "
                 "deliveries still in doubt."
             ),
             labels=labels,
             series=[
-                charts.Series("opened", [e.opened for e in editions]),
-                charts.Series("clicked", [e.clicked for e in editions]),
-                charts.Series("bounced", [e.bounced for e in editions]),
-                charts.Series("complained", [e.complained for e in editions]),
-                charts.Series("unsubscribed", [e.unsubscribed for e in editions]),
+                charts.Series(_("opened"), [e.opened for e in editions]),
+                charts.Series(_("clicked"), [e.clicked for e in editions]),
+                charts.Series(_("bounced"), [e.bounced for e in editions]),
+                charts.Series(_("complained"), [e.complained for e in editions]),
+                charts.Series(_("unsubscribed"), [e.unsubscribed for e in editions]),
             ],
         )
     }
@@ -177,3 +215,9 @@ def cents(value) -> str:
 @register.filter
 def rate(value, digits: int = 1) -> str:
     return percent(value, int(digits))
+
+
+@register.filter
+def frequency(value: str) -> str:
+    """A plan's frequency as donors read it, in the page's language."""
+    return Frequency(value).label if value in Frequency.values else value

@@ -1,0 +1,87 @@
+"""The staff app's own screens and emails speak the staff member's chosen language."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from staff.models import StaffPreference
+from tests.newsroom.factories import StaffFactory
+from tests.staff.two_factor import PASSWORD, emailed_link_path, password_sign_in
+
+pytestmark = pytest.mark.django_db
+
+IP = "203.0.113.9"
+
+
+def newcomer(language: str):
+    """A staff member without an authenticator app, who chose `language` for the admin."""
+    user = StaffFactory(username="newcomer", email="newcomer@newsroom.example")
+    user.set_password(PASSWORD)
+    user.save()
+    StaffPreference.objects.create(user=user, language=language)
+    return user
+
+
+def test_the_dashboard_speaks_arabic_to_a_staff_member_who_chose_it(sign_in):
+    client = sign_in("superuser")
+    client.post("/admin/my-language/", {"language": "ar"})
+
+    page = client.get("/admin/").content.decode()
+
+    assert "الإيرادات الشهرية المتكررة" in page  # Monthly recurring revenue
+    assert "المشتركون المؤكَّدون في نهاية كل أسبوع" in page
+    for english in (
+        "Monthly recurring revenue",
+        "A gift counts on the day it was paid",
+        "Confirmed subscribers at the end of each week",
+        "Gifts per day, last",
+        "No edition has been composed yet.",
+    ):
+        assert english not in page
+
+
+def test_the_recovery_codes_pages_speak_arabic(sign_in):
+    client = sign_in("superuser")
+    client.post("/admin/my-language/", {"language": "ar"})
+
+    left = client.get(reverse("staff_recovery_codes")).content.decode()
+    made = client.post(reverse("staff_recovery_codes")).content.decode()
+
+    assert "إنشاء رموز استرداد جديدة" in left
+    assert "unused recovery code" not in left and "Make new recovery codes" not in left
+    assert "هذه رموز الاسترداد الخاصة بك" in made
+    assert "These are your recovery codes" not in made
+    assert "Download as a text file" not in made
+
+
+def test_the_set_up_pages_speak_arabic(client, mailoutbox):
+    newcomer("ar")
+    password_sign_in(client, "newcomer")
+
+    landing = client.get(reverse("staff_otp_setup"), REMOTE_ADDR=IP).content.decode()
+    client.get(emailed_link_path(mailoutbox[0]), REMOTE_ADDR=IP)
+    setup = client.get(reverse("staff_otp_setup"), REMOTE_ADDR=IP).content.decode()
+
+    assert '<html lang="ar" dir="rtl">' in landing
+    assert "رابط في بريدك الإلكتروني" in landing
+    assert "A link in your email" not in landing and "Send the link again" not in landing
+    assert "أدخل الرمز الذي يعرضه التطبيق الآن" in setup
+    assert "Enter the code the app now shows" not in setup
+    assert "Confirm and continue" not in setup
+
+
+def test_the_set_up_link_is_emailed_in_hebrew_to_a_staff_member_who_chose_it(client, mailoutbox):
+    newcomer("he")
+    password_sign_in(client, "newcomer")
+
+    client.get(reverse("staff_otp_setup"), REMOTE_ADDR=IP)
+
+    [email] = mailoutbox
+    html = email.alternatives[0][0]
+    assert "הגדרת כניסה באימות דו-שלבי" in email.subject
+    assert "Set up two-factor sign-in" not in email.subject
+    assert "פתחו את הקישור הזה באותו דפדפן שבו נכנסתם" in email.body
+    assert "If it was you" not in email.body and "If it was you" not in html
+    assert '<html lang="he" dir="rtl">' in html
+    assert "two-factor/link/" in html
