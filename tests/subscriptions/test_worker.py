@@ -23,6 +23,19 @@ from tests.subscriptions.helpers import signup
 pytestmark = pytest.mark.worker
 
 
+def written_email(outbox: Path) -> str:
+    """The first email the file backend has finished writing, or "" while none has.
+
+    The backend opens the file before it writes: a file seen at once may still be empty.
+    Each message ends with a line of 79 dashes, written last.
+    """
+    for path in sorted(outbox.glob("*.log")) if outbox.exists() else []:
+        text = path.read_text()
+        if "-" * 79 in text:
+            return text
+    return ""
+
+
 def wait_for(check, seconds: float = 30):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -65,8 +78,7 @@ def test_the_worker_sends_the_confirmation_email(celery_worker_factory, client, 
 
     signup(client, "queued@mail.example", daily)
 
-    files = wait_for(lambda: list(Path(outbox).glob("*.log")) if outbox.exists() else [])
-    text = files[0].read_text()
+    text = wait_for(lambda: written_email(outbox))
     assert "To: queued@mail.example" in text
     assert "/newsletters/confirm/" in text
 
