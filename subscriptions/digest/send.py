@@ -302,6 +302,18 @@ def _readers(batch: DeliveryBatch, *, lock: bool) -> tuple[list[Recipient], dict
     return recipients, dropped
 
 
+def _lock_batch(batch_id: int) -> DeliveryBatch | None:
+    """The batch with its edition and newsletter, its row locked until the transaction ends."""
+    return (
+        # The batch's row only: locking its edition too would make every claim of every
+        # worker wait its turn on that one row.
+        DeliveryBatch.objects.select_for_update(of=("self",))
+        .select_related("edition__newsletter")
+        .filter(pk=batch_id)
+        .first()
+    )
+
+
 def _look(*, batch_id: int, task_id: str):
     """(batch, readers to render) for a queued batch, or the outcome of one that is not.
 
@@ -310,14 +322,7 @@ def _look(*, batch_id: int, task_id: str):
     """
     now = timezone.now()
     with transaction.atomic():
-        batch = (
-            # The batch's row only: locking its edition too would make every claim of
-            # every worker wait its turn on that one row.
-            DeliveryBatch.objects.select_for_update(of=("self",))
-            .select_related("edition__newsletter")
-            .filter(pk=batch_id)
-            .first()
-        )
+        batch = _lock_batch(batch_id)
         if batch is None:
             return BatchOutcome(state="missing")
         if batch.state == DeliveryBatch.State.SENDING:
@@ -355,12 +360,7 @@ def _claim(*, batch_id: int, task_id: str, rendered: list[Recipient]):
     """
     now = timezone.now()
     with transaction.atomic():
-        batch = (
-            DeliveryBatch.objects.select_for_update(of=("self",))
-            .select_related("edition__newsletter")
-            .filter(pk=batch_id)
-            .first()
-        )
+        batch = _lock_batch(batch_id)
         if batch is None:
             return BatchOutcome(state="missing")
         if batch.state == DeliveryBatch.State.SENDING:
