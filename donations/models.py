@@ -18,11 +18,11 @@ class Frequency(models.TextChoices):
 
 
 class Placement(models.TextChoices):
-    SITE_BANNER = "site_banner", "Site banner"
-    IN_ARTICLE = "in_article", "Inside an article"
-    AFTER_ARTICLE = "after_article", "After an article"
-    DONATE_PAGE_HERO = "donate_page_hero", "Donate page hero"
-    NEWSLETTER = "newsletter", "Inside the newsletter"
+    SITE_BANNER = "site_banner", _("Site banner")
+    IN_ARTICLE = "in_article", _("Inside an article")
+    AFTER_ARTICLE = "after_article", _("After an article")
+    DONATE_PAGE_HERO = "donate_page_hero", _("Donate page hero")
+    NEWSLETTER = "newsletter", _("Inside the newsletter")
 
 
 def default_amounts_one_time() -> list[int]:
@@ -39,51 +39,53 @@ def default_amounts_annual() -> list[int]:
 
 class Appeal(models.Model):
     class Audience(models.TextChoices):
-        EVERYONE = "everyone", "Everyone"
-        NON_DONORS = "non_donors", "Readers who have never given"
-        LAPSED_DONORS = "lapsed_donors", "Donors who have not given in the last 12 months"
-        SUBSCRIBERS = "subscribers", "Newsletter subscribers"
-        NOT_SUBSCRIBERS = "not_subscribers", "Readers who do not get the newsletter"
+        EVERYONE = "everyone", _("Everyone")
+        NON_DONORS = "non_donors", _("Readers who have never given")
+        LAPSED_DONORS = "lapsed_donors", _("Donors who have not given in the last 12 months")
+        SUBSCRIBERS = "subscribers", _("Newsletter subscribers")
+        NOT_SUBSCRIBERS = "not_subscribers", _("Readers who do not get the newsletter")
 
-    name = models.CharField("internal name", max_length=120, unique=True)
+    name = models.CharField(_("internal name"), max_length=120, unique=True)
     # One appeal, one language: staff write each language's copy as its own appeal, so
     # its wording, schedule and results stand alone. Blank shows it on every language.
     language = models.CharField(
         max_length=8,
         choices=settings.LANGUAGES,
         blank=True,
-        help_text="Shown on pages and newsletters in this language; blank: in every language.",
+        help_text=_("Shown on pages and newsletters in this language; blank: in every language."),
     )
     headline = models.CharField(max_length=160)
-    body = models.TextField(help_text="Plain text; blank lines separate paragraphs.")
-    cta_label = models.CharField("call-to-action label", max_length=60, default="Give today")
+    body = models.TextField(help_text=_("Plain text; blank lines separate paragraphs."))
+    cta_label = models.CharField(_("call-to-action label"), max_length=60, default="Give today")
     image = models.ImageField(upload_to="appeals/", blank=True)
     image_alt = models.CharField(max_length=300, blank=True)
     placement = models.CharField(max_length=20, choices=Placement.choices)
     after_paragraph = models.PositiveSmallIntegerField(
-        default=3, help_text="For appeals inside an article: shown after this paragraph."
+        default=3, help_text=_("For appeals inside an article: shown after this paragraph.")
     )
     starts_at = models.DateTimeField(default=timezone.now)
-    ends_at = models.DateTimeField(null=True, blank=True, help_text="Empty runs until stopped.")
-    active = models.BooleanField(default=True, help_text="Untick to stop the appeal at once.")
+    ends_at = models.DateTimeField(null=True, blank=True, help_text=_("Empty runs until stopped."))
+    active = models.BooleanField(default=True, help_text=_("Untick to stop the appeal at once."))
     priority = models.PositiveSmallIntegerField(
-        default=100, help_text="Where several appeals fit a slot, the highest wins."
+        default=100, help_text=_("Where several appeals fit a slot, the highest wins.")
     )
     audience = models.CharField(max_length=20, choices=Audience.choices, default=Audience.EVERYONE)
     amounts_one_time = models.JSONField(
-        default=default_amounts_one_time, help_text="Suggested one-time amounts, in cents."
+        default=default_amounts_one_time, help_text=_("Suggested one-time amounts, in cents.")
     )
     amounts_monthly = models.JSONField(
-        default=default_amounts_monthly, help_text="Suggested monthly amounts, in cents."
+        default=default_amounts_monthly, help_text=_("Suggested monthly amounts, in cents.")
     )
     amounts_annual = models.JSONField(
-        default=default_amounts_annual, help_text="Suggested annual amounts, in cents."
+        default=default_amounts_annual, help_text=_("Suggested annual amounts, in cents.")
     )
     default_frequency = models.CharField(
         max_length=10, choices=Frequency.choices, default=Frequency.MONTHLY
     )
     goal_cents = models.PositiveBigIntegerField(
-        null=True, blank=True, help_text="Optional money goal, in cents, shown as a progress bar."
+        null=True,
+        blank=True,
+        help_text=_("Optional money goal, in cents, shown as a progress bar."),
     )
     # Counters: impressions, clicks and checkouts are counted in the cache and added
     # here by the `donations.appeal_counters_flush` beat task, so a page view never
@@ -168,12 +170,12 @@ class RecurringPlan(models.Model):
 
 class Gift(models.Model):
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending (at Stripe Checkout)"
-        PAID = "paid", "Paid"
-        FAILED = "failed", "Payment failed"
-        ABANDONED = "abandoned", "Abandoned"
-        PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
-        REFUNDED = "refunded", "Refunded"
+        PENDING = "pending", _("Pending (at Stripe Checkout)")
+        PAID = "paid", _("Paid")
+        FAILED = "failed", _("Payment failed")
+        ABANDONED = "abandoned", _("Abandoned")
+        PARTIALLY_REFUNDED = "partially_refunded", _("Partially refunded")
+        REFUNDED = "refunded", _("Refunded")
 
     class Dedication(models.TextChoices):
         NONE = "", _("No dedication")
@@ -182,15 +184,15 @@ class Gift(models.Model):
 
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     frequency = models.CharField(max_length=10, choices=Frequency.choices)
-    amount_cents = models.PositiveIntegerField(help_text="What was charged, fee included.")
+    amount_cents = models.PositiveIntegerField(help_text=_("What was charged, fee included."))
     fee_cents = models.PositiveIntegerField(
-        default=0, help_text="The processing fee the donor covered."
+        default=0, help_text=_("The processing fee the donor covered.")
     )
     currency = models.CharField(max_length=3, default=settings.DONATION_CURRENCY)
     refunded_cents = models.PositiveIntegerField(default=0)
     donor_email = models.EmailField(db_index=True)
     donor_name = models.CharField(max_length=120, blank=True)
-    anonymous = models.BooleanField(default=False, help_text="Not to be named publicly.")
+    anonymous = models.BooleanField(default=False, help_text=_("Not to be named publicly."))
     dedication = models.CharField(max_length=6, choices=Dedication.choices, blank=True, default="")
     honoree_name = models.CharField(max_length=120, blank=True)
     honoree_email = models.EmailField(blank=True)
@@ -221,7 +223,7 @@ class Gift(models.Model):
     honoree_notified_at = models.DateTimeField(null=True, blank=True)
     refund_requested_at = models.DateTimeField(null=True, blank=True)
     disputed_at = models.DateTimeField(
-        null=True, blank=True, help_text="The donor's bank opened a dispute: staff should look."
+        null=True, blank=True, help_text=_("The donor's bank opened a dispute: staff should look.")
     )
     error = models.TextField(blank=True)
 
@@ -292,11 +294,11 @@ class StripeEvent(models.Model):
     """Every webhook event, stored under Stripe's id before it is processed."""
 
     class Outcome(models.TextChoices):
-        RECEIVED = "received", "Received, not processed yet"
-        PROCESSED = "processed", "Processed"
-        IGNORED = "ignored", "Ignored (a type we do not handle)"
-        WAITING = "waiting", "Waiting for the gift it is about"
-        FAILED = "failed", "Failed"
+        RECEIVED = "received", _("Received, not processed yet")
+        PROCESSED = "processed", _("Processed")
+        IGNORED = "ignored", _("Ignored (a type we do not handle)")
+        WAITING = "waiting", _("Waiting for the gift it is about")
+        FAILED = "failed", _("Failed")
 
     stripe_id = models.CharField(max_length=255, unique=True)
     type = models.CharField(max_length=100, db_index=True)
@@ -309,14 +311,14 @@ class StripeEvent(models.Model):
         max_length=255,
         blank=True,
         db_index=True,
-        help_text="The Stripe id (e.g. a PaymentIntent) this event needs before it applies.",
+        help_text=_("The Stripe id (e.g. a PaymentIntent) this event needs before it applies."),
     )
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     queued_at = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="When the event was last handed to the outbox to be processed.",
+        help_text=_("When the event was last handed to the outbox to be processed."),
     )
 
     class Meta:
@@ -394,7 +396,7 @@ class HonoreeOptOut(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        verbose_name = "honoree opt-out"
+        verbose_name = _("honoree opt-out")
 
     def __str__(self) -> str:
         return self.email_hash[:12]

@@ -23,7 +23,7 @@ class Translated(models.Model):
     translations = models.JSONField(
         default=dict,
         blank=True,
-        help_text='Per language code, e.g. {"ar": {"name": "…"}}; missing text falls back.',
+        help_text=_('Per language code, e.g. {"ar": {"name": "…"}}; missing text falls back.'),
     )
 
     class Meta:
@@ -48,7 +48,7 @@ class Category(Translated):
 
     class Meta:
         ordering = ["order", "name"]
-        verbose_name_plural = "categories"
+        verbose_name_plural = _("categories")
 
     def __str__(self) -> str:
         return self.name
@@ -250,8 +250,8 @@ class AuditEntry(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
-        verbose_name = "audit entry"
-        verbose_name_plural = "audit trail"
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit trail")
         # Read-only by design: no add, change or delete permission exists to grant.
         default_permissions = ("view",)
         indexes = [models.Index(fields=["object_type", "object_id"])]
@@ -285,7 +285,7 @@ class OutboxMessage(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        verbose_name = "outbox message"
+        verbose_name = _("outbox message")
         # Read-only for staff: rows are written and sent by code, never by hand.
         default_permissions = ("view",)
 

@@ -11,11 +11,15 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from newsroom.models import Translated
+
 # What the suppression list keeps; offered here too, beside the Suppression model.
 from newsroom.security import email_hash as email_hash
 
 
-class Newsletter(models.Model):
+class Newsletter(Translated):
+    """A newsletter; its name and description in other languages sit in `translations`."""
+
     class Cadence(models.TextChoices):
         DAILY = "daily", _("Every day")
         WEEKDAYS = "weekdays", _("Monday to Friday")
@@ -26,7 +30,7 @@ class Newsletter(models.Model):
     description = models.TextField(blank=True)
     cadence = models.CharField(max_length=10, choices=Cadence.choices, default=Cadence.DAILY)
     send_hour = models.PositiveSmallIntegerField(
-        default=6, help_text="The local hour (0-23) at which each subscriber receives it."
+        default=6, help_text=_("The local hour (0-23) at which each subscriber receives it.")
     )
     language = models.CharField(
         max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
@@ -34,7 +38,7 @@ class Newsletter(models.Model):
     active = models.BooleanField(default=True)
     top_stories_count = models.PositiveSmallIntegerField(default=3)
     section_cap = models.PositiveSmallIntegerField(
-        default=3, help_text="At most this many articles per category or topic section."
+        default=3, help_text=_("At most this many articles per category or topic section.")
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -48,6 +52,10 @@ class Newsletter(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def local_description(self) -> str:
+        return self.translated("description")
 
 
 class Subscriber(models.Model):
@@ -77,9 +85,9 @@ class Subscriber(models.Model):
 
 class Subscription(models.Model):
     class Status(models.TextChoices):
-        PENDING = "pending", "Waiting for confirmation"
-        ACTIVE = "active", "Active"
-        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        PENDING = "pending", _("Waiting for confirmation")
+        ACTIVE = "active", _("Active")
+        UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
 
     subscriber = models.ForeignKey(
         Subscriber, on_delete=models.CASCADE, related_name="subscriptions"
@@ -156,10 +164,10 @@ class ConsentRecord(models.Model):
     """An append-only line of what a reader agreed to, when, and from where."""
 
     class Action(models.TextChoices):
-        SUBSCRIBE = "subscribe", "Subscribed"
-        CONFIRM = "confirm", "Confirmed"
-        UNSUBSCRIBE = "unsubscribe", "Unsubscribed"
-        PREFERENCE_CHANGE = "preference_change", "Changed preferences"
+        SUBSCRIBE = "subscribe", _("Subscribed")
+        CONFIRM = "confirm", _("Confirmed")
+        UNSUBSCRIBE = "unsubscribe", _("Unsubscribed")
+        PREFERENCE_CHANGE = "preference_change", _("Changed preferences")
 
     subscriber = models.ForeignKey(
         Subscriber, on_delete=models.CASCADE, related_name="consent_records"
@@ -172,7 +180,7 @@ class ConsentRecord(models.Model):
     at = models.DateTimeField(default=timezone.now, editable=False)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=500, blank=True)
-    source = models.CharField(max_length=100, blank=True, help_text="The form or link used.")
+    source = models.CharField(max_length=100, blank=True, help_text=_("The form or link used."))
     consent_text = models.ForeignKey(
         ConsentText, null=True, blank=True, on_delete=models.PROTECT, related_name="records"
     )
@@ -188,11 +196,11 @@ class Suppression(models.Model):
     """An address that must never be emailed again; only its hash is kept."""
 
     class Reason(models.TextChoices):
-        HARD_BOUNCE = "hard_bounce", "Hard bounce"
-        SOFT_BOUNCES = "soft_bounces", "Repeated soft bounces"
-        COMPLAINT = "complaint", "Spam complaint"
-        DELETED = "deleted", "Reader deleted their data"
-        MANUAL = "manual", "Added by staff"
+        HARD_BOUNCE = "hard_bounce", _("Hard bounce")
+        SOFT_BOUNCES = "soft_bounces", _("Repeated soft bounces")
+        COMPLAINT = "complaint", _("Spam complaint")
+        DELETED = "deleted", _("Reader deleted their data")
+        MANUAL = "manual", _("Added by staff")
 
     email_sha256 = models.CharField(max_length=64, unique=True)
     reason = models.CharField(max_length=20, choices=Reason.choices)
@@ -249,18 +257,18 @@ class Edition(models.Model):
     """One issue of a newsletter for one date, its contents frozen when composed."""
 
     class State(models.TextChoices):
-        COMPOSED = "composed", "Composed"
-        SENDING = "sending", "Sending"
-        PAUSED = "paused", "Paused"
-        SENT = "sent", "Sent"
-        SKIPPED = "skipped", "Skipped: nothing new"
+        COMPOSED = "composed", _("Composed")
+        SENDING = "sending", _("Sending")
+        PAUSED = "paused", _("Paused")
+        SENT = "sent", _("Sent")
+        SKIPPED = "skipped", _("Skipped: nothing new")
 
     newsletter = models.ForeignKey(Newsletter, on_delete=models.CASCADE, related_name="editions")
     date = models.DateField()
     state = models.CharField(max_length=10, choices=State.choices, default=State.COMPOSED)
     composed_at = models.DateTimeField(auto_now_add=True)
     cutoff_start = models.DateTimeField(
-        null=True, blank=True, help_text="Articles published after this time are new."
+        null=True, blank=True, help_text=_("Articles published after this time are new.")
     )
     cutoff_end = models.DateTimeField()
     # {"top": [article ids], "categories": {id: [ids]}, "topics": {id: [ids]}}
@@ -287,11 +295,11 @@ class DeliveryBatch(models.Model):
     """Up to one ESP call's worth of deliveries sharing the same content."""
 
     class State(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        SENDING = "sending", "Sending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
-        IN_DOUBT = "in_doubt", "In doubt"
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+        IN_DOUBT = "in_doubt", _("In doubt")
 
     edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="batches")
     group_key = models.CharField(max_length=64, help_text="The followed set this batch renders.")
@@ -321,12 +329,12 @@ class Delivery(models.Model):
     """One subscriber's copy of one edition: the exactly-once record."""
 
     class State(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        CLAIMED = "claimed", "Being sent"
-        SENT = "sent", "Sent"
-        SUPPRESSED = "suppressed", "Suppressed"
-        FAILED = "failed", "Failed"
-        IN_DOUBT = "in_doubt", "In doubt"
+        QUEUED = "queued", _("Queued")
+        CLAIMED = "claimed", _("Being sent")
+        SENT = "sent", _("Sent")
+        SUPPRESSED = "suppressed", _("Suppressed")
+        FAILED = "failed", _("Failed")
+        IN_DOUBT = "in_doubt", _("In doubt")
 
     edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="deliveries")
     subscriber = models.ForeignKey(
