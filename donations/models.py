@@ -96,6 +96,8 @@ class Appeal(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("appeal")
+        verbose_name_plural = _("appeals")
         ordering = ["-priority", "-starts_at"]
         indexes = [models.Index(fields=["placement", "active", "starts_at"])]
         constraints = [
@@ -157,6 +159,8 @@ class RecurringPlan(models.Model):
     stripe_state_at = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:
+        verbose_name = _("recurring plan")
+        verbose_name_plural = _("recurring plans")
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(condition=Q(amount_cents__gt=0), name="plan_amount_positive"),
@@ -228,6 +232,8 @@ class Gift(models.Model):
     error = models.TextField(blank=True)
 
     class Meta:
+        verbose_name = _("gift")
+        verbose_name_plural = _("gifts")
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["status", "paid_at"]),
@@ -322,6 +328,8 @@ class StripeEvent(models.Model):
     )
 
     class Meta:
+        verbose_name = _("Stripe event")
+        verbose_name_plural = _("Stripe events")
         ordering = ["-received_at"]
 
     def __str__(self) -> str:
@@ -338,6 +346,10 @@ class PaymentFailureNotice(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        verbose_name = _("payment failure notice")
+        verbose_name_plural = _("payment failure notices")
+
     def __str__(self) -> str:
         return self.stripe_invoice_id
 
@@ -353,6 +365,8 @@ class GivingStatement(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("giving statement")
+        verbose_name_plural = _("giving statements")
         ordering = ["-year", "donor_email"]
         constraints = [
             models.UniqueConstraint(fields=["donor_email", "year"], name="statement_once_per_year"),
@@ -397,6 +411,7 @@ class HonoreeOptOut(models.Model):
 
     class Meta:
         verbose_name = _("honoree opt-out")
+        verbose_name_plural = _("honoree opt-outs")
 
     def __str__(self) -> str:
         return self.email_hash[:12]

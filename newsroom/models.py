@@ -48,6 +48,7 @@ class Category(Translated):
 
     class Meta:
         ordering = ["order", "name"]
+        verbose_name = _("category")
         verbose_name_plural = _("categories")
 
     def __str__(self) -> str:
@@ -67,6 +68,8 @@ class Topic(Translated):
     description = models.TextField(blank=True)
 
     class Meta:
+        verbose_name = _("topic")
+        verbose_name_plural = _("topics")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -87,6 +90,8 @@ class Author(Translated):
     photo = models.ImageField(upload_to="authors/", blank=True)
 
     class Meta:
+        verbose_name = _("author")
+        verbose_name_plural = _("authors")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -162,6 +167,8 @@ class Article(models.Model):
     objects = ArticleQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("article")
+        verbose_name_plural = _("articles")
         ordering = ["-published_at", "-id"]
         indexes = [
             models.Index(fields=["status", "published_at"]),
@@ -286,6 +293,7 @@ class OutboxMessage(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = _("outbox message")
+        verbose_name_plural = _("outbox messages")
         # Read-only for staff: rows are written and sent by code, never by hand.
         default_permissions = ("view",)
 

@@ -43,6 +43,8 @@ class Newsletter(Translated):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("newsletter")
+        verbose_name_plural = _("newsletters")
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(
@@ -75,6 +77,8 @@ class Subscriber(models.Model):
     reminder_sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("subscriber")
+        verbose_name_plural = _("subscribers")
         ordering = ["-created_at"]
         # Exporting addresses is its own right, beyond viewing them (staff.roles).
         permissions = [("export_subscribers", "Can export confirmed subscribers as CSV")]
@@ -101,6 +105,8 @@ class Subscription(models.Model):
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("subscription")
+        verbose_name_plural = _("subscriptions")
         constraints = [
             models.UniqueConstraint(
                 fields=["subscriber", "newsletter"], name="subscription_once_per_newsletter"
@@ -126,6 +132,8 @@ class Follow(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("follow")
+        verbose_name_plural = _("follows")
         ordering = ["position", "id"]
         constraints = [
             models.CheckConstraint(
@@ -155,6 +163,10 @@ class ConsentText(models.Model):
     sha256 = models.CharField(max_length=64, unique=True)
     text = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("consent text")
+        verbose_name_plural = _("consent texts")
 
     def __str__(self) -> str:
         return f"{self.sha256[:12]} ({self.created_at:%Y-%m-%d})"
@@ -186,6 +198,8 @@ class ConsentRecord(models.Model):
     )
 
     class Meta:
+        verbose_name = _("consent record")
+        verbose_name_plural = _("consent records")
         ordering = ["at", "id"]
 
     def __str__(self) -> str:
@@ -207,6 +221,8 @@ class Suppression(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("suppression")
+        verbose_name_plural = _("suppressions")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -240,6 +256,8 @@ class TrackingEvent(models.Model):
     error = models.TextField(blank=True)
 
     class Meta:
+        verbose_name = _("tracking event")
+        verbose_name_plural = _("tracking events")
         ordering = ["-occurred_at"]
         indexes = [
             # Readers who opened, clicked, bounced ... per edition are counted from the
@@ -276,6 +294,8 @@ class Edition(models.Model):
     skip_reason = models.CharField(max_length=200, blank=True)
 
     class Meta:
+        verbose_name = _("edition")
+        verbose_name_plural = _("editions")
         ordering = ["-date"]
         constraints = [
             models.UniqueConstraint(fields=["newsletter", "date"], name="edition_once_per_day"),

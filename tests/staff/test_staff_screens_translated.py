@@ -160,3 +160,15 @@ def test_states_in_the_admin_lists_are_in_the_staff_members_language(sign_in):
     assert "مدفوع" in gifts and ">Paid<" not in gifts
     assert "شريط أعلى الموقع" in appeals and "قرّاء لم يتبرعوا قط" in appeals
     assert "Site banner" not in appeals and "Readers who have never given" not in appeals
+
+
+def test_the_admins_list_of_apps_names_the_models_in_arabic(sign_in):
+    client = sign_in("superuser")
+    client.post("/admin/my-language/", {"language": "ar"})
+
+    page = client.get(reverse("admin:index")).content.decode()
+
+    for arabic in ("مقالات", "نداءات التبرع", "النشرات البريدية", "المشتركون", "الأعداد"):
+        assert f">{arabic}<" in page
+    for english in (">Articles<", ">Appeals<", ">Newsletters<", ">Subscribers<", ">Editions<"):
+        assert english not in page
