@@ -49,40 +49,58 @@ class Appeal(models.Model):
     # One appeal, one language: staff write each language's copy as its own appeal, so
     # its wording, schedule and results stand alone. Blank shows it on every language.
     language = models.CharField(
+        _("language"),
         max_length=8,
         choices=settings.LANGUAGES,
         blank=True,
         help_text=_("Shown on pages and newsletters in this language; blank: in every language."),
     )
-    headline = models.CharField(max_length=160)
-    body = models.TextField(help_text=_("Plain text; blank lines separate paragraphs."))
+    headline = models.CharField(_("headline"), max_length=160)
+    body = models.TextField(_("body"), help_text=_("Plain text; blank lines separate paragraphs."))
     cta_label = models.CharField(_("call-to-action label"), max_length=60, default="Give today")
-    image = models.ImageField(upload_to="appeals/", blank=True)
-    image_alt = models.CharField(max_length=300, blank=True)
-    placement = models.CharField(max_length=20, choices=Placement.choices)
+    image = models.ImageField(_("image"), upload_to="appeals/", blank=True)
+    image_alt = models.CharField(_("image alt"), max_length=300, blank=True)
+    placement = models.CharField(_("placement"), max_length=20, choices=Placement.choices)
     after_paragraph = models.PositiveSmallIntegerField(
-        default=3, help_text=_("For appeals inside an article: shown after this paragraph.")
+        _("after paragraph"),
+        default=3,
+        help_text=_("For appeals inside an article: shown after this paragraph."),
     )
-    starts_at = models.DateTimeField(default=timezone.now)
-    ends_at = models.DateTimeField(null=True, blank=True, help_text=_("Empty runs until stopped."))
-    active = models.BooleanField(default=True, help_text=_("Untick to stop the appeal at once."))
+    starts_at = models.DateTimeField(_("starts at"), default=timezone.now)
+    ends_at = models.DateTimeField(
+        _("ends at"), null=True, blank=True, help_text=_("Empty runs until stopped.")
+    )
+    active = models.BooleanField(
+        _("active"), default=True, help_text=_("Untick to stop the appeal at once.")
+    )
     priority = models.PositiveSmallIntegerField(
-        default=100, help_text=_("Where several appeals fit a slot, the highest wins.")
+        _("priority"),
+        default=100,
+        help_text=_("Where several appeals fit a slot, the highest wins."),
     )
-    audience = models.CharField(max_length=20, choices=Audience.choices, default=Audience.EVERYONE)
+    audience = models.CharField(
+        _("audience"), max_length=20, choices=Audience.choices, default=Audience.EVERYONE
+    )
     amounts_one_time = models.JSONField(
-        default=default_amounts_one_time, help_text=_("Suggested one-time amounts, in cents.")
+        _("amounts one time"),
+        default=default_amounts_one_time,
+        help_text=_("Suggested one-time amounts, in cents."),
     )
     amounts_monthly = models.JSONField(
-        default=default_amounts_monthly, help_text=_("Suggested monthly amounts, in cents.")
+        _("amounts monthly"),
+        default=default_amounts_monthly,
+        help_text=_("Suggested monthly amounts, in cents."),
     )
     amounts_annual = models.JSONField(
-        default=default_amounts_annual, help_text=_("Suggested annual amounts, in cents.")
+        _("amounts annual"),
+        default=default_amounts_annual,
+        help_text=_("Suggested annual amounts, in cents."),
     )
     default_frequency = models.CharField(
-        max_length=10, choices=Frequency.choices, default=Frequency.MONTHLY
+        _("default frequency"), max_length=10, choices=Frequency.choices, default=Frequency.MONTHLY
     )
     goal_cents = models.PositiveBigIntegerField(
+        _("goal cents"),
         null=True,
         blank=True,
         help_text=_("Optional money goal, in cents, shown as a progress bar."),
@@ -90,10 +108,12 @@ class Appeal(models.Model):
     # Counters: impressions, clicks and checkouts are counted in the cache and added
     # here by the `donations.appeal_counters_flush` beat task, so a page view never
     # writes to the database. Gifts and revenue are summed from the gifts themselves.
-    impressions = models.PositiveBigIntegerField(default=0, editable=False)
-    clicks = models.PositiveBigIntegerField(default=0, editable=False)
-    checkouts_started = models.PositiveBigIntegerField(default=0, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+    impressions = models.PositiveBigIntegerField(_("impressions"), default=0, editable=False)
+    clicks = models.PositiveBigIntegerField(_("clicks"), default=0, editable=False)
+    checkouts_started = models.PositiveBigIntegerField(
+        _("checkouts started"), default=0, editable=False
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("appeal")

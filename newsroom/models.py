@@ -41,10 +41,10 @@ class Translated(models.Model):
 
 
 class Category(Translated):
-    name = models.CharField(max_length=80, unique=True)
-    slug = models.SlugField(max_length=80, unique=True, allow_unicode=True)
-    description = models.TextField(blank=True)
-    order = models.PositiveIntegerField(default=0, help_text=_("Lower comes first."))
+    name = models.CharField(_("name"), max_length=80, unique=True)
+    slug = models.SlugField(_("slug"), max_length=80, unique=True, allow_unicode=True)
+    description = models.TextField(_("description"), blank=True)
+    order = models.PositiveIntegerField(_("order"), default=0, help_text=_("Lower comes first."))
 
     class Meta:
         ordering = ["order", "name"]
@@ -63,9 +63,9 @@ class Category(Translated):
 
 
 class Topic(Translated):
-    name = models.CharField(max_length=80, unique=True)
-    slug = models.SlugField(max_length=80, unique=True, allow_unicode=True)
-    description = models.TextField(blank=True)
+    name = models.CharField(_("name"), max_length=80, unique=True)
+    slug = models.SlugField(_("slug"), max_length=80, unique=True, allow_unicode=True)
+    description = models.TextField(_("description"), blank=True)
 
     class Meta:
         verbose_name = _("topic")
@@ -84,10 +84,10 @@ class Topic(Translated):
 
 
 class Author(Translated):
-    name = models.CharField(max_length=120)
-    slug = models.SlugField(max_length=120, unique=True, allow_unicode=True)
-    bio = models.TextField(blank=True)
-    photo = models.ImageField(upload_to="authors/", blank=True)
+    name = models.CharField(_("name"), max_length=120)
+    slug = models.SlugField(_("slug"), max_length=120, unique=True, allow_unicode=True)
+    bio = models.TextField(_("bio"), blank=True)
+    photo = models.ImageField(_("photo"), upload_to="authors/", blank=True)
 
     class Meta:
         verbose_name = _("author")
@@ -125,43 +125,58 @@ class Article(models.Model):
         SCHEDULED = "scheduled", _("Scheduled")
         PUBLISHED = "published", _("Published")
 
-    headline = models.CharField(max_length=200)
-    slug = models.SlugField(max_length=200, unique=True, allow_unicode=True)
-    dek = models.CharField("standfirst (dek)", max_length=400, blank=True)
+    headline = models.CharField(_("headline"), max_length=200)
+    slug = models.SlugField(_("slug"), max_length=200, unique=True, allow_unicode=True)
+    dek = models.CharField(_("standfirst (dek)"), max_length=400, blank=True)
     body = models.TextField(
-        help_text=_("HTML; sanitised when saved through the admin or services.")
+        _("body"), help_text=_("HTML; sanitised when saved through the admin or services.")
     )
     language = models.CharField(
-        max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
+        _("language"), max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
     )
     # Versions of one story in several languages share this key; each has its own slug.
-    story = models.UUIDField(default=uuid.uuid4, db_index=True, editable=False)
+    story = models.UUIDField(_("story"), default=uuid.uuid4, db_index=True, editable=False)
     lead_photo = models.ImageField(
+        _("lead photo"),
         upload_to="photos/%Y/%m/",
         blank=True,
         width_field="lead_photo_width",
         height_field="lead_photo_height",
     )
     # Stored on upload so pages give the <img> its size and the text does not jump.
-    lead_photo_width = models.PositiveIntegerField(null=True, blank=True, editable=False)
-    lead_photo_height = models.PositiveIntegerField(null=True, blank=True, editable=False)
-    lead_photo_alt = models.CharField(max_length=300, blank=True)
-    lead_photo_caption = models.CharField(max_length=400, blank=True)
-    lead_photo_credit = models.CharField(max_length=200, blank=True)
+    lead_photo_width = models.PositiveIntegerField(
+        _("lead photo width"), null=True, blank=True, editable=False
+    )
+    lead_photo_height = models.PositiveIntegerField(
+        _("lead photo height"), null=True, blank=True, editable=False
+    )
+    lead_photo_alt = models.CharField(_("lead photo alt"), max_length=300, blank=True)
+    lead_photo_caption = models.CharField(_("lead photo caption"), max_length=400, blank=True)
+    lead_photo_credit = models.CharField(_("lead photo credit"), max_length=200, blank=True)
     pull_quotes = models.JSONField(
+        _("pull quotes"),
         default=list,
         blank=True,
         help_text=_("A list of short quotes; they are shown between the body's paragraphs."),
     )
-    authors = models.ManyToManyField(Author, related_name="articles")
-    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="articles")
-    topics = models.ManyToManyField(Topic, related_name="articles", blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
-    published_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    authors = models.ManyToManyField(Author, verbose_name=_("authors"), related_name="articles")
+    category = models.ForeignKey(
+        Category, verbose_name=_("category"), on_delete=models.PROTECT, related_name="articles"
+    )
+    topics = models.ManyToManyField(
+        Topic, verbose_name=_("topics"), related_name="articles", blank=True
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.DRAFT
+    )
+    published_at = models.DateTimeField(_("published at"), null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     top_story_rank = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text=_("1 is the lead story; empty is not a top story.")
+        _("top story rank"),
+        null=True,
+        blank=True,
+        help_text=_("1 is the lead story; empty is not a top story."),
     )
 
     objects = ArticleQuerySet.as_manager()

@@ -25,22 +25,28 @@ class Newsletter(Translated):
         WEEKDAYS = "weekdays", _("Monday to Friday")
         WEEKLY = "weekly", _("Once a week")
 
-    name = models.CharField(max_length=120)
-    slug = models.SlugField(max_length=80, unique=True)
-    description = models.TextField(blank=True)
-    cadence = models.CharField(max_length=10, choices=Cadence.choices, default=Cadence.DAILY)
+    name = models.CharField(_("name"), max_length=120)
+    slug = models.SlugField(_("slug"), max_length=80, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    cadence = models.CharField(
+        _("cadence"), max_length=10, choices=Cadence.choices, default=Cadence.DAILY
+    )
     send_hour = models.PositiveSmallIntegerField(
-        default=6, help_text=_("The local hour (0-23) at which each subscriber receives it.")
+        _("send hour"),
+        default=6,
+        help_text=_("The local hour (0-23) at which each subscriber receives it."),
     )
     language = models.CharField(
-        max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
+        _("language"), max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
     )
-    active = models.BooleanField(default=True)
-    top_stories_count = models.PositiveSmallIntegerField(default=3)
+    active = models.BooleanField(_("active"), default=True)
+    top_stories_count = models.PositiveSmallIntegerField(_("top stories count"), default=3)
     section_cap = models.PositiveSmallIntegerField(
-        default=3, help_text=_("At most this many articles per category or topic section.")
+        _("section cap"),
+        default=3,
+        help_text=_("At most this many articles per category or topic section."),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("newsletter")

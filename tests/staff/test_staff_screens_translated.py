@@ -172,3 +172,13 @@ def test_the_admins_list_of_apps_names_the_models_in_arabic(sign_in):
         assert f">{arabic}<" in page
     for english in (">Articles<", ">Appeals<", ">Newsletters<", ">Subscribers<", ">Editions<"):
         assert english not in page
+
+
+def test_the_article_form_labels_its_fields_in_arabic(sign_in):
+    client = sign_in("superuser")
+    client.post("/admin/my-language/", {"language": "ar"})
+
+    page = client.get(reverse("admin:newsroom_article_add")).content.decode()
+
+    assert 'for="id_headline">العنوان' in page and "المقدمة (العنوان الفرعي)" in page
+    assert 'for="id_headline">Headline' not in page and "Standfirst (dek)" not in page
