@@ -156,27 +156,38 @@ class RecurringPlan(models.Model):
         PAST_DUE = "past_due", _("Past due")
         CANCELED = "canceled", _("Cancelled")
 
-    stripe_subscription_id = models.CharField(max_length=255, unique=True)
-    stripe_customer_id = models.CharField(max_length=255, blank=True)
-    donor_email = models.EmailField(db_index=True)
-    donor_name = models.CharField(max_length=120, blank=True)
-    frequency = models.CharField(max_length=10, choices=Frequency.choices)
-    amount_cents = models.PositiveIntegerField()
-    currency = models.CharField(max_length=3, default=settings.DONATION_CURRENCY)
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.INCOMPLETE)
+    stripe_subscription_id = models.CharField(
+        _("stripe subscription id"), max_length=255, unique=True
+    )
+    stripe_customer_id = models.CharField(_("stripe customer id"), max_length=255, blank=True)
+    donor_email = models.EmailField(_("donor email"), db_index=True)
+    donor_name = models.CharField(_("donor name"), max_length=120, blank=True)
+    frequency = models.CharField(_("frequency"), max_length=10, choices=Frequency.choices)
+    amount_cents = models.PositiveIntegerField(_("amount cents"))
+    currency = models.CharField(_("currency"), max_length=3, default=settings.DONATION_CURRENCY)
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.INCOMPLETE
+    )
     # The language of the page the plan was started on: its notices and portal speak it.
     language = models.CharField(
-        max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
+        _("language"), max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
     )
     appeal = models.ForeignKey(
-        Appeal, null=True, blank=True, on_delete=models.SET_NULL, related_name="plans"
+        Appeal,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="plans",
+        verbose_name=_("appeal"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    canceled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    canceled_at = models.DateTimeField(_("canceled at"), null=True, blank=True)
     # The `created` time of the newest subscription event applied: an older event
     # delivered late cannot undo a newer one (Stripe does not promise order,
     # docs.stripe.com/webhooks#event-ordering).
-    stripe_state_at = models.PositiveBigIntegerField(default=0, editable=False)
+    stripe_state_at = models.PositiveBigIntegerField(
+        _("stripe state at"), default=0, editable=False
+    )
 
     class Meta:
         verbose_name = _("recurring plan")
@@ -206,50 +217,86 @@ class Gift(models.Model):
         HONOR = "honor", _("In honour of")
         MEMORY = "memory", _("In memory of")
 
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
-    frequency = models.CharField(max_length=10, choices=Frequency.choices)
-    amount_cents = models.PositiveIntegerField(help_text=_("What was charged, fee included."))
-    fee_cents = models.PositiveIntegerField(
-        default=0, help_text=_("The processing fee the donor covered.")
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status.choices, default=Status.PENDING
     )
-    currency = models.CharField(max_length=3, default=settings.DONATION_CURRENCY)
-    refunded_cents = models.PositiveIntegerField(default=0)
-    donor_email = models.EmailField(db_index=True)
-    donor_name = models.CharField(max_length=120, blank=True)
-    anonymous = models.BooleanField(default=False, help_text=_("Not to be named publicly."))
-    dedication = models.CharField(max_length=6, choices=Dedication.choices, blank=True, default="")
-    honoree_name = models.CharField(max_length=120, blank=True)
-    honoree_email = models.EmailField(blank=True)
+    frequency = models.CharField(_("frequency"), max_length=10, choices=Frequency.choices)
+    amount_cents = models.PositiveIntegerField(
+        _("amount cents"), help_text=_("What was charged, fee included.")
+    )
+    fee_cents = models.PositiveIntegerField(
+        _("fee cents"), default=0, help_text=_("The processing fee the donor covered.")
+    )
+    currency = models.CharField(_("currency"), max_length=3, default=settings.DONATION_CURRENCY)
+    refunded_cents = models.PositiveIntegerField(_("refunded cents"), default=0)
+    donor_email = models.EmailField(_("donor email"), db_index=True)
+    donor_name = models.CharField(_("donor name"), max_length=120, blank=True)
+    anonymous = models.BooleanField(
+        _("anonymous"), default=False, help_text=_("Not to be named publicly.")
+    )
+    dedication = models.CharField(
+        _("dedication"), max_length=6, choices=Dedication.choices, blank=True, default=""
+    )
+    honoree_name = models.CharField(_("honoree name"), max_length=120, blank=True)
+    honoree_email = models.EmailField(_("honoree email"), blank=True)
     # The language of the page the donor gave on: receipts, notes and Checkout speak it.
     language = models.CharField(
-        max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
+        _("language"), max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
     )
     plan = models.ForeignKey(
-        RecurringPlan, null=True, blank=True, on_delete=models.PROTECT, related_name="gifts"
+        RecurringPlan,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="gifts",
+        verbose_name=_("plan"),
     )
     appeal = models.ForeignKey(
-        Appeal, null=True, blank=True, on_delete=models.SET_NULL, related_name="gifts"
+        Appeal,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="gifts",
+        verbose_name=_("appeal"),
     )
-    placement = models.CharField(max_length=20, choices=Placement.choices, blank=True)
+    placement = models.CharField(
+        _("placement"), max_length=20, choices=Placement.choices, blank=True
+    )
     article = models.ForeignKey(
-        "newsroom.Article", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "newsroom.Article",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("article"),
     )
-    utm = models.JSONField(default=dict, blank=True, help_text="utm_source, utm_medium, ...")
-    stripe_checkout_session_id = models.CharField(max_length=255, blank=True)
-    stripe_invoice_id = models.CharField(max_length=255, blank=True)
-    stripe_payment_intent_id = models.CharField(max_length=255, blank=True)
-    stripe_charge_id = models.CharField(max_length=255, blank=True, db_index=True)
-    stripe_customer_id = models.CharField(max_length=255, blank=True)
-    card_last4 = models.CharField(max_length=4, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    paid_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    receipt_sent_at = models.DateTimeField(null=True, blank=True)
-    honoree_notified_at = models.DateTimeField(null=True, blank=True)
-    refund_requested_at = models.DateTimeField(null=True, blank=True)
+    utm = models.JSONField(
+        _("utm"), default=dict, blank=True, help_text="utm_source, utm_medium, ..."
+    )
+    stripe_checkout_session_id = models.CharField(
+        _("stripe checkout session id"), max_length=255, blank=True
+    )
+    stripe_invoice_id = models.CharField(_("stripe invoice id"), max_length=255, blank=True)
+    stripe_payment_intent_id = models.CharField(
+        _("stripe payment intent id"), max_length=255, blank=True
+    )
+    stripe_charge_id = models.CharField(
+        _("stripe charge id"), max_length=255, blank=True, db_index=True
+    )
+    stripe_customer_id = models.CharField(_("stripe customer id"), max_length=255, blank=True)
+    card_last4 = models.CharField(_("card last4"), max_length=4, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    paid_at = models.DateTimeField(_("paid at"), null=True, blank=True, db_index=True)
+    receipt_sent_at = models.DateTimeField(_("receipt sent at"), null=True, blank=True)
+    honoree_notified_at = models.DateTimeField(_("honoree notified at"), null=True, blank=True)
+    refund_requested_at = models.DateTimeField(_("refund requested at"), null=True, blank=True)
     disputed_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("The donor's bank opened a dispute: staff should look.")
+        _("disputed at"),
+        null=True,
+        blank=True,
+        help_text=_("The donor's bank opened a dispute: staff should look."),
     )
-    error = models.TextField(blank=True)
+    error = models.TextField(_("error"), blank=True)
 
     class Meta:
         verbose_name = _("gift")
@@ -326,22 +373,26 @@ class StripeEvent(models.Model):
         WAITING = "waiting", _("Waiting for the gift it is about")
         FAILED = "failed", _("Failed")
 
-    stripe_id = models.CharField(max_length=255, unique=True)
-    type = models.CharField(max_length=100, db_index=True)
-    livemode = models.BooleanField(default=False)
-    payload = models.JSONField()
-    received_at = models.DateTimeField(auto_now_add=True)
-    processed_at = models.DateTimeField(null=True, blank=True)
-    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.RECEIVED)
+    stripe_id = models.CharField(_("stripe id"), max_length=255, unique=True)
+    type = models.CharField(_("type"), max_length=100, db_index=True)
+    livemode = models.BooleanField(_("livemode"), default=False)
+    payload = models.JSONField(_("payload"))
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True)
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+    outcome = models.CharField(
+        _("outcome"), max_length=10, choices=Outcome.choices, default=Outcome.RECEIVED
+    )
     waiting_for = models.CharField(
+        _("waiting for"),
         max_length=255,
         blank=True,
         db_index=True,
         help_text=_("The Stripe id (e.g. a PaymentIntent) this event needs before it applies."),
     )
-    error = models.TextField(blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(_("error"), blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     queued_at = models.DateTimeField(
+        _("queued at"),
         null=True,
         blank=True,
         help_text=_("When the event was last handed to the outbox to be processed."),
@@ -359,12 +410,15 @@ class StripeEvent(models.Model):
 class PaymentFailureNotice(models.Model):
     """The one "update your card" email sent for a failed invoice."""
 
-    stripe_invoice_id = models.CharField(max_length=255, unique=True)
+    stripe_invoice_id = models.CharField(_("stripe invoice id"), max_length=255, unique=True)
     plan = models.ForeignKey(
-        RecurringPlan, on_delete=models.CASCADE, related_name="failure_notices"
+        RecurringPlan,
+        on_delete=models.CASCADE,
+        related_name="failure_notices",
+        verbose_name=_("plan"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("payment failure notice")
@@ -377,12 +431,12 @@ class PaymentFailureNotice(models.Model):
 class GivingStatement(models.Model):
     """A year's giving statement for one donor: at most one per donor and year."""
 
-    donor_email = models.EmailField()
-    year = models.PositiveSmallIntegerField()
-    total_cents = models.PositiveBigIntegerField(default=0)
-    gift_count = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
+    donor_email = models.EmailField(_("donor email"))
+    year = models.PositiveSmallIntegerField(_("year"))
+    total_cents = models.PositiveBigIntegerField(_("total cents"), default=0)
+    gift_count = models.PositiveIntegerField(_("gift count"), default=0)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("giving statement")

@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Translated(models.Model):
@@ -252,9 +253,10 @@ class AuditEntry(models.Model):
         RECOVERY_CODE_USED = "twofactor.recovery", _("Signed in with a recovery code")
         RECOVERY_CODES_NEW = "twofactor.newcodes", _("New recovery codes made")
 
-    at = models.DateTimeField(default=timezone.now, db_index=True)
+    at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
+        verbose_name=_("actor"),
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
@@ -262,13 +264,13 @@ class AuditEntry(models.Model):
         help_text=_("Empty: a reader acting on their own data, or a command run on the server."),
     )
     # Kept apart from the foreign key so the entry still names a deleted staff account.
-    actor_name = models.CharField(max_length=150, blank=True)
-    action = models.CharField(max_length=40, choices=Action.choices, db_index=True)
-    object_type = models.CharField(max_length=100, blank=True)
-    object_id = models.CharField(max_length=64, blank=True)
-    object_repr = models.CharField(max_length=200, blank=True)
-    details = models.JSONField(default=dict, blank=True)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    actor_name = models.CharField(_("actor name"), max_length=150, blank=True)
+    action = models.CharField(_("action"), max_length=40, choices=Action.choices, db_index=True)
+    object_type = models.CharField(_("object type"), max_length=100, blank=True)
+    object_id = models.CharField(_("object id"), max_length=64, blank=True)
+    object_repr = models.CharField(_("object repr"), max_length=200, blank=True)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(_("ip address"), null=True, blank=True)
 
     class Meta:
         ordering = ["-at", "-id"]
@@ -292,18 +294,18 @@ class OutboxMessage(models.Model):
 
     class State(models.TextChoices):
         PENDING = "pending", _("Waiting to be sent")
-        SENT = "sent", _("Sent")
+        SENT = "sent", pgettext_lazy("outbox state", "Sent")
         FAILED = "failed", _("Failed: no more tries")
 
-    task = models.CharField(max_length=200, help_text=_("The Celery task's name."))
-    kwargs = models.JSONField(default=dict, blank=True)
+    task = models.CharField(_("task"), max_length=200, help_text=_("The Celery task's name."))
+    kwargs = models.JSONField(_("kwargs"), default=dict, blank=True)
     state = models.CharField(
-        max_length=10, choices=State.choices, default=State.PENDING, db_index=True
+        _("state"), max_length=10, choices=State.choices, default=State.PENDING, db_index=True
     )
-    attempts = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -8,7 +8,7 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import path
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
 from newsroom import audit, exports
@@ -149,10 +149,10 @@ class SubscriberAdmin(admin.ModelAdmin):
     def status(self, obj: Subscriber) -> str:
         states = {s.status for s in obj.subscriptions.all()}
         if Subscription.Status.ACTIVE in states:
-            return gettext("active")
+            return pgettext("subscriber status", "active")
         if Subscription.Status.PENDING in states:
-            return gettext("pending")
-        return gettext("unsubscribed")
+            return pgettext("subscriber status", "pending")
+        return pgettext("subscriber status", "unsubscribed")
 
     @admin.display(description=_("suppressed"))
     def suppression(self, obj: Subscriber) -> str:

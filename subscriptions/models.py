@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from newsroom.models import Translated
 
@@ -96,8 +97,8 @@ class Subscriber(models.Model):
 class Subscription(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", _("Waiting for confirmation")
-        ACTIVE = "active", _("Active")
-        UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
+        ACTIVE = "active", pgettext_lazy("subscription status", "Active")
+        UNSUBSCRIBED = "unsubscribed", pgettext_lazy("subscription status", "Unsubscribed")
 
     subscriber = models.ForeignKey(
         Subscriber, on_delete=models.CASCADE, related_name="subscriptions"
@@ -182,10 +183,13 @@ class ConsentRecord(models.Model):
     """An append-only line of what a reader agreed to, when, and from where."""
 
     class Action(models.TextChoices):
-        SUBSCRIBE = "subscribe", _("Subscribed")
-        CONFIRM = "confirm", _("Confirmed")
-        UNSUBSCRIBE = "unsubscribe", _("Unsubscribed")
-        PREFERENCE_CHANGE = "preference_change", _("Changed preferences")
+        SUBSCRIBE = "subscribe", pgettext_lazy("consent action", "Subscribed")
+        CONFIRM = "confirm", pgettext_lazy("consent action", "Confirmed")
+        UNSUBSCRIBE = "unsubscribe", pgettext_lazy("consent action", "Unsubscribed")
+        PREFERENCE_CHANGE = (
+            "preference_change",
+            pgettext_lazy("consent action", "Changed preferences"),
+        )
 
     subscriber = models.ForeignKey(
         Subscriber, on_delete=models.CASCADE, related_name="consent_records"
@@ -284,7 +288,7 @@ class Edition(models.Model):
         COMPOSED = "composed", _("Composed")
         SENDING = "sending", _("Sending")
         PAUSED = "paused", _("Paused")
-        SENT = "sent", _("Sent")
+        SENT = "sent", pgettext_lazy("digest state", "Sent")
         SKIPPED = "skipped", _("Skipped: nothing new")
 
     newsletter = models.ForeignKey(Newsletter, on_delete=models.CASCADE, related_name="editions")
@@ -323,7 +327,7 @@ class DeliveryBatch(models.Model):
     class State(models.TextChoices):
         QUEUED = "queued", _("Queued")
         SENDING = "sending", _("Sending")
-        SENT = "sent", _("Sent")
+        SENT = "sent", pgettext_lazy("digest state", "Sent")
         FAILED = "failed", _("Failed")
         IN_DOUBT = "in_doubt", _("In doubt")
 
@@ -357,7 +361,7 @@ class Delivery(models.Model):
     class State(models.TextChoices):
         QUEUED = "queued", _("Queued")
         CLAIMED = "claimed", _("Being sent")
-        SENT = "sent", _("Sent")
+        SENT = "sent", pgettext_lazy("digest state", "Sent")
         SUPPRESSED = "suppressed", _("Suppressed")
         FAILED = "failed", _("Failed")
         IN_DOUBT = "in_doubt", _("In doubt")

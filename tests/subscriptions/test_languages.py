@@ -229,3 +229,14 @@ def test_the_preferences_page_names_newsletters_and_sections_in_the_readers_lang
 
     assert "الشرق الأوسط اليوم" in page and "الاقتصاد" in page
     assert "Mideast Daily" not in page and ">Economy<" not in page
+
+
+def test_an_arabic_reader_who_leaves_reads_that_their_subscription_ended(client, daily):
+    from subscriptions import tokens
+
+    reader = subscribe(daily, language="ar")
+
+    page = client.post(path_of(tokens.unsubscribe_url(subscriber=reader))).content.decode()
+
+    # The page's own title, not the staff dashboard's column ("they unsubscribed").
+    assert "<title>أُلغي الاشتراك ·" in page and "ألغوا الاشتراك" not in page
