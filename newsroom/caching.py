@@ -305,6 +305,7 @@ def _store(request: HttpRequest, response: HttpResponse, *, state: dict, key: st
         "fresh_until": now + fresh,
         "content": response.content,
         "headers": {h: response[h] for h in STORED_HEADERS if response.has_header(h)},
+        "last_modified": parse_http_date_safe(response["Last-Modified"]),
     }
     cache.set(key, entry, keep)
     _local.put(key, entry)
@@ -354,17 +355,19 @@ def public_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
             if last is None:
                 raise
             return _stale(last)
+        last_modified = None
         if stored is not None:
             response = HttpResponse(stored["content"])
             for header, value in stored["headers"].items():
                 response[header] = value
             _public_headers(response, state=state)
+            # Parsed once when stored, not on every hit.
+            last_modified = stored.get("last_modified")
+        if last_modified is None:
+            last_modified = parse_http_date_safe(response["Last-Modified"])
 
         return get_conditional_response(
-            request,
-            etag=response["ETag"],
-            last_modified=parse_http_date_safe(response["Last-Modified"]),
-            response=response,
+            request, etag=response["ETag"], last_modified=last_modified, response=response
         )
 
     return wrapper
