@@ -592,3 +592,18 @@ def test_the_pages_used_most_recently_stay_in_memory(rf, db, settings):
         view(rf.get(path))
 
     assert rendered == ["/b/"]
+
+
+def test_with_redis_and_the_database_both_down_this_workers_copy_is_served_stale(
+    client, article, redis_cache_proxy, settings, frozen_clock
+):
+    first = client.get(article.get_absolute_url())
+    redis_cache_proxy.mode = "refuse"
+    frozen_clock.shift(settings.PAGE_CACHE_LOCAL_SECONDS)  # the version must be asked for
+
+    with database_unreachable():
+        response = client.get(article.get_absolute_url())
+
+    assert response.status_code == 200
+    assert response.content == first.content
+    assert response["X-Cache"] == "stale"
