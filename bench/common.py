@@ -73,7 +73,10 @@ def migrate(env: dict[str, str]) -> None:
     )
 
 
-def start_gunicorn(env: dict[str, str], app: str, port: int, workers: int) -> subprocess.Popen:
+def start_gunicorn(
+    env: dict[str, str], app: str, port: int, workers: int, *, tree: Path = ROOT
+) -> subprocess.Popen:
+    """gunicorn serving `app` from the source tree `tree` (another commit's, to compare)."""
     process = subprocess.Popen(
         [
             PYTHON,
@@ -87,8 +90,8 @@ def start_gunicorn(env: dict[str, str], app: str, port: int, workers: int) -> su
             "--log-level",
             "warning",
         ],
-        cwd=ROOT,
-        env=env,
+        cwd=tree,
+        env={**env, "PYTHONPATH": str(tree)},
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

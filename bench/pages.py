@@ -2,11 +2,18 @@
 
 Runs gunicorn with the production settings on PostgreSQL and Redis, then wrk on
 loopback against each URL, cached and uncached, and against a bare Django view on the
-same gunicorn configuration in the same run. Prints requests per second, p99 latency,
-errors and the ratio to the floor.
+same gunicorn configuration in the same run; and a conditional GET of the cached article
+(its ETag in If-None-Match, answered 304). Prints requests per second, p50 and p99
+latency, errors, the share of the floor and issue 16's target for that share.
 
     python bench/pages.py                    # 1,000 articles, 10 s per URL
     python bench/pages.py --scale 10 --seconds 5
+    git archive 088f2d1 | tar -x -C /tmp/before   # another commit's tree, then:
+    python bench/pages.py --before /tmp/before --rounds 3
+
+With --before, the cached article and its 304 are also served by that tree's code
+(its own gunicorn, same database, its own cache key prefix) and measured alternately
+with this tree's, round after round, so the ratio of the two comes from one run.
 
 Needs PostgreSQL and Redis (the defaults below are this machine's) and `wrk`.
 """
@@ -14,9 +21,11 @@ Needs PostgreSQL and Redis (the defaults below are this machine's) and `wrk`.
 from __future__ import annotations
 
 import argparse
+import http.client
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -33,6 +42,37 @@ from bench.common import (
 )
 
 ARTICLES_PER_SCALE = 1000
+# Issue 16's targets, as shares of the floor's requests per second.
+TARGETS = {
+    "article, cached": 0.85,
+    "article, 304": 0.90,
+    "article, uncached": 0.30,
+    "home, uncached": 0.20,
+    "category, uncached": 0.20,
+}
+FORWARDED = {"X-Forwarded-Proto": "https"}
+
+
+def etag_answered_304(port: int, path: str) -> str:
+    """The page's ETag, once a conditional GET with it has been answered 304."""
+    server = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    server.request("GET", path, headers=FORWARDED)
+    first = server.getresponse()
+    first.read()
+    etag = first.headers["ETag"]
+    server.request("GET", path, headers={**FORWARDED, "If-None-Match": etag})
+    again = server.getresponse()
+    again.read()
+    server.close()
+    if again.status != 304:
+        sys.exit(f"{path} on port {port} answered {again.status} to its own ETag, not 304")
+    return etag
+
+
+def conditional_get_script(etag: str, path: Path) -> str:
+    """A wrk script at `path` sending If-None-Match: `etag` with every request."""
+    path.write_text(f"wrk.headers[\"If-None-Match\"] = '{etag}'\n")
+    return str(path)
 
 
 def prepare_data(env: dict[str, str], scale: int) -> dict[str, str]:
@@ -97,6 +137,12 @@ def main() -> None:
         "--database-url", help="default: newsroom_bench, or newsroom_bench_x10 for --scale 10"
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="another commit's source tree: its cached article and 304 measured alternately",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="alternations with --before")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
@@ -115,6 +161,7 @@ def main() -> None:
 
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     rows: list[tuple[str, dict]] = []
+    compared: list[tuple[str, dict]] = []
     servers = []
     try:
         servers.append(
@@ -124,15 +171,45 @@ def main() -> None:
         servers.append(
             start_gunicorn(uncached_env, "newsroom.wsgi:application", 8803, args.workers)
         )
+        if args.before:
+            before_env = {**cached_env, "CACHE_KEY_PREFIX": "bench-before"}
+            servers.append(
+                start_gunicorn(
+                    before_env, "newsroom.wsgi:application", 8804, args.workers, tree=args.before
+                )
+            )
         measure = {"seconds": args.seconds, "connections": args.connections}
-        rows.append(("floor (bare view)", wrk("http://127.0.0.1:8801/floor", **measure)))
-        for name, path in urls.items():
-            rows.append((f"{name}, cached", wrk(f"http://127.0.0.1:8802{path}", **measure)))
-        for name, path in urls.items():
-            rows.append((f"{name}, uncached", wrk(f"http://127.0.0.1:8803{path}", **measure)))
-        # The floor again at the end: the machine is shared, and a floor that moved during
-        # the run says the ratios are not to be trusted.
-        rows.append(("floor, again at the end", wrk("http://127.0.0.1:8801/floor", **measure)))
+        with tempfile.TemporaryDirectory() as scripts:
+            article = f"http://127.0.0.1:8802{urls['article']}"
+            conditional = conditional_get_script(
+                etag_answered_304(8802, urls["article"]), Path(scripts) / "after.lua"
+            )
+            rows.append(("floor (bare view)", wrk("http://127.0.0.1:8801/floor", **measure)))
+            for name, path in urls.items():
+                rows.append((f"{name}, cached", wrk(f"http://127.0.0.1:8802{path}", **measure)))
+            rows.append(("article, 304", wrk(article, script=conditional, **measure)))
+            for name, path in urls.items():
+                rows.append((f"{name}, uncached", wrk(f"http://127.0.0.1:8803{path}", **measure)))
+            if args.before:
+                before = f"http://127.0.0.1:8804{urls['article']}"
+                before_conditional = conditional_get_script(
+                    etag_answered_304(8804, urls["article"]), Path(scripts) / "before.lua"
+                )
+                for n in range(1, args.rounds + 1):
+                    for tree, url, script in (
+                        ("before", before, before_conditional),
+                        ("after", article, conditional),
+                    ):
+                        for kind, row_script in (("cached", None), ("304", script)):
+                            compared.append(
+                                (
+                                    f"{n} {tree}: article, {kind}",
+                                    wrk(url, script=row_script, **measure),
+                                )
+                            )
+            # The floor again at the end: the machine is shared, and a floor that moved
+            # during the run says the ratios are not to be trusted.
+            rows.append(("floor, again at the end", wrk("http://127.0.0.1:8801/floor", **measure)))
     finally:
         stop(servers)
 
@@ -150,22 +227,36 @@ def main() -> None:
         f"{'' if drift <= 0.15 else f'. It moved {drift:.0%}: the load changed, rerun'}"
     )
     print(
-        f"{'page':24} {'req/s':>9} {'of floor':>9} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'non-2xx':>8} {'socket':>7}"
+        f"{'page':24} {'req/s':>9} {'of floor':>9} {'target':>7} {'':7} {'p50 ms':>8} "
+        f"{'p99 ms':>8} {'non-2xx':>8} {'socket':>7}"
     )
-    for name, row in rows:
+    for name, row in [*rows, *compared]:
         row["of_floor"] = row["rps"] / floor
+        target = TARGETS.get(name)
+        if target is None:
+            verdict = ""
+        else:
+            # The target asks for no errors as well as the share.
+            errors = row["non_2xx"] or row["socket_errors"]
+            verdict = "met" if row["of_floor"] >= target and not errors else "NOT met"
         print(
-            f"{name:24} {row['rps']:9.0f} {row['of_floor']:9.0%} {row['p50_ms']:8.1f} "
+            f"{name:24} {row['rps']:9.0f} {row['of_floor']:9.0%} "
+            f"{f'>={target:.0%}' if target else '':>7} {verdict:7} {row['p50_ms']:8.1f} "
             f"{row['p99_ms']:8.1f} {row['non_2xx']:8d} {row['socket_errors']:7d}"
         )
         del row["output"]
-    cached, uncached = dict(rows)["article, cached"], dict(rows)["article, uncached"]
-    print(
-        f"target: cached article >= 80% of the floor: {cached['of_floor']:.0%} "
-        f"({'met' if cached['of_floor'] >= 0.8 else 'NOT met'}); uncached >= 30%: "
-        f"{uncached['of_floor']:.0%} ({'met' if uncached['of_floor'] >= 0.3 else 'NOT met'})"
-    )
+    if compared:
+        by_name = dict(compared)
+        for kind in ("cached", "304"):
+            ratios = [
+                by_name[f"{n} after: article, {kind}"]["rps"]
+                / by_name[f"{n} before: article, {kind}"]["rps"]
+                for n in range(1, args.rounds + 1)
+            ]
+            print(
+                f"article, {kind}: this tree / --before, round by round: "
+                + ", ".join(f"{ratio:.2f}x" for ratio in ratios)
+            )
     articles = subprocess.run(
         ["psql", args.database_url, "-tAc", "SELECT count(*) FROM newsroom_article"],
         capture_output=True,
@@ -185,6 +276,9 @@ def main() -> None:
             "floor_rps": floor,
             "floor_drift": round(drift, 3),
             "rows": dict(rows),
+            "targets": TARGETS,
+            "compared_with": str(args.before) if args.before else None,
+            "compared": dict(compared),
         },
     )
 

@@ -8,6 +8,15 @@ editing anything bumps the version, so every page is fresh at once; and the vers
 also moves by itself when the next scheduled article's time comes, so a scheduled
 article appears on cached pages with nothing to run.
 
+Each worker process also keeps the pages it served in its own memory (`_LocalPages`,
+at most PAGE_CACHE_LOCAL_ENTRIES pages and PAGE_CACHE_LOCAL_BYTES, least recently used
+dropped first) and asks Redis for the content version at most once every
+PAGE_CACHE_LOCAL_SECONDS: a hit, or a conditional GET answered 304, then touches neither
+Redis nor the database. That is the bound on freshness at the origin: a change made in
+another process is served by this one at most PAGE_CACHE_LOCAL_SECONDS later (a change
+made in this process, at once). Redis 7.4's client-side caching would push the change
+instead; the periodic check works on every Redis.
+
 A stored page outlives its freshness by PAGE_CACHE_STALE_SECONDS: when the database
 cannot be reached (to rebuild a lost content version, or to render the page), the last
 copy of that URL is served instead of an error, marked `X-Cache: stale` with its `Age`
@@ -18,11 +27,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import threading
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.signals import setting_changed
 from django.db import DatabaseError
 from django.db.models import Min
 from django.http import HttpRequest, HttpResponse
@@ -34,6 +47,93 @@ from django.utils.module_loading import import_string
 STATE_KEY = "newsroom:content-state"
 # Headers a stored page keeps; everything else (cookies above all) is never stored.
 STORED_HEADERS = ("Content-Type", "Content-Language", "ETag", "Last-Modified", "X-Robots-Tag")
+# What a page held in memory costs besides its body (the entry's dict, headers, key).
+LOCAL_ENTRY_OVERHEAD_BYTES = 1024
+
+
+class _LocalPages:
+    """This process's copy of pages and of the content version, checked once a bound.
+
+    The content version is taken as current for PAGE_CACHE_LOCAL_SECONDS after it was
+    read from the cache (never past a scheduled article's time); pages are kept least
+    recently used first out, within PAGE_CACHE_LOCAL_ENTRIES and PAGE_CACHE_LOCAL_BYTES,
+    so a crawl of endless URLs costs a worker a fixed amount of memory.
+    """
+
+    def __init__(self) -> None:
+        self._pages: OrderedDict[str, dict] = OrderedDict()
+        self._bytes = 0
+        self._state: dict | None = None
+        self._checked_at = 0.0
+        # gunicorn's threaded workers share one process's copy.
+        self._lock = threading.Lock()
+
+    def state(self, now: float) -> dict | None:
+        """The content version read within the bound, None when it must be read again."""
+        state = self._state
+        if state is None or now - self._checked_at >= settings.PAGE_CACHE_LOCAL_SECONDS:
+            return None
+        if state["next_due"] is not None and state["next_due"] <= now:
+            return None
+        return state
+
+    def checked(self, state: dict, now: float) -> None:
+        if self._state is None or self._state["version"] != state["version"]:
+            with self._lock:
+                # Pages of an older version are never served again: free them now.
+                self._pages.clear()
+                self._bytes = 0
+        self._state, self._checked_at = state, now
+
+    def get(self, key: str) -> dict | None:
+        with self._lock:
+            entry = self._pages.get(key)
+            if entry is not None:
+                self._pages.move_to_end(key)
+            return entry
+
+    def put(self, key: str, entry: dict) -> None:
+        size = len(entry["content"]) + LOCAL_ENTRY_OVERHEAD_BYTES
+        if size > settings.PAGE_CACHE_LOCAL_BYTES:
+            return
+        with self._lock:
+            old = self._pages.pop(key, None)
+            if old is not None:
+                self._bytes -= old["local_size"]
+            self._pages[key] = {**entry, "local_size": size}
+            self._bytes += size
+            while (
+                len(self._pages) > settings.PAGE_CACHE_LOCAL_ENTRIES
+                or self._bytes > settings.PAGE_CACHE_LOCAL_BYTES
+            ):
+                _, dropped = self._pages.popitem(last=False)
+                self._bytes -= dropped["local_size"]
+
+    def size(self) -> tuple[int, int]:
+        """How many pages are held, and their bytes as counted against the bound."""
+        return len(self._pages), self._bytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pages.clear()
+            self._bytes = 0
+            self._state, self._checked_at = None, 0.0
+
+
+_local = _LocalPages()
+
+
+def local_pages_forget() -> None:
+    """Drop this process's copy of pages and of the content version (tests, settings)."""
+    _local.clear()
+
+
+def _settings_changed(*, setting: str, **kwargs) -> None:
+    if setting.startswith("PAGE_CACHE") or setting == "CACHES":
+        local_pages_forget()
+
+
+setting_changed.connect(_settings_changed)
 
 
 def _new_state() -> dict:
@@ -68,8 +168,14 @@ def _current(state: dict | None) -> dict:
 
 
 def content_changed() -> None:
-    """Make every cached page stale: the next request renders it anew."""
-    cache.set(STATE_KEY, _new_state(), timeout=None)
+    """Make every cached page stale: the next request renders it anew.
+
+    Other processes see the change when they next check the version, within
+    PAGE_CACHE_LOCAL_SECONDS; this one at once.
+    """
+    state = _new_state()
+    cache.set(STATE_KEY, state, timeout=None)
+    _local.checked(state, time.time())
 
 
 def is_signed_in(request: HttpRequest) -> bool:
@@ -92,19 +198,35 @@ def _page_key(request: HttpRequest) -> str:
     return f"newsroom:page:{_reader_key(request)}:{path}"
 
 
+def _usable(stored: dict | None, state: dict, now: float) -> bool:
+    # Not when rendered before the last change, or kept only for an outage.
+    return (
+        stored is not None
+        and stored.get("version") == state["version"]
+        and stored.get("fresh_until", 0) > now
+    )
+
+
 def _lookup(request: HttpRequest) -> tuple[dict, str, dict | None]:
     """The content state, the page's key, and its stored copy if it is of this version."""
     key = _page_key(request)
     if settings.PAGE_CACHE_SECONDS <= 0:
         return content_state(), key, None  # the page cache is off: nothing to read
-    found = cache.get_many([STATE_KEY, key])
-    state = _current(found.get(STATE_KEY))
-    stored = found.get(key)
-    if stored is not None and (
-        stored.get("version") != state["version"]
-        or stored.get("fresh_until", 0) <= timezone.now().timestamp()
-    ):
-        stored = None  # rendered before the last change, or kept only for an outage
+    now = time.time()
+    state = _local.state(now)
+    if state is not None:
+        stored = _local.get(key)
+        if _usable(stored, state, now):
+            return state, key, stored
+        stored = cache.get(key)
+    else:
+        found = cache.get_many([STATE_KEY, key])
+        state = _current(found.get(STATE_KEY))
+        _local.checked(state, now)
+        stored = found.get(key)
+    if not _usable(stored, state, now):
+        return state, key, None
+    _local.put(key, stored)
     return state, key, stored
 
 
@@ -177,22 +299,23 @@ def _store(request: HttpRequest, response: HttpResponse, *, state: dict, key: st
     # list): anyone can make endless such URLs, and a day of them would fill the cache.
     keep = fresh if request.META.get("QUERY_STRING") else fresh + settings.PAGE_CACHE_STALE_SECONDS
     now = timezone.now().timestamp()
-    cache.set(
-        key,
-        {
-            "version": state["version"],
-            "stored_at": now,
-            "fresh_until": now + fresh,
-            "content": response.content,
-            "headers": {h: response[h] for h in STORED_HEADERS if response.has_header(h)},
-        },
-        keep,
-    )
+    entry = {
+        "version": state["version"],
+        "stored_at": now,
+        "fresh_until": now + fresh,
+        "content": response.content,
+        "headers": {h: response[h] for h in STORED_HEADERS if response.has_header(h)},
+        "last_modified": parse_http_date_safe(response["Last-Modified"]),
+    }
+    cache.set(key, entry, keep)
+    _local.put(key, entry)
 
 
 def _stored_copy(request: HttpRequest) -> dict | None:
     try:
-        return cache.get(_page_key(request))
+        key = _page_key(request)
+        # This process's copy when the cache has none (Redis is down as well).
+        return cache.get(key) or _local.get(key)
     except Exception:
         return None  # the cache is failing too: the database's error is the one to show
 
@@ -232,17 +355,19 @@ def public_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
             if last is None:
                 raise
             return _stale(last)
+        last_modified = None
         if stored is not None:
             response = HttpResponse(stored["content"])
             for header, value in stored["headers"].items():
                 response[header] = value
             _public_headers(response, state=state)
+            # Parsed once when stored, not on every hit.
+            last_modified = stored.get("last_modified")
+        if last_modified is None:
+            last_modified = parse_http_date_safe(response["Last-Modified"])
 
         return get_conditional_response(
-            request,
-            etag=response["ETag"],
-            last_modified=parse_http_date_safe(response["Last-Modified"]),
-            response=response,
+            request, etag=response["ETag"], last_modified=last_modified, response=response
         )
 
     return wrapper

@@ -235,6 +235,13 @@ PAGE_CACHE_SECONDS = env_int("PAGE_CACHE_SECONDS", 300)
 # How long a cached page is kept past its freshness, to be served (marked stale) while
 # the database cannot be reached; pages with a query string are not kept past it.
 PAGE_CACHE_STALE_SECONDS = env_int("PAGE_CACHE_STALE_SECONDS", 86_400)
+# Each web process keeps the pages it served in memory and reads the content version from
+# the cache at most this often: a change made in another process is served by this one
+# within this bound (newsroom.caching). 0 reads the version on every request.
+PAGE_CACHE_LOCAL_SECONDS = env_float("PAGE_CACHE_LOCAL_SECONDS", 1.0)
+# The most pages, and bytes of them, each process keeps; the least recently used go first.
+PAGE_CACHE_LOCAL_ENTRIES = env_int("PAGE_CACHE_LOCAL_ENTRIES", 2000)
+PAGE_CACHE_LOCAL_BYTES = env_int("PAGE_CACHE_LOCAL_BYTES", 64 * 1024 * 1024)
 # Dotted path to a callable(request) -> str: the part of a cached page's key that differs
 # between readers (an appeal dismissed, a recent gift); empty: every reader shares a page.
 PAGE_CACHE_READER_KEY = "donations.selectors.reader_state_key"

@@ -54,9 +54,14 @@ def rate_window() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _clean_cache() -> Iterator[None]:
+    from newsroom.caching import local_pages_forget
+
+    # The page cache's copy in this process too: each test is a fresh web process.
     cache.clear()
+    local_pages_forget()
     yield
     cache.clear()
+    local_pages_forget()
 
 
 @pytest.fixture(autouse=True)

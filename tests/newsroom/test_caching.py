@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.db import OperationalError, connection
+from django.http import HttpResponse
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from newsroom import services
+from newsroom import caching, services
 from newsroom.models import Article
 from tests.newsroom.factories import ArticleFactory, AuthorFactory, CategoryFactory, TopicFactory
 
@@ -181,6 +182,14 @@ def test_the_cache_key_follows_the_readers_appeal_state(client, article, monkeyp
     assert len(queries) > 0  # a reader in another state gets their own rendering
 
 
+def forget_cached_pages() -> None:
+    """Empty the shared cache and this process's copy: every page is rendered anew."""
+    from django.core.cache import cache
+
+    cache.clear()
+    caching.local_pages_forget()
+
+
 def _article_page_queries(client, article) -> int:
     with CaptureQueriesContext(connection) as queries:
         response = client.get(article.get_absolute_url())
@@ -202,18 +211,14 @@ def test_an_article_page_runs_a_constant_number_of_queries(client, django_assert
     # The bound counts every app's part of the page (appeal slots, signup form), not ours alone.
     with django_assert_max_num_queries(20):
         client.get(small.get_absolute_url())
-    from django.core.cache import cache
-
-    cache.clear()
+    forget_cached_pages()
     small_count = _article_page_queries(client, small)
-    cache.clear()
+    forget_cached_pages()
     assert _article_page_queries(client, big) == small_count
 
 
 def _listing_queries(client, url: str) -> int:
-    from django.core.cache import cache
-
-    cache.clear()
+    forget_cached_pages()
     with CaptureQueriesContext(connection) as queries:
         assert client.get(url).status_code == 200
     return len(queries)
@@ -277,16 +282,20 @@ def test_a_page_stored_before_a_change_is_not_served_after_it(client, article):
     assert b"Reservoirs full again" in client.get(article.get_absolute_url()).content
 
 
-def test_a_lost_content_version_makes_stored_pages_stale(client, article):
+def test_a_lost_content_version_makes_stored_pages_stale_within_the_bound(
+    client, article, settings
+):
     from django.core.cache import cache
 
     from newsroom.caching import STATE_KEY
 
-    client.get(article.get_absolute_url())
-    Article.objects.filter(pk=article.pk).update(headline="Reservoirs full again")
-    cache.delete(STATE_KEY)  # evicted under memory pressure, say
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        client.get(article.get_absolute_url())
+        Article.objects.filter(pk=article.pk).update(headline="Reservoirs full again")
+        cache.delete(STATE_KEY)  # evicted under memory pressure, say
+        clock.shift(settings.PAGE_CACHE_LOCAL_SECONDS)
 
-    assert b"Reservoirs full again" in client.get(article.get_absolute_url()).content
+        assert b"Reservoirs full again" in client.get(article.get_absolute_url()).content
 
 
 def test_with_the_page_cache_off_every_request_renders_the_page(client, article, settings):
@@ -312,17 +321,19 @@ def database_unreachable():
 
 
 def test_with_the_content_version_lost_and_the_database_unreachable_the_last_copy_is_served(
-    client, article
+    client, article, settings
 ):
     from django.core.cache import cache
 
     from newsroom.caching import STATE_KEY
 
-    first = client.get(article.get_absolute_url())
-    cache.delete(STATE_KEY)  # evicted, or Redis restarted
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        first = client.get(article.get_absolute_url())
+        cache.delete(STATE_KEY)  # evicted, or Redis restarted
+        clock.shift(settings.PAGE_CACHE_LOCAL_SECONDS)  # this process asks for it again
 
-    with database_unreachable():
-        response = client.get(article.get_absolute_url())
+        with database_unreachable():
+            response = client.get(article.get_absolute_url())
 
     assert response.status_code == 200
     assert response.content == first.content
@@ -373,3 +384,226 @@ def test_an_outage_is_logged_once_a_minute_not_once_a_request(client, article, c
     assert [record.getMessage() for record in lines] == [
         "database unavailable: OperationalError: connection failed: Connection refused"
     ]
+
+
+# Each web process keeps pages in its memory and checks the content version at most once
+# every PAGE_CACHE_LOCAL_SECONDS: the bound within which a change made elsewhere shows.
+
+
+@contextmanager
+def in_another_worker(monkeypatch):
+    """Run the block as another web process would: with its own copy of pages in memory."""
+    ours = caching._local
+    monkeypatch.setattr(caching, "_local", caching._LocalPages())
+    yield
+    monkeypatch.setattr(caching, "_local", ours)
+
+
+@pytest.fixture
+def frozen_clock():
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        yield clock
+
+
+class CacheCalls:
+    """Counts the calls this process makes to the shared cache (Redis in production)."""
+
+    def __init__(self, monkeypatch) -> None:
+        from django.core.cache import cache
+
+        self.calls: list[str] = []
+        self._inside = False
+        for name in ("get", "get_many", "set", "set_many"):
+            monkeypatch.setattr(cache, name, self._counted(name, getattr(cache, name)))
+
+    def _counted(self, name, method):
+        def call(*args, **kwargs):
+            if self._inside:  # the local-memory backend's get_many calls its get
+                return method(*args, **kwargs)
+            self.calls.append(name)
+            self._inside = True
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self._inside = False
+
+        return call
+
+
+def test_a_publish_in_another_worker_shows_here_within_the_bound_and_not_before(
+    client, monkeypatch, settings, frozen_clock
+):
+    settings.PAGE_CACHE_LOCAL_SECONDS = 1
+    ArticleFactory(headline="Already out")
+    draft = ArticleFactory(
+        headline="Fresh from the desk", status=Article.Status.DRAFT, published_at=None
+    )
+    assert b"Fresh from the desk" not in client.get("/").content
+
+    with in_another_worker(monkeypatch):
+        services.article_publish(article=draft)
+        assert b"Fresh from the desk" in client.get("/").content
+
+    frozen_clock.shift(0.9)
+    assert b"Fresh from the desk" not in client.get("/").content
+    frozen_clock.shift(0.1)
+    assert b"Fresh from the desk" in client.get("/").content
+
+
+def test_a_page_changed_in_another_worker_is_not_served_here_after_the_bound(
+    client, article, monkeypatch, settings, frozen_clock
+):
+    settings.PAGE_CACHE_LOCAL_SECONDS = 1
+    url = article.get_absolute_url()
+    first = client.get(url)
+
+    with in_another_worker(monkeypatch):
+        article.headline = "Reservoirs full again"
+        services.article_save(article=article)
+
+    frozen_clock.shift(0.5)
+    assert client.get(url, headers={"if-none-match": first["ETag"]}).status_code == 304
+    frozen_clock.shift(0.5)
+    revalidated = client.get(url, headers={"if-none-match": first["ETag"]})
+    assert revalidated.status_code == 200
+    assert b"Reservoirs full again" in revalidated.content
+
+
+def test_a_change_made_in_this_worker_shows_here_at_once(client, article, frozen_clock):
+    client.get(article.get_absolute_url())
+
+    article.headline = "Reservoirs full again"
+    services.article_save(article=article)
+
+    assert b"Reservoirs full again" in client.get(article.get_absolute_url()).content
+
+
+def test_a_hit_within_the_bound_asks_neither_the_cache_nor_the_database(
+    client, article, monkeypatch, django_assert_num_queries, frozen_clock
+):
+    first = client.get(article.get_absolute_url())
+    frozen_clock.shift(0.5)
+    cache_calls = CacheCalls(monkeypatch)
+
+    with django_assert_num_queries(0):
+        page = client.get(article.get_absolute_url())
+        not_modified = client.get(
+            article.get_absolute_url(), headers={"if-none-match": first["ETag"]}
+        )
+        since = client.get(
+            article.get_absolute_url(), headers={"if-modified-since": first["Last-Modified"]}
+        )
+
+    assert cache_calls.calls == []
+    assert page.content == first.content
+    assert page["ETag"] == first["ETag"]
+    assert page["Cache-Control"] == first["Cache-Control"]
+    assert "Cookie" in page["Vary"] and not page.cookies
+    assert not page.has_header("Age") and not page.has_header("X-Cache")
+    assert not_modified.status_code == 304 and not_modified.content == b""
+    assert not_modified["ETag"] == first["ETag"]
+    assert since.status_code == 304
+
+
+def test_after_the_bound_a_hit_asks_the_cache_once_for_the_version(
+    client, article, monkeypatch, settings, frozen_clock
+):
+    settings.PAGE_CACHE_LOCAL_SECONDS = 1
+    client.get(article.get_absolute_url())
+    frozen_clock.shift(1)
+    cache_calls = CacheCalls(monkeypatch)
+
+    client.get(article.get_absolute_url())
+    client.get(article.get_absolute_url())
+
+    assert cache_calls.calls == ["get_many"]
+
+
+def test_a_page_another_worker_stored_is_taken_from_the_shared_cache(
+    client, article, monkeypatch, django_assert_num_queries
+):
+    with in_another_worker(monkeypatch):
+        first = client.get(article.get_absolute_url())
+
+    with django_assert_num_queries(0):
+        response = client.get(article.get_absolute_url())
+
+    assert response.content == first.content
+    assert response["ETag"] == first["ETag"]
+
+
+def reader_from_header(request) -> str:
+    return request.headers.get("X-Reader", "")
+
+
+def test_each_readers_variant_is_kept_apart_in_memory(rf, db, settings):
+    settings.PAGE_CACHE_READER_KEY = "tests.newsroom.test_caching.reader_from_header"
+    rendered = []
+
+    @caching.public_page
+    def view(request):
+        rendered.append(reader_from_header(request))
+        return HttpResponse(f"page for {reader_from_header(request) or 'everyone'}")
+
+    for _ in range(2):
+        assert view(rf.get("/x/")).content == b"page for everyone"
+        assert view(rf.get("/x/", headers={"x-reader": "gave"})).content == b"page for gave"
+        assert view(rf.get("/x/", headers={"x-reader": "dismissed"})).content == (
+            b"page for dismissed"
+        )
+
+    assert rendered == ["", "gave", "dismissed"]
+
+
+def test_a_crawl_of_endless_urls_keeps_a_bounded_number_of_pages_in_memory(rf, db, settings):
+    settings.PAGE_CACHE_LOCAL_ENTRIES = 50
+    settings.PAGE_CACHE_LOCAL_BYTES = 40 * 1024
+
+    @caching.public_page
+    def view(request):
+        return HttpResponse(b"x" * 300)
+
+    for n in range(20_000):
+        view(rf.get(f"/search/?q={n}"))
+        if n % 100 == 0:
+            pages, size = caching._local.size()
+            assert pages <= 50 and size <= 40 * 1024, n
+    per_page = 300 + caching.LOCAL_ENTRY_OVERHEAD_BYTES
+    held = 40 * 1024 // per_page  # the bytes bind before the count
+    assert caching._local.size() == (held, held * per_page)
+
+
+def test_the_pages_used_most_recently_stay_in_memory(rf, db, settings):
+    settings.PAGE_CACHE_LOCAL_ENTRIES = 3
+    rendered = []
+
+    @caching.public_page
+    def view(request):
+        rendered.append(request.path)
+        return HttpResponse(request.path)
+
+    for path in ("/a/", "/b/", "/c/", "/a/", "/d/"):  # /d/ pushes out /b/, the oldest unused
+        view(rf.get(path))
+    from django.core.cache import cache
+
+    cache.clear()  # only this process's copy is left
+    rendered.clear()
+    for path in ("/a/", "/c/", "/d/", "/b/"):
+        view(rf.get(path))
+
+    assert rendered == ["/b/"]
+
+
+def test_with_redis_and_the_database_both_down_this_workers_copy_is_served_stale(
+    client, article, redis_cache_proxy, settings, frozen_clock
+):
+    first = client.get(article.get_absolute_url())
+    redis_cache_proxy.mode = "refuse"
+    frozen_clock.shift(settings.PAGE_CACHE_LOCAL_SECONDS)  # the version must be asked for
+
+    with database_unreachable():
+        response = client.get(article.get_absolute_url())
+
+    assert response.status_code == 200
+    assert response.content == first.content
+    assert response["X-Cache"] == "stale"
