@@ -240,8 +240,9 @@ PAGE_CACHE_STALE_SECONDS = env_int("PAGE_CACHE_STALE_SECONDS", 86_400)
 PAGE_CACHE_READER_KEY = "donations.selectors.reader_state_key"
 # How long a part of a page (an article card, a listing, the navigation) is kept in each
 # process for the content version it was rendered at; an edit through the services shows
-# at once, a change that bypasses them (an SQL update) within this. 0 keeps none.
-PAGE_FRAGMENT_SECONDS = env_int("PAGE_FRAGMENT_SECONDS", 60)
+# at once, a change that bypasses them (an SQL update) within this, as on cached pages
+# within PAGE_CACHE_SECONDS. 0 keeps none.
+PAGE_FRAGMENT_SECONDS = env_int("PAGE_FRAGMENT_SECONDS", 300)
 
 # --- celery -----------------------------------------------------------------
 
