@@ -5,8 +5,9 @@ each article card, a listing, the navigation) depends only on the content and th
 page's language. Content changes only through the services that move the content
 version (`newsroom.caching.content_changed`), and every part here is stored under the
 version it was read at, so a part is never shown under a later version: an edit shows
-on the next rendering, exactly as a cached page does. Nothing that varies by reader
-(appeal slots, the follow button's return path) is kept here.
+on the next rendering, exactly as a cached page does. Nothing that varies by reader is
+kept here: the appeal a reader is shown is chosen per request (only its rendering, the
+same for every reader shown it, is kept), and the follow button is rendered each time.
 
 A part is also dropped PAGE_FRAGMENT_SECONDS after it was rendered, so a change that
 bypasses the services (an SQL update, the shell) shows within that, as it does on a
@@ -33,7 +34,8 @@ from newsroom.caching import content_version
 T = TypeVar("T")
 
 MAX_ENTRIES = 5000
-# About 20 MB of text: 5,000 article cards at ~1.3 KB and a few hundred larger parts.
+# 10 to 20 MB of text (Arabic and Hebrew take two bytes a character): 5,000 article
+# cards at about 1.3 KB, or fewer parts when larger ones (listings, headers) are kept.
 MAX_CHARACTERS = 10_000_000
 
 
