@@ -34,13 +34,12 @@ def articles_public(*, language: str | None = None) -> QuerySet[Article]:
 
 
 def article_for_page(*, slug: str) -> Article | None:
-    """The article at `slug` whatever its status (the view decides who may see it)."""
-    return (
-        Article.objects.select_related("category")
-        .prefetch_related("authors", "topics")
-        .filter(slug=slug)
-        .first()
-    )
+    """The article at `slug` whatever its status (the view decides who may see it).
+
+    Its authors and topics are not read here: the page reads them only for the parts it
+    renders anew (`prefetch_related_objects`).
+    """
+    return Article.objects.select_related("category").filter(slug=slug).first()
 
 
 def story_versions(*, article: Article) -> list[Article]:

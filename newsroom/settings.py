@@ -245,6 +245,11 @@ PAGE_CACHE_LOCAL_BYTES = env_int("PAGE_CACHE_LOCAL_BYTES", 64 * 1024 * 1024)
 # Dotted path to a callable(request) -> str: the part of a cached page's key that differs
 # between readers (an appeal dismissed, a recent gift); empty: every reader shares a page.
 PAGE_CACHE_READER_KEY = "donations.selectors.reader_state_key"
+# How long a part of a page (an article card, a listing, the navigation) is kept in each
+# process for the content version it was rendered at; an edit through the services shows
+# at once, a change that bypasses them (an SQL update) within this, as on cached pages
+# within PAGE_CACHE_SECONDS. 0 keeps none.
+PAGE_FRAGMENT_SECONDS = env_int("PAGE_FRAGMENT_SECONDS", 300)
 
 # --- celery -----------------------------------------------------------------
 

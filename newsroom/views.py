@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.paginator import Paginator
+from django.db.models import prefetch_related_objects
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.functional import SimpleLazyObject
 from django.utils.safestring import mark_safe
 from django.utils.translation import get_language, gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_safe
 
-from newsroom import health, selectors
+from newsroom import fragments, health, selectors
 from newsroom.caching import is_signed_in, public_page
 from newsroom.links import absolute
 from newsroom.models import Article, Author, Category, Topic
@@ -65,12 +67,30 @@ def _page(request: HttpRequest, queryset):
     return Paginator(queryset, PAGE_SIZE).get_page(page_number(request))
 
 
+def _section(request: HttpRequest, model: type[Category | Topic | Author], slug: str):
+    """The category, topic or author at `slug`, kept for the content version; else 404."""
+    item = fragments.cached(
+        request, (model.__name__, slug), lambda: model.objects.filter(slug=slug).first()
+    )
+    if item is None:
+        raise Http404(f"No {model._meta.verbose_name} found.")
+    return item
+
+
+def _lazy_page(request: HttpRequest, queryset) -> SimpleLazyObject:
+    """The page of a listing, counted and read only if its part is rendered anew."""
+    return SimpleLazyObject(lambda: _page(request, queryset))
+
+
 @require_safe
 @public_page
 def home(request: HttpRequest) -> HttpResponse:
     language = get_language()
-    top = selectors.top_stories(language=language)
-    sections = selectors.latest_per_category(language=language, exclude_ids=[a.id for a in top])
+    # Read only when the page's sections are not kept for this content version.
+    top = SimpleLazyObject(lambda: selectors.top_stories(language=language))
+    sections = SimpleLazyObject(
+        lambda: selectors.latest_per_category(language=language, exclude_ids=[a.id for a in top])
+    )
     return render(
         request,
         "newsroom/home.html",
@@ -138,7 +158,10 @@ def _news_article_jsonld(article: Article) -> dict:
 @require_safe
 @public_page
 def article(request: HttpRequest, slug: str) -> HttpResponse:
-    item = selectors.article_for_page(slug=slug)
+    # Kept only for readers' renderings (signed-in staff always read the database).
+    item = fragments.cached(
+        request, ("article", slug), lambda: selectors.article_for_page(slug=slug)
+    )
     if item is None:
         raise Http404("No such article.")
     preview = not item.is_public
@@ -150,7 +173,15 @@ def article(request: HttpRequest, slug: str) -> HttpResponse:
     if item.language != get_language():
         # An article lives under its own language's prefix only: one URL per version.
         return redirect(item.get_absolute_url(), permanent=not preview)
-    versions = {v.language: v.get_absolute_url() for v in selectors.story_versions(article=item)}
+    versions = fragments.cached(
+        request,
+        ("story-versions", item.pk),
+        lambda: {v.language: v.get_absolute_url() for v in selectors.story_versions(article=item)},
+    )
+    if not fragments.is_cached(request, ("part", "article-header", item.pk)):
+        # The header, footer and JSON-LD name the authors and topics: read them in two
+        # queries, and only when those parts are rendered anew.
+        prefetch_related_objects([item], "authors", "topics")
     return render(
         request,
         "newsroom/article.html",
@@ -158,8 +189,13 @@ def article(request: HttpRequest, slug: str) -> HttpResponse:
             "article": item,
             "preview": preview,
             "language_versions": {item.language: item.get_absolute_url(), **versions},
-            "blocks": _place_pull_quotes(body_blocks(item.body), item.pull_quotes or []),
-            "jsonld": _news_article_jsonld(item),
+            "blocks": fragments.cached(
+                request,
+                ("blocks", item.pk),
+                lambda: _place_pull_quotes(body_blocks(item.body), item.pull_quotes or []),
+            ),
+            # Called by the template only when the head's part is rendered anew.
+            "jsonld": lambda: _news_article_jsonld(item),
             "meta": _meta(
                 title=item.headline,
                 description=item.dek,
@@ -174,15 +210,16 @@ def article(request: HttpRequest, slug: str) -> HttpResponse:
 @require_safe
 @public_page
 def category(request: HttpRequest, slug: str) -> HttpResponse:
-    item = get_object_or_404(Category, slug=slug)
+    item = _section(request, Category, slug)
     return render(
         request,
         "newsroom/category.html",
         {
             "category": item,
-            "page": _page(
+            "page": _lazy_page(
                 request, selectors.articles_in_category(category=item, language=get_language())
             ),
+            "page_number": page_number(request),
             "feed_url": reverse("category_feed", kwargs={"slug": item.slug}),
             "meta": _meta(
                 title=item.local_name,
@@ -196,15 +233,16 @@ def category(request: HttpRequest, slug: str) -> HttpResponse:
 @require_safe
 @public_page
 def topic(request: HttpRequest, slug: str) -> HttpResponse:
-    item = get_object_or_404(Topic, slug=slug)
+    item = _section(request, Topic, slug)
     return render(
         request,
         "newsroom/topic.html",
         {
             "topic": item,
-            "page": _page(
+            "page": _lazy_page(
                 request, selectors.articles_on_topic(topic=item, language=get_language())
             ),
+            "page_number": page_number(request),
             "feed_url": reverse("topic_feed", kwargs={"slug": item.slug}),
             "meta": _meta(
                 title=item.local_name,
@@ -218,13 +256,14 @@ def topic(request: HttpRequest, slug: str) -> HttpResponse:
 @require_safe
 @public_page
 def author(request: HttpRequest, slug: str) -> HttpResponse:
-    item = get_object_or_404(Author, slug=slug)
+    item = _section(request, Author, slug)
     return render(
         request,
         "newsroom/author.html",
         {
             "author": item,
-            "page": _page(request, selectors.articles_by_author(author=item)),
+            "page": _lazy_page(request, selectors.articles_by_author(author=item)),
+            "page_number": page_number(request),
             "meta": _meta(
                 title=item.local_name,
                 description=item.local_bio,

@@ -10,12 +10,15 @@ from django.urls import reverse
 from donations import reader_state, selectors
 from donations.models import Appeal, Placement
 from donations.money import format_cents
+from newsroom import fragments
 from newsroom.links import absolute
 
 register = template.Library()
 
 # The placements a page's slots can ask for (the donate page's hero is read by its view).
 WEB_SLOTS = [Placement.SITE_BANNER, Placement.IN_ARTICLE, Placement.AFTER_ARTICLE]
+# Placement.values builds its list on every access; a slot asks once per paragraph.
+_PLACEMENTS = frozenset(Placement.values)
 
 
 @register.filter
@@ -38,8 +41,7 @@ def pixel_url(appeal: Appeal, placement: str) -> str:
     return reverse("donations:appeal_seen", args=[appeal.pk]) + "?" + urlencode({"p": placement})
 
 
-def _appeal_context(appeal: Appeal, placement: str, *, article=None) -> dict:
-    raised = selectors.appeal_raised_cents(appeal) if appeal.goal_cents else 0
+def _appeal_context(appeal: Appeal, placement: str, *, article=None, raised: int) -> dict:
     frequency = appeal.default_frequency
     return {
         "appeal": appeal,
@@ -72,7 +74,7 @@ def appeal_slot(context, placement: str, article=None, paragraph: int | None = N
     counted by the appeal's beacon image, not here, because this runs only on a
     page-cache miss.
     """
-    if placement not in Placement.values or placement == Placement.NEWSLETTER:
+    if placement not in _PLACEMENTS or placement == Placement.NEWSLETTER:
         return ""
     request = context.get("request")
     memo = getattr(request, "_donations_appeals", None) if request is not None else None
@@ -99,13 +101,25 @@ def appeal_slot(context, placement: str, article=None, paragraph: int | None = N
             return ""
     needs_css = not memo.get("_css")
     memo["_css"] = True
-    return render_to_string(
-        "donations/_appeal.html",
-        {
-            **_appeal_context(appeal, placement, article=article or None),
-            "next": request.get_full_path() if request is not None else "/",
-            "needs_css": needs_css,
-        },
+    raised = selectors.appeal_raised_cents(appeal) if appeal.goal_cents else 0
+    next_url = request.get_full_path() if request is not None else "/"
+    article = article or None
+    # The rendering depends on nothing else: kept for the content version, which moves
+    # when an appeal is saved (services.appeals.appeal_cache_clear). The reader's
+    # state chose the appeal above and is not part of what is rendered.
+    article_id = getattr(article, "pk", None)
+    key = ("appeal", placement, appeal.pk, article_id, raised, needs_css, next_url)
+    return fragments.cached(
+        request,
+        key,
+        lambda: render_to_string(
+            "donations/_appeal.html",
+            {
+                **_appeal_context(appeal, placement, article=article, raised=raised),
+                "next": next_url,
+                "needs_css": needs_css,
+            },
+        ),
     )
 
 
