@@ -101,16 +101,15 @@ def stripe_event_store(*, event: dict) -> tuple[StripeEvent, bool]:
     handled = event["type"] in HANDLERS
     now = timezone.now()
     try:
-        with transaction.atomic():
-            stored = StripeEvent.objects.create(
-                stripe_id=event["id"],
-                type=event["type"],
-                livemode=bool(event.get("livemode")),
-                payload=event,
-                outcome=StripeEvent.Outcome.RECEIVED if handled else StripeEvent.Outcome.IGNORED,
-                processed_at=None if handled else now,
-                queued_at=now if handled else None,
-            )
+        stored = _insert(
+            stripe_id=event["id"],
+            type=event["type"],
+            livemode=bool(event.get("livemode")),
+            payload=event,
+            outcome=StripeEvent.Outcome.RECEIVED if handled else StripeEvent.Outcome.IGNORED,
+            processed_at=None if handled else now,
+            queued_at=now if handled else None,
+        )
     except IntegrityError:
         stored = StripeEvent.objects.defer("payload").get(stripe_id=event["id"])
         if stored.outcome == StripeEvent.Outcome.RECEIVED:
@@ -119,6 +118,16 @@ def stripe_event_store(*, event: dict) -> tuple[StripeEvent, bool]:
     if handled:
         _send_on_commit(stored.pk)
     return stored, True
+
+
+def _insert(**fields) -> StripeEvent:
+    if transaction.get_connection().in_atomic_block:
+        # A savepoint: a duplicate must leave the caller's transaction usable.
+        with transaction.atomic():
+            return StripeEvent.objects.create(**fields)
+    # The webhook: one statement in autocommit, one round trip to the database instead of
+    # three (BEGIN, INSERT, COMMIT); a duplicate's IntegrityError leaves nothing to undo.
+    return StripeEvent.objects.create(**fields)
 
 
 def _send_on_commit(event_id: int) -> None:
