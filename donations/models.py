@@ -316,7 +316,7 @@ class StripeEvent(models.Model):
     queued_at = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="When the event was last handed to the broker; empty when the broker refused it.",
+        help_text="When the event was last handed to the outbox to be processed.",
     )
 
     class Meta:
