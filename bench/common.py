@@ -175,6 +175,10 @@ class StripeStandIn(BaseHTTPRequestHandler):
     """Stripe's API on loopback, answering at once: PaymentIntents and Checkout Sessions."""
 
     protocol_version = "HTTP/1.1"
+    # The headers and the body leave in two writes; with Nagle's algorithm the body waits
+    # for the client's delayed ACK (up to 40 ms on Linux) on a kept-alive connection,
+    # a stall Stripe's own servers do not have.
+    disable_nagle_algorithm = True
     counter = 0
     lock = threading.Lock()
 

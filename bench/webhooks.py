@@ -11,6 +11,10 @@ equal.
 
     python bench/webhooks.py                 # 10 s of events, 2 gunicorn workers
     python bench/webhooks.py --seconds 5 --events 8000
+
+The framework's floor (bench/floor_wsgi.py: the same settings and middleware, one view
+answering a fixed string) is measured before and after the events with the same wrk
+threads and connections, so events per second are reported as a share of it.
 """
 
 from __future__ import annotations
@@ -40,10 +44,12 @@ from bench.common import (
     stop,
     stripe_stand_in,
     write_result,
+    wrk,
 )
 
 DUPLICATES = 0.30
 PORT = 8811
+FLOOR_PORT = 8812
 
 
 def event_for(gift_id: int, session_id: str, amount: int, email: str, tag: str) -> dict:
@@ -161,9 +167,13 @@ def main() -> None:
     )
 
     stand_in, stand_in_server = stripe_stand_in()
+    floor_server = start_gunicorn(env, "bench.floor_wsgi:application", FLOOR_PORT, args.workers)
     server = start_gunicorn(env, "newsroom.wsgi:application", PORT, args.workers)
+    floor_measure = {"seconds": args.seconds, "connections": args.connections}
+    floor_url = f"http://127.0.0.1:{FLOOR_PORT}/floor"
     try:
         load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+        floors = [wrk(floor_url, **floor_measure)["rps"]]
         command = [
             "wrk",
             f"-t{threads}",
@@ -177,8 +187,11 @@ def main() -> None:
             str(workdir / "events"),
         ]
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        # Again at the end: the machine is shared, and the floor moves with it.
+        floors.append(wrk(floor_url, **floor_measure)["rps"])
     finally:
-        stop([server])
+        stop([server, floor_server])
+    floor = sum(floors) / 2
     result = parse_wrk(out)
     sent_counts = {
         int(m[0]): (int(m[1]), int(m[2]), int(m[3]))
@@ -265,6 +278,8 @@ def main() -> None:
         "requests_answered": answered,
         "answered_200": ok,
         "events_per_second": result["rps"],
+        "floor_rps_before_after": [round(f) for f in floors],
+        "share_of_floor": round(result["rps"] / floor, 3),
         "distinct_events_per_second": distinct_rate,
         "p50_ms": result["p50_ms"],
         "p99_ms": result["p99_ms"],
@@ -303,7 +318,8 @@ def main() -> None:
         and outcomes.get(StripeEvent.Outcome.PROCESSED, 0) == len(stored)
     )
     figures["verified"] = verdict
-    print(f"{'target 500 events/s':34} {'met' if result['rps'] >= 500 else 'NOT met'}")
+    share = figures["share_of_floor"]
+    print(f"{'target: >= 60% of the floor':34} {share:.0%} {'met' if share >= 0.6 else 'NOT met'}")
     print(f"{'none lost, none counted twice':34} {'yes' if verdict else 'NO'}")
     write_result("webhooks", figures)
     if not verdict:

@@ -6,12 +6,15 @@ takes and returns plain dicts (`StripeObject.to_dict()`), so the rest of the cod
 never depends on the SDK's object model.
 
 `settings.STRIPE_API_BASE`, when set, points the SDK at another API host (a local
-mock); the client is built per call so a changed setting is honoured at once.
+mock). One client is kept per process and settings, so its HTTP connection to Stripe is
+kept open between requests (the SDK keeps one session per thread), and a changed setting
+still gets a client of its own at once.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,21 +41,35 @@ SignatureVerificationError = stripe.SignatureVerificationError
 StripeError = stripe.StripeError
 
 
+_clients: dict[tuple, stripe.StripeClient] = {}
+
+
 def _client() -> stripe.StripeClient:
     if not settings.STRIPE_SECRET_KEY:
         # On a laptop without keys: fail at once, as Stripe would, instead of calling out.
         raise stripe.AuthenticationError("STRIPE_SECRET_KEY is not set.")
-    base_addresses = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
-    return stripe.StripeClient(
+    # The process id too: a forked worker must not share its parent's open connection.
+    key = (
+        os.getpid(),
         settings.STRIPE_SECRET_KEY,
-        base_addresses=base_addresses,
-        # Safe with idempotency keys: a retried POST is answered with the first result
-        # (docs.stripe.com/api/idempotent_requests).
-        max_network_retries=settings.STRIPE_MAX_NETWORK_RETRIES,
-        # The SDK's own default waits 80 s per try: a hung Stripe would hold the donor's
-        # request until gunicorn kills it. Each try is bounded here instead.
-        http_client=stripe.RequestsClient(timeout=settings.STRIPE_TIMEOUT_SECONDS),
+        settings.STRIPE_API_BASE,
+        settings.STRIPE_MAX_NETWORK_RETRIES,
+        settings.STRIPE_TIMEOUT_SECONDS,
     )
+    client = _clients.get(key)
+    if client is None:
+        base_addresses = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
+        client = _clients[key] = stripe.StripeClient(
+            settings.STRIPE_SECRET_KEY,
+            base_addresses=base_addresses,
+            # Safe with idempotency keys: a retried POST is answered with the first result
+            # (docs.stripe.com/api/idempotent_requests).
+            max_network_retries=settings.STRIPE_MAX_NETWORK_RETRIES,
+            # The SDK's own default waits 80 s per try: a hung Stripe would hold the donor's
+            # request until gunicorn kills it. Each try is bounded here instead.
+            http_client=stripe.RequestsClient(timeout=settings.STRIPE_TIMEOUT_SECONDS),
+        )
+    return client
 
 
 def _plain(obj: Any) -> dict:

@@ -1,10 +1,11 @@
 """Stripe's webhook: verify, store once, answer at once, process in a task.
 
 docs.stripe.com/webhooks: the signature is checked on the raw body; each event is
-stored under its unique id with its outbox row (a redelivery stores nothing more and
-still answers 200); a 2xx goes back before any work is done, because Stripe retries slow
-endpoints, and whatever the broker does, because the stored event is processed once it
-is back; event types we do not handle are answered 200 so Stripe does not retry them.
+stored under its unique id, one row that is also its own outbox (a redelivery stores
+nothing more and still answers 200); a 2xx goes back before any work is done, because
+Stripe retries slow endpoints, and whatever the broker does, because the stored event is
+queued again once it is back; event types we do not handle are answered 200 so Stripe
+does not retry them.
 """
 
 from __future__ import annotations

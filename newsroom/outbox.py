@@ -7,11 +7,17 @@ A row is marked sent only after the broker accepted it, so a task can arrive twi
 every task queued here must be idempotent. Without a broker (tasks eager) the task runs
 in this process on commit instead. Tasks are known by their Celery name, so any app can
 queue through here without newsroom importing it.
+
+`task_send` is the same hand-over without a row, for a caller whose own stored state
+already says what is still owed and who queues it again from there (a Stripe event that
+is still `received`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -34,6 +40,10 @@ MAX_ATTEMPTS = 10
 KEEP_SENT = timedelta(days=7)
 BATCH_SIZE = 500
 
+# One broker connection per process and thread, kept open: opening one costs a request more
+# than the publish itself (a TCP connect, a PING, the queue's declaration).
+_local = threading.local()
+
 
 def outbox_enqueue(*, task: str, kwargs: dict) -> OutboxMessage:
     """Store `task` with its arguments in the current transaction; send it once that commits."""
@@ -52,6 +62,57 @@ def outbox_send_pending(*, now: datetime | None = None) -> int:
         state=OutboxMessage.State.PENDING, created_at__lte=now - RETRY_AFTER
     ).order_by("created_at", "id")[:BATCH_SIZE]
     return _send(list(waiting))
+
+
+def task_send(*, task: str, kwargs: dict) -> bool:
+    """Hand `task` to the broker once, bounded; return False when it was refused.
+
+    Without a broker (tasks eager) the task runs here, and False means it failed.
+    """
+    if app.conf.task_always_eager:
+        try:
+            _task_named(task).apply(kwargs=kwargs, throw=True)
+        except Exception:
+            logger.warning("task %s failed in process", task, exc_info=True)
+            return False
+        return True
+    try:
+        app.send_task(task, kwargs=kwargs, connection=_connection(), retry=False)
+    except Exception as error:
+        _connection_drop()
+        logger.warning("task %s not sent: %r", task, error)
+        return False
+    return True
+
+
+def _connection():
+    """This process's and thread's broker connection, opened on first use."""
+    url = app.conf.broker_write_url or app.conf.broker_url
+    # A forked worker must not share its parent's socket; a changed broker URL gets its own.
+    key = (os.getpid(), url)
+    if getattr(_local, "key", None) != key:
+        _local.key = key
+        _local.connection = app.connection_for_write(
+            transport_options={
+                # One try, bounded: kombu's own retries would hold the request for seconds.
+                "max_retries": 0,
+                "socket_connect_timeout": SEND_TIMEOUT_SECONDS,
+                "socket_timeout": SEND_TIMEOUT_SECONDS,
+            },
+        )
+    return _local.connection
+
+
+def _connection_drop() -> None:
+    """Forget a connection the broker failed on; the next send opens a new one."""
+    connection = getattr(_local, "connection", None)
+    _local.key = _local.connection = None
+    if connection is not None:
+        try:
+            connection.release()
+        except Exception:
+            # Closing a connection that never opened can raise too.
+            logger.debug("outbox: closing a failed broker connection", exc_info=True)
 
 
 def _claim(message: OutboxMessage) -> bool:
@@ -86,43 +147,40 @@ def _send(messages: list[OutboxMessage]) -> int:
         return sum(_run_here(message) for message in messages if _claim(message))
     sent = 0
     try:
-        connection = app.connection_for_write(
-            transport_options={
-                # One try, bounded: kombu's own retries would hold the request for seconds.
-                "max_retries": 0,
-                "socket_connect_timeout": SEND_TIMEOUT_SECONDS,
-                "socket_timeout": SEND_TIMEOUT_SECONDS,
-            },
-        )
-        with connection:
-            for message in messages:
-                if not _claim(message):
-                    continue
-                try:
-                    app.send_task(
-                        message.task, kwargs=message.kwargs, connection=connection, retry=False
-                    )
-                except Exception as error:
-                    # The broker is away: the rest of the batch would wait on it too.
-                    _refused(message, error)
-                    break
-                _sent(message)
-                sent += 1
+        connection = _connection()
+        for message in messages:
+            if not _claim(message):
+                continue
+            try:
+                app.send_task(
+                    message.task, kwargs=message.kwargs, connection=connection, retry=False
+                )
+            except Exception as error:
+                # The broker is away: the rest of the batch would wait on it too.
+                _connection_drop()
+                _refused(message, error)
+                break
+            _sent(message)
+            sent += 1
     except Exception:
-        # Closing a connection that never opened can raise too; the rows say what waits.
+        _connection_drop()
         logger.warning("outbox: broker connection failed", exc_info=True)
     return sent
 
 
-def _run_here(message: OutboxMessage) -> int:
-    task = app.tasks.get(message.task)
+def _task_named(name: str):
+    task = app.tasks.get(name)
     if task is None:
         app.loader.import_default_modules()
-        task = app.tasks.get(message.task)
+        task = app.tasks.get(name)
+    if task is None:
+        raise LookupError(f"no task named {name!r}")
+    return task
+
+
+def _run_here(message: OutboxMessage) -> int:
     try:
-        if task is None:
-            raise LookupError(f"no task named {message.task!r}")
-        task.apply(kwargs=message.kwargs, throw=True)
+        _task_named(message.task).apply(kwargs=message.kwargs, throw=True)
     except Exception as error:
         _refused(message, error)
         return 0

@@ -15,8 +15,10 @@ import logging
 import time
 from enum import Enum
 
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+
 from newsroom import faults
-from newsroom.redis_cache import CacheUnavailable, strict
+from newsroom.redis_cache import CacheUnavailable, FailSoftRedisCache, strict
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,20 @@ class Unavailable(faults.ServiceUnavailable):
     """A FAIL_CLOSED limit could not count: the request is refused with a 503."""
 
 
+def _count(bucket: str, window: int) -> int:
+    backend = caches[DEFAULT_CACHE_ALIAS]
+    if isinstance(backend, FailSoftRedisCache):
+        return backend.count_in_window(bucket, timeout=window)
+    # Local memory (a laptop, tests): add() is atomic, the first hit creates the counter.
+    counter = strict()
+    counter.add(bucket, 0, timeout=window)
+    try:
+        return counter.incr(bucket)
+    except ValueError:  # the counter expired between add() and incr()
+        counter.set(bucket, 1, timeout=window)
+        return 1
+
+
 def allow(key: str, *, rate: str, when_cache_fails: WhenCacheFails) -> bool:
     """Count one hit for `key`; False once more than the rate's limit fell in this window.
 
@@ -52,15 +68,8 @@ def allow(key: str, *, rate: str, when_cache_fails: WhenCacheFails) -> bool:
     """
     limit, window = parse_rate(rate)
     bucket = f"ratelimit:{key}:{int(time.time() // window)}"
-    counter = strict()
     try:
-        # add() is atomic on Redis and locmem: the first hit of a window creates the counter.
-        counter.add(bucket, 0, timeout=window)
-        try:
-            count = counter.incr(bucket)
-        except ValueError:  # the counter expired between add() and incr()
-            counter.set(bucket, 1, timeout=window)
-            count = 1
+        count = _count(bucket, window)
     except CacheUnavailable as error:
         if when_cache_fails is FAIL_OPEN:
             return True

@@ -56,10 +56,29 @@ class FailSoftRedisCache(RedisCache):
 
     def _call(self, operation: str, *args: Any, **kwargs: Any) -> Any:
         """RedisCache's `operation`; CacheUnavailable when Redis fails or is paused."""
+        return self._guarded(getattr(super(), operation), *args, **kwargs)
+
+    def count_in_window(self, key: str, *, timeout: int) -> int:
+        """Add one to the counter `key`, made at 0 for `timeout` seconds when missing.
+
+        One round trip (SET NX EX and INCR in one MULTI), where add() and incr() take
+        three; CacheUnavailable when Redis fails or is paused.
+        """
+
+        def count() -> int:
+            redis_key = self.make_and_validate_key(key)
+            with self._cache.get_client(redis_key, write=True).pipeline() as pipe:
+                pipe.set(redis_key, 0, nx=True, ex=timeout)
+                pipe.incr(redis_key)
+                return pipe.execute()[1]
+
+        return self._guarded(count)
+
+    def _guarded(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         if time.monotonic() < _paused_until.get(self._redis, 0.0):
             raise CacheUnavailable("Redis is left alone for a moment after an error")
         try:
-            return getattr(super(), operation)(*args, **kwargs)
+            return function(*args, **kwargs)
         except RedisError as error:
             _paused_until[self._redis] = time.monotonic() + self.pause_after_error
             faults.report(logger, "cache: Redis failed", error)

@@ -4,11 +4,12 @@ docs.stripe.com/webhooks: a redelivered event is stored once (the unique Stripe 
 each type we handle maps to one service, and the outcome and any error are recorded
 on the stored event; types we do not handle are stored as ignored.
 
-An event is stored together with its outbox row (newsroom.outbox), so the webhook answers
-200 whatever the broker does and a stored event is always processed: the outbox sends
-the row once the broker takes it, a redelivery of an event still `received` queues it
-again, and `stripe_events_requeue_received` (beat, every minute) queues again any event
-still `received` a few minutes after it was last queued.
+The stored event is its own outbox: its `received` outcome says it is still owed, so the
+webhook writes that one row and hands the task to the broker once it commits, and
+answers 200 whatever the broker does. A stored event is always processed: a redelivery
+of an event still `received` queues it again, and `stripe_events_requeue_received`
+(beat, every minute) queues again any event the broker refused (its `queued_at` is
+cleared) and any still `received` a few minutes after it was last queued.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from donations.services.gifts import (
     plan_apply_subscription,
     plan_record_payment_failed,
 )
-from newsroom.outbox import outbox_enqueue
+from newsroom.outbox import outbox_enqueue, task_send
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def _queue(event_ids: Iterable[int], *, now: datetime) -> None:
 
 
 def stripe_event_store(*, event: dict) -> tuple[StripeEvent, bool]:
-    """Store a verified event under its Stripe id with its outbox row, in one transaction.
+    """Store a verified event under its Stripe id, then queue it once that commits.
 
     Returns (event, False) when it was already stored; a redelivery of an event that is
     still `received` is queued again, since Stripe resending it is our sign it may be lost.
@@ -100,24 +101,49 @@ def stripe_event_store(*, event: dict) -> tuple[StripeEvent, bool]:
     handled = event["type"] in HANDLERS
     now = timezone.now()
     try:
-        with transaction.atomic():
-            stored = StripeEvent.objects.create(
-                stripe_id=event["id"],
-                type=event["type"],
-                livemode=bool(event.get("livemode")),
-                payload=event,
-                outcome=StripeEvent.Outcome.RECEIVED if handled else StripeEvent.Outcome.IGNORED,
-                processed_at=None if handled else now,
-            )
-            if handled:
-                _queue([stored.pk], now=now)
+        stored = _insert(
+            stripe_id=event["id"],
+            type=event["type"],
+            livemode=bool(event.get("livemode")),
+            payload=event,
+            outcome=StripeEvent.Outcome.RECEIVED if handled else StripeEvent.Outcome.IGNORED,
+            processed_at=None if handled else now,
+            queued_at=now if handled else None,
+        )
     except IntegrityError:
-        with transaction.atomic():
-            stored = StripeEvent.objects.select_for_update().get(stripe_id=event["id"])
-            if stored.outcome == StripeEvent.Outcome.RECEIVED:
-                _queue([stored.pk], now=now)
+        stored = StripeEvent.objects.defer("payload").get(stripe_id=event["id"])
+        if stored.outcome == StripeEvent.Outcome.RECEIVED:
+            _send_on_commit(stored.pk)
         return stored, False
+    if handled:
+        _send_on_commit(stored.pk)
     return stored, True
+
+
+def _insert(**fields) -> StripeEvent:
+    if transaction.get_connection().in_atomic_block:
+        # A savepoint: a duplicate must leave the caller's transaction usable.
+        with transaction.atomic():
+            return StripeEvent.objects.create(**fields)
+    # The webhook: one statement in autocommit, one round trip to the database instead of
+    # three (BEGIN, INSERT, COMMIT); a duplicate's IntegrityError leaves nothing to undo.
+    return StripeEvent.objects.create(**fields)
+
+
+def _send_on_commit(event_id: int) -> None:
+    """Hand the event's task to the broker once the caller's transaction commits.
+
+    No outbox row: the event's own `received` state is what is owed, and a refused send
+    clears `queued_at` so that the next requeue run (a minute at most) takes it.
+    """
+
+    def send() -> None:
+        if not task_send(task=PROCESS_TASK, kwargs={"event_id": event_id}):
+            StripeEvent.objects.filter(pk=event_id, outcome=StripeEvent.Outcome.RECEIVED).update(
+                queued_at=None
+            )
+
+    transaction.on_commit(send, robust=True)
 
 
 def stripe_events_queue(*, event_ids: Iterable[int]) -> int:
@@ -135,7 +161,8 @@ def stripe_events_queue(*, event_ids: Iterable[int]) -> int:
 def stripe_events_requeue_received(
     *, older_than: timedelta = REQUEUE_AFTER, now: datetime | None = None
 ) -> int:
-    """Queue again the events still `received` `older_than` after they were last queued.
+    """Queue again the events still `received` that the broker refused, or that are still
+    `received` `older_than` after they were last queued.
 
     The outbox alone is not enough: it guarantees the broker took the task, not that a
     worker ran it (a broker that lost its queue, a worker gone before recording), and it
@@ -146,7 +173,7 @@ def stripe_events_requeue_received(
     with transaction.atomic():
         ids = list(
             StripeEvent.objects.select_for_update(skip_locked=True)
-            .filter(outcome=StripeEvent.Outcome.RECEIVED, received_at__lte=cutoff)
+            .filter(outcome=StripeEvent.Outcome.RECEIVED)
             .filter(Q(queued_at__isnull=True) | Q(queued_at__lte=cutoff))
             .order_by("received_at")
             .values_list("pk", flat=True)[:500]

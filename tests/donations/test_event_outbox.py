@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
+import django.test
 import pytest
 from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -17,6 +21,7 @@ from newsroom.celery import app as celery_app
 from newsroom.models import OutboxMessage
 from tests.donations import stripe_payloads as p
 from tests.donations.factories import GiftFactory, PaidGiftFactory
+from tests.donations.fixtures import sign
 
 pytestmark = pytest.mark.django_db
 
@@ -38,12 +43,15 @@ def broker_back() -> None:
     celery_app.conf.task_always_eager = True
 
 
-def outbox_run(minutes: int = 2) -> int:
-    """Beat's outbox run, `minutes` after now."""
-    return outbox.outbox_send_pending(now=timezone.now() + timedelta(minutes=minutes))
+def requeue_run(minutes: int = 1) -> int:
+    """Beat's requeue run, `minutes` after now, its tasks run as they commit."""
+    with django.test.TestCase.captureOnCommitCallbacks(execute=True):
+        return services.stripe_events_requeue_received(
+            now=timezone.now() + timedelta(minutes=minutes)
+        )
 
 
-def test_a_refund_arriving_while_the_broker_refuses_is_answered_200_and_stored(
+def test_a_refund_arriving_while_the_broker_refuses_is_answered_200_and_stored_as_owed(
     post_event, broker_refusing, gift, refund
 ):
     response = post_event(refund)
@@ -51,89 +59,79 @@ def test_a_refund_arriving_while_the_broker_refuses_is_answered_200_and_stored(
     assert response.status_code == 200
     stored = StripeEvent.objects.get()
     assert (stored.outcome, stored.attempts) == (StripeEvent.Outcome.RECEIVED, 0)
-    row = OutboxMessage.objects.get()
-    assert (row.task, row.kwargs) == ("donations.stripe_event_process", {"event_id": stored.pk})
-    assert row.state == OutboxMessage.State.PENDING
+    # Refused: not counted as queued, so the next requeue run takes it.
+    assert stored.queued_at is None
     gift.refresh_from_db()
     assert (gift.status, gift.refunded_cents) == (Gift.Status.PAID, 0)
 
 
-def test_once_the_broker_is_back_the_outbox_run_refunds_the_gift_once(
-    post_event, broker_refusing, gift, refund, django_capture_on_commit_callbacks
+def test_once_the_broker_is_back_the_next_requeue_run_refunds_the_gift_once(
+    post_event, broker_refusing, gift, refund
 ):
     post_event(refund)
     broker_back()
 
-    assert outbox_run() == 1
-    with django_capture_on_commit_callbacks(execute=True):
-        services.stripe_events_requeue_received(now=timezone.now() + timedelta(minutes=10))
-    outbox_run(minutes=20)
+    assert requeue_run(minutes=1) == 1
+    assert requeue_run(minutes=20) == 0
 
     gift.refresh_from_db()
     assert (gift.status, gift.refunded_cents) == (Gift.Status.REFUNDED, 5000)
     stored = StripeEvent.objects.get()
     assert (stored.outcome, stored.attempts) == (StripeEvent.Outcome.PROCESSED, 1)
-    assert OutboxMessage.objects.count() == 1
 
 
 def test_a_redelivery_of_an_unprocessed_event_queues_it_again_and_it_runs_once(
     post_event, broker_refusing, gift, refund
 ):
     first = post_event(refund)
+    broker_back()
     again = post_event(refund)
 
     assert (first.status_code, again.status_code) == (200, 200)
-    stored = StripeEvent.objects.get()
-    assert OutboxMessage.objects.filter(kwargs={"event_id": stored.pk}).count() == 2
-
-    broker_back()
-    assert outbox_run() == 2
-
     gift.refresh_from_db()
     assert (gift.status, gift.refunded_cents) == (Gift.Status.REFUNDED, 5000)
-    stored.refresh_from_db()
+    stored = StripeEvent.objects.get()
     assert (stored.outcome, stored.attempts) == (StripeEvent.Outcome.PROCESSED, 1)
+    assert requeue_run(minutes=20) == 0
 
 
 def test_a_redelivery_of_a_processed_event_queues_nothing(post_event, gift, refund):
     post_event(refund)
     post_event(refund)
 
-    assert OutboxMessage.objects.count() == 1
     assert StripeEvent.objects.get().attempts == 1
+    assert not OutboxMessage.objects.exists()
 
 
-def test_beat_queues_again_an_event_the_outbox_gave_up_on(
-    post_event, broker_refusing, gift, refund, django_capture_on_commit_callbacks
-):
-    post_event(refund)
-    later = timezone.now()
-    for _ in range(outbox.MAX_ATTEMPTS):
-        later += timedelta(minutes=1)
-        outbox.outbox_send_pending(now=later)
-    assert OutboxMessage.objects.get().state == OutboxMessage.State.FAILED
+def test_accepting_an_event_writes_the_event_alone(client, gift, refund):
+    payload = json.dumps(refund)
+    with (
+        CaptureQueriesContext(connection) as queries,
+        django.test.TestCase.captureOnCommitCallbacks(execute=False) as sends,
+    ):
+        response = client.post(
+            "/webhooks/stripe/",
+            data=payload,
+            content_type="application/json",
+            HTTP_STRIPE_SIGNATURE=sign(payload),
+        )
 
-    broker_back()
-    with django_capture_on_commit_callbacks(execute=True):
-        queued = services.stripe_events_requeue_received(now=later)
-
-    assert queued == 1
-    gift.refresh_from_db()
-    assert (gift.status, gift.refunded_cents) == (Gift.Status.REFUNDED, 5000)
-    assert StripeEvent.objects.get().outcome == StripeEvent.Outcome.PROCESSED
+    assert response.status_code == 200
+    writes = [q["sql"] for q in queries if q["sql"].startswith(("INSERT", "UPDATE", "DELETE"))]
+    assert len(writes) == 1
+    assert writes[0].startswith('INSERT INTO "donations_stripeevent"')
+    assert len(sends) == 1  # the hand-over to the broker, once the row is committed
 
 
-def test_beat_leaves_an_event_queued_in_the_last_few_minutes_to_its_task(
-    post_event, broker_refusing, gift, refund, django_capture_on_commit_callbacks
-):
-    post_event(refund)
-    broker_back()
+def test_beat_leaves_an_event_queued_in_the_last_few_minutes_to_its_task(gift, refund):
+    # Stored and taken by the broker, its worker not there yet.
+    with django.test.TestCase.captureOnCommitCallbacks(execute=False):
+        services.stripe_event_store(event=refund)
 
-    with django_capture_on_commit_callbacks(execute=True):
-        queued = services.stripe_events_requeue_received(now=timezone.now() + timedelta(minutes=2))
-
-    assert queued == 0
+    assert requeue_run(minutes=2) == 0
     assert StripeEvent.objects.get().outcome == StripeEvent.Outcome.RECEIVED
+    assert requeue_run(minutes=6) == 1
+    assert StripeEvent.objects.get().outcome == StripeEvent.Outcome.PROCESSED
 
 
 def test_the_beat_task_runs_every_minute_and_queues_what_is_owed(
@@ -191,6 +189,11 @@ def test_the_nightly_reconcile_processes_an_event_still_received(
     assert stored.outcome == StripeEvent.Outcome.PROCESSED
     gift.refresh_from_db()
     assert gift.status == Gift.Status.REFUNDED
+
+
+def outbox_run(minutes: int = 2) -> int:
+    """Beat's outbox run, `minutes` after now."""
+    return outbox.outbox_send_pending(now=timezone.now() + timedelta(minutes=minutes))
 
 
 def test_a_receipt_queued_while_the_broker_refuses_is_sent_once_when_it_is_back(

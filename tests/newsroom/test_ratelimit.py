@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import time_machine
 
 from newsroom import ratelimit
@@ -26,3 +28,18 @@ def test_a_key_is_refused_past_its_limit_and_let_through_when_the_window_turns()
         assert allow("another") is True
         clock.move_to(start + timedelta(minutes=1))
         assert allow("k") is True
+
+
+def test_on_redis_a_key_is_refused_past_its_limit(redis_cache_proxy):
+    key = f"k-{time.time_ns()}"
+
+    assert [allow(key) for _ in range(3)] == [True, True, False]
+    assert allow(f"{key}-another") is True
+
+
+def test_on_redis_a_closed_limit_refuses_while_redis_is_down(redis_cache_proxy):
+    redis_cache_proxy.mode = "refuse"
+
+    with pytest.raises(ratelimit.Unavailable):
+        allow(f"k-{time.time_ns()}")
+    assert ratelimit.allow("open", rate="2/m", when_cache_fails=ratelimit.FAIL_OPEN) is True
