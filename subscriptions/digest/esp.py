@@ -25,6 +25,7 @@ from anymail.exceptions import (
 )
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
 from django.utils.module_loading import import_string
 
 from newsroom import mail
@@ -82,7 +83,8 @@ RETRYABLE = (AnymailError, smtplib.SMTPException, OSError)
 MERGE = "merge"  # one call, one shared body, the ESP fills in each reader's merge values
 DISTINCT = "distinct"  # one call carrying each reader's whole message, filled in by us
 TEMPLATE = "template"  # a stored template per rendered email, then calls with merge values
-SINGLE = "single"  # one message per call (SMTP, or a backend we do not know)
+SINGLE = "single"  # one message per call (a backend we do not know)
+KEPT_SMTP = "kept-smtp"  # Django's SMTP backend: one message per reader, connections kept
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,9 @@ PROFILES: dict[str, Profile] = {
         batch_backend="subscriptions.digest.esp_backends.ResendBatchBackend",
     ),
 }
-SMTP = Profile("SMTP", SINGLE, per_call=1, max_tags=0)
+SMTP = Profile("SMTP", KEPT_SMTP, per_call=1, max_tags=0)
+# Django's other backends (console, file, locmem) and any other: one message per call.
+ONE_BY_ONE = Profile("one by one", SINGLE, per_call=1, max_tags=0)
 
 
 def esp_profile(backend: str | None = None) -> Profile:
@@ -189,7 +193,9 @@ def esp_profile(backend: str | None = None) -> Profile:
             max_tags=None,
             merge_format=override or render.MERGE_FORMAT,
         )
-    return SMTP
+    if issubclass(backend_class, SmtpBackend):
+        return SMTP
+    return ONE_BY_ONE
 
 
 def prepare_messages(
@@ -240,6 +246,12 @@ def send_messages(
     """
     profile = esp_profile()
     results: dict[int, Result] = {}
+    if profile.batch == KEPT_SMTP:
+        from subscriptions.digest import esp_smtp  # it builds on this module's messages
+
+        return esp_smtp.send(
+            edition=edition, calls=prepared, results=results, on_accepted=on_accepted
+        )
     calls = [
         (rendered, group[start : start + profile.per_call])
         for rendered, group in prepared
