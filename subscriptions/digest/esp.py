@@ -72,8 +72,10 @@ class SendReport:
     exception: BaseException | None = None
 
 
-# Called with (delivery_id, result) as each message is accepted, before the next is sent.
-OnAccepted = Callable[[int, Result], None]
+# Called with the messages accepted since its last call, (delivery_id, result) each, as
+# soon as they are accepted: after each call of a batch that takes several, after each
+# round of SMTP messages (those the server took while the last round was recorded).
+OnAccepted = Callable[[list[tuple[int, Result]]], None]
 
 
 # Errors after which a retry may succeed (API down, rate limit, network, SMTP).
@@ -240,9 +242,10 @@ def send_messages(
     """Send prepared groups; report per-delivery results and the ESP error that stopped us.
 
     Each group goes in calls of at most the ESP's messages per call. `on_accepted` hears
-    of each message accepted as soon as its call is, before the next call goes, whenever
-    a batch takes more than one call (SMTP: one per message), so that it can be
-    recorded; a batch sent in one call is recorded from the report.
+    of the messages accepted as soon as their call is, before the next call goes,
+    whenever a batch takes more than one call (SMTP: one per message, heard in rounds,
+    esp_smtp.send), so that they can be recorded; a batch sent in one call is recorded
+    from the report.
     """
     profile = esp_profile()
     results: dict[int, Result] = {}
@@ -283,10 +286,9 @@ def send_messages(
             except RETRYABLE as exc:
                 return SendReport(results, f"{type(exc).__name__}: {exc}", exc)
             results.update(sent)
-            if hear is not None:
-                for delivery_id, result in sent.items():
-                    if result.ok:
-                        hear(delivery_id, result)
+            accepted = [(delivery_id, result) for delivery_id, result in sent.items() if result.ok]
+            if hear is not None and accepted:
+                hear(accepted)
     finally:
         try:
             connection.close()
@@ -469,5 +471,5 @@ def _send_one_by_one(
         result = Result(True, message_id=message_id if esp_id is None else str(esp_id))
         results[recipient.delivery_id] = result
         if on_accepted is not None:
-            on_accepted(recipient.delivery_id, result)
+            on_accepted([(recipient.delivery_id, result)])
     return None

@@ -285,7 +285,8 @@ def send(
     """Send each reader of `calls` their own message, over up to SMTP_CONNECTIONS threads.
 
     `on_accepted` hears of each accepted message in the calling thread (where the
-    database is), as soon as a sending thread reports it. The first error that may have
+    database is), as soon as a sending thread reports it, with the others reported
+    meanwhile. The first error that may have
     reached the server stops every thread before its next message; the report carries
     the most doubtful error seen.
     """
@@ -341,16 +342,25 @@ def send(
         for thread in threads:
             thread.start()
         while running:
-            item = heard.get()
-            if item is None:
-                running -= 1
-            elif isinstance(item, BaseException):
-                errors.append(item)
-            else:
-                delivery_id, result = item
-                results[delivery_id] = result
-                if result.ok and on_accepted is not None:
-                    on_accepted(delivery_id, result)
+            # What the threads reported while the last round was being recorded, heard
+            # together: one statement and commit a round, not one a message (a commit
+            # waits on the database's log flush, longer than a message takes to send).
+            items = [heard.get()]
+            while not heard.empty():
+                items.append(heard.get())
+            accepted = []
+            for item in items:
+                if item is None:
+                    running -= 1
+                elif isinstance(item, BaseException):
+                    errors.append(item)
+                else:
+                    delivery_id, result = item
+                    results[delivery_id] = result
+                    if result.ok:
+                        accepted.append(item)
+            if accepted and on_accepted is not None:
+                on_accepted(accepted)
     finally:
         # Also when recording failed or the task's time ran out: nothing more goes out.
         stop.set()
