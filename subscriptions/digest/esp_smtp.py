@@ -2,8 +2,9 @@
 
 A batch's readers share one rendering (digest.render); over SMTP each still needs a message
 of their own. The group's message is built once through Django's mail API, its bodies
-quoted-printable encoded once around the merge fields; a reader's message is those bytes
-with their address, headers and encoded merge values put in, not a second MIME rendering.
+encoded once around the merge fields; a reader's message is those bytes with their
+address, headers and merge values put in, encoded as Django would have encoded their
+copy, not a second MIME rendering.
 
 Connections are opened by Django's SMTP backend (EMAIL_HOST, EMAIL_PORT, TLS or SSL,
 login, EMAIL_TIMEOUT) and kept open between batches in each worker process, up to
@@ -23,14 +24,13 @@ import smtplib
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from email.utils import make_msgid
 from queue import Empty, SimpleQueue
 
 from django.conf import settings
 from django.core.mail import get_connection
 from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
-from django.core.mail.message import sanitize_address
+from django.core.mail.message import RFC5322_EMAIL_LINE_LENGTH_LIMIT, sanitize_address
 
 from newsroom.links import site_host
 from newsroom.mail import RenderedEmail
@@ -43,7 +43,8 @@ _TO = "digest-reader@merge.invalid"
 _HEADER = "merge-header-{}-end"
 _BODY = "merge-body-{}-end"
 _ENCODED = b"Content-Transfer-Encoding: 7bit\r\n\r\n"
-_QP = b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+_CTE = b"Content-Transfer-Encoding: "
+_EOH = b"\r\n\r\n"
 # Between two separately encoded pieces of a body: a soft line break (RFC 2045 §6.7 rule
 # 5), so each piece keeps its lines within 76 characters and decodes to the pieces joined.
 _SOFT_BREAK = b"=\r\n"
@@ -58,36 +59,64 @@ def is_smtp(backend_class: type) -> bool:
 # --- one message per reader, by substitution --------------------------------------------
 
 
-@dataclass
 class _Body:
-    """A body as quoted-printable pieces: shared bytes, or the name of a reader's value."""
+    """One body of the group's message, encoded once around its merge fields.
 
-    pieces: list[bytes | str]
+    Each reader's copy is encoded as Django would encode it (SafeMIMEText): as it is
+    (7bit or 8bit) unless a line passes RFC 5322's 998 characters, quoted-printable
+    then. Its shared pieces are kept both ways, with where each line holding a merge
+    field would end, so that a reader's copy is pieces joined, never a body re-encoded.
+    """
 
-    @classmethod
-    def encode(cls, content: str, fields: tuple[str, ...]) -> _Body:
+    def __init__(self, content: str, fields: tuple[str, ...]) -> None:
         # The SMTP profile renders merge fields the site's own way (render.MERGE_FORMAT).
         names = {render.merge_field(name): name for name in fields}
         pattern = re.compile("|".join(re.escape(field) for field in names))
-        pieces: list[bytes | str] = []
+        content = _EOL.sub("\n", content)
+        self.plain: list[bytes | str] = []
+        self.quoted: list[bytes | str] = []
         at = 0
         for found in pattern.finditer(content):
-            pieces.append(_qp(content[at : found.start()]))
-            pieces.append(names[found.group()])
+            self._shared(content[at : found.start()])
+            self.plain.append(names[found.group()])
+            self.quoted.append(names[found.group()])
             at = found.end()
-        pieces.append(_qp(content[at:]))
-        return cls([piece for piece in pieces if piece != b""])
+        self._shared(content[at:])
+        self.quoted = [piece for piece in self.quoted if piece != b""]
+        # Each line's bytes without its merge fields, and the fields it holds.
+        self.lines: list[tuple[int, list[str]]] = []
+        for line in content.splitlines():
+            held = [names[f] for f in pattern.findall(line)]
+            self.lines.append((len(pattern.sub("", line).encode()), held))
+        self.ascii = content.isascii()
 
-    def fill(self, encoded_values: dict[str, bytes]) -> bytes:
-        return _SOFT_BREAK.join(
-            encoded_values[piece] if isinstance(piece, str) else piece for piece in self.pieces
+    def _shared(self, text: str) -> None:
+        self.plain.append(text.replace("\n", "\r\n").encode())
+        self.quoted.append(_qp(text))
+
+    def fill(self, values: dict[str, str]) -> tuple[bytes, bytes]:
+        """(Content-Transfer-Encoding, body) of one reader's copy."""
+        raw = {name: value.encode() for name, value in values.items()}
+        if all(
+            base + sum(len(raw[f]) for f in held) <= RFC5322_EMAIL_LINE_LENGTH_LIMIT
+            for base, held in self.lines
+        ) and not any(_EOL.search(value) for value in values.values()):
+            ascii_only = self.ascii and all(len(v) == len(values[k]) for k, v in raw.items())
+            body = b"".join(raw[piece] if isinstance(piece, str) else piece for piece in self.plain)
+            return (b"7bit" if ascii_only else b"8bit"), body
+        body = _SOFT_BREAK.join(
+            _qp(values[piece]) if isinstance(piece, str) else piece for piece in self.quoted
         )
+        return b"quoted-printable", body
+
+
+# Line ends as the email package reads them (email.feedparser.NLCRE).
+_EOL = re.compile(r"\r\n|\r|\n")
 
 
 def _qp(text: str) -> bytes:
     """Quoted-printable, CRLF line ends (binascii's encoder: the email package's is 3x slower)."""
-    data = text.replace("\r\n", "\n").encode()
-    return binascii.b2a_qp(data, quotetabs=False, istext=True).replace(b"\n", b"\r\n")
+    return binascii.b2a_qp(text.encode(), quotetabs=False, istext=True).replace(b"\n", b"\r\n")
 
 
 class GroupMessage:
@@ -117,11 +146,11 @@ class GroupMessage:
             # Django writes a short ASCII body 7bit; a Django that does otherwise gets each
             # reader's message rendered by itself.
             self.substitutable &= bool(found)
-            shared[-1:] = [before + _QP, after]
+            shared[-1:] = [before + _CTE, after]
         self.shared = shared  # the headers, between the two bodies, after the second
         text_fields = tuple(f for f in render.MERGE_FIELDS if f != "greeting_html")
-        self.text = _Body.encode(rendered.text, text_fields)
-        self.html = _Body.encode(rendered.html, render.MERGE_FIELDS)
+        self.text = _Body(rendered.text, text_fields)
+        self.html = _Body(rendered.html, render.MERGE_FIELDS)
 
     def for_reader(
         self, *, address: str, headers: dict[str, str], values: dict[str, str]
@@ -130,12 +159,16 @@ class GroupMessage:
         to = sanitize_address(address, self.encoding)
         if not self.substitutable or not _ascii(headers, to):
             return to, self._rendered_by_django(address, headers, values)
-        encoded = {name: _qp(value) for name, value in values.items()}
         head, middle, tail = self.shared
         for n, name in enumerate(self.header_names):
             head = head.replace(_HEADER.format(n).encode(), _fold(name, headers[name]), 1)
         head = head.replace(_TO.encode(), to.encode(), 1)
-        return to, b"".join((head, self.text.fill(encoded), middle, self.html.fill(encoded), tail))
+        text_values = {k: v for k, v in values.items() if k != "greeting_html"}
+        text_encoding, text = self.text.fill(text_values)
+        html_encoding, html = self.html.fill(values)
+        return to, b"".join(
+            (head, text_encoding, _EOH, text, middle, html_encoding, _EOH, html, tail)
+        )
 
     def _rendered_by_django(self, address: str, headers: dict[str, str], values) -> bytes:
         own = render.personal_copy(rendered=self.rendered, values=values)

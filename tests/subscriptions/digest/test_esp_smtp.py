@@ -14,8 +14,10 @@ import pytest
 import time_machine
 from celery.signals import worker_process_shutdown
 
+from newsroom.mail import RenderedEmail
 from subscriptions.digest import render
 from subscriptions.digest.esp import edition_message
+from subscriptions.digest.esp_smtp import GroupMessage
 from subscriptions.digest.send import edition_send_batch
 from subscriptions.digest.staff import batch_resend
 from subscriptions.models import Delivery, DeliveryBatch
@@ -194,8 +196,42 @@ def test_each_reader_gets_the_message_django_would_have_rendered_for_them(
         policy=default,
     )
     for part in ("plain", "html"):
-        got = message.get_body((part,)).get_content()
-        assert got == by_django.get_body((part,)).get_content()
+        got, django_part = message.get_body((part,)), by_django.get_body((part,))
+        assert got.get_content() == django_part.get_content()
+        assert got["Content-Transfer-Encoding"] == django_part["Content-Transfer-Encoding"]
     assert name in expected.text
-    assert all(len(line) <= 78 for line in data.split(b"\r\n") if b"http" not in line)
+    head = data.split(b"\r\n\r\n", 1)[0]
+    assert all(len(line) <= 78 for line in head.split(b"\r\n") if b"http" not in line)
     assert message["Message-ID"] == Delivery.objects.get().esp_message_id
+
+
+def test_a_copy_with_a_line_past_998_characters_is_encoded_as_django_encodes_it(
+    newsletter, headlines
+):
+    reader = subscribe(newsletter, name="Layla")
+    [result] = plan_only(send_now=True)
+    rendered = RenderedEmail(
+        subject="The digest",
+        text="{{greeting}}\n" + "word " * 199 + "{{unsubscribe_url}}\n",
+        html="<p>{{greeting_html}}</p>\n",
+    )
+    headers = {**render.reader_headers(subscriber=reader, newsletter=newsletter)}
+    values = render.recipient_values(subscriber=reader, newsletter=newsletter, headers=headers)
+    headers["Message-ID"] = "<1@news.example>"
+
+    built = GroupMessage(edition=result.edition, rendered=rendered, header_names=[*headers])
+    _, data = built.for_reader(address=reader.email, headers=headers, values=values)
+
+    own = render.personal_copy(rendered=rendered, values=values)
+    by_django = message_from_bytes(
+        edition_message(edition=result.edition, rendered=own, to=[reader.email], headers=headers)
+        .message()
+        .as_bytes(linesep="\r\n"),
+        policy=default,
+    )
+    ours = message_from_bytes(data, policy=default)
+    for part in ("plain", "html"):
+        got, django_part = ours.get_body((part,)), by_django.get_body((part,))
+        assert got.get_content() == django_part.get_content()
+        assert got["Content-Transfer-Encoding"] == django_part["Content-Transfer-Encoding"]
+    assert ours.get_body(("plain",))["Content-Transfer-Encoding"] == "quoted-printable"
