@@ -52,10 +52,6 @@ _SOFT_BREAK = b"=\r\n"
 _HEADER_LINE = 78
 
 
-def is_smtp(backend_class: type) -> bool:
-    return issubclass(backend_class, SmtpBackend)
-
-
 # --- one message per reader, by substitution --------------------------------------------
 
 
@@ -179,7 +175,8 @@ class GroupMessage:
 
 
 def _ascii(headers: dict[str, str], to: str) -> bool:
-    return to.isascii() and all(v.isascii() and "\n" not in v for v in headers.values())
+    # Anything else (an address or link needing encoding) is left to Django's rendering.
+    return to.isascii() and all(v.isascii() and not _EOL.search(v) for v in headers.values())
 
 
 def _fold(name: str, value: str) -> bytes:
