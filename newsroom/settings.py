@@ -325,6 +325,12 @@ EMAIL_PORT = env_int("EMAIL_PORT", 25)
 EMAIL_HOST_USER = env("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+# Seconds an SMTP connection may wait on the server (connecting, and each answer);
+# Django's default is none, and a server that stops answering would hold a task for good.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20)
+# SMTP connections a digest worker process keeps open and sends over at once, one
+# message in flight on each (subscriptions/digest/esp_smtp.py); mind the server's limit.
+SMTP_CONNECTIONS = env_int("SMTP_CONNECTIONS", 4)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Mideast Daily <daily@newsroom.example>")
 SERVER_EMAIL = env("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 # The mailbox that receives `mailto:` unsubscribe requests (RFC 2369 List-Unsubscribe).

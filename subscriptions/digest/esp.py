@@ -25,6 +25,7 @@ from anymail.exceptions import (
 )
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
 from django.utils.module_loading import import_string
 
 from newsroom import mail
@@ -71,8 +72,10 @@ class SendReport:
     exception: BaseException | None = None
 
 
-# Called with (delivery_id, result) as each message is accepted, before the next is sent.
-OnAccepted = Callable[[int, Result], None]
+# Called with the messages accepted since its last call, (delivery_id, result) each, as
+# soon as they are accepted: after each call of a batch that takes several, after each
+# round of SMTP messages (those the server took while the last round was recorded).
+OnAccepted = Callable[[list[tuple[int, Result]]], None]
 
 
 # Errors after which a retry may succeed (API down, rate limit, network, SMTP).
@@ -82,7 +85,8 @@ RETRYABLE = (AnymailError, smtplib.SMTPException, OSError)
 MERGE = "merge"  # one call, one shared body, the ESP fills in each reader's merge values
 DISTINCT = "distinct"  # one call carrying each reader's whole message, filled in by us
 TEMPLATE = "template"  # a stored template per rendered email, then calls with merge values
-SINGLE = "single"  # one message per call (SMTP, or a backend we do not know)
+SINGLE = "single"  # one message per call (a backend we do not know)
+KEPT_SMTP = "kept-smtp"  # Django's SMTP backend: one message per reader, connections kept
 
 
 @dataclass(frozen=True)
@@ -163,7 +167,9 @@ PROFILES: dict[str, Profile] = {
         batch_backend="subscriptions.digest.esp_backends.ResendBatchBackend",
     ),
 }
-SMTP = Profile("SMTP", SINGLE, per_call=1, max_tags=0)
+SMTP = Profile("SMTP", KEPT_SMTP, per_call=1, max_tags=0)
+# Django's other backends (console, file, locmem) and any other: one message per call.
+ONE_BY_ONE = Profile("one by one", SINGLE, per_call=1, max_tags=0)
 
 
 def esp_profile(backend: str | None = None) -> Profile:
@@ -189,7 +195,9 @@ def esp_profile(backend: str | None = None) -> Profile:
             max_tags=None,
             merge_format=override or render.MERGE_FORMAT,
         )
-    return SMTP
+    if issubclass(backend_class, SmtpBackend):
+        return SMTP
+    return ONE_BY_ONE
 
 
 def prepare_messages(
@@ -234,12 +242,19 @@ def send_messages(
     """Send prepared groups; report per-delivery results and the ESP error that stopped us.
 
     Each group goes in calls of at most the ESP's messages per call. `on_accepted` hears
-    of each message accepted as soon as its call is, before the next call goes, whenever
-    a batch takes more than one call (SMTP: one per message), so that it can be
-    recorded; a batch sent in one call is recorded from the report.
+    of the messages accepted as soon as their call is, before the next call goes,
+    whenever a batch takes more than one call (SMTP: one per message, heard in rounds,
+    esp_smtp.send), so that they can be recorded; a batch sent in one call is recorded
+    from the report.
     """
     profile = esp_profile()
     results: dict[int, Result] = {}
+    if profile.batch == KEPT_SMTP:
+        from subscriptions.digest import esp_smtp  # it builds on this module's messages
+
+        return esp_smtp.send(
+            edition=edition, calls=prepared, results=results, on_accepted=on_accepted
+        )
     calls = [
         (rendered, group[start : start + profile.per_call])
         for rendered, group in prepared
@@ -271,10 +286,9 @@ def send_messages(
             except RETRYABLE as exc:
                 return SendReport(results, f"{type(exc).__name__}: {exc}", exc)
             results.update(sent)
-            if hear is not None:
-                for delivery_id, result in sent.items():
-                    if result.ok:
-                        hear(delivery_id, result)
+            accepted = [(delivery_id, result) for delivery_id, result in sent.items() if result.ok]
+            if hear is not None and accepted:
+                hear(accepted)
     finally:
         try:
             connection.close()
@@ -457,5 +471,5 @@ def _send_one_by_one(
         result = Result(True, message_id=message_id if esp_id is None else str(esp_id))
         results[recipient.delivery_id] = result
         if on_accepted is not None:
-            on_accepted(recipient.delivery_id, result)
+            on_accepted([(recipient.delivery_id, result)])
     return None

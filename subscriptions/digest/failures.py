@@ -22,9 +22,15 @@ import requests
 from anymail.exceptions import AnymailAPIError, AnymailError
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+
+class SmtpNothingSent(smtplib.SMTPException):
+    """The SMTP conversation failed before the message's DATA: the server took nothing."""
+
+
 # An SMTP server answering with a reply code refused that message (RFC 5321 §4.2);
 # SMTPServerDisconnected has no code: the server may have taken the DATA already.
 SMTP_REFUSALS = (
+    SmtpNothingSent,
     smtplib.SMTPConnectError,
     smtplib.SMTPHeloError,
     smtplib.SMTPAuthenticationError,

@@ -110,6 +110,10 @@ def edition_send_batches(*, batch_ids: list[int], task_id: str) -> PackOutcome:
     in_flight: dict[Future, tuple[DeliveryBatch, int]] = {}
     accepted: SimpleQueue[tuple[int, Result]] = SimpleQueue()
 
+    def hand_over(rows: list[tuple[int, Result]]) -> None:
+        for row in rows:
+            accepted.put(row)
+
     def record_accepted() -> None:
         rows = []
         while not accepted.empty():
@@ -156,7 +160,7 @@ def edition_send_batches(*, batch_ids: list[int], task_id: str) -> PackOutcome:
                 _call_esp,
                 edition=batch.edition,
                 prepared=prepared,
-                on_accepted=lambda delivery_id, result: accepted.put((delivery_id, result)),
+                on_accepted=hand_over,
             )
             in_flight[future] = (batch, suppressed)
         while in_flight:
@@ -387,9 +391,9 @@ def _claim(*, batch_id: int, task_id: str, rendered: list[Recipient]):
     return batch, claimed, sum(len(ids) for ids in dropped.values())
 
 
-def _record_accepted(delivery_id: int, result: Result) -> None:
-    """Record one message the ESP accepted on its own (SMTP), committed before the next."""
-    _record_sent([(delivery_id, result.message_id[:200])], sent_at=timezone.now())
+def _record_accepted(accepted: list[tuple[int, Result]]) -> None:
+    """Record messages the ESP accepted before the batch's end (SMTP), in one statement."""
+    _record_sent([(pk, r.message_id[:200]) for pk, r in accepted], sent_at=timezone.now())
 
 
 # What the readers claimed and not answered for become, by the batch's new state.

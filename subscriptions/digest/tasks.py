@@ -6,9 +6,10 @@ import logging
 import random
 
 from celery import shared_task
+from celery.signals import worker_process_shutdown, worker_shutdown
 from django.utils import timezone
 
-from subscriptions.digest import in_doubt, plan, send
+from subscriptions.digest import esp_smtp, in_doubt, plan, send
 
 logger = logging.getLogger(__name__)
 
@@ -99,3 +100,10 @@ def digest_settle_in_doubt_task() -> None:
             settled.sent,
             settled.resent,
         )
+
+
+@worker_process_shutdown.connect  # a prefork child ends with os._exit: atexit never runs
+@worker_shutdown.connect  # the solo and threads pools send from the worker's own process
+def close_smtp_connections(**kwargs) -> None:
+    """QUIT the SMTP connections kept between batches, as the worker process stops."""
+    esp_smtp.close_connections()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from subscriptions.digest import compose, render
+from subscriptions.digest import compose, esp_smtp, render
 from tests.subscriptions.digest.helpers import news
 from tests.subscriptions.factories import NewsletterFactory
 
@@ -17,6 +17,8 @@ def _digest_settings(settings, monkeypatch):
     settings.ESP_MERGE_FIELD_FORMAT = "{{FIELD}}"
     render._RENDERS.clear()
     compose._PARTS.clear()
+    yield
+    esp_smtp.close_connections()  # kept open to this test's SMTP server
 
 
 @pytest.fixture

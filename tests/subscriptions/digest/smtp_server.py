@@ -6,20 +6,36 @@
 `failure` happens at the end of the DATA of message number `fail_message` (counted
 from 1 over the server's life), once: "disconnect" closes the connection without
 answering (the server may have the message; the client cannot know), "451" answers
-a temporary refusal (RFC 5321 §4.2.2: the message was not taken).
+a temporary refusal (RFC 5321 §4.2.2: the message was not taken). `hang_up()` closes
+every open session from the server's side, as an idle timeout does (with a 421 first
+when asked, RFC 5321 §3.8); `data_delay` seconds pass before each DATA is answered.
 """
 
 from __future__ import annotations
 
+import socket
 import socketserver
 import threading
+import time
 from email import message_from_bytes
 
 
 class SmtpServer:
-    def __init__(self, *, fail_message: int | None = None, failure: str = "disconnect"):
+    def __init__(
+        self,
+        *,
+        fail_message: int | None = None,
+        failure: str = "disconnect",
+        data_delay: float = 0,
+    ):
         self.fail_message = fail_message
         self.failure = failure
+        self.data_delay = data_delay
+        self.connections = 0  # sessions opened
+        self.quits = 0  # sessions the client ended with QUIT
+        self.open: list[tuple[socket.socket, object]] = []  # (socket, its writer)
+        self.in_data = 0
+        self.most_in_data = 0  # most DATA answers pending at once, over all sessions
         self.received: list[tuple[list[str], bytes]] = []  # (envelope recipients, data)
         self.failed: list[tuple[list[str], bytes]] = []
         self.data_count = 0
@@ -28,7 +44,16 @@ class SmtpServer:
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
-                server.converse(self.rfile, self.wfile)
+                with server.lock:
+                    server.connections += 1
+                    server.open.append((self.request, self.wfile))
+                try:
+                    server.converse(self.rfile, self.wfile)
+                except OSError:
+                    pass  # hung up by hang_up()
+                finally:
+                    with server.lock:
+                        server.open = [o for o in server.open if o[0] is not self.request]
 
         socketserver.ThreadingTCPServer.allow_reuse_address = True
         self.tcp = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
@@ -47,6 +72,16 @@ class SmtpServer:
     def recipients(self) -> list[str]:
         """Every envelope recipient of every message taken, once per message."""
         return [address for to, _ in self.received for address in to]
+
+    def hang_up(self, *, reply_421: bool = True) -> None:
+        """Close every open session from the server's side, as an idle timeout does."""
+        with self.lock:
+            sessions, self.open = self.open, []
+        for sock, wfile in sessions:
+            if reply_421:
+                wfile.write(b"421 4.4.2 localhost idle too long, closing\r\n")
+                wfile.flush()
+            sock.shutdown(socket.SHUT_RDWR)
 
     def subjects(self) -> list[str]:
         return [message_from_bytes(data)["Subject"] for _, data in self.received]
@@ -77,6 +112,11 @@ class SmtpServer:
                 with self.lock:
                     self.data_count += 1
                     failing = self.data_count == self.fail_message
+                    self.in_data += 1
+                    self.most_in_data = max(self.most_in_data, self.in_data)
+                time.sleep(self.data_delay)
+                with self.lock:
+                    self.in_data -= 1
                 if failing and self.failure == "disconnect":
                     self.failed.append((recipients, data))
                     return  # connection closed, no answer
@@ -88,6 +128,8 @@ class SmtpServer:
                     self.received.append((recipients, data))
                 reply("250 OK queued")
             elif verb == "QUIT":
+                with self.lock:
+                    self.quits += 1
                 reply("221 Bye")
                 return
             else:  # RSET, NOOP

@@ -219,8 +219,9 @@ def test_a_message_the_smtp_server_refuses_is_retried_for_the_readers_not_yet_se
 
 
 def test_an_smtp_server_that_hangs_up_after_the_data_leaves_the_unrecorded_readers_in_doubt(
-    newsletter, headlines, smtp, eager_retries, django_capture_on_commit_callbacks
+    newsletter, headlines, smtp, eager_retries, settings, django_capture_on_commit_callbacks
 ):
+    settings.SMTP_CONNECTIONS = 1  # one message at a time, in the readers' order
     first, *_ = [subscribe(newsletter) for _ in range(3)]
 
     with smtp(fail_message=2, failure="disconnect") as server:

@@ -115,7 +115,7 @@ def test_a_batch_of_two_calls_reports_each_message_of_the_first_before_the_secon
     report = send_messages(
         edition=edition,
         prepared=prepared,
-        on_accepted=lambda delivery_id, result: accepted.append(delivery_id),
+        on_accepted=lambda rows: accepted.extend(delivery_id for delivery_id, _ in rows),
     )
 
     # Postmark takes 500 a call: the first call's readers are heard of before the
