@@ -395,7 +395,9 @@ class StripeEvent(models.Model):
         _("queued at"),
         null=True,
         blank=True,
-        help_text=_("When the event was last handed to the broker; empty when the broker refused it."),
+        help_text=_(
+            "When the event was last handed to the broker; empty when the broker refused it."
+        ),
     )
 
     class Meta:
