@@ -47,7 +47,9 @@ REFUSED_STATUSES = {"rejected", "invalid", "failed"}
 
 @dataclass
 class Recipient:
-    delivery_id: int
+    # The reader's copy in its batch (ledger.reader_key): the ESP gets it back in each
+    # tracking event as metadata "delivery_id".
+    delivery_id: str
     subscriber: Subscriber
 
 
@@ -66,13 +68,13 @@ class SendReport:
     ESP took nothing from one after which the outcome is unknown.
     """
 
-    results: dict[int, Result]
+    results: dict[str, Result]
     error: str = ""
     exception: BaseException | None = None
 
 
 # Called with (delivery_id, result) as each message is accepted, before the next is sent.
-OnAccepted = Callable[[int, Result], None]
+OnAccepted = Callable[[str, Result], None]
 
 
 # Errors after which a retry may succeed (API down, rate limit, network, SMTP).
@@ -239,7 +241,7 @@ def send_messages(
     recorded; a batch sent in one call is recorded from the report.
     """
     profile = esp_profile()
-    results: dict[int, Result] = {}
+    results: dict[str, Result] = {}
     calls = [
         (rendered, group[start : start + profile.per_call])
         for rendered, group in prepared
@@ -328,7 +330,7 @@ def edition_message(
 
 def _send_batch_call(
     connection, profile: Profile, edition: Edition, rendered: RenderedEmail, group: list[Recipient]
-) -> dict[int, Result]:
+) -> dict[str, Result]:
     """One ESP call for `group`: each reader one message, with their own links and headers."""
     newsletter = edition.newsletter
     merge_data, merge_headers, merge_metadata, copies = {}, {}, {}, {}
@@ -360,7 +362,7 @@ def _send_batch_call(
         _as_stored_template(connection, message, rendered)
     connection.send_messages([message])
     statuses = message.anymail_status.recipients
-    results: dict[int, Result] = {}
+    results: dict[str, Result] = {}
     for recipient in group:
         status = statuses.get(recipient.subscriber.email)
         if status is not None and status.status in REFUSED_STATUSES:
@@ -416,7 +418,7 @@ def _send_one_by_one(
     edition: Edition,
     rendered: RenderedEmail,
     group: list[Recipient],
-    results: dict[int, Result],
+    results: dict[str, Result],
     on_accepted: OnAccepted | None,
 ) -> BaseException | None:
     newsletter = edition.newsletter
