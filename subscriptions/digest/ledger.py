@@ -29,7 +29,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.fields.json import KT
+from django.db.models.fields.json import KT, KeyTextTransform, KeyTransform
 
 from subscriptions.models import Delivery, DeliveryBatch, Subscriber
 
@@ -183,7 +183,10 @@ def copies_sent_by_language(edition_ids) -> dict[str, int]:
         Delivery.objects.filter(edition_id__in=edition_ids)
         .annotate(
             code=Case(
-                When(batch__size__gt=0, then=KT("batch__followed__0__1")),
+                When(
+                    batch__size__gt=0,
+                    then=KeyTextTransform("1", KeyTransform("0", "batch__followed")),
+                ),
                 default=F("subscriber__language"),
                 output_field=CharField(),
             ),
