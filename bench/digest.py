@@ -189,6 +189,7 @@ def seed(args: argparse.Namespace) -> None:
     """Create the newsroom and the readers once; reset the day's edition every run."""
     from datetime import timedelta
 
+    from django.conf import settings
     from django.db import connection
     from django.utils import timezone
 
@@ -263,11 +264,11 @@ def seed(args: argparse.Namespace) -> None:
             cursor.execute("TRUNCATE subscriptions_subscriber CASCADE")
             cursor.execute(
                 "INSERT INTO subscriptions_subscriber"
-                " (email, name, time_zone, created_at, confirmed_at, public_id)"
+                " (email, name, time_zone, created_at, confirmed_at, public_id, language)"
                 " SELECT 'bench' || n || '@readers.example', '', 'Asia/Jerusalem', now(), %s,"
-                " gen_random_uuid()"
+                " gen_random_uuid(), %s"
                 " FROM generate_series(0, %s - 1) AS n",
-                [confirmed := now - timedelta(days=30), args.readers],
+                [confirmed := now - timedelta(days=30), settings.LANGUAGE_CODE, args.readers],
             )
             cursor.execute(
                 "INSERT INTO subscriptions_subscription"

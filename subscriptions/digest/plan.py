@@ -223,8 +223,10 @@ def _anyone_owed(
 
 
 def due_subscribers(*, edition: Edition, zones: list[str] | None, now: datetime):
-    """The subscribers owed this edition: subscribed, confirmed, not paused, not yet queued,
-    and reading a language it has news in (nobody is sent an edition without stories)."""
+    """The subscribers owed this edition: subscribed, confirmed, not paused, without a
+    row of their own in it (suppressed when planned), and reading a language it has news
+    in (nobody is sent an edition without stories). Those already in one of its batches
+    are left out by the planner run (_run_start)."""
     subscribers = _subscribers_of(edition.newsletter).filter(
         Q(paused_until__isnull=True) | Q(paused_until__lte=now)
     )
