@@ -273,7 +273,7 @@ class Edition(models.Model):
     skip_reason = models.CharField(max_length=200, blank=True)
     # The planner run allowed to write this edition's batches; a run that starts takes
     # the next number, so an older run still writing stops (digest.plan, "fence").
-    plan_run = models.PositiveIntegerField(default=0, editable=False)
+    plan_run = models.PositiveIntegerField(default=0, db_default=0, editable=False)
 
     class Meta:
         ordering = ["-date"]
