@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 from anymail.signals import AnymailTrackingEvent, tracking
 from django.core import mail
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from subscriptions.digest import plan
-from subscriptions.digest.ledger import copies_sent_by_language, reader_key
+from subscriptions.digest.ledger import copies_sent_by_language, edition_readers, reader_key
 from subscriptions.digest.staff import edition_progress
 from subscriptions.models import Delivery, DeliveryBatch, Suppression, TrackingEvent, email_hash
 from subscriptions.selectors import subscriber_export
@@ -192,3 +195,50 @@ def test_copies_sent_are_counted_in_each_batchs_language(
     send_all(result.edition)
 
     assert copies_sent_by_language([result.edition.pk]) == {"en": 2, "ar": 2}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_moves_unfinished_batches_readers_into_their_lists():
+    before = [("subscriptions", "0012_subscriber_language")]
+    after = [("subscriptions", "0013_batch_ledger")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    model = partial(old.get_model, "subscriptions")
+    newsletter = model("Newsletter").objects.create(name="Daily", slug="daily")
+    edition = model("Edition").objects.create(
+        newsletter=newsletter, date=timezone.localdate(), cutoff_end=timezone.now()
+    )
+    readers = [model("Subscriber").objects.create(email=f"r{n}@mail.example") for n in range(4)]
+    sent = model("DeliveryBatch").objects.create(edition=edition, state="sent")
+    in_doubt = model("DeliveryBatch").objects.create(edition=edition, state="in_doubt")
+    for reader, batch, state in [
+        (readers[0], sent, "sent"),
+        (readers[1], in_doubt, "sent"),  # accepted alone (SMTP) before the worker died
+        (readers[2], in_doubt, "in_doubt"),
+        (readers[3], in_doubt, "in_doubt"),
+    ]:
+        model("Delivery").objects.create(
+            edition=edition, subscriber=reader, batch=batch, state=state
+        )
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    new = executor.loader.project_state(after).apps
+    batches = {b.pk: b for b in new.get_model("subscriptions", "DeliveryBatch").objects.all()}
+    rows = sorted(
+        new.get_model("subscriptions", "Delivery").objects.values_list("subscriber_id", "state")
+    )
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    assert (batches[sent.pk].readers, batches[sent.pk].size) == ([], 0)  # history as it was
+    assert batches[in_doubt.pk].readers == [r.pk for r in readers[1:]]
+    assert rows == [(readers[0].pk, "sent"), (readers[1].pk, "sent")]
+    by_reader = edition_readers(edition.pk)
+    assert {pk: fate.state for pk, fate in by_reader.items()} == {
+        readers[0].pk: Delivery.State.SENT,
+        readers[1].pk: Delivery.State.SENT,
+        readers[2].pk: Delivery.State.IN_DOUBT,
+        readers[3].pk: Delivery.State.IN_DOUBT,
+    }
