@@ -50,8 +50,9 @@ def reader_key(batch_id: int, subscriber_id: int) -> str:
 
 def parse_reader_key(value: object) -> tuple[int, int] | None:
     """(batch id, subscriber id) from reader_key's text, or None for anything else."""
-    batch, sep, subscriber = str(value or "").partition(":")
-    if not sep or not batch.isdigit() or not subscriber.isdigit():
+    text = str(value or "")
+    batch, sep, subscriber = text.partition(":")
+    if not sep or not text.isascii() or not batch.isdigit() or not subscriber.isdigit():
         return None
     return int(batch), int(subscriber)
 
