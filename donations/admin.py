@@ -10,6 +10,8 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import path
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from donations import selectors, services, stripe_api
 from donations.models import (
@@ -36,16 +38,17 @@ class AppealAdminForm(forms.ModelForm):
             isinstance(cents, int) and not isinstance(cents, bool) for cents in value
         ):
             raise forms.ValidationError(
-                "Write a list of amounts in cents, like [2500, 5000, 10000]."
+                gettext("Write a list of amounts in cents, like [2500, 5000, 10000].")
             )
         low, high = settings.DONATION_MIN_CENTS, settings.DONATION_MAX_CENTS
         if any(not low <= cents <= high for cents in value):
             raise forms.ValidationError(
-                f"Each amount must be between {low} and {high} cents "
-                f"({format_cents(low)} to {format_cents(high)})."
+                gettext(
+                    "Each amount must be between {low} and {high} cents ({least} to {most})."
+                ).format(low=low, high=high, least=format_cents(low), most=format_cents(high))
             )
         if len(value) > 6:
-            raise forms.ValidationError("At most six suggested amounts fit the form.")
+            raise forms.ValidationError(gettext("At most six suggested amounts fit the form."))
         return value
 
     def clean_amounts_one_time(self) -> list[int]:
@@ -92,10 +95,10 @@ class AppealAdmin(admin.ModelAdmin):
             None,
             {"fields": ["name", "active", "placement", "after_paragraph", "priority", "audience"]},
         ),
-        ("Schedule", {"fields": ["starts_at", "ends_at"]}),
-        ("Copy", {"fields": ["headline", "body", "cta_label", "image", "image_alt"]}),
+        (_("Schedule"), {"fields": ["starts_at", "ends_at"]}),
+        (_("Copy"), {"fields": ["headline", "body", "cta_label", "image", "image_alt"]}),
         (
-            "Amounts",
+            _("Amounts"),
             {
                 "fields": [
                     "default_frequency",
@@ -107,7 +110,7 @@ class AppealAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "Results",
+            _("Results"),
             {
                 "fields": [
                     "impressions",
@@ -124,26 +127,28 @@ class AppealAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Appeal]:
         return selectors.appeals_with_results()
 
-    @admin.display(description="gifts", ordering="gift_count")
+    @admin.display(description=_("gifts"), ordering="gift_count")
     def gifts(self, appeal: Appeal) -> int:
         return getattr(appeal, "gift_count", 0) or 0
 
-    @admin.display(description="revenue", ordering="gift_total")
+    @admin.display(description=_("revenue"), ordering="gift_total")
     def revenue(self, appeal: Appeal) -> str:
         return format_cents(getattr(appeal, "gift_total", 0) or 0, exact=True)
 
-    @admin.display(description="click rate")
+    @admin.display(description=_("click rate"))
     def click_rate(self, appeal: Appeal) -> str:
         return (
             f"{appeal.clicks / appeal.impressions:.1%}"
             if appeal.impressions
-            else "no impressions yet"
+            else gettext("no impressions yet")
         )
 
-    @admin.display(description="conversion (gifts / impressions)")
+    @admin.display(description=_("conversion (gifts / impressions)"))
     def conversion_rate(self, appeal: Appeal) -> str:
         gifts = getattr(appeal, "gift_count", 0) or 0
-        return f"{gifts / appeal.impressions:.2%}" if appeal.impressions else "no impressions yet"
+        if not appeal.impressions:
+            return gettext("no impressions yet")
+        return f"{gifts / appeal.impressions:.2%}"
 
     def save_model(self, request, obj: Appeal, form, change: bool) -> None:
         services.appeal_save(appeal=obj)
@@ -154,7 +159,8 @@ class AppealAdmin(admin.ModelAdmin):
         # Its gifts would keep their amounts but lose what they were given to; switching
         # the appeal off keeps both.
         raised = [
-            f"{appeal} raised gifts: switch it off (untick active) instead"
+            gettext("%(appeal)s raised gifts: switch it off (untick active) instead")
+            % {"appeal": appeal}
             for appeal in objs
             if appeal.gifts.exists() or appeal.plans.exists()
         ]
@@ -341,11 +347,11 @@ class GiftAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # money records are kept for the books: staff refund instead
 
-    @admin.display(description="amount", ordering="amount_cents")
+    @admin.display(description=_("amount"), ordering="amount_cents")
     def amount(self, gift: Gift) -> str:
         return format_cents(gift.amount_cents, gift.currency, exact=True)
 
-    @admin.display(description="disputed", boolean=True)
+    @admin.display(description=_("disputed"), boolean=True)
     def disputed(self, gift: Gift) -> bool:
         return gift.disputed_at is not None
 
@@ -355,7 +361,7 @@ class GiftAdmin(admin.ModelAdmin):
     def has_export_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("donations.export_gifts")
 
-    @admin.action(description="Refund the selected gifts at Stripe", permissions=["refund"])
+    @admin.action(description=_("Refund the selected gifts at Stripe"), permissions=["refund"])
     def refund(self, request: HttpRequest, queryset: QuerySet[Gift]) -> None:
         asked, refused = 0, []
         actor = audit.request_actor(request)
@@ -375,18 +381,27 @@ class GiftAdmin(admin.ModelAdmin):
             except services.RefundNotPossible as exc:
                 refused.append(str(exc))
             except stripe_api.StripeError as exc:
-                refused.append(f"Gift {gift.pk}: Stripe said {exc.user_message or exc}")
+                refused.append(
+                    gettext("Gift {gift}: Stripe said {reason}").format(
+                        gift=gift.pk, reason=exc.user_message or exc
+                    )
+                )
         if asked:
             self.message_user(
                 request,
-                f"Asked Stripe to refund {asked} gift(s). Each will show as refunded when "
-                "Stripe confirms it (usually within a minute).",
+                ngettext(
+                    "Asked Stripe to refund {count} gift. It will show as refunded when "
+                    "Stripe confirms it (usually within a minute).",
+                    "Asked Stripe to refund {count} gifts. Each will show as refunded when "
+                    "Stripe confirms it (usually within a minute).",
+                    asked,
+                ).format(count=asked),
                 messages.SUCCESS,
             )
         for message in refused:
             self.message_user(request, message, messages.WARNING)
 
-    @admin.action(description="Export the selected gifts as CSV", permissions=["export"])
+    @admin.action(description=_("Export the selected gifts as CSV"), permissions=["export"])
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Gift]) -> StreamingHttpResponse:
         return exports.csv_export(
             request=request,
@@ -462,7 +477,7 @@ class RecurringPlanAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # a plan ends by cancelling it at Stripe; its record stays
 
-    @admin.display(description="amount", ordering="amount_cents")
+    @admin.display(description=_("amount"), ordering="amount_cents")
     def amount(self, plan: RecurringPlan) -> str:
         return format_cents(plan.amount_cents, plan.currency, exact=True)
 
@@ -489,18 +504,25 @@ class StripeEventAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # the record of what Stripe told us about money, and the dedupe key
 
-    @admin.display(description="error")
+    @admin.display(description=_("error"))
     def short_error(self, event: StripeEvent) -> str:
         return event.error.strip().splitlines()[-1][:120] if event.error else ""
 
     # Re-running a webhook event changes gifts and plans: for those who may change
     # Stripe events (Admins), not for Development, who may only view them (staff.roles).
     # Without the permission Django neither lists the action nor runs a forged POST of it.
-    @admin.action(description="Process the selected events again", permissions=["change"])
+    @admin.action(description=_("Process the selected events again"), permissions=["change"])
     def process_again(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> None:
         # Events still `received` too: one the broker never delivered is processed here.
         queued = services.stripe_events_queue(event_ids=queryset.values_list("pk", flat=True))
-        self.message_user(request, f"Queued {queued} event(s) to be processed again.")
+        self.message_user(
+            request,
+            ngettext(
+                "Queued {count} event to be processed again.",
+                "Queued {count} events to be processed again.",
+                queued,
+            ).format(count=queued),
+        )
 
 
 @admin.register(GivingStatement)
@@ -516,7 +538,7 @@ class GivingStatementAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # what a donor was told they gave in a tax year
 
-    @admin.display(description="total", ordering="total_cents")
+    @admin.display(description=_("total"), ordering="total_cents")
     def total(self, statement: GivingStatement) -> str:
         return format_cents(statement.total_cents, exact=True)
 

@@ -1,6 +1,7 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class DonationsConfig(AppConfig):
     name = "donations"
-    verbose_name = "Donations"
+    verbose_name = gettext_lazy("Donations")

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
-from django.utils.text import format_lazy
+from django.utils.text import capfirst, format_lazy
 from django.utils.translation import get_language_info, gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -297,7 +297,7 @@ def translations_form(model: type[models.Model], names: tuple[str, ...]) -> type
             model_field = model._meta.get_field(name)
             widget_attrs = {"dir": "auto", "lang": code}
             attrs[f"{name}_{code}"] = forms.CharField(
-                label=f"{model_field.verbose_name} ({language})",
+                label=format_lazy("{} ({})", capfirst(model_field.verbose_name), language),
                 required=False,
                 widget=forms.Textarea(attrs={"rows": 2, **widget_attrs})
                 if isinstance(model_field, models.TextField)
@@ -376,7 +376,7 @@ class AuditEntryAdmin(ReadOnlyMixin, admin.ModelAdmin):
     readonly_fields = fields
     list_select_related = ("actor",)
 
-    @admin.display(description="details")
+    @admin.display(description=_("details"))
     def summary(self, obj: AuditEntry) -> str:
         return ", ".join(f"{key}: {value}" for key, value in obj.details.items())[:160]
 
@@ -391,7 +391,7 @@ class OutboxMessageAdmin(ReadOnlyMixin, admin.ModelAdmin):
     fields = ("task", "kwargs", "state", "attempts", "created_at", "sent_at", "last_error")
     readonly_fields = fields
 
-    @admin.display(description="last error")
+    @admin.display(description=_("last error"))
     def error(self, obj: OutboxMessage) -> str:
         return obj.last_error[:160]
 

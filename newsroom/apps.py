@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class NewsroomConfig(AppConfig):
     name = "newsroom"
-    verbose_name = "Newsroom"
+    verbose_name = gettext_lazy("Newsroom")
 
     def ready(self) -> None:
         from newsroom import audit

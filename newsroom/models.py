@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Translated(models.Model):
@@ -23,7 +24,7 @@ class Translated(models.Model):
     translations = models.JSONField(
         default=dict,
         blank=True,
-        help_text='Per language code, e.g. {"ar": {"name": "…"}}; missing text falls back.',
+        help_text=_('Per language code, e.g. {"ar": {"name": "…"}}; missing text falls back.'),
     )
 
     class Meta:
@@ -41,14 +42,15 @@ class Translated(models.Model):
 
 
 class Category(Translated):
-    name = models.CharField(max_length=80, unique=True)
-    slug = models.SlugField(max_length=80, unique=True, allow_unicode=True)
-    description = models.TextField(blank=True)
-    order = models.PositiveIntegerField(default=0, help_text=_("Lower comes first."))
+    name = models.CharField(_("name"), max_length=80, unique=True)
+    slug = models.SlugField(_("slug"), max_length=80, unique=True, allow_unicode=True)
+    description = models.TextField(_("description"), blank=True)
+    order = models.PositiveIntegerField(_("order"), default=0, help_text=_("Lower comes first."))
 
     class Meta:
         ordering = ["order", "name"]
-        verbose_name_plural = "categories"
+        verbose_name = _("category")
+        verbose_name_plural = _("categories")
 
     def __str__(self) -> str:
         return self.name
@@ -62,11 +64,13 @@ class Category(Translated):
 
 
 class Topic(Translated):
-    name = models.CharField(max_length=80, unique=True)
-    slug = models.SlugField(max_length=80, unique=True, allow_unicode=True)
-    description = models.TextField(blank=True)
+    name = models.CharField(_("name"), max_length=80, unique=True)
+    slug = models.SlugField(_("slug"), max_length=80, unique=True, allow_unicode=True)
+    description = models.TextField(_("description"), blank=True)
 
     class Meta:
+        verbose_name = _("topic")
+        verbose_name_plural = _("topics")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -81,12 +85,14 @@ class Topic(Translated):
 
 
 class Author(Translated):
-    name = models.CharField(max_length=120)
-    slug = models.SlugField(max_length=120, unique=True, allow_unicode=True)
-    bio = models.TextField(blank=True)
-    photo = models.ImageField(upload_to="authors/", blank=True)
+    name = models.CharField(_("name"), max_length=120)
+    slug = models.SlugField(_("slug"), max_length=120, unique=True, allow_unicode=True)
+    bio = models.TextField(_("bio"), blank=True)
+    photo = models.ImageField(_("photo"), upload_to="authors/", blank=True)
 
     class Meta:
+        verbose_name = _("author")
+        verbose_name_plural = _("authors")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -120,48 +126,65 @@ class Article(models.Model):
         SCHEDULED = "scheduled", _("Scheduled")
         PUBLISHED = "published", _("Published")
 
-    headline = models.CharField(max_length=200)
-    slug = models.SlugField(max_length=200, unique=True, allow_unicode=True)
-    dek = models.CharField("standfirst (dek)", max_length=400, blank=True)
+    headline = models.CharField(_("headline"), max_length=200)
+    slug = models.SlugField(_("slug"), max_length=200, unique=True, allow_unicode=True)
+    dek = models.CharField(_("standfirst (dek)"), max_length=400, blank=True)
     body = models.TextField(
-        help_text=_("HTML; sanitised when saved through the admin or services.")
+        _("body"), help_text=_("HTML; sanitised when saved through the admin or services.")
     )
     language = models.CharField(
-        max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
+        _("language"), max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
     )
     # Versions of one story in several languages share this key; each has its own slug.
-    story = models.UUIDField(default=uuid.uuid4, db_index=True, editable=False)
+    story = models.UUIDField(_("story"), default=uuid.uuid4, db_index=True, editable=False)
     lead_photo = models.ImageField(
+        _("lead photo"),
         upload_to="photos/%Y/%m/",
         blank=True,
         width_field="lead_photo_width",
         height_field="lead_photo_height",
     )
     # Stored on upload so pages give the <img> its size and the text does not jump.
-    lead_photo_width = models.PositiveIntegerField(null=True, blank=True, editable=False)
-    lead_photo_height = models.PositiveIntegerField(null=True, blank=True, editable=False)
-    lead_photo_alt = models.CharField(max_length=300, blank=True)
-    lead_photo_caption = models.CharField(max_length=400, blank=True)
-    lead_photo_credit = models.CharField(max_length=200, blank=True)
+    lead_photo_width = models.PositiveIntegerField(
+        _("lead photo width"), null=True, blank=True, editable=False
+    )
+    lead_photo_height = models.PositiveIntegerField(
+        _("lead photo height"), null=True, blank=True, editable=False
+    )
+    lead_photo_alt = models.CharField(_("lead photo alt"), max_length=300, blank=True)
+    lead_photo_caption = models.CharField(_("lead photo caption"), max_length=400, blank=True)
+    lead_photo_credit = models.CharField(_("lead photo credit"), max_length=200, blank=True)
     pull_quotes = models.JSONField(
+        _("pull quotes"),
         default=list,
         blank=True,
         help_text=_("A list of short quotes; they are shown between the body's paragraphs."),
     )
-    authors = models.ManyToManyField(Author, related_name="articles")
-    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="articles")
-    topics = models.ManyToManyField(Topic, related_name="articles", blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
-    published_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    authors = models.ManyToManyField(Author, verbose_name=_("authors"), related_name="articles")
+    category = models.ForeignKey(
+        Category, verbose_name=_("category"), on_delete=models.PROTECT, related_name="articles"
+    )
+    topics = models.ManyToManyField(
+        Topic, verbose_name=_("topics"), related_name="articles", blank=True
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.DRAFT
+    )
+    published_at = models.DateTimeField(_("published at"), null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     top_story_rank = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text=_("1 is the lead story; empty is not a top story.")
+        _("top story rank"),
+        null=True,
+        blank=True,
+        help_text=_("1 is the lead story; empty is not a top story."),
     )
 
     objects = ArticleQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("article")
+        verbose_name_plural = _("articles")
         ordering = ["-published_at", "-id"]
         indexes = [
             models.Index(fields=["status", "published_at"]),
@@ -230,9 +253,10 @@ class AuditEntry(models.Model):
         RECOVERY_CODE_USED = "twofactor.recovery", _("Signed in with a recovery code")
         RECOVERY_CODES_NEW = "twofactor.newcodes", _("New recovery codes made")
 
-    at = models.DateTimeField(default=timezone.now, db_index=True)
+    at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
+        verbose_name=_("actor"),
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
@@ -240,18 +264,18 @@ class AuditEntry(models.Model):
         help_text=_("Empty: a reader acting on their own data, or a command run on the server."),
     )
     # Kept apart from the foreign key so the entry still names a deleted staff account.
-    actor_name = models.CharField(max_length=150, blank=True)
-    action = models.CharField(max_length=40, choices=Action.choices, db_index=True)
-    object_type = models.CharField(max_length=100, blank=True)
-    object_id = models.CharField(max_length=64, blank=True)
-    object_repr = models.CharField(max_length=200, blank=True)
-    details = models.JSONField(default=dict, blank=True)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    actor_name = models.CharField(_("actor name"), max_length=150, blank=True)
+    action = models.CharField(_("action"), max_length=40, choices=Action.choices, db_index=True)
+    object_type = models.CharField(_("object type"), max_length=100, blank=True)
+    object_id = models.CharField(_("object id"), max_length=64, blank=True)
+    object_repr = models.CharField(_("object repr"), max_length=200, blank=True)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(_("ip address"), null=True, blank=True)
 
     class Meta:
         ordering = ["-at", "-id"]
-        verbose_name = "audit entry"
-        verbose_name_plural = "audit trail"
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit trail")
         # Read-only by design: no add, change or delete permission exists to grant.
         default_permissions = ("view",)
         indexes = [models.Index(fields=["object_type", "object_id"])]
@@ -270,22 +294,23 @@ class OutboxMessage(models.Model):
 
     class State(models.TextChoices):
         PENDING = "pending", _("Waiting to be sent")
-        SENT = "sent", _("Sent")
+        SENT = "sent", pgettext_lazy("outbox state", "Sent")
         FAILED = "failed", _("Failed: no more tries")
 
-    task = models.CharField(max_length=200, help_text=_("The Celery task's name."))
-    kwargs = models.JSONField(default=dict, blank=True)
+    task = models.CharField(_("task"), max_length=200, help_text=_("The Celery task's name."))
+    kwargs = models.JSONField(_("kwargs"), default=dict, blank=True)
     state = models.CharField(
-        max_length=10, choices=State.choices, default=State.PENDING, db_index=True
+        _("state"), max_length=10, choices=State.choices, default=State.PENDING, db_index=True
     )
-    attempts = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        verbose_name = "outbox message"
+        verbose_name = _("outbox message")
+        verbose_name_plural = _("outbox messages")
         # Read-only for staff: rows are written and sent by code, never by hand.
         default_permissions = ("view",)
 

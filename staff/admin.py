@@ -1,10 +1,11 @@
-"""Users in the admin, with the action that issues one-use two-factor set-up codes."""
+"""Users and roles in the admin: the two-factor set-up code action, roles in each one's language."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
 from django.utils.text import format_lazy
@@ -12,9 +13,10 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from newsroom import audit
-from newsroom.admin import AuditedUserAdmin
+from newsroom.admin import AuditedGroupAdmin, AuditedUserAdmin
 from newsroom.security import has_confirmed_device
 from staff import services
+from staff.roles import role_label
 
 User = get_user_model()
 
@@ -25,8 +27,36 @@ admin.site.site_title = format_lazy(_("{name} staff"), name=settings.NEWSROOM_NA
 admin.site.index_title = _("Dashboard")
 
 
+class RoleListFilter(admin.RelatedFieldListFilter):
+    """The changelist's "By group" filter, the roles named in the staff member's language."""
+
+    def field_choices(self, field, request, model_admin):
+        return [
+            (pk, role_label(name))
+            for pk, name in super().field_choices(field, request, model_admin)
+        ]
+
+
 class StaffUserAdmin(AuditedUserAdmin):
     actions = [*AuditedUserAdmin.actions, "enrol_code_issue"]
+    list_display = (*AuditedUserAdmin.list_display, "roles")
+    list_filter = [
+        (name, RoleListFilter) if name == "groups" else name
+        for name in AuditedUserAdmin.list_filter
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups")
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_manytomany(db_field, request, **kwargs)
+        if db_field.name == "groups":
+            formfield.label_from_instance = lambda group: role_label(group.name)
+        return formfield
+
+    @admin.display(description=_("roles"))
+    def roles(self, user) -> str:
+        return ", ".join(sorted(role_label(group.name) for group in user.groups.all()))
 
     @admin.action(
         description=_("Issue a one-time two-factor set-up code to selected users"),
@@ -70,6 +100,15 @@ class StaffUserAdmin(AuditedUserAdmin):
         return response
 
 
-if admin.site.is_registered(User):
-    admin.site.unregister(User)
-admin.site.register(User, StaffUserAdmin)
+class StaffGroupAdmin(AuditedGroupAdmin):
+    list_display = ("local_name",)
+
+    @admin.display(description=_("name"), ordering="name")
+    def local_name(self, group: Group) -> str:
+        return role_label(group.name)
+
+
+for _model, _admin_class in ((User, StaffUserAdmin), (Group, StaffGroupAdmin)):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+    admin.site.register(_model, _admin_class)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.apps import AppConfig
 from django.contrib.auth.signals import user_logged_in
 from django.db.models.signals import post_migrate
+from django.utils import translation
 from django.utils.translation import gettext_lazy, ngettext
 
 
@@ -29,17 +30,18 @@ def _recovery_code_sign_in(sender, request, user, **kwargs) -> None:
         return
     services.recovery_code_sign_in_record(user=user, actor=request_actor(request))
     left = services.recovery_codes_left(user=user)
-    messages.warning(
-        request,
-        ngettext(
+    # The sign-in page spoke the site's language (nobody was signed in yet); the message
+    # is read on the next page, which speaks the one this staff member chose.
+    language = services.staff_language(user=user) or translation.get_language()
+    with translation.override(language):
+        text = ngettext(
             "You signed in with a recovery code; {left} left. Lost your authenticator app? "
             "Ask an Admin to remove it, and set up a new one at your next sign-in.",
             "You signed in with a recovery code; {left} left. Lost your authenticator app? "
             "Ask an Admin to remove it, and set up a new one at your next sign-in.",
             left,
-        ).format(left=left),
-        fail_silently=True,
-    )
+        ).format(left=left)
+    messages.warning(request, text, fail_silently=True)
 
 
 class StaffConfig(AppConfig):

@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import translation
 
 from newsroom.security import admin_prefix
-from staff.models import StaffPreference
+from staff.services import staff_language
 
 
 class StaffLanguageMiddleware:
@@ -28,9 +28,7 @@ class StaffLanguageMiddleware:
             user is not None and user.is_authenticated and user.is_staff
         ):
             return self.get_response(request)
-        language = (
-            StaffPreference.objects.filter(user=user).values_list("language", flat=True).first()
-        )
+        language = staff_language(user=user)
         if not language:
             return self.get_response(request)
         previous = translation.get_language()

@@ -11,11 +11,21 @@ in the admin is undone by the next migrate.
 from __future__ import annotations
 
 from django.apps import apps as global_apps
+from django.utils.translation import pgettext_lazy
 
 EDITORS = "Editors"
 DEVELOPMENT = "Development"
 AUDIENCE = "Audience"
 ADMINS = "Admins"
+
+# The groups' names are data, the same whatever the language of whoever made them;
+# each staff member reads them in their own language (role_label).
+ROLE_LABELS = {
+    EDITORS: pgettext_lazy("staff role", "Editors"),
+    DEVELOPMENT: pgettext_lazy("staff role", "Development"),
+    AUDIENCE: pgettext_lazy("staff role", "Audience"),
+    ADMINS: pgettext_lazy("staff role", "Admins"),
+}
 
 ALL = ("add", "change", "delete", "view")
 
@@ -54,6 +64,11 @@ ROLES: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
 
 ROLE_NAMES = (EDITORS, DEVELOPMENT, AUDIENCE, ADMINS)
 ROLES_MIGRATION = ("newsroom", "0004_staff_roles")
+
+
+def role_label(name: str) -> str:
+    """A group's name in the active language: a role's translated, any other group's as named."""
+    return str(ROLE_LABELS.get(name, name))
 
 
 def _codename(verb: str, model: str) -> str:

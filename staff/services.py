@@ -104,10 +104,7 @@ def enrol_link_send(*, user) -> bool:
             lifetime=timedelta(minutes=minutes),
         )
     # In the language the admin speaks to them, else the one this request speaks.
-    language = (
-        StaffPreference.objects.filter(user=user).values_list("language", flat=True).first()
-        or translation.get_language()
-    )
+    language = staff_language(user=user) or translation.get_language()
     with translation.override(language):
         return mail.send(
             template="staff/emails/enrol_link",
@@ -247,6 +244,11 @@ def recovery_code_sign_in_record(*, user, actor: Actor) -> None:
         obj=user,
         details={"codes_left": recovery_codes_left(user=user)},
     )
+
+
+def staff_language(*, user) -> str | None:
+    """The language `user` chose for the admin, or None before they chose one."""
+    return StaffPreference.objects.filter(user=user).values_list("language", flat=True).first()
 
 
 def staff_language_set(*, user, language: str) -> StaffPreference:

@@ -8,9 +8,11 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import path
+from django.utils.translation import gettext, pgettext
+from django.utils.translation import gettext_lazy as _
 
 from newsroom import audit, exports
-from newsroom.admin import ReadOnlyMixin
+from newsroom.admin import ReadOnlyMixin, translations_form
 from newsroom.models import AuditEntry, Category
 from subscriptions import selectors, services
 from subscriptions.models import (
@@ -27,7 +29,7 @@ from subscriptions.models import (
 
 
 class StatusFilter(admin.SimpleListFilter):
-    title = "status"
+    title = _("status")
     parameter_name = "status"
 
     def lookups(self, request, model_admin):
@@ -40,11 +42,11 @@ class StatusFilter(admin.SimpleListFilter):
 
 
 class NewsletterFilter(admin.SimpleListFilter):
-    title = "newsletter (active)"
+    title = _("newsletter (active)")
     parameter_name = "newsletter"
 
     def lookups(self, request, model_admin):
-        return [(str(n.pk), n.name) for n in Newsletter.objects.all()]
+        return [(str(n.pk), n.local_name) for n in Newsletter.objects.all()]
 
     def queryset(self, request, queryset):
         if self.value():
@@ -56,11 +58,11 @@ class NewsletterFilter(admin.SimpleListFilter):
 
 
 class FollowedCategoryFilter(admin.SimpleListFilter):
-    title = "followed category"
+    title = _("followed category")
     parameter_name = "follows_category"
 
     def lookups(self, request, model_admin):
-        return [(str(c.pk), c.name) for c in Category.objects.all()]
+        return [(str(c.pk), c.local_name) for c in Category.objects.all()]
 
     def queryset(self, request, queryset):
         if self.value():
@@ -97,7 +99,7 @@ class ConsentRecordInline(ReadOnlyMixin, admin.TabularInline):
     fields = ["at", "action", "newsletter", "source", "ip_address", "user_agent", "consent_text"]
     readonly_fields = fields
     ordering = ["at", "id"]
-    verbose_name_plural = "consent history (read-only)"
+    verbose_name_plural = _("consent history (read-only)")
 
 
 class SubscriberForm(forms.ModelForm):
@@ -108,7 +110,7 @@ class SubscriberForm(forms.ModelForm):
     def clean_time_zone(self) -> str:
         value = self.cleaned_data["time_zone"]
         if not services.is_time_zone(value):
-            raise forms.ValidationError("Enter an IANA time zone name, such as Asia/Beirut.")
+            raise forms.ValidationError(_("Enter an IANA time zone name, such as Asia/Beirut."))
         return value
 
 
@@ -143,19 +145,19 @@ class SubscriberAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    @admin.display(description="status")
+    @admin.display(description=_("status"))
     def status(self, obj: Subscriber) -> str:
         states = {s.status for s in obj.subscriptions.all()}
         if Subscription.Status.ACTIVE in states:
-            return "active"
+            return pgettext("subscriber status", "active")
         if Subscription.Status.PENDING in states:
-            return "pending"
-        return "unsubscribed"
+            return pgettext("subscriber status", "pending")
+        return pgettext("subscriber status", "unsubscribed")
 
-    @admin.display(description="suppressed")
+    @admin.display(description=_("suppressed"))
     def suppression(self, obj: Subscriber) -> str:
         found = Suppression.objects.filter(email_sha256=email_hash(obj.email)).first()
-        return found.get_reason_display() if found else "no"
+        return found.get_reason_display() if found else gettext("no")
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("subscriptions")
@@ -221,11 +223,13 @@ class SubscriberAdmin(admin.ModelAdmin):
 
 @admin.register(Newsletter)
 class NewsletterAdmin(admin.ModelAdmin):
+    form = translations_form(Newsletter, ("name", "description"))
+    exclude = ("translations",)
     list_display = ["name", "slug", "cadence", "send_hour", "language", "active", "active_count"]
     list_filter = ["active", "cadence"]
     prepopulated_fields = {"slug": ["name"]}
 
-    @admin.display(description="active subscribers")
+    @admin.display(description=_("active subscribers"))
     def active_count(self, obj: Newsletter) -> int:
         return obj.subscriptions.filter(status=Subscription.Status.ACTIVE).count()
 
@@ -234,7 +238,8 @@ class NewsletterAdmin(admin.ModelAdmin):
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
         # Its subscriptions would go with it, unaudited; switching it off keeps them.
         held = [
-            f"{newsletter} has subscribers: switch it off (untick active) instead"
+            gettext("%(newsletter)s has subscribers: switch it off (untick active) instead")
+            % {"newsletter": newsletter}
             for newsletter in objs
             if newsletter.subscriptions.exists()
         ]
@@ -257,7 +262,7 @@ class ConsentRecordAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 class SuppressionForm(forms.ModelForm):
     email = forms.EmailField(
-        help_text="Only its SHA-256 is stored; the address itself is not kept."
+        help_text=_("Only its SHA-256 is stored; the address itself is not kept.")
     )
 
     class Meta:

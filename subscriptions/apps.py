@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class SubscriptionsConfig(AppConfig):
     name = "subscriptions"
-    verbose_name = "Subscriptions"
+    verbose_name = gettext_lazy("Subscriptions")
 
     def ready(self) -> None:
         from anymail.signals import inbound, tracking

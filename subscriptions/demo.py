@@ -47,6 +47,18 @@ def demo_language(email: str) -> str:
     return "ar" if share < 5 else "he" if share < 8 else "en"
 
 
+DAILY_TRANSLATIONS = {
+    "ar": {
+        "name": "الشرق الأوسط اليوم",
+        "description": "أهم أخبار المنطقة في بريدك قبل الفطور.",
+    },
+    "he": {
+        "name": "המזרח התיכון היום",
+        "description": "הסיפורים החשובים באזור, בתיבת הדואר שלך לפני ארוחת הבוקר.",
+    },
+}
+
+
 def seed() -> list[str]:
     """Create the demo data of this app; return lines to print. Running it twice is harmless."""
     lines: list[str] = []
@@ -60,8 +72,12 @@ def seed() -> list[str]:
                 ),
                 "cadence": Newsletter.Cadence.DAILY,
                 "send_hour": 6,
+                "translations": DAILY_TRANSLATIONS,
             },
         )
+        if not daily.translations:  # a demo loaded before newsletters had translations
+            daily.translations = DAILY_TRANSLATIONS
+            daily.save(update_fields=["translations"])
         lines.append(f"newsletter {daily.name}: {'created' if created else 'already there'}")
         categories = list(Category.objects.order_by("order", "name"))
         topics = list(Topic.objects.order_by("name"))

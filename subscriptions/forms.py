@@ -13,6 +13,13 @@ from subscriptions.services import time_zones
 SOURCES = ("footer", "newsletters-page")
 
 
+class LocalNamesField(forms.ModelMultipleChoiceField):
+    """Choices named in the page's language: newsletters, categories and topics."""
+
+    def label_from_instance(self, obj) -> str:
+        return obj.local_name
+
+
 class SignupForm(forms.Form):
     email = forms.EmailField(
         label=_("Email address"),
@@ -22,7 +29,7 @@ class SignupForm(forms.Form):
             "invalid": _("Enter a valid email address, like name@example.com."),
         },
     )
-    newsletters = forms.ModelMultipleChoiceField(
+    newsletters = LocalNamesField(
         queryset=Newsletter.objects.filter(active=True),
         widget=forms.CheckboxSelectMultiple,
         error_messages={
@@ -54,19 +61,19 @@ def time_zone_choices() -> list[tuple[str, str]]:
 
 
 class PreferencesForm(forms.Form):
-    newsletters = forms.ModelMultipleChoiceField(
+    newsletters = LocalNamesField(
         queryset=Newsletter.objects.filter(active=True),
         widget=forms.CheckboxSelectMultiple,
         required=False,
         label=_("Newsletters"),
     )
-    categories = forms.ModelMultipleChoiceField(
+    categories = LocalNamesField(
         queryset=Category.objects.all(),
         widget=forms.CheckboxSelectMultiple,
         required=False,
         label=_("Categories you follow"),
     )
-    topics = forms.ModelMultipleChoiceField(
+    topics = LocalNamesField(
         queryset=Topic.objects.all(),
         widget=forms.CheckboxSelectMultiple,
         required=False,

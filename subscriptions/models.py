@@ -10,35 +10,48 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
+
+from newsroom.models import Translated
 
 # What the suppression list keeps; offered here too, beside the Suppression model.
 from newsroom.security import email_hash as email_hash
 
 
-class Newsletter(models.Model):
+class Newsletter(Translated):
+    """A newsletter; its name and description in other languages sit in `translations`."""
+
     class Cadence(models.TextChoices):
         DAILY = "daily", _("Every day")
         WEEKDAYS = "weekdays", _("Monday to Friday")
         WEEKLY = "weekly", _("Once a week")
 
-    name = models.CharField(max_length=120)
-    slug = models.SlugField(max_length=80, unique=True)
-    description = models.TextField(blank=True)
-    cadence = models.CharField(max_length=10, choices=Cadence.choices, default=Cadence.DAILY)
+    name = models.CharField(_("name"), max_length=120)
+    slug = models.SlugField(_("slug"), max_length=80, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    cadence = models.CharField(
+        _("cadence"), max_length=10, choices=Cadence.choices, default=Cadence.DAILY
+    )
     send_hour = models.PositiveSmallIntegerField(
-        default=6, help_text="The local hour (0-23) at which each subscriber receives it."
+        _("send hour"),
+        default=6,
+        help_text=_("The local hour (0-23) at which each subscriber receives it."),
     )
     language = models.CharField(
-        max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
+        _("language"), max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
     )
-    active = models.BooleanField(default=True)
-    top_stories_count = models.PositiveSmallIntegerField(default=3)
+    active = models.BooleanField(_("active"), default=True)
+    top_stories_count = models.PositiveSmallIntegerField(_("top stories count"), default=3)
     section_cap = models.PositiveSmallIntegerField(
-        default=3, help_text="At most this many articles per category or topic section."
+        _("section cap"),
+        default=3,
+        help_text=_("At most this many articles per category or topic section."),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("newsletter")
+        verbose_name_plural = _("newsletters")
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(
@@ -48,6 +61,10 @@ class Newsletter(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def local_description(self) -> str:
+        return self.translated("description")
 
 
 class Subscriber(models.Model):
@@ -67,6 +84,8 @@ class Subscriber(models.Model):
     reminder_sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("subscriber")
+        verbose_name_plural = _("subscribers")
         ordering = ["-created_at"]
         # Exporting addresses is its own right, beyond viewing them (staff.roles).
         permissions = [("export_subscribers", "Can export confirmed subscribers as CSV")]
@@ -77,9 +96,9 @@ class Subscriber(models.Model):
 
 class Subscription(models.Model):
     class Status(models.TextChoices):
-        PENDING = "pending", "Waiting for confirmation"
-        ACTIVE = "active", "Active"
-        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        PENDING = "pending", _("Waiting for confirmation")
+        ACTIVE = "active", pgettext_lazy("subscription status", "Active")
+        UNSUBSCRIBED = "unsubscribed", pgettext_lazy("subscription status", "Unsubscribed")
 
     subscriber = models.ForeignKey(
         Subscriber, on_delete=models.CASCADE, related_name="subscriptions"
@@ -93,6 +112,8 @@ class Subscription(models.Model):
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("subscription")
+        verbose_name_plural = _("subscriptions")
         constraints = [
             models.UniqueConstraint(
                 fields=["subscriber", "newsletter"], name="subscription_once_per_newsletter"
@@ -118,6 +139,8 @@ class Follow(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("follow")
+        verbose_name_plural = _("follows")
         ordering = ["position", "id"]
         constraints = [
             models.CheckConstraint(
@@ -148,6 +171,10 @@ class ConsentText(models.Model):
     text = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        verbose_name = _("consent text")
+        verbose_name_plural = _("consent texts")
+
     def __str__(self) -> str:
         return f"{self.sha256[:12]} ({self.created_at:%Y-%m-%d})"
 
@@ -156,10 +183,13 @@ class ConsentRecord(models.Model):
     """An append-only line of what a reader agreed to, when, and from where."""
 
     class Action(models.TextChoices):
-        SUBSCRIBE = "subscribe", "Subscribed"
-        CONFIRM = "confirm", "Confirmed"
-        UNSUBSCRIBE = "unsubscribe", "Unsubscribed"
-        PREFERENCE_CHANGE = "preference_change", "Changed preferences"
+        SUBSCRIBE = "subscribe", pgettext_lazy("consent action", "Subscribed")
+        CONFIRM = "confirm", pgettext_lazy("consent action", "Confirmed")
+        UNSUBSCRIBE = "unsubscribe", pgettext_lazy("consent action", "Unsubscribed")
+        PREFERENCE_CHANGE = (
+            "preference_change",
+            pgettext_lazy("consent action", "Changed preferences"),
+        )
 
     subscriber = models.ForeignKey(
         Subscriber, on_delete=models.CASCADE, related_name="consent_records"
@@ -172,12 +202,14 @@ class ConsentRecord(models.Model):
     at = models.DateTimeField(default=timezone.now, editable=False)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=500, blank=True)
-    source = models.CharField(max_length=100, blank=True, help_text="The form or link used.")
+    source = models.CharField(max_length=100, blank=True, help_text=_("The form or link used."))
     consent_text = models.ForeignKey(
         ConsentText, null=True, blank=True, on_delete=models.PROTECT, related_name="records"
     )
 
     class Meta:
+        verbose_name = _("consent record")
+        verbose_name_plural = _("consent records")
         ordering = ["at", "id"]
 
     def __str__(self) -> str:
@@ -188,17 +220,19 @@ class Suppression(models.Model):
     """An address that must never be emailed again; only its hash is kept."""
 
     class Reason(models.TextChoices):
-        HARD_BOUNCE = "hard_bounce", "Hard bounce"
-        SOFT_BOUNCES = "soft_bounces", "Repeated soft bounces"
-        COMPLAINT = "complaint", "Spam complaint"
-        DELETED = "deleted", "Reader deleted their data"
-        MANUAL = "manual", "Added by staff"
+        HARD_BOUNCE = "hard_bounce", _("Hard bounce")
+        SOFT_BOUNCES = "soft_bounces", _("Repeated soft bounces")
+        COMPLAINT = "complaint", _("Spam complaint")
+        DELETED = "deleted", _("Reader deleted their data")
+        MANUAL = "manual", _("Added by staff")
 
     email_sha256 = models.CharField(max_length=64, unique=True)
     reason = models.CharField(max_length=20, choices=Reason.choices)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("suppression")
+        verbose_name_plural = _("suppressions")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -237,6 +271,8 @@ class TrackingEvent(models.Model):
     error = models.TextField(blank=True)
 
     class Meta:
+        verbose_name = _("tracking event")
+        verbose_name_plural = _("tracking events")
         ordering = ["-occurred_at"]
         indexes = [
             # Readers who opened, clicked, bounced ... per edition are counted from the
@@ -254,18 +290,18 @@ class Edition(models.Model):
     """One issue of a newsletter for one date, its contents frozen when composed."""
 
     class State(models.TextChoices):
-        COMPOSED = "composed", "Composed"
-        SENDING = "sending", "Sending"
-        PAUSED = "paused", "Paused"
-        SENT = "sent", "Sent"
-        SKIPPED = "skipped", "Skipped: nothing new"
+        COMPOSED = "composed", _("Composed")
+        SENDING = "sending", _("Sending")
+        PAUSED = "paused", _("Paused")
+        SENT = "sent", pgettext_lazy("digest state", "Sent")
+        SKIPPED = "skipped", _("Skipped: nothing new")
 
     newsletter = models.ForeignKey(Newsletter, on_delete=models.CASCADE, related_name="editions")
     date = models.DateField()
     state = models.CharField(max_length=10, choices=State.choices, default=State.COMPOSED)
     composed_at = models.DateTimeField(auto_now_add=True)
     cutoff_start = models.DateTimeField(
-        null=True, blank=True, help_text="Articles published after this time are new."
+        null=True, blank=True, help_text=_("Articles published after this time are new.")
     )
     cutoff_end = models.DateTimeField()
     # {"top": [article ids], "categories": {id: [ids]}, "topics": {id: [ids]}}
@@ -276,6 +312,8 @@ class Edition(models.Model):
     plan_run = models.PositiveIntegerField(default=0, db_default=0, editable=False)
 
     class Meta:
+        verbose_name = _("edition")
+        verbose_name_plural = _("editions")
         ordering = ["-date"]
         constraints = [
             models.UniqueConstraint(fields=["newsletter", "date"], name="edition_once_per_day"),
@@ -299,11 +337,11 @@ class DeliveryBatch(models.Model):
     """
 
     class State(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        SENDING = "sending", "Sending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
-        IN_DOUBT = "in_doubt", "In doubt"
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", pgettext_lazy("digest state", "Sent")
+        FAILED = "failed", _("Failed")
+        IN_DOUBT = "in_doubt", _("In doubt")
 
     edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="batches")
     group_key = models.CharField(max_length=64, help_text="The followed set this batch renders.")
@@ -346,12 +384,12 @@ class Delivery(models.Model):
     """
 
     class State(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        CLAIMED = "claimed", "Being sent"
-        SENT = "sent", "Sent"
-        SUPPRESSED = "suppressed", "Suppressed"
-        FAILED = "failed", "Failed"
-        IN_DOUBT = "in_doubt", "In doubt"
+        QUEUED = "queued", _("Queued")
+        CLAIMED = "claimed", _("Being sent")
+        SENT = "sent", pgettext_lazy("digest state", "Sent")
+        SUPPRESSED = "suppressed", _("Suppressed")
+        FAILED = "failed", _("Failed")
+        IN_DOUBT = "in_doubt", _("In doubt")
 
     edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="deliveries")
     subscriber = models.ForeignKey(

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.core import signing
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from newsroom.models import Article
 from subscriptions import appeals, tokens
@@ -90,10 +91,10 @@ STATUS_ACTIVE = "active"
 STATUS_PENDING = "pending"
 STATUS_UNSUBSCRIBED = "unsubscribed"
 STATUSES = [
-    (STATUS_ACTIVE, "Active"),
-    (STATUS_PENDING, "Waiting for confirmation"),
-    (STATUS_UNSUBSCRIBED, "Unsubscribed from everything"),
-    (STATUS_SUPPRESSED, "Suppressed"),
+    (STATUS_ACTIVE, pgettext_lazy("subscriber status", "Active")),
+    (STATUS_PENDING, gettext_lazy("Waiting for confirmation")),
+    (STATUS_UNSUBSCRIBED, gettext_lazy("Unsubscribed from everything")),
+    (STATUS_SUPPRESSED, gettext_lazy("Suppressed")),
 ]
 
 

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.mail import mail_admins
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from donations import stripe_api
 from donations.models import (
@@ -476,7 +477,11 @@ def gift_refund_request(*, gift_id: int) -> Gift:
     """Ask Stripe to refund what is left of a gift; the `charge.refunded` webhook records it."""
     gift = Gift.objects.get(pk=gift_id)
     if not gift.counts_as_given or not gift.stripe_payment_intent_id:
-        raise RefundNotPossible(f"Gift {gift.pk} is {gift.get_status_display().lower()}.")
+        raise RefundNotPossible(
+            gettext("Gift {gift} is {status}.").format(
+                gift=gift.pk, status=gift.get_status_display().lower()
+            )
+        )
     remaining = gift.amount_cents - gift.refunded_cents
     stripe_api.refund_create(
         payment_intent=gift.stripe_payment_intent_id,

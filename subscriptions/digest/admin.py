@@ -9,6 +9,8 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from newsroom.models import Category, Topic
 from newsroom.parsing import parse_int
@@ -29,13 +31,26 @@ def _followed_from(values: list[str]) -> list[list]:
 
 def _progress_bar(counts: dict[str, int]) -> str:
     return format_html(
-        '<progress max="{}" value="{}" aria-label="Delivered or settled">{}%</progress> {}/{}',
+        '<progress max="{}" value="{}" aria-label="{}">{}%</progress> {}/{}',
         counts["total"] or 1,
         counts["done"],
+        gettext("Delivered or settled"),
         counts["percent"],
         counts["done"],
         counts["total"],
     )
+
+
+def _resumed(batches: int) -> str:
+    return ngettext(
+        "Resumed; {count} waiting batch queued again.",
+        "Resumed; {count} waiting batches queued again.",
+        batches,
+    ).format(count=batches)
+
+
+def _readers(count: int) -> str:
+    return ngettext("{count} reader", "{count} readers", count).format(count=count)
 
 
 class WrittenBySendingMixin:
@@ -56,11 +71,11 @@ class WrittenBySendingMixin:
 
 
 class InDoubtFilter(admin.SimpleListFilter):
-    title = "needs attention"
+    title = _("needs attention")
     parameter_name = "attention"
 
     def lookups(self, request, model_admin):
-        return [("in_doubt", "Has in-doubt batches")]
+        return [("in_doubt", _("Has in-doubt batches"))]
 
     def queryset(self, request, queryset):
         if self.value() == "in_doubt":
@@ -113,39 +128,44 @@ class EditionAdmin(WrittenBySendingMixin, admin.ModelAdmin):
     def _progress(self, obj: Edition) -> dict[str, int]:
         return staff.progress(by_state=obj.readers_by_state)
 
-    @admin.display(description="progress")
+    @admin.display(description=_("progress"))
     def progress(self, obj: Edition) -> str:
         return _progress_bar(self._progress(obj))
 
-    @admin.display(description="sent")
+    @admin.display(description=_("sent"))
     def sent(self, obj: Edition) -> int:
         return self._progress(obj)["sent"]
 
-    @admin.display(description="queued")
+    @admin.display(description=_("queued"))
     def queued(self, obj: Edition) -> int:
         return self._progress(obj)["waiting"]
 
-    @admin.display(description="failed")
+    @admin.display(description=_("failed"))
     def failed(self, obj: Edition) -> int:
         return self._progress(obj)["failed"]
 
-    @admin.display(description="suppressed")
+    @admin.display(description=_("suppressed"))
     def suppressed(self, obj: Edition) -> int:
         return self._progress(obj)["suppressed"]
 
-    @admin.display(description="in doubt")
+    @admin.display(description=_("in doubt"))
     def in_doubt(self, obj: Edition) -> int:
         return self._progress(obj)["in_doubt"]
 
-    @admin.action(description="Pause sending the selected editions", permissions=["change"])
+    @admin.action(description=_("Pause sending the selected editions"), permissions=["change"])
     def pause_editions(self, request: HttpRequest, queryset) -> None:
         paused = sum(staff.edition_pause(edition=edition) for edition in queryset)
-        self.message_user(request, f"Paused {paused} edition(s).")
+        self.message_user(
+            request,
+            ngettext("Paused {count} edition.", "Paused {count} editions.", paused).format(
+                count=paused
+            ),
+        )
 
-    @admin.action(description="Resume sending the selected editions", permissions=["change"])
+    @admin.action(description=_("Resume sending the selected editions"), permissions=["change"])
     def resume_editions(self, request: HttpRequest, queryset) -> None:
         batches = sum(staff.edition_resume(edition=edition) for edition in queryset)
-        self.message_user(request, f"Resumed; {batches} waiting batch(es) queued again.")
+        self.message_user(request, _resumed(batches))
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -218,7 +238,11 @@ class EditionAdmin(WrittenBySendingMixin, admin.ModelAdmin):
         if email:
             subscriber = Subscriber.objects.filter(email__iexact=email).first()
             if subscriber is None:
-                return None, None, f"No subscriber has the address {email}."
+                return (
+                    None,
+                    None,
+                    gettext("No subscriber has the address {email}.").format(email=email),
+                )
             return subscriber, None, ""
         return None, _followed_from(data.getlist("follow")), ""
 
@@ -241,7 +265,7 @@ class EditionAdmin(WrittenBySendingMixin, admin.ModelAdmin):
         if not request.user.email:
             self.message_user(
                 request,
-                "Your staff account has no email address to send the test to.",
+                gettext("Your staff account has no email address to send the test to."),
                 messages.ERROR,
             )
             return self._back(edition)
@@ -252,7 +276,9 @@ class EditionAdmin(WrittenBySendingMixin, admin.ModelAdmin):
         staff.edition_send_test(
             edition=edition, to=request.user.email, subscriber=subscriber, followed=followed
         )
-        self.message_user(request, f"A test copy went to {request.user.email}.")
+        self.message_user(
+            request, gettext("A test copy went to {email}.").format(email=request.user.email)
+        )
         return self._back(edition)
 
     def pause_view(self, request: HttpRequest, pk: int) -> HttpResponse:
@@ -260,10 +286,14 @@ class EditionAdmin(WrittenBySendingMixin, admin.ModelAdmin):
             return refused
         edition = self._edition(request, pk)
         if staff.edition_pause(edition=edition):
-            self.message_user(request, "Paused: batches not yet started wait until you resume.")
+            self.message_user(
+                request, gettext("Paused: batches not yet started wait until you resume.")
+            )
         else:
             self.message_user(
-                request, "Only a composed, sending or sent edition can be paused.", messages.WARNING
+                request,
+                gettext("Only a composed, sending or sent edition can be paused."),
+                messages.WARNING,
             )
         return self._back(edition)
 
@@ -272,7 +302,7 @@ class EditionAdmin(WrittenBySendingMixin, admin.ModelAdmin):
             return refused
         edition = self._edition(request, pk)
         batches = staff.edition_resume(edition=edition)
-        self.message_user(request, f"Resumed; {batches} waiting batch(es) queued again.")
+        self.message_user(request, _resumed(batches))
         return self._back(edition)
 
     def batch_resend_view(self, request: HttpRequest, pk: int) -> HttpResponse:
@@ -282,11 +312,20 @@ class EditionAdmin(WrittenBySendingMixin, admin.ModelAdmin):
         count = staff.batch_resend(batch=batch)
         if count:
             self.message_user(
-                request, f"Batch {batch.pk}: {count} reader(s) queued to be sent again."
+                request,
+                ngettext(
+                    "Batch {batch}: {count} reader queued to be sent again.",
+                    "Batch {batch}: {count} readers queued to be sent again.",
+                    count,
+                ).format(batch=batch.pk, count=count),
             )
         else:
             self.message_user(
-                request, f"Batch {batch.pk} is not in doubt; nothing was queued.", messages.WARNING
+                request,
+                gettext("Batch {batch} is not in doubt; nothing was queued.").format(
+                    batch=batch.pk
+                ),
+                messages.WARNING,
             )
         return HttpResponseRedirect(
             reverse("admin:subscriptions_edition_change", args=[batch.edition_id])
@@ -297,7 +336,14 @@ class EditionAdmin(WrittenBySendingMixin, admin.ModelAdmin):
             return refused
         batch = get_object_or_404(DeliveryBatch, pk=pk)
         count = staff.batch_mark_sent(batch=batch)
-        self.message_user(request, f"Batch {batch.pk}: {count} reader(s) recorded as sent.")
+        self.message_user(
+            request,
+            ngettext(
+                "Batch {batch}: {count} reader recorded as sent.",
+                "Batch {batch}: {count} readers recorded as sent.",
+                count,
+            ).format(batch=batch.pk, count=count),
+        )
         return HttpResponseRedirect(
             reverse("admin:subscriptions_edition_change", args=[batch.edition_id])
         )
@@ -333,16 +379,22 @@ class DeliveryBatchAdmin(WrittenBySendingMixin, admin.ModelAdmin):
     ]
     actions = ["settle_from_esp", "resend_in_doubt", "mark_in_doubt_sent"]
 
+    @admin.display(description=_("readers"), ordering="size")
+    def size(self, obj: DeliveryBatch) -> int:
+        return obj.size
+
     @admin.action(
-        description="Settle the selected in-doubt batches from the ESP's log",
+        description=_("Settle the selected in-doubt batches from the ESP's log"),
         permissions=["change"],
     )
     def settle_from_esp(self, request: HttpRequest, queryset) -> None:
         if in_doubt.esp_that_can_tell() is None:
             self.message_user(
                 request,
-                "This email provider cannot be asked which messages it took: check its log, "
-                "then resend the batch or record it as sent.",
+                gettext(
+                    "This email provider cannot be asked which messages it took: check its "
+                    "log, then resend the batch or record it as sent."
+                ),
                 messages.WARNING,
             )
             return
@@ -351,24 +403,45 @@ class DeliveryBatchAdmin(WrittenBySendingMixin, admin.ModelAdmin):
         )
         self.message_user(
             request,
-            f"{len(settled)} batch(es) settled: {sum(s.sent for s in settled)} reader(s) "
-            f"found in the ESP's log and recorded as sent, "
-            f"{sum(s.resent for s in settled)} queued to be sent again. In-doubt batches "
-            f"younger than {in_doubt.SETTLE_AFTER.seconds // 60} minutes, or that the ESP "
-            "did not answer for, wait.",
+            ngettext(
+                "{batches} batch settled: {sent} found in the ESP's log and "
+                "recorded as sent, {resent} queued to be sent again. In-doubt batches younger "
+                "than {minutes} minutes, or that the ESP did not answer for, wait.",
+                "{batches} batches settled: {sent} found in the ESP's log and "
+                "recorded as sent, {resent} queued to be sent again. In-doubt batches younger "
+                "than {minutes} minutes, or that the ESP did not answer for, wait.",
+                len(settled),
+            ).format(
+                batches=len(settled),
+                sent=_readers(sum(s.sent for s in settled)),
+                resent=sum(s.resent for s in settled),
+                minutes=in_doubt.SETTLE_AFTER.seconds // 60,
+            ),
         )
 
-    @admin.action(description="Resend the selected in-doubt batches", permissions=["change"])
+    @admin.action(description=_("Resend the selected in-doubt batches"), permissions=["change"])
     def resend_in_doubt(self, request: HttpRequest, queryset) -> None:
         count = sum(staff.batch_resend(batch=batch) for batch in queryset)
-        self.message_user(request, f"{count} reader(s) queued to be sent again.")
+        self.message_user(
+            request,
+            ngettext(
+                "{count} reader queued to be sent again.",
+                "{count} readers queued to be sent again.",
+                count,
+            ).format(count=count),
+        )
 
     @admin.action(
-        description="Record the selected in-doubt batches as sent", permissions=["change"]
+        description=_("Record the selected in-doubt batches as sent"), permissions=["change"]
     )
     def mark_in_doubt_sent(self, request: HttpRequest, queryset) -> None:
         count = sum(staff.batch_mark_sent(batch=batch) for batch in queryset)
-        self.message_user(request, f"{count} reader(s) recorded as sent.")
+        self.message_user(
+            request,
+            ngettext(
+                "{count} reader recorded as sent.", "{count} readers recorded as sent.", count
+            ).format(count=count),
+        )
 
 
 @admin.register(Delivery)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class DigestConfig(AppConfig):
@@ -12,4 +13,4 @@ class DigestConfig(AppConfig):
 
     name = "subscriptions.digest"
     label = "digest"
-    verbose_name = "Digest"
+    verbose_name = gettext_lazy("Digest")

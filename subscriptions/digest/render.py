@@ -50,7 +50,7 @@ def edition_subject(view: EditionView) -> str:
     lead = view.top[0].headline if view.top else ""
     # The month's name in the active language (Django's date formats, not the C locale).
     day = dateformat.format(edition.date, "j F Y")
-    name = edition.newsletter.name
+    name = edition.newsletter.local_name
     if lead:
         return _("%(newsletter)s, %(day)s: %(lead)s") % {
             "newsletter": name,

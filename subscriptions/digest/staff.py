@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from newsroom.mail import RenderedEmail
 from newsroom.outbox import outbox_enqueue
@@ -110,7 +111,12 @@ def edition_send_test(
     own = personal_copy(rendered=rendered, values=values)
     edition_message(
         edition=edition,
-        rendered=RenderedEmail(subject=f"[Test] {own.subject}", text=own.text, html=own.html),
+        # Marked in the language of the staff member who asked; the copy is the reader's.
+        rendered=RenderedEmail(
+            subject=gettext("[Test] {subject}").format(subject=own.subject),
+            text=own.text,
+            html=own.html,
+        ),
         to=[to],
     ).send()
 

@@ -179,7 +179,9 @@ def confirmation_email_send(*, subscriber_id: int, reminder: bool = False) -> bo
     # newsroom.mail makes the one suppression check, right before sending.
     context = {
         "newsletters": pending,
-        "newsletter_names": ", ".join(newsletter.name for newsletter in pending),
+        "newsletter_names": ", ".join(
+            newsletter.translated("name", language=subscriber.language) for newsletter in pending
+        ),
         "confirm_url": tokens.confirm_url(subscriber=subscriber),
         "valid_days": settings.SUBSCRIPTIONS_CONFIRM_MAX_AGE_DAYS,
     }

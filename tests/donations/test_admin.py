@@ -36,7 +36,7 @@ def test_refund_asks_stripe_and_waits_for_the_webhook(staff_client, fake_stripe,
     gift = PaidGiftFactory(amount_cents=5000, stripe_payment_intent_id="pi_r")
     response = act(staff_client, "refund", [gift])
 
-    assert "Asked Stripe to refund 1 gift(s)" in response.content.decode()
+    assert "Asked Stripe to refund 1 gift." in response.content.decode()
     [call] = fake_stripe.named("refund_create")
     assert call == {
         "payment_intent": "pi_r",

@@ -170,7 +170,7 @@ def test_staff_process_again_an_event_still_received(
             follow=True,
         )
 
-    assert "Queued 1 event(s) to be processed again." in response.content.decode()
+    assert "Queued 1 event to be processed again." in response.content.decode()
     stored.refresh_from_db()
     assert stored.outcome == StripeEvent.Outcome.PROCESSED
     gift.refresh_from_db()

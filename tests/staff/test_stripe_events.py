@@ -38,7 +38,7 @@ def test_admins_are_offered_the_action_and_it_processes_the_event(
 
     response = process_again(administrator, failed_event, django_capture_on_commit_callbacks)
 
-    assert "Queued 1 event(s) to be processed again." in response.content.decode()
+    assert "Queued 1 event to be processed again." in response.content.decode()
     failed_event.refresh_from_db()
     assert (failed_event.outcome, failed_event.attempts) == (StripeEvent.Outcome.IGNORED, 1)
 

@@ -165,3 +165,33 @@ def test_deleting_a_subscriber_in_the_admin_keeps_the_address_suppressed(staff_c
     assert Suppression.objects.filter(
         email_sha256=email_hash("active@mail.example"), reason="deleted"
     ).exists()
+
+
+def test_staff_give_a_newsletter_its_arabic_name_in_the_admin(staff_client, daily):
+    url = reverse("admin:subscriptions_newsletter_change", args=[daily.pk])
+    form = staff_client.get(url).content.decode()
+    assert 'name="name_ar"' in form and 'name="description_he"' in form
+
+    staff_client.post(
+        url,
+        {
+            "name": daily.name,
+            "slug": daily.slug,
+            "description": daily.description,
+            "cadence": daily.cadence,
+            "send_hour": daily.send_hour,
+            "language": daily.language,
+            "active": "on",
+            "top_stories_count": daily.top_stories_count,
+            "section_cap": daily.section_cap,
+            "name_ar": "الشرق الأوسط اليوم",
+            "name_he": "",
+            "description_ar": "",
+            "description_he": "",
+        },
+    )
+
+    daily.refresh_from_db()
+    assert daily.translations == {"ar": {"name": "الشرق الأوسط اليوم"}}
+    assert daily.translated("name", language="ar") == "الشرق الأوسط اليوم"
+    assert daily.translated("name", language="he") == "Mideast Daily"

@@ -171,3 +171,72 @@ def test_a_followed_section_is_named_and_linked_in_the_readers_language(
     html = digest.alternatives[0][0]
     assert "الاقتصاد" in html and ">Economy<" not in html
     assert "/ar/category/economy/" in html
+
+
+DAILY_IN_ARABIC = {
+    "ar": {"name": "الشرق الأوسط اليوم", "description": "أهم أخبار المنطقة كل صباح."}
+}
+
+
+def test_the_arabic_pages_name_the_newsletter_in_arabic_where_staff_gave_it(client, daily):
+    daily.translations = DAILY_IN_ARABIC
+    daily.save()
+
+    arabic = client.get("/ar/newsletters/").content.decode()
+    english = client.get("/newsletters/").content.decode()
+    hebrew = client.get("/he/newsletters/").content.decode()
+
+    assert "الشرق الأوسط اليوم" in arabic and "أهم أخبار المنطقة كل صباح." in arabic
+    assert "Mideast Daily" not in arabic.split("<main", 1)[1]
+    assert "Mideast Daily" in english and "الشرق الأوسط اليوم" not in english
+    # No Hebrew name given: the site's own stands in.
+    assert "Mideast Daily" in hebrew and "الشرق الأوسط اليوم" not in hebrew
+
+
+def test_an_arabic_reader_gets_the_newsletters_arabic_name_in_every_email(
+    client, daily, mailoutbox, site_url, django_capture_on_commit_callbacks
+):
+    daily.translations = DAILY_IN_ARABIC
+    daily.save()
+    news(headline=ARABIC_STORY, language="ar", top_story_rank=1)
+
+    signup_at(client, "/ar/newsletters/subscribe/", daily)
+    [confirmation] = mailoutbox
+    confirm = re.search(r"https://news.example(/ar/newsletters/confirm/[^\s]+/)", confirmation.body)
+    client.get(confirm.group(1))
+    plan_and_send(django_capture_on_commit_callbacks, send_now=True)
+
+    digest = mailoutbox[1]
+    assert confirmation.subject == "أكّد اشتراكك في الشرق الأوسط اليوم"
+    assert "الشرق الأوسط اليوم" in confirmation.alternatives[0][0]
+    assert digest.subject.startswith("الشرق الأوسط اليوم")
+    html = digest.alternatives[0][0]
+    assert re.search(r'<div class="masthead-name"[^>]*>الشرق الأوسط اليوم</div>', html)
+    assert "Mideast Daily" not in digest.alternatives[0][0]
+
+
+def test_the_preferences_page_names_newsletters_and_sections_in_the_readers_language(client, daily):
+    from tests.newsroom.factories import CategoryFactory
+
+    daily.translations = DAILY_IN_ARABIC
+    daily.save()
+    CategoryFactory(name="Economy", slug="economy", translations={"ar": {"name": "الاقتصاد"}})
+    reader = subscribe(daily, language="ar")
+    with translation.override("ar"):
+        url = reverse("subscriptions:preferences", kwargs={"token": _token(reader)})
+
+    page = client.get(url).content.decode()
+
+    assert "الشرق الأوسط اليوم" in page and "الاقتصاد" in page
+    assert "Mideast Daily" not in page and ">Economy<" not in page
+
+
+def test_an_arabic_reader_who_leaves_reads_that_their_subscription_ended(client, daily):
+    from subscriptions import tokens
+
+    reader = subscribe(daily, language="ar")
+
+    page = client.post(path_of(tokens.unsubscribe_url(subscriber=reader))).content.decode()
+
+    # The page's own title, not the staff dashboard's column ("they unsubscribed").
+    assert "<title>أُلغي الاشتراك ·" in page and "ألغوا الاشتراك" not in page

@@ -129,6 +129,19 @@ def test_send_a_test_to_me(client, staff, sending):
     assert Delivery.objects.filter(subscriber__email="desk@news.example").count() == 0
 
 
+def test_a_test_copy_is_marked_in_the_staff_members_language(client, staff, sending):
+    from staff.models import StaffPreference
+
+    edition, _ = sending
+    StaffPreference.objects.create(user=staff, language="he")
+
+    client.post(reverse("admin:subscriptions_edition_send_test", args=[edition.pk]))
+
+    [message] = mail.outbox
+    assert message.subject.startswith("[בדיקה] ")
+    assert "[Test]" not in message.subject
+
+
 def test_pause_and_resume(client, staff, sending, django_capture_on_commit_callbacks):
     edition, _ = sending
 

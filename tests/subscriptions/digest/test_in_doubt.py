@@ -300,7 +300,7 @@ def test_staff_settle_selected_batches_from_the_admin(
         follow=True,
     )
 
-    assert "3 reader(s) found in the ESP" in response.content.decode()
+    assert "3 readers found in the ESP" in response.content.decode()
     assert DeliveryBatch.objects.get().state == DeliveryBatch.State.SENT
 
 

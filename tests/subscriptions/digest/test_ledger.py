@@ -199,8 +199,8 @@ def test_copies_sent_are_counted_in_each_batchs_language(
 
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_moves_unfinished_batches_readers_into_their_lists():
-    before = [("subscriptions", "0012_subscriber_language")]
-    after = [("subscriptions", "0013_batch_ledger")]
+    before = [("subscriptions", "0013_newsletter_translations_admin_names")]
+    after = [("subscriptions", "0014_batch_ledger")]
     executor = MigrationExecutor(connection)
     executor.migrate(before)
     old = executor.loader.project_state(before).apps

@@ -39,7 +39,7 @@ def drop_readers_index(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('subscriptions', '0012_subscriber_language'),
+        ('subscriptions', '0013_newsletter_translations_admin_names'),
     ]
 
     operations = [
