@@ -104,10 +104,11 @@ SEED_SQL = [
                  ('Bench Business', 'bench-business')) AS v(name, slug)
     """,
     """
-    INSERT INTO subscriptions_subscriber (email, name, time_zone, created_at, confirmed_at)
+    INSERT INTO subscriptions_subscriber (email, name, time_zone, created_at, confirmed_at,
+        language, public_id)
     SELECT 'reader' || n || '@bench.example', '', 'Asia/Jerusalem',
         now() - ((n % 400) * interval '1 day'),
-        now() - ((n % 400) * interval '1 day') + interval '1 hour'
+        now() - ((n % 400) * interval '1 day') + interval '1 hour', 'en', gen_random_uuid()
     FROM generate_series(1, 150000) AS n
     """,
     # 200,000 subscriptions: 85% active, 10% unsubscribed, 5% never confirmed.

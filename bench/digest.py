@@ -189,6 +189,7 @@ def seed(args: argparse.Namespace) -> None:
     """Create the newsroom and the readers once; reset the day's edition every run."""
     from datetime import timedelta
 
+    from django.conf import settings
     from django.db import connection
     from django.utils import timezone
 
@@ -263,11 +264,11 @@ def seed(args: argparse.Namespace) -> None:
             cursor.execute("TRUNCATE subscriptions_subscriber CASCADE")
             cursor.execute(
                 "INSERT INTO subscriptions_subscriber"
-                " (email, name, time_zone, created_at, confirmed_at, public_id)"
+                " (email, name, time_zone, created_at, confirmed_at, public_id, language)"
                 " SELECT 'bench' || n || '@readers.example', '', 'Asia/Jerusalem', now(), %s,"
-                " gen_random_uuid()"
+                " gen_random_uuid(), %s"
                 " FROM generate_series(0, %s - 1) AS n",
-                [confirmed := now - timedelta(days=30), args.readers],
+                [confirmed := now - timedelta(days=30), settings.LANGUAGE_CODE, args.readers],
             )
             cursor.execute(
                 "INSERT INTO subscriptions_subscription"
@@ -443,11 +444,22 @@ def run(args: argparse.Namespace) -> dict:
     setup(args)
     env = environment(args)
     import redis
-    from django.db.models import Count
 
     from newsroom.celery import app
+    from subscriptions.digest.ledger import editions_readers_by_state
     from subscriptions.digest.tasks import digest_plan_task
     from subscriptions.models import Delivery, DeliveryBatch, Edition
+
+    def by_state() -> dict[str, int]:
+        """The edition's readers by state, as the ledger tells it (batches and reader rows)."""
+        ids = list(
+            Edition.objects.filter(newsletter__slug="mideast-daily").values_list("pk", flat=True)
+        )
+        counts: dict[str, int] = {}
+        for states in editions_readers_by_state(ids).values():
+            for state, n in states.items():
+                counts[state] = counts.get(state, 0) + n
+        return counts
 
     seed(args)
     esp = redis.Redis.from_url(args.redis_url)
@@ -498,6 +510,7 @@ def run(args: argparse.Namespace) -> dict:
                 sys.exit(f"worker did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
         baseline = {pid: peak_rss_mb(pid) for pid in process_group(worker.pid)}
+        rows_before = rows_written()
 
         started = time.monotonic()
         digest_plan_task.delay()  # what beat sends every five minutes
@@ -511,7 +524,7 @@ def run(args: argparse.Namespace) -> dict:
         shown = started
         while True:
             time.sleep(1 if args.readers > 100_000 else 0.5)
-            counts = dict(Delivery.objects.order_by().values_list("state").annotate(n=Count("id")))
+            counts = by_state()
             total = sum(counts.values())
             settled = sum(counts.get(state, 0) for state in settled_states)
             if planned_at is None and total == args.readers:
@@ -537,6 +550,13 @@ def run(args: argparse.Namespace) -> dict:
         if stand_in is not None:
             stand_in.terminate()
             stand_in.wait(10)
+    # The worker's connections are closed: their statistics have reached the server.
+    time.sleep(1.5)
+    written = {
+        table: n - rows_before.get(table, 0)
+        for table, n in rows_written().items()
+        if n - rows_before.get(table, 0)
+    }
 
     edition = Edition.objects.get(newsletter__slug="mideast-daily")
     batches = DeliveryBatch.objects.filter(edition=edition).count()
@@ -560,7 +580,11 @@ def run(args: argparse.Namespace) -> dict:
         "esp": args.esp,
         "recipients_at_esp": delivered,
         "esp_calls": calls,
-        "states": dict(Delivery.objects.order_by().values_list("state").annotate(n=Count("id"))),
+        "states": by_state(),
+        "rows_written": sum(written.values()),
+        "rows_written_per_million": round(sum(written.values()) * 1_000_000 / args.readers),
+        "rows_written_by_table": written,
+        "delivery_rows": Delivery.objects.count(),
         "planned_all_seconds": planned_at,
         "planner_task_seconds": sum(item["seconds"] for item in planner) if planner else None,
         "seconds": elapsed,
@@ -576,6 +600,15 @@ def run(args: argparse.Namespace) -> dict:
     for key, value in result.items():
         print(f"{key:<24} {round(value, 1) if isinstance(value, float) else value}")
     return result
+
+
+def rows_written() -> dict[str, int]:
+    """Rows inserted plus rows updated so far, per table (PostgreSQL's own counters)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname, n_tup_ins + n_tup_upd FROM pg_stat_user_tables")
+        return dict(cursor.fetchall())
 
 
 def main() -> None:

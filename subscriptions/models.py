@@ -250,8 +250,13 @@ class TrackingEvent(models.Model):
     edition = models.ForeignKey(
         "Edition", null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
     )
-    # The reader's copy the event is about, found from the delivery_id the digest sends
-    # as per-message metadata (subscriptions.digest.esp).
+    # The batch the reader's copy went in, found from the reader key the digest sends as
+    # per-message metadata (subscriptions.digest.ledger); the reader is `recipient`.
+    batch = models.ForeignKey(
+        "DeliveryBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    # The reader's own row, where one exists (sent before the batch ledger, or settled
+    # on its own: subscriptions.digest.ledger).
     delivery = models.ForeignKey(
         "Delivery", null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
     )
@@ -302,6 +307,9 @@ class Edition(models.Model):
     # {"top": [article ids], "categories": {id: [ids]}, "topics": {id: [ids]}}
     contents = models.JSONField(default=dict)
     skip_reason = models.CharField(max_length=200, blank=True)
+    # The planner run allowed to write this edition's batches; a run that starts takes
+    # the next number, so an older run still writing stops (digest.plan, "fence").
+    plan_run = models.PositiveIntegerField(default=0, db_default=0, editable=False)
 
     class Meta:
         verbose_name = _("edition")
@@ -322,7 +330,11 @@ class Edition(models.Model):
 
 
 class DeliveryBatch(models.Model):
-    """Up to one ESP call's worth of deliveries sharing the same content."""
+    """Up to one ESP call's worth of readers sharing the same content: the ledger's unit.
+
+    What happened to each of its readers is the batch's state, unless the reader has a
+    Delivery row of their own (subscriptions.digest.ledger).
+    """
 
     class State(models.TextChoices):
         QUEUED = "queued", _("Queued")
@@ -337,6 +349,12 @@ class DeliveryBatch(models.Model):
     # then their follows in their order; what the batch renders, frozen when planned so
     # later follow or language changes cannot split it.
     followed = models.JSONField(default=list, blank=True)
+    # The readers' subscriber ids, in the order planned. A JSON list, not a row per
+    # reader: one row per ESP call is the whole ledger of a sent batch.
+    readers = models.JSONField(default=list, blank=True)
+    # len(readers), so that progress is summed in SQL without reading the lists. 0 for
+    # batches planned before the ledger, whose readers are their Delivery rows.
+    size = models.PositiveIntegerField(default=0)
     state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)
     # The Celery task id that moved the batch to "sending". The same id seen again on
@@ -350,13 +368,20 @@ class DeliveryBatch(models.Model):
     class Meta:
         ordering = ["id"]
         verbose_name_plural = "delivery batches"
+        indexes = [models.Index(fields=["edition", "state"], name="batch_edition_state")]
 
     def __str__(self) -> str:
         return f"batch {self.pk} of {self.edition} ({self.state})"
 
 
 class Delivery(models.Model):
-    """One subscriber's copy of one edition: the exactly-once record."""
+    """One reader's own fate in an edition, where it is not their batch's.
+
+    Written only where something happens to one reader: suppressed or unsubscribed
+    before sending, refused by the ESP, accepted alone (SMTP, one message per call)
+    or found in the ESP's log while the batch is in doubt. Editions planned before the
+    batch ledger have a row for every reader.
+    """
 
     class State(models.TextChoices):
         QUEUED = "queued", _("Queued")

@@ -11,9 +11,9 @@ from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from newsroom.models import Article
 from subscriptions import appeals, tokens
+from subscriptions.digest.ledger import reader_editions
 from subscriptions.models import (
     ConsentRecord,
-    Delivery,
     Newsletter,
     Subscriber,
     Subscription,
@@ -174,9 +174,6 @@ def subscriber_export(*, subscriber: Subscriber) -> dict:
     events = TrackingEvent.objects.filter(recipient__iexact=subscriber.email).order_by(
         "occurred_at"
     )
-    deliveries = Delivery.objects.filter(subscriber=subscriber).select_related(
-        "edition__newsletter"
-    )
     return {
         "email": subscriber.email,
         "name": subscriber.name,
@@ -230,12 +227,12 @@ def subscriber_export(*, subscriber: Subscriber) -> dict:
         ],
         "deliveries": [
             {
-                "newsletter": d.edition.newsletter.name,
-                "edition": d.edition.date.isoformat(),
-                "state": d.state,
-                "sent_at": _iso(d.sent_at),
+                "newsletter": copy["newsletter"],
+                "edition": copy["edition"].isoformat(),
+                "state": copy["state"],
+                "sent_at": _iso(copy["sent_at"]),
             }
-            for d in deliveries
+            for copy in reader_editions(subscriber)
         ],
         # Gifts and plans under the same address: the link proves the reader owns it.
         **appeals.reader_gifts_export(email=subscriber.email),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db.models import Count, Q
+from django.contrib.admin.views.main import ChangeList
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from newsroom.models import Category, Topic
 from newsroom.parsing import parse_int
-from subscriptions.digest import in_doubt, render, staff
+from subscriptions.digest import in_doubt, ledger, render, staff
 from subscriptions.digest.compose import edition_view
 from subscriptions.models import Delivery, DeliveryBatch, Edition, Subscriber
 
@@ -83,6 +83,17 @@ class InDoubtFilter(admin.SimpleListFilter):
         return queryset
 
 
+class EditionChangeList(ChangeList):
+    """The editions' list, with each shown edition's readers counted by state (ledger):
+    two grouped queries for the page, whatever its length."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        counts = ledger.editions_readers_by_state([edition.pk for edition in self.result_list])
+        for edition in self.result_list:
+            edition.readers_by_state = counts[edition.pk]
+
+
 @admin.register(Edition)
 class EditionAdmin(WrittenBySendingMixin, admin.ModelAdmin):
     list_display = [
@@ -111,33 +122,19 @@ class EditionAdmin(WrittenBySendingMixin, admin.ModelAdmin):
     actions = ["pause_editions", "resume_editions"]
     change_form_template = "subscriptions/digest/admin/edition_change_form.html"
 
-    def get_queryset(self, request):
-        # Each edition's deliveries counted by state in the list's own query (n_<state>).
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                **{
-                    f"n_{state.value}": Count("deliveries", filter=Q(deliveries__state=state))
-                    for state in staff.PROGRESS_STATES
-                }
-            )
-        )
+    def get_changelist(self, request, **kwargs):
+        return EditionChangeList
 
     def _progress(self, obj: Edition) -> dict[str, int]:
-        return staff.progress(
-            by_state={
-                state.value: getattr(obj, f"n_{state.value}") for state in staff.PROGRESS_STATES
-            }
-        )
+        return staff.progress(by_state=obj.readers_by_state)
 
     @admin.display(description=_("progress"))
     def progress(self, obj: Edition) -> str:
         return _progress_bar(self._progress(obj))
 
-    @admin.display(description=_("sent"), ordering="n_sent")
+    @admin.display(description=_("sent"))
     def sent(self, obj: Edition) -> int:
-        return obj.n_sent
+        return self._progress(obj)["sent"]
 
     @admin.display(description=_("queued"))
     def queued(self, obj: Edition) -> int:
@@ -145,15 +142,15 @@ class EditionAdmin(WrittenBySendingMixin, admin.ModelAdmin):
 
     @admin.display(description=_("failed"))
     def failed(self, obj: Edition) -> int:
-        return obj.n_failed
+        return self._progress(obj)["failed"]
 
     @admin.display(description=_("suppressed"))
     def suppressed(self, obj: Edition) -> int:
-        return obj.n_suppressed
+        return self._progress(obj)["suppressed"]
 
     @admin.display(description=_("in doubt"))
     def in_doubt(self, obj: Edition) -> int:
-        return obj.n_in_doubt
+        return self._progress(obj)["in_doubt"]
 
     @admin.action(description=_("Pause sending the selected editions"), permissions=["change"])
     def pause_editions(self, request: HttpRequest, queryset) -> None:
@@ -204,9 +201,7 @@ class EditionAdmin(WrittenBySendingMixin, admin.ModelAdmin):
             extra = {
                 "counts": counts,
                 "progress_bar": _progress_bar(counts),
-                "in_doubt_batches": edition.batches.filter(
-                    state=DeliveryBatch.State.IN_DOUBT
-                ).annotate(size=Count("deliveries")),
+                "in_doubt_batches": edition.batches.filter(state=DeliveryBatch.State.IN_DOUBT),
                 "contents": edition_view(edition=edition, followed=None),
                 "categories": Category.objects.all(),
                 "topics": Topic.objects.all(),
@@ -373,6 +368,8 @@ class DeliveryBatchAdmin(WrittenBySendingMixin, admin.ModelAdmin):
         "state",
         "group_key",
         "followed",
+        "size",
+        "readers",
         "attempts",
         "task_id",
         "created_at",
@@ -382,12 +379,9 @@ class DeliveryBatchAdmin(WrittenBySendingMixin, admin.ModelAdmin):
     ]
     actions = ["settle_from_esp", "resend_in_doubt", "mark_in_doubt_sent"]
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).annotate(n=Count("deliveries"))
-
-    @admin.display(description=_("readers"), ordering="n")
+    @admin.display(description=_("readers"), ordering="size")
     def size(self, obj: DeliveryBatch) -> int:
-        return obj.n
+        return obj.size
 
     @admin.action(
         description=_("Settle the selected in-doubt batches from the ESP's log"),

@@ -48,7 +48,9 @@ REFUSED_STATUSES = {"rejected", "invalid", "failed"}
 
 @dataclass
 class Recipient:
-    delivery_id: int
+    # The reader's copy in its batch (ledger.reader_key): the ESP gets it back in each
+    # tracking event as metadata "delivery_id".
+    delivery_id: str
     subscriber: Subscriber
 
 
@@ -67,15 +69,15 @@ class SendReport:
     ESP took nothing from one after which the outcome is unknown.
     """
 
-    results: dict[int, Result]
+    results: dict[str, Result]
     error: str = ""
     exception: BaseException | None = None
 
 
-# Called with the messages accepted since its last call, (delivery_id, result) each, as
+# Called with the messages accepted since its last call, (reader key, result) each, as
 # soon as they are accepted: after each call of a batch that takes several, after each
 # round of SMTP messages (those the server took while the last round was recorded).
-OnAccepted = Callable[[list[tuple[int, Result]]], None]
+OnAccepted = Callable[[list[tuple[str, Result]]], None]
 
 
 # Errors after which a retry may succeed (API down, rate limit, network, SMTP).
@@ -248,7 +250,7 @@ def send_messages(
     from the report.
     """
     profile = esp_profile()
-    results: dict[int, Result] = {}
+    results: dict[str, Result] = {}
     if profile.batch == KEPT_SMTP:
         from subscriptions.digest import esp_smtp  # it builds on this module's messages
 
@@ -342,7 +344,7 @@ def edition_message(
 
 def _send_batch_call(
     connection, profile: Profile, edition: Edition, rendered: RenderedEmail, group: list[Recipient]
-) -> dict[int, Result]:
+) -> dict[str, Result]:
     """One ESP call for `group`: each reader one message, with their own links and headers."""
     newsletter = edition.newsletter
     merge_data, merge_headers, merge_metadata, copies = {}, {}, {}, {}
@@ -374,7 +376,7 @@ def _send_batch_call(
         _as_stored_template(connection, message, rendered)
     connection.send_messages([message])
     statuses = message.anymail_status.recipients
-    results: dict[int, Result] = {}
+    results: dict[str, Result] = {}
     for recipient in group:
         status = statuses.get(recipient.subscriber.email)
         if status is not None and status.status in REFUSED_STATUSES:
@@ -430,7 +432,7 @@ def _send_one_by_one(
     edition: Edition,
     rendered: RenderedEmail,
     group: list[Recipient],
-    results: dict[int, Result],
+    results: dict[str, Result],
     on_accepted: OnAccepted | None,
 ) -> BaseException | None:
     newsletter = edition.newsletter

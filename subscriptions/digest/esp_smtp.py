@@ -317,7 +317,7 @@ def send(
     *,
     edition: Edition,
     calls: list[tuple[RenderedEmail, list[esp.Recipient]]],
-    results: dict[int, esp.Result],
+    results: dict[str, esp.Result],
     on_accepted: esp.OnAccepted | None,
 ) -> esp.SendReport:
     """Send each reader of `calls` their own message, over up to SMTP_CONNECTIONS threads.

@@ -26,9 +26,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from subscriptions.digest import plan
+from subscriptions.digest import ledger, plan
 from subscriptions.digest.send import mark_edition_sent_if_done
-from subscriptions.models import Delivery, DeliveryBatch, Edition
+from subscriptions.models import Delivery, DeliveryBatch, Edition, Subscriber
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +41,10 @@ ESP_TIMEOUT = (5, 20)
 # Mailgun's events come 300 to a page; more pages than this is not one batch's window.
 MAILGUN_MAX_PAGES = 50
 
-# delivery id -> the ESP's message id, for the in-doubt readers the ESP has a message for.
-Found = dict[int, str]
-Asker = Callable[[DeliveryBatch, dict[int, str]], Found]
+# reader key (ledger.reader_key) -> the ESP's message id, for the in-doubt readers the ESP
+# has a message for.
+Found = dict[str, str]
+Asker = Callable[[DeliveryBatch, dict[str, str]], Found]
 
 
 @dataclass
@@ -87,11 +88,9 @@ def batches_settle(*, now: datetime, batch_ids: list[int] | None = None) -> list
     ask = ASKERS[esp]
     settled = []
     for batch in in_doubt_batches(now=now, batch_ids=batch_ids):
-        readers = dict(
-            batch.deliveries.filter(state=Delivery.State.IN_DOUBT)
-            .exclude(subscriber=None)
-            .values_list("pk", "subscriber__email")
-        )
+        waiting = ledger.readers_waiting(batch)
+        emails = dict(Subscriber.objects.filter(pk__in=waiting).values_list("pk", "email"))
+        readers = {ledger.reader_key(batch.pk, pk): emails[pk] for pk in waiting if pk in emails}
         try:
             found = ask(batch, readers)
         except EspCannotTell as exc:
@@ -108,13 +107,29 @@ def batch_settle(*, batch_id: int, found: Found) -> Settled:
         batch = DeliveryBatch.objects.select_for_update().get(pk=batch_id)
         if batch.state != DeliveryBatch.State.IN_DOUBT:
             return Settled(batch_id, 0, 0)  # settled meanwhile, by staff or another run
-        doubtful = batch.deliveries.filter(state=Delivery.State.IN_DOUBT)
-        sent = 0
-        for delivery_id, message_id in found.items():
-            sent += doubtful.filter(pk=delivery_id).update(
-                state=Delivery.State.SENT, esp_message_id=message_id[:200], sent_at=now, error=""
-            )
-        resent = doubtful.update(state=Delivery.State.QUEUED)
+        waiting = set(ledger.readers_waiting(batch))
+        took: dict[int, str] = {}
+        for key, message_id in found.items():
+            parsed = ledger.parse_reader_key(key)
+            if parsed is not None and parsed[0] == batch.pk and parsed[1] in waiting:
+                took[parsed[1]] = message_id
+        Delivery.objects.bulk_create(
+            [
+                Delivery(
+                    edition_id=batch.edition_id,
+                    subscriber_id=subscriber_id,
+                    batch=batch,
+                    state=Delivery.State.SENT,
+                    esp_message_id=message_id[:200],
+                    sent_at=now,
+                )
+                for subscriber_id, message_id in took.items()
+            ],
+            ignore_conflicts=True,
+        )
+        sent = len(took)
+        # The others are the batch's again: queued, they go with its next send.
+        resent = len(waiting) - sent
         batch.task_id = ""
         if resent:
             batch.state = DeliveryBatch.State.QUEUED
@@ -149,7 +164,7 @@ def _setting(name: str, esp: str, default=None):
         raise EspCannotTell(str(exc)) from exc
 
 
-def ask_postmark(batch: DeliveryBatch, readers: dict[int, str]) -> Found:
+def ask_postmark(batch: DeliveryBatch, readers: dict[str, str]) -> Found:
     """Postmark's outbound message search, per reader: this edition's messages to them.
 
     https://postmarkapp.com/developer/api/messages-api#outbound-message-search
@@ -180,7 +195,7 @@ def ask_postmark(batch: DeliveryBatch, readers: dict[int, str]) -> Found:
     return found
 
 
-def ask_mailgun(batch: DeliveryBatch, readers: dict[int, str]) -> Found:
+def ask_mailgun(batch: DeliveryBatch, readers: dict[str, str]) -> Found:
     """Mailgun's events API: the edition's `accepted` events since the batch started.
 
     https://documentation.mailgun.com/docs/mailgun/api-reference/send/mailgun/events
@@ -225,16 +240,15 @@ def ask_mailgun(batch: DeliveryBatch, readers: dict[int, str]) -> Found:
     return found
 
 
-def _delivery_of(variables: dict, by_email: dict[str, int], recipient: str) -> int | None:
+def _delivery_of(variables: dict, by_email: dict[str, str], recipient: str) -> str | None:
     delivery_id = by_email.get(recipient.lower())
-    if delivery_id is None and str(variables.get("delivery_id", "")).isdigit():
-        delivery_id = int(variables["delivery_id"])
-        if delivery_id not in by_email.values():
-            return None
+    if delivery_id is None:
+        named = str(variables.get("delivery_id", ""))
+        return named if named in by_email.values() else None
     return delivery_id
 
 
-def _is_theirs(metadata: dict, *, batch: DeliveryBatch, delivery_id: int) -> bool:
+def _is_theirs(metadata: dict, *, batch: DeliveryBatch, delivery_id: str) -> bool:
     """The message is of this edition and, where it names one, of this reader's delivery."""
     if str(metadata.get("edition_id", "")) != str(batch.edition_id):
         return False

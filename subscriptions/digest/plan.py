@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from subscriptions.digest.compose import (
@@ -194,10 +194,11 @@ def digest_dry_run(
         if edition.state in (Edition.State.SKIPPED, Edition.State.PAUSED):
             continue
         groups: set[str] = set()
+        planned = _planned_readers(edition)
         for chunk, suppressed, follows in _due_readers(edition=edition, zones=zones, now=now):
             run.suppressed += len(suppressed)
             for pk, email, language in chunk:
-                if email not in suppressed:
+                if email not in suppressed and not _is_planned(planned, pk):
                     run.recipients += 1
                     groups.add(group_key([["l", language], *follows.get(pk, [])]))
         run.groups = len(groups)
@@ -222,8 +223,10 @@ def _anyone_owed(
 
 
 def due_subscribers(*, edition: Edition, zones: list[str] | None, now: datetime):
-    """The subscribers owed this edition: subscribed, confirmed, not paused, not yet queued,
-    and reading a language it has news in (nobody is sent an edition without stories)."""
+    """The subscribers owed this edition: subscribed, confirmed, not paused, without a
+    row of their own in it (suppressed when planned), and reading a language it has news
+    in (nobody is sent an edition without stories). Those already in one of its batches
+    are left out by the planner run (_run_start)."""
     subscribers = _subscribers_of(edition.newsletter).filter(
         Q(paused_until__isnull=True) | Q(paused_until__lte=now)
     )
@@ -279,6 +282,65 @@ def _due_readers(
         yield chunk, suppressed, follows
 
 
+class PlanSuperseded(Exception):
+    """A newer planner run took this edition; this one stops without writing."""
+
+
+def _run_start(edition: Edition) -> tuple[int, bytearray]:
+    """Take the edition's next planner run; return it with the readers already in batches.
+
+    The fence that keeps every reader in at most one batch of an edition: a run reads
+    the readers already planned in the same transaction that makes it the edition's
+    run, and writes each pack only while it is still that run (_run_fenced). A run
+    that started later saw every pack committed before it; a pack after it is refused.
+    """
+    with transaction.atomic():
+        run = (
+            Edition.objects.select_for_update(no_key=True)
+            .filter(pk=edition.pk)
+            .values_list("plan_run", flat=True)
+            .get()
+            + 1
+        )
+        Edition.objects.filter(pk=edition.pk).update(plan_run=run)
+        planned = _planned_readers(edition)
+    return run, planned
+
+
+def _planned_readers(edition: Edition) -> bytearray:
+    """The readers in the edition's batches, a bit per subscriber id (125 KB for a
+    million ids, where a set of them would take 60 MB)."""
+    planned = bytearray()
+    if edition.pk is None:
+        return planned
+    for readers in DeliveryBatch.objects.filter(edition=edition, size__gt=0).values_list(
+        "readers", flat=True
+    ):
+        if readers:
+            top = max(readers) >> 3
+            if top >= len(planned):
+                planned.extend(bytes(top + 1 - len(planned)))
+            for pk in readers:
+                planned[pk >> 3] |= 1 << (pk & 7)
+    return planned
+
+
+def _is_planned(planned: bytearray, pk: int) -> bool:
+    return (pk >> 3) < len(planned) and bool(planned[pk >> 3] & (1 << (pk & 7)))
+
+
+def _run_fenced(*, edition_id: int, run: int) -> None:
+    """Inside a pack's transaction: hold the edition's row, and stop if the run is stale."""
+    current = (
+        Edition.objects.select_for_update(no_key=True)
+        .filter(pk=edition_id)
+        .values_list("plan_run", flat=True)
+        .first()
+    )
+    if current != run:
+        raise PlanSuperseded(f"planner run {run} of edition {edition_id} superseded by {current}")
+
+
 def edition_plan(
     *,
     edition: Edition,
@@ -288,58 +350,69 @@ def edition_plan(
     batch_size: int,
     result: PlanResult,
 ) -> PlanResult:
-    """Write deliveries for the due subscribers, grouped by language and followed set, in
-    batches: each group's followed set starts with ["l", language] (compose.followed_set)."""
+    """Write batches of the due subscribers, grouped by language and followed set: each
+    group's followed set starts with ["l", language] (compose.followed_set)."""
+    run, planned = _run_start(edition)
     # Readers waiting for their group to fill a batch, as 8-byte ints (array "q"): with
     # many followed sets most readers wait until the end of the stream.
     pending: dict[str, tuple[list[list], array]] = {}
     keys: dict[tuple, str] = {}  # (language, followed set) -> group_key, hashed once
-    for chunk, suppressed, follows in _due_readers(edition=edition, zones=zones, now=now):
-        if suppressed:
-            result.suppressed += _record_suppressed(
-                edition=edition,
-                subscriber_ids=[pk for pk, email, _ in chunk if email in suppressed],
-            )
-        for pk, email, language in chunk:
-            if email in suppressed:
-                continue
-            followed = [["l", language], *follows.get(pk, [])]
-            shape = tuple(kind + str(item) for kind, item in followed)
-            key = keys.get(shape)
-            if key is None:
-                key = keys[shape] = group_key(followed)
-            _, ids = pending.setdefault(key, (followed, array("q")))
-            ids.append(pk)
-            if len(ids) >= batch_size:
-                _flush_pack(
+    try:
+        for chunk, suppressed, follows in _due_readers(edition=edition, zones=zones, now=now):
+            if suppressed:
+                result.suppressed += _record_suppressed(
                     edition=edition,
-                    groups=[(key, followed, list(ids))],
-                    enqueue=enqueue,
-                    result=result,
+                    subscriber_ids=[
+                        pk
+                        for pk, email, _ in chunk
+                        if email in suppressed and not _is_planned(planned, pk)
+                    ],
                 )
-                del pending[key]
-    # What is left are groups smaller than a batch: with many distinct followed sets,
-    # nearly every group. They are written and sent in packs of PACK_BATCHES batches:
-    # one transaction and one task (edition_send_batches) per pack, each queued as soon
-    # as it is written.
-    groups = list(pending.items())
-    pending.clear()
-    for start in range(0, len(groups), PACK_BATCHES):
-        _flush_pack(
-            edition=edition,
-            groups=[
-                (key, followed, list(ids))
-                for key, (followed, ids) in groups[start : start + PACK_BATCHES]
-            ],
-            enqueue=enqueue,
-            result=result,
-        )
+            for pk, email, language in chunk:
+                if email in suppressed or _is_planned(planned, pk):
+                    continue
+                followed = [["l", language], *follows.get(pk, [])]
+                shape = tuple(kind + str(item) for kind, item in followed)
+                key = keys.get(shape)
+                if key is None:
+                    key = keys[shape] = group_key(followed)
+                _, ids = pending.setdefault(key, (followed, array("q")))
+                ids.append(pk)
+                if len(ids) >= batch_size:
+                    _flush_pack(
+                        edition=edition,
+                        run=run,
+                        groups=[(key, followed, list(ids))],
+                        enqueue=enqueue,
+                        result=result,
+                    )
+                    del pending[key]
+        # What is left are groups smaller than a batch: with many distinct followed sets,
+        # nearly every group. They are written and sent in packs of PACK_BATCHES batches:
+        # one transaction and one task (edition_send_batches) per pack, each queued as
+        # soon as it is written.
+        groups = list(pending.items())
+        pending.clear()
+        for start in range(0, len(groups), PACK_BATCHES):
+            _flush_pack(
+                edition=edition,
+                run=run,
+                groups=[
+                    (key, followed, list(ids))
+                    for key, (followed, ids) in groups[start : start + PACK_BATCHES]
+                ],
+                enqueue=enqueue,
+                result=result,
+            )
+    except PlanSuperseded as exc:
+        logger.warning("digest: %s; it plans the rest", exc)
     return result
 
 
 def _flush_pack(
     *,
     edition: Edition,
+    run: int,
     groups: list[tuple[str, list[list], list[int]]],
     enqueue: bool,
     result: PlanResult,
@@ -351,80 +424,25 @@ def _flush_pack(
     """
     with transaction.atomic():
         _commit_without_waiting_for_disk()
+        _run_fenced(edition_id=edition.pk, run=run)
         batches = DeliveryBatch.objects.bulk_create(
             [
-                DeliveryBatch(edition=edition, group_key=key, followed=followed)
-                for key, followed, _ in groups
+                DeliveryBatch(
+                    edition=edition, group_key=key, followed=followed, readers=ids, size=len(ids)
+                )
+                for key, followed, ids in groups
             ]
         )
-        claimed = _insert_pack_deliveries(
-            edition_id=edition.pk,
-            rows=[(batch.pk, ids) for batch, (_, _, ids) in zip(batches, groups, strict=True)],
-        )
-        empty = [batch.pk for batch in batches if not claimed.get(batch.pk)]
-        if empty:
-            DeliveryBatch.objects.filter(pk__in=empty).delete()
-        written = [batch.pk for batch in batches if claimed.get(batch.pk)]
-        if not written:
-            return
         Edition.objects.filter(
             pk=edition.pk, state__in=[Edition.State.COMPOSED, Edition.State.SENT]
         ).update(state=Edition.State.SENDING)
+        written = [batch.pk for batch in batches]
         if enqueue:
             transaction.on_commit(partial(enqueue_batches, written))
-    for batch, (key, _, _) in zip(batches, groups, strict=True):
-        if claimed.get(batch.pk):
-            result.queued += claimed[batch.pk]
-            result.groups.add(key)
-            result.batch_ids.append(batch.pk)
-
-
-def _insert_pack_deliveries(
-    *, edition_id: int, rows: list[tuple[int, list[int]]]
-) -> dict[int, int]:
-    """Queue each batch's subscribers in it; return how many rows each batch got.
-
-    ON CONFLICT DO NOTHING, as _insert_deliveries: a reader another planner queued
-    keeps that row.
-    """
-    if len(rows) == 1:
-        batch_id, ids = rows[0]
-        return {
-            batch_id: _insert_deliveries(
-                edition_id=edition_id, batch_id=batch_id, subscriber_ids=ids
-            )
-        }
-    batch_ids = [batch_id for batch_id, ids in rows for _ in ids]
-    subscriber_ids = [pk for _, ids in rows for pk in ids]
-    if db_connection.vendor == "postgresql":
-        with db_connection.cursor() as cursor:
-            # The table name is ours; every value is a parameter.
-            cursor.execute(
-                f"INSERT INTO {Delivery._meta.db_table} "  # noqa: S608
-                "(edition_id, subscriber_id, batch_id, state, esp_message_id, error) "
-                "SELECT %s, u.subscriber_id, u.batch_id, %s, '', '' "
-                "FROM unnest(%s::bigint[], %s::bigint[]) AS u(subscriber_id, batch_id) "
-                "ON CONFLICT DO NOTHING RETURNING batch_id",
-                [edition_id, Delivery.State.QUEUED.value, subscriber_ids, batch_ids],
-            )
-            claimed: dict[int, int] = defaultdict(int)
-            for (batch_id,) in cursor.fetchall():
-                claimed[batch_id] += 1
-            return claimed
-    Delivery.objects.bulk_create(
-        [
-            Delivery(edition_id=edition_id, subscriber_id=pk, batch_id=batch_id)
-            for batch_id, pk in zip(batch_ids, subscriber_ids, strict=True)
-        ],
-        ignore_conflicts=True,
-    )
-    return dict(
-        Delivery.objects.filter(batch_id__in=[batch_id for batch_id, _ in rows])
-        .order_by()
-        .values_list("batch_id")
-        .annotate(n=Count("id"))
-        .values_list("batch_id", "n")
-    )
+    for batch, (key, _, ids) in zip(batches, groups, strict=True):
+        result.queued += len(ids)
+        result.groups.add(key)
+        result.batch_ids.append(batch.pk)
 
 
 def _record_suppressed(*, edition: Edition, subscriber_ids: list[int]) -> int:
@@ -460,32 +478,6 @@ def _commit_without_waiting_for_disk() -> None:
     if db_connection.vendor == "postgresql":
         with db_connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
-
-
-def _insert_deliveries(*, edition_id: int, batch_id: int, subscriber_ids: list[int]) -> int:
-    """Queue these subscribers in the batch; return how many rows are ours.
-
-    ON CONFLICT DO NOTHING under "delivery_once_per_edition": a subscriber another
-    planner already queued for this edition keeps that row (and its batch).
-    """
-    if db_connection.vendor == "postgresql":
-        # One INSERT ... SELECT unnest(array): the row count is exactly what we claimed.
-        with db_connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {Delivery._meta.db_table} "
-                "(edition_id, subscriber_id, batch_id, state, esp_message_id, error) "
-                "SELECT %s, unnest(%s::bigint[]), %s, %s, '', '' ON CONFLICT DO NOTHING",
-                [edition_id, subscriber_ids, batch_id, Delivery.State.QUEUED.value],
-            )
-            return cursor.rowcount
-    Delivery.objects.bulk_create(
-        [
-            Delivery(edition_id=edition_id, subscriber_id=pk, batch_id=batch_id)
-            for pk in subscriber_ids
-        ],
-        ignore_conflicts=True,
-    )
-    return Delivery.objects.filter(batch_id=batch_id).count()
 
 
 # Staff's actions queue a batch through the outbox by this name (digest/staff.py).

@@ -8,15 +8,15 @@ from collections import defaultdict
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from queue import SimpleQueue
 
 from django.conf import settings
-from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from subscriptions.digest import render
+from subscriptions.digest import ledger, render
 from subscriptions.digest.esp import (
     Recipient,
     Result,
@@ -64,7 +64,11 @@ def edition_send_batch(*, batch_id: int, task_id: str) -> BatchOutcome:
     if isinstance(started, BatchOutcome):
         return started
     batch, prepared, suppressed = started
-    report = _call_esp(edition=batch.edition, prepared=prepared, on_accepted=_record_accepted)
+    report = _call_esp(
+        edition=batch.edition,
+        prepared=prepared,
+        on_accepted=partial(_record_accepted, edition_id=batch.edition_id),
+    )
     return _settle(batch=batch, report=report, suppressed=suppressed)
 
 
@@ -108,18 +112,15 @@ def edition_send_batches(*, batch_ids: list[int], task_id: str) -> PackOutcome:
     pack = PackOutcome()
     editions: set[int] = set()
     in_flight: dict[Future, tuple[DeliveryBatch, int]] = {}
-    accepted: SimpleQueue[tuple[int, Result]] = SimpleQueue()
-
-    def hand_over(rows: list[tuple[int, Result]]) -> None:
-        for row in rows:
-            accepted.put(row)
+    accepted: SimpleQueue[tuple[int, str, Result]] = SimpleQueue()
 
     def record_accepted() -> None:
-        rows = []
+        rows: dict[int, list[tuple[str, str]]] = defaultdict(list)
         while not accepted.empty():
-            rows.append(accepted.get())
-        if rows:
-            _record_sent([(pk, r.message_id[:200]) for pk, r in rows], sent_at=timezone.now())
+            edition_id, key, result = accepted.get()
+            rows[edition_id].append((key, result.message_id))
+        for edition_id, sent in rows.items():
+            _record_sent(sent, edition_id=edition_id, sent_at=timezone.now())
 
     def settle_one_or_more() -> None:
         done: set[Future] = set()
@@ -160,7 +161,7 @@ def edition_send_batches(*, batch_ids: list[int], task_id: str) -> PackOutcome:
                 _call_esp,
                 edition=batch.edition,
                 prepared=prepared,
-                on_accepted=hand_over,
+                on_accepted=partial(_put_accepted, accepted, batch.edition_id),
             )
             in_flight[future] = (batch, suppressed)
         while in_flight:
@@ -168,6 +169,11 @@ def edition_send_batches(*, batch_ids: list[int], task_id: str) -> PackOutcome:
     for edition_id in editions or _editions_of(batch_ids):
         mark_edition_sent_if_done(edition_id)
     return pack
+
+
+def _put_accepted(accepted: SimpleQueue, edition_id: int, rows: list[tuple[str, Result]]) -> None:
+    for key, result in rows:
+        accepted.put((edition_id, key, result))
 
 
 def _editions_of(batch_ids: list[int]) -> set[int]:
@@ -255,55 +261,54 @@ def _settle(
     )
 
 
-def _readers(batch: DeliveryBatch, *, lock: bool) -> tuple[list[Recipient], dict[str, list[int]]]:
-    """The batch's waiting readers who may still be emailed, and the others by reason.
+def _readers(batch: DeliveryBatch) -> tuple[list[Recipient], dict[str, list[int]]]:
+    """The batch's waiting readers who may still be emailed, in its order, and the
+    others (subscriber ids) by reason.
 
-    One query for the deliveries, their readers and whether each is still subscribed:
-    in small batches every query costs per reader.
+    Waiting: in the batch's list without a row of their own (ledger). One query for
+    the readers and whether each is still subscribed: in small batches every query
+    costs per reader.
     """
-    deliveries = batch.deliveries.all()
-    if lock:
-        # FOR UPDATE OF the deliveries only: a deleted reader is a NULL outer join.
-        deliveries = deliveries.select_for_update(skip_locked=True, of=("self",))
-    rows = list(
-        deliveries.filter(state=Delivery.State.QUEUED)
+    waiting = ledger.readers_waiting(batch)
+    rows = {
+        row[0]: row
+        for row in Subscriber.objects.filter(pk__in=waiting)
         .annotate(
             subscribed=Exists(
                 Subscription.objects.filter(
-                    subscriber=OuterRef("subscriber_id"),
+                    subscriber=OuterRef("pk"),
                     newsletter=batch.edition.newsletter_id,
                     status=Subscription.Status.ACTIVE,
                 )
             )
         )
-        .values_list(
-            "pk",
-            "subscriber_id",
-            "subscriber__email",
-            "subscriber__name",
-            "subscriber__public_id",
-            "subscriber__language",
-            "subscribed",
-        )
-    )
-    suppressed = suppressed_among([row[2] for row in rows if row[1] is not None])
+        .values_list("pk", "email", "name", "public_id", "language", "subscribed")
+    }
+    suppressed = suppressed_among([row[1] for row in rows.values()])
     dropped: dict[str, list[int]] = defaultdict(list)
     recipients: list[Recipient] = []
-    for delivery_id, subscriber_id, email, name, public_id, language, subscribed in rows:
-        if subscriber_id is None:
-            dropped["The subscriber was deleted before sending."].append(delivery_id)
-        elif email in suppressed:
-            dropped["On the suppression list."].append(delivery_id)
+    for subscriber_id in waiting:
+        row = rows.get(subscriber_id)
+        if row is None:
+            # Deleted since planning: the id names nobody now (ledger), and no row can.
+            dropped[DELETED].append(subscriber_id)
+            continue
+        _, email, name, public_id, language, subscribed = row
+        if email in suppressed:
+            dropped["On the suppression list."].append(subscriber_id)
         elif not subscribed:
-            dropped["Unsubscribed before sending."].append(delivery_id)
+            dropped["Unsubscribed before sending."].append(subscriber_id)
         else:
             # The public id signs the reader's links (tokens); the language names their
             # greeting and links (render.recipient_values).
             subscriber = Subscriber(
                 pk=subscriber_id, email=email, name=name, public_id=public_id, language=language
             )
-            recipients.append(Recipient(delivery_id, subscriber))
+            recipients.append(Recipient(ledger.reader_key(batch.pk, subscriber_id), subscriber))
     return recipients, dropped
+
+
+DELETED = "The subscriber was deleted before sending."
 
 
 def _lock_batch(batch_id: int) -> DeliveryBatch | None:
@@ -334,12 +339,9 @@ def _look(*, batch_id: int, task_id: str):
             stale = batch.started_at is not None and batch.started_at < now - SENDING_STALE_AFTER
             if redelivered or stale:
                 # The worker that called the ESP died before recording the answer: the
-                # readers it had not recorded may or may not have their email. They are
-                # settled by asking the ESP where it can tell, by staff elsewhere;
-                # never resent by themselves.
-                batch.deliveries.filter(state=Delivery.State.CLAIMED).update(
-                    state=Delivery.State.IN_DOUBT
-                )
+                # readers it had not recorded (no row of their own) may or may not have
+                # their email. They are settled by asking the ESP where it can tell, by
+                # staff elsewhere; never resent by themselves.
                 batch.state = DeliveryBatch.State.IN_DOUBT
                 batch.error = "The worker stopped during the ESP call; the outcome is unknown."
                 batch.save(update_fields=["state", "error"])
@@ -350,7 +352,7 @@ def _look(*, batch_id: int, task_id: str):
             return BatchOutcome(state=batch.state)
         if batch.edition.state == Edition.State.PAUSED:
             return BatchOutcome(state="paused")
-    recipients, _ = _readers(batch, lock=False)
+    recipients, _ = _readers(batch)
     return batch, recipients
 
 
@@ -373,13 +375,25 @@ def _claim(*, batch_id: int, task_id: str, rendered: list[Recipient]):
             return BatchOutcome(state=batch.state)
         if batch.edition.state == Edition.State.PAUSED:
             return BatchOutcome(state="paused")
-        due, dropped = _readers(batch, lock=True)
+        # The batch's row lock covers its readers: their own rows are written only by
+        # holders of it (the send, in_doubt, staff).
+        due, dropped = _readers(batch)
         claimed = {r.delivery_id for r in due} & {r.delivery_id for r in rendered}
-        for reason, ids in dropped.items():
-            Delivery.objects.filter(pk__in=ids).update(
-                state=Delivery.State.SUPPRESSED, error=reason
-            )
-        Delivery.objects.filter(pk__in=claimed).update(state=Delivery.State.CLAIMED)
+        Delivery.objects.bulk_create(
+            [
+                Delivery(
+                    edition_id=batch.edition_id,
+                    subscriber_id=pk,
+                    batch=batch,
+                    state=Delivery.State.SUPPRESSED,
+                    error=reason,
+                )
+                for reason, ids in dropped.items()
+                if reason != DELETED
+                for pk in ids
+            ],
+            ignore_conflicts=True,
+        )
         batch.state = DeliveryBatch.State.SENDING
         batch.task_id = task_id
         batch.started_at = now
@@ -391,38 +405,44 @@ def _claim(*, batch_id: int, task_id: str, rendered: list[Recipient]):
     return batch, claimed, sum(len(ids) for ids in dropped.values())
 
 
-def _record_accepted(accepted: list[tuple[int, Result]]) -> None:
+def _record_accepted(accepted: list[tuple[str, Result]], *, edition_id: int) -> None:
     """Record messages the ESP accepted before the batch's end (SMTP), in one statement."""
-    _record_sent([(pk, r.message_id[:200]) for pk, r in accepted], sent_at=timezone.now())
-
-
-# What the readers claimed and not answered for become, by the batch's new state.
-UNANSWERED = {
-    DeliveryBatch.State.SENT: Delivery.State.QUEUED,
-    DeliveryBatch.State.QUEUED: Delivery.State.QUEUED,  # the ESP took nothing: retried
-    DeliveryBatch.State.IN_DOUBT: Delivery.State.IN_DOUBT,
-}
+    _record_sent(
+        [(key, r.message_id) for key, r in accepted], edition_id=edition_id, sent_at=timezone.now()
+    )
 
 
 def _finish(
     *,
     batch: DeliveryBatch,
-    results: dict[int, Result],
+    results: dict[str, Result],
     state: str,
     error: str = "",
     mark_done: bool = True,
 ) -> None:
+    """Record the batch's new state, and the readers whose fate is not the batch's.
+
+    A sent batch's readers are sent by its state alone: rows only for those the ESP
+    refused. A batch queued again or in doubt also records the readers the ESP did
+    take, so that neither its retry nor its resend sends them a second copy.
+    """
     now = timezone.now()
     with transaction.atomic():
-        _record_sent([(pk, r.message_id[:200]) for pk, r in results.items() if r.ok], sent_at=now)
-        refused: dict[str, list[int]] = defaultdict(list)
-        for pk, r in results.items():
-            if not r.ok:
-                refused[r.error[:300]].append(pk)
-        for reason, ids in refused.items():
-            Delivery.objects.filter(pk__in=ids).update(state=Delivery.State.FAILED, error=reason)
-        Delivery.objects.filter(batch=batch, state=Delivery.State.CLAIMED).update(
-            state=UNANSWERED[state]
+        if state != DeliveryBatch.State.SENT:
+            _record_sent(
+                [(key, r.message_id) for key, r in results.items() if r.ok],
+                edition_id=batch.edition_id,
+                sent_at=now,
+            )
+        refused = [(key, r) for key, r in results.items() if not r.ok]
+        Delivery.objects.bulk_create(
+            [
+                _own_row(
+                    key, edition_id=batch.edition_id, state=Delivery.State.FAILED, error=r.error
+                )
+                for key, r in refused
+            ],
+            ignore_conflicts=True,
         )
         batch.state = state
         batch.error = error[:2000]
@@ -432,49 +452,36 @@ def _finish(
         mark_edition_sent_if_done(batch.edition_id)
 
 
-def _record_sent(rows: list[tuple[int, str]], *, sent_at: datetime) -> None:
-    """Mark deliveries sent with their ESP message ids, in as few statements as possible."""
-    by_id: dict[str, list[int]] = defaultdict(list)
-    for pk, message_id in rows:
-        by_id[message_id].append(pk)
-    if len(by_id) <= 10 or db_connection.vendor != "postgresql":
-        # One id for the whole call (Mailgun, SES) or one per recipient elsewhere.
-        if len(by_id) <= 10:
-            for message_id, ids in by_id.items():
-                Delivery.objects.filter(pk__in=ids).update(
-                    state=Delivery.State.SENT, esp_message_id=message_id, sent_at=sent_at, error=""
-                )
-        else:
-            Delivery.objects.bulk_update(
-                [
-                    Delivery(
-                        pk=pk,
-                        state=Delivery.State.SENT,
-                        esp_message_id=mid,
-                        sent_at=sent_at,
-                        error="",
-                    )
-                    for pk, mid in rows
-                ],
-                ["state", "esp_message_id", "sent_at", "error"],
-                batch_size=500,
+def _record_sent(rows: list[tuple[str, str]], *, edition_id: int, sent_at: datetime) -> None:
+    """Give readers the ESP took a row of their own, with its message id: those of a
+    batch not (yet) recorded as sent, e.g. each one SMTP accepts, before the next."""
+    Delivery.objects.bulk_create(
+        [
+            _own_row(
+                key,
+                edition_id=edition_id,
+                state=Delivery.State.SENT,
+                esp_message_id=message_id[:200],
+                sent_at=sent_at,
             )
-        return
-    # A message id per recipient (Postmark, SendGrid): one UPDATE ... FROM (VALUES ...)
-    # instead of bulk_update's CASE per row, which costs more to build than to run.
-    table = Delivery._meta.db_table
-    values = ", ".join(["(%s::bigint, %s)"] * len(rows))
-    params: list = [Delivery.State.SENT.value, sent_at]
-    for pk, message_id in rows:
-        params += [pk, message_id]
-    with db_connection.cursor() as cursor:
-        # The table name is ours; every value is a parameter.
-        cursor.execute(
-            f"UPDATE {table} AS d SET state = %s, sent_at = %s, error = '', "  # noqa: S608
-            f"esp_message_id = v.message_id FROM (VALUES {values}) AS v(id, message_id) "
-            "WHERE d.id = v.id",
-            params,
-        )
+            for key, message_id in rows
+        ],
+        ignore_conflicts=True,
+        batch_size=500,
+    )
+
+
+def _own_row(key: str, *, edition_id: int, state: str, error: str = "", **fields) -> Delivery:
+    """A reader's own row, from the reader key their message was sent under."""
+    batch_id, subscriber_id = ledger.parse_reader_key(key) or (None, None)
+    return Delivery(
+        edition_id=edition_id,
+        batch_id=batch_id,
+        subscriber_id=subscriber_id,
+        state=state,
+        error=error[:300],
+        **fields,
+    )
 
 
 def mark_edition_sent_if_done(edition_id: int) -> None:
@@ -495,9 +502,7 @@ def batch_fail(*, batch_id: int, error: str) -> None:
         batch = DeliveryBatch.objects.select_for_update().get(pk=batch_id)
         if batch.state != DeliveryBatch.State.QUEUED:
             return
-        batch.deliveries.filter(state=Delivery.State.QUEUED).update(
-            state=Delivery.State.FAILED, error=error[:300]
-        )
+        # Its waiting readers are failed with it: they have no row of their own.
         batch.state = DeliveryBatch.State.FAILED
         batch.error = error[:2000]
         batch.finished_at = timezone.now()

@@ -15,7 +15,7 @@ from django.utils.translation import gettext
 
 from newsroom.mail import RenderedEmail
 from newsroom.outbox import outbox_enqueue
-from subscriptions.digest import plan, render
+from subscriptions.digest import ledger, plan, render
 from subscriptions.digest.compose import followed_set
 from subscriptions.digest.esp import edition_message
 from subscriptions.digest.render import (
@@ -62,9 +62,8 @@ def batch_resend(*, batch: DeliveryBatch) -> int:
         locked = DeliveryBatch.objects.select_for_update().get(pk=batch.pk)
         if locked.state != DeliveryBatch.State.IN_DOUBT:
             return 0
-        count = locked.deliveries.filter(state=Delivery.State.IN_DOUBT).update(
-            state=Delivery.State.QUEUED
-        )
+        # Its readers without a row of their own are the ones in doubt; queued with it.
+        count = len(ledger.readers_waiting(locked))
         locked.state = DeliveryBatch.State.QUEUED
         locked.task_id = ""
         locked.error = ""
@@ -82,9 +81,7 @@ def batch_mark_sent(*, batch: DeliveryBatch) -> int:
         locked = DeliveryBatch.objects.select_for_update().get(pk=batch.pk)
         if locked.state != DeliveryBatch.State.IN_DOUBT:
             return 0
-        count = locked.deliveries.filter(state=Delivery.State.IN_DOUBT).update(
-            state=Delivery.State.SENT, sent_at=timezone.now()
-        )
+        count = len(ledger.readers_waiting(locked))
         locked.state = DeliveryBatch.State.SENT
         locked.finished_at = timezone.now()
         locked.save(update_fields=["state", "finished_at"])
@@ -143,7 +140,7 @@ TRACKED_EVENTS = ["opened", "clicked", "bounced", "unsubscribed"]
 def progress(
     *, by_state: Mapping[str, int], events: Mapping[str, int] | None = None
 ) -> dict[str, int]:
-    """Staff's figures of a send, from its deliveries by state (and readers by event).
+    """Staff's figures of a send, from its readers by state (and readers by event).
 
     Every state (and, given `events`, every tracked event) has a count; `waiting` is
     queued or being sent, `done` is settled either way, `percent` is done of total.
@@ -160,12 +157,7 @@ def progress(
 
 def edition_progress(edition: Edition) -> dict[str, int]:
     """An edition's progress as staff watch it during a send, with readers by tracked event."""
-    by_state = dict(
-        edition.deliveries.order_by()
-        .values_list("state")
-        .annotate(n=Count("id"))
-        .values_list("state", "n")
-    )
+    by_state = ledger.editions_readers_by_state([edition.pk])[edition.pk]
     events = dict(
         edition.events.filter(event_type__in=TRACKED_EVENTS)
         .order_by()

@@ -12,7 +12,15 @@ from django.utils import timezone
 
 from newsroom.outbox import outbox_enqueue
 from newsroom.parsing import parse_int
-from subscriptions.models import Delivery, Edition, Subscriber, Suppression, TrackingEvent
+from subscriptions.digest.ledger import parse_reader_key
+from subscriptions.models import (
+    Delivery,
+    DeliveryBatch,
+    Edition,
+    Subscriber,
+    Suppression,
+    TrackingEvent,
+)
 from subscriptions.services.consent import RequestMeta
 from subscriptions.services.leaving import subscription_unsubscribe, suppression_add
 from subscriptions.services.signup import normalize_email
@@ -68,13 +76,11 @@ def tracking_event_record(*, event, esp_name: str) -> TrackingEvent | None:
     if pk := parse_int(edition_id, minimum=1):
         edition = Edition.objects.filter(pk=pk).first()
     recipient = normalize_email(event.recipient or "")[:254]
-    delivery = None
-    if edition is not None and (pk := parse_int(metadata.get("delivery_id"), minimum=1)):
-        # Only the delivery of this edition to this recipient: metadata is the ESP's echo
-        # of what we sent, but a stray id must not attach an event to another reader.
-        delivery = Delivery.objects.filter(
-            pk=pk, edition=edition, subscriber__email=recipient
-        ).first()
+    batch, delivery = (
+        _reader_copy(edition=edition, named=metadata.get("delivery_id"), recipient=recipient)
+        if edition is not None
+        else (None, None)
+    )
     try:
         with transaction.atomic():
             stored, created = TrackingEvent.objects.get_or_create(
@@ -85,6 +91,7 @@ def tracking_event_record(*, event, esp_name: str) -> TrackingEvent | None:
                     "recipient": recipient,
                     "message_id": str(event.message_id or "")[:200],
                     "edition": edition,
+                    "batch": batch,
                     "delivery": delivery,
                     "reject_reason": str(event.reject_reason or "")[:40],
                     "description": str(event.description or event.mta_response or ""),
@@ -97,6 +104,36 @@ def tracking_event_record(*, event, esp_name: str) -> TrackingEvent | None:
     except IntegrityError:  # the same event arrived twice at the same moment
         return None
     return stored if created else None
+
+
+def _reader_copy(
+    *, edition: Edition, named: object, recipient: str
+) -> tuple[DeliveryBatch | None, Delivery | None]:
+    """The batch and the reader's own row (if any) of the copy an event is about.
+
+    Only this edition's copy to this recipient: metadata is the ESP's echo of what we
+    sent, but a stray key must not attach an event to another reader. `named` is the
+    reader key (ledger.reader_key), or a Delivery's id in mail sent before the ledger.
+    """
+    parsed = parse_reader_key(named)
+    if parsed is None:
+        pk = parse_int(named, minimum=1)
+        if pk is None:
+            return None, None
+        delivery = (
+            Delivery.objects.filter(pk=pk, edition=edition, subscriber__email=recipient)
+            .select_related("batch")
+            .first()
+        )
+        return (delivery.batch if delivery is not None else None), delivery
+    batch_id, subscriber_id = parsed
+    batch = DeliveryBatch.objects.filter(pk=batch_id, edition=edition).first()
+    if batch is None or subscriber_id not in batch.readers:
+        return None, None
+    if not Subscriber.objects.filter(pk=subscriber_id, email=recipient).exists():
+        return None, None
+    delivery = Delivery.objects.filter(edition=edition, subscriber_id=subscriber_id).first()
+    return batch, delivery
 
 
 def _suppress_hard(stored: TrackingEvent) -> str:

@@ -160,7 +160,7 @@ class Command(BaseCommand):
 
     def send_batch(self, batch_id: int) -> int:
         """Send one batch in this process, retrying what the ESP refused; return its size."""
-        size = DeliveryBatch.objects.get(pk=batch_id).deliveries.count()
+        size = DeliveryBatch.objects.get(pk=batch_id).size
         task_id = send.new_task_id()
         for attempt in range(ATTEMPTS):
             try:

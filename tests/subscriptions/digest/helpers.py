@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.core import mail
 from django.utils import timezone
 
+from subscriptions.digest.ledger import Fate, edition_readers
 from subscriptions.digest.plan import digest_plan
 from subscriptions.digest.send import edition_send_batch
 from subscriptions.models import DeliveryBatch, Edition
@@ -61,3 +63,20 @@ def news(**fields):
     """A published article, an hour old unless told otherwise."""
     fields.setdefault("published_at", timezone.now() - timedelta(hours=1))
     return ArticleFactory(**fields)
+
+
+def fates(edition: Edition | None = None) -> dict[tuple[int, int], Fate]:
+    """Every reader's copy, by (edition id, subscriber id), as the ledger tells it."""
+    editions = [edition] if edition is not None else Edition.objects.order_by("pk")
+    return {(e.pk, pk): fate for e in editions for pk, fate in edition_readers(e.pk).items()}
+
+
+def states(edition: Edition | None = None) -> Counter:
+    """How many readers' copies are in each state (Delivery.State)."""
+    return Counter(fate.state for fate in fates(edition).values())
+
+
+def fate_of(subscriber, edition: Edition | None = None) -> Fate:
+    """The one copy `subscriber` has (of `edition`, or of the only edition they are in)."""
+    (fate,) = [f for (_, pk), f in fates(edition).items() if pk == subscriber.pk]
+    return fate

@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 
 from django.test import Client, TestCase
 
-from subscriptions.models import Delivery, Subscription
+from subscriptions.digest.ledger import parse_reader_key
+from subscriptions.models import DeliveryBatch, Subscriber, Subscription, TrackingEvent
 
 WEBHOOK_AUTH = "hook:secret"
 UNSUBSCRIBE_URL = re.compile(r"https://news\.example/[^\s\"'<>]*unsubscribe/[^\s\"'<>/]+/")
@@ -40,8 +41,10 @@ def assert_each_reader_got_their_own(received: list[dict], readers: list, newsle
         assert UNSUBSCRIBE_URL.findall(message["text"]) == [in_header]
         assert in_header in message["html"]
         assert not UNFILLED.search(message["text"] + message["html"] + message["subject"])
-        delivery = Delivery.objects.get(pk=message["metadata"]["delivery_id"])
-        assert delivery.subscriber.email == message["to"].lower()
+        # The reader key names the batch and the reader the message went to.
+        batch_id, subscriber_id = parse_reader_key(message["metadata"]["delivery_id"])
+        assert subscriber_id in DeliveryBatch.objects.get(pk=batch_id).readers
+        assert Subscriber.objects.get(pk=subscriber_id).email == message["to"].lower()
         links.add(in_header)
     assert len(links) == len(readers)
 
@@ -77,6 +80,10 @@ def post_webhook(esp: str, body, content_type: str = "application/json", **heade
 
 
 def events_of(email: str) -> list[str]:
-    """The tracking events attached to the reader's delivery of the edition."""
-    delivery = Delivery.objects.get(subscriber__email=email)
-    return sorted(delivery.events.values_list("event_type", flat=True))
+    """The tracking events attached to the reader's copy: found in its batch."""
+    reader = Subscriber.objects.get(email=email)
+    return sorted(
+        event.event_type
+        for event in TrackingEvent.objects.filter(recipient=email).select_related("batch")
+        if event.batch is not None and reader.pk in event.batch.readers
+    )

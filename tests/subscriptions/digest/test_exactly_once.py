@@ -30,7 +30,13 @@ from subscriptions.digest import tasks as digest_tasks
 from subscriptions.digest.send import edition_send_batch
 from subscriptions.digest.staff import batch_resend
 from subscriptions.models import Delivery, DeliveryBatch, Edition
-from tests.subscriptions.digest.helpers import plan_and_send, plan_only, subscribe
+from tests.subscriptions.digest.helpers import (
+    fate_of,
+    plan_and_send,
+    plan_only,
+    states,
+    subscribe,
+)
 from tests.subscriptions.digest.smtp_server import SmtpServer
 
 pytestmark = pytest.mark.django_db
@@ -58,10 +64,6 @@ def mailgun(settings):
 def esp_network():
     with responses.RequestsMock(assert_all_requests_are_fired=False) as network:
         yield network
-
-
-def states(edition) -> Counter:
-    return Counter(edition.deliveries.values_list("state", flat=True))
 
 
 def refused_connection() -> requests.ConnectionError:
@@ -336,7 +338,7 @@ def test_a_reader_who_unsubscribes_while_the_batch_renders_is_not_sent(
     edition_send_batch(batch_id=result.edition.batches.get().pk, task_id="task-1")
 
     assert [e for m in mail.outbox for e in m.to] == [stays.email]
-    assert Delivery.objects.get(subscriber=leaves).state == Delivery.State.SUPPRESSED
+    assert fate_of(leaves).state == Delivery.State.SUPPRESSED
 
 
 # --- send_digest says when a batch did not go -----------------------------------------

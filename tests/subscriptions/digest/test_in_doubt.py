@@ -16,11 +16,12 @@ from responses import matchers
 
 from subscriptions.digest import tasks as digest_tasks
 from subscriptions.digest.in_doubt import SETTLE_AFTER, batches_settle
+from subscriptions.digest.ledger import reader_key
 from subscriptions.digest.send import edition_send_batch
 from subscriptions.models import Delivery, DeliveryBatch, Edition
 from tests.helpers import login_staff
 from tests.newsroom.factories import StaffFactory
-from tests.subscriptions.digest.helpers import plan_only, subscribe
+from tests.subscriptions.digest.helpers import fate_of, plan_only, states, subscribe
 
 pytestmark = pytest.mark.django_db
 POSTMARK_SEARCH = "https://postmark.test/messages/outbound"
@@ -146,10 +147,10 @@ def test_postmark_readers_found_are_recorded_sent_and_the_others_resent_once(
     assert (settled.sent, settled.resent) == (2, 1)
     assert all(call.request.req_kwargs["timeout"] for call in esp_network.calls)
     for n, reader in enumerate(found):
-        delivery = Delivery.objects.get(subscriber=reader)
-        assert (delivery.state, delivery.esp_message_id) == (Delivery.State.SENT, f"pm-{n}")
+        fate = fate_of(reader)
+        assert (fate.state, fate.esp_message_id) == (Delivery.State.SENT, f"pm-{n}")
     assert [m.to for m in mail.outbox] == [[missing.email]]
-    assert Delivery.objects.get(subscriber=missing).state == Delivery.State.SENT
+    assert fate_of(missing).state == Delivery.State.SENT
     assert DeliveryBatch.objects.get().state == DeliveryBatch.State.SENT
     assert Edition.objects.get().state == Edition.State.SENT
 
@@ -174,7 +175,7 @@ def test_an_esp_that_does_not_answer_leaves_the_batch_in_doubt(doubtful, postmar
     assert batches_settle(now=later()) == []
 
     assert DeliveryBatch.objects.get().state == DeliveryBatch.State.IN_DOUBT
-    assert set(Delivery.objects.values_list("state", flat=True)) == {Delivery.State.IN_DOUBT}
+    assert states() == {Delivery.State.IN_DOUBT: 3}
 
 
 def test_a_batch_just_in_doubt_waits_for_the_esps_search_to_catch_up(
@@ -186,11 +187,11 @@ def test_a_batch_just_in_doubt_waits_for_the_esps_search_to_catch_up(
     assert DeliveryBatch.objects.get().state == DeliveryBatch.State.IN_DOUBT
 
 
-def mailgun_accepted(batch, email: str, delivery_id: int, message_id: str) -> dict:
+def mailgun_accepted(batch, email: str, delivery_id: str, message_id: str) -> dict:
     """An `accepted` event of Mailgun's events API (its docs' fields)."""
     return {
         "event": "accepted",
-        "id": f"event-{delivery_id}",
+        "id": f"event-{message_id}",
         "timestamp": timezone.now().timestamp(),
         "recipient": email,
         "user-variables": {
@@ -206,7 +207,7 @@ def test_mailgun_readers_found_in_its_events_are_sent_and_the_others_resent(
     doubtful, mailgun, esp_network, settings, django_capture_on_commit_callbacks
 ):
     batch, readers = doubtful
-    deliveries = {d.subscriber_id: d.pk for d in batch.deliveries.all()}
+    deliveries = {pk: reader_key(batch.pk, pk) for pk in batch.readers}
     page_two = f"{MAILGUN_EVENTS}/page-two"
     esp_network.add(
         responses.GET,
@@ -240,7 +241,7 @@ def test_mailgun_readers_found_in_its_events_are_sent_and_the_others_resent(
     resend(settings, callbacks)
 
     assert (settled.sent, settled.resent) == (2, 1)
-    assert Delivery.objects.get(subscriber=readers[1]).esp_message_id == "mg-1"
+    assert fate_of(readers[1]).esp_message_id == "mg-1"
     assert [m.to for m in mail.outbox] == [[readers[2].email]]
 
 

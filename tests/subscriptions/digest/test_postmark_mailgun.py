@@ -14,7 +14,7 @@ import responses
 from bench.fake_esp import form_fields, mailgun_received
 from subscriptions.models import Delivery
 from subscriptions.selectors import suppressed_among
-from tests.subscriptions.digest.helpers import plan_and_send, subscribe
+from tests.subscriptions.digest.helpers import plan_and_send, states, subscribe
 from tests.subscriptions.digest.providers import (
     assert_each_reader_got_their_own,
     events_of,
@@ -76,7 +76,7 @@ def test_postmark_gets_each_reader_their_own_message_in_one_batch_call(
     received = postmark_received(postmark)
     assert {m["tag"] for m in received} == {newsletter.slug}  # one tag: all Postmark takes
     assert_each_reader_got_their_own(received, readers, newsletter)
-    assert set(Delivery.objects.values_list("state", flat=True)) == {Delivery.State.SENT}
+    assert set(states()) == {Delivery.State.SENT}
 
 
 def test_postmark_takes_1200_readers_in_three_calls_of_at_most_500(
@@ -91,7 +91,7 @@ def test_postmark_takes_1200_readers_in_three_calls_of_at_most_500(
     assert sizes == [500, 500, 200]
     received = postmark_received(postmark)
     assert sorted(m["to"] for m in received) == sorted(r.email for r in readers)
-    assert Delivery.objects.filter(state=Delivery.State.SENT).count() == 1200
+    assert states()[Delivery.State.SENT] == 1200
 
 
 def test_a_postmark_delivery_open_and_bounce_find_the_readers_delivery(
@@ -187,7 +187,7 @@ def test_mailgun_takes_at_most_1000_recipients_a_call(
     plan_and_send(django_capture_on_commit_callbacks, send_now=True)
 
     assert [len(fields["to"]) for fields in mailgun_calls(mailgun)] == [1000, 500]
-    assert Delivery.objects.filter(state=Delivery.State.SENT).count() == 1500
+    assert states()[Delivery.State.SENT] == 1500
 
 
 def mailgun_event(event: str, message: dict, **data) -> str:
