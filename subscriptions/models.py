@@ -187,7 +187,7 @@ class Follow(models.Model):
 class ConsentText(models.Model):
     """One version of the consent wording shown on a form, stored once by its hash."""
 
-    sha256 = models.CharField(_("hash"), max_length=64, unique=True)
+    sha256 = models.CharField(pgettext_lazy("consent text", "hash"), max_length=64, unique=True)
     text = models.TextField(_("text"))
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
