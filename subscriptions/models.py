@@ -68,20 +68,20 @@ class Newsletter(Translated):
 
 
 class Subscriber(models.Model):
-    email = models.EmailField(max_length=254, unique=True)
+    email = models.EmailField(_("email"), max_length=254, unique=True)
     # What links and cookies name the reader by: random, so they tell nothing of the row.
-    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    name = models.CharField(max_length=120, blank=True)
-    time_zone = models.CharField(max_length=64, default=settings.TIME_ZONE)
+    public_id = models.UUIDField(_("public id"), default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(_("name"), max_length=120, blank=True)
+    time_zone = models.CharField(_("time zone"), max_length=64, default=settings.TIME_ZONE)
     # One language per reader: their emails, one-click pages and the digest's articles.
     language = models.CharField(
-        max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
+        _("language"), max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    confirmed_at = models.DateTimeField(null=True, blank=True)
-    paused_until = models.DateTimeField(null=True, blank=True)
-    confirmation_sent_at = models.DateTimeField(null=True, blank=True)
-    reminder_sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
+    paused_until = models.DateTimeField(_("paused until"), null=True, blank=True)
+    confirmation_sent_at = models.DateTimeField(_("confirmation sent at"), null=True, blank=True)
+    reminder_sent_at = models.DateTimeField(_("reminder sent at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("subscriber")
@@ -101,15 +101,23 @@ class Subscription(models.Model):
         UNSUBSCRIBED = "unsubscribed", pgettext_lazy("subscription status", "Unsubscribed")
 
     subscriber = models.ForeignKey(
-        Subscriber, on_delete=models.CASCADE, related_name="subscriptions"
+        Subscriber,
+        verbose_name=_("subscriber"),
+        on_delete=models.CASCADE,
+        related_name="subscriptions",
     )
     newsletter = models.ForeignKey(
-        Newsletter, on_delete=models.CASCADE, related_name="subscriptions"
+        Newsletter,
+        verbose_name=_("newsletter"),
+        on_delete=models.CASCADE,
+        related_name="subscriptions",
     )
-    status = models.CharField(max_length=14, choices=Status.choices, default=Status.PENDING)
-    created_at = models.DateTimeField(auto_now_add=True)
-    confirmed_at = models.DateTimeField(null=True, blank=True)
-    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        _("status"), max_length=14, choices=Status.choices, default=Status.PENDING
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(_("unsubscribed at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("subscription")
@@ -128,15 +136,27 @@ class Subscription(models.Model):
 class Follow(models.Model):
     """A category or a topic a subscriber follows, in the order they chose it."""
 
-    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="follows")
+    subscriber = models.ForeignKey(
+        Subscriber, verbose_name=_("subscriber"), on_delete=models.CASCADE, related_name="follows"
+    )
     category = models.ForeignKey(
-        "newsroom.Category", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        "newsroom.Category",
+        verbose_name=_("category"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
     )
     topic = models.ForeignKey(
-        "newsroom.Topic", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        "newsroom.Topic",
+        verbose_name=_("topic"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
     )
-    position = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
+    position = models.PositiveIntegerField(_("position"), default=0)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("follow")
@@ -167,9 +187,9 @@ class Follow(models.Model):
 class ConsentText(models.Model):
     """One version of the consent wording shown on a form, stored once by its hash."""
 
-    sha256 = models.CharField(max_length=64, unique=True)
-    text = models.TextField()
-    created_at = models.DateTimeField(auto_now_add=True)
+    sha256 = models.CharField(pgettext_lazy("consent text", "hash"), max_length=64, unique=True)
+    text = models.TextField(_("text"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("consent text")
@@ -192,19 +212,34 @@ class ConsentRecord(models.Model):
         )
 
     subscriber = models.ForeignKey(
-        Subscriber, on_delete=models.CASCADE, related_name="consent_records"
+        Subscriber,
+        verbose_name=_("subscriber"),
+        on_delete=models.CASCADE,
+        related_name="consent_records",
     )
     newsletter = models.ForeignKey(
-        Newsletter, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        Newsletter,
+        verbose_name=_("newsletter"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
-    action = models.CharField(max_length=20, choices=Action.choices)
+    action = models.CharField(_("action"), max_length=20, choices=Action.choices)
     # When the reader acted: the request's time, even when the record is written later.
-    at = models.DateTimeField(default=timezone.now, editable=False)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=500, blank=True)
-    source = models.CharField(max_length=100, blank=True, help_text=_("The form or link used."))
+    at = models.DateTimeField(_("at"), default=timezone.now, editable=False)
+    ip_address = models.GenericIPAddressField(_("ip address"), null=True, blank=True)
+    user_agent = models.CharField(_("user agent"), max_length=500, blank=True)
+    source = models.CharField(
+        _("source"), max_length=100, blank=True, help_text=_("The form or link used.")
+    )
     consent_text = models.ForeignKey(
-        ConsentText, null=True, blank=True, on_delete=models.PROTECT, related_name="records"
+        ConsentText,
+        verbose_name=_("consent text"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="records",
     )
 
     class Meta:
@@ -226,9 +261,9 @@ class Suppression(models.Model):
         DELETED = "deleted", _("Reader deleted their data")
         MANUAL = "manual", _("Added by staff")
 
-    email_sha256 = models.CharField(max_length=64, unique=True)
-    reason = models.CharField(max_length=20, choices=Reason.choices)
-    created_at = models.DateTimeField(auto_now_add=True)
+    email_sha256 = models.CharField(_("email hash"), max_length=64, unique=True)
+    reason = models.CharField(_("reason"), max_length=20, choices=Reason.choices)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("suppression")
@@ -242,33 +277,48 @@ class Suppression(models.Model):
 class TrackingEvent(models.Model):
     """An ESP's report about a message (delivered, opened, bounced, ...), stored once."""
 
-    esp_event_id = models.CharField(max_length=200, unique=True)
-    event_type = models.CharField(max_length=30, db_index=True)
-    esp_name = models.CharField(max_length=40, blank=True)
-    recipient = models.EmailField(max_length=254, blank=True, db_index=True)
-    message_id = models.CharField(max_length=200, blank=True, db_index=True)
+    esp_event_id = models.CharField(_("ESP event id"), max_length=200, unique=True)
+    event_type = models.CharField(_("event type"), max_length=30, db_index=True)
+    esp_name = models.CharField(_("ESP name"), max_length=40, blank=True)
+    recipient = models.EmailField(_("recipient"), max_length=254, blank=True, db_index=True)
+    message_id = models.CharField(_("message id"), max_length=200, blank=True, db_index=True)
     edition = models.ForeignKey(
-        "Edition", null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+        "Edition",
+        verbose_name=_("edition"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="events",
     )
     # The batch the reader's copy went in, found from the reader key the digest sends as
     # per-message metadata (subscriptions.digest.ledger); the reader is `recipient`.
     batch = models.ForeignKey(
-        "DeliveryBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+        "DeliveryBatch",
+        verbose_name=_("batch"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="events",
     )
     # The reader's own row, where one exists (sent before the batch ledger, or settled
     # on its own: subscriptions.digest.ledger).
     delivery = models.ForeignKey(
-        "Delivery", null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+        "Delivery",
+        verbose_name=_("delivery"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="events",
     )
-    reject_reason = models.CharField(max_length=40, blank=True)
-    description = models.TextField(blank=True)
-    occurred_at = models.DateTimeField()
-    received_at = models.DateTimeField(auto_now_add=True)
-    payload = models.JSONField(default=dict, blank=True)
+    reject_reason = models.CharField(_("reject reason"), max_length=40, blank=True)
+    description = models.TextField(_("description"), blank=True)
+    occurred_at = models.DateTimeField(_("occurred at"))
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True)
+    payload = models.JSONField(_("payload"), default=dict, blank=True)
     # What the receiver did with the event: its outcome and error, for staff to see.
-    processed_at = models.DateTimeField(null=True, blank=True)
-    outcome = models.CharField(max_length=200, blank=True)
-    error = models.TextField(blank=True)
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=200, blank=True)
+    error = models.TextField(_("error"), blank=True)
 
     class Meta:
         verbose_name = _("tracking event")
@@ -296,20 +346,27 @@ class Edition(models.Model):
         SENT = "sent", pgettext_lazy("digest state", "Sent")
         SKIPPED = "skipped", _("Skipped: nothing new")
 
-    newsletter = models.ForeignKey(Newsletter, on_delete=models.CASCADE, related_name="editions")
-    date = models.DateField()
-    state = models.CharField(max_length=10, choices=State.choices, default=State.COMPOSED)
-    composed_at = models.DateTimeField(auto_now_add=True)
-    cutoff_start = models.DateTimeField(
-        null=True, blank=True, help_text=_("Articles published after this time are new.")
+    newsletter = models.ForeignKey(
+        Newsletter, verbose_name=_("newsletter"), on_delete=models.CASCADE, related_name="editions"
     )
-    cutoff_end = models.DateTimeField()
+    date = models.DateField(_("date"))
+    state = models.CharField(
+        _("state"), max_length=10, choices=State.choices, default=State.COMPOSED
+    )
+    composed_at = models.DateTimeField(_("composed at"), auto_now_add=True)
+    cutoff_start = models.DateTimeField(
+        _("cutoff start"),
+        null=True,
+        blank=True,
+        help_text=_("Articles published after this time are new."),
+    )
+    cutoff_end = models.DateTimeField(_("cutoff end"))
     # {"top": [article ids], "categories": {id: [ids]}, "topics": {id: [ids]}}
-    contents = models.JSONField(default=dict)
-    skip_reason = models.CharField(max_length=200, blank=True)
+    contents = models.JSONField(_("contents"), default=dict)
+    skip_reason = models.CharField(_("skip reason"), max_length=200, blank=True)
     # The planner run allowed to write this edition's batches; a run that starts takes
     # the next number, so an older run still writing stops (digest.plan, "fence").
-    plan_run = models.PositiveIntegerField(default=0, db_default=0, editable=False)
+    plan_run = models.PositiveIntegerField(_("plan run"), default=0, db_default=0, editable=False)
 
     class Meta:
         verbose_name = _("edition")
@@ -343,31 +400,36 @@ class DeliveryBatch(models.Model):
         FAILED = "failed", _("Failed")
         IN_DOUBT = "in_doubt", _("In doubt")
 
-    edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="batches")
-    group_key = models.CharField(max_length=64, help_text="The followed set this batch renders.")
+    edition = models.ForeignKey(
+        Edition, verbose_name=_("edition"), on_delete=models.CASCADE, related_name="batches"
+    )
+    group_key = models.CharField(
+        _("group key"), max_length=64, help_text=_("The followed set this batch renders.")
+    )
     # [["l", language], ["c", category id] | ["t", topic id], ...]: the readers' language,
     # then their follows in their order; what the batch renders, frozen when planned so
     # later follow or language changes cannot split it.
-    followed = models.JSONField(default=list, blank=True)
+    followed = models.JSONField(_("followed"), default=list, blank=True)
     # The readers' subscriber ids, in the order planned. A JSON list, not a row per
     # reader: one row per ESP call is the whole ledger of a sent batch.
-    readers = models.JSONField(default=list, blank=True)
+    readers = models.JSONField(_("readers"), default=list, blank=True)
     # len(readers), so that progress is summed in SQL without reading the lists. 0 for
     # batches planned before the ledger, whose readers are their Delivery rows.
-    size = models.PositiveIntegerField(default=0)
-    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    size = models.PositiveIntegerField(_("size"), default=0)
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.QUEUED)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     # The Celery task id that moved the batch to "sending". The same id seen again on
     # a batch still "sending" is the broker redelivering it after its worker died.
-    task_id = models.CharField(max_length=64, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    error = models.TextField(blank=True)
+    task_id = models.CharField(_("task id"), max_length=64, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
 
     class Meta:
+        verbose_name = _("delivery batch")
+        verbose_name_plural = _("delivery batches")
         ordering = ["id"]
-        verbose_name_plural = "delivery batches"
         indexes = [models.Index(fields=["edition", "state"], name="batch_edition_state")]
 
     def __str__(self) -> str:
@@ -391,20 +453,34 @@ class Delivery(models.Model):
         FAILED = "failed", _("Failed")
         IN_DOUBT = "in_doubt", _("In doubt")
 
-    edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="deliveries")
+    edition = models.ForeignKey(
+        Edition, verbose_name=_("edition"), on_delete=models.CASCADE, related_name="deliveries"
+    )
     subscriber = models.ForeignKey(
-        Subscriber, null=True, on_delete=models.SET_NULL, related_name="deliveries"
+        Subscriber,
+        verbose_name=_("subscriber"),
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="deliveries",
     )
     batch = models.ForeignKey(
-        DeliveryBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+        DeliveryBatch,
+        verbose_name=_("batch"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="deliveries",
     )
-    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
-    esp_message_id = models.CharField(max_length=200, blank=True, db_index=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    error = models.CharField(max_length=300, blank=True)
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.QUEUED)
+    esp_message_id = models.CharField(
+        _("ESP message id"), max_length=200, blank=True, db_index=True
+    )
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    error = models.CharField(_("error"), max_length=300, blank=True)
 
     class Meta:
-        verbose_name_plural = "deliveries"
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
         constraints = [
             models.UniqueConstraint(
                 fields=["edition", "subscriber"], name="delivery_once_per_edition"

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date
 
 import pytest
 from django.urls import reverse
 
-from subscriptions.models import ConsentRecord, Follow, Subscription, Suppression, email_hash
+from subscriptions.models import (
+    ConsentRecord,
+    Edition,
+    Follow,
+    Subscription,
+    Suppression,
+    email_hash,
+)
 from subscriptions.services import suppression_add
 from tests.helpers import login_staff
 from tests.newsroom.factories import CategoryFactory, StaffFactory
@@ -195,3 +203,32 @@ def test_staff_give_a_newsletter_its_arabic_name_in_the_admin(staff_client, dail
     assert daily.translations == {"ar": {"name": "الشرق الأوسط اليوم"}}
     assert daily.translated("name", language="ar") == "الشرق الأوسط اليوم"
     assert daily.translated("name", language="he") == "Mideast Daily"
+
+
+def test_a_staff_member_who_reads_arabic_sees_the_columns_and_fields_named_in_arabic(
+    staff_client, audience, daily
+):
+    staff_client.post(reverse("staff_language"), {"language": "ar"})
+    edition = Edition.objects.create(
+        newsletter=daily,
+        date=date(2026, 11, 2),
+        state=Edition.State.SKIPPED,
+        skip_reason="No new articles",
+        cutoff_end="2026-11-02T04:00:00Z",
+    )
+
+    subscribers = staff_client.get(
+        reverse("admin:subscriptions_subscriber_changelist")
+    ).content.decode()
+    edition_page = staff_client.get(
+        reverse("admin:subscriptions_edition_change", args=[edition.pk])
+    ).content.decode()
+
+    for arabic in ("البريد الإلكتروني", "أُكّد في", "المنطقة الزمنية", "موقوف حتى"):
+        assert arabic in subscribers
+    for english in ("Confirmed at", "Time zone", "Paused until", "Created at"):
+        assert english not in subscribers
+    for arabic in ("التاريخ", "سبب التخطي", "بداية الفترة", "نهاية الفترة", "أُعدّ في"):
+        assert arabic in edition_page
+    for english in ("Skip reason", "Cutoff start", "Cutoff end", "Composed at"):
+        assert english not in edition_page
