@@ -236,3 +236,19 @@ def stripe_stand_in() -> tuple[str, ThreadingHTTPServer]:
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{server.server_address[1]}", server
+
+
+def readers_by_state(newsletter_slug: str = "mideast-daily") -> dict[str, int]:
+    """The newsletter's readers by state (Delivery.State), as the digest's ledger tells it
+    (batches and reader rows), over all its editions. Needs Django set up."""
+    from subscriptions.digest.ledger import editions_readers_by_state
+    from subscriptions.models import Edition
+
+    ids = list(
+        Edition.objects.filter(newsletter__slug=newsletter_slug).values_list("pk", flat=True)
+    )
+    counts: dict[str, int] = {}
+    for states in editions_readers_by_state(ids).values():
+        for state, n in states.items():
+            counts[state] = counts.get(state, 0) + n
+    return counts

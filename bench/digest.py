@@ -43,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 sys.path.insert(0, str(ROOT))
-from bench.common import ensure_database  # noqa: E402
+from bench.common import ensure_database, readers_by_state  # noqa: E402
 
 STATS_KEY = "bench:digest:stats"
 
@@ -446,20 +446,8 @@ def run(args: argparse.Namespace) -> dict:
     import redis
 
     from newsroom.celery import app
-    from subscriptions.digest.ledger import editions_readers_by_state
     from subscriptions.digest.tasks import digest_plan_task
     from subscriptions.models import Delivery, DeliveryBatch, Edition
-
-    def by_state() -> dict[str, int]:
-        """The edition's readers by state, as the ledger tells it (batches and reader rows)."""
-        ids = list(
-            Edition.objects.filter(newsletter__slug="mideast-daily").values_list("pk", flat=True)
-        )
-        counts: dict[str, int] = {}
-        for states in editions_readers_by_state(ids).values():
-            for state, n in states.items():
-                counts[state] = counts.get(state, 0) + n
-        return counts
 
     seed(args)
     esp = redis.Redis.from_url(args.redis_url)
@@ -524,7 +512,7 @@ def run(args: argparse.Namespace) -> dict:
         shown = started
         while True:
             time.sleep(1 if args.readers > 100_000 else 0.5)
-            counts = by_state()
+            counts = readers_by_state()
             total = sum(counts.values())
             settled = sum(counts.get(state, 0) for state in settled_states)
             if planned_at is None and total == args.readers:
@@ -580,7 +568,7 @@ def run(args: argparse.Namespace) -> dict:
         "esp": args.esp,
         "recipients_at_esp": delivered,
         "esp_calls": calls,
-        "states": by_state(),
+        "states": readers_by_state(),
         "rows_written": sum(written.values()),
         "rows_written_per_million": round(sum(written.values()) * 1_000_000 / args.readers),
         "rows_written_by_table": written,

@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 sys.path.insert(0, str(ROOT))
 
-from bench.common import ensure_database, write_result  # noqa: E402
+from bench.common import ensure_database, readers_by_state, write_result  # noqa: E402
 
 PEER_DIR = ROOT / "bench" / "newsletter_peer"
 PEER_VENV = ROOT / "bench" / ".venv-newsletter"
@@ -572,20 +572,8 @@ def run_peer(args: argparse.Namespace, subscribers: int, content_path: Path, dum
 
 def run_ours(args: argparse.Namespace, subscribers: int, dump: bool) -> dict:
     from newsroom.celery import app
-    from subscriptions.digest.ledger import editions_readers_by_state
     from subscriptions.digest.tasks import digest_plan_task
     from subscriptions.models import Delivery, DeliveryBatch, Edition
-
-    def by_state() -> dict[str, int]:
-        """The edition's readers by state, as the ledger tells it (batches and reader rows)."""
-        ids = list(
-            Edition.objects.filter(newsletter__slug="mideast-daily").values_list("pk", flat=True)
-        )
-        counts: dict[str, int] = {}
-        for states in editions_readers_by_state(ids).values():
-            for state, n in states.items():
-                counts[state] = counts.get(state, 0) + n
-        return counts
 
     app.control.purge()
     sink = open_sink(args, dump=dump)
@@ -636,7 +624,7 @@ def run_ours(args: argparse.Namespace, subscribers: int, dump: bool) -> dict:
         digest_plan_task.delay()  # what beat sends every five minutes
         while True:
             time.sleep(0.2)
-            counts = by_state()
+            counts = readers_by_state()
             if sum(counts.get(state, 0) for state in settled_states) >= subscribers:
                 break
             if time.monotonic() - began > 900:
@@ -654,7 +642,7 @@ def run_ours(args: argparse.Namespace, subscribers: int, dump: bool) -> dict:
         worker.wait(30)
         sink.stop()
     figures = sink_figures(sink.counts(), subscribers)
-    states = by_state()
+    states = readers_by_state()
     edition = Edition.objects.get(newsletter__slug="mideast-daily")
     return {
         "what": f"the planner task, then batches of up to ESP_BATCH_SIZE readers on a Celery "
