@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import OrderedDict
 
 from django.conf import settings
@@ -178,6 +179,19 @@ def substitute(content: str, values: dict[str, str], merge_format: str = MERGE_F
     for name, value in values.items():
         content = content.replace(merge_field(name, merge_format), value)
     return content
+
+
+def cut_at_fields(
+    content: str, names: tuple[str, ...], merge_format: str = MERGE_FORMAT
+) -> list[str]:
+    """`content` cut at its merge fields `names`: [text, name, text, ..., name, text].
+
+    Filling the pieces in one pass spares copying the whole email once per field, and a
+    value that happens to contain a merge field is left as it is.
+    """
+    before, after = merge_format.split("FIELD", 1)
+    fields = "|".join(re.escape(name) for name in names)
+    return re.split(f"{re.escape(before)}({fields}){re.escape(after)}", content)
 
 
 def personal_copy(
