@@ -12,6 +12,7 @@ status) is anymail's.
 
 from __future__ import annotations
 
+import io
 import json
 from functools import lru_cache
 
@@ -37,20 +38,24 @@ class PostmarkBatchPayload(PostmarkPayload):
         # with their own values, encoded alone. The bytes are what json.dumps would write
         # (ASCII, so the body is sent as it is, with no copy made to encode it).
         subject, text, html = _json_pieces(self.message.reader_template)
-        entries = []
-        for to in self.to_emails:
+        # Written entry by entry into one buffer: the call holds its body once.
+        body = io.BytesIO()
+        body.write(b"[")
+        for number, to in enumerate(self.to_emails):
             data = self.data_for_recipient(to)
             for key in ("Subject", "TextBody", "HtmlBody"):
                 data.pop(key, None)
             own = {name: _json_string(value) for name, value in values[to.addr_spec].items()}
             rest = self.serialize_json(data)[1:]
-            entries.append(
+            body.write(
                 (
-                    f'{{"Subject": {_fill(subject, own)}, "TextBody": {_fill(text, own)}, '
+                    f'{", " if number else ""}{{"Subject": {_fill(subject, own)}, '
+                    f'"TextBody": {_fill(text, own)}, '
                     f'"HtmlBody": {_fill(html, own)}{", " if data else ""}{rest}'
                 ).encode("ascii")
             )
-        return b"[" + b", ".join(entries) + b"]"
+        body.write(b"]")
+        return body.getvalue()
 
 
 def _json_string(value: str) -> str:
