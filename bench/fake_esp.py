@@ -178,6 +178,7 @@ class Handler(BaseHTTPRequestHandler):
                 },
             )
         messages, answers = [], []
+        submitted = time.strftime("%Y-%m-%dT%H:%M:%S.0000000Z", time.gmtime())
         for item in items:
             to = [a.strip() for a in str(item.get("To") or "").split(",") if a.strip()]
             problem = ""
@@ -196,12 +197,16 @@ class Handler(BaseHTTPRequestHandler):
             answers.append(
                 {
                     "To": item["To"],
-                    "SubmittedAt": time.strftime("%Y-%m-%dT%H:%M:%S.0000000Z", time.gmtime()),
+                    "SubmittedAt": submitted,
                     "MessageID": message_id,
                     "ErrorCode": 0,
                     "Message": "OK",
                 }
             )
+            if not self.server.store.keep:
+                # Counting only, as for Mailgun: the benchmark's stand-in shares its cores.
+                messages.extend(to)
+                continue
             headers = {h["Name"]: h["Value"] for h in item.get("Headers") or []}
             for address in to:
                 messages.append(
