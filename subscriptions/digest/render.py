@@ -6,6 +6,7 @@ import json
 import logging
 import re
 from collections import OrderedDict
+from functools import lru_cache
 
 from django.conf import settings
 from django.template.loader import render_to_string
@@ -154,8 +155,8 @@ def recipient_values(
     §3.2: a list of <URI>s, ours first) instead of signing a second token.
     """
     name = clean_line(subscriber.name)
-    with translation.override(subscriber.language):
-        greeting = _("Good morning, %(name)s") % {"name": name} if name else _("Good morning")
+    named, unnamed = _greetings(subscriber.language)
+    greeting = named % {"name": name} if name else unnamed
     unsubscribe = ""
     if headers:
         first = headers.get("List-Unsubscribe", "").split(",", 1)[0].strip()
@@ -168,6 +169,14 @@ def recipient_values(
         "unsubscribe_url": unsubscribe
         or tokens.unsubscribe_url(subscriber=subscriber, newsletter=newsletter),
     }
+
+
+@lru_cache(maxsize=32)
+def _greetings(language: str) -> tuple[str, str]:
+    """The greeting with and without a name, in `language`: the active language is switched
+    once per language a worker meets, not once per reader of every batch."""
+    with translation.override(language):
+        return _("Good morning, %(name)s"), _("Good morning")
 
 
 def reader_headers(*, subscriber: Subscriber, newsletter: Newsletter) -> dict[str, str]:
