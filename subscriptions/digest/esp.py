@@ -347,7 +347,7 @@ def _send_batch_call(
 ) -> dict[str, Result]:
     """One ESP call for `group`: each reader one message, with their own links and headers."""
     newsletter = edition.newsletter
-    merge_data, merge_headers, merge_metadata, copies = {}, {}, {}, {}
+    merge_data, merge_headers, merge_metadata, reader_values = {}, {}, {}, {}
     for recipient in group:
         subscriber = recipient.subscriber
         headers = reader_headers(subscriber=subscriber, newsletter=newsletter)
@@ -356,7 +356,7 @@ def _send_batch_call(
         # The delivery's id comes back with each tracking event (subscriptions.webhooks).
         merge_metadata[subscriber.email] = {"delivery_id": str(recipient.delivery_id)}
         if profile.batch == DISTINCT:
-            copies[subscriber.email] = personal_copy(rendered=rendered, values=values)
+            reader_values[subscriber.email] = values
         else:
             merge_data[subscriber.email] = values
     # merge_metadata makes anymail send one message per "to" address (a batch send),
@@ -371,7 +371,9 @@ def _send_batch_call(
         profile=profile,
     )
     if profile.batch == DISTINCT:
-        message.reader_copies = copies  # read by esp_backends' batch payloads
+        # Read by esp_backends' batch payloads, which fill in each reader's copy.
+        message.reader_values = reader_values
+        message.reader_template = rendered
     elif profile.batch == TEMPLATE:
         _as_stored_template(connection, message, rendered)
     connection.send_messages([message])

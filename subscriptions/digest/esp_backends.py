@@ -3,29 +3,85 @@
 Both ESPs take a list of whole messages in one call (Postmark's /email/batch, 500;
 Resend's /emails/batch, 100) but merge nothing without a stored template, and anymail
 sends one body to every recipient of a batch. These backends are anymail's own, with
-one change to the payload: a message carrying `reader_copies` (address -> RenderedEmail,
-filled in by digest.esp from the one rendering of the batch) has each reader's subject
-and bodies put in their entry. Everything else (headers, metadata, the call, errors,
-per-recipient status) is anymail's.
+one change to the payload: a message carrying `reader_values` (address -> that reader's
+merge values, render.recipient_values) and `reader_template` (the batch's one rendering,
+merge fields in render.MERGE_FORMAT) has each reader's subject and bodies, filled in,
+put in their entry. Everything else (headers, metadata, the call, errors, per-recipient
+status) is anymail's.
 """
 
 from __future__ import annotations
 
+import io
 import json
+from functools import lru_cache
 
 from anymail.backends.postmark import EmailBackend as PostmarkBackend
 from anymail.backends.postmark import PostmarkPayload
 from anymail.backends.resend import EmailBackend as ResendBackend
 from anymail.backends.resend import ResendPayload
 
+from newsroom.mail import RenderedEmail
+from subscriptions.digest.render import MERGE_FIELDS, cut_at_fields, personal_copy
+
+# The text part is plain text: its greeting is the one not escaped for HTML.
+TEXT_FIELDS = tuple(name for name in MERGE_FIELDS if name != "greeting_html")
+
 
 class PostmarkBatchPayload(PostmarkPayload):
-    def data_for_recipient(self, to):
-        data = super().data_for_recipient(to)
-        copy = getattr(self.message, "reader_copies", {}).get(to.addr_spec)
-        if copy is not None:
-            data.update(Subject=copy.subject, TextBody=copy.text, HtmlBody=copy.html)
-        return data
+    def serialize_data(self):
+        values = getattr(self.message, "reader_values", None)
+        if values is None or self.get_api_endpoint() != "email/batch":
+            return super().serialize_data()
+        # The batch's body is the one rendering 500 times over, a few links apart: it is
+        # encoded as JSON once, in pieces, and each reader's entry joins those pieces
+        # with their own values, encoded alone. The bytes are what json.dumps would write
+        # (ASCII, so the body is sent as it is, with no copy made to encode it).
+        subject, text, html = _json_pieces(self.message.reader_template)
+        # Written entry by entry into one buffer: the call holds its body once.
+        body = io.BytesIO()
+        body.write(b"[")
+        for number, to in enumerate(self.to_emails):
+            data = self.data_for_recipient(to)
+            for key in ("Subject", "TextBody", "HtmlBody"):
+                data.pop(key, None)
+            own = {name: _json_string(value) for name, value in values[to.addr_spec].items()}
+            rest = self.serialize_json(data)[1:]
+            body.write(
+                (
+                    f'{", " if number else ""}{{"Subject": {_fill(subject, own)}, '
+                    f'"TextBody": {_fill(text, own)}, '
+                    f'"HtmlBody": {_fill(html, own)}{", " if data else ""}{rest}'
+                ).encode("ascii")
+            )
+        body.write(b"]")
+        return body.getvalue()
+
+
+def _json_string(value: str) -> str:
+    """`value` as the inside of a JSON string (json.dumps's escapes, without the quotes)."""
+    return json.dumps(value)[1:-1]
+
+
+@lru_cache(maxsize=32)
+def _json_pieces(rendered: RenderedEmail) -> tuple[list[str], list[str], list[str]]:
+    """Subject, text and HTML cut at their merge fields, the text between encoded for JSON."""
+
+    def encoded(content: str, names: tuple[str, ...]) -> list[str]:
+        pieces = cut_at_fields(content, names)
+        # Even places are the email's own text, odd ones the names of merge fields.
+        return [_json_string(p) if i % 2 == 0 else p for i, p in enumerate(pieces)]
+
+    return (
+        encoded(rendered.subject, MERGE_FIELDS),
+        encoded(rendered.text, TEXT_FIELDS),
+        encoded(rendered.html, MERGE_FIELDS),
+    )
+
+
+def _fill(pieces: list[str], own: dict[str, str]) -> str:
+    """A JSON string of `pieces`, each merge field's place taken by the reader's value."""
+    return '"' + "".join(p if i % 2 == 0 else own[p] for i, p in enumerate(pieces)) + '"'
 
 
 class PostmarkBatchBackend(PostmarkBackend):
@@ -36,13 +92,13 @@ class PostmarkBatchBackend(PostmarkBackend):
 class ResendBatchPayload(ResendPayload):
     def serialize_data(self):
         serialized = super().serialize_data()
-        copies = getattr(self.message, "reader_copies", None)
-        if not copies or not self.is_batch():
+        values = getattr(self.message, "reader_values", None)
+        if not values or not self.is_batch():
             return serialized
         entries = json.loads(serialized)
         # Entries are in the order of the message's "to" (anymail's ResendPayload).
         for entry, to in zip(entries, self.to_recipients, strict=True):
-            copy = copies[to.addr_spec]
+            copy = personal_copy(rendered=self.message.reader_template, values=values[to.addr_spec])
             entry.update(subject=copy.subject, text=copy.text, html=copy.html)
         return self.serialize_json(entries)
 

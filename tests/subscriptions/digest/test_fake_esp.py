@@ -48,6 +48,32 @@ def test_postmark_stand_in_refuses_a_batch_of_501_as_postmark_does(settings, sta
     assert stand_in.store.stats()["recipients"] == 0
 
 
+def test_counting_postmark_stand_in_counts_each_reader_and_still_refuses_what_postmark_does(
+    settings,
+):
+    counting = StandIn(keep=False).start()
+    try:
+        postmark(settings, counting)
+        to = [f"reader{n}@mail.example" for n in range(3)]
+        message = EmailMultiAlternatives("Subject", "Body", "daily@newsroom.example", to)
+        message.merge_metadata = {address: {"n": "1"} for address in to}
+        get_connection().send_messages([message])
+        too_many = EmailMultiAlternatives(
+            "Subject", "Body", "daily@newsroom.example", [f"r{n}@mail.example" for n in range(501)]
+        )
+        too_many.merge_metadata = {address: {"n": "1"} for address in too_many.to}
+        with pytest.raises(AnymailRequestsAPIError):
+            get_connection().send_messages([too_many])
+
+        assert {s: message.anymail_status.recipients[s].status for s in to} == dict.fromkeys(
+            to, "sent"
+        )
+        assert counting.store.stats()["recipients"] == 3
+        assert counting.store.messages == []
+    finally:
+        counting.stop()
+
+
 def test_mailgun_stand_in_refuses_more_than_three_tags(settings, stand_in):
     use_esp(
         settings,

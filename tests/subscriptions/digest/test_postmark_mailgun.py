@@ -79,6 +79,19 @@ def test_postmark_gets_each_reader_their_own_message_in_one_batch_call(
     assert set(states()) == {Delivery.State.SENT}
 
 
+def test_a_postmark_reader_named_like_a_merge_field_is_greeted_by_that_name(
+    postmark, newsletter, headlines, django_capture_on_commit_callbacks
+):
+    reader = subscribe(newsletter, name='Dana "{{unsubscribe_url}}" <Ḥaddad>')
+
+    plan_and_send(django_capture_on_commit_callbacks, send_now=True)
+
+    (received,) = postmark_received(postmark)
+    assert 'Good morning, Dana "{{unsubscribe_url}}" <Ḥaddad>' in received["text"]
+    assert "Good morning, Dana &quot;{{unsubscribe_url}}&quot; &lt;Ḥaddad&gt;" in received["html"]
+    assert received["to"] == reader.email
+
+
 def test_postmark_takes_1200_readers_in_three_calls_of_at_most_500(
     postmark, newsletter, headlines, settings, django_capture_on_commit_callbacks
 ):
