@@ -95,6 +95,13 @@ def edition_readers(edition_id: int) -> dict[int, Fate]:
     return {pk: fate for pk, fate in fates.items() if pk in present}
 
 
+def batch_groups(batch: DeliveryBatch) -> list[tuple[list[list], list[int]]]:
+    """(followed set, its subscriber ids) for each followed set the batch renders."""
+    if batch.groups:
+        return [(followed, readers) for _, followed, readers in batch.groups]
+    return [(batch.followed, batch.readers)]
+
+
 def readers_with_own_row(batch: DeliveryBatch) -> set[int]:
     """The batch's readers whose fate is already their own (sent, failed, suppressed)."""
     return set(

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from newsroom.mail import RenderedEmail
 from subscriptions.digest import ledger, render
 from subscriptions.digest.esp import (
     Recipient,
@@ -196,16 +197,7 @@ def _start(
         return looked
     batch, recipients = looked
     try:
-        prepared = (
-            prepare_messages(
-                edition=batch.edition,
-                followed=batch.followed,
-                recipients=recipients,
-                appeals_running=appeals_running,
-            )
-            if recipients
-            else []
-        )
+        prepared = _prepare(batch=batch, recipients=recipients, appeals_running=appeals_running)
     except Exception as exc:
         # Nothing is claimed and nothing reached the ESP: the batch waits for a retry.
         error = f"Rendering failed: {exc!r}"
@@ -224,6 +216,27 @@ def _start(
         if (kept := [r for r in group if r.delivery_id in claimed])
     ]
     return batch, prepared, suppressed
+
+
+def _prepare(
+    *, batch: DeliveryBatch, recipients: list[Recipient], appeals_running: bool | None
+) -> list[tuple[RenderedEmail, list[Recipient]]]:
+    """Render what the batch's readers get, once per followed set of theirs (and appeal)."""
+    if not recipients:
+        return []
+    if appeals_running is None:
+        appeals_running = render._appeals_running()
+    by_id = {recipient.subscriber.pk: recipient for recipient in recipients}
+    prepared: list[tuple[RenderedEmail, list[Recipient]]] = []
+    for followed, readers in ledger.batch_groups(batch):
+        if group := [by_id[pk] for pk in readers if pk in by_id]:
+            prepared += prepare_messages(
+                edition=batch.edition,
+                followed=followed,
+                recipients=group,
+                appeals_running=appeals_running,
+            )
+    return prepared
 
 
 def _settle(
