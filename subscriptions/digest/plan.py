@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from subscriptions.digest import ledger
 from subscriptions.digest.compose import (
     edition_compose,
     edition_draft,
@@ -514,17 +515,12 @@ def _flush_pack(
 
 def _record_suppressed(*, edition: Edition, subscriber_ids: list[int]) -> int:
     before = Delivery.objects.filter(edition=edition, subscriber_id__in=subscriber_ids).count()
-    Delivery.objects.bulk_create(
-        [
-            Delivery(
-                edition=edition,
-                subscriber_id=pk,
-                state=Delivery.State.SUPPRESSED,
-                error="On the suppression list.",
-            )
+    ledger.readers_set_apart(
+        edition_id=edition.pk,
+        fates={
+            pk: ledger.Fate(Delivery.State.SUPPRESSED, None, error="On the suppression list.")
             for pk in subscriber_ids
-        ],
-        ignore_conflicts=True,
+        },
     )
     return (
         Delivery.objects.filter(edition=edition, subscriber_id__in=subscriber_ids).count() - before
