@@ -143,7 +143,9 @@ def main() -> None:
             connection.open()
             results: dict = {}
             try:
-                failure = esp._send_one_by_one(connection, edition, rendered, chunk, results, None)
+                failure = esp._send_one_by_one(
+                    connection, edition, [(rendered, chunk)], results, None
+                )
             finally:
                 connection.close()
             assert failure is None and len(results) == len(chunk), failure

@@ -404,12 +404,21 @@ class DeliveryBatch(models.Model):
         Edition, verbose_name=_("edition"), on_delete=models.CASCADE, related_name="batches"
     )
     group_key = models.CharField(
-        _("group key"), max_length=64, help_text=_("The followed set this batch renders.")
+        _("group key"),
+        max_length=64,
+        blank=True,
+        help_text=_("The followed set this batch renders; empty when it renders several."),
     )
     # [["l", language], ["c", category id] | ["t", topic id], ...]: the readers' language,
     # then their follows in their order; what the batch renders, frozen when planned so
-    # later follow or language changes cannot split it.
+    # later follow or language changes cannot split it. A batch of several followed sets
+    # has only its readers' one language here.
     followed = models.JSONField(_("followed"), default=list, blank=True)
+    # A batch of several small followed sets of one language, for an ESP that takes each
+    # reader's own message in one call (digest.esp.mixes_followed_sets): [[group key,
+    # followed, [subscriber ids]], ...], each set's readers also in `readers`. Empty for
+    # a batch of one followed set.
+    groups = models.JSONField(_("followed sets"), default=list, blank=True)
     # The readers' subscriber ids, in the order planned. A JSON list, not a row per
     # reader: one row per ESP call is the whole ledger of a sent batch.
     readers = models.JSONField(_("readers"), default=list, blank=True)

@@ -368,6 +368,7 @@ class DeliveryBatchAdmin(WrittenBySendingMixin, admin.ModelAdmin):
         "state",
         "group_key",
         "followed",
+        "groups",
         "size",
         "readers",
         "attempts",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import smtplib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from email.utils import make_msgid
 
@@ -202,6 +202,16 @@ def esp_profile(backend: str | None = None) -> Profile:
     return ONE_BY_ONE
 
 
+def mixes_followed_sets(profile: Profile | None = None) -> bool:
+    """Whether one call may carry readers of several followed sets: an ESP taking each
+    reader's whole message in one call, as Postmark's and Resend's batch calls do.
+
+    An ESP merging into one shared body (or a stored template), and SMTP, take one
+    rendering per call; the planner gives them one followed set per batch.
+    """
+    return (profile or esp_profile()).batch == DISTINCT
+
+
 def prepare_messages(
     *,
     edition: Edition,
@@ -257,31 +267,31 @@ def send_messages(
         return esp_smtp.send(
             edition=edition, calls=prepared, results=results, on_accepted=on_accepted
         )
-    calls = [
-        (rendered, group[start : start + profile.per_call])
-        for rendered, group in prepared
-        for start in range(0, len(group), profile.per_call)
-    ]
+    calls = _calls(profile, prepared)
     # One call is recorded from the report; more, each as it is accepted.
     hear = on_accepted if len(calls) > 1 else None
     connection = get_connection(profile.batch_backend or None)
     try:
         connection.open()
-        for rendered, group in calls:
+        for parts in calls:
             if profile.batch == SINGLE:
-                exc = _send_one_by_one(connection, edition, rendered, group, results, on_accepted)
+                exc = _send_one_by_one(connection, edition, parts, results, on_accepted)
                 if exc is not None:
                     return SendReport(results, f"{type(exc).__name__}: {exc}", exc)
                 continue
             try:
-                sent = _send_batch_call(connection, profile, edition, rendered, group)
+                sent = _send_batch_call(connection, profile, edition, parts)
             except AnymailRecipientsRefused as exc:
-                sent = {r.delivery_id: Result(False, error=str(exc)) for r in group}
+                sent = {
+                    r.delivery_id: Result(False, error=str(exc))
+                    for _, group in parts
+                    for r in group
+                }
             except (AnymailUnsupportedFeature, AnymailInvalidAddress) as exc:
                 # One address broke the whole call (or a backend we do not know refused
                 # per-reader headers): one message each, so only that reader fails.
                 logger.warning("digest: batch call refused (%s); sending one by one", exc)
-                exc = _send_one_by_one(connection, edition, rendered, group, results, on_accepted)
+                exc = _send_one_by_one(connection, edition, parts, results, on_accepted)
                 if exc is not None:
                     return SendReport(results, f"{type(exc).__name__}: {exc}", exc)
                 continue
@@ -297,6 +307,41 @@ def send_messages(
         except RETRYABLE:
             logger.warning("digest: closing the email connection failed", exc_info=True)
     return SendReport(results)
+
+
+# One ESP call: each rendering with the readers it goes to in that call.
+Call = list[tuple[RenderedEmail, list[Recipient]]]
+
+
+def _calls(profile: Profile, prepared: list[tuple[RenderedEmail, list[Recipient]]]) -> list[Call]:
+    """The calls a batch takes, each of at most the ESP's messages per call.
+
+    A call carries one rendering, except where each message carries its own body
+    (mixes_followed_sets): there the readers of several renderings fill one call.
+    """
+    size = profile.per_call
+    if not mixes_followed_sets(profile):
+        return [
+            [(rendered, group[start : start + size])]
+            for rendered, group in prepared
+            for start in range(0, len(group), size)
+        ]
+    calls: list[Call] = []
+    call: Call = []
+    room = size
+    for rendered, group in prepared:
+        start = 0
+        while start < len(group):
+            part = group[start : start + room]
+            call.append((rendered, part))
+            start += len(part)
+            room -= len(part)
+            if not room:
+                calls.append(call)
+                call, room = [], size
+    if call:
+        calls.append(call)
+    return calls
 
 
 def edition_tags(*, edition: Edition, max_tags: int | None) -> list[str]:
@@ -342,13 +387,26 @@ def edition_message(
     return message
 
 
+def _each_reader(parts: Call) -> Iterator[tuple[RenderedEmail, Recipient]]:
+    for rendered, readers in parts:
+        for recipient in readers:
+            yield rendered, recipient
+
+
 def _send_batch_call(
-    connection, profile: Profile, edition: Edition, rendered: RenderedEmail, group: list[Recipient]
+    connection, profile: Profile, edition: Edition, parts: Call
 ) -> dict[str, Result]:
-    """One ESP call for `group`: each reader one message, with their own links and headers."""
+    """One ESP call: each reader one message, with their own links and headers.
+
+    Several renderings (`parts`) share a call only where each message carries its own
+    body (_calls); the message's shared subject and body are the first rendering's.
+    """
     newsletter = edition.newsletter
-    merge_data, merge_headers, merge_metadata, reader_values = {}, {}, {}, {}
-    for recipient in group:
+    rendered = parts[0][0]
+    group = [recipient for _, readers in parts for recipient in readers]
+    merge_data, merge_headers, merge_metadata = {}, {}, {}
+    reader_values, reader_templates = {}, {}
+    for own_rendering, recipient in _each_reader(parts):
         subscriber = recipient.subscriber
         headers = reader_headers(subscriber=subscriber, newsletter=newsletter)
         values = recipient_values(subscriber=subscriber, newsletter=newsletter, headers=headers)
@@ -357,6 +415,7 @@ def _send_batch_call(
         merge_metadata[subscriber.email] = {"delivery_id": str(recipient.delivery_id)}
         if profile.batch == DISTINCT:
             reader_values[subscriber.email] = values
+            reader_templates[subscriber.email] = own_rendering
         else:
             merge_data[subscriber.email] = values
     # merge_metadata makes anymail send one message per "to" address (a batch send),
@@ -373,7 +432,7 @@ def _send_batch_call(
     if profile.batch == DISTINCT:
         # Read by esp_backends' batch payloads, which fill in each reader's copy.
         message.reader_values = reader_values
-        message.reader_template = rendered
+        message.reader_templates = reader_templates
     elif profile.batch == TEMPLATE:
         _as_stored_template(connection, message, rendered)
     connection.send_messages([message])
@@ -432,15 +491,14 @@ _SES_TEMPLATES: set[str] = set()
 def _send_one_by_one(
     connection,
     edition: Edition,
-    rendered: RenderedEmail,
-    group: list[Recipient],
+    parts: Call,
     results: dict[str, Result],
     on_accepted: OnAccepted | None,
 ) -> BaseException | None:
     newsletter = edition.newsletter
     domain = site_host()
     profile = esp_profile()
-    for recipient in group:
+    for rendered, recipient in _each_reader(parts):
         subscriber = recipient.subscriber
         unsubscribe_headers = reader_headers(subscriber=subscriber, newsletter=newsletter)
         own = personal_copy(

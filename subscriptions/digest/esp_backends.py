@@ -4,8 +4,9 @@ Both ESPs take a list of whole messages in one call (Postmark's /email/batch, 50
 Resend's /emails/batch, 100) but merge nothing without a stored template, and anymail
 sends one body to every recipient of a batch. These backends are anymail's own, with
 one change to the payload: a message carrying `reader_values` (address -> that reader's
-merge values, render.recipient_values) and `reader_template` (the batch's one rendering,
-merge fields in render.MERGE_FORMAT) has each reader's subject and bodies, filled in,
+merge values, render.recipient_values) and `reader_templates` (address -> the rendering of
+that reader's followed set, merge fields in render.MERGE_FORMAT; one for the whole batch,
+or several where small followed sets share a call) has each reader's subject and bodies, filled in,
 put in their entry. Everything else (headers, metadata, the call, errors, per-recipient
 status) is anymail's.
 """
@@ -33,11 +34,12 @@ class PostmarkBatchPayload(PostmarkPayload):
         values = getattr(self.message, "reader_values", None)
         if values is None or self.get_api_endpoint() != "email/batch":
             return super().serialize_data()
-        # The batch's body is the one rendering 500 times over, a few links apart: it is
-        # encoded as JSON once, in pieces, and each reader's entry joins those pieces
-        # with their own values, encoded alone. The bytes are what json.dumps would write
-        # (ASCII, so the body is sent as it is, with no copy made to encode it).
-        subject, text, html = _json_pieces(self.message.reader_template)
+        # The batch's body is its rendering (or its few renderings) 500 times over, a few
+        # links apart: each rendering is encoded as JSON once, in pieces, and each
+        # reader's entry joins those pieces with their own values, encoded alone. The
+        # bytes are what json.dumps would write (ASCII, so the body is sent as it is,
+        # with no copy made to encode it).
+        templates = self.message.reader_templates
         # Written entry by entry into one buffer: the call holds its body once.
         body = io.BytesIO()
         body.write(b"[")
@@ -46,6 +48,7 @@ class PostmarkBatchPayload(PostmarkPayload):
             for key in ("Subject", "TextBody", "HtmlBody"):
                 data.pop(key, None)
             own = {name: _json_string(value) for name, value in values[to.addr_spec].items()}
+            subject, text, html = _json_pieces(templates[to.addr_spec])
             rest = self.serialize_json(data)[1:]
             body.write(
                 (
@@ -98,7 +101,9 @@ class ResendBatchPayload(ResendPayload):
         entries = json.loads(serialized)
         # Entries are in the order of the message's "to" (anymail's ResendPayload).
         for entry, to in zip(entries, self.to_recipients, strict=True):
-            copy = personal_copy(rendered=self.message.reader_template, values=values[to.addr_spec])
+            copy = personal_copy(
+                rendered=self.message.reader_templates[to.addr_spec], values=values[to.addr_spec]
+            )
             entry.update(subject=copy.subject, text=copy.text, html=copy.html)
         return self.serialize_json(entries)
 

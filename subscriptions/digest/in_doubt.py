@@ -113,19 +113,14 @@ def batch_settle(*, batch_id: int, found: Found) -> Settled:
             parsed = ledger.parse_reader_key(key)
             if parsed is not None and parsed[0] == batch.pk and parsed[1] in waiting:
                 took[parsed[1]] = message_id
-        Delivery.objects.bulk_create(
-            [
-                Delivery(
-                    edition_id=batch.edition_id,
-                    subscriber_id=subscriber_id,
-                    batch=batch,
-                    state=Delivery.State.SENT,
-                    esp_message_id=message_id[:200],
-                    sent_at=now,
+        ledger.readers_set_apart(
+            edition_id=batch.edition_id,
+            fates={
+                subscriber_id: ledger.Fate(
+                    Delivery.State.SENT, batch.pk, esp_message_id=message_id, sent_at=now
                 )
                 for subscriber_id, message_id in took.items()
-            ],
-            ignore_conflicts=True,
+            },
         )
         sent = len(took)
         # The others are the batch's again: queued, they go with its next send.

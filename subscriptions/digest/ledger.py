@@ -13,6 +13,7 @@ id names nobody, is skipped when sending and shows in nobody's history.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -68,6 +69,32 @@ class Fate:
     error: str = ""
 
 
+def readers_set_apart(*, edition_id: int, fates: Mapping[int, Fate]) -> None:
+    """Give readers (by subscriber id) a Delivery row of their own, with their fate.
+
+    The one way a reader's fate leaves their batch's: suppressed or unsubscribed at the
+    claim, refused by the ESP, accepted alone, found in the ESP's log. A reader who
+    has a row already keeps it (the unique delivery per edition), so a retried call is
+    harmless.
+    """
+    Delivery.objects.bulk_create(
+        [
+            Delivery(
+                edition_id=edition_id,
+                subscriber_id=subscriber_id,
+                batch_id=fate.batch_id,
+                state=fate.state,
+                esp_message_id=fate.esp_message_id[:200],
+                sent_at=fate.sent_at,
+                error=fate.error[:300],
+            )
+            for subscriber_id, fate in fates.items()
+        ],
+        ignore_conflicts=True,
+        batch_size=500,
+    )
+
+
 def edition_readers(edition_id: int) -> dict[int, Fate]:
     """Each reader of an edition (by subscriber id) with their copy's fate.
 
@@ -93,6 +120,13 @@ def edition_readers(edition_id: int) -> dict[int, Fate]:
         fates[pk] = Fate(state, batch_id, message_id, sent_at, error)
     present = set(Subscriber.objects.filter(pk__in=list(fates)).values_list("pk", flat=True))
     return {pk: fate for pk, fate in fates.items() if pk in present}
+
+
+def batch_groups(batch: DeliveryBatch) -> list[tuple[list[list], list[int]]]:
+    """(followed set, its subscriber ids) for each followed set the batch renders."""
+    if batch.groups:
+        return [(followed, readers) for _, followed, readers in batch.groups]
+    return [(batch.followed, batch.readers)]
 
 
 def readers_with_own_row(batch: DeliveryBatch) -> set[int]:

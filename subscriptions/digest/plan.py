@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from subscriptions.digest import ledger
 from subscriptions.digest.compose import (
     edition_compose,
     edition_draft,
@@ -29,6 +30,7 @@ from subscriptions.digest.compose import (
     languages_with_news,
     publishes_on,
 )
+from subscriptions.digest.esp import mixes_followed_sets
 from subscriptions.digest.send import SENDING_STALE_AFTER
 from subscriptions.models import (
     Delivery,
@@ -382,82 +384,143 @@ def edition_plan(
                     _flush_pack(
                         edition=edition,
                         run=run,
-                        groups=[(key, followed, list(ids))],
+                        batches=[[(key, followed, list(ids))]],
                         enqueue=enqueue,
                         result=result,
                     )
                     del pending[key]
         # What is left are groups smaller than a batch: with many distinct followed sets,
-        # nearly every group. They are written and sent in packs of PACK_BATCHES batches:
-        # one transaction and one task (edition_send_batches) per pack, each queued as
-        # soon as it is written.
-        groups = list(pending.items())
+        # nearly every group.
+        groups = [(key, followed, ids) for key, (followed, ids) in pending.items()]
         pending.clear()
-        for start in range(0, len(groups), PACK_BATCHES):
-            _flush_pack(
-                edition=edition,
-                run=run,
-                groups=[
-                    (key, followed, list(ids))
-                    for key, (followed, ids) in groups[start : start + PACK_BATCHES]
-                ],
-                enqueue=enqueue,
-                result=result,
-            )
+        if mixes_followed_sets():
+            # The ESP takes each reader's own message in one call: the small groups of a
+            # language fill batches of batch_size together, each a full batch with its
+            # own task (one ESP call, one row).
+            for batches in _chunks(_mixed_batches(groups, batch_size), PACK_BATCHES):
+                _flush_pack(
+                    edition=edition,
+                    run=run,
+                    batches=batches,
+                    enqueue=enqueue,
+                    result=result,
+                    packed=False,
+                )
+        else:
+            # Otherwise each group is a batch, sent in packs of PACK_BATCHES batches: one
+            # transaction and one task (edition_send_batches) per pack, each queued as
+            # soon as it is written.
+            for start in range(0, len(groups), PACK_BATCHES):
+                _flush_pack(
+                    edition=edition,
+                    run=run,
+                    batches=[
+                        [(key, followed, list(ids))]
+                        for key, followed, ids in groups[start : start + PACK_BATCHES]
+                    ],
+                    enqueue=enqueue,
+                    result=result,
+                )
     except PlanSuperseded as exc:
         logger.warning("digest: %s; it plans the rest", exc)
     return result
+
+
+# A followed set's readers: (group key, followed set, subscriber ids).
+Group = tuple[str, list[list], list[int]]
+
+
+def _mixed_batches(
+    groups: list[tuple[str, list[list], array]], batch_size: int
+) -> Iterator[list[Group]]:
+    """The small groups as batches of up to batch_size readers, one language each.
+
+    A group that does not fit in what is left of a batch is split across two: every
+    batch but a language's last is full.
+    """
+    by_language: dict[str, list[tuple[str, list[list], array]]] = defaultdict(list)
+    for group in groups:
+        by_language[group[1][0][1]].append(group)
+    for language_groups in by_language.values():
+        batch: list[Group] = []
+        room = batch_size
+        for key, followed, ids in language_groups:
+            start = 0
+            while start < len(ids):
+                part = list(ids[start : start + room])
+                batch.append((key, followed, part))
+                start += len(part)
+                room -= len(part)
+                if not room:
+                    yield batch
+                    batch, room = [], batch_size
+        if batch:
+            yield batch
+
+
+def _batch_row(edition: Edition, groups: list[Group]) -> DeliveryBatch:
+    """A batch of one followed set, or of several (its `groups`) sharing one language."""
+    ids = [pk for _, _, readers in groups for pk in readers]
+    if len({key for key, _, _ in groups}) == 1:
+        key, followed, _ = groups[0]
+        return DeliveryBatch(
+            edition=edition, group_key=key, followed=followed, readers=ids, size=len(ids)
+        )
+    return DeliveryBatch(
+        edition=edition,
+        group_key="",
+        followed=groups[0][1][:1],  # [["l", language]]: what the ledger reads its language from
+        groups=[list(group) for group in groups],
+        readers=ids,
+        size=len(ids),
+    )
 
 
 def _flush_pack(
     *,
     edition: Edition,
     run: int,
-    groups: list[tuple[str, list[list], list[int]]],
+    batches: list[list[Group]],
     enqueue: bool,
     result: PlanResult,
+    packed: bool = True,
 ) -> None:
-    """Write one batch per group, all in one transaction, and queue them as one pack.
+    """Write `batches` (each its groups) in one transaction, and queue them: as one pack
+    (edition_send_batches), or each as its own task when not `packed`.
 
     A full batch of one group is a pack of one, queued as its own batch's task. One
-    transaction per pack, not per group: with many small groups, commits cost the most.
+    transaction per pack, not per batch: with many small batches, commits cost the most.
     """
     with transaction.atomic():
         _commit_without_waiting_for_disk()
         _run_fenced(edition_id=edition.pk, run=run)
-        batches = DeliveryBatch.objects.bulk_create(
-            [
-                DeliveryBatch(
-                    edition=edition, group_key=key, followed=followed, readers=ids, size=len(ids)
-                )
-                for key, followed, ids in groups
-            ]
+        rows = DeliveryBatch.objects.bulk_create(
+            [_batch_row(edition, groups) for groups in batches]
         )
         Edition.objects.filter(
             pk=edition.pk, state__in=[Edition.State.COMPOSED, Edition.State.SENT]
         ).update(state=Edition.State.SENDING)
-        written = [batch.pk for batch in batches]
+        written = [row.pk for row in rows]
         if enqueue:
-            transaction.on_commit(partial(enqueue_batches, written))
-    for batch, (key, _, ids) in zip(batches, groups, strict=True):
-        result.queued += len(ids)
-        result.groups.add(key)
-        result.batch_ids.append(batch.pk)
+            if packed:
+                transaction.on_commit(partial(enqueue_batches, written))
+            else:
+                for batch_id in written:
+                    transaction.on_commit(partial(enqueue_batch, batch_id))
+    for row, groups in zip(rows, batches, strict=True):
+        result.queued += row.size
+        result.groups.update(key for key, _, _ in groups)
+        result.batch_ids.append(row.pk)
 
 
 def _record_suppressed(*, edition: Edition, subscriber_ids: list[int]) -> int:
     before = Delivery.objects.filter(edition=edition, subscriber_id__in=subscriber_ids).count()
-    Delivery.objects.bulk_create(
-        [
-            Delivery(
-                edition=edition,
-                subscriber_id=pk,
-                state=Delivery.State.SUPPRESSED,
-                error="On the suppression list.",
-            )
+    ledger.readers_set_apart(
+        edition_id=edition.pk,
+        fates={
+            pk: ledger.Fate(Delivery.State.SUPPRESSED, None, error="On the suppression list.")
             for pk in subscriber_ids
-        ],
-        ignore_conflicts=True,
+        },
     )
     return (
         Delivery.objects.filter(edition=edition, subscriber_id__in=subscriber_ids).count() - before

@@ -5,17 +5,20 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from queue import SimpleQueue
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from newsroom.mail import RenderedEmail
 from subscriptions.digest import ledger, render
 from subscriptions.digest.esp import (
     Recipient,
@@ -29,6 +32,7 @@ from subscriptions.models import Delivery, DeliveryBatch, Edition, Subscriber, S
 from subscriptions.selectors import suppressed_among
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # A batch found "sending" for longer than this belongs to a dead worker: the task's
 # hard time limit (tasks.SEND_TIME_LIMIT) has long killed any live one.
@@ -196,16 +200,7 @@ def _start(
         return looked
     batch, recipients = looked
     try:
-        prepared = (
-            prepare_messages(
-                edition=batch.edition,
-                followed=batch.followed,
-                recipients=recipients,
-                appeals_running=appeals_running,
-            )
-            if recipients
-            else []
-        )
+        prepared = _prepare(batch=batch, recipients=recipients, appeals_running=appeals_running)
     except Exception as exc:
         # Nothing is claimed and nothing reached the ESP: the batch waits for a retry.
         error = f"Rendering failed: {exc!r}"
@@ -224,6 +219,27 @@ def _start(
         if (kept := [r for r in group if r.delivery_id in claimed])
     ]
     return batch, prepared, suppressed
+
+
+def _prepare(
+    *, batch: DeliveryBatch, recipients: list[Recipient], appeals_running: bool | None
+) -> list[tuple[RenderedEmail, list[Recipient]]]:
+    """Render what the batch's readers get, once per followed set of theirs (and appeal)."""
+    if not recipients:
+        return []
+    if appeals_running is None:
+        appeals_running = render._appeals_running()
+    by_id = {recipient.subscriber.pk: recipient for recipient in recipients}
+    prepared: list[tuple[RenderedEmail, list[Recipient]]] = []
+    for followed, readers in ledger.batch_groups(batch):
+        if group := [by_id[pk] for pk in readers if pk in by_id]:
+            prepared += prepare_messages(
+                edition=batch.edition,
+                followed=followed,
+                recipients=group,
+                appeals_running=appeals_running,
+            )
+    return prepared
 
 
 def _settle(
@@ -379,20 +395,14 @@ def _claim(*, batch_id: int, task_id: str, rendered: list[Recipient]):
         # holders of it (the send, in_doubt, staff).
         due, dropped = _readers(batch)
         claimed = {r.delivery_id for r in due} & {r.delivery_id for r in rendered}
-        Delivery.objects.bulk_create(
-            [
-                Delivery(
-                    edition_id=batch.edition_id,
-                    subscriber_id=pk,
-                    batch=batch,
-                    state=Delivery.State.SUPPRESSED,
-                    error=reason,
-                )
+        ledger.readers_set_apart(
+            edition_id=batch.edition_id,
+            fates={
+                pk: ledger.Fate(Delivery.State.SUPPRESSED, batch.pk, error=reason)
                 for reason, ids in dropped.items()
                 if reason != DELETED
                 for pk in ids
-            ],
-            ignore_conflicts=True,
+            },
         )
         batch.state = DeliveryBatch.State.SENDING
         batch.task_id = task_id
@@ -434,15 +444,13 @@ def _finish(
                 edition_id=batch.edition_id,
                 sent_at=now,
             )
-        refused = [(key, r) for key, r in results.items() if not r.ok]
-        Delivery.objects.bulk_create(
-            [
-                _own_row(
-                    key, edition_id=batch.edition_id, state=Delivery.State.FAILED, error=r.error
-                )
-                for key, r in refused
-            ],
-            ignore_conflicts=True,
+        ledger.readers_set_apart(
+            edition_id=batch.edition_id,
+            fates={
+                subscriber_id: ledger.Fate(Delivery.State.FAILED, batch_id, error=r.error)
+                for batch_id, subscriber_id, r in _by_reader(results.items())
+                if not r.ok
+            },
         )
         batch.state = state
         batch.error = error[:2000]
@@ -455,33 +463,24 @@ def _finish(
 def _record_sent(rows: list[tuple[str, str]], *, edition_id: int, sent_at: datetime) -> None:
     """Give readers the ESP took a row of their own, with its message id: those of a
     batch not (yet) recorded as sent, e.g. each one SMTP accepts, before the next."""
-    Delivery.objects.bulk_create(
-        [
-            _own_row(
-                key,
-                edition_id=edition_id,
-                state=Delivery.State.SENT,
-                esp_message_id=message_id[:200],
-                sent_at=sent_at,
-            )
-            for key, message_id in rows
-        ],
-        ignore_conflicts=True,
-        batch_size=500,
-    )
-
-
-def _own_row(key: str, *, edition_id: int, state: str, error: str = "", **fields) -> Delivery:
-    """A reader's own row, from the reader key their message was sent under."""
-    batch_id, subscriber_id = ledger.parse_reader_key(key) or (None, None)
-    return Delivery(
+    ledger.readers_set_apart(
         edition_id=edition_id,
-        batch_id=batch_id,
-        subscriber_id=subscriber_id,
-        state=state,
-        error=error[:300],
-        **fields,
+        fates={
+            subscriber_id: ledger.Fate(
+                Delivery.State.SENT, batch_id, esp_message_id=message_id, sent_at=sent_at
+            )
+            for batch_id, subscriber_id, message_id in _by_reader(rows)
+        },
     )
+
+
+def _by_reader(rows: Iterable[tuple[str, T]]) -> Iterator[tuple[int, int, T]]:
+    """(batch id, subscriber id, value) from (reader key, value): the key each message
+    was sent under (ledger.reader_key)."""
+    for key, value in rows:
+        parsed = ledger.parse_reader_key(key)
+        if parsed is not None:
+            yield *parsed, value
 
 
 def mark_edition_sent_if_done(edition_id: int) -> None:

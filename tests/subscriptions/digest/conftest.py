@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from subscriptions.digest import compose, esp_smtp, render
-from tests.subscriptions.digest.helpers import news
+from subscriptions.models import DeliveryBatch, Edition
+from tests.subscriptions.digest.helpers import news, plan_only, subscribe
 from tests.subscriptions.factories import NewsletterFactory
 
 
@@ -36,3 +37,16 @@ def esp(settings):
 @pytest.fixture
 def headlines(db):
     news(headline="Lead story of the morning", top_story_rank=1)
+
+
+@pytest.fixture
+def planned(newsletter, headlines):
+    """Plan today's edition for `count` new readers, sending nothing: (edition, its one
+    batch, the readers)."""
+
+    def plan(count: int = 1) -> tuple[Edition, DeliveryBatch, list]:
+        readers = [subscribe(newsletter) for _ in range(count)]
+        [result] = plan_only(send_now=True)
+        return result.edition, result.edition.batches.get(), readers
+
+    return plan

@@ -126,25 +126,22 @@ def test_other_backends_get_one_message_per_reader_with_their_own_links(
     )
 
 
-def test_the_suppression_check_runs_right_before_sending(newsletter, esp, headlines):
-    kept = subscribe(newsletter)
-    bounced = subscribe(newsletter)
-    [result] = plan_only(send_now=True)
+def test_the_suppression_check_runs_right_before_sending(esp, planned):
+    edition, _, (kept, bounced) = planned(2)
     # The address bounced on another email between planning and sending.
     Suppression.objects.create(email_sha256=email_hash(bounced.email), reason="hard_bounce")
 
-    send_all(result.edition)
+    send_all(edition)
 
     assert [m.to for m in mail.outbox] == [[kept.email]]
     assert fate_of(bounced).state == Delivery.State.SUPPRESSED
 
 
-def test_a_reader_who_unsubscribed_after_planning_is_not_sent(newsletter, headlines):
-    gone = subscribe(newsletter)
-    [result] = plan_only(send_now=True)
+def test_a_reader_who_unsubscribed_after_planning_is_not_sent(planned):
+    edition, _, [gone] = planned()
     Subscription.objects.filter(subscriber=gone).update(status=Subscription.Status.UNSUBSCRIBED)
 
-    send_all(result.edition)
+    send_all(edition)
 
     assert mail.outbox == []
     assert states() == {Delivery.State.SUPPRESSED: 1}
@@ -189,13 +186,10 @@ def test_a_batch_that_keeps_failing_ends_failed_after_the_last_retry(
 
 
 def test_a_task_redelivered_after_its_worker_died_mid_call_marks_the_batch_in_doubt(
-    newsletter, esp, headlines, settings
+    esp, planned, settings
 ):
     settings.EMAIL_BACKEND = f"{__name__}.DyingEsp"
-    subscribe(newsletter)
-    subscribe(newsletter)
-    [result] = plan_only(send_now=True)
-    batch = result.edition.batches.get()
+    _, batch, _ = planned(2)
 
     with pytest.raises(WorkerLost):
         edition_send_batch(batch_id=batch.pk, task_id="task-7")
@@ -210,10 +204,8 @@ def test_a_task_redelivered_after_its_worker_died_mid_call_marks_the_batch_in_do
     assert Edition.objects.get().state == Edition.State.SENT  # nothing left to send; staff decide
 
 
-def test_another_task_finding_a_batch_being_sent_leaves_it_alone(newsletter, esp, headlines):
-    subscribe(newsletter)
-    [result] = plan_only(send_now=True)
-    batch = result.edition.batches.get()
+def test_another_task_finding_a_batch_being_sent_leaves_it_alone(esp, planned):
+    _, batch, _ = planned()
     DeliveryBatch.objects.filter(pk=batch.pk).update(
         state=DeliveryBatch.State.SENDING, task_id="task-1"
     )
@@ -225,10 +217,8 @@ def test_another_task_finding_a_batch_being_sent_leaves_it_alone(newsletter, esp
     assert mail.outbox == []
 
 
-def test_a_task_redelivered_after_the_batch_was_sent_does_nothing(newsletter, esp, headlines):
-    subscribe(newsletter)
-    [result] = plan_only(send_now=True)
-    batch = result.edition.batches.get()
+def test_a_task_redelivered_after_the_batch_was_sent_does_nothing(esp, planned):
+    _, batch, _ = planned()
     edition_send_batch(batch_id=batch.pk, task_id="task-1")
 
     outcome = edition_send_batch(batch_id=batch.pk, task_id="task-1")
@@ -237,14 +227,10 @@ def test_a_task_redelivered_after_the_batch_was_sent_does_nothing(newsletter, es
     assert len(mail.outbox) == 1
 
 
-def test_a_recipient_the_esp_refuses_is_failed_and_the_rest_are_sent(
-    newsletter, esp, headlines, monkeypatch
-):
+def test_a_recipient_the_esp_refuses_is_failed_and_the_rest_are_sent(esp, planned, monkeypatch):
     from anymail.message import AnymailRecipientStatus
 
-    kept = subscribe(newsletter)
-    refused = subscribe(newsletter)
-    [result] = plan_only(send_now=True)
+    edition, _, (kept, refused) = planned(2)
 
     def answer(self, payload, message):
         message.anymail_test_params = payload.get_params()
@@ -257,7 +243,7 @@ def test_a_recipient_the_esp_refuses_is_failed_and_the_rest_are_sent(
         }
 
     monkeypatch.setattr(AnymailTestBackend, "post_to_esp", answer)
-    send_all(result.edition)
+    send_all(edition)
 
     assert fate_of(kept).state == Delivery.State.SENT
     assert (fate_of(refused).state, fate_of(refused).error) == (
@@ -307,14 +293,12 @@ def test_a_batch_whose_task_was_lost_is_given_another_by_the_planner(
 
 
 def test_a_batch_left_sending_by_a_lost_task_is_reported_in_doubt(
-    newsletter, headlines, django_capture_on_commit_callbacks
+    planned, django_capture_on_commit_callbacks
 ):
     import time_machine
     from django.utils import timezone
 
-    subscribe(newsletter)
-    [result] = plan_only(send_now=True)
-    batch = result.edition.batches.get()
+    _, batch, _ = planned()
     DeliveryBatch.objects.filter(pk=batch.pk).update(
         state=DeliveryBatch.State.SENDING, task_id="dead", started_at=timezone.now()
     )
