@@ -23,7 +23,7 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.core import signing
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import translation
 
 from newsroom.links import absolute
@@ -138,8 +138,32 @@ def read_token(purpose: str, token: str, *, max_age: int) -> dict:
 
 def _reader_url(name: str, *, subscriber, token: str) -> str:
     """The page `name` in the reader's language: its URL's prefix is what decides it."""
-    with translation.override(subscriber.language):
-        return absolute(reverse(name, kwargs={"token": token}))
+    before, after = _around_token(
+        name,
+        subscriber.language,
+        get_urlconf(),
+        get_script_prefix(),
+        settings.ROOT_URLCONF,
+        settings.LANGUAGE_CODE,
+    )
+    return absolute(f"{before}{token}{after}")
+
+
+# A token is base64url and colons, which reverse() writes as they are: the path around one
+# is the same for every token, so it is reversed once per page and language, not per reader.
+_PLACEHOLDER = "0placeholder0"
+
+
+@lru_cache(maxsize=256)
+def _around_token(name: str, language: str | None, *resolved_by) -> tuple[str, str]:
+    """The path of page `name` in `language` before and after its token.
+
+    `resolved_by` is what else reverse() depends on: the URLconf, the script prefix and
+    the default language, so that a change of any of them is a new entry.
+    """
+    with translation.override(language):
+        before, after = reverse(name, kwargs={"token": _PLACEHOLDER}).split(_PLACEHOLDER)
+    return before, after
 
 
 def confirm_url(*, subscriber) -> str:

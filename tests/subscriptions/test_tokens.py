@@ -292,3 +292,17 @@ def test_a_link_signed_with_a_key_no_longer_kept_is_refused(client, old_reader, 
         page = client.get(url)
 
     assert page.status_code == 400
+
+
+@pytest.mark.parametrize("language", ["ar", "he", "en"])
+def test_each_readers_links_open_their_pages_in_their_language(client, member, language):
+    member.subscriber.language = language
+    links = [
+        tokens.preferences_url(subscriber=member.subscriber),
+        tokens.unsubscribe_url(subscriber=member.subscriber, newsletter=member.newsletter),
+    ]
+
+    pages = [client.get(urlsplit(link).path) for link in links]
+
+    assert [page.status_code for page in pages] == [200, 200]
+    assert [page["Content-Language"] for page in pages] == [language, language]
