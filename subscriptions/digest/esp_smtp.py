@@ -311,9 +311,8 @@ class _Message:
     def envelope(self, smtp: smtplib.SMTP) -> bytes:
         """MAIL FROM, RCPT TO and DATA, as smtplib's mail(), rcpt() and data() write them."""
         size = f" SIZE={len(self.data)}" if smtp.does_esmtp and smtp.has_extn("size") else ""
-        return (f"MAIL FROM:{self.sender}{size}\r\nRCPT TO:{_quoted(self.to)}\r\nDATA\r\n").encode(
-            "ascii"
-        )
+        mail = f"MAIL FROM:{self.sender}{size}\r\n"
+        return f"{mail}RCPT TO:{_quoted(self.to)}\r\nDATA\r\n".encode("ascii")
 
 
 def _stuffed(data: bytes) -> bytes:
