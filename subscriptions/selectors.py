@@ -48,7 +48,7 @@ def subscriber_from_token(
         raise TokenInvalid("bad signature") from exc
     subscriber = Subscriber.objects.filter(**tokens.subscriber_lookup(payload)).first()
     # The address's fingerprint must match: a token never works for another address.
-    if subscriber is None or payload.get("e") != tokens.fingerprint(subscriber.email):
+    if subscriber is None or not tokens.fingerprint_matches(subscriber.email, payload.get("e")):
         raise TokenInvalid("no such subscriber")
     newsletter = None
     if payload.get("n") is not None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import uuid
 import zlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
@@ -195,3 +197,112 @@ def test_the_migration_gives_existing_readers_distinct_public_ids():
     executor = MigrationExecutor(connection)
     executor.migrate(executor.loader.graph.leaf_nodes())
     assert len(ids) == 3 and None not in {i for (i,) in ids} and len(set(ids)) == 3
+
+
+# Links as signing.dumps(..., compress=True) made them before tokens were signed in
+# tokens.make_token, under this key, on 1 November 2026 at noon UTC, for this reader.
+OLD_KEY = "insecure-laptop-only-key-change-me-0123456789abcdefghijklmnopqrstuvwxyz"
+SIGNED_AT = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+OLD_READER = {
+    "public_id": uuid.UUID("0f6b2c1e9d8a4b7c8e5f3a2b1c0d9e8f"),
+    "email": "Reader@Mail.example",
+}
+OLD_PREFERENCES = (
+    "eyJwIjoiMGY2YjJjMWU5ZDhhNGI3YzhlNWYzYTJiMWMwZDllOGYiLCJlIjoiOTBiZmE4OWI1NjllNzljZiJ9"
+    ":1xNUEC:VJ_nS6L8pHP4Sf4_gLsVtVp4ZONmtTqrvV53PpR8UiM"
+)
+OLD_UNSUBSCRIBE_FROM_3 = (
+    "eyJwIjoiMGY2YjJjMWU5ZDhhNGI3YzhlNWYzYTJiMWMwZDllOGYiLCJlIjoiOTBiZmE4OWI1NjllNzljZiIsIm4iOjN9"
+    ":1xNUEC:KGi4aXwMU4mehd-bFS_wpED5j_isz_-KRHzSidErACk"
+)
+
+
+@pytest.fixture
+def old_reader(settings):
+    settings.SECRET_KEY = OLD_KEY
+    return SubscriberFactory(**OLD_READER)
+
+
+def test_a_preferences_link_sent_before_still_opens_until_it_expires(client, old_reader):
+    url = reverse("subscriptions:preferences", kwargs={"token": OLD_PREFERENCES})
+
+    with time_machine.travel(SIGNED_AT + timedelta(days=89)):
+        page = client.get(url)
+    with time_machine.travel(SIGNED_AT + timedelta(days=91)):
+        expired = client.get(url)
+
+    assert page.status_code == 200 and b"reader@mail.example" in page.content.lower()
+    assert expired.status_code == 400
+
+
+def test_an_unsubscribe_link_sent_before_still_names_its_reader_and_newsletter(old_reader):
+    with time_machine.travel(SIGNED_AT + timedelta(days=30)):
+        payload = tokens.read_token(
+            tokens.UNSUBSCRIBE, OLD_UNSUBSCRIBE_FROM_3, max_age=tokens.UNSUBSCRIBE_MAX_AGE
+        )
+
+    assert payload == {"p": OLD_READER["public_id"].hex, "e": "90bfa89b569e79cf", "n": 3}
+
+
+def test_links_are_signed_as_they_were(old_reader):
+    newsletter = SimpleNamespace(pk=3)
+
+    with time_machine.travel(SIGNED_AT, tick=False):
+        preferences = tokens.preferences_url(subscriber=old_reader)
+        unsubscribe = tokens.unsubscribe_url(subscriber=old_reader, newsletter=newsletter)
+
+    assert _token(preferences) == OLD_PREFERENCES
+    assert _token(unsubscribe) == OLD_UNSUBSCRIBE_FROM_3
+
+
+def test_a_link_for_one_purpose_is_refused_for_another(client, member):
+    preferences = _token(tokens.preferences_url(subscriber=member.subscriber))
+
+    response = client.post(reverse("subscriptions:unsubscribe", kwargs={"token": preferences}))
+
+    assert response.status_code == 400
+    member.refresh_from_db()
+    assert member.status == Subscription.Status.ACTIVE
+
+
+def test_a_link_with_its_signature_altered_is_refused(client, member):
+    token = _token(tokens.preferences_url(subscriber=member.subscriber))
+    altered = token[:-1] + ("A" if token[-1] != "A" else "B")
+
+    response = client.get(reverse("subscriptions:preferences", kwargs={"token": altered}))
+
+    assert response.status_code == 400
+
+
+def test_a_link_sent_before_the_key_was_rotated_still_works(client, old_reader, settings):
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "a-new-key-" + "x" * 50, [OLD_KEY]
+    url = reverse("subscriptions:preferences", kwargs={"token": OLD_PREFERENCES})
+
+    with time_machine.travel(SIGNED_AT + timedelta(days=1)):
+        page = client.get(url)
+
+    assert page.status_code == 200
+
+
+def test_a_link_signed_with_a_key_no_longer_kept_is_refused(client, old_reader, settings):
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "a-new-key-" + "x" * 50, []
+    url = reverse("subscriptions:preferences", kwargs={"token": OLD_PREFERENCES})
+
+    with time_machine.travel(SIGNED_AT + timedelta(days=1)):
+        page = client.get(url)
+
+    assert page.status_code == 400
+
+
+@pytest.mark.parametrize("language", ["ar", "he", "en"])
+def test_each_readers_links_open_their_pages_in_their_language(client, member, language):
+    member.subscriber.language = language
+    links = [
+        tokens.preferences_url(subscriber=member.subscriber),
+        tokens.unsubscribe_url(subscriber=member.subscriber, newsletter=member.newsletter),
+    ]
+
+    pages = [client.get(urlsplit(link).path) for link in links]
+
+    assert [page.status_code for page in pages] == [200, 200]
+    assert [page["Content-Language"] for page in pages] == [language, language]

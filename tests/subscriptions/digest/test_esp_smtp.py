@@ -27,12 +27,13 @@ from tests.subscriptions.digest.smtp_server import SmtpServer
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def smtp(settings):
+@pytest.fixture(params=[True, False], ids=["pipelining", "no pipelining"])
+def smtp(settings, request):
+    """A local SMTP server, offering PIPELINING (RFC 2920) or not."""
     servers: list[SmtpServer] = []
 
     def serve(**kwargs) -> SmtpServer:
-        server = SmtpServer(**kwargs).__enter__()
+        server = SmtpServer(**{"pipelining": request.param, **kwargs}).__enter__()
         servers.append(server)
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
         settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
@@ -77,6 +78,70 @@ def test_a_connection_the_server_closed_between_batches_is_reopened_and_nobody_g
     assert Counter(server.recipients()) == {r.email: 1 for r in readers}
     assert states(result.edition) == {Delivery.State.SENT: 4}
     assert set(result.edition.batches.values_list("state", flat=True)) == {"sent"}
+
+
+@pytest.fixture
+def server_for(settings):
+    """Point the SMTP backend at a server the test configures itself."""
+    servers: list[SmtpServer] = []
+
+    def serve(server: SmtpServer) -> SmtpServer:
+        servers.append(server.__enter__())
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
+        settings.EMAIL_TIMEOUT = 5
+        return server
+
+    yield serve
+    for server in servers:
+        server.__exit__(None, None, None)
+
+
+def test_with_pipelining_the_server_never_waits_for_the_client_between_messages(
+    newsletter, headlines, server_for, settings
+):
+    settings.SMTP_CONNECTIONS = 1
+    readers = [subscribe(newsletter) for _ in range(5)]
+    # The server holds each answer until the client has sent more: a client that waited
+    # for an answer before its next command would stall it every time.
+    server = server_for(SmtpServer(pipelining=True, hold=0.3))
+    [result] = plan_only(send_now=True)
+
+    send_all(result.edition)
+
+    assert server.stalls == 1  # the last message's end: nothing follows it
+    assert Counter(server.recipients()) == {r.email: 1 for r in readers}
+    assert states(result.edition) == {Delivery.State.SENT: 5}
+
+
+def test_a_server_without_pipelining_gets_one_command_at_a_time(
+    newsletter, headlines, server_for, settings
+):
+    settings.SMTP_CONNECTIONS, settings.ESP_BATCH_SIZE = 2, 2
+    readers = [subscribe(newsletter) for _ in range(5)]
+    server = server_for(SmtpServer(pipelining=False))
+    [result] = plan_only(send_now=True)
+
+    send_all(result.edition)
+
+    assert server.sent_ahead == 0
+    assert Counter(server.recipients()) == {r.email: 1 for r in readers}
+    assert states(result.edition) == {Delivery.State.SENT: 5}
+
+
+def test_a_refused_recipient_gets_nothing_and_the_others_one_each(
+    newsletter, headlines, smtp, settings
+):
+    settings.SMTP_CONNECTIONS = 1
+    first, refused, last = [subscribe(newsletter) for _ in range(3)]
+    server = smtp(refuse=(refused.email,))
+    [result] = plan_only(send_now=True)
+
+    send_all(result.edition)
+
+    assert Counter(server.recipients()) == {first.email: 1, last.email: 1}
+    sent = {pk for (_, pk), f in fates(result.edition).items() if f.state == Delivery.State.SENT}
+    assert sent == {first.pk, last.pk}
 
 
 def test_a_batch_goes_over_several_connections_at_once(newsletter, headlines, smtp, settings):

@@ -194,10 +194,12 @@ def test_an_error_after_the_request_may_have_reached_the_esp_leaves_the_batch_in
 # --- SMTP, through a local server ---------------------------------------------------
 
 
-@pytest.fixture
-def smtp(settings):
+@pytest.fixture(params=[True, False], ids=["pipelining", "no pipelining"])
+def smtp(settings, request):
+    """A local SMTP server, offering PIPELINING (RFC 2920) or not."""
+
     def serve(**kwargs) -> SmtpServer:
-        server = SmtpServer(**kwargs)
+        server = SmtpServer(pipelining=request.param, **kwargs)
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
         settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
         settings.EMAIL_TIMEOUT = 5
@@ -212,6 +214,21 @@ def test_a_message_the_smtp_server_refuses_is_retried_for_the_readers_not_yet_se
     readers = [subscribe(newsletter) for _ in range(3)]
 
     with smtp(fail_message=2, failure="451") as server:
+        [result] = plan_and_send(django_capture_on_commit_callbacks, send_now=True)
+
+    assert sorted(server.recipients()) == sorted(r.email for r in readers)
+    assert len(server.failed) == 1
+    assert result.edition.batches.get().state == DeliveryBatch.State.SENT
+    assert states(result.edition) == {Delivery.State.SENT: 3}
+
+
+def test_a_message_refused_with_the_next_readers_envelope_sent_behind_it_sends_nothing_twice(
+    newsletter, headlines, smtp, settings, eager_retries, django_capture_on_commit_callbacks
+):
+    settings.SMTP_CONNECTIONS = 1  # with PIPELINING, the second reader's envelope follows
+    readers = [subscribe(newsletter) for _ in range(3)]  # the first reader's message
+
+    with smtp(fail_message=1, failure="451") as server:
         [result] = plan_and_send(django_capture_on_commit_callbacks, send_now=True)
 
     assert sorted(server.recipients()) == sorted(r.email for r in readers)
