@@ -80,11 +80,7 @@ def task_send(*, task: str, kwargs: dict) -> bool:
             return False
         return True
     try:
-        connection = _connection()
-        if connection.transport.driver_type == "redis":
-            _redis_push(connection, task, kwargs)
-        else:
-            app.send_task(task, kwargs=kwargs, connection=connection, retry=False)
+        _publish(_connection(), task, kwargs)
     except Exception as error:
         _connection_drop()
         logger.warning("task %s not sent: %r", task, error)
@@ -110,6 +106,13 @@ def _connection():
     return _local.connection
 
 
+def _publish(connection, task: str, kwargs: dict) -> None:
+    if connection.transport.driver_type == "redis":
+        _redis_push(connection, task, kwargs)
+    else:
+        app.send_task(task, kwargs=kwargs, connection=connection, retry=False)
+
+
 # Celery's message protocol 2: the body is (args, kwargs, embed); nothing is chained.
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
@@ -131,7 +134,8 @@ def _redis_push(connection, task: str, kwargs: dict) -> None:
     The message is the one `send_task` would publish, as kombu's Redis transport stores
     it (`Channel.basic_publish` then `_put`), made from a template built once per task:
     `send_task` spends several times the push itself on routing, reprs and signals for
-    every call, and the webhook sends one per event. Priority 0 is the queue's own key.
+    every call, and the webhook sends one per event, the worker one per email it owes.
+    Priority 0 is the queue's own key.
     """
     queue, template = _message_template(task)
     channel = connection.default_channel
@@ -210,9 +214,7 @@ def _send(messages: list[OutboxMessage]) -> int:
             if not _claim(message):
                 continue
             try:
-                app.send_task(
-                    message.task, kwargs=message.kwargs, connection=connection, retry=False
-                )
+                _publish(connection, message.task, message.kwargs)
             except Exception as error:
                 # The broker is away: the rest of the batch would wait on it too.
                 _connection_drop()
