@@ -113,7 +113,8 @@ def stripe_event_store(*, event: dict) -> tuple[StripeEvent, bool]:
     created, stored.pk, stored.outcome = _insert_or_find(stored)
     if not created:
         if stored.pk is None:
-            # Stored by a concurrent request after our statement's snapshot was taken.
+            # Not read by the insert's statement (SQLite, or on PostgreSQL a row a
+            # concurrent request committed after the statement's snapshot).
             stored = StripeEvent.objects.defer("payload").get(stripe_id=event["id"])
         if stored.outcome == StripeEvent.Outcome.RECEIVED:
             _send_on_commit(stored.pk)
@@ -126,8 +127,8 @@ def stripe_event_store(*, event: dict) -> tuple[StripeEvent, bool]:
 def _insert_or_find(event: StripeEvent) -> tuple[bool, int | None, str]:
     """INSERT the event unless its Stripe id is stored already, in one round trip.
 
-    Returns (True, new id, its outcome), or (False, the stored event's id and outcome);
-    the id is None when a row committed after the statement began holds the Stripe id.
+    Returns (True, new id, its outcome), or (False, the stored event's id and outcome),
+    or (False, None, "") when the statement did not read the stored event.
     `save()` would raise and undo an IntegrityError for every event Stripe sends twice
     (and the database would log each one) before a second query read the stored event.
     """
