@@ -15,10 +15,13 @@ is still `received`).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
+import uuid
 from datetime import datetime, timedelta
+from functools import cache
 
 from django.db import transaction
 from django.db.models import F
@@ -77,7 +80,7 @@ def task_send(*, task: str, kwargs: dict) -> bool:
             return False
         return True
     try:
-        app.send_task(task, kwargs=kwargs, connection=_connection(), retry=False)
+        _publish(_connection(), task, kwargs)
     except Exception as error:
         _connection_drop()
         logger.warning("task %s not sent: %r", task, error)
@@ -101,6 +104,65 @@ def _connection():
             },
         )
     return _local.connection
+
+
+def _publish(connection, task: str, kwargs: dict) -> None:
+    if connection.transport.driver_type == "redis":
+        _redis_push(connection, task, kwargs)
+    else:
+        app.send_task(task, kwargs=kwargs, connection=connection, retry=False)
+
+
+# Celery's message protocol 2: the body is (args, kwargs, embed); nothing is chained.
+_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+
+
+@cache
+def _message_template(task: str) -> tuple[str, dict]:
+    """`task`'s queue and the headers and properties Celery would give its message."""
+    route = app.amqp.router.route({}, task, (), {})
+    queue = route["queue"].name
+    message = app.amqp.create_task_message(
+        "template", task, (), {}, reply_to="", ignore_result=app.conf.task_ignore_result
+    )
+    return queue, {"headers": message.headers, "properties": message.properties}
+
+
+def _redis_push(connection, task: str, kwargs: dict) -> None:
+    """Push `task`'s message onto its queue's Redis list in one command.
+
+    The message is the one `send_task` would publish, as kombu's Redis transport stores
+    it (`Channel.basic_publish` then `_put`), made from a template built once per task:
+    `send_task` spends several times the push itself on routing, reprs and signals for
+    every call, and the webhook sends one per event, the worker one per email it owes.
+    Priority 0 is the queue's own key.
+    """
+    queue, template = _message_template(task)
+    channel = connection.default_channel
+    task_id = str(uuid.uuid4())
+    body, body_encoding = channel.encode_body(
+        json.dumps([[], kwargs, _EMBED]), channel.body_encoding
+    )
+    message = {
+        "body": body,
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {
+            **template["headers"],
+            "id": task_id,
+            "root_id": task_id,
+            "kwargsrepr": repr(kwargs),
+        },
+        "properties": {
+            **template["properties"],
+            "correlation_id": task_id,
+            "delivery_info": {"exchange": "", "routing_key": queue},
+            "priority": 0,
+            "body_encoding": body_encoding,
+            "delivery_tag": str(uuid.uuid4()),
+        },
+    }
+    channel.client.lpush(channel._q_for_pri(queue, 0), json.dumps(message))
 
 
 def _connection_drop() -> None:
@@ -152,9 +214,7 @@ def _send(messages: list[OutboxMessage]) -> int:
             if not _claim(message):
                 continue
             try:
-                app.send_task(
-                    message.task, kwargs=message.kwargs, connection=connection, retry=False
-                )
+                _publish(connection, message.task, message.kwargs)
             except Exception as error:
                 # The broker is away: the rest of the batch would wait on it too.
                 _connection_drop()

@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -100,18 +100,22 @@ def stripe_event_store(*, event: dict) -> tuple[StripeEvent, bool]:
     """
     handled = event["type"] in HANDLERS
     now = timezone.now()
-    try:
-        stored = _insert(
-            stripe_id=event["id"],
-            type=event["type"],
-            livemode=bool(event.get("livemode")),
-            payload=event,
-            outcome=StripeEvent.Outcome.RECEIVED if handled else StripeEvent.Outcome.IGNORED,
-            processed_at=None if handled else now,
-            queued_at=now if handled else None,
-        )
-    except IntegrityError:
-        stored = StripeEvent.objects.defer("payload").get(stripe_id=event["id"])
+    stored = StripeEvent(
+        stripe_id=event["id"],
+        type=event["type"],
+        livemode=bool(event.get("livemode")),
+        payload=event,
+        received_at=now,
+        outcome=StripeEvent.Outcome.RECEIVED if handled else StripeEvent.Outcome.IGNORED,
+        processed_at=None if handled else now,
+        queued_at=now if handled else None,
+    )
+    created, stored.pk, stored.outcome = _insert_or_find(stored)
+    if not created:
+        if stored.pk is None:
+            # Not read by the insert's statement (SQLite, or on PostgreSQL a row a
+            # concurrent request committed after the statement's snapshot).
+            stored = StripeEvent.objects.defer("payload").get(stripe_id=event["id"])
         if stored.outcome == StripeEvent.Outcome.RECEIVED:
             _send_on_commit(stored.pk)
         return stored, False
@@ -120,14 +124,42 @@ def stripe_event_store(*, event: dict) -> tuple[StripeEvent, bool]:
     return stored, True
 
 
-def _insert(**fields) -> StripeEvent:
-    if transaction.get_connection().in_atomic_block:
-        # A savepoint: a duplicate must leave the caller's transaction usable.
-        with transaction.atomic():
-            return StripeEvent.objects.create(**fields)
-    # The webhook: one statement in autocommit, one round trip to the database instead of
-    # three (BEGIN, INSERT, COMMIT); a duplicate's IntegrityError leaves nothing to undo.
-    return StripeEvent.objects.create(**fields)
+def _insert_or_find(event: StripeEvent) -> tuple[bool, int | None, str]:
+    """INSERT the event unless its Stripe id is stored already, in one round trip.
+
+    Returns (True, new id, its outcome), or (False, the stored event's id and outcome),
+    or (False, None, "") when the statement did not read the stored event.
+    `save()` would raise and undo an IntegrityError for every event Stripe sends twice
+    (and the database would log each one) before a second query read the stored event.
+    """
+    connection = transaction.get_connection()
+    quote = connection.ops.quote_name
+    meta = StripeEvent._meta
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    values = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in fields]
+    table = quote(meta.db_table)
+    columns = ", ".join(quote(field.column) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    # Only the model's own names are formatted in; every value is a parameter.
+    insert = (
+        f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "  # noqa: S608
+        f"ON CONFLICT ({quote('stripe_id')}) DO NOTHING RETURNING {quote('id')}, {quote('outcome')}"
+    )
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # The SELECT runs on the statement's snapshot: it sees the row a redelivery
+            # collides with, never the one the INSERT adds.
+            cursor.execute(
+                f"WITH new AS ({insert}) SELECT TRUE, * FROM new UNION ALL "  # noqa: S608
+                f"SELECT FALSE, {quote('id')}, {quote('outcome')} FROM {table} "
+                f"WHERE {quote('stripe_id')} = %s",
+                [*values, event.stripe_id],
+            )
+            row = cursor.fetchone()
+            return (bool(row[0]), row[1], row[2]) if row else (False, None, "")
+        cursor.execute(insert, values)
+        row = cursor.fetchone()
+    return (True, row[0], row[1]) if row else (False, None, "")
 
 
 def _send_on_commit(event_id: int) -> None:
