@@ -158,12 +158,32 @@ def parse_wrk(out: str) -> dict:
     }
 
 
+def load_average() -> str:
+    """The machine's load average over 1, 5 and 15 minutes, as /proc/loadavg gives it."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def commit(tree: Path) -> str:
+    """The commit checked out in `tree`, with "+changes" when its tracked files outside
+    bench/ differ from it."""
+    head = subprocess.run(
+        ["git", "-C", str(tree), "rev-parse", "--short=7", "HEAD"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    # bench/ is left out: --against copies this tree's scripts into an older checkout.
+    dirty = subprocess.run(
+        ["git", "-C", str(tree), "diff", "--quiet", "HEAD", "--", ".", ":(exclude)bench"]
+    ).returncode
+    return f"{head}+changes" if dirty else head
+
+
 def write_result(name: str, data: dict) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
     data = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "load_average": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+        "load_average": load_average(),
         **data,
     }
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
@@ -241,9 +261,23 @@ def stripe_stand_in() -> tuple[str, ThreadingHTTPServer]:
 def readers_by_state(newsletter_slug: str = "mideast-daily") -> dict[str, int]:
     """The newsletter's readers by state (Delivery.State), as the digest's ledger tells it
     (batches and reader rows), over all its editions. Needs Django set up."""
-    from subscriptions.digest.ledger import editions_readers_by_state
     from subscriptions.models import Edition
 
+    try:
+        from subscriptions.digest.ledger import editions_readers_by_state
+    except ImportError:
+        # A commit before the batch ledger (measured with bench/digest.py --against):
+        # every reader has a Delivery row.
+        from django.db.models import Count
+
+        from subscriptions.models import Delivery
+
+        rows = (
+            Delivery.objects.filter(edition__newsletter__slug=newsletter_slug)
+            .values("state")
+            .annotate(n=Count("pk"))
+        )
+        return {row["state"]: row["n"] for row in rows}
     ids = list(
         Edition.objects.filter(newsletter__slug=newsletter_slug).values_list("pk", flat=True)
     )

@@ -31,19 +31,24 @@ Needs PostgreSQL and Redis (the defaults below are this machine's).
 from __future__ import annotations
 
 import argparse
+import fcntl
+import hashlib
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 sys.path.insert(0, str(ROOT))
-from bench.common import ensure_database, readers_by_state  # noqa: E402
+from bench.common import commit, ensure_database, load_average, readers_by_state  # noqa: E402
 
 STATS_KEY = "bench:digest:stats"
 
@@ -132,6 +137,27 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--esp-port", type=int, default=18025, help="the HTTP stand-in's port")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/9")
+    parser.add_argument(
+        "--against",
+        metavar="COMMIT",
+        help="also measure COMMIT the same way (its own checkout and virtualenv), then "
+        "print this tree's recipients per second over COMMIT's",
+    )
+    parser.add_argument(
+        "--against-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "newsroom-bench-against",
+        help="where --against keeps each commit's checkout and virtualenv (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lock",
+        type=Path,
+        help="with --against: hold this flock(1) file during each measurement, "
+        "released between the two (e.g. /tmp/bench.lock)",
+    )
+    parser.add_argument(
+        "--json-out", type=Path, help="write the figures here instead of bench/results/"
+    )
     return parser.parse_args()
 
 
@@ -139,15 +165,19 @@ def environment(args: argparse.Namespace) -> dict[str, str]:
     stand_in = f"http://127.0.0.1:{args.esp_port}"
     esp = {
         "inprocess": {"EMAIL_BACKEND": "bench.inprocess_esp.EmailBackend"},
+        # Each ESP's own merge field syntax, set because an older commit (--against)
+        # reads only this setting, whose default there is Postmark's.
         "postmark": {
             "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
             "ANYMAIL_POSTMARK_SERVER_TOKEN": "bench-token",
             "ANYMAIL_POSTMARK_API_URL": f"{stand_in}/",
+            "ESP_MERGE_FIELD_FORMAT": "{{FIELD}}",
         },
         "mailgun": {
             "EMAIL_BACKEND": "anymail.backends.mailgun.EmailBackend",
             "ANYMAIL_MAILGUN_API_KEY": "bench-key",
             "ANYMAIL_MAILGUN_API_URL": f"{stand_in}/v3",
+            "ESP_MERGE_FIELD_FORMAT": "%recipient.FIELD%",
         },
     }[args.esp]
     return {
@@ -262,13 +292,22 @@ def seed(args: argparse.Namespace) -> None:
         with connection.cursor() as cursor:
             cursor.execute("TRUNCATE subscriptions_delivery, subscriptions_deliverybatch CASCADE")
             cursor.execute("TRUNCATE subscriptions_subscriber CASCADE")
+            columns = "email, name, time_zone, created_at, confirmed_at"
+            values = "'bench' || n || '@readers.example', '', 'Asia/Jerusalem', now(), %s"
+            params = [confirmed := now - timedelta(days=30)]
+            # An older commit's readers (measured with --against) may lack these columns.
+            fields = {field.column for field in Subscriber._meta.concrete_fields}
+            if "public_id" in fields:
+                columns += ", public_id"
+                values += ", gen_random_uuid()"
+            if "language" in fields:
+                columns += ", language"
+                values += ", %s"
+                params.append(settings.LANGUAGE_CODE)
             cursor.execute(
-                "INSERT INTO subscriptions_subscriber"
-                " (email, name, time_zone, created_at, confirmed_at, public_id, language)"
-                " SELECT 'bench' || n || '@readers.example', '', 'Asia/Jerusalem', now(), %s,"
-                " gen_random_uuid(), %s"
-                " FROM generate_series(0, %s - 1) AS n",
-                [confirmed := now - timedelta(days=30), settings.LANGUAGE_CODE, args.readers],
+                f"INSERT INTO subscriptions_subscriber ({columns})"  # noqa: S608 (our own text)
+                f" SELECT {values} FROM generate_series(0, %s - 1) AS n",
+                [*params, args.readers],
             )
             cursor.execute(
                 "INSERT INTO subscriptions_subscription"
@@ -446,7 +485,6 @@ def run(args: argparse.Namespace) -> dict:
     import redis
 
     from newsroom.celery import app
-    from subscriptions.digest.tasks import digest_plan_task
     from subscriptions.models import Delivery, DeliveryBatch, Edition
 
     seed(args)
@@ -500,8 +538,11 @@ def run(args: argparse.Namespace) -> dict:
         baseline = {pid: peak_rss_mb(pid) for pid in process_group(worker.pid)}
         rows_before = rows_written()
 
+        load_before = load_average()
+        print(f"load average before the run: {load_before}", flush=True)
         started = time.monotonic()
-        digest_plan_task.delay()  # what beat sends every five minutes
+        # What beat sends every five minutes; by name, as every commit's task is called.
+        app.send_task("subscriptions.digest_plan")
         settled_states = [
             Delivery.State.SENT,
             Delivery.State.SUPPRESSED,
@@ -510,6 +551,7 @@ def run(args: argparse.Namespace) -> dict:
         ]
         planned_at = None
         shown = started
+        progress, moved = None, started
         while True:
             time.sleep(1 if args.readers > 100_000 else 0.5)
             counts = readers_by_state()
@@ -517,7 +559,14 @@ def run(args: argparse.Namespace) -> dict:
             settled = sum(counts.get(state, 0) for state in settled_states)
             if planned_at is None and total == args.readers:
                 planned_at = time.monotonic() - started
-            line = f"  {settled:>7}/{args.readers} settled, {at_esp()[0]:>7} at the ESP"
+            taken = at_esp()[0]
+            line = f"  {settled:>7}/{args.readers} settled, {taken:>7} at the ESP"
+            # A batch the ESP refuses is retried minutes later: say so instead of waiting.
+            if (total, settled, taken) != progress:
+                progress, moved = (total, settled, taken), time.monotonic()
+            elif time.monotonic() - moved > 300:
+                tail = log.read_text(errors="replace")[-3000:]
+                sys.exit(f"\nno progress for 5 minutes ({line.strip()}):\n{tail}")
             if sys.stdout.isatty():
                 print("\r" + line, end="", flush=True)
             elif time.monotonic() - shown > 15:
@@ -558,6 +607,8 @@ def run(args: argparse.Namespace) -> dict:
     )
     worker_peaks = {pid: mb for pid, mb in peaks.items() if pid != worker.pid}
     result = {
+        "commit": commit(ROOT),
+        "load_average_before": load_before,
         "readers": args.readers,
         "followed_sets": args.sets,
         "distinct_emails": groups,
@@ -599,29 +650,153 @@ def rows_written() -> dict[str, int]:
         return dict(cursor.fetchall())
 
 
-def main() -> None:
-    args = parse_args()
-    stop_on_signals()
-    if not (args.growth or args.quick):
-        args.readers = args.readers or 10_000 * args.scale
-        sets = "" if args.sets == 50 else f"-sets{args.sets}"
-        sets += "" if args.esp == "inprocess" else f"-{args.esp}"
-        args.database_url = (
-            args.database_url
-            or f"postgres://postgres@127.0.0.1:5432/newsroom_bench_digest_x{args.scale}"
-        )
-        if args.profile_planner:
-            profile_planner(args, name=f"digest-planner-profile-x{args.scale}{sets}")
-            return
-        result = run(args)
-        from bench.common import write_result
+# This tree's measuring scripts, copied into the other commit's checkout by --against.
+MEASURING = ("digest.py", "common.py", "fake_esp.py", "inprocess_esp.py")
 
-        write_result(f"digest-x{args.scale}{sets}", result)
+
+def against_tree(ref: str, where: Path) -> tuple[Path, Path]:
+    """A checkout of `ref` under `where` with its own virtualenv; returns it and its Python.
+
+    The virtualenv holds `ref`'s project (editable) and the locked requirements: `ref`'s
+    own requirements.txt, or this tree's when `ref` predates the lock, so both are
+    measured on the same libraries. It is made once and kept for the next run.
+    """
+    found = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{ref}^{{commit}}"],
+        capture_output=True,
+        text=True,
+    )
+    if found.returncode:
+        sys.exit(f"--against: no commit {ref!r} in this repository")
+    sha = found.stdout.strip()
+    tree = where / sha[:12]
+    if not (tree / ".git").exists():
+        where.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], check=True)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), sha], check=True
+        )
+    for name in MEASURING:
+        shutil.copy2(ROOT / "bench" / name, tree / "bench" / name)
+
+    lock = tree / "requirements.txt"
+    if not lock.exists():
+        lock = ROOT / "requirements.txt"
+    venv = tree / ".venv"
+    python = venv / "bin" / "python"
+    stamp = venv / "bench-installed"
+    wanted = f"{lock}\n{hashlib.sha256(lock.read_bytes()).hexdigest()}\n"
+    if not stamp.exists() or stamp.read_text() != wanted:
+        print(f"--against: a virtualenv for {sha[:7]} in {venv} ...", flush=True)
+        if not python.exists():
+            interpreter = os.environ.get("PYTHON", "python3")
+            subprocess.run([interpreter, "-m", "venv", str(venv)], check=True)
+        pip = [str(python), "-m", "pip", "install", "--quiet"]
+        subprocess.run([*pip, "--require-hashes", "-r", str(lock)], check=True)
+        subprocess.run([*pip, "--no-deps", "--no-build-isolation", "-e", str(tree)], check=True)
+        subprocess.run([str(python), "-m", "pip", "check"], check=True)
+        stamp.write_text(wanted)
+    return tree, python
+
+
+@contextmanager
+def holding(lock: Path | None):
+    """flock(1)'s lock on `lock` (the same kind of lock) for the block, if a file is given."""
+    if lock is None:
+        yield
         return
-    # Each scale runs in a fresh interpreter: Django is set up once per database.
-    rows = []
+    with lock.open("a") as handle:
+        print(f"waiting for {lock} ...", flush=True)
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def measure(args: argparse.Namespace, tree: Path, python: Path, database_url: str) -> dict:
+    """One run of this script's measurement in `tree` with `python`, in its own process."""
+    out = Path(tempfile.mkstemp(prefix="bench-digest-", suffix=".json")[1])
+    command = [
+        str(python),
+        str(tree / "bench" / "digest.py"),
+        "--readers",
+        str(args.readers),
+        "--scale",
+        str(args.scale),
+        "--sets",
+        str(args.sets),
+        "--batch-size",
+        str(args.batch_size),
+        "--concurrency",
+        str(args.concurrency),
+        "--esp-latency",
+        str(args.esp_latency),
+        "--esp",
+        args.esp,
+        "--esp-port",
+        str(args.esp_port),
+        "--redis-url",
+        args.redis_url,
+        "--broker-url",
+        args.broker_url,
+        "--database-url",
+        database_url,
+        "--json-out",
+        str(out),
+    ]
+    try:
+        with holding(args.lock):
+            child = subprocess.Popen(
+                command,
+                cwd=tree,
+                env={**os.environ, "PYTHONPATH": str(tree)},
+                preexec_fn=_die_with_parent,
+            )
+            try:
+                if child.wait():
+                    sys.exit(f"the measurement in {tree} failed ({child.returncode})")
+            except KeyboardInterrupt:
+                # The child stops its own worker; give it the time to.
+                child.send_signal(signal.SIGTERM)
+                child.wait(60)
+                raise
+        return json.loads(out.read_text())
+    finally:
+        out.unlink(missing_ok=True)
+
+
+def compare_against(args: argparse.Namespace) -> None:
+    """The same measurement on `args.against` (first) and on this tree, one after the other."""
+    from bench.common import write_result
+
+    tree, python = against_tree(args.against, args.against_dir)
+    theirs_db = f"{args.database_url}_{tree.name[:7]}"
+    print(f"--- {args.against} in {tree}, database {theirs_db.rsplit('/', 1)[1]}", flush=True)
+    theirs = measure(args, tree, python, theirs_db)
+    print(f"--- this tree ({ROOT}), database {args.database_url.rsplit('/', 1)[1]}", flush=True)
+    ours = measure(args, ROOT, Path(PYTHON), args.database_url)
+    ratio = ours["recipients_per_second"] / theirs["recipients_per_second"]
+    print()
+    print(f"{'':<22} {'seconds':>8} {'recipients/s':>13} {'worker peak MB':>15}  load before")
+    for side in (theirs, ours):
+        print(
+            f"{side['commit']:<22} {side['seconds']:>8.1f} {side['recipients_per_second']:>13,.0f}"
+            f" {side['peak_worker_mb'] or 0:>15.0f}  {side['load_average_before']}"
+        )
+    print(f"ratio (this tree / {theirs['commit']}): {ratio:.2f}x")
+    write_result(
+        f"digest-x{args.scale}{suffix(args)}-against-{tree.name[:7]}",
+        {"ratio": ratio, "theirs": theirs, "ours": ours},
+    )
+
+
+def growth(args: argparse.Namespace) -> None:
+    """The edition at 10,000, 100,000 (and 1,000,000) readers; each scale in a fresh
+    interpreter (Django is set up once per database), with this run's options."""
     from bench.common import RESULTS, write_result
 
+    rows = []
     for scale in (1, 10) if args.quick else (1, 10, 100):
         command = [
             PYTHON,
@@ -630,11 +805,23 @@ def main() -> None:
             str(scale),
             "--sets",
             str(args.sets),
+            "--batch-size",
+            str(args.batch_size),
             "--concurrency",
             str(args.concurrency),
             "--esp-latency",
             str(args.esp_latency),
+            "--esp",
+            args.esp,
+            "--esp-port",
+            str(args.esp_port),
+            "--redis-url",
+            args.redis_url,
+            "--broker-url",
+            args.broker_url,
         ]
+        if args.database_url:
+            command += ["--database-url", f"{args.database_url}_x{scale}"]
         print(f"--- digest at {scale}x ({10_000 * scale:,} subscribers)", flush=True)
         scale_run = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
         try:
@@ -645,19 +832,22 @@ def main() -> None:
             scale_run.send_signal(signal.SIGTERM)
             scale_run.wait(60)
             raise
-        result = json.loads((RESULTS / f"digest-x{scale}.json").read_text())
+        result = json.loads((RESULTS / f"digest-x{scale}{suffix(args)}.json").read_text())
         rows.append(
             {
                 "scale": scale,
                 "rows": result["readers"],
-                "seconds": result["seconds"],
+                # Per recipient, so that a flat line on the plot means a flat cost.
+                "seconds": result["seconds"] / result["readers"],
                 "peak_mb": result["peak_worker_mb"],
-                "label": "digest edition",
+                "label": f"digest, per recipient ({args.esp}, {args.sets} sets)",
                 "subscribers": result["readers"],
+                "edition_seconds": result["seconds"],
                 "recipients_per_second": result["recipients_per_second"],
                 "peak_worker_mb": result["peak_worker_mb"],
                 "peak_planner_mb": result["peak_planner_mb"],
                 "queries_per_batch": result["queries_per_batch"],
+                "load_average_before": result.get("load_average_before"),
             }
         )
     if not args.quick:
@@ -665,6 +855,38 @@ def main() -> None:
         print(f"wrote {(RESULTS / 'digest-growth.json').relative_to(ROOT)}")
     else:
         write_result("digest-quick", {"rows": rows})
+
+
+def suffix(args: argparse.Namespace) -> str:
+    """What tells a run's results file apart from the default run's (50 sets, in-process)."""
+    sets = "" if args.sets == 50 else f"-sets{args.sets}"
+    return sets + ("" if args.esp == "inprocess" else f"-{args.esp}")
+
+
+def main() -> None:
+    args = parse_args()
+    stop_on_signals()
+    if args.growth or args.quick:
+        growth(args)
+        return
+    args.readers = args.readers or 10_000 * args.scale
+    args.database_url = (
+        args.database_url
+        or f"postgres://postgres@127.0.0.1:5432/newsroom_bench_digest_x{args.scale}"
+    )
+    if args.against:
+        compare_against(args)
+        return
+    if args.profile_planner:
+        profile_planner(args, name=f"digest-planner-profile-x{args.scale}{suffix(args)}")
+        return
+    result = run(args)
+    if args.json_out:
+        args.json_out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        return
+    from bench.common import write_result
+
+    write_result(f"digest-x{args.scale}{suffix(args)}", result)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Reads `bench/results/pages-x1.json`, `-x10.json`, `-x100.json` (written by
 `bench/pages.py --scale N`) and every `bench/results/*-growth.json` in the format of
-`bench/common.py` (the digest's is `digest-growth.json`). Plots whatever exists:
+`bench/common.py` (the digest's is `digest-growth.json`, written by
+`bench/digest.py --growth`, its cost per recipient). Plots whatever exists:
 one panel per kind of data, cost per unit of work against the data's size, both
 axes logarithmic, with a dotted line for "grows in proportion" from the first point.
 
