@@ -87,6 +87,13 @@ def _client() -> stripe.StripeClient:
     return client
 
 
+def warm_up() -> None:
+    """Build this process's client and load the SDK's Checkout modules."""
+    if settings.STRIPE_SECRET_KEY:
+        # The SDK imports its service modules when they are first reached.
+        _client().v1.checkout.sessions  # noqa: B018
+
+
 def _plain(obj: Any) -> dict:
     return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
 
