@@ -12,6 +12,12 @@ p50 and p99.
     python bench/checkout.py                 # 20 s, one connection
     python bench/checkout.py --seconds 10 --connections 4
     python bench/checkout.py --scale 100     # among 1,000,000 gifts (newsroom_bench_x100)
+    python bench/checkout.py --stages        # and where each request's time went
+
+`--stages` serves `bench/checkout_stages.py` (the same application, each stage of each
+request timed in the server) and prints the slowest 1% of the POSTs against the middle
+ones; the stand-in's own time per answer is printed beside them. Its wrk figures are
+not written to `bench/results/`: the timers are not free.
 
 `--scale N` first brings the gifts in the database up to N x 10,000 (copies of a real
 one, each with its own Stripe ids) and adds a row to `bench/results/checkout-growth.json`.
@@ -25,6 +31,8 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -33,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     RESULTS,
     ROOT,
+    StripeStandIn,
     ensure_database,
     migrate,
     parse_wrk,
@@ -119,6 +128,45 @@ def one_checkout(port: int, amount: str) -> tuple[int, str]:
     return response.status, response.getheader("Location") or ""
 
 
+def stages_summary(directory: Path) -> str:
+    """The POSTs' stages: mean ms in the middle 10% and in the slowest 1%."""
+    rows = [
+        row
+        for path in directory.glob("*.jsonl")
+        for row in map(json.loads, path.read_text().splitlines())
+        if row.pop("method") == "POST"
+    ]
+    if len(rows) < 100:
+        return f"{len(rows)} POSTs timed: too few for a slowest 1%"
+    rows.sort(key=lambda row: row["total"])
+    n = len(rows)
+    middle, slowest = rows[int(n * 0.45) : int(n * 0.55)], rows[int(n * 0.99) :]
+    lines = [
+        f"{n} POSTs timed in the server: p50 {rows[n // 2]['total']:.2f} ms, "
+        f"p99 {rows[int(n * 0.99)]['total']:.2f} ms",
+        f"{'stage (mean ms)':18} {'middle 10%':>11} {'slowest 1%':>11}",
+    ]
+    for stage in sorted({key for row in rows for key in row}, key=lambda k: (k != "total", k)):
+        mean_middle = sum(row.get(stage, 0.0) for row in middle) / len(middle)
+        mean_slowest = sum(row.get(stage, 0.0) for row in slowest) / len(slowest)
+        lines.append(f"{stage:18} {mean_middle:11.2f} {mean_slowest:11.2f}")
+    return "\n".join(lines)
+
+
+def stand_in_timed() -> list[float]:
+    """Note how long the stand-in takes to answer each checkout (ms), from now on."""
+    answered_in: list[float] = []
+    answer = StripeStandIn.do_POST
+
+    def timed(handler: StripeStandIn) -> None:
+        start = time.perf_counter()
+        answer(handler)
+        answered_in.append((time.perf_counter() - start) * 1000)
+
+    StripeStandIn.do_POST = timed
+    return answered_in
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=20)
@@ -131,6 +179,9 @@ def main() -> None:
         "--database-url", help="default: newsroom_bench, or newsroom_bench_x10 for --scale 10"
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
+    parser.add_argument(
+        "--stages", action="store_true", help="time each stage of each request in the server"
+    )
     args = parser.parse_args()
     if not args.database_url:
         suffix = f"_x{args.scale}" if args.scale and args.scale > 1 else ""
@@ -148,7 +199,13 @@ def main() -> None:
             "CELERY_BROKER_URL": "",  # nothing is queued when a checkout starts
         }
     )
-    server = start_gunicorn(env, "newsroom.wsgi:application", PORT, args.workers)
+    app = "newsroom.wsgi:application"
+    stages = Path(tempfile.mkdtemp(prefix="checkout-stages-")) if args.stages else None
+    if stages:
+        app = "bench.checkout_stages:application"
+        env["CHECKOUT_STAGES_DIR"] = str(stages)
+        answered_in = stand_in_timed()
+    server = start_gunicorn(env, app, PORT, args.workers)
     try:
         amount = preset_amount(PORT)
         status, location = one_checkout(PORT, amount)
@@ -179,6 +236,15 @@ def main() -> None:
         stand_in_server.shutdown()
     result = parse_wrk(out)
     redirects = int(re.search(r"redirects to checkout (\d+)", out).group(1))
+    if stages:
+        print(f"wrk: p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms")
+        print(stages_summary(stages))
+        answered = sorted(answered_in)
+        print(
+            f"the stand-in's answers ({len(answered)}): p50 {answered[len(answered) // 2]:.2f} "
+            f"ms, p99 {answered[int(len(answered) * 0.99)]:.2f} ms, max {answered[-1]:.2f} ms"
+        )
+        return
     figures = {
         "gifts_in_database": gifts,
         "connections": args.connections,

@@ -191,6 +191,16 @@ def write_result(name: str, data: dict) -> Path:
     return path
 
 
+def answer_json(handler: BaseHTTPRequestHandler, status: int, body: dict) -> None:
+    """Answer a stand-in's request with `body` as JSON, as Stripe's API answers."""
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 class StripeStandIn(BaseHTTPRequestHandler):
     """Stripe's API on loopback, answering at once: PaymentIntents and Checkout Sessions."""
 
@@ -203,12 +213,7 @@ class StripeStandIn(BaseHTTPRequestHandler):
     lock = threading.Lock()
 
     def _send(self, body: dict, status: int = 200) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        answer_json(self, status, body)
 
     def do_GET(self) -> None:
         if not self.path.startswith("/v1/payment_intents/"):

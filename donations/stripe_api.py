@@ -6,20 +6,23 @@ takes and returns plain dicts (`StripeObject.to_dict()`), so the rest of the cod
 never depends on the SDK's object model.
 
 `settings.STRIPE_API_BASE`, when set, points the SDK at another API host (a local
-mock). One client is kept per process and settings, so its HTTP connection to Stripe is
-kept open between requests (the SDK keeps one session per thread), and a changed setting
-still gets a client of its own at once.
+mock). One client is kept per thread, process and settings, so its HTTP connection to
+Stripe is kept open between requests, and a changed setting still gets a client of its
+own at once.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
+import requests
 import stripe
 from django.conf import settings
+from requests.utils import get_environ_proxies
 
 # Stripe's default tolerance for a webhook's timestamp (docs.stripe.com/webhooks
 # "Prevent replay attacks"): older signatures are refused.
@@ -41,7 +44,9 @@ SignatureVerificationError = stripe.SignatureVerificationError
 StripeError = stripe.StripeError
 
 
-_clients: dict[tuple, stripe.StripeClient] = {}
+# One client per thread (its requests session is not shared between threads), per
+# process and per settings.
+_kept = threading.local()
 
 
 def _client() -> stripe.StripeClient:
@@ -56,20 +61,37 @@ def _client() -> stripe.StripeClient:
         settings.STRIPE_MAX_NETWORK_RETRIES,
         settings.STRIPE_TIMEOUT_SECONDS,
     )
-    client = _clients.get(key)
+    clients = _kept.__dict__.setdefault("clients", {})
+    client = clients.get(key)
     if client is None:
-        base_addresses = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
-        client = _clients[key] = stripe.StripeClient(
+        base = settings.STRIPE_API_BASE or stripe.DEFAULT_API_BASE
+        # requests reads the proxy variables and ~/.netrc from the environment on every
+        # call; the environment does not change within a process, so they are read once
+        # here. A netrc entry would replace the API key's Authorization header.
+        session = requests.Session()
+        session.trust_env = False
+        clients[key] = client = stripe.StripeClient(
             settings.STRIPE_SECRET_KEY,
-            base_addresses=base_addresses,
+            base_addresses={"api": base},
             # Safe with idempotency keys: a retried POST is answered with the first result
             # (docs.stripe.com/api/idempotent_requests).
             max_network_retries=settings.STRIPE_MAX_NETWORK_RETRIES,
             # The SDK's own default waits 80 s per try: a hung Stripe would hold the donor's
             # request until gunicorn kills it. Each try is bounded here instead.
-            http_client=stripe.RequestsClient(timeout=settings.STRIPE_TIMEOUT_SECONDS),
+            http_client=stripe.RequestsClient(
+                timeout=settings.STRIPE_TIMEOUT_SECONDS,
+                session=session,
+                proxy=get_environ_proxies(base) or None,
+            ),
         )
     return client
+
+
+def warm_up() -> None:
+    """Build this process's client and load the SDK's Checkout modules."""
+    if settings.STRIPE_SECRET_KEY:
+        # The SDK imports its service modules when they are first reached.
+        _client().v1.checkout.sessions  # noqa: B018
 
 
 def _plain(obj: Any) -> dict:

@@ -20,7 +20,7 @@ from typing import Any
 
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from django.utils.functional import cached_property
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -39,6 +39,27 @@ class CacheUnavailable(Exception):
     """The cache did not answer (refused, timed out, reset) or is paused after doing so."""
 
 
+class _KeptClientRedisCacheClient(RedisCacheClient):
+    """Django's Redis cache client, keeping one `redis.Redis` per connection pool.
+
+    Django builds a new `redis.Redis` on every cache call, and its constructor fills a
+    table of about 170 reply callbacks each time; the object holds no connection of its
+    own (the pool does), so one per pool serves every call.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clients: dict[int, Any] = {}
+
+    def get_client(self, key: Any = None, *, write: bool = False) -> Any:
+        pool = self._get_connection_pool(write)
+        # Keyed by the pool's id: the pools live as long as this object, in self._pools.
+        client = self._clients.get(id(pool))
+        if client is None:
+            client = self._clients[id(pool)] = self._client(connection_pool=pool)
+        return client
+
+
 class FailSoftRedisCache(RedisCache):
     """Django's RedisCache whose reads return the default and writes do nothing on failure.
 
@@ -52,6 +73,7 @@ class FailSoftRedisCache(RedisCache):
         self.pause_after_error = float(options.pop("pause_after_error", 1.0))
         options.setdefault("retry", Retry(NoBackoff(), 0))
         super().__init__(server, {**params, "OPTIONS": options})
+        self._class = _KeptClientRedisCacheClient
         self._redis = tuple(self._servers)
 
     def _call(self, operation: str, *args: Any, **kwargs: Any) -> Any:

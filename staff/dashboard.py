@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Exists, F, Max, OuterRef, Q, Subquery, Sum
+from django.db.models import Aggregate, Count, Exists, F, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Lower, TruncDate
 from django.utils import timezone
 
@@ -466,6 +466,13 @@ class LanguageFigures:
     copies: int = 0
 
 
+def _per_language(queryset: QuerySet, **figures: Aggregate) -> QuerySet:
+    """Rows of (language, *figures) of `queryset`, one per language: one GROUP BY query."""
+    return (
+        queryset.values("language").annotate(**figures).order_by().values_list("language", *figures)
+    )
+
+
 def by_language(
     *, shown: dict[str, bool], now: datetime | None = None, days: int = DAYS
 ) -> list[LanguageFigures]:
@@ -475,30 +482,20 @@ def by_language(
     rows = {code: LanguageFigures(code=code, name=name) for code, name in settings.LANGUAGES}
     if shown["money"]:
         since = _midnight(timezone.localdate(now, newsroom_tz()) - timedelta(days=days - 1))
-        for code, n, cents in (
-            Gift.objects.filter(status__in=GIVEN_STATUSES, paid_at__gte=since, paid_at__lte=now)
-            .values("language")
-            .annotate(n=Count("pk"), cents=Sum(NET))
-            .order_by()
-            .values_list("language", "n", "cents")
-        ):
+        given = Gift.objects.filter(status__in=GIVEN_STATUSES, paid_at__gte=since, paid_at__lte=now)
+        for code, n, cents in _per_language(given, n=Count("pk"), cents=Sum(NET)):
             if code in rows:
                 rows[code].gifts, rows[code].cents = n, cents or 0
     if shown["audience"]:
-        for code, n in (
-            Subscriber.objects.filter(
-                Exists(
-                    Subscription.objects.filter(
-                        subscriber=OuterRef("pk"), status=Subscription.Status.ACTIVE
-                    )
-                ),
-                confirmed_at__isnull=False,
-            )
-            .values("language")
-            .annotate(n=Count("pk"))
-            .order_by()
-            .values_list("language", "n")
-        ):
+        readers = Subscriber.objects.filter(
+            Exists(
+                Subscription.objects.filter(
+                    subscriber=OuterRef("pk"), status=Subscription.Status.ACTIVE
+                )
+            ),
+            confirmed_at__isnull=False,
+        )
+        for code, n in _per_language(readers, n=Count("pk")):
             if code in rows:
                 rows[code].subscribers = n
     if shown["editions"]:

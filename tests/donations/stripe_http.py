@@ -8,11 +8,12 @@ It opens Checkout and customer portal sessions (POSTs, kept in `posted`), refusi
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from bench.common import answer_json
 
 PAGE_SIZE = 2
 # What Stripe's hosted pages accept as `locale` (docs.stripe.com/js/appendix/supported_locales).
@@ -129,12 +130,7 @@ class StripeHTTP:
                 query = parse_qs(parts.query)
                 stripe_http.requests.append((parts.path, query))
                 status, body = stripe_http._answer(parts.path, query)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                answer_json(self, status, body)
 
             def do_POST(self) -> None:
                 parts = urlsplit(self.path)
@@ -142,12 +138,7 @@ class StripeHTTP:
                 form = parse_qs(self.rfile.read(length).decode())
                 stripe_http.posted.append((parts.path, form))
                 status, body = stripe_http._create(parts.path, form)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                answer_json(self, status, body)
 
             def log_message(self, *args) -> None:
                 pass

@@ -1,6 +1,9 @@
-"""Fixtures of the subscriptions tests: a newsletter, and task retries that run at once."""
+"""Fixtures of the subscriptions tests: a newsletter, task retries that run at once, and a
+real worker that writes its emails to files."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -19,3 +22,16 @@ def eager_retries():
 @pytest.fixture
 def daily(db):
     return NewsletterFactory()
+
+
+@pytest.fixture
+def worker_outbox(celery_worker_factory, tmp_path) -> Path:
+    """A real worker started with Django's file email backend: the folder its emails land in."""
+    outbox = tmp_path / "emails"
+    celery_worker_factory(
+        {
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": str(outbox),
+        }
+    )
+    return outbox

@@ -1,8 +1,10 @@
-"""Helpers of the subscriptions tests: signing up through the form, links from emails."""
+"""Helpers of the subscriptions tests: signing up through the form, links from emails,
+waiting for a real worker."""
 
 from __future__ import annotations
 
 import re
+import time
 
 from django.test import TestCase
 from django.urls import reverse
@@ -41,3 +43,14 @@ def confirm_path(message) -> str:
     match = re.search(r"https?://[^/\s]+(/newsletters/confirm/[^\s]+/)", message.body)
     assert match, message.body
     return match.group(1)
+
+
+def wait_for(condition, *, timeout: float = 30, every: float = 0.2, what: str = "the worker"):
+    """`condition()`'s first true value, asked every `every` seconds for `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

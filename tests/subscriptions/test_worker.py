@@ -18,7 +18,7 @@ from newsroom.models import OutboxMessage
 from subscriptions.models import Suppression, TrackingEvent
 from subscriptions.selectors import suppressed_among
 from tests.subscriptions.factories import NewsletterFactory, SubscriptionFactory
-from tests.subscriptions.helpers import signup
+from tests.subscriptions.helpers import signup, wait_for
 
 pytestmark = pytest.mark.worker
 
@@ -34,16 +34,6 @@ def written_email(outbox: Path) -> str:
         if "-" * 79 in text:
             return text
     return ""
-
-
-def wait_for(check, seconds: float = 30):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError("the worker did not get there in time")
 
 
 def test_a_bounce_is_processed_by_the_worker(celery_worker):
@@ -66,14 +56,8 @@ def test_a_bounce_is_processed_by_the_worker(celery_worker):
     assert TrackingEvent.objects.get().processed_at is not None
 
 
-def test_the_worker_sends_the_confirmation_email(celery_worker_factory, client, tmp_path):
-    outbox = tmp_path / "emails"
-    celery_worker_factory(
-        {
-            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-            "EMAIL_FILE_PATH": str(outbox),
-        }
-    )
+def test_the_worker_sends_the_confirmation_email(worker_outbox, client):
+    outbox = worker_outbox
     daily = NewsletterFactory()
 
     signup(client, "queued@mail.example", daily)
@@ -84,15 +68,9 @@ def test_the_worker_sends_the_confirmation_email(celery_worker_factory, client, 
 
 
 def test_a_reader_who_signed_up_while_the_broker_refused_gets_one_confirmation(
-    celery_worker_factory, client, tmp_path, broker_refusing
+    worker_outbox, client, broker_refusing
 ):
-    outbox = tmp_path / "emails"
-    celery_worker_factory(
-        {
-            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-            "EMAIL_FILE_PATH": str(outbox),
-        }
-    )
+    outbox = worker_outbox
     daily = NewsletterFactory()
 
     response = signup(client, "late@mail.example", daily)
@@ -116,15 +94,9 @@ def test_a_reader_who_signed_up_while_the_broker_refused_gets_one_confirmation(
 
 
 def test_signing_up_again_while_the_broker_refused_neither_blocks_nor_doubles(
-    celery_worker_factory, client, tmp_path, broker_refusing
+    worker_outbox, client, broker_refusing
 ):
-    outbox = tmp_path / "emails"
-    celery_worker_factory(
-        {
-            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-            "EMAIL_FILE_PATH": str(outbox),
-        }
-    )
+    outbox = worker_outbox
     daily = NewsletterFactory()
 
     assert signup(client, "eager@mail.example", daily).status_code == 200

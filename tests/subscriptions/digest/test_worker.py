@@ -7,7 +7,6 @@ DATABASE_URL=postgres://... REDIS_URL=redis://... CELERY_BROKER_URL=redis://... 
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections import Counter
 
@@ -15,36 +14,27 @@ import pytest
 import redis
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
 from subscriptions.digest import ledger
 from subscriptions.digest import plan as planner
 from subscriptions.digest.ledger import edition_readers
 from subscriptions.digest.plan import digest_plan
 from subscriptions.digest.staff import edition_progress
-from subscriptions.models import Delivery, DeliveryBatch, Subscriber, Subscription
+from subscriptions.models import Delivery, DeliveryBatch, Follow, Subscriber, Subscription
 from tests.conftest import skip_or_fail
 from tests.newsroom.factories import CategoryFactory
 from tests.subscriptions.digest.helpers import news
 from tests.subscriptions.digest.slow_http_esp import SlowMailgun
 from tests.subscriptions.factories import NewsletterFactory
+from tests.subscriptions.helpers import wait_for
 
 READERS = 2000
 
 
-def wait_for(condition, *, timeout: float, every: float = 0.2, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def readers(newsletter, count: int, categories) -> list[Subscriber]:
-    """`count` confirmed subscribers, written in bulk, following one of five sets."""
-    from django.utils import timezone
-
+def readers(newsletter, count: int, categories, *, some_follow_nothing: bool = True):
+    """`count` confirmed subscribers, written in bulk, spread evenly over `categories`; with
+    `some_follow_nothing`, one in every len(categories) + 1 follows no category."""
     now = timezone.now()
     subscribers = Subscriber.objects.bulk_create(
         [
@@ -65,16 +55,21 @@ def readers(newsletter, count: int, categories) -> list[Subscriber]:
             for s in subscribers
         ]
     )
-    from subscriptions.models import Follow
-
     Follow.objects.bulk_create(
         [
             Follow(subscriber=s, category=categories[n % len(categories)], position=0)
             for n, s in enumerate(subscribers)
-            if n % (len(categories) + 1) != len(categories)
+            if not some_follow_nothing or n % (len(categories) + 1) != len(categories)
         ]
     )
     return subscribers
+
+
+def batches_settled(edition) -> bool:
+    """No batch of `edition` is still queued or being sent: each was sent or is in doubt."""
+    return not DeliveryBatch.objects.filter(
+        edition=edition, state__in=[DeliveryBatch.State.QUEUED, DeliveryBatch.State.SENDING]
+    ).exists()
 
 
 @pytest.fixture
@@ -127,13 +122,12 @@ def test_a_worker_killed_mid_send_loses_nobody_and_duplicates_nobody(
     assert killed_at < READERS, "the send finished before the worker could be killed"
     celery_worker_factory(env)
 
-    def settled():
-        return not DeliveryBatch.objects.filter(
-            edition=result.edition,
-            state__in=[DeliveryBatch.State.QUEUED, DeliveryBatch.State.SENDING],
-        ).exists()
-
-    wait_for(settled, timeout=180, every=1, what="every batch to be sent or reported in doubt")
+    wait_for(
+        lambda: batches_settled(result.edition),
+        timeout=180,
+        every=1,
+        what="every batch to be sent or reported in doubt",
+    )
 
     received = Counter(email.decode() for email in client.lrange(key, 0, -1))
     in_doubt = list(
@@ -226,7 +220,7 @@ def test_sigkill_with_calls_in_flight_at_the_esp_leaves_in_doubt_only_those_call
     for category in categories:
         news(category=category)
     news(top_story_rank=1)
-    everyone = readers_following(newsletter, 400, categories)
+    everyone = readers(newsletter, 400, categories, some_follow_nothing=False)
     with SlowMailgun(delay=3) as esp:
         env = {
             "EMAIL_BACKEND": "anymail.backends.mailgun.EmailBackend",
@@ -253,13 +247,12 @@ def test_sigkill_with_calls_in_flight_at_the_esp_leaves_in_doubt_only_those_call
         esp.delay = 0
         celery_worker_factory(env)
 
-        def settled():
-            return not DeliveryBatch.objects.filter(
-                edition=result.edition,
-                state__in=[DeliveryBatch.State.QUEUED, DeliveryBatch.State.SENDING],
-            ).exists()
-
-        wait_for(settled, timeout=180, every=1, what="every batch sent or in doubt")
+        wait_for(
+            lambda: batches_settled(result.edition),
+            timeout=180,
+            every=1,
+            what="every batch sent or in doubt",
+        )
         calls, _ = esp.snapshot()
 
     in_doubt = list(
@@ -288,38 +281,3 @@ def readers_of(batches) -> set[str]:
             pk__in=[pk for batch in batches for pk in ledger.readers_waiting(batch)]
         ).values_list("email", flat=True)
     )
-
-
-def readers_following(newsletter, count: int, categories) -> list[Subscriber]:
-    """`count` confirmed subscribers, written in bulk, spread evenly over `categories`."""
-    from django.utils import timezone
-
-    from subscriptions.models import Follow
-
-    now = timezone.now()
-    subscribers = Subscriber.objects.bulk_create(
-        [
-            Subscriber(
-                email=f"reader{n}@load.example", confirmed_at=now, time_zone="Asia/Jerusalem"
-            )
-            for n in range(count)
-        ]
-    )
-    Subscription.objects.bulk_create(
-        [
-            Subscription(
-                subscriber=s,
-                newsletter=newsletter,
-                status=Subscription.Status.ACTIVE,
-                confirmed_at=now,
-            )
-            for s in subscribers
-        ]
-    )
-    Follow.objects.bulk_create(
-        [
-            Follow(subscriber=s, category=categories[n % len(categories)], position=0)
-            for n, s in enumerate(subscribers)
-        ]
-    )
-    return subscribers
