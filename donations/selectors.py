@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
@@ -62,6 +62,15 @@ def active_appeals_in(placements: list[str]) -> dict[str, list[Appeal]]:
         ]
         for placement, appeals in scheduled.items()
     }
+
+
+def next_appeal_change(now: datetime) -> datetime | None:
+    """When an active appeal next starts or ends after `now`, or None (PAGE_CACHE_SCHEDULES)."""
+    found = Appeal.objects.filter(active=True).aggregate(
+        start=Min("starts_at", filter=Q(starts_at__gt=now)),
+        end=Min("ends_at", filter=Q(ends_at__gt=now)),
+    )
+    return min((due for due in found.values() if due is not None), default=None)
 
 
 def _scheduled_in(placements: list[str]) -> dict[str, list[Appeal]]:

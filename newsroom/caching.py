@@ -5,7 +5,8 @@ settings.PAGE_CACHE_READER_KEY names, e.g. the reader's appeal state), together 
 content version it was rendered at. A hit fetches the current version and the page in one round trip
 (`get_many`) and serves the page only when the two versions match. Publishing or
 editing anything bumps the version, so every page is fresh at once; and the version
-also moves by itself when the next scheduled article's time comes, so a scheduled
+also moves by itself when the next scheduled article's time comes, or another app's
+scheduled change (PAGE_CACHE_SCHEDULES: an appeal's start or end), so a scheduled
 article appears on cached pages with nothing to run.
 
 Each worker process also keeps the pages it served in its own memory (`_LocalPages`,
@@ -165,11 +166,14 @@ def _new_state() -> dict:
     from newsroom.models import Article
 
     now = timezone.now()
-    next_due = (
+    article_due = (
         Article.objects.exclude(status=Article.Status.DRAFT)
         .filter(published_at__gt=now)
         .aggregate(next_due=Min("published_at"))["next_due"]
     )
+    # Other apps' scheduled changes, named by a setting: newsroom imports no app.
+    scheduled = [import_string(path)(now) for path in settings.PAGE_CACHE_SCHEDULES]
+    next_due = min((due for due in (article_due, *scheduled) if due is not None), default=None)
     return {
         "version": uuid.uuid4().hex[:16],
         "changed_at": now.timestamp(),

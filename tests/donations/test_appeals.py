@@ -360,3 +360,28 @@ def test_a_dismissal_ends_at_local_midnight_exactly(settings):
         # A clock set back is followed too.
         clock.shift(-1)
         assert "Please give" not in render_slot("site_banner", cookie=cookie)
+
+
+def test_cached_pages_show_an_appeal_from_its_start_to_its_end_exactly(client, frozen_clock):
+    now = timezone.now()
+    AppealFactory(
+        headline="Evening ask",
+        starts_at=now + timedelta(seconds=10),
+        ends_at=now + timedelta(seconds=20),
+    )
+    url = ArticleFactory().get_absolute_url()
+
+    def shown() -> bool:
+        response = client.get(url)
+        assert "public" in response["Cache-Control"]
+        return "Evening ask" in response.content.decode()
+
+    assert not shown()
+    frozen_clock.shift(9.9)
+    assert not shown()
+    frozen_clock.shift(0.1)
+    assert shown()
+    frozen_clock.shift(9.9)
+    assert shown()
+    frozen_clock.shift(0.1)
+    assert not shown()
