@@ -15,8 +15,10 @@ the day of the last gift outlives the browser's 400-day cap on the cookie itself
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, tzinfo
+from datetime import time as dt_time
 
 from django.conf import settings
 from django.core import signing
@@ -104,8 +106,38 @@ class ReaderState:
         return signing.dumps(payload, salt=SALT, compress=True)
 
 
+class _Today:
+    """The local date, worked out once for the day it names in each time zone.
+
+    Kept with the instants that day starts and ends at, so it is never served outside
+    them: it turns at local midnight exactly, and a clock set back (tests travel in
+    time) is seen too.
+    """
+
+    def __init__(self) -> None:
+        self._known: tuple[tzinfo, date, float, float] | None = None
+
+    def __call__(self) -> date:
+        zone = timezone.get_current_timezone()
+        now = time.time()
+        known = self._known
+        if known is not None and known[0] is zone and known[2] <= now < known[3]:
+            return known[1]
+        day = datetime.fromtimestamp(now, zone).date()
+        # zoneinfo maps a midnight that a clock change skips or repeats to the instant
+        # the day actually begins (fold=0: the offset in force before the change).
+        starts = datetime.combine(day, dt_time.min, tzinfo=zone).timestamp()
+        ends = datetime.combine(day + timedelta(days=1), dt_time.min, tzinfo=zone).timestamp()
+        self._known = (zone, day, starts, ends)
+        return day
+
+
+_today = _Today()
+
+
 def today() -> date:
-    return timezone.localdate()
+    """The reader's local date (timezone.localdate), which appeals' rules count in."""
+    return _today()
 
 
 def read(request: HttpRequest) -> ReaderState:

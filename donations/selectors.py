@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
@@ -15,6 +15,7 @@ from django.utils.module_loading import import_string
 
 from donations import money, reader_state
 from donations.models import Appeal, Gift, Placement, RecurringPlan
+from newsroom.caching import kept
 
 ACTIVE_APPEALS_SECONDS = 60
 RAISED_SECONDS = 60
@@ -33,21 +34,47 @@ def reader_state_key(request: HttpRequest) -> str:
     Cached pages vary on it, so an appeal a reader dismissed, or the 30 quiet days
     after a gift, can be honoured without a session.
     """
+    if reader_state.COOKIE_NAME not in request.COOKIES:
+        return ""  # most readers: nothing to read, and no date to work out
     return reader_state.read(request).key(reader_state.today())
 
 
 def active_appeals(placement: str) -> list[Appeal]:
     """Appeals running now in `placement`, highest priority first.
 
-    Cached for a minute: a slot renders on every page-cache miss, and this keeps it
-    off the database. Saving or deleting an appeal clears it (services.appeal_save and
-    services.appeal_delete).
+    Kept in the cache for a minute and in this process while the content version stands
+    (newsroom.caching.kept): a slot renders on every page-cache miss, and this keeps it
+    off the database and off Redis. Saving or deleting an appeal moves the version and
+    clears the cache (services.appeal_save and services.appeal_delete).
     """
     return active_appeals_in([placement])[placement]
 
 
 def active_appeals_in(placements: list[str]) -> dict[str, list[Appeal]]:
     """`active_appeals` for several placements, read from the cache in one round trip."""
+    scheduled = kept(("donations:scheduled", *placements), lambda: _scheduled_in(placements))
+    # What is kept holds the appeals yet to start and may be older than an end: an
+    # appeal starts and stops at its own time, not when the lists are read again.
+    now = timezone.now()
+    return {
+        placement: [
+            a for a in appeals if a.starts_at <= now and (a.ends_at is None or a.ends_at > now)
+        ]
+        for placement, appeals in scheduled.items()
+    }
+
+
+def next_appeal_change(now: datetime) -> datetime | None:
+    """When an active appeal next starts or ends after `now`, or None (PAGE_CACHE_SCHEDULES)."""
+    found = Appeal.objects.filter(active=True).aggregate(
+        start=Min("starts_at", filter=Q(starts_at__gt=now)),
+        end=Min("ends_at", filter=Q(ends_at__gt=now)),
+    )
+    return min((due for due in found.values() if due is not None), default=None)
+
+
+def _scheduled_in(placements: list[str]) -> dict[str, list[Appeal]]:
+    """Active appeals in each of `placements` that have not ended, yet to start included."""
     keys = {placement: f"donations:active:{placement}" for placement in placements}
     found = cache.get_many(list(keys.values()))
     now = timezone.now()
@@ -56,15 +83,12 @@ def active_appeals_in(placements: list[str]) -> dict[str, list[Appeal]]:
         appeals = found.get(key)
         if appeals is None:
             appeals = list(
-                Appeal.objects.filter(placement=placement, active=True, starts_at__lte=now)
+                Appeal.objects.filter(placement=placement, active=True)
                 .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=now))
                 .order_by("-priority", "-starts_at", "-pk")
             )
             cache.set(key, appeals, ACTIVE_APPEALS_SECONDS)
-        # The cached list may be up to a minute old: re-check the clock.
-        result[placement] = [
-            a for a in appeals if a.starts_at <= now and (a.ends_at is None or a.ends_at > now)
-        ]
+        result[placement] = appeals
     return result
 
 
@@ -169,6 +193,12 @@ def appeal_for_newsletter(
 
 def appeal_raised_cents(appeal: Appeal) -> int:
     """Money raised in the appeal's run (paid gifts, net of refunds), for its progress bar."""
+    # Kept in this process as the running appeals are: a bar a second behind is one
+    # a minute behind (RAISED_SECONDS) a second longer.
+    return kept(("donations:raised", appeal.pk), lambda: _raised_cents(appeal))
+
+
+def _raised_cents(appeal: Appeal) -> int:
     key = f"donations:raised:{appeal.pk}"
     raised = cache.get(key)
     if raised is None:

@@ -5,7 +5,8 @@ settings.PAGE_CACHE_READER_KEY names, e.g. the reader's appeal state), together 
 content version it was rendered at. A hit fetches the current version and the page in one round trip
 (`get_many`) and serves the page only when the two versions match. Publishing or
 editing anything bumps the version, so every page is fresh at once; and the version
-also moves by itself when the next scheduled article's time comes, so a scheduled
+also moves by itself when the next scheduled article's time comes, or another app's
+scheduled change (PAGE_CACHE_SCHEDULES: an appeal's start or end), so a scheduled
 article appears on cached pages with nothing to run.
 
 Each worker process also keeps the pages it served in its own memory (`_LocalPages`,
@@ -15,7 +16,9 @@ PAGE_CACHE_LOCAL_SECONDS: a hit, or a conditional GET answered 304, then touches
 Redis nor the database. That is the bound on freshness at the origin: a change made in
 another process is served by this one at most PAGE_CACHE_LOCAL_SECONDS later (a change
 made in this process, at once). Redis 7.4's client-side caching would push the change
-instead; the periodic check works on every Redis.
+instead; the periodic check works on every Redis. Other reads that every page makes
+(the running appeals, for one) are kept beside the version with `kept`, and forgotten
+each time it is read again, so a page-cache miss within the bound asks Redis nothing.
 
 A stored page outlives its freshness by PAGE_CACHE_STALE_SECONDS: when the database
 cannot be reached (to rebuild a lost content version, or to render the page), the last
@@ -31,7 +34,8 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
@@ -43,6 +47,8 @@ from django.utils import timezone
 from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.utils.http import http_date, parse_http_date_safe
 from django.utils.module_loading import import_string
+
+T = TypeVar("T")
 
 STATE_KEY = "newsroom:content-state"
 # Headers a stored page keeps; everything else (cookies above all) is never stored.
@@ -65,6 +71,9 @@ class _LocalPages:
         self._bytes = 0
         self._state: dict | None = None
         self._checked_at = 0.0
+        # Values `kept` since the version was last read, and which reading that was.
+        self._kept: dict[Hashable, object] = {}
+        self._reading = 0
         # gunicorn's threaded workers share one process's copy.
         self._lock = threading.Lock()
 
@@ -78,12 +87,27 @@ class _LocalPages:
         return state
 
     def checked(self, state: dict, now: float) -> None:
-        if self._state is None or self._state["version"] != state["version"]:
-            with self._lock:
+        with self._lock:
+            if self._state is None or self._state["version"] != state["version"]:
                 # Pages of an older version are never served again: free them now.
                 self._pages.clear()
                 self._bytes = 0
-        self._state, self._checked_at = state, now
+            # Kept values live no longer than the reading of the version they came with.
+            self._kept = {}
+            self._reading += 1
+            self._state, self._checked_at = state, now
+
+    def kept(self, key: Hashable, compute: Callable[[], T]) -> T:
+        kept = self._kept
+        if key in kept:
+            return kept[key]  # type: ignore[return-value]
+        reading = self._reading
+        value = compute()
+        with self._lock:
+            # Not when the version was read again meanwhile: the value may predate it.
+            if reading == self._reading:
+                self._kept[key] = value
+        return value
 
     def get(self, key: str) -> dict | None:
         with self._lock:
@@ -118,6 +142,8 @@ class _LocalPages:
             self._pages.clear()
             self._bytes = 0
             self._state, self._checked_at = None, 0.0
+            self._kept = {}
+            self._reading += 1
 
 
 _local = _LocalPages()
@@ -140,11 +166,14 @@ def _new_state() -> dict:
     from newsroom.models import Article
 
     now = timezone.now()
-    next_due = (
+    article_due = (
         Article.objects.exclude(status=Article.Status.DRAFT)
         .filter(published_at__gt=now)
         .aggregate(next_due=Min("published_at"))["next_due"]
     )
+    # Other apps' scheduled changes, named by a setting: newsroom imports no app.
+    scheduled = [import_string(path)(now) for path in settings.PAGE_CACHE_SCHEDULES]
+    next_due = min((due for due in (article_due, *scheduled) if due is not None), default=None)
     return {
         "version": uuid.uuid4().hex[:16],
         "changed_at": now.timestamp(),
@@ -165,6 +194,32 @@ def _current(state: dict | None) -> dict:
         state = _new_state()
         cache.set(STATE_KEY, state, timeout=None)
     return state
+
+
+def current_state() -> dict:
+    """The content state as this process sees it: read anew at most once a bound.
+
+    That is, within PAGE_CACHE_LOCAL_SECONDS, and never past a scheduled change.
+    """
+    now = time.time()
+    state = _local.state(now)
+    if state is None:
+        state = content_state()
+        _local.checked(state, now)
+    return state
+
+
+def kept(key: Hashable, compute: Callable[[], T]) -> T:
+    """`compute()`, kept in this process until the content version is next read.
+
+    For reads every page makes that change only with the content version, or may lag by
+    the same bound as a cached page (PAGE_CACHE_LOCAL_SECONDS): what is kept is
+    forgotten whenever the version is read again, which is at least that often and
+    at once when this process changes it. A value that changes at a time of its own
+    (an appeal's start or end) must be checked against the clock by its reader.
+    """
+    current_state()
+    return _local.kept(key, compute)
 
 
 def content_changed() -> None:
@@ -211,7 +266,7 @@ def _lookup(request: HttpRequest) -> tuple[dict, str, dict | None]:
     """The content state, the page's key, and its stored copy if it is of this version."""
     key = _page_key(request)
     if settings.PAGE_CACHE_SECONDS <= 0:
-        return content_state(), key, None  # the page cache is off: nothing to read
+        return current_state(), key, None  # the page cache is off: nothing to read
     now = time.time()
     state = _local.state(now)
     if state is not None:

@@ -245,6 +245,10 @@ PAGE_CACHE_LOCAL_BYTES = env_int("PAGE_CACHE_LOCAL_BYTES", 64 * 1024 * 1024)
 # Dotted path to a callable(request) -> str: the part of a cached page's key that differs
 # between readers (an appeal dismissed, a recent gift); empty: every reader shares a page.
 PAGE_CACHE_READER_KEY = "donations.selectors.reader_state_key"
+# Dotted paths to callables(now) -> datetime | None: when something that pages show next
+# starts or stops by itself (an appeal's run). The content version moves then, as it does
+# when a scheduled article's time comes, so cached pages change at that very time.
+PAGE_CACHE_SCHEDULES = ["donations.selectors.next_appeal_change"]
 # How long a part of a page (an article card, a listing, the navigation) is kept in each
 # process for the content version it was rendered at; an edit through the services shows
 # at once, a change that bypasses them (an SQL update) within this, as on cached pages

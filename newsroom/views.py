@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.core.paginator import Paginator
-from django.db.models import prefetch_related_objects
+from django.db.models import QuerySet, prefetch_related_objects
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -77,9 +79,9 @@ def _section(request: HttpRequest, model: type[Category | Topic | Author], slug:
     return item
 
 
-def _lazy_page(request: HttpRequest, queryset) -> SimpleLazyObject:
-    """The page of a listing, counted and read only if its part is rendered anew."""
-    return SimpleLazyObject(lambda: _page(request, queryset))
+def _lazy_page(request: HttpRequest, listing: Callable[[], QuerySet]) -> SimpleLazyObject:
+    """The page of `listing()`, built, counted and read only if its part is rendered anew."""
+    return SimpleLazyObject(lambda: _page(request, listing()))
 
 
 @require_safe
@@ -217,7 +219,8 @@ def category(request: HttpRequest, slug: str) -> HttpResponse:
         {
             "category": item,
             "page": _lazy_page(
-                request, selectors.articles_in_category(category=item, language=get_language())
+                request,
+                lambda: selectors.articles_in_category(category=item, language=get_language()),
             ),
             "page_number": page_number(request),
             "feed_url": reverse("category_feed", kwargs={"slug": item.slug}),
@@ -240,7 +243,7 @@ def topic(request: HttpRequest, slug: str) -> HttpResponse:
         {
             "topic": item,
             "page": _lazy_page(
-                request, selectors.articles_on_topic(topic=item, language=get_language())
+                request, lambda: selectors.articles_on_topic(topic=item, language=get_language())
             ),
             "page_number": page_number(request),
             "feed_url": reverse("topic_feed", kwargs={"slug": item.slug}),
@@ -262,7 +265,7 @@ def author(request: HttpRequest, slug: str) -> HttpResponse:
         "newsroom/author.html",
         {
             "author": item,
-            "page": _lazy_page(request, selectors.articles_by_author(author=item)),
+            "page": _lazy_page(request, lambda: selectors.articles_by_author(author=item)),
             "page_number": page_number(request),
             "meta": _meta(
                 title=item.local_name,

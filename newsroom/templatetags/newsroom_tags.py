@@ -105,7 +105,20 @@ def page_languages(context) -> dict:
     request = context.get("request")
     if request is None:
         return {"links": [], "x_default": ""}
-    links = language_versions(request, versions=context.get("language_versions"))
+    versions = context.get("language_versions")
+    match = getattr(request, "resolver_match", None)
+    # What language_versions reads: the route and its arguments, or the page's versions.
+    route = (
+        (match.view_name, tuple(match.args), tuple(sorted(match.kwargs.items())))
+        if match is not None
+        else None
+    )
+    key = ("languages", route, tuple(sorted(versions.items())) if versions is not None else None)
+    return fragments.cached(request, key, lambda: _page_languages(request, versions))
+
+
+def _page_languages(request, versions: dict[str, str] | None) -> dict:
+    links = language_versions(request, versions=versions)
     for link in links:
         link["absolute"] = absolute(link["url"])
     alternates = [link for link in links if link["alternate"]]

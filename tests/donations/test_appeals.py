@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.core.cache import cache
 from django.template import Context, Template
 from django.test import RequestFactory
@@ -13,9 +15,11 @@ from django.utils import timezone
 from donations import reader_state
 from donations.models import Placement
 from donations.selectors import reader_state_key
+from donations.services import appeal_save
 from donations.tasks import appeal_counters_flush_task
 from tests.donations.factories import AppealFactory, PaidGiftFactory
 from tests.newsroom.factories import ArticleFactory
+from tests.newsroom.test_caching import in_another_worker
 from tests.subscriptions.factories import SubscriberFactory
 
 pytestmark = pytest.mark.django_db
@@ -302,3 +306,82 @@ def test_article_pages_stay_cached_and_honour_each_readers_dismissal(client):
     after = client.get(article.get_absolute_url()).content.decode()
     assert "Banner ask" not in after and "Mid-story ask" in after
     assert "Banner ask" in Client().get(article.get_absolute_url()).content.decode()
+
+
+@pytest.fixture
+def frozen_clock():
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        yield clock
+
+
+def test_an_appeal_saved_in_another_worker_shows_here_within_the_bound(
+    monkeypatch, settings, frozen_clock
+):
+    settings.PAGE_CACHE_LOCAL_SECONDS = 1
+    AppealFactory(headline="First")
+    assert "First" in render_slot("site_banner")
+
+    with in_another_worker(monkeypatch):
+        appeal_save(appeal=AppealFactory.build(headline="Newer", priority=500))
+
+    frozen_clock.shift(0.9)
+    assert "Newer" not in render_slot("site_banner")
+    frozen_clock.shift(0.1)
+    assert "Newer" in render_slot("site_banner")
+
+
+def test_a_kept_appeal_starts_and_ends_at_its_exact_times(settings, frozen_clock):
+    settings.PAGE_CACHE_LOCAL_SECONDS = 1
+    now = timezone.now()
+    AppealFactory(
+        headline="Evening ask",
+        starts_at=now + timedelta(seconds=0.5),
+        ends_at=now + timedelta(seconds=0.8),
+    )
+    assert "Evening ask" not in render_slot("site_banner")
+
+    frozen_clock.shift(0.5)
+    assert "Evening ask" in render_slot("site_banner")
+    frozen_clock.shift(0.3)
+    assert "Evening ask" not in render_slot("site_banner")
+
+
+def test_a_dismissal_ends_at_local_midnight_exactly(settings):
+    zone = ZoneInfo(settings.TIME_ZONE)
+    last_hidden_day = datetime(2026, 3, 10, tzinfo=zone)
+    with time_machine.travel(last_hidden_day.replace(hour=12), tick=False) as clock:
+        appeal = AppealFactory(headline="Please give")
+        cookie = state_cookie(dismissed={appeal.pk: last_hidden_day.date()})
+        clock.move_to(last_hidden_day.replace(hour=23, minute=59, second=59, microsecond=999_000))
+        assert "Please give" not in render_slot("site_banner", cookie=cookie)
+
+        clock.shift(0.001)
+        assert "Please give" in render_slot("site_banner", cookie=cookie)
+        # A clock set back is followed too.
+        clock.shift(-1)
+        assert "Please give" not in render_slot("site_banner", cookie=cookie)
+
+
+def test_cached_pages_show_an_appeal_from_its_start_to_its_end_exactly(client, frozen_clock):
+    now = timezone.now()
+    AppealFactory(
+        headline="Evening ask",
+        starts_at=now + timedelta(seconds=10),
+        ends_at=now + timedelta(seconds=20),
+    )
+    url = ArticleFactory().get_absolute_url()
+
+    def shown() -> bool:
+        response = client.get(url)
+        assert "public" in response["Cache-Control"]
+        return "Evening ask" in response.content.decode()
+
+    assert not shown()
+    frozen_clock.shift(9.9)
+    assert not shown()
+    frozen_clock.shift(0.1)
+    assert shown()
+    frozen_clock.shift(9.9)
+    assert shown()
+    frozen_clock.shift(0.1)
+    assert not shown()

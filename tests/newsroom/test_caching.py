@@ -617,3 +617,37 @@ def test_with_redis_and_the_database_both_down_this_workers_copy_is_served_stale
     assert response.status_code == 200
     assert response.content == first.content
     assert response["X-Cache"] == "stale"
+
+
+def test_with_the_page_cache_off_a_page_within_the_bound_asks_the_cache_nothing(
+    client, article, monkeypatch, settings, frozen_clock
+):
+    settings.PAGE_CACHE_SECONDS = 0
+    first = client.get(article.get_absolute_url())
+    frozen_clock.shift(0.5)
+    cache_calls = CacheCalls(monkeypatch)
+
+    again = client.get(article.get_absolute_url())
+
+    assert cache_calls.calls == []
+    assert again.content == first.content
+
+
+def test_a_publish_in_another_worker_shows_with_the_page_cache_off_within_the_bound(
+    client, monkeypatch, settings, frozen_clock
+):
+    settings.PAGE_CACHE_SECONDS = 0
+    settings.PAGE_CACHE_LOCAL_SECONDS = 1
+    ArticleFactory(headline="Already out")
+    draft = ArticleFactory(
+        headline="Fresh from the desk", status=Article.Status.DRAFT, published_at=None
+    )
+    assert b"Fresh from the desk" not in client.get("/").content
+
+    with in_another_worker(monkeypatch):
+        services.article_publish(article=draft)
+
+    frozen_clock.shift(0.9)
+    assert b"Fresh from the desk" not in client.get("/").content
+    frozen_clock.shift(0.1)
+    assert b"Fresh from the desk" in client.get("/").content

@@ -174,6 +174,18 @@ def test_the_navigation_marks_each_pages_own_section(client, rendered_each_time)
     assert 'aria-current="page"' not in page(client, "/")
 
 
+def test_a_follow_button_brings_the_reader_back_to_the_page_they_followed_from(
+    client, rendered_each_time
+):
+    ArticleFactory(category=CategoryFactory(name="Water", slug="water"))
+
+    first = page(client, "/category/water/")
+    second = page(client, "/category/water/?page=2")
+
+    assert '<input type="hidden" name="next" value="/category/water/">' in first
+    assert '<input type="hidden" name="next" value="/category/water/?page=2">' in second
+
+
 def test_a_reader_who_dismissed_an_appeal_does_not_get_it_from_a_kept_part(
     client, rendered_each_time
 ):
