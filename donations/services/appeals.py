@@ -81,11 +81,18 @@ def appeal_cache_clear() -> None:
     content_changed()
 
 
+def _appeals_changed() -> None:
+    # Now, so this request's redirect shows the change; and again after commit, so a list
+    # or page another request cached from the old rows in between is dropped too.
+    appeal_cache_clear()
+    transaction.on_commit(appeal_cache_clear)
+
+
 @transaction.atomic
 def appeal_save(*, appeal: Appeal) -> Appeal:
     """Save an appeal (new or changed) and refresh the cached lists and pages showing appeals."""
     appeal.save()
-    appeal_cache_clear()
+    _appeals_changed()
     return appeal
 
 
@@ -93,4 +100,4 @@ def appeal_save(*, appeal: Appeal) -> Appeal:
 def appeal_delete(*, appeal: Appeal) -> None:
     """Delete an appeal; it leaves every cached list and page at once."""
     appeal.delete()
-    appeal_cache_clear()
+    _appeals_changed()

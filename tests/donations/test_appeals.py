@@ -289,6 +289,19 @@ def test_active_appeals_are_cached_and_cleared_when_staff_save(client):
     cache.clear()
 
 
+def test_a_list_cached_by_another_request_before_the_commit_is_dropped_at_the_commit(
+    django_capture_on_commit_callbacks,
+):
+    key = f"donations:active:{Placement.SITE_BANNER}"
+    with django_capture_on_commit_callbacks(execute=True):
+        appeal_save(appeal=AppealFactory.build(headline="Started"))
+        # Another request, reading the rows as they were before this commit, caches them.
+        cache.set(key, "the list before the appeal")
+    assert cache.get(key) is None
+    assert "Started" in render_slot("site_banner")
+    cache.clear()
+
+
 def test_article_pages_stay_cached_and_honour_each_readers_dismissal(client):
     from django.test import Client
 
