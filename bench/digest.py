@@ -714,16 +714,9 @@ def holding(lock: Path | None):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def measure(args: argparse.Namespace, tree: Path, python: Path, database_url: str) -> dict:
-    """One run of this script's measurement in `tree` with `python`, in its own process."""
-    out = Path(tempfile.mkstemp(prefix="bench-digest-", suffix=".json")[1])
-    command = [
-        str(python),
-        str(tree / "bench" / "digest.py"),
-        "--readers",
-        str(args.readers),
-        "--scale",
-        str(args.scale),
+def run_options(args: argparse.Namespace) -> list[str]:
+    """This run's options that every measurement it starts in another process takes."""
+    return [
         "--sets",
         str(args.sets),
         "--batch-size",
@@ -740,6 +733,20 @@ def measure(args: argparse.Namespace, tree: Path, python: Path, database_url: st
         args.redis_url,
         "--broker-url",
         args.broker_url,
+    ]
+
+
+def measure(args: argparse.Namespace, tree: Path, python: Path, database_url: str) -> dict:
+    """One run of this script's measurement in `tree` with `python`, in its own process."""
+    out = Path(tempfile.mkstemp(prefix="bench-digest-", suffix=".json")[1])
+    command = [
+        str(python),
+        str(tree / "bench" / "digest.py"),
+        "--readers",
+        str(args.readers),
+        "--scale",
+        str(args.scale),
+        *run_options(args),
         "--database-url",
         database_url,
         "--json-out",
@@ -803,22 +810,7 @@ def growth(args: argparse.Namespace) -> None:
             str(Path(__file__)),
             "--scale",
             str(scale),
-            "--sets",
-            str(args.sets),
-            "--batch-size",
-            str(args.batch_size),
-            "--concurrency",
-            str(args.concurrency),
-            "--esp-latency",
-            str(args.esp_latency),
-            "--esp",
-            args.esp,
-            "--esp-port",
-            str(args.esp_port),
-            "--redis-url",
-            args.redis_url,
-            "--broker-url",
-            args.broker_url,
+            *run_options(args),
         ]
         if args.database_url:
             command += ["--database-url", f"{args.database_url}_x{scale}"]

@@ -70,6 +70,9 @@ SECRET_KEY = secret(
     "Set it to a long random string, e.g. "
     "`python -c 'import secrets; print(secrets.token_urlsafe(64))'`.",
 )
+# Keys retired by a rotation, still accepted for what they signed (readers' links in
+# emails already sent, sessions) until those expire; new signatures use SECRET_KEY.
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 # Every absolute URL the site writes (pages, feeds, sitemaps, emails) is on it, never on
 # the request's host: production must say what its public address is.

@@ -134,3 +134,19 @@ def test_stripe_and_esp_calls_are_bounded_by_default():
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["(5,", "20)", "8", "1"]
+
+
+def test_a_link_signed_before_a_key_rotation_still_opens_with_the_old_key_kept_as_a_fallback():
+    old = "the-key-before-the-rotation-0123456789abcdefghijklmnopqrstuvwxyz"
+    check = (
+        "from django.core import signing; "
+        f"token = signing.dumps('reader', key={old!r}, salt='unsubscribe'); "
+        "print(signing.loads(token, salt='unsubscribe'))"
+    )
+
+    kept = load_settings(check, DJANGO_SECRET_KEY_FALLBACKS=old)
+    dropped = load_settings(check)
+
+    assert kept.returncode == 0, kept.stderr
+    assert kept.stdout.strip() == "reader"
+    assert "BadSignature" in dropped.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections import Counter
 from urllib.parse import urlsplit
@@ -23,6 +24,24 @@ def use_esp(settings, backend: str, **anymail: str) -> None:
     settings.EMAIL_BACKEND = backend
     settings.ANYMAIL = {**anymail, "WEBHOOK_SECRET": WEBHOOK_AUTH}
     settings.ESP_MERGE_FIELD_FORMAT = ""
+
+
+def postmark_received(mocked) -> list[dict]:
+    """Each message Postmark took in a batch call, as assert_each_reader_got_their_own reads it."""
+    return [
+        {
+            "to": item["To"],
+            "subject": item["Subject"],
+            "text": item["TextBody"],
+            "html": item["HtmlBody"],
+            "headers": {h["Name"]: h["Value"] for h in item["Headers"]},
+            "metadata": item["Metadata"],
+            "tag": item.get("Tag"),
+        }
+        for call in mocked.calls
+        if call.request.url.endswith("/email/batch") and call.response.status_code == 200
+        for item in json.loads(call.request.body)
+    ]
 
 
 def assert_each_reader_got_their_own(received: list[dict], readers: list, newsletter) -> None:

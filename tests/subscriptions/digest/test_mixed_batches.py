@@ -38,6 +38,7 @@ from tests.subscriptions.digest.providers import (
     assert_each_reader_got_their_own,
     events_of,
     post_webhook,
+    postmark_received,
     use_esp,
 )
 
@@ -69,23 +70,6 @@ def postmark(settings):
         mocked.add_callback(responses.POST, f"{POSTMARK}email/batch", callback=accept)
         mocked.down = state
         yield mocked
-
-
-def received(mocked) -> list[dict]:
-    """Each message Postmark was given, as providers.assert_each_reader_got_their_own reads it."""
-    return [
-        {
-            "to": item["To"],
-            "subject": item["Subject"],
-            "text": item["TextBody"],
-            "html": item["HtmlBody"],
-            "headers": {h["Name"]: h["Value"] for h in item["Headers"]},
-            "metadata": item["Metadata"],
-        }
-        for call in mocked.calls
-        if call.request.url.endswith("/email/batch") and call.response.status_code == 200
-        for item in json.loads(call.request.body)
-    ]
 
 
 @pytest.fixture
@@ -132,7 +116,7 @@ def test_readers_of_several_small_followed_sets_share_one_batch_and_one_call(
         r.pk for r in everyone(sets)
     )
     assert result.groups == {key for key, _, _ in batch.groups}
-    messages = received(postmark)
+    messages = postmark_received(postmark)
     assert_each_got_their_own_sections(messages, sets)
     assert_each_reader_got_their_own(messages, everyone(sets), newsletter)
     assert set(states()) == {Delivery.State.SENT}
@@ -159,7 +143,7 @@ def test_small_sets_fill_batches_of_the_batch_size_one_language_each(
     assert [b.followed[0] for b in batches if b != arabic_batch] == [["l", "en"]] * 3
     assert [b.followed for b in batches if b.groups] == [[["l", "en"]]] * 2
     assert len(postmark.calls) == 4
-    messages = received(postmark)
+    messages = postmark_received(postmark)
     assert_each_got_their_own_sections(
         [m for m in messages if m["to"] not in {a.email for a in arabic}], sets
     )
@@ -233,7 +217,7 @@ def test_an_in_doubt_batch_of_several_sets_is_settled_from_postmarks_log(
     assert (settled.sent, settled.resent) == (2, len(readers) - 2)
     for reader in readers:
         assert fate_of(reader).state == Delivery.State.SENT
-    resent = received(postmark)
+    resent = postmark_received(postmark)
     others = [r.email for r in readers if r.email not in took]
     assert sorted(m["to"] for m in resent) == sorted(others)
     for headline, group in sets.values():
@@ -250,7 +234,7 @@ def test_staff_resend_an_in_doubt_batch_of_several_sets_each_reader_their_own(
     with django_capture_on_commit_callbacks(execute=True):
         assert batch_resend(batch=batch) == len(everyone(sets))
 
-    assert_each_got_their_own_sections(received(postmark), sets)
+    assert_each_got_their_own_sections(postmark_received(postmark), sets)
     assert set(states()) == {Delivery.State.SENT}
 
 
@@ -258,7 +242,7 @@ def test_tracking_finds_a_readers_copy_in_a_batch_of_several_sets(
     postmark, newsletter, sets, django_capture_on_commit_callbacks
 ):
     plan_and_send(django_capture_on_commit_callbacks, send_now=True)
-    last = received(postmark)[-1]
+    last = postmark_received(postmark)[-1]
 
     body = {
         "RecordType": "Open",

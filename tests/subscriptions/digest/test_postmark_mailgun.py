@@ -19,6 +19,7 @@ from tests.subscriptions.digest.providers import (
     assert_each_reader_got_their_own,
     events_of,
     post_webhook,
+    postmark_received,
     use_esp,
 )
 
@@ -49,22 +50,6 @@ def postmark(settings):
 
         mocked.add_callback(responses.POST, POSTMARK_BATCH, callback=accept)
         yield mocked
-
-
-def postmark_received(mocked) -> list[dict]:
-    return [
-        {
-            "to": item["To"],
-            "subject": item["Subject"],
-            "text": item["TextBody"],
-            "html": item["HtmlBody"],
-            "headers": {h["Name"]: h["Value"] for h in item["Headers"]},
-            "metadata": item["Metadata"],
-            "tag": item["Tag"],
-        }
-        for call in mocked.calls
-        for item in json.loads(call.request.body)
-    ]
 
 
 def test_postmark_gets_each_reader_their_own_message_in_one_batch_call(
