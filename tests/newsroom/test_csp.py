@@ -130,3 +130,55 @@ def test_the_admin_allows_its_inline_styles_but_no_inline_script(client):
     assert "'unsafe-inline'" in policy["style-src"]
     assert "'unsafe-inline'" not in policy["script-src"]
     assert policy["frame-ancestors"] == ["'none'"]
+
+
+@pytest.mark.parametrize("path", ["/", "/ar/news/a-story/", "/healthz", "/admin/"])
+@pytest.mark.parametrize("report_only", [False, True])
+def test_the_kept_policy_is_the_one_django_csp_builds(settings, path, report_only):
+    from csp.constants import HEADER, HEADER_REPORT_ONLY
+    from csp.middleware import CSPMiddleware as DjangoCSPMiddleware
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from newsroom.security import CSPMiddleware
+
+    settings.ADMIN_URL = "admin/"
+    if report_only:
+        settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = {
+            "DIRECTIVES": {"default-src": ["'none'"], "report-uri": "/csp-reports/"}
+        }
+    middleware = CSPMiddleware(lambda request: HttpResponse())
+
+    def headers(process_response) -> dict[str, str]:
+        request = RequestFactory().get(path)
+        middleware.process_request(request)
+        response = process_response(middleware, request, HttpResponse())
+        return {h: response[h] for h in (HEADER, HEADER_REPORT_ONLY) if h in response}
+
+    for _ in range(2):  # built, then kept
+        ours = headers(CSPMiddleware.process_response)
+        assert ours == headers(DjangoCSPMiddleware.process_response)
+    assert (HEADER_REPORT_ONLY in ours) is report_only
+
+
+def test_a_changed_policy_is_served_at_once(client, settings):
+    client.get("/")
+    settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": {"default-src": ["'self'"]}}
+
+    assert client.get("/")["Content-Security-Policy"] == "default-src 'self'"
+
+
+def test_a_nonce_used_by_a_page_is_in_its_policy():
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from newsroom.security import CSPMiddleware
+
+    middleware = CSPMiddleware(lambda request: HttpResponse())
+    request = RequestFactory().get("/")
+    middleware.process_request(request)
+    nonce = str(request.csp_nonce)
+
+    response = middleware.process_response(request, HttpResponse())
+
+    assert f"'nonce-{nonce}'" in response["Content-Security-Policy"]
