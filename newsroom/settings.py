@@ -368,6 +368,17 @@ ANYMAIL.setdefault(
         "webhook is configured to send.",
     ),
 )
+# Resend signs each tracking webhook the Svix way (https://resend.com/docs/dashboard/webhooks/
+# verify-webhooks-requests); anymail verifies that signature only when given the endpoint's
+# signing secret, and otherwise takes any post with the basic-auth secret above, so a forged
+# "bounced" or "complained" would suppress a reader. Required where Resend is the ESP.
+# It reaches anymail as ANYMAIL["RESEND_SIGNING_SECRET"], with every ANYMAIL_* variable.
+if EMAIL_BACKEND == "anymail.backends.resend.EmailBackend":
+    secret(
+        "ANYMAIL_RESEND_SIGNING_SECRET",
+        "",
+        "Set it to the signing secret (whsec_...) of the webhook endpoint in Resend's dashboard.",
+    )
 # Seconds one call to the ESP's API may take to connect, and to answer (django-anymail's
 # requests-based backends); its default would let a hung ESP hold a task for minutes.
 ESP_CONNECT_TIMEOUT_SECONDS = env_int("ESP_CONNECT_TIMEOUT_SECONDS", 5)
