@@ -245,6 +245,7 @@ class AuditEntry(models.Model):
         EXPORT_SUBSCRIBERS = "export.subscribers", _("Subscribers exported")
         SUBSCRIBER_DELETE = "subscriber.delete", _("Subscriber deleted")
         DONOR_ANONYMISE = "donor.anonymise", _("Donor's gifts anonymised")
+        SUPPRESSION_REMOVE = "suppression.remove", _("Address taken off the suppression list")
         USER_GROUPS = "user.groups", _("Staff roles changed")
         USER_FLAGS = "user.flags", _("Staff or superuser status changed")
         GROUP_PERMISSIONS = "group.permissions", _("Role permissions changed")

@@ -7,6 +7,7 @@ variables; the README lists each of them.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -368,6 +369,24 @@ ANYMAIL.setdefault(
         "webhook is configured to send.",
     ),
 )
+# Resend signs each tracking webhook the Svix way (https://resend.com/docs/dashboard/webhooks/
+# verify-webhooks-requests); anymail verifies that signature only when given the endpoint's
+# signing secret, and otherwise takes any post with the basic-auth secret above, so a forged
+# "bounced" or "complained" would suppress a reader. Required where Resend is the ESP.
+# It reaches anymail as ANYMAIL["RESEND_SIGNING_SECRET"], with every ANYMAIL_* variable.
+if EMAIL_BACKEND == "anymail.backends.resend.EmailBackend":
+    secret(
+        "ANYMAIL_RESEND_SIGNING_SECRET",
+        "",
+        "Set it to the signing secret (whsec_...) of the webhook endpoint in Resend's dashboard.",
+    )
+# Without svix, anymail's Resend view raises on every post, which esp_webhooks (urls.py)
+# answers 404: Resend would retry and then give up, and every bounce would be lost.
+if ANYMAIL.get("RESEND_SIGNING_SECRET") and importlib.util.find_spec("svix") is None:
+    raise ImproperlyConfigured(
+        "ANYMAIL_RESEND_SIGNING_SECRET is set but the svix package, with which django-anymail "
+        "checks Resend's signatures, is not installed: install django-anymail[resend]."
+    )
 # Seconds one call to the ESP's API may take to connect, and to answer (django-anymail's
 # requests-based backends); its default would let a hung ESP hold a task for minutes.
 ESP_CONNECT_TIMEOUT_SECONDS = env_int("ESP_CONNECT_TIMEOUT_SECONDS", 5)

@@ -6,7 +6,11 @@ from collections.abc import Iterator
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, StreamingHttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.translation import gettext, pgettext
 from django.utils.translation import gettext_lazy as _
@@ -270,12 +274,53 @@ class SuppressionForm(forms.ModelForm):
         fields = ["reason"]
 
 
+class SuppressionRemoveForm(forms.Form):
+    why = forms.CharField(
+        label=_("Why"),
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("Kept in the audit trail, with who removed it and when."),
+    )
+
+
 @admin.register(Suppression)
 class SuppressionAdmin(admin.ModelAdmin):
     list_display = ["email_sha256", "reason", "created_at"]
     list_filter = ["reason"]
     search_fields = ["email_sha256"]
     form = SuppressionForm
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        # Each removal says why (delete_view below); the bulk delete would not ask.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context=None):
+        """Take the address off the list once staff say why; the audit trail keeps it."""
+        suppression = self.get_object(request, unquote(object_id))
+        if suppression is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_delete_permission(request, suppression):
+            raise PermissionDenied
+        form = SuppressionRemoveForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            services.suppression_remove(
+                suppression=suppression,
+                actor=audit.request_actor(request),
+                why=form.cleaned_data["why"],
+            )
+            self.message_user(request, gettext("The address may be emailed again."))
+            return redirect("admin:subscriptions_suppression_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Take this address off the suppression list"),
+            "opts": self.opts,
+            "object": suppression,
+            "form": form,
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "subscriptions/admin/suppression_remove.html", context)
 
     def get_search_results(self, request, queryset, search_term):
         # Staff search by address; the list holds only hashes, so search by the hash of it.

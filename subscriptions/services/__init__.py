@@ -21,6 +21,7 @@ from subscriptions.services.leaving import (
     subscriber_delete,
     subscription_unsubscribe,
     suppression_add,
+    suppression_remove,
     unsubscribe_by_mail,
 )
 from subscriptions.services.preferences import (
@@ -88,6 +89,7 @@ __all__ = [
     "subscription_request_process",
     "subscription_unsubscribe",
     "suppression_add",
+    "suppression_remove",
     "time_zones",
     "tracking_event_process",
     "tracking_event_record",

@@ -84,6 +84,29 @@ def suppression_add(*, email: str, reason: str) -> Suppression:
     return suppression
 
 
+def suppression_remove(*, suppression: Suppression, actor: audit.Actor | None, why: str) -> bool:
+    """Take an address off the suppression list, recording who did it, when and why.
+
+    Returns False when it was already gone (two staff at once): nothing is recorded twice.
+    """
+    with transaction.atomic():
+        removed, _ = Suppression.objects.filter(pk=suppression.pk).delete()
+        if not removed:
+            return False
+        audit.audit_record(
+            action=audit.Action.SUPPRESSION_REMOVE,
+            actor=actor,
+            obj=suppression,
+            details={
+                "email_sha256": suppression.email_sha256,
+                "reason": suppression.reason,
+                "suppressed_at": suppression.created_at.isoformat(),
+                "why": why,
+            },
+        )
+    return True
+
+
 def subscriber_delete(*, subscriber: Subscriber, actor: audit.Actor | None, by: str) -> None:
     """Forget the reader: only the hash of the address stays, so no email goes to it again.
 

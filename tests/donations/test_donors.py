@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from donations import selectors, services, stripe_api
-from donations.models import Gift, GivingStatement, ManageLink, RecurringPlan
+from donations.models import Gift, GivingStatement, ManageLink, RecurringPlan, StripeEvent
 from newsroom.models import AuditEntry
 from newsroom.security import email_hash
-from tests.donations.factories import AppealFactory, PaidGiftFactory, PlanFactory
+from tests.donations import stripe_payloads as p
+from tests.donations.factories import AppealFactory, GiftFactory, PaidGiftFactory, PlanFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -158,3 +160,117 @@ def test_an_address_with_no_gifts_leaves_no_audit_entry(no_stripe):
 
     assert (result.gifts, result.plans, result.statements) == (0, 0, 0)
     assert not AuditEntry.objects.filter(action=AuditEntry.Action.DONOR_ANONYMISE).exists()
+
+
+def the_donors_story(gift: Gift) -> list[dict]:
+    """Stripe's events about one gift, as delivered: paid, charged, partly refunded."""
+    session = p.checkout_session(gift, payment_intent="pi_rana")
+    session["customer_details"]["address"] = {"line1": "12 Rue Gouraud", "city": "Beirut"}
+    return [
+        p.event("checkout.session.completed", session),
+        # A type the app does not handle is stored all the same.
+        p.event(
+            "charge.succeeded",
+            {
+                "id": "ch_for_pi_rana",
+                "object": "charge",
+                "payment_intent": "pi_rana",
+                "amount": 5000,
+                "customer": "cus_test_1",
+                "receipt_email": EMAIL,
+                "billing_details": {
+                    "email": EMAIL,
+                    "name": "Rana Khoury",
+                    "phone": "+961 1 234 567",
+                    "address": {"line1": "12 Rue Gouraud", "city": "Beirut"},
+                },
+                "payment_method_details": {"card": {"brand": "visa", "last4": "4242"}},
+            },
+        ),
+        p.event(
+            "charge.refunded", p.charge(payment_intent="pi_rana", amount=5000, amount_refunded=1000)
+        ),
+    ]
+
+
+def test_anonymising_scrubs_the_donors_stored_stripe_events_and_keeps_the_bookkeeping(
+    post_event, fake_stripe, mailoutbox
+):
+    gift = GiftFactory(donor_email=EMAIL, donor_name="Rana Khoury", amount_cents=5000)
+    story = the_donors_story(gift)
+    other = GiftFactory(donor_email="someone@mail.example", donor_name="Someone Else")
+    for event in [*story, p.event("checkout.session.completed", p.checkout_session(other))]:
+        assert post_event(event).status_code == 200
+
+    result = services.donor_anonymise(email=EMAIL, actor=None, by="reader")
+
+    # The refund's charge names no one: it is left as it was.
+    assert result.stripe_events == 2
+    donors = StripeEvent.objects.filter(stripe_id__in=[event["id"] for event in story])
+    for stored in donors:
+        text = json.dumps(stored.payload)
+        for personal in (EMAIL, "Rana", "Khoury", "Gouraud", "Beirut", "961", "4242"):
+            assert personal not in text, (stored.type, personal)
+    by_type = {stored.type: stored for stored in donors}
+    session = by_type["checkout.session.completed"].payload["data"]["object"]
+    assert session["id"] == gift.stripe_checkout_session_id
+    assert session["amount_total"] == 5000 and session["metadata"]["gift_id"] == str(gift.pk)
+    assert session["customer_email"] == services.deleted_email(EMAIL)
+    assert by_type["charge.refunded"].payload["data"]["object"]["amount_refunded"] == 1000
+    assert by_type["checkout.session.completed"].outcome == StripeEvent.Outcome.PROCESSED
+    assert by_type["charge.succeeded"].outcome == StripeEvent.Outcome.IGNORED
+    others = StripeEvent.objects.exclude(pk__in=[stored.pk for stored in donors]).get()
+    assert "someone@mail.example" in json.dumps(others.payload)
+    entry = AuditEntry.objects.get(action=AuditEntry.Action.DONOR_ANONYMISE)
+    assert entry.details["stripe_events"] == sorted(
+        stored.pk for stored in donors if stored.type != "charge.refunded"
+    )
+
+
+def test_a_redelivered_event_after_anonymising_brings_back_no_name_and_counts_nothing_twice(
+    post_event, fake_stripe, mailoutbox
+):
+    gift = GiftFactory(donor_email=EMAIL, donor_name="Rana Khoury", amount_cents=5000)
+    story = the_donors_story(gift)
+    for event in story:
+        post_event(event)
+    services.donor_anonymise(email=EMAIL, actor=None, by="reader")
+
+    # Stripe sends each event again, with the name and address it had.
+    assert [post_event(event).status_code for event in story] == [200, 200, 200]
+
+    assert StripeEvent.objects.count() == 3
+    for stored in StripeEvent.objects.all():
+        assert EMAIL not in json.dumps(stored.payload)
+        assert "Rana" not in json.dumps(stored.payload)
+    gift.refresh_from_db()
+    assert Gift.objects.count() == 1
+    assert gift.donor_email == services.deleted_email(EMAIL)
+    assert gift.donor_name == "Deleted reader"
+    assert gift.amount_cents == 5000 and gift.refunded_cents == 1000
+    assert len([m for m in mailoutbox if m.subject.startswith("Your receipt")]) == 1
+    assert len(fake_stripe.named("payment_intent_retrieve")) == 1
+
+
+def test_events_about_a_plan_kept_running_keep_the_donors_name(post_event, fake_stripe):
+    plan = PlanFactory(donor_email=EMAIL, donor_name="Rana Khoury")
+    installment = PaidGiftFactory(
+        donor_email=EMAIL, plan=plan, frequency=plan.frequency, stripe_invoice_id="in_live_1"
+    )
+    one_time = GiftFactory(donor_email=EMAIL, donor_name="Rana Khoury")
+    post_event(
+        p.event(
+            "invoice.paid",
+            p.invoice(
+                installment, invoice_id="in_live_1", subscription=plan.stripe_subscription_id
+            ),
+        )
+    )
+    post_event(p.event("checkout.session.completed", p.checkout_session(one_time)))
+
+    services.donor_anonymise(email=EMAIL, actor=None, by="reader")
+
+    kept = StripeEvent.objects.get(type="invoice.paid")
+    assert kept.payload["data"]["object"]["customer_email"] == EMAIL
+    scrubbed = StripeEvent.objects.get(type="checkout.session.completed")
+    assert EMAIL not in json.dumps(scrubbed.payload)

@@ -150,3 +150,30 @@ def test_a_link_signed_before_a_key_rotation_still_opens_with_the_old_key_kept_a
     assert kept.returncode == 0, kept.stderr
     assert kept.stdout.strip() == "reader"
     assert "BadSignature" in dropped.stderr
+
+
+def test_resend_as_the_esp_in_production_needs_its_webhook_signing_secret():
+    resend = {"EMAIL_BACKEND": "anymail.backends.resend.EmailBackend"}
+
+    missing = load_settings(**resend)
+    given = load_settings(
+        "from django.conf import settings; print(settings.ANYMAIL['RESEND_SIGNING_SECRET'])",
+        ANYMAIL_RESEND_SIGNING_SECRET="whsec_c2VjcmV0",
+        **resend,
+    )
+
+    assert missing.returncode != 0
+    assert "ANYMAIL_RESEND_SIGNING_SECRET is not set" in missing.stderr
+    assert given.returncode == 0, given.stderr
+    assert given.stdout.split() == ["whsec_c2VjcmV0"]
+
+
+def test_a_resend_signing_secret_without_svix_installed_stops_the_process():
+    result = load_settings(
+        setup="import sys; sys.modules['svix'] = None; import django; django.setup()",
+        EMAIL_BACKEND="anymail.backends.resend.EmailBackend",
+        ANYMAIL_RESEND_SIGNING_SECRET="whsec_c2VjcmV0",
+    )
+
+    assert result.returncode != 0
+    assert "install django-anymail[resend]" in result.stderr

@@ -8,7 +8,9 @@ from datetime import date
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
+from newsroom.models import AuditEntry
 from subscriptions.models import (
     ConsentRecord,
     Edition,
@@ -17,7 +19,8 @@ from subscriptions.models import (
     Suppression,
     email_hash,
 )
-from subscriptions.services import suppression_add
+from subscriptions.selectors import suppressed_among
+from subscriptions.services import suppression_add, suppression_remove
 from tests.helpers import login_staff
 from tests.newsroom.factories import CategoryFactory, StaffFactory
 from tests.subscriptions.factories import SubscriptionFactory
@@ -160,6 +163,61 @@ def test_staff_add_a_suppression_by_address_and_only_the_hash_is_kept(staff_clie
 )
 def test_other_admin_lists_load(staff_client, audience, name):
     assert staff_client.get(reverse(f"admin:subscriptions_{name}_changelist")).status_code == 200
+
+
+def test_staff_take_an_address_off_the_suppression_list_saying_why_and_it_is_audited(client):
+    staffer = login_staff(client, StaffFactory(username="dana"))
+    suppression = suppression_add(email="back@mail.example", reason=Suppression.Reason.HARD_BOUNCE)
+    url = reverse("admin:subscriptions_suppression_delete", args=[suppression.pk])
+    assert 'name="why"' in client.get(url).content.decode()
+
+    before = timezone.now()
+    response = client.post(url, {"why": "The reader wrote in: their mailbox works again."})
+
+    assert response.status_code == 302
+    assert suppressed_among(["back@mail.example"]) == set()
+    entry = AuditEntry.objects.get(action=AuditEntry.Action.SUPPRESSION_REMOVE)
+    assert entry.actor == staffer and entry.actor_name == "dana"
+    assert entry.at >= before
+    assert entry.details["why"] == "The reader wrote in: their mailbox works again."
+    assert entry.details["email_sha256"] == email_hash("back@mail.example")
+    assert entry.details["reason"] == "hard_bounce"
+    assert entry.ip_address == "127.0.0.1"
+    assert "back@mail.example" not in entry.object_repr + str(entry.details)
+
+
+def test_an_address_stays_suppressed_until_staff_say_why(staff_client):
+    suppression = suppression_add(email="held@mail.example", reason=Suppression.Reason.COMPLAINT)
+    url = reverse("admin:subscriptions_suppression_delete", args=[suppression.pk])
+
+    response = staff_client.post(url, {"why": "  "})
+
+    assert response.status_code == 200 and response.context["form"].errors["why"]
+    assert suppressed_among(["held@mail.example"]) == {"held@mail.example"}
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.SUPPRESSION_REMOVE).exists()
+
+
+def test_the_suppression_list_offers_no_bulk_delete(staff_client):
+    suppression = suppression_add(email="held@mail.example", reason=Suppression.Reason.COMPLAINT)
+    changelist = reverse("admin:subscriptions_suppression_changelist")
+    assert "delete_selected" not in staff_client.get(changelist).content.decode()
+
+    staff_client.post(
+        changelist,
+        {"action": "delete_selected", "_selected_action": [suppression.pk], "post": "yes"},
+    )
+
+    assert Suppression.objects.filter(pk=suppression.pk).exists()
+
+
+def test_an_address_removed_twice_at_once_is_recorded_once(staff_client):
+    suppression = suppression_add(email="back@mail.example", reason=Suppression.Reason.MANUAL)
+
+    assert suppression_remove(suppression=suppression, actor=None, why="first") is True
+    assert suppression_remove(suppression=suppression, actor=None, why="second") is False
+
+    entries = AuditEntry.objects.filter(action=AuditEntry.Action.SUPPRESSION_REMOVE)
+    assert [entry.details["why"] for entry in entries] == ["first"]
 
 
 def test_deleting_a_subscriber_in_the_admin_keeps_the_address_suppressed(staff_client, audience):

@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from donations.models import Gift, RecurringPlan
+from donations.models import Gift, RecurringPlan, StripeEvent
 from newsroom.models import AuditEntry
 from subscriptions import tokens
 from subscriptions.models import (
@@ -215,6 +215,42 @@ def test_delete_my_data_anonymises_the_gifts_and_calls_nothing_at_stripe(
     assert fake_stripe.calls == []
 
 
+def stored_checkout_event(gift: Gift) -> StripeEvent:
+    """Stripe's event about the gift's checkout, as the webhook stored it."""
+    session = {
+        "id": gift.stripe_checkout_session_id,
+        "object": "checkout.session",
+        "amount_total": gift.amount_cents,
+        "customer_email": gift.donor_email,
+        "customer_details": {"email": gift.donor_email, "name": gift.donor_name},
+    }
+    return StripeEvent.objects.create(
+        stripe_id="evt_prefs_1",
+        type="checkout.session.completed",
+        payload={
+            "id": "evt_prefs_1",
+            "type": "checkout.session.completed",
+            "data": {"object": session},
+        },
+        outcome=StripeEvent.Outcome.PROCESSED,
+    )
+
+
+def test_delete_my_data_scrubs_the_stripe_events_stored_about_the_gifts(
+    client, member, fake_stripe
+):
+    gift = PaidGiftFactory(donor_email="prefs@mail.example", amount_cents=5000)
+    stored = stored_checkout_event(gift)
+
+    client.post(prefs(member), {"action": "delete", "confirm": "on"})
+
+    stored.refresh_from_db()
+    text = json.dumps(stored.payload)
+    assert "prefs@mail.example" not in text and gift.donor_name not in text
+    assert stored.payload["data"]["object"]["amount_total"] == 5000
+    assert stored.payload["data"]["object"]["id"] == gift.stripe_checkout_session_id
+
+
 def test_a_reader_giving_monthly_is_told_deleting_does_not_cancel_it(client, member, fake_stripe):
     plan = PlanFactory(donor_email="prefs@mail.example", amount_cents=2000)
     manage = reverse("donations:manage")
@@ -243,6 +279,7 @@ def test_gifts_stay_as_they_were_if_the_deletion_fails(member, monkeypatch):
     from subscriptions.services import leaving
 
     gift = PaidGiftFactory(donor_email="prefs@mail.example")
+    stored = stored_checkout_event(gift)
 
     def broken(**kwargs):
         raise RuntimeError("database went away")
@@ -253,4 +290,6 @@ def test_gifts_stay_as_they_were_if_the_deletion_fails(member, monkeypatch):
 
     gift.refresh_from_db()
     assert gift.donor_email == "prefs@mail.example"
+    stored.refresh_from_db()
+    assert stored.payload["data"]["object"]["customer_email"] == "prefs@mail.example"
     assert not AuditEntry.objects.filter(action=AuditEntry.Action.DONOR_ANONYMISE).exists()

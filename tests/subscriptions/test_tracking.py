@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
+import time
+import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -280,3 +284,86 @@ def test_a_bounce_posted_while_the_broker_refuses_is_applied_once_it_is_back(
     outbox.outbox_send_pending(now=timezone.now() + timedelta(minutes=2))
     assert Suppression.objects.get().reason == Suppression.Reason.HARD_BOUNCE
     assert TrackingEvent.objects.get().processed_at is not None
+
+
+# --- Resend: Svix-signed webhooks ----------------------------------------------------
+
+RESEND_KEY = b"resend-endpoint-signing-key-32by"
+RESEND_BOUNCE = {
+    "type": "email.bounced",
+    "created_at": "2026-11-05T16:33:54.907Z",
+    "data": {
+        "email_id": "56761188-7520-42d8-8898-ff6fc54ce618",
+        "from": "daily@newsroom.example",
+        "to": [EMAIL],
+        "subject": "Mideast Daily",
+        "bounce": {"message": "The recipient's email provider sent a hard bounce message."},
+    },
+}
+
+
+@pytest.fixture
+def resend_signing(settings, webhook_secret):
+    settings.ANYMAIL = {
+        **settings.ANYMAIL,
+        "RESEND_SIGNING_SECRET": "whsec_" + base64.b64encode(RESEND_KEY).decode(),
+    }
+
+
+def svix_headers(body: str, key: bytes = RESEND_KEY) -> dict:
+    """The headers Resend sends, signed as Svix documents: HMAC-SHA256 of
+    "<svix-id>.<svix-timestamp>.<body>" under the endpoint's key, as "v1,<base64>"."""
+    message_id, timestamp = f"msg_{uuid.uuid4().hex}", str(int(time.time()))
+    digest = hmac.new(key, f"{message_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
+    return {
+        "HTTP_SVIX_ID": message_id,
+        "HTTP_SVIX_TIMESTAMP": timestamp,
+        "HTTP_SVIX_SIGNATURE": "v1," + base64.b64encode(digest).decode(),
+    }
+
+
+def post_resend(client, body: str, headers: dict):
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post(
+            "/webhooks/anymail/resend/tracking/",
+            data=body,
+            content_type="application/json",
+            **_auth("esp:s3cret-hook"),
+            **headers,
+        )
+
+
+def test_a_signed_resend_bounce_suppresses(client, member, resend_signing):
+    body = json.dumps(RESEND_BOUNCE)
+
+    response = post_resend(client, body, svix_headers(body))
+
+    assert response.status_code == 200
+    assert TrackingEvent.objects.get().esp_name == "Resend"
+    assert Suppression.objects.get().reason == Suppression.Reason.HARD_BOUNCE
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        pytest.param(lambda body: {}, id="unsigned"),
+        pytest.param(
+            lambda body: svix_headers(body, key=b"a-key-that-is-not-the-endpoints"), id="wrong-key"
+        ),
+        pytest.param(
+            # A genuine delivery's headers replayed on a forged complaint.
+            lambda body: svix_headers(json.dumps({**RESEND_BOUNCE, "type": "email.delivered"})),
+            id="another-events-signature",
+        ),
+    ],
+)
+def test_a_resend_event_without_its_signature_is_refused_and_changes_nothing(
+    client, member, resend_signing, forge
+):
+    complaint = json.dumps({**RESEND_BOUNCE, "type": "email.complained"})
+
+    response = post_resend(client, complaint, forge(complaint))
+
+    assert 400 <= response.status_code < 500
+    assert not TrackingEvent.objects.exists()
+    assert not Suppression.objects.exists()
