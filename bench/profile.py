@@ -6,6 +6,7 @@ Uses the data `bench/pages.py` seeded.
 
     python bench/profile.py --path /                           # the home page, cached
     python bench/profile.py --path /articles/... --uncached    # an article, rendered each time
+    python bench/profile.py --path /articles/... --conditional # its own ETag sent: each one a 304
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ def main() -> None:
     parser.add_argument("--path", default="/")
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--uncached", action="store_true")
+    parser.add_argument(
+        "--conditional",
+        action="store_true",
+        help="send the page's own ETag in If-None-Match: every GET is answered 304",
+    )
     parser.add_argument("--all", action="store_true", help="show every frame, the libraries' too")
     parser.add_argument(
         "--database-url", default="postgres://postgres@127.0.0.1:5432/newsroom_bench"
@@ -47,8 +53,11 @@ def main() -> None:
 
     application = get_wsgi_application()
 
+    conditional: dict[str, str] = {}
+
     def get() -> int:
         environ = {
+            **conditional,
             "REQUEST_METHOD": "GET",
             "PATH_INFO": args.path,
             "QUERY_STRING": "",
@@ -62,14 +71,21 @@ def main() -> None:
             "wsgi.errors": sys.stderr,
         }
         statuses = []
-        body = application(environ, lambda status, headers: statuses.append(status))
+        body = application(environ, lambda status, headers: statuses.append((status, headers)))
         b"".join(body)
         body.close()
-        return int(statuses[0].split()[0])
+        status, headers = statuses[0]
+        etags[:] = [value for name, value in headers if name == "ETag"]
+        return int(status.split()[0])
 
+    etags: list[str] = []
     status = get()  # warm up (and fill the cache)
     if status != 200:
         sys.exit(f"GET {args.path} answered {status}")
+    if args.conditional:
+        conditional["HTTP_IF_NONE_MATCH"] = etags[0]
+        if (status := get()) != 304:
+            sys.exit(f"GET {args.path} answered {status} to its own ETag, not 304")
     queries: list[str] = []
 
     def count(execute, sql, params, many, context):
@@ -86,8 +102,8 @@ def main() -> None:
     plain = (time.perf_counter() - started) / args.requests
     cpu = (time.process_time() - cpu) / args.requests
     print(
-        f"{args.requests} GETs of {args.path} without the profiler: {plain * 1000:.2f} ms each "
-        f"({cpu * 1000:.2f} ms of this process's CPU), {len(queries)} queries each"
+        f"{args.requests} GETs of {args.path} without the profiler: {plain * 1000:.3f} ms each "
+        f"({cpu * 1000:.3f} ms of this process's CPU), {len(queries)} queries each"
     )
     profiler = Profiler(interval=0.0005)
     profiler.start()
@@ -96,7 +112,8 @@ def main() -> None:
     profiler.stop()
     seconds = profiler.last_session.duration
     print(
-        f"{args.requests} GETs of {args.path} ({'uncached' if args.uncached else 'cached'}), "
+        f"{args.requests} GETs of {args.path} ({'uncached' if args.uncached else 'cached'}"
+        f"{', 304' if args.conditional else ''}), "
         f"under the profiler: {seconds / args.requests * 1000:.2f} ms each"
     )
     print(profiler.output_text(unicode=False, color=False, show_all=args.all))

@@ -131,7 +131,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     # A view that cannot go on without a service that is down answers 503, not 500.
     "newsroom.faults.ServiceUnavailableMiddleware",
-    "django.middleware.http.ConditionalGetMiddleware",
+    # Django's ConditionalGetMiddleware, letting a view's own 304 through untouched.
+    "newsroom.caching.NotModifiedFirstMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Staff pages in the language each staff member chose (after the user is known).

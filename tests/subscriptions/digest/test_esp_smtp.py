@@ -27,14 +27,13 @@ from tests.subscriptions.digest.smtp_server import SmtpServer
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(params=[True, False], ids=["pipelining", "no pipelining"])
-def smtp(settings, request):
-    """A local SMTP server, offering PIPELINING (RFC 2920) or not."""
+@pytest.fixture
+def server_for(settings):
+    """Point the SMTP backend at a server the test configures itself."""
     servers: list[SmtpServer] = []
 
-    def serve(**kwargs) -> SmtpServer:
-        server = SmtpServer(**{"pipelining": request.param, **kwargs}).__enter__()
-        servers.append(server)
+    def serve(server: SmtpServer) -> SmtpServer:
+        servers.append(server.__enter__())
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
         settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
         settings.EMAIL_TIMEOUT = 5
@@ -43,6 +42,16 @@ def smtp(settings, request):
     yield serve
     for server in servers:
         server.__exit__(None, None, None)
+
+
+@pytest.fixture(params=[True, False], ids=["pipelining", "no pipelining"])
+def smtp(server_for, request):
+    """A local SMTP server, offering PIPELINING (RFC 2920) or not."""
+
+    def serve(**kwargs) -> SmtpServer:
+        return server_for(SmtpServer(**{"pipelining": request.param, **kwargs}))
+
+    return serve
 
 
 def test_one_connection_carries_batch_after_batch(newsletter, headlines, smtp, settings):
@@ -78,23 +87,6 @@ def test_a_connection_the_server_closed_between_batches_is_reopened_and_nobody_g
     assert Counter(server.recipients()) == {r.email: 1 for r in readers}
     assert states(result.edition) == {Delivery.State.SENT: 4}
     assert set(result.edition.batches.values_list("state", flat=True)) == {"sent"}
-
-
-@pytest.fixture
-def server_for(settings):
-    """Point the SMTP backend at a server the test configures itself."""
-    servers: list[SmtpServer] = []
-
-    def serve(server: SmtpServer) -> SmtpServer:
-        servers.append(server.__enter__())
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
-        settings.EMAIL_TIMEOUT = 5
-        return server
-
-    yield serve
-    for server in servers:
-        server.__exit__(None, None, None)
 
 
 def test_with_pipelining_the_server_never_waits_for_the_client_between_messages(
