@@ -13,6 +13,7 @@ included) and the worker processes' peak memory (VmHWM).
     python bench/digest.py --scale 100 --profile-planner  # the planner alone, under pyinstrument
     python bench/digest.py --esp postmark           # over HTTP to bench/fake_esp.py, anymail's
     python bench/digest.py --esp mailgun            #   real Postmark or Mailgun backend
+    python bench/digest.py --against 4c1c6fa        # that commit, then this tree (Mailgun)
 
 With --esp postmark or mailgun, the ESP is bench/fake_esp.py started as its own process
 (answering after --esp-latency seconds), and the worker sends through anymail's real
@@ -131,8 +132,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--esp",
         choices=("inprocess", "postmark", "mailgun"),
-        default="inprocess",
-        help="inprocess: bench/inprocess_esp.py; postmark, mailgun: HTTP to bench/fake_esp.py",
+        help="inprocess: bench/inprocess_esp.py; postmark, mailgun: HTTP to bench/fake_esp.py "
+        "(default: inprocess, and mailgun with --against)",
     )
     parser.add_argument("--esp-port", type=int, default=18025, help="the HTTP stand-in's port")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
@@ -365,6 +366,16 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time a process has used so far, user and system (/proc/<pid>/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    # utime and stime, the 14th and 15th fields, counted after the command's ")".
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop_on_signals() -> None:
     """SIGTERM and SIGHUP (`timeout`, a closed terminal) unwind like Ctrl-C does, so the
     `finally` that stops the worker runs; by default they end Python on the spot. SIGINT
@@ -483,11 +494,15 @@ def run(args: argparse.Namespace) -> dict:
     setup(args)
     env = environment(args)
     import redis
+    from django.db import connection
 
     from newsroom.celery import app
     from subscriptions.models import Delivery, DeliveryBatch, Edition
 
     seed(args)
+    # A session's row counts reach PostgreSQL's statistics when it ends (or idle up to
+    # 10 s later): closed here, the seed's rows are counted before the run, not in it.
+    connection.close()
     esp = redis.Redis.from_url(args.redis_url)
     esp.delete(env["BENCH_ESP_KEY"], STATS_KEY)
     app.control.purge()
@@ -581,6 +596,10 @@ def run(args: argparse.Namespace) -> dict:
         elapsed = time.monotonic() - started
         print()
         peaks = {pid: peak_rss_mb(pid) for pid in process_group(worker.pid)}
+        # Where the two cores went: the worker's processes and the stand-in's, from
+        # their start (a worker process's idle start-up included).
+        worker_cpu = sum(cpu_seconds(pid) for pid in process_group(worker.pid))
+        stand_in_cpu = cpu_seconds(stand_in.pid) if stand_in is not None else None
         delivered, calls = at_esp()
     finally:
         stop_worker(worker)
@@ -628,6 +647,9 @@ def run(args: argparse.Namespace) -> dict:
         "planner_task_seconds": sum(item["seconds"] for item in planner) if planner else None,
         "seconds": elapsed,
         "recipients_per_second": args.readers / elapsed,
+        "worker_cpu_seconds": worker_cpu,
+        "worker_cpu_us_per_recipient": worker_cpu / args.readers * 1e6,
+        "stand_in_cpu_seconds": stand_in_cpu,
         "peak_worker_mb": max(worker_peaks.values()) if worker_peaks else None,
         "peak_main_process_mb": peaks.get(worker.pid),
         "peak_planner_mb": max(item["peak_mb"] for item in planner) if planner else None,
@@ -736,6 +758,27 @@ def run_options(args: argparse.Namespace) -> list[str]:
     ]
 
 
+def _run_child(command: list[str], *, tree: Path, failed: str) -> None:
+    """Run one measurement of this script in its own process, from `tree`; exit if it fails.
+
+    Ctrl-C (or a signal stop_on_signals turns into it) is passed on as SIGTERM, and the
+    child is given the time to stop its own worker before this process goes on unwinding.
+    """
+    child = subprocess.Popen(
+        command,
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        preexec_fn=_die_with_parent,
+    )
+    try:
+        if child.wait():
+            sys.exit(f"{failed} failed ({child.returncode})")
+    except KeyboardInterrupt:
+        child.send_signal(signal.SIGTERM)
+        child.wait(60)
+        raise
+
+
 def measure(args: argparse.Namespace, tree: Path, python: Path, database_url: str) -> dict:
     """One run of this script's measurement in `tree` with `python`, in its own process."""
     out = Path(tempfile.mkstemp(prefix="bench-digest-", suffix=".json")[1])
@@ -754,20 +797,7 @@ def measure(args: argparse.Namespace, tree: Path, python: Path, database_url: st
     ]
     try:
         with holding(args.lock):
-            child = subprocess.Popen(
-                command,
-                cwd=tree,
-                env={**os.environ, "PYTHONPATH": str(tree)},
-                preexec_fn=_die_with_parent,
-            )
-            try:
-                if child.wait():
-                    sys.exit(f"the measurement in {tree} failed ({child.returncode})")
-            except KeyboardInterrupt:
-                # The child stops its own worker; give it the time to.
-                child.send_signal(signal.SIGTERM)
-                child.wait(60)
-                raise
+            _run_child(command, tree=tree, failed=f"the measurement in {tree}")
         return json.loads(out.read_text())
     finally:
         out.unlink(missing_ok=True)
@@ -785,11 +815,15 @@ def compare_against(args: argparse.Namespace) -> None:
     ours = measure(args, ROOT, Path(PYTHON), args.database_url)
     ratio = ours["recipients_per_second"] / theirs["recipients_per_second"]
     print()
-    print(f"{'':<22} {'seconds':>8} {'recipients/s':>13} {'worker peak MB':>15}  load before")
+    print(
+        f"{'':<22} {'seconds':>8} {'recipients/s':>13} {'worker peak MB':>15}"
+        f" {'worker CPU s':>13} {'stand-in CPU s':>15}  load before"
+    )
     for side in (theirs, ours):
         print(
             f"{side['commit']:<22} {side['seconds']:>8.1f} {side['recipients_per_second']:>13,.0f}"
-            f" {side['peak_worker_mb'] or 0:>15.0f}  {side['load_average_before']}"
+            f" {side['peak_worker_mb'] or 0:>15.0f} {side['worker_cpu_seconds']:>13.1f}"
+            f" {side['stand_in_cpu_seconds'] or 0:>15.1f}  {side['load_average_before']}"
         )
     print(f"ratio (this tree / {theirs['commit']}): {ratio:.2f}x")
     write_result(
@@ -815,15 +849,7 @@ def growth(args: argparse.Namespace) -> None:
         if args.database_url:
             command += ["--database-url", f"{args.database_url}_x{scale}"]
         print(f"--- digest at {scale}x ({10_000 * scale:,} subscribers)", flush=True)
-        scale_run = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        try:
-            if scale_run.wait():
-                sys.exit(f"digest at {scale}x failed ({scale_run.returncode})")
-        except KeyboardInterrupt:
-            # The scale's own process stops its worker; give it the time to.
-            scale_run.send_signal(signal.SIGTERM)
-            scale_run.wait(60)
-            raise
+        _run_child(command, tree=ROOT, failed=f"digest at {scale}x")
         result = json.loads((RESULTS / f"digest-x{scale}{suffix(args)}.json").read_text())
         rows.append(
             {
@@ -857,6 +883,10 @@ def suffix(args: argparse.Namespace) -> str:
 
 def main() -> None:
     args = parse_args()
+    # Another commit is compared through anymail's real Mailgun backend over HTTP, the
+    # issue's measure, which every commit sends through: 4c1c6fa's two tags and merge
+    # data without a template are refused by anymail's Postmark backend.
+    args.esp = args.esp or ("mailgun" if args.against else "inprocess")
     stop_on_signals()
     if args.growth or args.quick:
         growth(args)

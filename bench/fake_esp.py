@@ -317,10 +317,13 @@ def mailgun_received(fields: dict[str, list[str]], *, message_id: str = "") -> l
 
 
 def form_fields(content_type: str, body: bytes | str) -> dict[str, list[str]]:
-    """A form's fields, multipart (anymail's, with attachments) or urlencoded, each a list."""
+    """A form's fields, multipart or urlencoded, each a list."""
     if isinstance(body, str):
         body = body.encode()
     if content_type.startswith("multipart/form-data"):
+        plain = _plain_multipart(content_type, body)
+        if plain is not None:
+            return plain
         parsed = message_from_bytes(
             f"Content-Type: {content_type}\r\n\r\n".encode() + body, policy=HTTP
         )
@@ -332,6 +335,28 @@ def form_fields(content_type: str, body: bytes | str) -> dict[str, list[str]]:
                 fields.setdefault(name, []).append(payload.decode("utf-8"))
         return fields
     return parse_qs(body.decode("utf-8"), keep_blank_values=True)
+
+
+def _plain_multipart(content_type: str, body: bytes) -> dict[str, list[str]] | None:
+    """The fields of a multipart form whose parts are plain UTF-8 values (the digest's
+    Mailgun calls), read by splitting at the boundary: the email package's parser took
+    about 0.2 s a call of 500 readers, on the cores the sender is measured on. None
+    where a part is a file or has a transfer encoding (anymail's attachments)."""
+    boundary = re.search(r'boundary="?([^";]+)"?', content_type)
+    if boundary is None:
+        return None
+    parts = body.split(b"--" + boundary.group(1).encode())
+    if len(parts) < 2 or not parts[-1].startswith(b"--"):
+        return None
+    fields: dict[str, list[str]] = {}
+    for part in parts[1:-1]:
+        head, separator, value = part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        disposition = re.fullmatch(rb'Content-Disposition: form-data; name="([^"]*)"', head)
+        if not separator or disposition is None or not value.endswith(b"\r\n"):
+            return None
+        name = disposition.group(1).decode()
+        fields.setdefault(name, []).append(value[:-2].decode("utf-8"))
+    return fields
 
 
 def _address(text: str) -> str:

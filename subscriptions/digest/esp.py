@@ -105,7 +105,8 @@ class Profile:
     merge_format: str = render.MERGE_FORMAT
     # Fixed parameters the ESP needs for that way of sending (anymail's esp_extra).
     esp_extra: dict = field(default_factory=dict)
-    # The backend that sends a DISTINCT batch: anymail's own, with each reader's body.
+    # The backend that sends a batch, where anymail's own is changed (esp_backends):
+    # DISTINCT, each reader's body put in; Mailgun, its form sent as multipart.
     batch_backend: str = ""
 
 
@@ -125,7 +126,12 @@ PROFILES: dict[str, Profile] = {
     # %recipient.name% anywhere in the message; up to 3 tags (o:tag).
     # https://documentation.mailgun.com/docs/mailgun/user-manual/sending-messages/#batch-sending
     "anymail.backends.mailgun.EmailBackend": Profile(
-        "Mailgun", MERGE, per_call=1000, max_tags=3, merge_format="%recipient.FIELD%"
+        "Mailgun",
+        MERGE,
+        per_call=1000,
+        max_tags=3,
+        merge_format="%recipient.FIELD%",
+        batch_backend="subscriptions.digest.esp_backends.MailgunMultipartBackend",
     ),
     # SendBulkEmail merges only into a stored template (anymail refuses merge_data and
     # merge_headers without one): 50 destinations a call; tags travel as X-Tag headers.

@@ -13,7 +13,8 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
+
+from bench.fake_esp import form_fields
 
 
 class SlowMailgun:
@@ -27,7 +28,7 @@ class SlowMailgun:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                form = parse_qs(self.rfile.read(length).decode())
+                form = form_fields(self.headers["Content-Type"], self.rfile.read(length))
                 recipients = [address.lower() for address in form.get("to", [])]
                 with stand_in.lock:
                     stand_in.calls.append(recipients)

@@ -7,11 +7,16 @@ import hmac
 import json
 import time
 import uuid
+from email import message_from_bytes
+from urllib.parse import parse_qs
 
 import pytest
+import requests
 import responses
+from django.core.mail import EmailMultiAlternatives, get_connection
 
 from bench.fake_esp import form_fields, mailgun_received
+from subscriptions.digest.esp import esp_profile
 from subscriptions.models import Delivery
 from subscriptions.selectors import suppressed_among
 from tests.subscriptions.digest.helpers import plan_and_send, states, subscribe
@@ -186,6 +191,53 @@ def test_mailgun_takes_at_most_1000_recipients_a_call(
 
     assert [len(fields["to"]) for fields in mailgun_calls(mailgun)] == [1000, 500]
     assert states()[Delivery.State.SENT] == 1500
+
+
+def test_mailgun_gets_as_multipart_the_fields_anymail_would_urlencode(settings):
+    use_esp(
+        settings,
+        "anymail.backends.mailgun.EmailBackend",
+        MAILGUN_API_KEY="key",
+        MAILGUN_SENDER_DOMAIN="newsroom.example",
+    )
+    message = EmailMultiAlternatives(
+        subject="Zoë's digest, %recipient.greeting%",
+        body="%recipient.greeting%\r\n\u062e\u0628\u0631 \u2014 100% & more",
+        from_email="Mideast Daily <daily@newsroom.example>",
+        to=["dana@readers.example", "Bé <be@readers.example>"],
+        headers={"X-Odd": 'a "quoted" value'},
+    )
+    message.attach_alternative("<p>%recipient.greeting_html% é</p>", "text/html")
+    message.tags = ["digest", "mideast-daily"]
+    message.metadata = {"edition_id": "7", "newsletter": "mideast-daily"}
+    message.merge_data = {
+        "dana@readers.example": {"greeting": "Hi Dana", "greeting_html": "Hi &amp; hello"},
+        "be@readers.example": {"greeting": "Salut Bé", "greeting_html": "Salut"},
+    }
+    message.merge_headers = {
+        address: {"List-Unsubscribe": f"<https://news.example/u/{n}?a=1&b=%2F>"}
+        for n, address in enumerate(message.merge_data)
+    }
+    message.merge_metadata = {address: {"delivery_id": address} for address in message.merge_data}
+
+    def request_through(backend_path: str) -> requests.PreparedRequest:
+        backend = get_connection(backend_path)
+        payload = backend.build_message_payload(message, backend.send_defaults)
+        return requests.Request(**payload.get_request_params(backend.api_url)).prepare()
+
+    ours = request_through(esp_profile().batch_backend)
+    anymails = request_through("anymail.backends.mailgun.EmailBackend")
+
+    content_type = ours.headers["Content-Type"]
+    assert content_type.startswith("multipart/form-data; boundary=")
+    # Read back by the email package's MIME parser, apart from the stand-in's reading.
+    parsed = message_from_bytes(f"Content-Type: {content_type}\r\n\r\n".encode() + ours.body)
+    fields: dict[str, list[str]] = {}
+    for part in parsed.get_payload():
+        name = part.get_param("name", header="content-disposition")
+        fields.setdefault(name, []).append(part.get_payload(decode=True).decode())
+    assert fields == parse_qs(anymails.body, keep_blank_values=True)
+    assert form_fields(content_type, ours.body) == fields
 
 
 def mailgun_event(event: str, message: dict, **data) -> str:
