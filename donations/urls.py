@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from donations import views, webhooks
+from donations import views
 
 app_name = "donations"
 
@@ -19,5 +19,4 @@ urlpatterns: list = [
     path("donate/manage/portal/", views.manage_portal, name="manage_portal"),
     path("donate/manage/receipt/<int:pk>/", views.manage_receipt, name="manage_receipt"),
     path("donate/honoree/opt-out/<str:token>/", views.honoree_opt_out, name="honoree_opt_out"),
-    path("webhooks/stripe/", webhooks.stripe_webhook, name="stripe_webhook"),
 ]

@@ -122,6 +122,8 @@ MIDDLEWARE = [
     # Its process_exception runs after every other's: a database error left unhandled
     # anywhere in a view becomes the 503 page.
     "newsroom.unavailable.DatabaseUnavailableMiddleware",
+    # Stripe's webhook (MACHINE_ENDPOINTS) is answered here: what follows serves people.
+    "newsroom.machines.MachineEndpointMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before the session: a link's reader token becomes a cookie and a clean redirect.
     "donations.middleware.ReaderTokenMiddleware",
@@ -152,6 +154,10 @@ AUTHENTICATION_BACKENDS = [
 ]
 
 ROOT_URLCONF = "newsroom.urls"
+# Paths only machines call, and their views: answered by newsroom.machines ahead of the
+# middleware that serve readers and staff, and routed outside the language prefixes.
+# Stripe's dashboard holds this URL.
+MACHINE_ENDPOINTS = {"/webhooks/stripe/": "donations.webhooks.stripe_webhook"}
 WSGI_APPLICATION = "newsroom.wsgi.application"
 
 TEMPLATES = [

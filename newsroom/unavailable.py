@@ -140,9 +140,14 @@ class DatabaseUnavailableMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, OperationalError | InterfaceError):
             return None
-        log_once_a_minute("database unavailable", exception)
-        response = database_unavailable(request)
-        # Django's own "Service Unavailable: <path>" line per request (django.utils.log.
-        # log_response honours this mark): the line a minute above stands for them all.
-        response._has_been_logged = True
-        return response
+        return database_unavailable_response(request, exception)
+
+
+def database_unavailable_response(request: HttpRequest, error: BaseException) -> HttpResponse:
+    """The 503 page for a request the database failed, logged once a minute."""
+    log_once_a_minute("database unavailable", error)
+    response = database_unavailable(request)
+    # Django's own "Service Unavailable: <path>" line per request (django.utils.log.
+    # log_response honours this mark): the line a minute above stands for them all.
+    response._has_been_logged = True
+    return response

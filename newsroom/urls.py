@@ -15,6 +15,7 @@ from django.views.static import serve
 
 from newsroom import feeds, views
 from newsroom.caching import public_page
+from newsroom.machines import machine_endpoints
 from newsroom.security import StaffLoginForm
 from newsroom.sitemaps import SITEMAPS, news_sitemap
 
@@ -78,6 +79,11 @@ def esp_webhooks() -> list[URLPattern]:
 
 # Machines' and staff's addresses have one URL whatever the language.
 urlpatterns = [
+    # Answered by newsroom.machines.MachineEndpointMiddleware; routed too, for reverse().
+    *(
+        path(route.removeprefix("/"), view, name=view.__name__)
+        for route, view in machine_endpoints().items()
+    ),
     path("healthz", views.healthz, name="healthz"),
     path("healthz/ready", views.healthz, name="healthz_ready"),
     path("healthz/live", views.healthz_live, name="healthz_live"),

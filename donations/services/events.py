@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -133,6 +133,25 @@ def _insert_or_find(event: StripeEvent) -> tuple[bool, int | None, str]:
     (and the database would log each one) before a second query read the stored event.
     """
     connection = transaction.get_connection()
+    if connection.in_atomic_block:
+        return _insert_or_find_once(connection, event)
+    # Django checks a kept connection with a `SELECT 1` before a request's first statement
+    # (conn_health_checks), a round trip as long as the insert's. Alone in autocommit the
+    # insert can be tried again (a second try of a stored event finds it), so here the
+    # check follows a failure instead: a connection the server dropped (a restart) is
+    # opened again and the insert tried once more; a database still away raises, and the
+    # webhook answers 503 for Stripe to retry.
+    connection.health_check_done = True
+    try:
+        return _insert_or_find_once(connection, event)
+    except (OperationalError, InterfaceError):
+        if connection.is_usable():
+            raise
+        connection.close()
+    return _insert_or_find_once(connection, event)
+
+
+def _insert_or_find_once(connection, event: StripeEvent) -> tuple[bool, int | None, str]:
     quote = connection.ops.quote_name
     meta = StripeEvent._meta
     fields = [field for field in meta.concrete_fields if not field.primary_key]

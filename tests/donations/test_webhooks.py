@@ -7,9 +7,13 @@ import json
 import random
 import time
 
+import psycopg
 import pytest
+from django.db import OperationalError, close_old_connections, connection, connections
+from django.urls import reverse
 
 from donations.models import Gift, PaymentFailureNotice, RecurringPlan, StripeEvent
+from tests.conftest import skip_or_fail
 from tests.donations import stripe_payloads as p
 from tests.donations.factories import GiftFactory, PaidGiftFactory
 from tests.donations.fixtures import sign
@@ -544,3 +548,127 @@ def test_a_failing_handler_is_recorded_and_retried_by_the_daily_reconcile(
     gift.refresh_from_db()
     assert stored.outcome == StripeEvent.Outcome.PROCESSED and stored.error == ""
     assert gift.status == Gift.Status.PAID
+
+
+# --- the endpoint ----------------------------------------------------------------------
+
+
+def ignored_event(event_id: str = "evt_endpoint") -> dict:
+    return p.event("customer.created", {"id": "cus_1", "object": "customer"}, event_id=event_id)
+
+
+def test_the_webhook_is_answered_without_the_readers_middleware(post_event):
+    response = post_event(ignored_event())
+    assert response.status_code == 200
+    # Set by XFrameOptionsMiddleware and the session's Vary for every page a person sees.
+    assert not response.has_header("X-Frame-Options")
+    assert "Cookie" not in response.get("Vary", "")
+    # SecurityMiddleware, above it, still answers.
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert StripeEvent.objects.get().stripe_id == "evt_endpoint"
+
+
+def test_the_webhook_refuses_a_host_not_allowed(client):
+    payload = json.dumps(ignored_event())
+    response = client.post(
+        "/webhooks/stripe/",
+        payload,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=sign(payload),
+        HTTP_HOST="evil.example",
+    )
+    assert response.status_code == 400
+    assert not StripeEvent.objects.exists()
+
+
+def test_the_webhook_still_redirects_plain_http(client, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    payload = json.dumps(ignored_event())
+    response = client.post(
+        "/webhooks/stripe/",
+        payload,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=sign(payload),
+    )
+    assert response.status_code == 301
+    assert response["Location"] == "https://testserver/webhooks/stripe/"
+    assert not StripeEvent.objects.exists()
+
+
+def test_the_webhook_has_one_url_whatever_the_language(client):
+    payload = json.dumps(ignored_event())
+    response = client.post(
+        "/ar/webhooks/stripe/",
+        payload,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=sign(payload),
+    )
+    assert response.status_code == 404
+    assert reverse("stripe_webhook") == "/webhooks/stripe/"
+
+
+def test_a_database_error_answers_503_for_stripe_to_retry(post_event, monkeypatch):
+    def unavailable(*, event):
+        raise OperationalError("the database system is starting up")
+
+    monkeypatch.setattr("donations.services.stripe_event_store", unavailable)
+    response = post_event(ignored_event())
+    assert response.status_code == 503
+    assert response["Retry-After"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_accepting_an_event_checks_the_connection_only_after_a_failure(post_event, monkeypatch):
+    checks = []
+    is_usable = type(connections["default"]).is_usable
+    monkeypatch.setattr(
+        type(connections["default"]),
+        "is_usable",
+        lambda self: checks.append(self) or is_usable(self),
+    )
+    close_old_connections()  # as each request starts: the health check is due again
+
+    assert post_event(ignored_event()).status_code == 200
+    assert checks == []
+    assert StripeEvent.objects.count() == 1
+
+
+def drop_connection_from_the_server() -> None:
+    """End this test's database session from another one, as a server restart would."""
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    other = connection.get_new_connection(connection.get_connection_params())
+    try:
+        other.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
+    finally:
+        other.close()
+    close_old_connections()  # as each request starts: Django has not seen it go
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_on_a_connection_the_server_dropped_is_stored_once(post_event):
+    if connection.vendor != "postgresql":
+        skip_or_fail("dropping a connection needs a database server")
+    drop_connection_from_the_server()
+
+    assert post_event(ignored_event()).status_code == 200
+    assert post_event(ignored_event()).status_code == 200
+    assert StripeEvent.objects.filter(stripe_id="evt_endpoint").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_while_the_database_is_away_answers_503_and_is_stored_on_retry(post_event):
+    if connection.vendor != "postgresql":
+        skip_or_fail("dropping a connection needs a database server")
+    drop_connection_from_the_server()
+
+    def refused(self, params):
+        raise psycopg.OperationalError("connection refused")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(connections["default"]), "get_new_connection", refused)
+        response = post_event(ignored_event())
+    assert response.status_code == 503
+
+    assert post_event(ignored_event()).status_code == 200
+    assert StripeEvent.objects.filter(stripe_id="evt_endpoint").count() == 1
