@@ -108,19 +108,31 @@ def subscriber_lookup(payload: dict) -> dict[str, object]:
 
 
 def make_token(purpose: str, *, subscriber, newsletter_id: int | None = None) -> str:
-    """signing.dumps(claim, salt=purpose), which signing.loads reads.
+    """signing.dumps(claim, salt=purpose), which signing.loads reads."""
+    return _signed(purpose, _claim_json(subscriber), newsletter_id, _timestamp(int(time.time())))
 
-    The claim is two hex strings and a number: its JSON needs no escaping. It is not
+
+def _claim_json(subscriber) -> str:
+    """subscriber_claim's JSON, without its closing brace (a newsletter may follow).
+
+    The claim is two hex strings (and a number): its JSON needs no escaping. It is not
     compressed: zlib shortens one such claim in a thousand, by three bytes at most.
     """
-    claim = subscriber_claim(subscriber)
-    payload = f'{{"p":"{claim["p"]}","e":"{claim["e"]}"'
-    if newsletter_id is not None:
-        payload += f',"n":{int(newsletter_id)}'
-    value = f"{_b64(payload.encode() + b'}')}:{signing.b62_encode(int(time.time()))}"
+    return f'{{"p":"{subscriber.public_id.hex}","e":"{fingerprint(subscriber.email)}"'
+
+
+def _signed(purpose: str, claim: str, newsletter_id: int | None, timestamp: str) -> str:
+    payload = claim if newsletter_id is None else f'{claim},"n":{int(newsletter_id)}'
+    value = f"{_b64(payload.encode() + b'}')}:{timestamp}"
     mac = _hmac(f"{purpose}signer", settings.SECRET_KEY)
     mac.update(value.encode())
     return f"{value}:{_b64(mac.digest())}"
+
+
+@lru_cache(maxsize=1)
+def _timestamp(now: int) -> str:
+    # TimestampSigner's timestamp: the same for every token signed within a second.
+    return signing.b62_encode(now)
 
 
 def _b64(data: bytes) -> str:
@@ -138,15 +150,20 @@ def read_token(purpose: str, token: str, *, max_age: int) -> dict:
 
 def _reader_url(name: str, *, subscriber, token: str) -> str:
     """The page `name` in the reader's language: its URL's prefix is what decides it."""
-    before, after = _around_token(
-        name,
-        subscriber.language,
+    before, after = _around_token(name, *_resolved_by(subscriber.language))
+    return absolute(f"{before}{token}{after}")
+
+
+def _resolved_by(language: str | None) -> tuple:
+    """The language, then what else reverse() depends on: the URLconf, the script prefix
+    and the default language (so that a change of any of them is a new entry)."""
+    return (
+        language,
         get_urlconf(),
         get_script_prefix(),
         settings.ROOT_URLCONF,
         settings.LANGUAGE_CODE,
     )
-    return absolute(f"{before}{token}{after}")
 
 
 # A token is base64url and colons, which reverse() writes as they are: the path around one
@@ -156,11 +173,8 @@ _PLACEHOLDER = "0placeholder0"
 
 @lru_cache(maxsize=256)
 def _around_token(name: str, language: str | None, *resolved_by) -> tuple[str, str]:
-    """The path of page `name` in `language` before and after its token.
-
-    `resolved_by` is what else reverse() depends on: the URLconf, the script prefix and
-    the default language, so that a change of any of them is a new entry.
-    """
+    """The path of page `name` in `language` before and after its token (`resolved_by`:
+    see _resolved_by)."""
     with translation.override(language):
         before, after = reverse(name, kwargs={"token": _PLACEHOLDER}).split(_PLACEHOLDER)
     return before, after
@@ -183,12 +197,34 @@ def preferences_url(*, subscriber) -> str:
     return _reader_url("subscriptions:preferences", subscriber=subscriber, token=token)
 
 
+def reader_links(*, subscriber, newsletter=None) -> tuple[str, str]:
+    """preferences_url and unsubscribe_url of one reader, the same bytes, made together.
+
+    A digest makes both for every reader: their claim (and its fingerprint), timestamp
+    and URL configuration are worked out once for the two.
+    """
+    claim = _claim_json(subscriber)
+    timestamp = _timestamp(int(time.time()))
+    resolved_by = _resolved_by(subscriber.language)
+    before, after = _around_token("subscriptions:preferences", *resolved_by)
+    preferences = f"{before}{_signed(PREFERENCES, claim, None, timestamp)}{after}"
+    before, after = _around_token("subscriptions:unsubscribe", *resolved_by)
+    newsletter_id = newsletter.pk if newsletter else None
+    unsubscribe = f"{before}{_signed(UNSUBSCRIBE, claim, newsletter_id, timestamp)}{after}"
+    return absolute(preferences), absolute(unsubscribe)
+
+
 def list_unsubscribe_headers(*, subscriber, newsletter=None) -> dict[str, str]:
-    """RFC 2369 List-Unsubscribe with RFC 8058 one-click POST.
+    """RFC 2369 List-Unsubscribe with RFC 8058 one-click POST."""
+    return unsubscribe_headers(unsubscribe_url(subscriber=subscriber, newsletter=newsletter))
+
+
+def unsubscribe_headers(url: str) -> dict[str, str]:
+    """List-Unsubscribe headers for the reader's one-click unsubscribe link `url`.
 
     The mailto: is offered only when mail to it is received (INBOUND_EMAIL_ESP).
     """
-    links = [f"<{unsubscribe_url(subscriber=subscriber, newsletter=newsletter)}>"]
+    links = [f"<{url}>"]
     if settings.INBOUND_EMAIL_ESP:
         links.append(f"<mailto:{settings.UNSUBSCRIBE_MAILTO}?subject=unsubscribe>")
     return {

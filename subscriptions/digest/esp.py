@@ -34,8 +34,7 @@ from newsroom.mail import RenderedEmail
 from subscriptions.digest import render
 from subscriptions.digest.render import (
     personal_copy,
-    reader_headers,
-    recipient_values,
+    reader_headers_and_values,
     render_edition_email,
 )
 from subscriptions.models import Edition, Subscriber
@@ -414,8 +413,7 @@ def _send_batch_call(
     reader_values, reader_templates = {}, {}
     for own_rendering, recipient in _each_reader(parts):
         subscriber = recipient.subscriber
-        headers = reader_headers(subscriber=subscriber, newsletter=newsletter)
-        values = recipient_values(subscriber=subscriber, newsletter=newsletter, headers=headers)
+        headers, values = reader_headers_and_values(subscriber=subscriber, newsletter=newsletter)
         merge_headers[subscriber.email] = headers
         # The delivery's id comes back with each tracking event (subscriptions.webhooks).
         merge_metadata[subscriber.email] = {"delivery_id": str(recipient.delivery_id)}
@@ -506,14 +504,10 @@ def _send_one_by_one(
     profile = esp_profile()
     for rendered, recipient in _each_reader(parts):
         subscriber = recipient.subscriber
-        unsubscribe_headers = reader_headers(subscriber=subscriber, newsletter=newsletter)
-        own = personal_copy(
-            rendered=rendered,
-            values=recipient_values(
-                subscriber=subscriber, newsletter=newsletter, headers=unsubscribe_headers
-            ),
-            merge_format=profile.merge_format,
+        unsubscribe_headers, values = reader_headers_and_values(
+            subscriber=subscriber, newsletter=newsletter
         )
+        own = personal_copy(rendered=rendered, values=values, merge_format=profile.merge_format)
         message_id = make_msgid(idstring="digest", domain=domain)
         headers = {**unsubscribe_headers, "Message-ID": message_id}
         message = edition_message(

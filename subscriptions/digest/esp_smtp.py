@@ -570,8 +570,7 @@ def send(
 
 def _message(built: GroupMessage, recipient: esp.Recipient, newsletter, domain: str) -> _Message:
     subscriber = recipient.subscriber
-    headers = render.reader_headers(subscriber=subscriber, newsletter=newsletter)
-    values = render.recipient_values(subscriber=subscriber, newsletter=newsletter, headers=headers)
+    headers, values = render.reader_headers_and_values(subscriber=subscriber, newsletter=newsletter)
     message_id = make_msgid(idstring="digest", domain=domain)
     to, data = built.for_reader(
         address=subscriber.email, headers={**headers, "Message-ID": message_id}, values=values

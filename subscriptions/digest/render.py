@@ -154,20 +154,38 @@ def recipient_values(
     Given the reader's List-Unsubscribe headers, the link is taken from them (RFC 2369
     §3.2: a list of <URI>s, ours first) instead of signing a second token.
     """
-    name = clean_line(subscriber.name)
-    named, unnamed = _greetings(subscriber.language)
-    greeting = named % {"name": name} if name else unnamed
     unsubscribe = ""
     if headers:
         first = headers.get("List-Unsubscribe", "").split(",", 1)[0].strip()
         if first.startswith("<http") and first.endswith(">"):
             unsubscribe = first[1:-1]
+    return _values(
+        subscriber,
+        preferences=tokens.preferences_url(subscriber=subscriber),
+        unsubscribe=unsubscribe
+        or tokens.unsubscribe_url(subscriber=subscriber, newsletter=newsletter),
+    )
+
+
+def reader_headers_and_values(
+    *, subscriber: Subscriber, newsletter: Newsletter
+) -> tuple[dict[str, str], dict[str, str]]:
+    """reader_headers and recipient_values of one reader, their two links signed together
+    (tokens.reader_links): what every message of a digest carries."""
+    preferences, unsubscribe = tokens.reader_links(subscriber=subscriber, newsletter=newsletter)
+    values = _values(subscriber, preferences=preferences, unsubscribe=unsubscribe)
+    return tokens.unsubscribe_headers(unsubscribe), values
+
+
+def _values(subscriber: Subscriber, *, preferences: str, unsubscribe: str) -> dict[str, str]:
+    name = clean_line(subscriber.name)
+    named, unnamed = _greetings(subscriber.language)
+    greeting = named % {"name": name} if name else unnamed
     return {
         "greeting": greeting,
         "greeting_html": escape(greeting),
-        "preferences_url": tokens.preferences_url(subscriber=subscriber),
-        "unsubscribe_url": unsubscribe
-        or tokens.unsubscribe_url(subscriber=subscriber, newsletter=newsletter),
+        "preferences_url": preferences,
+        "unsubscribe_url": unsubscribe,
     }
 
 

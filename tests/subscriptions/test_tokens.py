@@ -306,3 +306,16 @@ def test_each_readers_links_open_their_pages_in_their_language(client, member, l
 
     assert [page.status_code for page in pages] == [200, 200]
     assert [page["Content-Language"] for page in pages] == [language, language]
+
+
+@pytest.mark.parametrize("newsletter", [SimpleNamespace(pk=3), None], ids=["list", "all"])
+def test_a_readers_two_links_made_together_are_those_made_one_by_one(old_reader, newsletter):
+    with time_machine.travel(SIGNED_AT, tick=False):
+        together = tokens.reader_links(subscriber=old_reader, newsletter=newsletter)
+        one_by_one = (
+            tokens.preferences_url(subscriber=old_reader),
+            tokens.unsubscribe_url(subscriber=old_reader, newsletter=newsletter),
+        )
+
+    assert together == one_by_one
+    assert _token(together[0]) == OLD_PREFERENCES

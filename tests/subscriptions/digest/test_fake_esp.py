@@ -4,12 +4,14 @@ failure with the error itself."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from anymail.exceptions import AnymailRequestsAPIError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.utils import timezone
 
-from bench.fake_esp import Faults, StandIn
+from bench.fake_esp import Faults, StandIn, postmark_counted
 from subscriptions.digest.compose import edition_compose
 from subscriptions.digest.esp import Recipient, prepare_messages, send_messages
 from tests.subscriptions.digest.helpers import subscribe
@@ -167,3 +169,35 @@ def test_a_read_timeout_after_the_esp_took_the_call_is_reported_with_the_error_i
     assert "timed out" in str(report.exception).lower()
     assert report.results == {}
     assert stand_in.store.stats()["recipients"] == 3
+
+
+def test_counting_postmark_stand_in_reads_only_the_messages_to_as_postmark_would_answer(
+    settings,
+):
+    counting = StandIn(keep=False).start()
+    try:
+        postmark(settings, counting)
+        to = ["reader@mail.example", "Reader Two <two@mail.example>"]
+        # Text quoting a JSON key is the message's text, not a recipient.
+        html = '<p>"To": "someone@mail.example", {"To": "x@mail.example"}</p>'
+        message = EmailMultiAlternatives('"To": "a@mail.example"', html, "d@newsroom.example", to)
+        message.merge_metadata = {address: {"n": "1"} for address in to}
+        get_connection().send_messages([message])
+        no_from = postmark_counted(b'[{"From": "", "To": "a@mail.example"}]')
+
+        assert counting.store.stats()["recipients"] == 2
+        assert {s.status for s in message.anymail_status.recipients.values()} == {"sent"}
+        assert len(message.anymail_status.message_id) == 2  # one id a message
+        assert no_from is not None  # From is checked where the stand-in keeps messages
+    finally:
+        counting.stop()
+
+
+def test_counting_postmark_stand_in_parses_a_batch_outside_postmarks_limits_whole(settings):
+    fifty_one = ", ".join(f"r{n}@mail.example" for n in range(51))
+
+    assert (
+        postmark_counted(json.dumps([{"From": "d@mail.example", "To": fifty_one}]).encode()) is None
+    )
+    assert postmark_counted(b'{"To": "a@mail.example"}') is None
+    assert postmark_counted(b"[]") is None
