@@ -7,7 +7,7 @@ on the stored event; types we do not handle are stored as ignored.
 The stored event is its own outbox: its `received` outcome with `queued_at` empty says
 it is owed and not yet handed to the broker. The webhook writes that one row and pushes
 no task of its own for it: once the row has committed, a process pushes one
-`stripe_events_drain` per short window (`DRAIN_WINDOW`), to run when the window and a
+`stripe_events_drain` per short window (`DRAIN_WINDOW_SECONDS`), to run when the window and a
 margin have passed, so every event the process committed inside the window is committed
 before the drain reads; the drain marks each such event queued and hands its
 `stripe_event_process` to the broker. The webhook answers 200 whatever the broker does.
