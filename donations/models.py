@@ -396,7 +396,8 @@ class StripeEvent(models.Model):
         null=True,
         blank=True,
         help_text=_(
-            "When the event was last handed to the broker; empty when the broker refused it."
+            "When the event was last handed to the broker; empty until the next drain queues "
+            "it, or when the broker refused it."
         ),
     )
 

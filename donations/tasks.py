@@ -30,6 +30,12 @@ def stripe_event_process_task(event_id: int) -> str:
     return services.stripe_event_process(event_id=event_id)
 
 
+@shared_task(name="donations.stripe_events_drain")
+def stripe_events_drain_task() -> int:
+    """Pushed by the webhook once a window: queue each event stored since the last drain."""
+    return services.stripe_events_drain()
+
+
 @shared_task(name="donations.stripe_events_requeue_received")
 def stripe_events_requeue_received_task() -> int:
     """Beat, every minute: queue again the events still `received` a few minutes on."""

@@ -3,9 +3,10 @@
 docs.stripe.com/webhooks: the signature is checked on the raw body; each event is
 stored under its unique id, one row that is also its own outbox (a redelivery stores
 nothing more and still answers 200); a 2xx goes back before any work is done, because
-Stripe retries slow endpoints, and whatever the broker does, because the stored event is
-queued again once it is back; event types we do not handle are answered 200 so Stripe
-does not retry them.
+Stripe retries slow endpoints, and whatever the broker does; event types we do not handle
+are answered 200 so Stripe does not retry them. No task is pushed per event: each process
+pushes one drain per half second, which queues every event stored and not yet queued
+(donations/services/events.py), and beat's requeue takes what a lost drain left.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
 from django.db import transaction
@@ -67,10 +67,11 @@ def outbox_send_pending(*, now: datetime | None = None) -> int:
     return _send(list(waiting))
 
 
-def task_send(*, task: str, kwargs: dict) -> bool:
+def task_send(*, task: str, kwargs: dict, countdown: float = 0) -> bool:
     """Hand `task` to the broker once, bounded; return False when it was refused.
 
-    Without a broker (tasks eager) the task runs here, and False means it failed.
+    A worker runs it `countdown` seconds from now at the earliest. Without a broker (tasks
+    eager) the task runs here at once, and False means it failed.
     """
     if app.conf.task_always_eager:
         try:
@@ -80,7 +81,7 @@ def task_send(*, task: str, kwargs: dict) -> bool:
             return False
         return True
     try:
-        _publish(_connection(), task, kwargs)
+        _publish(_connection(), task, kwargs, countdown=countdown)
     except Exception as error:
         _connection_drop()
         logger.warning("task %s not sent: %r", task, error)
@@ -106,11 +107,13 @@ def _connection():
     return _local.connection
 
 
-def _publish(connection, task: str, kwargs: dict) -> None:
+def _publish(connection, task: str, kwargs: dict, *, countdown: float = 0) -> None:
     if connection.transport.driver_type == "redis":
-        _redis_push(connection, task, kwargs)
+        _redis_push(connection, task, kwargs, countdown=countdown)
     else:
-        app.send_task(task, kwargs=kwargs, connection=connection, retry=False)
+        app.send_task(
+            task, kwargs=kwargs, connection=connection, retry=False, countdown=countdown or None
+        )
 
 
 # Celery's message protocol 2: the body is (args, kwargs, embed); nothing is chained.
@@ -128,18 +131,20 @@ def _message_template(task: str) -> tuple[str, dict]:
     return queue, {"headers": message.headers, "properties": message.properties}
 
 
-def _redis_push(connection, task: str, kwargs: dict) -> None:
+def _redis_push(connection, task: str, kwargs: dict, *, countdown: float = 0) -> None:
     """Push `task`'s message onto its queue's Redis list in one command.
 
     The message is the one `send_task` would publish, as kombu's Redis transport stores
     it (`Channel.basic_publish` then `_put`), made from a template built once per task:
     `send_task` spends several times the push itself on routing, reprs and signals for
     every call, and the webhook sends one per event, the worker one per email it owes.
-    Priority 0 is the queue's own key.
+    Priority 0 is the queue's own key; a countdown is the message's `eta` header, as
+    Celery writes it (ISO 8601, aware).
     """
     queue, template = _message_template(task)
     channel = connection.default_channel
     task_id = str(uuid.uuid4())
+    eta = (datetime.now(UTC) + timedelta(seconds=countdown)).isoformat() if countdown else None
     body, body_encoding = channel.encode_body(
         json.dumps([[], kwargs, _EMBED]), channel.body_encoding
     )
@@ -152,6 +157,7 @@ def _redis_push(connection, task: str, kwargs: dict) -> None:
             "id": task_id,
             "root_id": task_id,
             "kwargsrepr": repr(kwargs),
+            "eta": eta,
         },
         "properties": {
             **template["properties"],

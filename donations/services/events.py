@@ -4,12 +4,18 @@ docs.stripe.com/webhooks: a redelivered event is stored once (the unique Stripe 
 each type we handle maps to one service, and the outcome and any error are recorded
 on the stored event; types we do not handle are stored as ignored.
 
-The stored event is its own outbox: its `received` outcome says it is still owed, so the
-webhook writes that one row and hands the task to the broker once it commits, and
-answers 200 whatever the broker does. A stored event is always processed: a redelivery
-of an event still `received` queues it again, and `stripe_events_requeue_received`
-(beat, every minute) queues again any event the broker refused (its `queued_at` is
-cleared) and any still `received` a few minutes after it was last queued.
+The stored event is its own outbox: its `received` outcome with `queued_at` empty says
+it is owed and not yet handed to the broker. The webhook writes that one row and pushes
+no task of its own for it: once the row has committed, a process pushes one
+`stripe_events_drain` per short window (`DRAIN_WINDOW_SECONDS`), to run when the window and a
+margin have passed, so every event the process committed inside the window is committed
+before the drain reads; the drain marks each such event queued and hands its
+`stripe_event_process` to the broker. The webhook answers 200 whatever the broker does.
+A stored event is always processed: `stripe_event_process` holds the event's row lock
+(the same event queued twice runs once), a redelivery of an event still `received` is
+queued again, and `stripe_events_requeue_received` (beat, every minute) queues any event
+still without `queued_at` (a drain push the broker refused, a drain lost with its worker)
+and any still `received` a few minutes after it was last queued.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import logging
 import traceback
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from time import monotonic
 
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
@@ -33,6 +40,7 @@ from donations.services.gifts import (
     plan_apply_subscription,
     plan_record_payment_failed,
 )
+from newsroom.celery import app
 from newsroom.outbox import outbox_enqueue, task_send
 
 logger = logging.getLogger(__name__)
@@ -83,6 +91,20 @@ PROCESS_TASK = "donations.stripe_event_process"
 REQUEUE_AFTER = timedelta(minutes=5)
 DONE = (StripeEvent.Outcome.PROCESSED, StripeEvent.Outcome.IGNORED)
 
+# The task that hands the events stored since the last drain to the broker.
+DRAIN_TASK = "donations.stripe_events_drain"
+# A process pushes one drain per window, however many events it accepts in it: the push
+# was a third of a new event's CPU in the webhook (bench/README.md, "Webhooks"). Short,
+# because it is what a donor waits for beyond the worker.
+DRAIN_WINDOW_SECONDS = 0.5
+# The drain runs this long after its window ends: the last event the window let through
+# committed before the window ended, and the worker's clock may run a little ahead of the
+# web process's. A drain that still ran early leaves that event to the minute's requeue.
+DRAIN_MARGIN_SECONDS = 0.25
+DRAIN_BATCH = 500
+# When this process's current window ends (time.monotonic()); 0 before its first push.
+_drain_window_ends = 0.0
+
 
 def _queue(event_ids: Iterable[int], *, now: datetime) -> None:
     """Queue each event's processing through the outbox, in the caller's transaction."""
@@ -93,7 +115,7 @@ def _queue(event_ids: Iterable[int], *, now: datetime) -> None:
 
 
 def stripe_event_store(*, event: dict) -> tuple[StripeEvent, bool]:
-    """Store a verified event under its Stripe id, then queue it once that commits.
+    """Store a verified event under its Stripe id; the window's drain queues it.
 
     Returns (event, False) when it was already stored; a redelivery of an event that is
     still `received` is queued again, since Stripe resending it is our sign it may be lost.
@@ -108,27 +130,32 @@ def stripe_event_store(*, event: dict) -> tuple[StripeEvent, bool]:
         received_at=now,
         outcome=StripeEvent.Outcome.RECEIVED if handled else StripeEvent.Outcome.IGNORED,
         processed_at=None if handled else now,
-        queued_at=now if handled else None,
     )
-    created, stored.pk, stored.outcome = _insert_or_find(stored)
+    created, stored.pk, stored.outcome, queued = _insert_or_find(stored)
     if not created:
         if stored.pk is None:
             # Not read by the insert's statement (SQLite, or on PostgreSQL a row a
             # concurrent request committed after the statement's snapshot).
             stored = StripeEvent.objects.defer("payload").get(stripe_id=event["id"])
+            queued = stored.queued_at is not None
         if stored.outcome == StripeEvent.Outcome.RECEIVED:
-            _send_on_commit(stored.pk)
+            if queued:
+                # Handed over already and not processed: hand it over again.
+                _send_on_commit(stored.pk)
+            else:
+                _drain_on_commit()
         return stored, False
     if handled:
-        _send_on_commit(stored.pk)
+        _drain_on_commit()
     return stored, True
 
 
-def _insert_or_find(event: StripeEvent) -> tuple[bool, int | None, str]:
+def _insert_or_find(event: StripeEvent) -> tuple[bool, int | None, str, bool]:
     """INSERT the event unless its Stripe id is stored already, in one round trip.
 
-    Returns (True, new id, its outcome), or (False, the stored event's id and outcome),
-    or (False, None, "") when the statement did not read the stored event.
+    Returns (True, new id, its outcome, False), or (False, the stored event's id, its
+    outcome, whether it has a `queued_at`), or (False, None, "", False) when the
+    statement did not read the stored event.
     `save()` would raise and undo an IntegrityError for every event Stripe sends twice
     (and the database would log each one) before a second query read the stored event.
     """
@@ -151,7 +178,7 @@ def _insert_or_find(event: StripeEvent) -> tuple[bool, int | None, str]:
     return _insert_or_find_once(connection, event)
 
 
-def _insert_or_find_once(connection, event: StripeEvent) -> tuple[bool, int | None, str]:
+def _insert_or_find_once(connection, event: StripeEvent) -> tuple[bool, int | None, str, bool]:
     quote = connection.ops.quote_name
     meta = StripeEvent._meta
     fields = [field for field in meta.concrete_fields if not field.primary_key]
@@ -162,7 +189,8 @@ def _insert_or_find_once(connection, event: StripeEvent) -> tuple[bool, int | No
     # Only the model's own names are formatted in; every value is a parameter.
     insert = (
         f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "  # noqa: S608
-        f"ON CONFLICT ({quote('stripe_id')}) DO NOTHING RETURNING {quote('id')}, {quote('outcome')}"
+        f"ON CONFLICT ({quote('stripe_id')}) DO NOTHING "
+        f"RETURNING {quote('id')}, {quote('outcome')}, FALSE"
     )
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -170,31 +198,85 @@ def _insert_or_find_once(connection, event: StripeEvent) -> tuple[bool, int | No
             # collides with, never the one the INSERT adds.
             cursor.execute(
                 f"WITH new AS ({insert}) SELECT TRUE, * FROM new UNION ALL "  # noqa: S608
-                f"SELECT FALSE, {quote('id')}, {quote('outcome')} FROM {table} "
-                f"WHERE {quote('stripe_id')} = %s",
+                f"SELECT FALSE, {quote('id')}, {quote('outcome')}, "
+                f"{quote('queued_at')} IS NOT NULL FROM {table} WHERE {quote('stripe_id')} = %s",
                 [*values, event.stripe_id],
             )
             row = cursor.fetchone()
-            return (bool(row[0]), row[1], row[2]) if row else (False, None, "")
+            return (bool(row[0]), row[1], row[2], bool(row[3])) if row else (False, None, "", False)
         cursor.execute(insert, values)
         row = cursor.fetchone()
-    return (True, row[0], row[1]) if row else (False, None, "")
+    return (True, row[0], row[1], False) if row else (False, None, "", False)
+
+
+def _drain_on_commit() -> None:
+    """Once the caller's transaction commits, make sure a drain will read what it wrote."""
+    transaction.on_commit(_drain_soon, robust=True)
+
+
+def _drain_soon() -> None:
+    """Push a drain for the end of this window, unless this window's drain is pushed already.
+
+    Called after the event's commit: a drain pushed earlier in the window runs after
+    the window's end plus the margin, so after that commit. A refused push leaves the
+    window's events to the minute's requeue rather than hold each request on a broker
+    that is away. Without a broker (tasks eager) the drain runs here, now.
+    """
+    global _drain_window_ends
+    now = monotonic()
+    if now < _drain_window_ends and not app.conf.task_always_eager:
+        return
+    # Threads of one process racing here push two drains; the second finds nothing.
+    _drain_window_ends = now + DRAIN_WINDOW_SECONDS
+    task_send(task=DRAIN_TASK, kwargs={}, countdown=DRAIN_WINDOW_SECONDS + DRAIN_MARGIN_SECONDS)
+
+
+def _send(event_id: int) -> bool:
+    """Hand the event's task to the broker; a refusal clears `queued_at` for the requeue.
+
+    No outbox row: the event's own `received` state is what is owed, and the next
+    requeue run (a minute at most) takes an event without `queued_at`.
+    """
+    if task_send(task=PROCESS_TASK, kwargs={"event_id": event_id}):
+        return True
+    StripeEvent.objects.filter(pk=event_id, outcome=StripeEvent.Outcome.RECEIVED).update(
+        queued_at=None
+    )
+    return False
 
 
 def _send_on_commit(event_id: int) -> None:
-    """Hand the event's task to the broker once the caller's transaction commits.
+    """Hand the event's task to the broker once the caller's transaction commits."""
+    transaction.on_commit(lambda: _send(event_id), robust=True)
 
-    No outbox row: the event's own `received` state is what is owed, and a refused send
-    clears `queued_at` so that the next requeue run (a minute at most) takes it.
+
+def stripe_events_drain() -> int:
+    """Queue each event stored and not yet queued (`received`, `queued_at` empty).
+
+    A batch is marked queued and committed before its tasks are sent; a drain running
+    beside another, or beside the requeue, skips the rows they hold. Returns how many
+    the broker took. At a refusal it stops, and the rest of the batch is marked not
+    queued, for the requeue's next run.
     """
-
-    def send() -> None:
-        if not task_send(task=PROCESS_TASK, kwargs={"event_id": event_id}):
-            StripeEvent.objects.filter(pk=event_id, outcome=StripeEvent.Outcome.RECEIVED).update(
-                queued_at=None
+    sent = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                StripeEvent.objects.select_for_update(skip_locked=True)
+                .filter(outcome=StripeEvent.Outcome.RECEIVED, queued_at__isnull=True)
+                .order_by("received_at")
+                .values_list("pk", flat=True)[:DRAIN_BATCH]
             )
-
-    transaction.on_commit(send, robust=True)
+            StripeEvent.objects.filter(pk__in=ids).update(queued_at=timezone.now())
+        for position, event_id in enumerate(ids):
+            if not _send(event_id):
+                StripeEvent.objects.filter(
+                    pk__in=ids[position + 1 :], outcome=StripeEvent.Outcome.RECEIVED
+                ).update(queued_at=None)
+                return sent
+            sent += 1
+        if len(ids) < DRAIN_BATCH:
+            return sent
 
 
 def stripe_events_queue(*, event_ids: Iterable[int]) -> int:

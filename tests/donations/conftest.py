@@ -7,12 +7,19 @@ from collections.abc import Callable
 
 import pytest
 
+from donations.services import events
 from tests.donations.fixtures import sign
 
 
 @pytest.fixture(autouse=True)
 def _donation_settings(donation_settings) -> None:
     """Each test here runs with the giving settings of tests.donations.fixtures."""
+
+
+@pytest.fixture(autouse=True)
+def _drain_window(monkeypatch) -> None:
+    """Each test is a fresh web process: no drain pushed yet in its window."""
+    monkeypatch.setattr(events, "_drain_window_ends", 0.0)
 
 
 @pytest.fixture

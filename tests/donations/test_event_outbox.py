@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from donations import services
 from donations.models import Gift, StripeEvent
+from donations.services import events
 from donations.tasks import reconcile_stripe_task, stripe_events_requeue_received_task
 from newsroom import outbox
 from newsroom.celery import app as celery_app
@@ -44,6 +45,40 @@ def broker_back() -> None:
     celery_app.conf.task_always_eager = True
 
 
+@pytest.fixture
+def broker_taking(monkeypatch) -> list[tuple[str, dict, float]]:
+    """A broker that takes every task, with no worker yet: the list of what it was given.
+
+    `worker_arrives` hands the tasks pushed from then on to the in-process worker.
+    """
+    pushed: list[tuple[str, dict, float]] = []
+
+    def take(*, task: str, kwargs: dict, countdown: float = 0) -> bool:
+        pushed.append((task, kwargs, countdown))
+        return True
+
+    monkeypatch.setattr(events, "task_send", take)
+    celery_app.conf.task_always_eager = False
+    return pushed
+
+
+def worker_arrives(monkeypatch) -> None:
+    monkeypatch.setattr(events, "task_send", outbox.task_send)
+    broker_back()
+
+
+def drain_run() -> int:
+    """The drain task, as a worker runs it, its tasks run as they are sent."""
+    with django.test.TestCase.captureOnCommitCallbacks(execute=True):
+        return services.stripe_events_drain()
+
+
+def refund_of(cents: int) -> dict:
+    return p.event(
+        "charge.refunded", p.charge(payment_intent="pi_r", amount=5000, amount_refunded=cents)
+    )
+
+
 def requeue_run(minutes: int = 1) -> int:
     """Beat's requeue run, `minutes` after now, its tasks run as they commit."""
     with django.test.TestCase.captureOnCommitCallbacks(execute=True):
@@ -60,7 +95,7 @@ def test_a_refund_arriving_while_the_broker_refuses_is_answered_200_and_stored_a
     assert response.status_code == 200
     stored = StripeEvent.objects.get()
     assert (stored.outcome, stored.attempts) == (StripeEvent.Outcome.RECEIVED, 0)
-    # Refused: not counted as queued, so the next requeue run takes it.
+    # Never handed over: the next requeue run takes it.
     assert stored.queued_at is None
     gift.refresh_from_db()
     assert (gift.status, gift.refunded_cents) == (Gift.Status.PAID, 0)
@@ -122,13 +157,87 @@ def test_accepting_an_event_writes_the_event_alone(client, gift, refund):
     assert len(writes) == 1
     assert 'INSERT INTO "donations_stripeevent"' in writes[0]
     assert len(queries) == 1  # the insert is the request's one statement
-    assert len(sends) == 1  # the hand-over to the broker, once the row is committed
+    assert len(sends) == 1  # the window's drain, once the row is committed
 
 
-def test_beat_leaves_an_event_queued_in_the_last_few_minutes_to_its_task(gift, refund):
-    # Stored and taken by the broker, its worker not there yet.
-    with django.test.TestCase.captureOnCommitCallbacks(execute=False):
-        services.stripe_event_store(event=refund)
+def test_events_accepted_within_one_window_push_one_drain_for_after_its_end(
+    post_event, broker_taking, gift
+):
+    responses = [post_event(refund_of(cents)) for cents in (1000, 2000, 3000, 4000)]
+
+    assert [r.status_code for r in responses] == [200] * 4
+    wait = events.DRAIN_WINDOW_SECONDS + events.DRAIN_MARGIN_SECONDS
+    assert broker_taking == [(events.DRAIN_TASK, {}, wait)]
+    assert set(StripeEvent.objects.values_list("outcome", "queued_at")) == {
+        (StripeEvent.Outcome.RECEIVED, None)
+    }
+
+
+def test_an_event_after_the_window_pushes_the_next_drain(
+    post_event, broker_taking, gift, monkeypatch
+):
+    clock = [1000.0]
+    monkeypatch.setattr(events, "monotonic", lambda: clock[0])
+    post_event(refund_of(1000))
+    clock[0] += events.DRAIN_WINDOW_SECONDS - 0.01
+    post_event(refund_of(2000))
+    clock[0] += 0.02
+    post_event(refund_of(3000))
+
+    assert [task for task, _, _ in broker_taking] == [events.DRAIN_TASK] * 2
+
+
+def test_the_drain_queues_each_event_once_and_each_runs_once(
+    post_event, broker_taking, gift, monkeypatch
+):
+    for cents in (1000, 2500, 5000):
+        post_event(refund_of(cents))
+    worker_arrives(monkeypatch)
+
+    assert drain_run() == 3
+    assert drain_run() == 0
+    assert requeue_run(minutes=20) == 0
+
+    assert set(StripeEvent.objects.values_list("outcome", "attempts")) == {
+        (StripeEvent.Outcome.PROCESSED, 1)
+    }
+    gift.refresh_from_db()
+    assert (gift.status, gift.refunded_cents) == (Gift.Status.REFUNDED, 5000)
+
+
+def test_a_drain_the_broker_refuses_leaves_the_events_to_the_next_requeue_run(
+    post_event, broker_refusing, gift
+):
+    post_event(refund_of(1000))
+    post_event(refund_of(5000))
+
+    assert services.stripe_events_drain() == 0  # the broker refuses each task it queues
+    assert set(StripeEvent.objects.values_list("queued_at", flat=True)) == {None}
+    broker_back()
+    assert requeue_run(minutes=1) == 2
+    gift.refresh_from_db()
+    assert (gift.status, gift.refunded_cents) == (Gift.Status.REFUNDED, 5000)
+
+
+def test_a_redelivery_of_an_event_queued_and_not_yet_run_is_handed_over_again(
+    post_event, broker_taking, gift, refund
+):
+    post_event(refund)
+    services.stripe_events_drain()
+    post_event(refund)
+
+    stored = StripeEvent.objects.get()
+    assert broker_taking[1:] == [(events.PROCESS_TASK, {"event_id": stored.pk}, 0)] * 2
+    assert stored.outcome == StripeEvent.Outcome.RECEIVED
+
+
+def test_beat_leaves_an_event_queued_in_the_last_few_minutes_to_its_task(
+    post_event, broker_taking, gift, refund, monkeypatch
+):
+    # Stored, drained and taken by the broker, its worker not there yet.
+    post_event(refund)
+    assert services.stripe_events_drain() == 1
+    worker_arrives(monkeypatch)
 
     assert requeue_run(minutes=2) == 0
     assert StripeEvent.objects.get().outcome == StripeEvent.Outcome.RECEIVED

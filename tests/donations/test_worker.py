@@ -152,3 +152,71 @@ def test_a_refund_sent_while_the_broker_refused_is_applied_once_it_is_back(
     stored = StripeEvent.objects.get()
     assert (stored.outcome, stored.attempts) == (StripeEvent.Outcome.PROCESSED, 1)
     assert gift.refunded_cents == 5000
+
+
+def post_refunds(client, gifts: list[Gift]) -> None:
+    for gift in gifts:
+        event = p.event(
+            "charge.refunded",
+            p.charge(
+                payment_intent=gift.stripe_payment_intent_id, amount=5000, amount_refunded=5000
+            ),
+        )
+        payload = json.dumps(event)
+        response = client.post(
+            "/webhooks/stripe/",
+            payload,
+            content_type="application/json",
+            HTTP_STRIPE_SIGNATURE=sign(payload),
+        )
+        assert response.status_code == 200
+
+
+def paid_gifts(count: int) -> list[Gift]:
+    return [
+        PaidGiftFactory(amount_cents=5000, stripe_payment_intent_id=f"pi_drain_{n}")
+        for n in range(count)
+    ]
+
+
+def refunded_once(gifts: list[Gift]) -> bool:
+    ids = [gift.pk for gift in gifts]
+    refunded = Gift.objects.filter(pk__in=ids, status=Gift.Status.REFUNDED).count()
+    return (
+        refunded == len(ids)
+        and not StripeEvent.objects.exclude(
+            outcome=StripeEvent.Outcome.PROCESSED, attempts=1
+        ).exists()
+    )
+
+
+def test_events_accepted_in_one_window_are_drained_and_each_runs_once(
+    client, celery_worker_factory
+):
+    worker = celery_worker_factory()
+    gifts = paid_gifts(6)
+
+    post_refunds(client, gifts)
+
+    assert wait_for(lambda: refunded_once(gifts)), worker.log.read_text()[-3000:]
+    log = worker.log.read_text()
+    assert log.count("donations.stripe_events_drain") >= 1
+    assert "donations.stripe_event_process" in log
+
+
+def test_a_worker_killed_holding_the_drain_still_ends_with_each_refund_applied_once(
+    client, celery_worker_factory
+):
+    first = celery_worker_factory()
+    gifts = paid_gifts(4)
+    post_refunds(client, gifts)
+    # The drain waits out its window in the worker, unacknowledged, when the worker dies.
+    assert wait_for(lambda: "stripe_events_drain" in first.log.read_text(), 10)
+    first.kill()
+
+    second = celery_worker_factory()
+    # Beat's requeue, as it runs every minute: it takes every event the drain did not queue.
+    celery_app.send_task("donations.stripe_events_requeue_received")
+
+    assert wait_for(lambda: refunded_once(gifts)), second.log.read_text()[-3000:]
+    assert Gift.objects.filter(refunded_cents=5000).count() == len(gifts)

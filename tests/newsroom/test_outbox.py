@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import transaction
@@ -123,3 +124,22 @@ def test_staff_see_what_waits_and_why_and_cannot_change_it(otp_admin_client, bro
     assert b"Save" not in detail.content
     add = otp_admin_client.get(reverse("admin:newsroom_outboxmessage_add"))
     assert add.status_code == 403
+
+
+def test_a_countdown_is_the_eta_celery_reads_from_the_message(settings):
+    if not settings.CELERY_BROKER_URL:
+        pytest.skip("needs the Redis broker (CELERY_BROKER_URL)")
+    celery_app.conf.task_always_eager = False
+    client = outbox._connection().default_channel.client
+    before = timezone.now()
+
+    assert outbox.task_send(task="newsroom.no_such_task", kwargs={"n": 1}, countdown=2.5)
+
+    [raw] = [
+        message
+        for message in client.lrange("celery", 0, -1)
+        if json.loads(message)["headers"]["task"] == "newsroom.no_such_task"
+    ]
+    client.lrem("celery", 0, raw)
+    eta = datetime.fromisoformat(json.loads(raw)["headers"]["eta"])
+    assert timedelta(seconds=2.5) <= eta - before < timedelta(seconds=4)
