@@ -26,14 +26,17 @@ def _drain_window(monkeypatch) -> None:
 def post_event(client, django_capture_on_commit_callbacks) -> Callable:
     """POST a Stripe event, signed, to the webhook; tasks run when the request commits."""
 
-    def post(event: dict, *, signature: str | None = None):
+    def post(
+        event: dict, *, signature: str | None = None, path: str = "/webhooks/stripe/", **headers
+    ):
         payload = json.dumps(event)
         with django_capture_on_commit_callbacks(execute=True):
             return client.post(
-                "/webhooks/stripe/",
+                path,
                 data=payload,
                 content_type="application/json",
                 HTTP_STRIPE_SIGNATURE=signature if signature is not None else sign(payload),
+                **headers,
             )
 
     return post

@@ -568,41 +568,22 @@ def test_the_webhook_is_answered_without_the_readers_middleware(post_event):
     assert StripeEvent.objects.get().stripe_id == "evt_endpoint"
 
 
-def test_the_webhook_refuses_a_host_not_allowed(client):
-    payload = json.dumps(ignored_event())
-    response = client.post(
-        "/webhooks/stripe/",
-        payload,
-        content_type="application/json",
-        HTTP_STRIPE_SIGNATURE=sign(payload),
-        HTTP_HOST="evil.example",
-    )
+def test_the_webhook_refuses_a_host_not_allowed(post_event):
+    response = post_event(ignored_event(), HTTP_HOST="evil.example")
     assert response.status_code == 400
     assert not StripeEvent.objects.exists()
 
 
-def test_the_webhook_still_redirects_plain_http(client, settings):
+def test_the_webhook_still_redirects_plain_http(post_event, settings):
     settings.SECURE_SSL_REDIRECT = True
-    payload = json.dumps(ignored_event())
-    response = client.post(
-        "/webhooks/stripe/",
-        payload,
-        content_type="application/json",
-        HTTP_STRIPE_SIGNATURE=sign(payload),
-    )
+    response = post_event(ignored_event())
     assert response.status_code == 301
     assert response["Location"] == "https://testserver/webhooks/stripe/"
     assert not StripeEvent.objects.exists()
 
 
-def test_the_webhook_has_one_url_whatever_the_language(client):
-    payload = json.dumps(ignored_event())
-    response = client.post(
-        "/ar/webhooks/stripe/",
-        payload,
-        content_type="application/json",
-        HTTP_STRIPE_SIGNATURE=sign(payload),
-    )
+def test_the_webhook_has_one_url_whatever_the_language(post_event):
+    response = post_event(ignored_event(), path="/ar/webhooks/stripe/")
     assert response.status_code == 404
     assert reverse("stripe_webhook") == "/webhooks/stripe/"
 
