@@ -22,9 +22,10 @@ backend over HTTP; the stand-in counts the calls and recipients.
 Readers are seeded in SQL (generate_series), once per scale, each scale in its own
 database (newsroom_bench_digest_x<scale>), seeded again when the number of followed
 sets asked for changes. The worker counts the SQL queries of every batch task
-(BENCH_COUNT_QUERIES, set only here) and the process that ran the planner reports its
-own peak memory. Stopping the script (Ctrl-C, `timeout`, SIGTERM or SIGHUP) stops its
-worker too.
+(BENCH_COUNT_QUERIES, set only here), times each stage of a send (wall, CPU and time
+waiting for a core; BENCH_SQL_STATEMENTS=1 adds each SQL statement's own), and the
+process that ran the planner reports its own peak memory. Stopping the script (Ctrl-C,
+`timeout`, SIGTERM or SIGHUP) stops its worker too.
 
 Needs PostgreSQL and Redis (the defaults below are this machine's).
 """
@@ -63,16 +64,64 @@ if os.environ.get("BENCH_COUNT_QUERIES"):
 
     _stats = redis.Redis.from_url(os.environ["BENCH_ESP_REDIS_URL"])
     _running: dict = {}
+    # Where a send task's time goes: wall, CPU and run-queue seconds (this thread's time
+    # runnable but waiting for a core, /proc/thread-self/schedstat) of each stage of the
+    # service (wrapped below) and of its SQL, and how long this process sat without a
+    # task before it.
+    _stages: dict[str, list[float]] = {}
+    _last_end: list[float] = []
+
+    def _run_queue() -> float:
+        with open("/proc/thread-self/schedstat") as schedstat:
+            return int(schedstat.read().split()[1]) / 1e9
+
+    def _timed(name: str, function):
+        def timed(*args, **kwargs):
+            wall, cpu, queued = time.monotonic(), time.thread_time(), _run_queue()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent = _stages.setdefault(name, [0.0, 0.0, 0.0])
+                spent[0] += time.monotonic() - wall
+                spent[1] += time.thread_time() - cpu
+                spent[2] += _run_queue() - queued
+
+        return timed
+
+    def _time_stages() -> None:
+        from requests.adapters import HTTPAdapter
+
+        from subscriptions.digest import send
+
+        # _look: lock the batch, read its readers; _prepare: render; _claim: lock, read
+        # again, mark sending; _call_esp: anymail's payload and the HTTP call (http:
+        # sending the body, the ESP's work and latency, reading the answer); _settle:
+        # record the answer and the edition's state.
+        for name in ("_look", "_prepare", "_claim", "_call_esp", "_settle"):
+            setattr(send, name, _timed(name, getattr(send, name)))
+        HTTPAdapter.send = _timed("http", HTTPAdapter.send)
 
     @task_prerun.connect
     def _count_queries(task_id=None, task=None, **kwargs) -> None:
         from django.db import connection
 
-        counter = {"queries": 0, "started": time.monotonic()}
+        if not _running and not _last_end:
+            _time_stages()  # in the first task: the apps are loaded by then
+        now = time.monotonic()
+        _stages.clear()
+        counter = {
+            "queries": 0,
+            "started": now,
+            "cpu": time.process_time(),
+            "run_queue": _run_queue(),
+            "idle_before": now - _last_end[0] if _last_end else None,
+        }
 
         def wrapper(execute, sql, params, many, context):
             counter["queries"] += 1
-            return execute(sql, params, many, context)
+            if os.environ.get("BENCH_SQL_STATEMENTS"):
+                execute = _timed(f"sql {sql[:90]}", execute)
+            return _timed("sql", execute)(sql, params, many, context)
 
         wrap = connection.execute_wrapper(wrapper)
         wrap.__enter__()
@@ -84,6 +133,7 @@ if os.environ.get("BENCH_COUNT_QUERIES"):
         if wrap is None:
             return
         wrap.__exit__(None, None, None)
+        _last_end[:] = [time.monotonic()]
         # A pack task (subscriptions.digest_send_batches) sends several batches.
         batches = (
             len(kwargs["args"][0]) if task.name.endswith("_batches") and kwargs.get("args") else 1
@@ -96,6 +146,10 @@ if os.environ.get("BENCH_COUNT_QUERIES"):
                     "batches": batches,
                     "queries": counter["queries"],
                     "seconds": time.monotonic() - counter["started"],
+                    "cpu_seconds": time.process_time() - counter["cpu"],
+                    "run_queue_seconds": _run_queue() - counter["run_queue"],
+                    "idle_before": counter["idle_before"],
+                    "stages": {name: list(spent) for name, spent in _stages.items()},
                     "pid": os.getpid(),
                     "peak_mb": peak_rss_mb(os.getpid()),
                 }
@@ -555,6 +609,7 @@ def run(args: argparse.Namespace) -> dict:
 
         load_before = load_average()
         print(f"load average before the run: {load_before}", flush=True)
+        machine_before, postgres_before = machine_cpu(), postgres_cpu()
         started = time.monotonic()
         # What beat sends every five minutes; by name, as every commit's task is called.
         app.send_task("subscriptions.digest_plan")
@@ -594,6 +649,10 @@ def run(args: argparse.Namespace) -> dict:
             if worker.poll() is not None:
                 sys.exit(f"\nworker stopped:\n{log.read_text()[-3000:]}")
         elapsed = time.monotonic() - started
+        machine_after = machine_cpu()
+        machine_busy = machine_after[0] - machine_before[0]
+        machine_idle = machine_after[1] - machine_before[1]
+        postgres_spent = postgres_cpu() - postgres_before
         print()
         peaks = {pid: peak_rss_mb(pid) for pid in process_group(worker.pid)}
         # Where the two cores went: the worker's processes and the stand-in's, from
@@ -657,10 +716,79 @@ def run(args: argparse.Namespace) -> dict:
         "tasks": len(batch_queries),
         "queries_per_batch": batch_queries[len(batch_queries) // 2] if batch_queries else None,
         "queries_per_batch_max": batch_queries[-1] if batch_queries else None,
+        # The machine's cores over the run (every process, the other engineers' too), and
+        # every PostgreSQL backend's (this run's connections and any other database's).
+        "machine_busy_cpu_seconds": machine_busy,
+        "machine_idle_cpu_seconds": machine_idle,
+        "postgres_cpu_seconds": postgres_spent,
+        **send_stages(stats),
     }
     for key, value in result.items():
         print(f"{key:<24} {round(value, 1) if isinstance(value, float) else value}")
     return result
+
+
+def machine_cpu() -> tuple[float, float]:
+    """All cores' busy and idle seconds so far (/proc/stat's first line; idle with iowait)."""
+    ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK"), idle / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu() -> float:
+    """The CPU seconds of every process named postgres so far (the server's, any database),
+    with those of its ended backends (the postmaster's reaped children, cutime and cstime)."""
+    spent = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            command, fields = stat.read_text().split(" (", 1)[1].split(") ", 1)
+        except (FileNotFoundError, IndexError, ValueError):
+            continue
+        if command == "postgres":
+            ticks = [int(n) for n in fields.split()[11:15]]
+            spent += (ticks[0] + ticks[1] + ticks[2] + ticks[3]) / os.sysconf("SC_CLK_TCK")
+    return spent
+
+
+def send_stages(stats: list[dict]) -> dict:
+    """Where the send tasks' time went, per batch: each stage's wall and CPU ms, the tasks'
+    own, and the seconds the worker processes sat with no task (between two of theirs)."""
+    sends = [
+        item
+        for item in stats
+        if item["task"] in ("subscriptions.digest_send_batch", "subscriptions.digest_send_batches")
+    ]
+    if not sends or "stages" not in sends[0]:
+        return {}
+    n = sum(item["batches"] for item in sends)  # per batch, a pack's shared among its own
+    stages: dict[str, list[float]] = {}
+    for item in sends:
+        for name, spent in item["stages"].items():
+            total = stages.setdefault(name, [0.0] * len(spent))
+            for i, seconds in enumerate(spent):
+                total[i] += seconds
+    return {
+        "send_tasks": len(sends),
+        "send_batches": n,
+        "send_task_ms": round(sum(item["seconds"] for item in sends) / n * 1000, 1),
+        "send_task_cpu_ms": round(sum(item["cpu_seconds"] for item in sends) / n * 1000, 1),
+        "send_task_run_queue_ms": round(
+            sum(item.get("run_queue_seconds", 0.0) for item in sends) / n * 1000, 1
+        ),
+        "send_stage_ms_wall_cpu_run_queue": {
+            name: [round(seconds / n * 1000, 1) for seconds in spent]
+            for name, spent in stages.items()
+        },
+        "send_tasks_seconds_by_pid": _by_pid(sends, "seconds"),
+        "idle_between_tasks_seconds_by_pid": _by_pid(stats, "idle_before"),
+    }
+
+
+def _by_pid(stats: list[dict], key: str) -> dict[int, float]:
+    total: dict[int, float] = {}
+    for item in stats:
+        total[item["pid"]] = total.get(item["pid"], 0.0) + (item.get(key) or 0.0)
+    return {pid: round(seconds, 1) for pid, seconds in total.items()}
 
 
 def rows_written() -> dict[str, int]:

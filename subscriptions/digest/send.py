@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, FilteredRelation, OuterRef, Q
 from django.utils import timezone
 
 from newsroom.mail import RenderedEmail
@@ -289,16 +289,21 @@ def _readers(batch: DeliveryBatch) -> tuple[list[Recipient], dict[str, list[int]
     rows = {
         row[0]: row
         for row in Subscriber.objects.filter(pk__in=waiting)
+        .order_by()
         .annotate(
-            subscribed=Exists(
-                Subscription.objects.filter(
-                    subscriber=OuterRef("pk"),
-                    newsletter=batch.edition.newsletter_id,
-                    status=Subscription.Status.ACTIVE,
-                )
+            # The readers' ids again in the join: without them PostgreSQL read every
+            # active subscription of the newsletter (a scan of the whole table, hashed)
+            # for each batch; with them, an index scan of the batch's few hundred.
+            active=FilteredRelation(
+                "subscriptions",
+                condition=Q(
+                    subscriptions__subscriber_id__in=waiting,
+                    subscriptions__newsletter=batch.edition.newsletter_id,
+                    subscriptions__status=Subscription.Status.ACTIVE,
+                ),
             )
         )
-        .values_list("pk", "email", "name", "public_id", "language", "subscribed")
+        .values_list("pk", "email", "name", "public_id", "language", "active__id")
     }
     suppressed = suppressed_among([row[1] for row in rows.values()])
     dropped: dict[str, list[int]] = defaultdict(list)
@@ -309,10 +314,10 @@ def _readers(batch: DeliveryBatch) -> tuple[list[Recipient], dict[str, list[int]
             # Deleted since planning: the id names nobody now (ledger), and no row can.
             dropped[DELETED].append(subscriber_id)
             continue
-        _, email, name, public_id, language, subscribed = row
+        _, email, name, public_id, language, subscription_id = row
         if email in suppressed:
             dropped["On the suppression list."].append(subscriber_id)
-        elif not subscribed:
+        elif subscription_id is None:
             dropped["Unsubscribed before sending."].append(subscriber_id)
         else:
             # The public id signs the reader's links (tokens); the language names their
