@@ -66,6 +66,17 @@ def stripe_stand_in():
     server.shutdown()
 
 
+def post_signed(client, event: dict):
+    """POST the event to the webhook, signed as Stripe signs it."""
+    payload = json.dumps(event)
+    return client.post(
+        "/webhooks/stripe/",
+        payload,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=sign(payload),
+    )
+
+
 def wait_for(condition, seconds: float = 30.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -92,15 +103,8 @@ def test_worker_records_the_gift_and_sends_one_receipt(
     event = p.event(
         "checkout.session.completed", p.checkout_session(gift, payment_intent="pi_worker")
     )
-    payload = json.dumps(event)
     for _ in range(3):  # delivered three times: still one gift, one receipt
-        response = client.post(
-            "/webhooks/stripe/",
-            payload,
-            content_type="application/json",
-            HTTP_STRIPE_SIGNATURE=sign(payload),
-        )
-        assert response.status_code == 200
+        assert post_signed(client, event).status_code == 200
 
     def paid() -> bool:
         gift.refresh_from_db()
@@ -126,15 +130,8 @@ def test_a_refund_sent_while_the_broker_refused_is_applied_once_it_is_back(
     event = p.event(
         "charge.refunded", p.charge(payment_intent="pi_down", amount=5000, amount_refunded=5000)
     )
-    payload = json.dumps(event)
     for _ in range(2):  # Stripe's first delivery, then a redelivery: both answered 200
-        response = client.post(
-            "/webhooks/stripe/",
-            payload,
-            content_type="application/json",
-            HTTP_STRIPE_SIGNATURE=sign(payload),
-        )
-        assert response.status_code == 200
+        assert post_signed(client, event).status_code == 200
     assert StripeEvent.objects.get().outcome == StripeEvent.Outcome.RECEIVED
 
     # The broker is back; beat queues its requeue run, as it does every minute.
@@ -162,14 +159,7 @@ def post_refunds(client, gifts: list[Gift]) -> None:
                 payment_intent=gift.stripe_payment_intent_id, amount=5000, amount_refunded=5000
             ),
         )
-        payload = json.dumps(event)
-        response = client.post(
-            "/webhooks/stripe/",
-            payload,
-            content_type="application/json",
-            HTTP_STRIPE_SIGNATURE=sign(payload),
-        )
-        assert response.status_code == 200
+        assert post_signed(client, event).status_code == 200
 
 
 def paid_gifts(count: int) -> list[Gift]:
