@@ -38,11 +38,13 @@ import hashlib
 import itertools
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,8 +70,20 @@ if os.environ.get("BENCH_COUNT_QUERIES"):
     # runnable but waiting for a core, /proc/thread-self/schedstat) of each stage of the
     # service (wrapped below) and of its SQL, and how long this process sat without a
     # task before it.
-    _stages: dict[str, list[float]] = {}
+    # Per thread: a worker of the threads pool runs several tasks at once.
+    _local = threading.local()
     _last_end: list[float] = []
+    _wrap_once = threading.Lock()
+    _wrapped: list[bool] = []
+    # The CPU a task used: its process's in a prefork child (a pack's calls run in
+    # threads of its own); its thread's where threads of one process run several tasks.
+    _threaded = int(os.environ.get("BENCH_THREADS", "1")) > 1
+    _task_cpu = time.thread_time if _threaded else time.process_time
+
+    def _stages() -> dict[str, list[float]]:
+        if not hasattr(_local, "stages"):
+            _local.stages = {}
+        return _local.stages
 
     def _run_queue() -> float:
         with open("/proc/thread-self/schedstat") as schedstat:
@@ -81,7 +95,7 @@ if os.environ.get("BENCH_COUNT_QUERIES"):
             try:
                 return function(*args, **kwargs)
             finally:
-                spent = _stages.setdefault(name, [0.0, 0.0, 0.0])
+                spent = _stages().setdefault(name, [0.0, 0.0, 0.0])
                 spent[0] += time.monotonic() - wall
                 spent[1] += time.thread_time() - cpu
                 spent[2] += _run_queue() - queued
@@ -93,26 +107,30 @@ if os.environ.get("BENCH_COUNT_QUERIES"):
 
         from subscriptions.digest import send
 
-        # _look: lock the batch, read its readers; _prepare: render; _claim: lock, read
-        # again, mark sending; _call_esp: anymail's payload and the HTTP call (http:
-        # sending the body, the ESP's work and latency, reading the answer); _settle:
-        # record the answer and the edition's state.
+        # _claim: lock the batch, read its readers, render (_prepare), mark it sending
+        # (before 1 December 2026, _look read the readers and _claim read them again);
+        # _call_esp: anymail's payload and the HTTP call (http: sending the body, the
+        # ESP's work and latency, reading the answer); _settle: record the answer and the
+        # edition's state. A commit measured with --against has the stages it has.
         for name in ("_look", "_prepare", "_claim", "_call_esp", "_settle"):
-            setattr(send, name, _timed(name, getattr(send, name)))
+            if hasattr(send, name):
+                setattr(send, name, _timed(name, getattr(send, name)))
         HTTPAdapter.send = _timed("http", HTTPAdapter.send)
 
     @task_prerun.connect
     def _count_queries(task_id=None, task=None, **kwargs) -> None:
         from django.db import connection
 
-        if not _running and not _last_end:
-            _time_stages()  # in the first task: the apps are loaded by then
+        with _wrap_once:
+            if not _wrapped:
+                _time_stages()  # in the first task: the apps are loaded by then
+                _wrapped.append(True)
         now = time.monotonic()
-        _stages.clear()
+        _stages().clear()
         counter = {
             "queries": 0,
             "started": now,
-            "cpu": time.process_time(),
+            "cpu": _task_cpu(),
             "run_queue": _run_queue(),
             "idle_before": now - _last_end[0] if _last_end else None,
         }
@@ -146,10 +164,10 @@ if os.environ.get("BENCH_COUNT_QUERIES"):
                     "batches": batches,
                     "queries": counter["queries"],
                     "seconds": time.monotonic() - counter["started"],
-                    "cpu_seconds": time.process_time() - counter["cpu"],
+                    "cpu_seconds": _task_cpu() - counter["cpu"],
                     "run_queue_seconds": _run_queue() - counter["run_queue"],
                     "idle_before": counter["idle_before"],
-                    "stages": {name: list(spent) for name, spent in _stages.items()},
+                    "stages": {name: list(spent) for name, spent in _stages().items()},
                     "pid": os.getpid(),
                     "peak_mb": peak_rss_mb(os.getpid()),
                 }
@@ -173,7 +191,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="growth rows at 1x and 10x only")
     parser.add_argument("--sets", type=int, default=50, help="distinct followed sets")
     parser.add_argument("--batch-size", type=int, default=500, help="ESP_BATCH_SIZE")
-    parser.add_argument("--concurrency", type=int, default=2, help="worker processes (prefork)")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="tasks each worker process runs at once: 1, prefork children (one worker, "
+        "--concurrency children); more, --concurrency workers of the threads pool",
+    )
     parser.add_argument("--esp-latency", type=float, default=0.05, help="seconds per ESP call")
     parser.add_argument(
         "--database-url", default=None, help="default: newsroom_bench_digest_x<scale>"
@@ -251,6 +276,7 @@ def environment(args: argparse.Namespace) -> dict[str, str]:
         "ESP_BATCH_SIZE": str(args.batch_size),
         **esp,
         "BENCH_ESP_LATENCY": str(args.esp_latency),
+        "BENCH_THREADS": str(args.threads),
         "BENCH_ESP_KEY": "bench:digest:esp",
         "BENCH_ESP_REDIS_URL": args.redis_url,
         "LOG_LEVEL": "WARNING",
@@ -450,6 +476,23 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 
+def worker_command(args: argparse.Namespace) -> list[str]:
+    """The worker: one prefork worker of --concurrency children, or (--threads above 1)
+    --concurrency workers of the threads pool, each running --threads tasks at once,
+    started together by one shell (one process group, stopped together)."""
+    common = ["-Q", "celery,digests", "--loglevel", "INFO"]
+    common += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    celery = [PYTHON, "-m", "celery", "-A", "bench.digest", "worker"]
+    if args.threads <= 1:
+        return [*celery, *common, "--pool", "prefork", "--concurrency", str(args.concurrency)]
+    each = [*celery, *common, "--pool", "threads", "--concurrency", str(args.threads)]
+    script = " ".join(
+        shlex.join([*each, "--hostname", f"bench{number}@%h"]) + " &"
+        for number in range(args.concurrency)
+    )
+    return ["sh", "-c", f"{script} wait"]
+
+
 def stop_worker(worker: subprocess.Popen) -> None:
     """SIGTERM to the worker's process group; SIGKILL if it has not gone in 20 s."""
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -572,25 +615,7 @@ def run(args: argparse.Namespace) -> dict:
     log = ROOT / "test-artifacts" / "bench-digest-worker.log"
     log.parent.mkdir(exist_ok=True)
     worker = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "celery",
-            "-A",
-            "bench.digest",
-            "worker",
-            "-Q",
-            "celery,digests",
-            "--pool",
-            "prefork",
-            "--concurrency",
-            str(args.concurrency),
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
+        worker_command(args),
         cwd=ROOT,
         env={**os.environ},
         stdout=log.open("wb"),
@@ -600,7 +625,8 @@ def run(args: argparse.Namespace) -> dict:
     )
     try:
         deadline = time.monotonic() + 60
-        while "ready." not in log.read_text(errors="replace"):
+        workers = args.concurrency if args.threads > 1 else 1
+        while log.read_text(errors="replace").count("ready.") < workers:
             if worker.poll() is not None or time.monotonic() > deadline:
                 sys.exit(f"worker did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
@@ -694,6 +720,7 @@ def run(args: argparse.Namespace) -> dict:
         "batch_size": args.batch_size,
         "esp_latency_ms": args.esp_latency * 1000,
         "concurrency": args.concurrency,
+        "threads": args.threads,
         "esp": args.esp,
         "recipients_at_esp": delivered,
         "esp_calls": calls,
@@ -873,6 +900,8 @@ def run_options(args: argparse.Namespace) -> list[str]:
         str(args.batch_size),
         "--concurrency",
         str(args.concurrency),
+        "--threads",
+        str(args.threads),
         "--esp-latency",
         str(args.esp_latency),
         "--esp",

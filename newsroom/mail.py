@@ -9,6 +9,7 @@ Django's mail API, so an ESP is a backend swap.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from email.header import Header
@@ -26,6 +27,14 @@ from newsroom.text import clean_line
 logger = logging.getLogger(__name__)
 
 _INLINER = css_inline.CSSInliner(load_remote_stylesheets=False)
+
+# A bare address of dot-atoms (RFC 5322 §3.4.1) with an ASCII domain of 63-character labels
+# at most, as nearly every reader's is: Django's sanitize_address, smtplib's quoteaddr and
+# the email package's parser give it back as it is, at a tenth of what parsing it costs.
+PLAIN_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*"
+)
 
 
 @dataclass(frozen=True)

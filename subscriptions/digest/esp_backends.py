@@ -25,6 +25,7 @@ import json
 import os
 from functools import lru_cache
 
+from anymail.backends.base import BasePayload
 from anymail.backends.mailgun import EmailBackend as MailgunBackend
 from anymail.backends.mailgun import MailgunPayload
 from anymail.backends.postmark import EmailBackend as PostmarkBackend
@@ -32,16 +33,40 @@ from anymail.backends.postmark import PostmarkPayload
 from anymail.backends.resend import EmailBackend as ResendBackend
 from anymail.backends.resend import ResendPayload
 from anymail.message import AnymailRecipientStatus
-from anymail.utils import CaseInsensitiveCasePreservingDict
+from anymail.utils import CaseInsensitiveCasePreservingDict, EmailAddress, parse_address_list
 
-from newsroom.mail import RenderedEmail
+from newsroom.mail import PLAIN_ADDRESS, RenderedEmail
 from subscriptions.digest.render import MERGE_FIELDS, cut_at_fields, personal_copy
 
 # The text part is plain text: its greeting is the one not escaped for HTML.
 TEXT_FIELDS = tuple(name for name in MERGE_FIELDS if name != "greeting_html")
 
 
-class PostmarkBatchPayload(PostmarkPayload):
+class PlainRecipientsMixin:
+    """A batch payload whose "to" list, when every entry is a plain address, is taken as
+    written; any other list (a display name, quotes, a non-ASCII address) is anymail's to
+    parse, with its errors. anymail parses each one through the email package's header
+    parser: half of a 500-reader batch's payload CPU."""
+
+    base_message_attrs = tuple(
+        ("to", combiner, "parse_to") if name == "to" else (name, combiner, converter)
+        for name, combiner, converter in BasePayload.base_message_attrs
+    )
+
+    def parse_to(self, addresses) -> list[EmailAddress]:
+        if (
+            isinstance(addresses, list | tuple)
+            and addresses
+            and all(isinstance(a, str) and PLAIN_ADDRESS.fullmatch(a) for a in addresses)
+        ):
+            return [
+                EmailAddress(username=username, domain=domain)
+                for username, _, domain in (a.rpartition("@") for a in addresses)
+            ]
+        return parse_address_list(addresses, field="to")
+
+
+class PostmarkBatchPayload(PlainRecipientsMixin, PostmarkPayload):
     def serialize_data(self):
         values = getattr(self.message, "reader_values", None)
         if values is None or self.get_api_endpoint() != "email/batch":
@@ -151,7 +176,7 @@ def _accepted_in_order(response, payload) -> list[dict] | None:
     return answers
 
 
-class ResendBatchPayload(ResendPayload):
+class ResendBatchPayload(PlainRecipientsMixin, ResendPayload):
     def serialize_data(self):
         serialized = super().serialize_data()
         values = getattr(self.message, "reader_values", None)
@@ -172,7 +197,7 @@ class ResendBatchBackend(ResendBackend):
         return ResendBatchPayload(message, defaults, self)
 
 
-class MailgunMultipartPayload(MailgunPayload):
+class MailgunMultipartPayload(PlainRecipientsMixin, MailgunPayload):
     def get_request_params(self, api_url):
         params = super().get_request_params(api_url)
         if params["files"]:

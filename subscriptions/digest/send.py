@@ -187,38 +187,33 @@ def _editions_of(batch_ids: list[int]) -> set[int]:
 def _start(
     *, batch_id: int, task_id: str, mark_done: bool = True, appeals_running: bool | None = None
 ):
-    """Render a batch's emails, then claim it: (batch, prepared, suppressed) or its outcome.
+    """Claim a batch and render its emails: (batch, prepared, suppressed) or its outcome.
 
-    Rendering comes first, with nothing claimed: a worker that dies while rendering
-    leaves the batch queued, and its redelivered task simply sends it.
+    The claim reads the readers still due and renders their emails before it commits:
+    a worker that dies while rendering leaves the batch queued, and its redelivered task
+    simply sends it.
     """
-    looked = _look(batch_id=batch_id, task_id=task_id)
-    if isinstance(looked, BatchOutcome):
-        if looked.state == DeliveryBatch.State.IN_DOUBT and mark_done:
+    try:
+        claim = _claim(batch_id=batch_id, task_id=task_id, appeals_running=appeals_running)
+    except RenderingFailed as exc:
+        # Nothing is claimed and nothing reached the ESP: the batch waits for a retry.
+        error = f"Rendering failed: {exc.__cause__!r}"
+        DeliveryBatch.objects.filter(pk=batch_id).update(error=error[:2000])
+        raise BatchSendError(error) from exc.__cause__
+    if isinstance(claim, BatchOutcome):
+        if claim.state == DeliveryBatch.State.IN_DOUBT and mark_done:
             # Nothing is left to send; the in-doubt batch waits to be settled.
             mark_edition_sent_if_done(DeliveryBatch.objects.get(pk=batch_id).edition_id)
-        return looked
-    batch, recipients = looked
-    try:
-        prepared = _prepare(batch=batch, recipients=recipients, appeals_running=appeals_running)
-    except Exception as exc:
-        # Nothing is claimed and nothing reached the ESP: the batch waits for a retry.
-        error = f"Rendering failed: {exc!r}"
-        DeliveryBatch.objects.filter(pk=batch.pk).update(error=error[:2000])
-        raise BatchSendError(error) from exc
-    claim = _claim(batch_id=batch_id, task_id=task_id, rendered=recipients)
-    if isinstance(claim, BatchOutcome):
         return claim
-    batch, claimed, suppressed = claim
-    if not claimed:
+    batch, prepared, suppressed = claim
+    if not prepared:
         _finish(batch=batch, results={}, state=DeliveryBatch.State.SENT, mark_done=mark_done)
         return BatchOutcome(state=DeliveryBatch.State.SENT, suppressed=suppressed)
-    prepared = [
-        (rendered, kept)
-        for rendered, group in prepared
-        if (kept := [r for r in group if r.delivery_id in claimed])
-    ]
     return batch, prepared, suppressed
+
+
+class RenderingFailed(Exception):
+    """Rendering a batch's emails raised (its __cause__); the claim is rolled back."""
 
 
 def _prepare(
@@ -344,11 +339,14 @@ def _lock_batch(batch_id: int) -> DeliveryBatch | None:
     )
 
 
-def _look(*, batch_id: int, task_id: str):
-    """(batch, readers to render) for a queued batch, or the outcome of one that is not.
+def _claim(*, batch_id: int, task_id: str, appeals_running: bool | None):
+    """Claim a queued batch: (batch, its due readers' emails rendered, suppressed), or the
+    outcome of a batch that is not queued, in one transaction holding the batch's lock.
 
-    A batch found "sending" by its own task again, or long after its start, belongs
-    to a worker that died during the ESP call: it is reported in doubt here.
+    Readers who unsubscribed or were suppressed since planning are set apart here, read
+    under the lock that the claim commits: nobody is sent whom the commit does not name.
+    A batch found "sending" by its own task again, or long after its start, belongs to
+    a worker that died during the ESP call: it is reported in doubt here.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -373,33 +371,15 @@ def _look(*, batch_id: int, task_id: str):
             return BatchOutcome(state=batch.state)
         if batch.edition.state == Edition.State.PAUSED:
             return BatchOutcome(state="paused")
-    recipients, _ = _readers(batch)
-    return batch, recipients
-
-
-def _claim(*, batch_id: int, task_id: str, rendered: list[Recipient]):
-    """Claim the rendered readers still due, in one transaction; (batch, claimed ids,
-    suppressed) or the outcome of a batch another worker took meanwhile.
-
-    Readers who unsubscribed or were suppressed while we rendered are dropped here,
-    right before the ESP call. While a batch is queued nobody adds readers to it, so
-    the readers still due are among those rendered.
-    """
-    now = timezone.now()
-    with transaction.atomic():
-        batch = _lock_batch(batch_id)
-        if batch is None:
-            return BatchOutcome(state="missing")
-        if batch.state == DeliveryBatch.State.SENDING:
-            return BatchOutcome(state="busy")
-        if batch.state != DeliveryBatch.State.QUEUED:
-            return BatchOutcome(state=batch.state)
-        if batch.edition.state == Edition.State.PAUSED:
-            return BatchOutcome(state="paused")
         # The batch's row lock covers its readers: their own rows are written only by
         # holders of it (the send, in_doubt, staff).
         due, dropped = _readers(batch)
-        claimed = {r.delivery_id for r in due} & {r.delivery_id for r in rendered}
+        try:
+            # Rendered once per followed set and kept by the process (render.py): under
+            # the lock only the first batch of a set waits for it.
+            prepared = _prepare(batch=batch, recipients=due, appeals_running=appeals_running)
+        except Exception as exc:
+            raise RenderingFailed from exc
         ledger.readers_set_apart(
             edition_id=batch.edition_id,
             fates={
@@ -417,7 +397,7 @@ def _claim(*, batch_id: int, task_id: str, rendered: list[Recipient]):
         batch.save(update_fields=["state", "task_id", "started_at", "attempts", "error"])
     # Committed: from here on a crash leaves the batch "sending", which is what lets a
     # redelivered task tell "maybe sent" from "never tried".
-    return batch, claimed, sum(len(ids) for ids in dropped.values())
+    return batch, prepared, sum(len(ids) for ids in dropped.values())
 
 
 def _record_accepted(accepted: list[tuple[str, Result]], *, edition_id: int) -> None:

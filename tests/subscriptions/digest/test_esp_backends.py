@@ -6,10 +6,18 @@ import json
 
 import pytest
 import requests
+from anymail.backends.mailgun import EmailBackend as MailgunBackend
 from anymail.backends.postmark import EmailBackend as PostmarkBackend
+from anymail.backends.resend import EmailBackend as ResendBackend
+from anymail.exceptions import AnymailInvalidAddress
 from anymail.message import AnymailMessage
+from anymail.utils import EmailAddress
 
-from subscriptions.digest.esp_backends import PostmarkBatchBackend
+from subscriptions.digest.esp_backends import (
+    MailgunMultipartBackend,
+    PostmarkBatchBackend,
+    ResendBatchBackend,
+)
 
 READERS = ["one@mail.example", "Two <two@mail.example>", "three@mail.example"]
 INACTIVE = (
@@ -79,3 +87,50 @@ def test_an_answer_accepting_every_message_as_sent_is_read_without_parsing_addre
 
     assert parsed == []
     assert statuses["two@mail.example"] == ("sent", "id-1")
+
+
+ADDRESSES = [
+    "reader@mail.example",
+    "First.Last+digest@Mail-Box.example.org",
+    "o'brien@mail.example",
+    "Two <two@mail.example>",
+    '"quoted reader"@mail.example',
+    "قارئ@mail.example",
+    "reader@bücher.example",
+]
+
+
+@pytest.mark.parametrize(
+    ("ours", "anymails"),
+    [
+        (PostmarkBatchBackend, PostmarkBackend),
+        (MailgunMultipartBackend, MailgunBackend),
+        (ResendBatchBackend, ResendBackend),
+    ],
+)
+@pytest.mark.parametrize("to", [ADDRESSES[:3], ADDRESSES], ids=["plain", "mixed"])
+def test_each_batch_backend_reads_its_readers_addresses_as_anymail_does(ours, anymails, to):
+    def payload(backend_class):
+        backend = backend_class(server_token="token", api_key="key", sender_domain="mail.example")
+        message = AnymailMessage(from_email="news@mail.example", to=to)
+        message.merge_metadata = {address: {} for address in to}
+        return backend.build_message_payload(message, backend.send_defaults)
+
+    def described(payload):
+        addresses = getattr(payload, "to_emails", None) or getattr(payload, "to_recipients", [])
+        return payload.data, [
+            (a.display_name, a.username, a.domain, a.addr_spec, a.address)
+            if isinstance(a, EmailAddress)
+            else a
+            for a in addresses
+        ]
+
+    assert described(payload(ours)) == described(payload(anymails))
+
+
+def test_a_bad_address_among_plain_ones_is_refused_as_anymail_refuses_it():
+    backend = PostmarkBatchBackend(server_token="token")
+    message = AnymailMessage(from_email="news@mail.example", to=["one@mail.example", "two@"])
+
+    with pytest.raises(AnymailInvalidAddress, match="in `to`"):
+        backend.build_message_payload(message, backend.send_defaults)

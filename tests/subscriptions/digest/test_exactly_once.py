@@ -26,6 +26,7 @@ from urllib3.exceptions import MaxRetryError, NameResolutionError, ProtocolError
 
 from bench.fake_esp import form_fields
 from subscriptions.digest import esp as digest_esp
+from subscriptions.digest import send as send_module
 from subscriptions.digest import tasks as digest_tasks
 from subscriptions.digest.send import edition_send_batch
 from subscriptions.digest.staff import batch_resend
@@ -314,7 +315,7 @@ def test_killed_after_two_of_three_smtp_messages_resend_goes_to_the_third_reader
     assert states(result.edition) == {Delivery.State.SENT: 3}
 
 
-# --- rendered before claimed ----------------------------------------------------------
+# --- rendered within the claim ----------------------------------------------------------
 
 
 def test_a_worker_killed_while_rendering_leaves_nothing_in_doubt(
@@ -341,18 +342,20 @@ def test_a_worker_killed_while_rendering_leaves_nothing_in_doubt(
     assert sorted(e for m in mail.outbox for e in m.to) == sorted(r.email for r in readers)
 
 
-def test_a_reader_who_unsubscribes_while_the_batch_renders_is_not_sent(
+def test_a_reader_who_unsubscribes_as_the_batch_is_claimed_is_not_sent(
     newsletter, headlines, esp, monkeypatch
 ):
     stays, leaves = subscribe(newsletter), subscribe(newsletter)
     [result] = plan_only(send_now=True)
-    render = digest_esp.render_edition_email
+    lock_batch = send_module._lock_batch
 
-    def render_while_one_leaves(**kwargs):
+    def lock_as_one_leaves(batch_id):
+        # Their unsubscribe commits as the worker takes the batch's lock: the readers it
+        # reads and renders under that lock are the ones it claims.
         leaves.subscriptions.update(status="unsubscribed")
-        return render(**kwargs)
+        return lock_batch(batch_id)
 
-    monkeypatch.setattr(digest_esp, "render_edition_email", render_while_one_leaves)
+    monkeypatch.setattr(send_module, "_lock_batch", lock_as_one_leaves)
     edition_send_batch(batch_id=result.edition.batches.get().pk, task_id="task-1")
 
     assert [e for m in mail.outbox for e in m.to] == [stays.email]
