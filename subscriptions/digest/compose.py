@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -271,6 +272,7 @@ def edition_view(
 # send drops out of later renders.
 _PARTS: OrderedDict[tuple, tuple[float, tuple[dict, dict, dict]]] = OrderedDict()
 _PARTS_MAX = 8
+_PARTS_LOCK = threading.Lock()  # a worker of the threads pool renders in several threads
 PARTS_TTL_SECONDS = 60.0
 
 
@@ -284,10 +286,11 @@ def _edition_parts(edition: Edition, *, shared: bool) -> tuple[dict, dict, dict]
     now = monotonic()
     shared = shared and edition.pk is not None
     if shared:
-        cached = _PARTS.get(key)
-        if cached is not None and now - cached[0] < PARTS_TTL_SECONDS:
-            _PARTS.move_to_end(key)
-            return cached[1]
+        with _PARTS_LOCK:
+            cached = _PARTS.get(key)
+            if cached is not None and now - cached[0] < PARTS_TTL_SECONDS:
+                _PARTS.move_to_end(key)
+                return cached[1]
     contents = edition.contents or {}
     parts_by_language = [contents, *contents.get("languages", {}).values()]
     ids: set[int] = set()
@@ -312,7 +315,8 @@ def _edition_parts(edition: Edition, *, shared: bool) -> tuple[dict, dict, dict]
     topics = Topic.objects.in_bulk(list(topic_ids))
     parts = (articles, categories, topics)
     if shared:
-        _PARTS[key] = (now, parts)
-        while len(_PARTS) > _PARTS_MAX:
-            _PARTS.popitem(last=False)
+        with _PARTS_LOCK:
+            _PARTS[key] = (now, parts)
+            while len(_PARTS) > _PARTS_MAX:
+                _PARTS.popitem(last=False)
     return parts

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from collections import OrderedDict
 from functools import lru_cache
 
 from django.conf import settings
+from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import dateformat, translation
 from django.utils.html import escape, strip_tags
@@ -70,6 +72,8 @@ def is_rtl(language: str) -> bool:
 # change the bytes). A worker keeps the last few hundred: one per distinct content.
 _RENDERS: OrderedDict[tuple, RenderedEmail] = OrderedDict()
 _RENDERS_MAX = 256
+# A worker of the threads pool renders in several threads at once.
+_RENDERS_LOCK = threading.Lock()
 
 
 def render_edition_email(
@@ -88,14 +92,16 @@ def render_edition_email(
     if edition.pk is None or (appeal is not None and getattr(appeal, "pk", None) is None):
         # A draft (send_digest --dry-run / --to) or an appeal we cannot name: not shared.
         return _render(edition=edition, followed=followed, appeal=appeal, merge_format=merge_format)
-    cached = _RENDERS.get(key)
-    if cached is not None:
-        _RENDERS.move_to_end(key)
-        return cached
+    with _RENDERS_LOCK:
+        cached = _RENDERS.get(key)
+        if cached is not None:
+            _RENDERS.move_to_end(key)
+            return cached
     rendered = _render(edition=edition, followed=followed, appeal=appeal, merge_format=merge_format)
-    _RENDERS[key] = rendered
-    while len(_RENDERS) > _RENDERS_MAX:
-        _RENDERS.popitem(last=False)
+    with _RENDERS_LOCK:
+        _RENDERS[key] = rendered
+        while len(_RENDERS) > _RENDERS_MAX:
+            _RENDERS.popitem(last=False)
     return rendered
 
 
@@ -238,7 +244,8 @@ def personal_copy(
 def _appeals_running() -> bool:
     """Whether any newsletter appeal runs now; if none, no reader is asked for one."""
     try:
-        return bool(appeals.newsletter_appeals())
+        with transaction.atomic():  # a savepoint: see _appeal_for
+            return bool(appeals.newsletter_appeals())
     except Exception:
         logger.exception("digest: no appeals, the donations app failed to list them")
         return False
@@ -249,10 +256,13 @@ def _appeal_for(email: str):
 
     The appeal is the one optional part of the email: if the donations app cannot
     answer, the news still goes out (without an appeal) and the error is logged.
-    Called outside any transaction, so a failed query poisons nothing.
+    Called inside the claim's transaction (send._claim): each lookup has its savepoint,
+    so that a failed query, which would abort the transaction and the claim with it,
+    is rolled back alone.
     """
     try:
-        return appeals.appeal_for_newsletter(email=email)
+        with transaction.atomic():
+            return appeals.appeal_for_newsletter(email=email)
     except Exception:
         logger.exception("digest: no appeal, the donations app failed to choose one")
         return None

@@ -22,9 +22,11 @@ from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
 from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from urllib3.exceptions import MaxRetryError, NameResolutionError, ProtocolError
 
 from bench.fake_esp import form_fields
+from subscriptions import appeals
 from subscriptions.digest import esp as digest_esp
 from subscriptions.digest import send as send_module
 from subscriptions.digest import tasks as digest_tasks
@@ -360,6 +362,25 @@ def test_a_reader_who_unsubscribes_as_the_batch_is_claimed_is_not_sent(
 
     assert [e for m in mail.outbox for e in m.to] == [stays.email]
     assert fate_of(leaves).state == Delivery.State.SUPPRESSED
+
+
+def test_an_appeal_lookup_whose_query_fails_leaves_the_claim_whole(
+    newsletter, headlines, esp, monkeypatch
+):
+    readers = [subscribe(newsletter) for _ in range(2)]
+    [result] = plan_only(send_now=True)
+
+    def failing_lookup(*, email):
+        # On PostgreSQL a failed statement aborts the transaction it runs in: the claim's.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM no_such_table_of_appeals")
+
+    monkeypatch.setattr(appeals, "newsletter_appeals", lambda: ["an appeal runs"])
+    monkeypatch.setattr(appeals, "appeal_for_newsletter", failing_lookup)
+    outcome = edition_send_batch(batch_id=result.edition.batches.get().pk, task_id="task-1")
+
+    assert outcome.state == DeliveryBatch.State.SENT
+    assert sorted(e for m in mail.outbox for e in m.to) == sorted(r.email for r in readers)
 
 
 # --- send_digest says when a batch did not go -----------------------------------------
