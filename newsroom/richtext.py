@@ -5,8 +5,6 @@ from __future__ import annotations
 from html import escape
 from html.parser import HTMLParser
 
-import nh3
-
 # What an editor may write. Everything else is dropped (its text kept), and the
 # content of <script>/<style> is dropped with the tag. Only http(s) and mailto
 # links survive, so `javascript:` and `data:` URLs never reach a page; event
@@ -70,6 +68,10 @@ URL_SCHEMES = {"http", "https", "mailto"}
 
 def sanitise_html(html: str) -> str:
     """Return `html` with only the tags, attributes and URL schemes above."""
+    # Imported here, not with the module: only an editor's save sanitises, and every web
+    # and worker process loads this module (through the admin and the article page).
+    import nh3
+
     return nh3.clean(
         html or "",
         tags=ALLOWED_TAGS,

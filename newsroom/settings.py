@@ -387,7 +387,7 @@ if EMAIL_BACKEND == "anymail.backends.resend.EmailBackend":
         "",
         "Set it to the signing secret (whsec_...) of the webhook endpoint in Resend's dashboard.",
     )
-# Without svix, anymail's Resend view raises on every post, which esp_webhooks (urls.py)
+# Without svix, anymail's Resend view raises on every post, which newsroom/esp_webhooks.py
 # answers 404: Resend would retry and then give up, and every bounce would be lost.
 if ANYMAIL.get("RESEND_SIGNING_SECRET") and importlib.util.find_spec("svix") is None:
     raise ImproperlyConfigured(

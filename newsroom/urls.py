@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import functools
-
 from django.conf import settings
 from django.conf.urls.i18n import i18n_patterns
 from django.contrib import admin
 from django.contrib.sitemaps.views import sitemap
-from django.core.exceptions import ImproperlyConfigured
-from django.http import Http404
-from django.urls import URLPattern, include, path, re_path
+from django.urls import include, path, re_path
 from django.views.static import serve
 
 from newsroom import feeds, views
 from newsroom.caching import public_page
+from newsroom.esp_webhooks import esp_webhooks
 from newsroom.machines import machine_endpoints
 from newsroom.security import StaffLoginForm
 from newsroom.sitemaps import SITEMAPS, news_sitemap
@@ -24,57 +21,6 @@ SLUG = r"(?P<slug>[-\w]+)"
 
 # The admin login asks for the authenticator's code too, once a staff member has one.
 admin.site.login_form = StaffLoginForm
-
-
-def esp_webhooks() -> list[URLPattern]:
-    """django-anymail's tracking webhooks, and the inbound webhook of INBOUND_EMAIL_ESP.
-
-    anymail.urls routes every ESP's inbound and tracking webhooks, and a view whose
-    ESP lacks its key (or boto3, for Amazon SES) raises on every request: a 500 for
-    anyone who posts to it. Each answers 404 instead while its ESP is not configured;
-    an inbound webhook answers 404 unless its ESP is INBOUND_EMAIL_ESP, so mail is
-    taken only from the ESP the newsroom receives it through.
-    """
-    from anymail import urls as anymail_urls
-    from anymail.exceptions import AnymailConfigurationError
-
-    def not_found_until_configured(view, inbound_esp: str = ""):
-        @functools.wraps(view)
-        def webhook(request, *args, **kwargs):
-            if inbound_esp and inbound_esp != settings.INBOUND_EMAIL_ESP:
-                raise Http404("Mail is not received through this email provider.")
-            try:
-                return view(request, *args, **kwargs)
-            except AnymailConfigurationError:
-                raise Http404("This email provider's webhook is not configured.") from None
-
-        return webhook
-
-    inbound = {
-        route.name.removesuffix("_inbound_webhook")
-        for route in anymail_urls.urlpatterns
-        if route.name.endswith("_inbound_webhook")
-    }
-    if settings.INBOUND_EMAIL_ESP and settings.INBOUND_EMAIL_ESP not in inbound:
-        raise ImproperlyConfigured(
-            f"INBOUND_EMAIL_ESP={settings.INBOUND_EMAIL_ESP!r} is not an email provider "
-            f"that receives mail; use one of {', '.join(sorted(inbound))}, or leave it empty."
-        )
-    return [
-        URLPattern(
-            route.pattern,
-            not_found_until_configured(
-                route.callback,
-                route.name.removesuffix("_inbound_webhook")
-                if route.name.endswith("_inbound_webhook")
-                else "",
-            ),
-            route.default_args,
-            route.name,
-        )
-        for route in anymail_urls.urlpatterns
-        if route.name.endswith(("_tracking_webhook", "_inbound_webhook"))
-    ]
 
 
 # Machines' and staff's addresses have one URL whatever the language.

@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import time
 
-import qrcode
-import qrcode.image.svg
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -68,6 +66,12 @@ class AdminCodeForm(forms.Form):
 
 def _qr_svg(text: str) -> str:
     """The otpauth:// URL as an inline SVG QR code, drawn here: no image service sees the secret."""
+    # Imported here, not with the module: qrcode brings PIL (about 11 MB), and every web and
+    # worker process loads this module with the URL conf, while only a staff member's
+    # authenticator set-up draws a code.
+    import qrcode
+    import qrcode.image.svg
+
     image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
     return image.to_string(encoding="unicode")
 
