@@ -149,9 +149,25 @@ def _worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 class WorkerProcess:
     """A `celery worker` process on the configured broker, which a test may kill."""
 
-    def __init__(self, extra_env: dict[str, str] | None = None, queues: str = "celery,digests"):
+    def __init__(
+        self,
+        extra_env: dict[str, str] | None = None,
+        queues: str = "celery,digests",
+        *,
+        threads: int = 0,
+    ):
+        """A solo worker (one task at a time, in its one process), or with `threads`, a
+        worker of the threads pool running that many tasks at once in its one process."""
         self.extra_env = extra_env or {}
         self.queues = queues
+        self.pool = (
+            ["--pool", "threads", "--concurrency", str(threads)]
+            if threads
+            else [
+                "--pool",
+                "solo",
+            ]
+        )
         self.process: subprocess.Popen | None = None
         self.log = ARTIFACTS / f"worker-{os.getpid()}-{time.monotonic_ns()}.log"
 
@@ -167,8 +183,7 @@ class WorkerProcess:
                 "worker",
                 "-Q",
                 self.queues,
-                "--pool",
-                "solo",
+                *self.pool,
                 "--loglevel",
                 "INFO",
                 "--without-gossip",
@@ -213,8 +228,8 @@ def celery_worker_factory(transactional_db) -> Iterator:
     celery_app.control.purge()
     workers: list[WorkerProcess] = []
 
-    def start(extra_env: dict[str, str] | None = None) -> WorkerProcess:
-        worker = WorkerProcess(extra_env).start()
+    def start(extra_env: dict[str, str] | None = None, *, threads: int = 0) -> WorkerProcess:
+        worker = WorkerProcess(extra_env, threads=threads).start()
         workers.append(worker)
         return worker
 
