@@ -14,6 +14,7 @@ included) and the worker processes' peak memory (VmHWM).
     python bench/digest.py --esp postmark           # over HTTP to bench/fake_esp.py, anymail's
     python bench/digest.py --esp mailgun            #   real Postmark or Mailgun backend
     python bench/digest.py --against 4c1c6fa        # that commit, then this tree (Mailgun)
+    python bench/digest.py --esp postmark --threads 2  # the Procfile's two digest processes
 
 With --esp postmark or mailgun, the ESP is bench/fake_esp.py started as its own process
 (answering after --esp-latency seconds), and the worker sends through anymail's real
@@ -477,15 +478,18 @@ def _die_with_parent() -> None:
 
 
 def worker_command(args: argparse.Namespace) -> list[str]:
-    """The worker: one prefork worker of --concurrency children, or (--threads above 1)
-    --concurrency workers of the threads pool, each running --threads tasks at once,
-    started together by one shell (one process group, stopped together)."""
+    """The worker: one prefork worker of --concurrency children (the Procfile's worker),
+    or (--threads above 1) --concurrency workers of the threads pool, each running
+    --threads tasks at once (its digest process), started together by one shell (one
+    process group, stopped together)."""
     common = ["-Q", "celery,digests", "--loglevel", "INFO"]
     common += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     celery = [PYTHON, "-m", "celery", "-A", "bench.digest", "worker"]
     if args.threads <= 1:
         return [*celery, *common, "--pool", "prefork", "--concurrency", str(args.concurrency)]
-    each = [*celery, *common, "--pool", "threads", "--concurrency", str(args.threads)]
+    # The Procfile's digest process: its malloc settings (README, "Production") too.
+    malloc = ["env", "MALLOC_ARENA_MAX=2", "MALLOC_MMAP_THRESHOLD_=131072"]
+    each = [*malloc, *celery, *common, "--pool", "threads", "--concurrency", str(args.threads)]
     script = " ".join(
         shlex.join([*each, "--hostname", f"bench{number}@%h"]) + " &"
         for number in range(args.concurrency)
