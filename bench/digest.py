@@ -1039,7 +1039,8 @@ def growth(args: argparse.Namespace) -> None:
 def suffix(args: argparse.Namespace) -> str:
     """What tells a run's results file apart from the default run's (50 sets, in-process)."""
     sets = "" if args.sets == 50 else f"-sets{args.sets}"
-    return sets + ("" if args.esp == "inprocess" else f"-{args.esp}")
+    threads = "" if args.threads <= 1 else f"-threads{args.threads}"
+    return sets + ("" if args.esp == "inprocess" else f"-{args.esp}") + threads
 
 
 def main() -> None:
