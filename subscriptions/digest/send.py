@@ -21,6 +21,7 @@ from django.utils import timezone
 from newsroom.mail import RenderedEmail
 from subscriptions.digest import ledger, render
 from subscriptions.digest.esp import (
+    Reader,
     Recipient,
     Result,
     SendReport,
@@ -317,10 +318,8 @@ def _readers(batch: DeliveryBatch) -> tuple[list[Recipient], dict[str, list[int]
         else:
             # The public id signs the reader's links (tokens); the language names their
             # greeting and links (render.recipient_values).
-            subscriber = Subscriber(
-                pk=subscriber_id, email=email, name=name, public_id=public_id, language=language
-            )
-            recipients.append(Recipient(ledger.reader_key(batch.pk, subscriber_id), subscriber))
+            reader = Reader(subscriber_id, email, name, public_id, language)
+            recipients.append(Recipient(ledger.reader_key(batch.pk, subscriber_id), reader))
     return recipients, dropped
 
 
