@@ -59,11 +59,27 @@ class PlainRecipientsMixin:
             and addresses
             and all(isinstance(a, str) and PLAIN_ADDRESS.fullmatch(a) for a in addresses)
         ):
-            return [
-                EmailAddress(username=username, domain=domain)
-                for username, _, domain in (a.rpartition("@") for a in addresses)
-            ]
+            return [PlainEmailAddress(a) for a in addresses]
         return parse_address_list(addresses, field="to")
+
+
+class PlainEmailAddress(EmailAddress):
+    """A plain address (newsroom.mail.PLAIN_ADDRESS) without a display name: its addr-spec
+    and its whole form are the string it was read from. The email package works each out
+    again on every read, and anymail reads them nine times a reader."""
+
+    def __init__(self, address: str):
+        username, _, domain = address.rpartition("@")
+        super().__init__(username=username, domain=domain)
+        self._plain = address
+
+    @property
+    def addr_spec(self) -> str:
+        return self._plain
+
+    @property
+    def address(self) -> str:
+        return self._plain
 
 
 class PostmarkBatchPayload(PlainRecipientsMixin, PostmarkPayload):
