@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date as Date
@@ -19,6 +17,7 @@ from django.utils import timezone, translation
 from newsroom.links import absolute
 from newsroom.models import Article, Category, Topic
 from subscriptions import appeals
+from subscriptions.digest.kept import Kept
 from subscriptions.models import Edition, Follow, Newsletter
 
 
@@ -270,9 +269,7 @@ def edition_view(
 # followed set it renders: per set, reading them would be most of a set's rendering
 # (bench/README.md, "The digest"). Kept a minute, so an article unpublished during a
 # send drops out of later renders.
-_PARTS: OrderedDict[tuple, tuple[float, tuple[dict, dict, dict]]] = OrderedDict()
-_PARTS_MAX = 8
-_PARTS_LOCK = threading.Lock()  # a worker of the threads pool renders in several threads
+_PARTS: Kept[tuple[float, tuple[dict, dict, dict]]] = Kept(max_entries=8)
 PARTS_TTL_SECONDS = 60.0
 
 
@@ -286,11 +283,9 @@ def _edition_parts(edition: Edition, *, shared: bool) -> tuple[dict, dict, dict]
     now = monotonic()
     shared = shared and edition.pk is not None
     if shared:
-        with _PARTS_LOCK:
-            cached = _PARTS.get(key)
-            if cached is not None and now - cached[0] < PARTS_TTL_SECONDS:
-                _PARTS.move_to_end(key)
-                return cached[1]
+        cached = _PARTS.get(key)
+        if cached is not None and now - cached[0] < PARTS_TTL_SECONDS:
+            return cached[1]
     contents = edition.contents or {}
     parts_by_language = [contents, *contents.get("languages", {}).values()]
     ids: set[int] = set()
@@ -315,8 +310,5 @@ def _edition_parts(edition: Edition, *, shared: bool) -> tuple[dict, dict, dict]
     topics = Topic.objects.in_bulk(list(topic_ids))
     parts = (articles, categories, topics)
     if shared:
-        with _PARTS_LOCK:
-            _PARTS[key] = (now, parts)
-            while len(_PARTS) > _PARTS_MAX:
-                _PARTS.popitem(last=False)
+        _PARTS.put(key, (now, parts))
     return parts

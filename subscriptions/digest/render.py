@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
-from collections import OrderedDict
 from functools import lru_cache
 
 from django.conf import settings
@@ -27,6 +25,7 @@ from subscriptions.digest.compose import (
     followed_set,
     split_language,
 )
+from subscriptions.digest.kept import Kept
 from subscriptions.models import Edition, Newsletter, Subscriber
 
 logger = logging.getLogger(__name__)
@@ -70,10 +69,7 @@ def is_rtl(language: str) -> bool:
 
 # Rendered emails by (edition, its compose time, followed set, appeal, settings that
 # change the bytes). A worker keeps the last few hundred: one per distinct content.
-_RENDERS: OrderedDict[tuple, RenderedEmail] = OrderedDict()
-_RENDERS_MAX = 256
-# A worker of the threads pool renders in several threads at once.
-_RENDERS_LOCK = threading.Lock()
+_RENDERS: Kept[RenderedEmail] = Kept(max_entries=256)
 
 
 def render_edition_email(
@@ -92,16 +88,11 @@ def render_edition_email(
     if edition.pk is None or (appeal is not None and getattr(appeal, "pk", None) is None):
         # A draft (send_digest --dry-run / --to) or an appeal we cannot name: not shared.
         return _render(edition=edition, followed=followed, appeal=appeal, merge_format=merge_format)
-    with _RENDERS_LOCK:
-        cached = _RENDERS.get(key)
-        if cached is not None:
-            _RENDERS.move_to_end(key)
-            return cached
+    cached = _RENDERS.get(key)
+    if cached is not None:
+        return cached
     rendered = _render(edition=edition, followed=followed, appeal=appeal, merge_format=merge_format)
-    with _RENDERS_LOCK:
-        _RENDERS[key] = rendered
-        while len(_RENDERS) > _RENDERS_MAX:
-            _RENDERS.popitem(last=False)
+    _RENDERS.put(key, rendered)
     return rendered
 
 
