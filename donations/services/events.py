@@ -21,11 +21,13 @@ and any still `received` a few minutes after it was last queued.
 from __future__ import annotations
 
 import logging
+import sys
 import traceback
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from time import monotonic
 
+import psycopg
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -192,21 +194,52 @@ def _insert_or_find_once(connection, event: StripeEvent) -> tuple[bool, int | No
         f"ON CONFLICT ({quote('stripe_id')}) DO NOTHING "
         f"RETURNING {quote('id')}, {quote('outcome')}, FALSE"
     )
+    if connection.vendor == "postgresql":
+        # The SELECT runs on the statement's snapshot: it sees the row a redelivery
+        # collides with, never the one the INSERT adds.
+        row = _execute_prepared(
+            connection,
+            f"WITH new AS ({insert}) SELECT TRUE, * FROM new UNION ALL "  # noqa: S608
+            f"SELECT FALSE, {quote('id')}, {quote('outcome')}, "
+            f"{quote('queued_at')} IS NOT NULL FROM {table} WHERE {quote('stripe_id')} = %s",
+            [*values, event.stripe_id],
+        )
+        return (bool(row[0]), row[1], row[2], bool(row[3])) if row else (False, None, "", False)
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # The SELECT runs on the statement's snapshot: it sees the row a redelivery
-            # collides with, never the one the INSERT adds.
-            cursor.execute(
-                f"WITH new AS ({insert}) SELECT TRUE, * FROM new UNION ALL "  # noqa: S608
-                f"SELECT FALSE, {quote('id')}, {quote('outcome')}, "
-                f"{quote('queued_at')} IS NOT NULL FROM {table} WHERE {quote('stripe_id')} = %s",
-                [*values, event.stripe_id],
-            )
-            row = cursor.fetchone()
-            return (bool(row[0]), row[1], row[2], bool(row[3])) if row else (False, None, "", False)
         cursor.execute(insert, values)
         row = cursor.fetchone()
     return (True, row[0], row[1], False) if row else (False, None, "", False)
+
+
+class _PreparedCursor(psycopg.Cursor):
+    """psycopg's cursor with parameters bound on the server, preparing what it runs."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=True, binary=binary)
+
+
+def _execute_prepared(connection, sql: str, params: list) -> tuple | None:
+    """Run one statement as a prepared statement of this connection; its first row.
+
+    Django binds parameters on the client, so PostgreSQL parses and plans every
+    statement it is sent; the webhook sends this one for every event, and planning it
+    cost the server as much CPU as storing the row (bench/README.md, "Webhooks").
+    Prepared once per connection, each event sends only its values. Django's cursor
+    wrapper still runs around it (errors, execute wrappers, the queries log). Poolers in
+    transaction mode keep prepared statements from PgBouncer 1.21 on
+    (`max_prepared_statements`).
+    """
+    connection.ensure_connection()
+    if connection.connection.prepare_threshold is None:
+        # Django turns psycopg's preparing off (its cursors bind on the client and never
+        # prepare), and off, `prepare=True` does nothing. A threshold no statement reaches
+        # prepares only what is asked for.
+        connection.connection.prepare_threshold = sys.maxsize
+    raw = _PreparedCursor(connection.connection)
+    wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+    with wrap(raw) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
 
 
 def _drain_on_commit() -> None:

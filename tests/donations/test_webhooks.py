@@ -653,3 +653,36 @@ def test_an_event_while_the_database_is_away_answers_503_and_is_stored_on_retry(
 
     assert post_event(ignored_event()).status_code == 200
     assert StripeEvent.objects.filter(stripe_id="evt_endpoint").count() == 1
+
+
+def prepared_event_statements() -> list[tuple[str, int]]:
+    """This connection's prepared statements that store an event: (text, times run)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE %s",
+            ["WITH new AS (INSERT INTO %donations_stripeevent%"],
+        )
+        return cursor.fetchall()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_events_statement_is_prepared_once_per_connection(post_event):
+    if connection.vendor != "postgresql":
+        skip_or_fail("prepared statements are PostgreSQL's")
+    for n in range(3):
+        assert post_event(ignored_event(f"evt_prepared_{n}")).status_code == 200
+    assert post_event(ignored_event("evt_prepared_0")).status_code == 200  # a redelivery
+
+    # One statement, planned for the first event and run again for the others.
+    [(_, runs)] = prepared_event_statements()
+    assert runs == 4
+    assert StripeEvent.objects.filter(stripe_id__startswith="evt_prepared_").count() == 3
+
+    # A new connection prepares it again.
+    drop_connection_from_the_server()
+    assert post_event(ignored_event("evt_prepared_3")).status_code == 200
+    assert post_event(ignored_event("evt_prepared_3")).status_code == 200
+    [(_, runs)] = prepared_event_statements()
+    assert runs == 2
+    assert StripeEvent.objects.filter(stripe_id__startswith="evt_prepared_").count() == 4
