@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import threading
@@ -58,7 +59,8 @@ def production_env(
 
 
 def ensure_database(database_url: str) -> None:
-    name = database_url.rsplit("/", 1)[1]
+    # The URL may carry options (`?options=-c ...`): the database's name ends before them.
+    name = database_url.split("?", 1)[0].rsplit("/", 1)[1]
     server = database_url.rsplit("/", 1)[0] + "/postgres"
     result = subprocess.run(
         ["createdb", "--maintenance-db", server, name], capture_output=True, text=True
@@ -132,6 +134,61 @@ def wrk(
         command += ["-s", script]
     out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
     return parse_wrk(out)
+
+
+class CpuMeter:
+    """CPU seconds spent by gunicorn's processes, PostgreSQL's and the benchmark's
+    finished children (wrk), between `start()` and `stop()`: where a run's cores went.
+
+    Read from /proc (utime and stime of each process); PostgreSQL's are every process
+    of the `postgres` user on this machine, its background writers included.
+    """
+
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, server: subprocess.Popen) -> None:
+        self.server = server
+
+    @classmethod
+    def _cpu(cls, pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / cls.TICK
+
+    def _gunicorn(self) -> dict[int, float]:
+        found = subprocess.run(
+            ["pgrep", "-P", str(self.server.pid)], capture_output=True, text=True
+        ).stdout.split()
+        return {pid: self._cpu(pid) for pid in [self.server.pid, *map(int, found)]}
+
+    def _postgres(self) -> dict[int, float]:
+        found = subprocess.run(["pgrep", "-u", "postgres"], capture_output=True, text=True)
+        return {int(pid): self._cpu(int(pid)) for pid in found.stdout.split()}
+
+    @staticmethod
+    def _children() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    def start(self) -> None:
+        self.before = (self._gunicorn(), self._postgres(), self._children())
+
+    def stop(self, requests: int) -> dict[str, float]:
+        """CPU milliseconds per request of each: gunicorn, postgres, wrk, and their sum."""
+        after = (self._gunicorn(), self._postgres(), self._children())
+
+        def spent(before: dict[int, float], now: dict[int, float]) -> float:
+            return sum(cpu - before.get(pid, 0.0) for pid, cpu in now.items())
+
+        per = {
+            "gunicorn": spent(self.before[0], after[0]),
+            "postgres": spent(self.before[1], after[1]),
+            "wrk": after[2] - self.before[2],
+        }
+        per["all"] = sum(per.values())
+        return {name: round(seconds * 1000 / max(requests, 1), 3) for name, seconds in per.items()}
 
 
 def _ms(value: str, unit: str) -> float:

@@ -36,6 +36,7 @@ from bench.common import (
     PYTHON,
     ROOT,
     WEBHOOK_SECRET,
+    CpuMeter,
     ensure_database,
     migrate,
     parse_wrk,
@@ -173,7 +174,10 @@ def main() -> None:
     floor_url = f"http://127.0.0.1:{FLOOR_PORT}/floor"
     try:
         load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-        floors = [wrk(floor_url, **floor_measure)["rps"]]
+        floor_meter, meter = CpuMeter(floor_server), CpuMeter(server)
+        floor_meter.start()
+        first = wrk(floor_url, **floor_measure)
+        floors, floor_cpu = [first["rps"]], floor_meter.stop(first["requests"])
         command = [
             "wrk",
             f"-t{threads}",
@@ -186,7 +190,9 @@ def main() -> None:
             "--",
             str(workdir / "events"),
         ]
+        meter.start()
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        events_cpu = meter.stop(parse_wrk(out)["requests"])
         # Again at the end: the machine is shared, and the floor moves with it.
         floors.append(wrk(floor_url, **floor_measure)["rps"])
     finally:
@@ -280,6 +286,10 @@ def main() -> None:
         "events_per_second": result["rps"],
         "floor_rps_before_after": [round(f) for f in floors],
         "share_of_floor": round(result["rps"] / floor, 3),
+        # Where the cores went: CPU ms a request in gunicorn (workers and arbiter), in
+        # PostgreSQL and in wrk, for the first floor run and for the events.
+        "cpu_ms_per_request_floor": floor_cpu,
+        "cpu_ms_per_request_events": events_cpu,
         "distinct_events_per_second": distinct_rate,
         "p50_ms": result["p50_ms"],
         "p99_ms": result["p99_ms"],
