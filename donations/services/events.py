@@ -29,6 +29,7 @@ from time import monotonic
 
 import psycopg
 from django.db import InterfaceError, OperationalError, transaction
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -218,6 +219,15 @@ class _PreparedCursor(psycopg.Cursor):
         return super().execute(query, params, prepare=True, binary=binary)
 
 
+class _PreparedDebugCursor(CursorDebugWrapper):
+    """Django's queries log (tests, DEBUG) with the statement as written: a prepared
+    execution leaves psycopg no query text for Django to read back."""
+
+    def execute(self, sql, params=None):
+        with self.debug_sql(sql, params):
+            return CursorWrapper.execute(self, sql, params)
+
+
 def _execute_prepared(connection, sql: str, params: list) -> tuple | None:
     """Run one statement as a prepared statement of this connection; its first row.
 
@@ -236,8 +246,8 @@ def _execute_prepared(connection, sql: str, params: list) -> tuple | None:
         # prepares only what is asked for.
         connection.connection.prepare_threshold = sys.maxsize
     raw = _PreparedCursor(connection.connection)
-    wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
-    with wrap(raw) as cursor:
+    wrap = _PreparedDebugCursor if connection.queries_logged else CursorWrapper
+    with wrap(raw, connection) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
 
