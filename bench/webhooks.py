@@ -192,13 +192,13 @@ def main() -> None:
         ]
         meter.start()
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-        events_cpu = meter.stop(parse_wrk(out)["requests"])
+        result = parse_wrk(out)
+        events_cpu = meter.stop(result["requests"])
         # Again at the end: the machine is shared, and the floor moves with it.
         floors.append(wrk(floor_url, **floor_measure)["rps"])
     finally:
         stop([server, floor_server])
     floor = sum(floors) / 2
-    result = parse_wrk(out)
     sent_counts = {
         int(m[0]): (int(m[1]), int(m[2]), int(m[3]))
         for m in re.findall(r"thread (\d+) sent (\d+) answered (\d+) ok (\d+)", out)
