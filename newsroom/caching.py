@@ -265,7 +265,7 @@ def _usable(stored: dict | None, state: dict, now: float) -> bool:
 
 def _lookup(request: HttpRequest) -> tuple[dict, str, dict | None]:
     """The content state, the page's key, and its stored copy if it is of this version."""
-    key = _page_key(request)
+    key = getattr(request, "_newsroom_page_key", None) or _page_key(request)
     if settings.PAGE_CACHE_SECONDS <= 0:
         return current_state(), key, None  # the page cache is off: nothing to read
     now = time.time()
@@ -492,3 +492,37 @@ class NotModifiedFirstMiddleware(ConditionalGetMiddleware):
         if response.status_code == 304:
             return response
         return super().process_response(request, response)
+
+
+class StoredPageMiddleware:
+    """Answer a page this process holds in memory before the URL is resolved.
+
+    Last in settings.MIDDLEWARE but for django-axes's (which acts on logins alone): every
+    other middleware has already run on the request and runs on the response, so a page
+    answered here carries the same headers as one `public_page` answers. What is skipped
+    is resolving the URL through the language prefixes, the middleware's `process_view`
+    and the view's wrapper: a quarter of a cached hit's CPU in-process (bench/README.md,
+    "Pages"). Only `public_page` stores a page under a page key, so a URL of any other view
+    finds nothing here; and a page is served without asking anyone only while the content
+    version is within its bound (PAGE_CACHE_LOCAL_SECONDS). Everything else (signed-in
+    staff, a POST, a page not held, a version to read again) goes on to the view.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if (
+            request.method in ("GET", "HEAD")
+            and settings.PAGE_CACHE_SECONDS > 0
+            and not is_signed_in(request)
+        ):
+            now = time.time()
+            state = _local.state(now)
+            if state is not None:
+                key = request._newsroom_page_key = _page_key(request)
+                stored = _local.get(key)
+                if _usable(stored, state, now):
+                    request._newsroom_content_version = state["version"]
+                    return _from_stored(request, stored, state=state)
+        return self.get_response(request)

@@ -143,6 +143,9 @@ MIDDLEWARE = [
     "newsroom.security.StaffTwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A page held in this process's memory, answered before the URL is resolved, with
+    # every other middleware's headers (axes's only acts on a login).
+    "newsroom.caching.StoredPageMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]

@@ -711,3 +711,87 @@ def test_with_the_page_cache_off_a_page_within_the_bound_asks_the_cache_nothing(
 
     assert cache_calls.calls == []
     assert again.content == first.content
+
+
+@pytest.fixture
+def url_resolutions(monkeypatch) -> list[str]:
+    """The paths Django resolves to a view from here on."""
+    from django.urls.resolvers import URLResolver
+
+    resolved: list[str] = []
+    resolve = URLResolver.resolve
+
+    def counted(self, path):
+        if path.startswith("/"):  # the root's; the nested resolvers get what is left
+            resolved.append(path)
+        return resolve(self, path)
+
+    monkeypatch.setattr(URLResolver, "resolve", counted)
+    return resolved
+
+
+def test_a_page_held_in_memory_is_answered_before_the_url_is_resolved(
+    client, article, url_resolutions, frozen_clock
+):
+    through_the_view = cached_article(client, article)
+    url_resolutions.clear()
+
+    again = client.get(article.get_absolute_url())
+    not_modified = client.get(
+        article.get_absolute_url(), headers={"if-none-match": through_the_view["ETag"]}
+    )
+
+    assert url_resolutions == []
+    assert again.status_code == 200 and again.content == through_the_view.content
+    # Every other middleware's headers still, as the view's answer had them.
+    assert dict(again.headers) == dict(through_the_view.headers)
+    for header in ("Content-Security-Policy", "X-Frame-Options", "Content-Language"):
+        assert again.has_header(header), header
+    assert not_modified.status_code == 304 and not_modified.content == b""
+    assert not_modified["ETag"] == through_the_view["ETag"]
+
+
+def test_an_arabic_page_held_in_memory_keeps_its_language(client, article, url_resolutions):
+    arabic = ArticleFactory(headline="مستويات الخزانات", language="ar")
+    first = client.get(arabic.get_absolute_url())
+    url_resolutions.clear()
+
+    again = client.get(arabic.get_absolute_url())
+
+    assert url_resolutions == []
+    assert again.content == first.content
+    assert again["Content-Language"] == first["Content-Language"] == "ar"
+
+
+def test_what_the_held_pages_do_not_answer_goes_on_to_the_view(
+    client, staff_client, article, url_resolutions, settings, frozen_clock
+):
+    settings.PAGE_CACHE_LOCAL_SECONDS = 1
+    url = article.get_absolute_url()
+    cached_article(client, article)
+    Article.objects.filter(pk=article.pk).update(headline="Changed behind the cache")
+    url_resolutions.clear()
+
+    staff_page = staff_client.get(url)
+    posted = client.post(url)
+    frozen_clock.shift(1)  # the version must be read again
+    after_the_bound = client.get(url)
+
+    assert url_resolutions == [url, url, url]
+    assert b"Changed behind the cache" in staff_page.content
+    assert staff_page["Cache-Control"].startswith("private")
+    assert posted.status_code == 405
+    assert after_the_bound.status_code == 200
+
+
+def test_a_url_of_another_view_is_never_answered_from_the_held_pages(
+    client, article, url_resolutions
+):
+    page = cached_article(client, article)
+    url_resolutions.clear()
+
+    response = client.get("/donate/")
+
+    assert url_resolutions == ["/donate/"]
+    assert response.status_code == 200
+    assert response.content != page.content and b'name="amount"' in response.content
