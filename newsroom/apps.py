@@ -7,6 +7,6 @@ class NewsroomConfig(AppConfig):
     verbose_name = gettext_lazy("Newsroom")
 
     def ready(self) -> None:
-        from newsroom import audit
+        from newsroom import audit, lookups  # noqa: F401 (lookups registers `any_of`)
 
         audit.connect_signals()

@@ -36,6 +36,7 @@ from subscriptions.digest import render
 from subscriptions.digest.render import (
     personal_copy,
     reader_headers_and_values,
+    readers_headers_and_values,
     render_edition_email,
 )
 from subscriptions.models import Edition, Subscriber
@@ -426,9 +427,13 @@ def _send_batch_call(
     group = [recipient for _, readers in parts for recipient in readers]
     merge_data, merge_headers, merge_metadata = {}, {}, {}
     reader_values, reader_templates = {}, {}
-    for own_rendering, recipient in _each_reader(parts):
+    readers = list(_each_reader(parts))
+    for (own_rendering, recipient), (headers, values) in zip(
+        readers,
+        readers_headers_and_values([r.subscriber for _, r in readers], newsletter=newsletter),
+        strict=True,
+    ):
         subscriber = recipient.subscriber
-        headers, values = reader_headers_and_values(subscriber=subscriber, newsletter=newsletter)
         merge_headers[subscriber.email] = headers
         # The delivery's id comes back with each tracking event (subscriptions.webhooks).
         merge_metadata[subscriber.email] = {"delivery_id": str(recipient.delivery_id)}

@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Callable
 from functools import lru_cache
 
 from anymail.backends.base import BasePayload
@@ -96,10 +97,8 @@ class PostmarkBatchPayload(PlainRecipientsMixin, PostmarkPayload):
         # One list of pieces joined once: the body is allocated and copied a single time,
         # the renderings' pieces being shared bytes (not one copy per reader).
         parts: list[bytes] = [b"["]
+        entry_end = self._entry_end()
         for number, to in enumerate(self.to_emails):
-            data = self.data_for_recipient(to)
-            for key in ("Subject", "TextBody", "HtmlBody"):
-                data.pop(key, None)
             own = {
                 name: _json_string(value).encode("ascii")
                 for name, value in values[to.addr_spec].items()
@@ -111,10 +110,64 @@ class PostmarkBatchPayload(PlainRecipientsMixin, PostmarkPayload):
             _fill(parts, text, own)
             parts.append(b'", "HtmlBody": "')
             _fill(parts, html, own)
-            rest = self.serialize_json(data)[1:]
-            parts.append(b'", ' + rest.encode("ascii") if data else b'"}')
+            parts.append(entry_end(to))
         parts.append(b"]")
         return b"".join(parts)
+
+    def _entry_end(self) -> Callable[[EmailAddress], bytes]:
+        """What closes each reader's entry after its bodies: the rest of what anymail's
+        data_for_recipient gives them, as JSON.
+
+        The fields every reader shares (From, Tag, the List-Id...) are encoded once for
+        the batch; each reader's "To", metadata and headers, merged as data_for_recipient
+        merges them, on their own. data_for_recipient copied and encoded the whole entry
+        for every reader, its headers through a case-insensitive dict: about a tenth of a
+        500-reader call's CPU.
+        """
+        if self.merge_data:  # a TemplateModel per reader: anymail's own way
+            return self._anymails_entry_end
+        own_fields = ("To", "Metadata", "Headers")
+        shared = self.serialize_json(
+            {
+                key: value
+                for key, value in self.data.items()
+                if key not in ("Subject", "TextBody", "HtmlBody", *own_fields)
+            }
+        )[1:-1]
+        start = b'", ' + (shared + ", ").encode("ascii") if shared else b'", '
+        metadata = self.data.get("Metadata")
+        headers = self.data.get("Headers")
+        by_name = {item["Name"].lower(): (item["Name"], item["Value"]) for item in headers or []}
+
+        def entry_end(to: EmailAddress) -> bytes:
+            own: dict[str, object] = {"To": to.address}
+            reader_metadata = (self.merge_metadata or {}).get(to.addr_spec)
+            if reader_metadata is not None:
+                own["Metadata"] = {**metadata, **reader_metadata} if metadata else reader_metadata
+            elif metadata is not None:
+                own["Metadata"] = metadata
+            reader_headers = self.merge_headers.get(to.addr_spec)
+            if reader_headers is None:
+                if headers is not None:
+                    own["Headers"] = headers
+            else:
+                if headers is not None:  # the batch's, each replaced by the reader's own
+                    merged = dict(by_name)
+                    for name, value in reader_headers.items():
+                        merged[name.lower()] = (name, value)
+                    reader_headers = dict(merged.values())
+                own["Headers"] = [
+                    {"Name": name, "Value": value} for name, value in reader_headers.items()
+                ]
+            return start + self.serialize_json(own)[1:].encode("ascii")
+
+        return entry_end
+
+    def _anymails_entry_end(self, to: EmailAddress) -> bytes:
+        data = self.data_for_recipient(to)
+        for key in ("Subject", "TextBody", "HtmlBody"):
+            data.pop(key, None)
+        return b'", ' + self.serialize_json(data)[1:].encode("ascii") if data else b'"}'
 
 
 def _json_string(value: str) -> str:

@@ -132,7 +132,7 @@ def batch_groups(batch: DeliveryBatch) -> list[tuple[list[list], list[int]]]:
 def readers_with_own_row(batch: DeliveryBatch) -> set[int]:
     """The batch's readers whose fate is already their own (sent, failed, suppressed)."""
     return set(
-        Delivery.objects.filter(edition_id=batch.edition_id, subscriber_id__in=batch.readers)
+        Delivery.objects.filter(edition_id=batch.edition_id, subscriber_id__any_of=batch.readers)
         .exclude(subscriber=None)
         .values_list("subscriber_id", flat=True)
     )

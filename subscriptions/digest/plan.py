@@ -276,7 +276,7 @@ def _due_readers(
         suppressed = suppressed_among([email for _, email, _ in chunk])
         follows: dict[int, list[list]] = defaultdict(list)
         for subscriber_id, category_id, topic_id in (
-            Follow.objects.filter(subscriber_id__in=[pk for pk, _, _ in chunk])
+            Follow.objects.filter(subscriber_id__any_of=[pk for pk, _, _ in chunk])
             .order_by("subscriber_id", "position", "id")
             .values_list("subscriber_id", "category_id", "topic_id")
         ):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterator
 from functools import lru_cache
 
 from django.conf import settings
@@ -169,9 +170,18 @@ def reader_headers_and_values(
 ) -> tuple[dict[str, str], dict[str, str]]:
     """reader_headers and recipient_values of one reader, their two links signed together
     (tokens.reader_links): what every message of a digest carries."""
-    preferences, unsubscribe = tokens.reader_links(subscriber=subscriber, newsletter=newsletter)
-    values = _values(subscriber, preferences=preferences, unsubscribe=unsubscribe)
-    return tokens.unsubscribe_headers(unsubscribe), values
+    [pair] = readers_headers_and_values([subscriber], newsletter=newsletter)
+    return pair
+
+
+def readers_headers_and_values(
+    subscribers: list, *, newsletter: Newsletter
+) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
+    """reader_headers_and_values of each of `subscribers` (a batch's), in their order."""
+    links = tokens.readers_links(subscribers, newsletter=newsletter)
+    for subscriber, (preferences, unsubscribe) in zip(subscribers, links, strict=True):
+        values = _values(subscriber, preferences=preferences, unsubscribe=unsubscribe)
+        yield tokens.unsubscribe_headers(unsubscribe), values
 
 
 def _values(subscriber: Subscriber, *, preferences: str, unsubscribe: str) -> dict[str, str]:

@@ -284,7 +284,7 @@ def _readers(batch: DeliveryBatch) -> tuple[list[Recipient], dict[str, list[int]
     waiting = ledger.readers_waiting(batch)
     rows = {
         row[0]: row
-        for row in Subscriber.objects.filter(pk__in=waiting)
+        for row in Subscriber.objects.filter(pk__any_of=waiting)
         .order_by()
         .annotate(
             # The readers' ids again in the join: without them PostgreSQL read every
@@ -293,7 +293,7 @@ def _readers(batch: DeliveryBatch) -> tuple[list[Recipient], dict[str, list[int]
             active=FilteredRelation(
                 "subscriptions",
                 condition=Q(
-                    subscriptions__subscriber_id__in=waiting,
+                    subscriptions__subscriber_id__any_of=waiting,
                     subscriptions__newsletter=batch.edition.newsletter_id,
                     subscriptions__status=Subscription.Status.ACTIVE,
                 ),

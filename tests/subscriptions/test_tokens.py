@@ -319,3 +319,16 @@ def test_a_readers_two_links_made_together_are_those_made_one_by_one(old_reader,
 
     assert together == one_by_one
     assert _token(together[0]) == OLD_PREFERENCES
+
+
+@pytest.mark.django_db
+def test_a_batchs_links_made_together_are_each_readers_own_in_their_language():
+    readers = [SubscriberFactory(language=code) for code in ("en", "ar", "he", "en")]
+    newsletter = SimpleNamespace(pk=3)
+
+    with time_machine.travel(SIGNED_AT, tick=False):
+        together = list(tokens.readers_links(readers, newsletter=newsletter))
+        one_by_one = [tokens.reader_links(subscriber=r, newsletter=newsletter) for r in readers]
+
+    assert together == one_by_one
+    assert len({urlsplit(preferences).path.split("/")[1] for preferences, _ in together}) == 3

@@ -13,6 +13,7 @@ from anymail.exceptions import AnymailInvalidAddress
 from anymail.message import AnymailMessage
 from anymail.utils import EmailAddress
 
+from newsroom.mail import RenderedEmail
 from subscriptions.digest.esp_backends import (
     MailgunMultipartBackend,
     PostmarkBatchBackend,
@@ -134,3 +135,47 @@ def test_a_bad_address_among_plain_ones_is_refused_as_anymail_refuses_it():
 
     with pytest.raises(AnymailInvalidAddress, match="in `to`"):
         backend.build_message_payload(message, backend.send_defaults)
+
+
+@pytest.mark.parametrize("batch_headers", [{"List-Id": "<daily.news.example>"}, {}])
+@pytest.mark.parametrize("batch_metadata", [{"edition_id": "7"}, {}])
+def test_each_postmark_entry_is_what_anymail_gives_its_reader_with_their_own_copy(
+    batch_headers, batch_metadata
+):
+    to = ["one@mail.example", "Two <two@mail.example>", "three@mail.example"]
+    rendered = RenderedEmail(
+        subject="Today, {{greeting}}", text="{{greeting}}\n{{unsubscribe_url}}", html="<p>{{x}}</p>"
+    )
+    backend = PostmarkBatchBackend(server_token="token")
+    message = AnymailMessage(
+        from_email="news@mail.example", to=to, headers=batch_headers, tags=["digest"]
+    )
+    message.metadata = batch_metadata
+    message.merge_metadata = {
+        f"{name}@mail.example": {"delivery_id": f"1:{n}"}
+        for n, name in enumerate(["one", "two", "three"])
+    }
+    # A reader's header replaces the batch's of the same name, whatever its case.
+    message.merge_headers = {
+        "one@mail.example": {"List-Unsubscribe": "<https://one>", "list-id": "<theirs>"},
+        "two@mail.example": {"List-Unsubscribe": "<https://two>"},
+    }
+    message.reader_values = {
+        address: {"greeting": f"Hello {address}", "unsubscribe_url": f"https://u/{address}"}
+        for address in message.merge_metadata
+    }
+    message.reader_templates = dict.fromkeys(message.merge_metadata, rendered)
+    payload = backend.build_message_payload(message, backend.send_defaults)
+
+    entries = json.loads(payload.serialize_data())
+
+    for entry, address in zip(entries, payload.to_emails, strict=True):
+        anymails = payload.data_for_recipient(address)
+        values = message.reader_values[address.addr_spec]
+        assert entry == {
+            **anymails,
+            "Subject": f"Today, {values['greeting']}",
+            "TextBody": f"{values['greeting']}\n{values['unsubscribe_url']}",
+            "HtmlBody": "<p>{{x}}</p>",
+        }
+    assert entries[0]["Headers"][0]["Name"] == ("list-id" if batch_headers else "List-Unsubscribe")

@@ -9,8 +9,11 @@ import pytest
 from anymail.backends.test import EmailBackend as AnymailTestBackend
 from anymail.exceptions import AnymailAPIError
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from subscriptions.digest import send
 from subscriptions.digest import tasks as digest_tasks
 from subscriptions.digest.compose import edition_compose
 from subscriptions.digest.plan import STALLED_AFTER
@@ -135,6 +138,24 @@ def test_the_suppression_check_runs_right_before_sending(esp, planned):
 
     assert [m.to for m in mail.outbox] == [[kept.email]]
     assert fate_of(bounced).state == Delivery.State.SUPPRESSED
+
+
+def test_the_claim_reads_its_readers_with_one_array_parameter_on_postgresql(planned):
+    if connection.vendor != "postgresql":
+        pytest.skip("IN lists elsewhere")
+    _, batch, _ = planned(3)
+
+    with CaptureQueriesContext(connection) as queries:
+        due, _ = send._readers(batch)
+
+    assert [r.subscriber.pk for r in due] == batch.readers
+    # Its own rows, the readers and their subscriptions, the suppressions: each list of
+    # the batch's readers (or their hashes) is one array, not a parameter per reader.
+    reads = [q["sql"] for q in queries.captured_queries]
+    assert len(reads) == 3
+    for sql in reads:
+        assert " IN (" not in sql
+        assert "= ANY(" in sql
 
 
 def test_a_reader_who_unsubscribed_after_planning_is_not_sent(planned):
