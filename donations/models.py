@@ -373,8 +373,8 @@ class StripeEvent(models.Model):
         WAITING = "waiting", _("Waiting for the gift it is about")
         FAILED = "failed", _("Failed")
 
-    stripe_id = models.CharField(_("stripe id"), max_length=255, unique=True)
-    type = models.CharField(_("type"), max_length=100, db_index=True)
+    stripe_id = models.CharField(_("stripe id"), max_length=255)
+    type = models.CharField(_("type"), max_length=100)
     livemode = models.BooleanField(_("livemode"), default=False)
     payload = models.JSONField(_("payload"))
     received_at = models.DateTimeField(_("received at"), auto_now_add=True)
@@ -386,7 +386,6 @@ class StripeEvent(models.Model):
         _("waiting for"),
         max_length=255,
         blank=True,
-        db_index=True,
         help_text=_("The Stripe id (e.g. a PaymentIntent) this event needs before it applies."),
     )
     error = models.TextField(_("error"), blank=True)
@@ -405,6 +404,26 @@ class StripeEvent(models.Model):
         verbose_name = _("Stripe event")
         verbose_name_plural = _("Stripe events")
         ordering = ["-received_at"]
+        # Every index is written on each event the webhook stores, so only what is read
+        # by a task is indexed, and only over the rows it reads: the events still owed
+        # (the drain and the requeue) and those waiting for another (by what they wait for).
+        # A constraint, not `unique=True`: on PostgreSQL the field would add a second
+        # index for LIKE searches that nothing makes.
+        constraints = [
+            models.UniqueConstraint(fields=["stripe_id"], name="stripeevent_stripe_id_unique")
+        ]
+        indexes = [
+            models.Index(
+                fields=["received_at"],
+                name="stripeevent_received",
+                condition=Q(outcome="received"),
+            ),
+            models.Index(
+                fields=["waiting_for"],
+                name="stripeevent_waiting_for",
+                condition=Q(outcome="waiting"),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.stripe_id}"

@@ -118,12 +118,13 @@ MIDDLEWARE = [
     # Before anything reads the body: an oversized request is answered 413 unread.
     "newsroom.security.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "newsroom.security.CSPMiddleware",
     # Its process_exception runs after every other's: a database error left unhandled
     # anywhere in a view becomes the 503 page.
     "newsroom.unavailable.DatabaseUnavailableMiddleware",
     # Stripe's webhook (MACHINE_ENDPOINTS) is answered here: what follows serves people.
     "newsroom.machines.MachineEndpointMiddleware",
+    # A policy for pages a browser shows; a webhook's "ok" needs none.
+    "newsroom.security.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before the session: a link's reader token becomes a cookie and a clean redirect.
     "donations.middleware.ReaderTokenMiddleware",

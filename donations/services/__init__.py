@@ -40,6 +40,7 @@ from donations.services.emails import (
 )
 from donations.services.events import (
     HANDLERS,
+    stripe_event_accept,
     stripe_event_process,
     stripe_event_store,
     stripe_events_drain,
@@ -108,6 +109,7 @@ __all__ = [
     "plan_record_payment_failed",
     "portal_url",
     "receipt_send",
+    "stripe_event_accept",
     "stripe_event_process",
     "stripe_event_store",
     "stripe_events_drain",

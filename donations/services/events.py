@@ -20,6 +20,7 @@ and any still `received` a few minutes after it was last queued.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import traceback
@@ -117,43 +118,59 @@ def _queue(event_ids: Iterable[int], *, now: datetime) -> None:
         outbox_enqueue(task=PROCESS_TASK, kwargs={"event_id": event_id})
 
 
-def stripe_event_store(*, event: dict) -> tuple[StripeEvent, bool]:
+def stripe_event_store(*, event: dict, payload: str | None = None) -> tuple[StripeEvent, bool]:
+    """Store a verified event under its Stripe id (see `stripe_event_accept`); the stored
+    event, without its payload, and whether this call stored it."""
+    created = stripe_event_accept(event=event, payload=payload)
+    return StripeEvent.objects.defer("payload").get(stripe_id=event["id"]), created
+
+
+def stripe_event_accept(*, event: dict, payload: str | None = None) -> bool:
     """Store a verified event under its Stripe id; the window's drain queues it.
 
-    Returns (event, False) when it was already stored; a redelivery of an event that is
-    still `received` is queued again, since Stripe resending it is our sign it may be lost.
+    `payload` is the event's JSON as Stripe sent it (the webhook's body), stored as it is;
+    without it the event is encoded. Returns False when it was already stored; a
+    redelivery of an event that is still `received` is queued again, since Stripe
+    resending it is our sign it may be lost.
+    The webhook's path: one statement, no model instance, each value as the database takes it.
     """
     handled = event["type"] in HANDLERS
     now = timezone.now()
-    stored = StripeEvent(
-        stripe_id=event["id"],
-        type=event["type"],
-        livemode=bool(event.get("livemode")),
-        payload=event,
-        received_at=now,
-        outcome=StripeEvent.Outcome.RECEIVED if handled else StripeEvent.Outcome.IGNORED,
-        processed_at=None if handled else now,
-    )
-    created, stored.pk, stored.outcome, queued = _insert_or_find(stored)
+    row = {
+        "stripe_id": event["id"],
+        "type": event["type"],
+        "livemode": bool(event.get("livemode")),
+        "payload": json.dumps(event) if payload is None else payload,
+        "received_at": now,
+        "processed_at": None if handled else now,
+        "outcome": StripeEvent.Outcome.RECEIVED if handled else StripeEvent.Outcome.IGNORED,
+        "waiting_for": "",
+        "error": "",
+        "attempts": 0,
+        "queued_at": None,
+    }
+    created, pk, outcome, queued = _insert_or_find(row)
     if not created:
-        if stored.pk is None:
+        if pk is None:
             # Not read by the insert's statement (SQLite, or on PostgreSQL a row a
             # concurrent request committed after the statement's snapshot).
-            stored = StripeEvent.objects.defer("payload").get(stripe_id=event["id"])
-            queued = stored.queued_at is not None
-        if stored.outcome == StripeEvent.Outcome.RECEIVED:
+            pk, outcome, queued_at = StripeEvent.objects.values_list(
+                "pk", "outcome", "queued_at"
+            ).get(stripe_id=event["id"])
+            queued = queued_at is not None
+        if outcome == StripeEvent.Outcome.RECEIVED:
             if queued:
                 # Handed over already and not processed: hand it over again.
-                _send_on_commit(stored.pk)
+                _send_on_commit(pk)
             else:
                 _drain_on_commit()
-        return stored, False
+        return False
     if handled:
         _drain_on_commit()
-    return stored, True
+    return True
 
 
-def _insert_or_find(event: StripeEvent) -> tuple[bool, int | None, str, bool]:
+def _insert_or_find(row: dict) -> tuple[bool, int | None, str, bool]:
     """INSERT the event unless its Stripe id is stored already, in one round trip.
 
     Returns (True, new id, its outcome, False), or (False, the stored event's id, its
@@ -164,7 +181,7 @@ def _insert_or_find(event: StripeEvent) -> tuple[bool, int | None, str, bool]:
     """
     connection = transaction.get_connection()
     if connection.in_atomic_block:
-        return _insert_or_find_once(connection, event)
+        return _insert_or_find_once(connection, row)
     # Django checks a kept connection with a `SELECT 1` before a request's first statement
     # (conn_health_checks), a round trip as long as the insert's. Alone in autocommit the
     # insert can be tried again (a second try of a stored event finds it), so here the
@@ -173,15 +190,18 @@ def _insert_or_find(event: StripeEvent) -> tuple[bool, int | None, str, bool]:
     # webhook answers 503 for Stripe to retry.
     connection.health_check_done = True
     try:
-        return _insert_or_find_once(connection, event)
+        return _insert_or_find_once(connection, row)
     except (OperationalError, InterfaceError):
         if connection.is_usable():
             raise
         connection.close()
-    return _insert_or_find_once(connection, event)
+    return _insert_or_find_once(connection, row)
 
 
 _EVENT_FIELDS = [field for field in StripeEvent._meta.concrete_fields if not field.primary_key]
+_DATETIMES = {
+    field.attname for field in _EVENT_FIELDS if field.get_internal_type() == "DateTimeField"
+}
 
 
 # Per database vendor: the event's insert-or-find, written once.
@@ -220,18 +240,24 @@ def _write_insert_statement(vendor: str, quote: Callable[[str], str]) -> str:
     )
 
 
-def _insert_or_find_once(connection, event: StripeEvent) -> tuple[bool, int | None, str, bool]:
+def _insert_or_find_once(connection, row: dict) -> tuple[bool, int | None, str, bool]:
+    # The JSON as text in the jsonb (or SQLite's text) column; each datetime as the
+    # backend takes one (on PostgreSQL, as it is).
+    adapt = connection.ops.adapt_datetimefield_value
     values = [
-        field.get_db_prep_save(getattr(event, field.attname), connection) for field in _EVENT_FIELDS
+        adapt(row[field.attname]) if field.attname in _DATETIMES else row[field.attname]
+        for field in _EVENT_FIELDS
     ]
     statement = _insert_statement(connection)
     if connection.vendor == "postgresql":
-        row = _execute_prepared(connection, statement, [*values, event.stripe_id])
-        return (bool(row[0]), row[1], row[2], bool(row[3])) if row else (False, None, "", False)
+        found = _execute_prepared(connection, statement, [*values, row["stripe_id"]])
+        if not found:
+            return False, None, "", False
+        return bool(found[0]), found[1], found[2], bool(found[3])
     with connection.cursor() as cursor:
         cursor.execute(statement, values)
-        row = cursor.fetchone()
-    return (True, row[0], row[1], False) if row else (False, None, "", False)
+        found = cursor.fetchone()
+    return (True, found[0], found[1], False) if found else (False, None, "", False)
 
 
 class _PreparedCursor(psycopg.Cursor):

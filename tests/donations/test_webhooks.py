@@ -568,6 +568,38 @@ def test_the_webhook_is_answered_without_the_readers_middleware(post_event):
     assert StripeEvent.objects.get().stripe_id == "evt_endpoint"
 
 
+def test_the_event_is_stored_as_stripe_sent_it_and_applied(
+    client, fake_stripe, mailoutbox, django_capture_on_commit_callbacks
+):
+    # Stripe sends its events indented, and a donor's name in their own script.
+    gift = GiftFactory(amount_cents=7500, donor_name="مريم حداد")
+    event = p.event("checkout.session.completed", p.checkout_session(gift, payment_intent="pi_9"))
+    body = json.dumps(event, indent=2, ensure_ascii=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/webhooks/stripe/",
+            data=body.encode(),
+            content_type="application/json",
+            HTTP_STRIPE_SIGNATURE=sign(body),
+        )
+
+    assert response.status_code == 200
+    stored = StripeEvent.objects.get()
+    assert stored.payload == event
+    assert stored.payload["data"]["object"]["customer_details"]["name"] == "مريم حداد"
+    gift.refresh_from_db()
+    assert (gift.status, stored.outcome) == (Gift.Status.PAID, StripeEvent.Outcome.PROCESSED)
+    assert len(receipts(mailoutbox, gift.donor_email)) == 1
+
+
+def test_the_webhook_answer_carries_no_page_policy(post_event):
+    # A content security policy is for pages a browser shows; Stripe reads "ok".
+    response = post_event(ignored_event())
+    assert response.status_code == 200
+    assert not response.has_header("Content-Security-Policy")
+    assert not response.has_header("Content-Security-Policy-Report-Only")
+
+
 def test_the_webhook_refuses_a_host_not_allowed(post_event):
     response = post_event(ignored_event(), HTTP_HOST="evil.example")
     assert response.status_code == 400
@@ -589,10 +621,10 @@ def test_the_webhook_has_one_url_whatever_the_language(post_event):
 
 
 def test_a_database_error_answers_503_for_stripe_to_retry(post_event, monkeypatch):
-    def unavailable(*, event):
+    def unavailable(*, event, payload):
         raise OperationalError("the database system is starting up")
 
-    monkeypatch.setattr("donations.services.stripe_event_store", unavailable)
+    monkeypatch.setattr("donations.services.stripe_event_accept", unavailable)
     response = post_event(ignored_event())
     assert response.status_code == 503
     assert response["Retry-After"]
