@@ -13,6 +13,7 @@ axes logarithmic, with a dotted line for "grows in proportion" from the first po
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -30,6 +31,8 @@ def page_rows() -> list[dict]:
     """One row per page and scale: seconds per request = 1 / requests per second at full load."""
     rows = []
     for path in sorted(RESULTS.glob("pages-x*.json")):
+        if not re.fullmatch(r"pages-x\d+\.json", path.name):
+            continue  # a kept earlier run (`pages-x1-first-pass.json`), not a scale of its own
         data = json.loads(path.read_text())
         for label in PAGES:
             row = data["rows"].get(label)
