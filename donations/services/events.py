@@ -118,10 +118,10 @@ def _queue(event_ids: Iterable[int], *, now: datetime) -> None:
         outbox_enqueue(task=PROCESS_TASK, kwargs={"event_id": event_id})
 
 
-def stripe_event_store(*, event: dict, payload: str | None = None) -> tuple[StripeEvent, bool]:
+def stripe_event_store(*, event: dict) -> tuple[StripeEvent, bool]:
     """Store a verified event under its Stripe id (see `stripe_event_accept`); the stored
     event, without its payload, and whether this call stored it."""
-    created = stripe_event_accept(event=event, payload=payload)
+    created = stripe_event_accept(event=event)
     return StripeEvent.objects.defer("payload").get(stripe_id=event["id"]), created
 
 
